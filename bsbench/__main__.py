@@ -1,0 +1,3 @@
+from bsbench.cli import main
+
+main()

@@ -1,0 +1,65 @@
+"""The `bsbench` command line: the group, one-line error handling, and command discovery.
+
+Each command lives in its own module under `bsbench/commands/` and exposes a
+click command (or group) named `command`. User errors end with one line on
+stderr and exit code 2; no traceback.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import sys
+
+import click
+
+from bsbench import __version__
+from bsbench.errors import BsbenchError
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="bsbench")
+def cli() -> None:
+    """Benchmark and compare LLM batching schedulers on one shared model runner."""
+
+
+def _add_commands() -> None:
+    import bsbench.commands as package
+
+    for module in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
+        if module.name.startswith("_"):
+            continue
+        command = getattr(importlib.import_module(f"{package.__name__}.{module.name}"), "command", None)
+        if isinstance(command, click.Command):
+            cli.add_command(command)
+
+
+_add_commands()
+
+
+def fail(message: str) -> "NoReturn":  # type: ignore[name-defined]  # noqa: F821
+    """Print a one-line user error and exit 2."""
+    click.echo(f"bsbench: error: {message.splitlines()[0] if message else 'unknown error'}", err=True)
+    sys.exit(2)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: run the CLI, turning user errors into one line and exit code 2."""
+    try:
+        cli.main(args=argv, prog_name="bsbench", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        click.echo("bsbench: aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        fail(exc.format_message())
+    except BsbenchError as exc:
+        fail(str(exc))
+    except BrokenPipeError:
+        sys.exit(0)
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,87 @@
+"""KV block manager: owns block ids only, never tensors.
+
+Capacity (`num_blocks`) comes from a real memory budget (see kv_budget.py); the
+runner allocates K/V tensors for exactly that many blocks, so a block id handed
+out here is real memory. Usage can never pass the budget: `allocate` raises
+rather than over-commit, and callers ask `can_allocate` first.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+
+
+class OutOfBlocks(RuntimeError):
+    """Raised when an allocation would pass the budget; policies should check first."""
+
+
+class BlockManager:
+    def __init__(self, num_blocks: int, block_size: int) -> None:
+        if num_blocks <= 0 or block_size <= 0:
+            raise ValueError("num_blocks and block_size must be positive")
+        self.num_blocks = num_blocks
+        self.block_size = block_size
+        self._free: deque[int] = deque(range(num_blocks))
+        self._owned: dict[str, list[int]] = {}
+
+    # --- queries -------------------------------------------------------------
+    def blocks_for_tokens(self, num_tokens: int) -> int:
+        return math.ceil(num_tokens / self.block_size) if num_tokens > 0 else 0
+
+    @property
+    def num_free(self) -> int:
+        return len(self._free)
+
+    @property
+    def num_used(self) -> int:
+        return self.num_blocks - len(self._free)
+
+    @property
+    def capacity_tokens(self) -> int:
+        return self.num_blocks * self.block_size
+
+    def usage(self) -> float:
+        """Share of blocks in use, 0..1."""
+        return self.num_used / self.num_blocks
+
+    def block_table(self, req_id: str) -> list[int]:
+        """The request's blocks in order (a live list; do not mutate)."""
+        return self._owned.get(req_id, [])
+
+    def num_blocks_of(self, req_id: str) -> int:
+        return len(self._owned.get(req_id, ()))
+
+    def can_allocate(self, num_blocks: int) -> bool:
+        return num_blocks <= len(self._free)
+
+    def blocks_needed(self, req_id: str, total_tokens: int) -> int:
+        """Extra blocks `req_id` needs to hold `total_tokens` tokens in KV."""
+        return max(0, self.blocks_for_tokens(total_tokens) - self.num_blocks_of(req_id))
+
+    # --- mutations -----------------------------------------------------------
+    def allocate(self, req_id: str, num_blocks: int) -> list[int]:
+        """Append `num_blocks` blocks to `req_id`'s table; returns the whole table."""
+        if num_blocks > len(self._free):
+            raise OutOfBlocks(f"asked for {num_blocks} blocks, {len(self._free)} free")
+        table = self._owned.setdefault(req_id, [])
+        for _ in range(num_blocks):
+            table.append(self._free.popleft())
+        return table
+
+    def ensure(self, req_id: str, total_tokens: int) -> bool:
+        """Grow `req_id`'s table to hold `total_tokens`; False (and no change) if it does not fit."""
+        need = self.blocks_needed(req_id, total_tokens)
+        if need > len(self._free):
+            return False
+        if need:
+            self.allocate(req_id, need)
+        elif req_id not in self._owned:
+            self._owned[req_id] = []
+        return True
+
+    def free(self, req_id: str) -> int:
+        """Return all of `req_id`'s blocks; returns how many were freed."""
+        table = self._owned.pop(req_id, [])
+        self._free.extend(table)
+        return len(table)

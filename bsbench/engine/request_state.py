@@ -1,0 +1,98 @@
+"""Runtime state of one request inside the engine."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+from bsbench.workloads.request import RequestSpec
+
+
+class Status(str, enum.Enum):
+    WAITING = "waiting"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    REJECTED = "rejected"
+
+    @property
+    def is_final(self) -> bool:
+        return self in (Status.COMPLETED, Status.FAILED, Status.REJECTED)
+
+
+@dataclass(slots=True, eq=False)
+class RequestState:
+    """Mutable state of a request from admission to its end.
+
+    Invariants: `num_computed` tokens of `prompt + output` have KV in the cache
+    (0 after a preemption by recompute), stored after `kv_pad_len` slots of left
+    padding (non-zero only when the request was prefilled in a padded batch); `token_times[i]` is the wall time at
+    which `output_ids[i]` was produced; a final status has a `reason` unless it
+    is COMPLETED.
+    """
+
+    spec: RequestSpec
+    status: Status = Status.WAITING
+    output_ids: list[int] = field(default_factory=list)
+    token_times: list[float] = field(default_factory=list)
+    num_computed: int = 0
+    kv_pad_len: int = 0
+    block_table: list[int] = field(default_factory=list)
+    first_scheduled_s: float | None = None
+    finish_s: float | None = None
+    reason: str | None = None
+    preemptions: int = 0
+    pad_tokens: int = 0
+    truncated: bool = False
+    # free-form per-policy annotations that end up in the run record (e.g. predicted length)
+    notes: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def id(self) -> str:
+        return self.spec.id
+
+    @property
+    def prompt_len(self) -> int:
+        return len(self.spec.prompt_ids)
+
+    @property
+    def kv_len(self) -> int:
+        """KV slots the request occupies now: padding plus computed tokens."""
+        return self.kv_pad_len + self.num_computed
+
+    @property
+    def num_output(self) -> int:
+        return len(self.output_ids)
+
+    @property
+    def target_len(self) -> int:
+        """Total tokens (prompt + output) the request reaches when it completes."""
+        return self.prompt_len + self.spec.output_len
+
+    @property
+    def done_generating(self) -> bool:
+        return len(self.output_ids) >= self.spec.output_len
+
+    def all_token_ids(self) -> list[int]:
+        return list(self.spec.prompt_ids) + self.output_ids
+
+    def mark_scheduled(self, now: float) -> None:
+        if self.first_scheduled_s is None:
+            self.first_scheduled_s = now
+        self.status = Status.RUNNING
+
+    def append_token(self, token_id: int, now: float) -> None:
+        self.output_ids.append(token_id)
+        self.token_times.append(now)
+
+    def finish(self, status: Status, now: float, reason: str | None = None) -> None:
+        """Move to a final status. Failing or rejecting needs a reason."""
+        if not status.is_final:
+            raise ValueError(f"finish() needs a final status, got {status}")
+        if status is not Status.COMPLETED and not reason:
+            raise ValueError("a failed or rejected request needs a reason")
+        if self.status.is_final:
+            raise ValueError(f"request {self.id} already ended as {self.status.value}")
+        self.status = status
+        self.reason = reason
+        self.finish_s = now

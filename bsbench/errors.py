@@ -1,0 +1,11 @@
+"""The one exception type for user errors.
+
+Anything the user can fix (a bad flag, a missing file, malformed data, an
+impossible configuration) raises `BsbenchError` with a one-line message that
+names the problem. The CLI turns it into that line on stderr and exit code 2;
+no traceback is shown.
+"""
+
+
+class BsbenchError(Exception):
+    """A user-facing error: the message is one line and names the problem."""

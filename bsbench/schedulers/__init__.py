@@ -1,0 +1,1 @@
+"""Batching policies, one file each, registered by name (see registry.py)."""

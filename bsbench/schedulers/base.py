@@ -1,0 +1,131 @@
+"""The scheduler protocol every batching policy implements.
+
+Contract (the engine calls, in this order, each step):
+
+1. `add_request(state, now)` for every request whose arrival time has passed;
+2. `schedule(now)` returns the next `StepPlan`, or None when nothing can run now
+   (the engine then sleeps until the next arrival or `next_wakeup(now)`);
+3. the runner executes the plan and the engine appends each sampled token to
+   its request (`RequestState.append_token`);
+4. `update(plan, now)` advances the policy's bookkeeping: `num_computed`,
+   finished requests (completed when `done_generating`), freed blocks.
+
+A policy never touches tensors. It owns its queues, asks the block manager for
+memory before putting a sequence in a plan (a plan's block tables always cover
+every slot it writes), picks preemption victims, and ends every request it
+cannot serve through `end()` with a reason, so that
+completed + failed + rejected == submitted always holds. Memory exhaustion is
+an event (`events.OOM`), never an exception out of `schedule`.
+"""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from bsbench.engine.block_manager import BlockManager
+from bsbench.engine.events import EventLog
+from bsbench.engine.plan import StepPlan
+from bsbench.engine.request_state import RequestState, Status
+
+
+@dataclass(slots=True, frozen=True)
+class ModelInfo:
+    """What a policy may know about the model: sizes, never weights."""
+
+    name: str
+    num_layers: int
+    num_kv_heads: int
+    head_dim: int
+    dtype_bytes: int
+    max_model_len: int
+    pad_token_id: int
+
+    @property
+    def kv_bytes_per_token(self) -> int:
+        """Bytes of K and V for one token across all layers."""
+        return 2 * self.num_layers * self.num_kv_heads * self.head_dim * self.dtype_bytes
+
+
+@dataclass(slots=True)
+class SchedulerContext:
+    block_manager: BlockManager
+    model: ModelInfo
+    events: EventLog
+    seed: int = 0
+
+
+@dataclass(slots=True)
+class NoOptions:
+    """A policy without options."""
+
+
+class Scheduler(ABC):
+    """Base class for batching policies; see the module docstring for the contract."""
+
+    name: ClassVar[str]
+    Options: ClassVar[type] = NoOptions
+
+    def __init__(self, options: Any, ctx: SchedulerContext) -> None:
+        self.options = options
+        self.ctx = ctx
+        self.blocks = ctx.block_manager
+        self._ended: list[RequestState] = []
+        self.decision_s = 0.0  # wall time spent inside schedule(), for overhead reports
+
+    # --- the protocol ---------------------------------------------------------
+    @abstractmethod
+    def add_request(self, state: RequestState, now: float) -> None: ...
+
+    @abstractmethod
+    def _schedule(self, now: float) -> StepPlan | None: ...
+
+    @abstractmethod
+    def update(self, plan: StepPlan, now: float) -> None: ...
+
+    @abstractmethod
+    def unfinished(self) -> list[RequestState]:
+        """Every request admitted and not yet ended (waiting or running)."""
+
+    def next_wakeup(self, now: float) -> float | None:
+        """A time at which `schedule` may return a plan without new arrivals (e.g. a batch timeout)."""
+        return None
+
+    def summary(self) -> dict[str, Any]:
+        """Policy-specific figures for the run record (e.g. bucket decisions)."""
+        return {}
+
+    # --- shared machinery -------------------------------------------------------
+    def schedule(self, now: float) -> StepPlan | None:
+        """Times the policy's decision so its overhead can be reported."""
+        start = time.perf_counter()
+        try:
+            return self._schedule(now)
+        finally:
+            self.decision_s += time.perf_counter() - start
+
+    def has_unfinished(self) -> bool:
+        return bool(self.unfinished())
+
+    def end(self, state: RequestState, status: Status, now: float, reason: str | None = None) -> None:
+        """End a request: final status, blocks freed, reported to the engine."""
+        self.blocks.free(state.id)
+        state.block_table = []
+        state.finish(status, now, reason)
+        self._ended.append(state)
+
+    def take_ended(self) -> list[RequestState]:
+        """Requests ended since the last call (the engine uses this for progress)."""
+        ended, self._ended = self._ended, []
+        return ended
+
+    def drain(self, now: float, reason: str) -> None:
+        """End every unfinished request as failed with `reason` (interrupt, stall)."""
+        for state in list(self.unfinished()):
+            self.end(state, Status.FAILED, now, reason)
+        self._forget_all()
+
+    def _forget_all(self) -> None:
+        """Drop queue contents after `drain`; policies with queues override."""

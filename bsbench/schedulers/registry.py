@@ -1,0 +1,44 @@
+"""Scheduler registry: policies register by name; every module in this package is discovered.
+
+To add a policy, drop one file into `bsbench/schedulers/` with a `Scheduler`
+subclass decorated by `@register`; `bsbench run --scheduler NAME` finds it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+
+from bsbench.errors import BsbenchError
+from bsbench.schedulers.base import Scheduler
+
+_REGISTRY: dict[str, type[Scheduler]] = {}
+_NOT_POLICIES = {"base", "registry", "options", "chunks"}
+
+
+def register(cls: type[Scheduler]) -> type[Scheduler]:
+    name = cls.name
+    if name in _REGISTRY and _REGISTRY[name] is not cls:
+        raise ValueError(f"scheduler name {name!r} registered twice")
+    _REGISTRY[name] = cls
+    return cls
+
+
+def _discover() -> None:
+    import bsbench.schedulers as package
+
+    for module in pkgutil.iter_modules(package.__path__):
+        if module.name not in _NOT_POLICIES and not module.name.startswith("_"):
+            importlib.import_module(f"{package.__name__}.{module.name}")
+
+
+def all_schedulers() -> dict[str, type[Scheduler]]:
+    _discover()
+    return dict(sorted(_REGISTRY.items()))
+
+
+def get_scheduler(name: str) -> type[Scheduler]:
+    schedulers = all_schedulers()
+    if name not in schedulers:
+        raise BsbenchError(f"unknown scheduler {name!r}; choose one of: {', '.join(schedulers)}")
+    return schedulers[name]

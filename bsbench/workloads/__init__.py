@@ -1,0 +1,1 @@
+"""Workloads: datasets, arrival processes, SLOs and the request list every scheduler replays."""
