@@ -37,7 +37,6 @@ class RequestState:
     token_times: list[float] = field(default_factory=list)
     num_computed: int = 0
     kv_pad_len: int = 0
-    block_table: list[int] = field(default_factory=list)
     first_scheduled_s: float | None = None
     finish_s: float | None = None
     reason: str | None = None

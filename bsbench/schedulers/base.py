@@ -109,12 +109,22 @@ class Scheduler(ABC):
     def has_unfinished(self) -> bool:
         return bool(self.unfinished())
 
-    def end(self, state: RequestState, status: Status, now: float, reason: str | None = None) -> None:
-        """End a request: final status, blocks freed, reported to the engine."""
-        self.blocks.free(state.id)
-        state.block_table = []
+    def end(
+        self, state: RequestState, status: Status, now: float, reason: str | None = None, *, free: bool = True
+    ) -> None:
+        """End a request: final status, reported to the engine, blocks freed.
+
+        `free=False` keeps the blocks: a padded batch holds a finished row's KV
+        until the whole batch ends (the policy frees it then).
+        """
+        if free:
+            self.blocks.free(state.id)
         state.finish(status, now, reason)
         self._ended.append(state)
+        self._on_end(state)
+
+    def _on_end(self, state: RequestState) -> None:
+        """Hook: drop an ended request from the policy's queues."""
 
     def take_ended(self) -> list[RequestState]:
         """Requests ended since the last call (the engine uses this for progress)."""
@@ -125,7 +135,11 @@ class Scheduler(ABC):
         """End every unfinished request as failed with `reason` (interrupt, stall)."""
         for state in list(self.unfinished()):
             self.end(state, Status.FAILED, now, reason)
-        self._forget_all()
 
-    def _forget_all(self) -> None:
-        """Drop queue contents after `drain`; policies with queues override."""
+    def fail_plan(self, plan: StepPlan, now: float, reason: str) -> list[str]:
+        """End the unfinished requests of a plan that could not execute (e.g. activation OOM)."""
+        by_id = {s.id: s for s in self.unfinished()}
+        failed = [c.req_id for c in plan.chunks if c.req_id in by_id]
+        for req_id in failed:
+            self.end(by_id[req_id], Status.FAILED, now, reason)
+        return failed

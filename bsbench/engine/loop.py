@@ -1,0 +1,155 @@
+"""The engine loop: admit arrivals, ask the policy for a plan, run it, book tokens, repeat.
+
+Invariant on return: every submitted request has a final status (completed,
+failed or rejected, the latter two with a reason). An interrupt (Ctrl-C) ends
+the unfinished ones as failed with reason "interrupted" and marks the run
+incomplete; nothing is lost.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Protocol
+
+from bsbench.engine.clock import Clock, WallClock
+from bsbench.engine.events import OOM, EventLog
+from bsbench.engine.plan import StepOutput, StepPlan
+from bsbench.engine.request_state import RequestState, Status
+from bsbench.schedulers.base import Scheduler
+from bsbench.workloads.request import RequestSpec
+
+
+class Runner(Protocol):
+    def execute(self, plan: StepPlan) -> StepOutput: ...
+
+
+class ActivationOOMError(Exception):
+    """Base for 'the device ran out of memory running this plan'; runners raise a subclass."""
+
+
+@dataclass(slots=True)
+class StepRecord:
+    start_s: float
+    duration_s: float
+    forward_s: float
+    layout: str
+    num_seqs: int
+    num_tokens: int
+    pad_tokens: int
+    kv_blocks_used: int
+    kv_usage: float
+
+
+@dataclass(slots=True)
+class EngineResult:
+    states: list[RequestState]
+    steps: list[StepRecord]
+    events: EventLog
+    duration_s: float
+    complete: bool
+    scheduler_decision_s: float = 0.0
+    notes: dict[str, Any] = field(default_factory=dict)
+
+
+ProgressFn = Callable[[int, int, int], None]  # (ended, submitted, tokens generated so far)
+
+
+class Engine:
+    def __init__(
+        self,
+        scheduler: Scheduler,
+        runner: Runner,
+        clock: Clock | None = None,
+        on_progress: ProgressFn | None = None,
+        oom_errors: tuple[type[BaseException], ...] = (ActivationOOMError,),
+    ) -> None:
+        self.scheduler = scheduler
+        self.runner = runner
+        self.clock = clock or WallClock()
+        self.on_progress = on_progress
+        self.oom_errors = oom_errors
+        self.events: EventLog = scheduler.ctx.events
+        self.blocks = scheduler.ctx.block_manager
+
+    def run(self, requests: list[RequestSpec]) -> EngineResult:
+        states = [RequestState(spec) for spec in sorted(requests, key=lambda r: (r.arrival_s, r.id))]
+        by_id = {s.id: s for s in states}
+        if len(by_id) != len(states):
+            raise ValueError("request ids must be unique")
+        steps: list[StepRecord] = []
+        ended = 0
+        tokens = 0
+        next_arrival = 0
+        complete = True
+        self.clock.start()
+        now = 0.0
+        try:
+            while True:
+                now = self.clock.now()
+                while next_arrival < len(states) and states[next_arrival].spec.arrival_s <= now:
+                    self.scheduler.add_request(states[next_arrival], now)
+                    next_arrival += 1
+                plan = self.scheduler.schedule(now)
+                ended += len(self.scheduler.take_ended())
+                if plan is None:
+                    if next_arrival >= len(states) and not self.scheduler.has_unfinished():
+                        break
+                    wake = [t for t in (self.scheduler.next_wakeup(now),) if t is not None]
+                    if next_arrival < len(states):
+                        wake.append(states[next_arrival].spec.arrival_s)
+                    if not wake:
+                        # The policy holds requests it will never schedule: a policy bug, not a hang.
+                        self.scheduler.drain(now, "stalled: scheduler returned no plan with nothing left to wait for")
+                        ended += len(self.scheduler.take_ended())
+                        continue
+                    self.clock.sleep_until(min(wake))
+                    continue
+                step, produced = self._execute(plan, by_id)
+                if step is not None:
+                    steps.append(step)
+                tokens += produced
+                ended += len(self.scheduler.take_ended())
+                if self.on_progress is not None:
+                    self.on_progress(ended, len(states), tokens)
+        except KeyboardInterrupt:
+            complete = False
+            now = self.clock.now()
+            self.scheduler.drain(now, "interrupted")
+            for state in states[next_arrival:]:
+                state.finish(Status.FAILED, now, "interrupted")
+            self.scheduler.take_ended()
+        duration = max([now] + [s.finish_s for s in states if s.finish_s is not None])
+        lost = [s.id for s in states if not s.status.is_final]
+        if lost:
+            raise AssertionError(f"engine invariant broken: requests without a final status: {lost[:5]}")
+        return EngineResult(states, steps, self.events, duration, complete, self.scheduler.decision_s)
+
+    def _execute(self, plan: StepPlan, by_id: dict[str, RequestState]) -> tuple[StepRecord | None, int]:
+        start = self.clock.now()
+        used = self.blocks.num_used
+        try:
+            output = self.runner.execute(plan)
+        except self.oom_errors as exc:
+            now = self.clock.now()
+            failed = self.scheduler.fail_plan(plan, now, "oom: device out of memory running the step")
+            self.events.emit(OOM, now, failed, cause="activations", error=str(exc).splitlines()[0][:200])
+            return None, 0
+        end = self.clock.now()
+        produced = 0
+        for chunk in plan.chunks:
+            if chunk.sample:
+                by_id[chunk.req_id].append_token(output.next_tokens[chunk.req_id], end)
+                produced += 1
+        self.scheduler.update(plan, end)
+        record = StepRecord(
+            start_s=start,
+            duration_s=end - start,
+            forward_s=output.forward_s,
+            layout=plan.layout,
+            num_seqs=len(plan.chunks),
+            num_tokens=plan.num_tokens,
+            pad_tokens=plan.pad_tokens,
+            kv_blocks_used=used,
+            kv_usage=used / self.blocks.num_blocks,
+        )
+        return record, produced

@@ -1,0 +1,119 @@
+"""Plan-building helpers shared by every policy: the one place that turns request state into chunks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bsbench.engine.block_manager import BlockManager
+from bsbench.engine.plan import SeqChunk, StepPlan
+from bsbench.engine.request_state import RequestState
+
+
+def uncomputed_tokens(state: RequestState) -> int:
+    """Tokens of prompt + output that have no KV yet (1 for a request in decode)."""
+    return state.prompt_len + state.num_output - state.num_computed
+
+
+def kv_slots_needed(state: RequestState, num_tokens: int) -> int:
+    """KV slots the request occupies after computing `num_tokens` more tokens."""
+    return state.kv_len + num_tokens
+
+
+def max_kv_slots(state: RequestState) -> int:
+    """KV slots at the end of the request: every token but the last generated one has KV."""
+    return state.kv_pad_len + state.target_len - 1
+
+
+def next_chunk(state: RequestState, blocks: BlockManager, max_tokens: int | None = None) -> SeqChunk:
+    """The next piece of work for a request in packed layout: a (partial) prefill or one decode token.
+
+    Samples a token only when the chunk reaches the end of the known tokens.
+    The caller has already made sure the block table covers the chunk.
+    """
+    remaining = uncomputed_tokens(state)
+    count = remaining if max_tokens is None else min(remaining, max_tokens)
+    tokens = state.all_token_ids()[state.num_computed : state.num_computed + count]
+    return SeqChunk(
+        req_id=state.id,
+        token_ids=tokens,
+        start_pos=state.kv_len,
+        block_table=list(blocks.block_table(state.id)),
+        sample=count == remaining,
+        pad_len=state.kv_pad_len,
+    )
+
+
+def advance(plan: StepPlan, states: dict[str, RequestState]) -> list[RequestState]:
+    """Book the computed tokens of a plan; returns requests of the plan that are done generating."""
+    done = []
+    for chunk in plan.chunks:
+        state = states[chunk.req_id]
+        if state.status.is_final:
+            continue
+        state.num_computed += chunk.num_tokens
+        if state.done_generating:
+            done.append(state)
+    return done
+
+
+@dataclass(slots=True)
+class PaddedBatch:
+    """A rectangular, left-padded batch that prefills together and decodes together.
+
+    Every row occupies `width` prompt slots (its prompt right-aligned after
+    `width - prompt_len` pads) and then one slot per decode step, so all rows
+    always have the same KV length. Rows that finish keep computing until the
+    batch ends (`sample=False`); those tokens are counted as padding.
+    """
+
+    rows: list[RequestState]
+    width: int
+    pad_token_id: int
+    prefilled: bool = False
+
+    @classmethod
+    def of(cls, rows: list[RequestState], pad_token_id: int) -> "PaddedBatch":
+        width = max(r.prompt_len + r.num_output for r in rows)
+        for r in rows:
+            r.kv_pad_len = width - (r.prompt_len + r.num_output)
+        return cls(rows=rows, width=width, pad_token_id=pad_token_id)
+
+    def slots_per_row(self, max_output: int) -> int:
+        """KV slots each row needs to run the batch to `max_output` generated tokens."""
+        return self.width + max_output - 1
+
+    def all_done(self) -> bool:
+        return all(r.done_generating or r.status.is_final for r in self.rows)
+
+    def next_plan(self, blocks: BlockManager) -> StepPlan:
+        """The prefill step first, then one decode step per call."""
+        chunks: list[SeqChunk] = []
+        pad_tokens = 0
+        for row in self.rows:
+            table = list(blocks.block_table(row.id))
+            if not self.prefilled:
+                tokens = [self.pad_token_id] * row.kv_pad_len + row.all_token_ids()
+                chunks.append(SeqChunk(row.id, tokens, 0, table, sample=True, pad_len=row.kv_pad_len))
+                pad_tokens += row.kv_pad_len
+                row.pad_tokens += row.kv_pad_len
+                continue
+            finished = row.done_generating or row.status.is_final
+            last = row.output_ids[-1] if row.output_ids else self.pad_token_id
+            chunks.append(SeqChunk(row.id, [last], row.kv_len, table, sample=not finished, pad_len=row.kv_pad_len))
+            if finished:
+                pad_tokens += 1
+                row.pad_tokens += 1
+        return StepPlan(layout="padded", chunks=chunks, pad_tokens=pad_tokens)
+
+    def book(self, plan: StepPlan) -> list[RequestState]:
+        """After a padded step: every row advanced (pads for finished rows); returns rows newly done."""
+        newly_done = []
+        for chunk, row in zip(plan.chunks, self.rows):
+            if not self.prefilled:
+                row.num_computed += chunk.num_tokens - row.kv_pad_len
+            else:
+                row.num_computed += 1
+            if chunk.sample and row.done_generating:
+                newly_done.append(row)
+        self.prefilled = True
+        return newly_done

@@ -1,0 +1,125 @@
+"""Continuous (iteration-level) batching, as vLLM and Orca do it.
+
+Each step: every running request gets its next chunk (one decode token, or the
+rest of a chunked prefill) in arrival order; then waiting requests are admitted
+FCFS while the step's token budget (`max_num_batched_tokens`), the sequence cap
+(`max_num_seqs`) and free KV blocks allow. Prefill and decode mix in one packed
+step. Blocks are allocated as sequences grow. When a running request needs a
+block and none is free, the newest running request is preempted by recompute
+(its blocks are freed; it returns to the queue head and is prefilled again over
+prompt + generated tokens). With `chunked_prefill`, a prompt longer than the
+remaining budget is split over several steps; without it, a prompt waits for a
+step with room (a prompt larger than the whole budget runs alone).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+from bsbench.engine.events import PREEMPTION
+from bsbench.engine.plan import SeqChunk, StepPlan
+from bsbench.engine.request_state import RequestState, Status
+from bsbench.schedulers.base import Scheduler
+from bsbench.schedulers.chunks import advance, kv_slots_needed, next_chunk, uncomputed_tokens
+from bsbench.schedulers.registry import register
+
+
+@dataclass(slots=True)
+class ContinuousOptions:
+    max_num_seqs: int = field(default=64, metadata={"help": "Most requests running at once (continuous, bucket)."})
+    max_num_batched_tokens: int = field(
+        default=2048, metadata={"help": "Token budget of one step, prefill and decode together (continuous)."}
+    )
+    chunked_prefill: bool = field(default=False, metadata={"help": "Split long prompts over several steps (continuous)."})
+    watermark: float = field(
+        default=0.01, metadata={"help": "Share of KV blocks kept free when admitting, to limit preemption thrash (continuous)."}
+    )
+
+
+@register
+class ContinuousScheduler(Scheduler):
+    name = "continuous"
+    Options = ContinuousOptions
+
+    def __init__(self, options: ContinuousOptions, ctx) -> None:
+        super().__init__(options, ctx)
+        if options.max_num_seqs < 1 or options.max_num_batched_tokens < 1:
+            raise ValueError("max_num_seqs and max_num_batched_tokens must be >= 1")
+        self.waiting: deque[RequestState] = deque()
+        self.running: list[RequestState] = []
+        self._watermark_blocks = int(options.watermark * self.blocks.num_blocks)
+
+    def add_request(self, state: RequestState, now: float) -> None:
+        self.waiting.append(state)
+
+    def unfinished(self) -> list[RequestState]:
+        return self.running + list(self.waiting)
+
+    def _on_end(self, state: RequestState) -> None:
+        if state in self.running:
+            self.running.remove(state)
+        elif state in self.waiting:
+            self.waiting.remove(state)
+
+    def _preempt(self, victim: RequestState, now: float) -> None:
+        self.running.remove(victim)
+        self.blocks.free(victim.id)
+        victim.num_computed = 0
+        victim.kv_pad_len = 0
+        victim.preemptions += 1
+        victim.status = Status.WAITING
+        self.waiting.appendleft(victim)
+        self.ctx.events.emit(PREEMPTION, now, [victim.id], mode="recompute", num_output=victim.num_output)
+
+    def _schedule(self, now: float) -> StepPlan | None:
+        opts = self.options
+        budget = opts.max_num_batched_tokens
+        chunks: list[SeqChunk] = []
+        scheduled: set[str] = set()
+
+        # 1. running requests, oldest first; preempt the newest when blocks run out
+        index = 0
+        while index < len(self.running) and budget > 0:
+            state = self.running[index]
+            count = uncomputed_tokens(state)
+            if count > 1:  # an unfinished chunked prefill
+                count = min(count, budget)
+            while not self.blocks.ensure(state.id, kv_slots_needed(state, count)):
+                victim = self.running[-1]
+                self._preempt(victim, now)
+                if victim is state:
+                    break
+            if state not in self.running:
+                break
+            chunks.append(next_chunk(state, self.blocks, count))
+            scheduled.add(state.id)
+            budget -= count
+            index += 1
+
+        # 2. admit waiting requests FCFS while budget, sequence cap and memory allow
+        while self.waiting and budget > 0 and len(self.running) < opts.max_num_seqs:
+            state = self.waiting[0]
+            count = uncomputed_tokens(state)
+            if count > budget:
+                if opts.chunked_prefill:
+                    count = budget
+                elif chunks or count <= opts.max_num_batched_tokens:
+                    break
+            need = self.blocks.blocks_needed(state.id, kv_slots_needed(state, count))
+            if need + self._watermark_blocks > self.blocks.num_free and (chunks or need > self.blocks.num_free):
+                break
+            if not self.blocks.ensure(state.id, kv_slots_needed(state, count)):
+                break
+            self.waiting.popleft()
+            state.mark_scheduled(now)
+            self.running.append(state)
+            chunks.append(next_chunk(state, self.blocks, count))
+            budget -= count
+        if not chunks:
+            return None
+        return StepPlan(layout="packed", chunks=chunks)
+
+    def update(self, plan: StepPlan, now: float) -> None:
+        for state in advance(plan, {s.id: s for s in self.running}):
+            self.end(state, Status.COMPLETED, now)
