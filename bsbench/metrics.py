@@ -1,0 +1,278 @@
+"""Per-request and aggregate metrics: pure functions over run-record rows.
+
+Definitions (see ../shared/papers.md; key names follow vLLM's benchmark_serving):
+
+- TTFT   = first_token_s - arrival_s, from the SCHEDULED arrival (queueing included).
+- E2EL   = finish_s - arrival_s.
+- TPOT   = (E2EL - TTFT) / (num_output - 1), vLLM/SGLang convention, only num_output > 1.
+- tpot_incl_first = E2EL / num_output, GuideLLM's "TPOT" (named distinctly here).
+- ITL    = every gap between consecutive token times of a request, pooled over requests.
+- queue  = first_scheduled_s - arrival_s (every request that was ever scheduled).
+
+Latency distributions (TTFT, TPOT, ITL, E2EL) are over COMPLETED requests, as
+vLLM reports them over successful requests; failed and rejected requests show
+up in the counts, in SLO attainment (as misses) and in the throughput
+denominators' absence. Any statistic over an empty set is None (never NaN).
+
+SLOs: a request with an SLO meets it when its measured value is <= the SLO.
+A TPOT SLO is met vacuously by a completed single-token request (TPOT is
+undefined there). Joint `slo_attainment` is over ALL submitted requests: a
+request counts as met when it completed and met every SLO it has (a completed
+request without SLOs counts as met). Per-SLO attainment is over the requests
+that carry that SLO (failed/rejected ones are misses). `goodput` is completed
+requests meeting every SLO they have, per second of run duration.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+
+from bsbench.engine.events import OOM, PREEMPTION, REJECTION, TRUNCATION
+
+DEFAULT_PERCENTILES: tuple[float, ...] = (50, 90, 99)
+COMPLETED, FAILED, REJECTED = "completed", "failed", "rejected"
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def percentile_key(p: float) -> str:
+    """90 -> 'p90', 99.9 -> 'p99.9'."""
+    return f"p{float(p):g}"
+
+
+def _clean(value: float | None) -> float | None:
+    if value is None:
+        return None
+    value = float(value)
+    return None if math.isnan(value) or math.isinf(value) else value
+
+
+def distribution(values: Sequence[float], percentiles: Iterable[float] = DEFAULT_PERCENTILES) -> dict[str, float | None]:
+    """mean, median, std and pXX of `values` (linear interpolation, as numpy/vLLM); all None if empty."""
+    keys = ["mean", "median", "std"] + [percentile_key(p) for p in percentiles]
+    if len(values) == 0:
+        return dict.fromkeys(keys)
+    arr = np.asarray(values, dtype=float)
+    out: dict[str, float | None] = {
+        "mean": _clean(arr.mean()),
+        "median": _clean(np.percentile(arr, 50)),
+        "std": _clean(arr.std()),
+    }
+    for p in percentiles:
+        out[percentile_key(p)] = _clean(np.percentile(arr, float(p)))
+    return out
+
+
+def _ms(seconds: float) -> float:
+    return seconds * 1000.0
+
+
+def _per_second(count: float, duration_s: float) -> float | None:
+    return count / duration_s if duration_s and duration_s > 0 else None
+
+
+# ----------------------------------------------------------------------------- per-request
+
+
+def ttft_s(req: dict[str, Any]) -> float | None:
+    if req.get("first_token_s") is None or req.get("arrival_s") is None:
+        return None
+    return req["first_token_s"] - req["arrival_s"]
+
+
+def e2el_s(req: dict[str, Any]) -> float | None:
+    if req.get("finish_s") is None or req.get("arrival_s") is None:
+        return None
+    return req["finish_s"] - req["arrival_s"]
+
+
+def num_output(req: dict[str, Any]) -> int:
+    if req.get("num_output") is not None:
+        return int(req["num_output"])
+    return len(req.get("token_times") or [])
+
+
+def tpot_s(req: dict[str, Any]) -> float | None:
+    """vLLM convention: (E2EL - TTFT) / (n - 1), only for n > 1."""
+    n, ttft, e2e = num_output(req), ttft_s(req), e2el_s(req)
+    if n <= 1 or ttft is None or e2e is None:
+        return None
+    return (e2e - ttft) / (n - 1)
+
+
+def tpot_incl_first_s(req: dict[str, Any]) -> float | None:
+    """GuideLLM's convention: E2EL / n (the first token included), for n >= 1."""
+    n, e2e = num_output(req), e2el_s(req)
+    if n < 1 or e2e is None:
+        return None
+    return e2e / n
+
+
+def itls_s(req: dict[str, Any]) -> list[float]:
+    times = req.get("token_times") or []
+    return [b - a for a, b in zip(times, times[1:])]
+
+
+def queue_s(req: dict[str, Any]) -> float | None:
+    if req.get("first_scheduled_s") is None or req.get("arrival_s") is None:
+        return None
+    return req["first_scheduled_s"] - req["arrival_s"]
+
+
+def slo_checks(req: dict[str, Any]) -> dict[str, bool]:
+    """For each SLO the request has ('ttft', 'tpot', 'e2e'): whether it was met. Unfinished = missed."""
+    done = req.get("status") == COMPLETED
+    checks: dict[str, bool] = {}
+    if req.get("slo_ttft_ms") is not None:
+        v = ttft_s(req)
+        checks["ttft"] = done and v is not None and _ms(v) <= req["slo_ttft_ms"]
+    if req.get("slo_tpot_ms") is not None:
+        v = tpot_s(req)
+        checks["tpot"] = done and (v is None or _ms(v) <= req["slo_tpot_ms"])
+    if req.get("slo_e2e_ms") is not None:
+        v = e2el_s(req)
+        checks["e2e"] = done and v is not None and _ms(v) <= req["slo_e2e_ms"]
+    return checks
+
+
+def meets_slos(req: dict[str, Any]) -> bool:
+    """Completed and met every SLO it has (a completed request without SLOs meets them)."""
+    return req.get("status") == COMPLETED and all(slo_checks(req).values())
+
+
+# ----------------------------------------------------------------------------- aggregate
+
+
+def _latency_block(name: str, values_s: Sequence[float], percentiles: Sequence[float]) -> dict[str, float | None]:
+    dist = distribution([_ms(v) for v in values_s], percentiles)
+    return {f"{stat}_{name}_ms": value for stat, value in dist.items()}
+
+
+def _slo_metrics(requests: list[dict[str, Any]], duration_s: float) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    met = [meets_slos(r) for r in requests]
+    out["slo_attainment"] = sum(met) / len(requests) if requests else None
+    for slo in ("ttft", "tpot", "e2e"):
+        checks = [c[slo] for c in map(slo_checks, requests) if slo in c]
+        out[f"slo_attainment_{slo}"] = sum(checks) / len(checks) if checks else None
+    out["num_with_slo"] = sum(1 for r in requests if slo_checks(r))
+    out["goodput"] = _per_second(sum(met), duration_s)
+    return out
+
+
+def _step_metrics(steps: list[dict[str, Any]], duration_s: float, percentiles: Sequence[float]) -> dict[str, Any]:
+    out: dict[str, Any] = {"num_steps": len(steps)}
+    total_tokens = sum(s.get("num_tokens", 0) or 0 for s in steps)
+    pad_tokens = sum(s.get("pad_tokens", 0) or 0 for s in steps)
+    out["computed_tokens"] = total_tokens
+    out["pad_tokens"] = pad_tokens
+    out["padding_ratio"] = pad_tokens / total_tokens if total_tokens else None
+    usage = [float(s["kv_usage"]) for s in steps if s.get("kv_usage") is not None]
+    out["mean_kv_usage"] = _clean(np.mean(usage)) if usage else None
+    out["peak_kv_usage"] = max(usage) if usage else None
+    blocks = [int(s["kv_blocks_used"]) for s in steps if s.get("kv_blocks_used") is not None]
+    out["peak_kv_blocks"] = max(blocks) if blocks else None
+    sizes = [int(s.get("num_seqs", 0) or 0) for s in steps]
+    dist = distribution(sizes, percentiles)
+    out["mean_batch_size"] = dist["mean"]
+    out["median_batch_size"] = dist["median"]
+    for p in percentiles:
+        out[f"{percentile_key(p)}_batch_size"] = dist[percentile_key(p)]
+    out["max_batch_size"] = max(sizes) if sizes else None
+    out["batch_size_histogram"] = {str(k): v for k, v in sorted(Counter(sizes).items())}
+    step_durations = [s.get("duration_s") for s in steps if s.get("duration_s") is not None]
+    out["mean_step_ms"] = _clean(_ms(np.mean(step_durations))) if step_durations else None
+    forward = sum(s.get("forward_s", 0.0) or 0.0 for s in steps)
+    out["forward_s"] = forward
+    out["forward_share"] = forward / duration_s if steps and duration_s and duration_s > 0 else None
+    layouts = Counter(s.get("layout") for s in steps if s.get("layout"))
+    out["steps_by_layout"] = dict(sorted(layouts.items()))
+    return out
+
+
+def _event_metrics(requests: list[dict[str, Any]], events: list[dict[str, Any]]) -> dict[str, Any]:
+    kinds = Counter(e.get("kind") for e in events)
+    return {
+        "oom_events": kinds.get(OOM, 0),
+        "oom_failed": sum(1 for r in requests if r.get("status") == FAILED and r.get("reason") == "oom"),
+        "preemptions": sum(int(r.get("preemptions", 0) or 0) for r in requests),
+        "preemption_events": kinds.get(PREEMPTION, 0),
+        "rejection_events": kinds.get(REJECTION, 0),
+        "truncation_events": kinds.get(TRUNCATION, 0),
+        "events_by_kind": dict(sorted((str(k), v) for k, v in kinds.items())),
+    }
+
+
+def summarize(
+    requests: list[dict[str, Any]],
+    steps: list[dict[str, Any]],
+    events: list[dict[str, Any]],
+    duration_s: float,
+    num_kv_blocks: int | None = None,
+    percentiles: Sequence[float] = DEFAULT_PERCENTILES,
+) -> dict[str, Any]:
+    """The summary of one run. Every value is JSON-safe: numbers, None, strings, small dicts."""
+    percentiles = tuple(float(p) for p in percentiles)
+    statuses = Counter(r.get("status") for r in requests)
+    completed = [r for r in requests if r.get("status") == COMPLETED]
+    n_completed, n_failed, n_rejected = statuses.get(COMPLETED, 0), statuses.get(FAILED, 0), statuses.get(REJECTED, 0)
+    input_tokens = sum(int(r.get("prompt_len", 0) or 0) for r in completed)
+    output_tokens = sum(num_output(r) for r in completed)
+    generated = sum(num_output(r) for r in requests)
+
+    s: dict[str, Any] = {
+        "num_requests": len(requests),
+        "completed": n_completed,
+        "failed": n_failed,
+        "rejected": n_rejected,
+        "counts_add_up": n_completed + n_failed + n_rejected == len(requests),
+        "truncated": sum(1 for r in requests if r.get("truncated")),
+        "duration_s": duration_s,
+        "total_input_tokens": input_tokens,
+        "total_output_tokens": output_tokens,
+        "generated_tokens": generated,
+        "request_throughput": _per_second(n_completed, duration_s),
+        "output_throughput": _per_second(output_tokens, duration_s),
+        "total_token_throughput": _per_second(input_tokens + output_tokens, duration_s),
+        "generated_token_throughput": _per_second(generated, duration_s),
+    }
+    s.update(_latency_block("ttft", [v for v in map(ttft_s, completed) if v is not None], percentiles))
+    s.update(_latency_block("tpot", [v for v in map(tpot_s, completed) if v is not None], percentiles))
+    s.update(_latency_block("itl", [g for r in completed for g in itls_s(r)], percentiles))
+    s.update(_latency_block("e2el", [v for v in map(e2el_s, completed) if v is not None], percentiles))
+    incl = [_ms(v) for v in map(tpot_incl_first_s, completed) if v is not None]
+    s["mean_tpot_incl_first_ms"] = _clean(np.mean(incl)) if incl else None
+    s["median_tpot_incl_first_ms"] = _clean(np.median(incl)) if incl else None
+    s.update(_latency_block("queue", [v for v in map(queue_s, requests) if v is not None], percentiles))
+    s.update(_slo_metrics(requests, duration_s))
+    s.update(_step_metrics(steps, duration_s, percentiles))
+    s.update(_event_metrics(requests, events))
+    s["num_kv_blocks"] = num_kv_blocks
+    s["percentiles"] = list(percentiles)
+    return s
+
+
+# Direction of each headline metric, for reports and gates: +1 higher is better, -1 lower is better.
+HIGHER_IS_BETTER = {
+    "request_throughput", "output_throughput", "total_token_throughput", "generated_token_throughput",
+    "slo_attainment", "slo_attainment_ttft", "slo_attainment_tpot", "slo_attainment_e2e", "goodput",
+    "completed", "mean_batch_size",
+}
+
+
+def direction(key: str) -> int:
+    """+1 if a higher value of summary key `key` is better, -1 if lower is better, 0 if neither."""
+    if key in HIGHER_IS_BETTER:
+        return 1
+    if key.endswith("_ms") or key in {
+        "failed", "rejected", "oom_events", "oom_failed", "preemptions", "preemption_events",
+        "padding_ratio", "truncated", "rejection_events", "truncation_events", "pad_tokens",
+    }:
+        return -1
+    return 0
