@@ -1,0 +1,70 @@
+"""Synthetic source: prompt/output lengths from fixed, uniform (vLLM's range ratio), normal or zipf laws.
+
+Prompt ids are real token ids of the tokenizer (uniform over its non-special
+vocabulary), so a model sees valid ids and the KV cost is exact.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from bsbench.errors import BsbenchError
+from bsbench.workloads.sampling import Sample, SampleSet
+from bsbench.workloads.tokenizer import TokenizerHandle
+
+DISTRIBUTIONS = ("fixed", "uniform", "normal", "zipf")
+
+
+def draw_lengths(rng: np.random.Generator, n: int, mean: int, dist: str, range_ratio: float,
+                 std_ratio: float, zipf_a: float, cap: int | None) -> np.ndarray:
+    """n lengths >= 1 around `mean`: fixed; uniform in [mean(1-r), mean(1+r)]; normal(mean, mean*std_ratio);
+    zipf: mean * Zipf(a) / E (heavy tail; E is Zipf's mean when a > 2), capped at `cap` if given."""
+    if mean < 1:
+        raise BsbenchError(f"synthetic lengths must be >= 1, got {mean}")
+    if dist == "fixed":
+        lengths = np.full(n, mean, dtype=np.int64)
+    elif dist == "uniform":
+        if not 0 <= range_ratio < 1:
+            raise BsbenchError(f"range ratio must be in [0, 1), got {range_ratio}")
+        lengths = rng.integers(int(mean * (1 - range_ratio)), int(mean * (1 + range_ratio)) + 1, size=n)
+    elif dist == "normal":
+        lengths = np.rint(rng.normal(mean, mean * std_ratio, size=n)).astype(np.int64)
+    elif dist == "zipf":
+        if zipf_a <= 1:
+            raise BsbenchError(f"zipf exponent must be > 1, got {zipf_a}")
+        raw = rng.zipf(zipf_a, size=n).astype(np.float64)
+        scale = mean / (_zipf_mean(zipf_a) if zipf_a > 2 else 1.0)
+        lengths = np.rint(raw * scale).astype(np.int64)
+    else:
+        raise BsbenchError(f"unknown length distribution {dist!r} (choose from {', '.join(DISTRIBUTIONS)})")
+    lengths = np.maximum(lengths, 1)
+    return np.minimum(lengths, cap) if cap else lengths
+
+
+def _zipf_mean(a: float) -> float:
+    from math import fsum
+
+    return fsum(k ** (1 - a) for k in range(1, 200000)) / fsum(k ** (-a) for k in range(1, 200000))
+
+
+def random_prompt_ids(rng: np.random.Generator, tokenizer: TokenizerHandle, length: int) -> tuple[int, ...]:
+    special = tokenizer.special_ids()
+    low = max(special) + 1 if special and max(special) < 256 else 0
+    ids = rng.integers(low, tokenizer.vocab_size, size=length)
+    if special and low == 0:
+        ids = np.where(np.isin(ids, list(special)), (ids + 1) % tokenizer.vocab_size, ids)
+    return tuple(int(i) for i in ids)
+
+
+def load_synthetic(num: int, rng: np.random.Generator, tokenizer: TokenizerHandle, options: dict[str, Any]) -> SampleSet:
+    dist = str(options.get("length_dist") or "fixed")
+    common = dict(dist=dist, range_ratio=float(options.get("range_ratio", 0.0) or 0.0),
+                  std_ratio=float(options.get("std_ratio", 0.25) or 0.25), zipf_a=float(options.get("zipf_a", 2.5) or 2.5))
+    prompts = draw_lengths(rng, num, int(options.get("input_len") or 512), cap=options.get("max_prompt_len"), **common)
+    outputs = draw_lengths(rng, num, int(options.get("output_len") or 128), cap=options.get("max_output_len"), **common)
+    samples = [Sample(random_prompt_ids(rng, tokenizer, int(p)), int(o), "synthetic") for p, o in zip(prompts, outputs)]
+    report = {"source": "synthetic", "records": num, "examined": num, "kept": num, "dropped": {}, "malformed": 0,
+              "length_dist": dist}
+    return SampleSet(samples, report)

@@ -1,0 +1,115 @@
+"""Tokenizer loading: the shipped 32k byte-level BPE by default, any transformers tokenizer by name or path.
+
+Every token count a workload records comes from the `TokenizerHandle` it was
+built with, and `TokenizerHandle.name` is what the run record names.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib import resources
+from typing import Any, Sequence
+
+from bsbench.errors import BsbenchError
+
+DEFAULT_TOKENIZER_NAME = "bsbench-bpe-32k"
+
+
+@dataclass(slots=True, eq=False)
+class TokenizerHandle:
+    """A loaded tokenizer with the few operations workloads need.
+
+    `encode` / `encode_batch` add no special tokens; `encode_batch` runs in the
+    Rust backend (parallel), so tokenising thousands of prompts is fast.
+    """
+
+    name: str
+    vocab_size: int
+    pad_token_id: int
+    eos_token_id: int | None
+    _backend: Any = field(repr=False)
+    _is_raw: bool = field(repr=False, default=True)  # tokenizers.Tokenizer vs transformers tokenizer
+
+    def encode(self, text: str) -> list[int]:
+        return self.encode_batch([text])[0]
+
+    def encode_batch(self, texts: Sequence[str]) -> list[list[int]]:
+        if not texts:
+            return []
+        if self._is_raw:
+            return [enc.ids for enc in self._backend.encode_batch(list(texts), add_special_tokens=False)]
+        return list(self._backend(list(texts), add_special_tokens=False)["input_ids"])
+
+    def decode(self, ids: Sequence[int]) -> str:
+        return self._backend.decode(list(ids), skip_special_tokens=False)
+
+    def special_ids(self) -> frozenset[int]:
+        """Ids of special tokens (synthetic prompts avoid them)."""
+        if self._is_raw:
+            decoder = self._backend.get_added_tokens_decoder()
+            return frozenset(int(i) for i, tok in decoder.items() if tok.special)
+        return frozenset(int(i) for i in getattr(self._backend, "all_special_ids", []) or [])
+
+
+def shipped_tokenizer_dir() -> str:
+    """The folder of the shipped default tokenizer (package data)."""
+    return str(resources.files("bsbench").joinpath("data", "tokenizer"))
+
+
+def load_tokenizer(name_or_path: str | None = None) -> TokenizerHandle:
+    """None or 'bsbench-bpe-32k' -> the shipped tokenizer; a tokenizer.json file, a local folder
+    or a hub id -> that tokenizer (via transformers.AutoTokenizer). Failures raise BsbenchError.
+    Cached per name: loading twice in a process returns the same handle."""
+    key = name_or_path or DEFAULT_TOKENIZER_NAME
+    return _load_cached(key)
+
+
+@lru_cache(maxsize=8)
+def _load_cached(key: str) -> TokenizerHandle:
+    if key == DEFAULT_TOKENIZER_NAME:
+        return _from_json_file(os.path.join(shipped_tokenizer_dir(), "tokenizer.json"), DEFAULT_TOKENIZER_NAME)
+    expanded = os.path.expanduser(key)
+    if os.path.isfile(expanded):
+        return _from_json_file(expanded, key)
+    looks_local = os.path.isabs(expanded) or expanded.startswith(".") or os.path.isdir(expanded) \
+        or expanded.count("/") > 1
+    if looks_local and not os.path.isdir(expanded):
+        raise BsbenchError(f"tokenizer not found: {key} (give a folder, a tokenizer.json file or a hub id)")
+    return _from_transformers(expanded, key)
+
+
+def _from_json_file(path: str, name: str) -> TokenizerHandle:
+    from tokenizers import Tokenizer
+
+    try:
+        backend = Tokenizer.from_file(path)
+    except Exception as exc:  # tokenizers raises a bare Exception on bad files
+        raise BsbenchError(f"cannot load tokenizer file {path}: {str(exc).splitlines()[0]}") from None
+    pad = _first_id(backend.token_to_id, ["<pad>", "[PAD]", "<|pad|>"])
+    eos = _first_id(backend.token_to_id, ["</s>", "<|endoftext|>", "<eos>", "[SEP]"])
+    return TokenizerHandle(name=name, vocab_size=backend.get_vocab_size(), pad_token_id=pad if pad is not None else 0,
+                           eos_token_id=eos, _backend=backend, _is_raw=True)
+
+
+def _first_id(lookup: Any, tokens: list[str]) -> int | None:
+    for token in tokens:
+        found = lookup(token)
+        if found is not None:
+            return int(found)
+    return None
+
+
+def _from_transformers(path_or_id: str, name: str) -> TokenizerHandle:
+    try:
+        from transformers import AutoTokenizer
+
+        backend = AutoTokenizer.from_pretrained(path_or_id)
+    except Exception as exc:  # OSError, ValueError, connection errors: all user-facing
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise BsbenchError(f"cannot load tokenizer {name!r}: {first}") from None
+    eos = backend.eos_token_id
+    pad = backend.pad_token_id if backend.pad_token_id is not None else (eos if eos is not None else 0)
+    return TokenizerHandle(name=name, vocab_size=len(backend), pad_token_id=int(pad),
+                           eos_token_id=None if eos is None else int(eos), _backend=backend, _is_raw=False)
