@@ -138,6 +138,22 @@ def _decode_inf(value: Any) -> Any:
     return value
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _open_temp(folder: Path, name: str) -> tuple[int, str]:
+    """A temp file next to the target, with ordinary file permissions (mkstemp's are 0600)."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder)
+    try:
+        os.fchmod(fd, 0o666 & ~_umask())
+    except (AttributeError, OSError):
+        pass
+    return fd, tmp
+
+
 def dumps(obj: Any, indent: int | None = 1) -> str:
     return json.dumps(to_jsonable(obj), indent=indent, allow_nan=False)
 
@@ -147,7 +163,7 @@ def write_json_atomic(obj: Any, path: Path, indent: int | None = 1) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     text = dumps(obj, indent=indent)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = _open_temp(path.parent, path.name)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
@@ -179,7 +195,7 @@ def save_record(record: dict[str, Any], out_dir: str | Path, filename: str | Non
     if filename is not None:
         return write_json_atomic(record, out / filename)
     base = record_filename(record)[: -len(".json")]
-    fd, tmp = tempfile.mkstemp(prefix=f".{base}.", suffix=".tmp", dir=out)
+    fd, tmp = _open_temp(out, base)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(dumps(record))

@@ -1,0 +1,80 @@
+"""`bsbench compare PATH...`: side-by-side comparison of run records."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from bsbench import report
+from bsbench.results import load_records
+
+
+@click.command("compare")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--reference", metavar="NAME", default=None,
+              help="Scheduler (or column label) to divide by: adds each run's ratio to it.")
+@click.option("--format", "fmt", type=click.Choice(["table", "markdown", "csv", "json"]), default="table",
+              show_default=True, help="Output on stdout.")
+@click.option("--plots", "plots_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Write PNG plots (latency CDFs, throughput, KV usage and batch size over time) here.")
+@click.option("--html", "html_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write a report page (tables + plots) that opens in a browser with no server.")
+@click.option("--embed-plots", is_flag=True,
+              help="Embed the plots in the HTML page (one file) instead of referencing PNGs next to it.")
+def command(paths: tuple[Path, ...], reference: str | None, fmt: str, plots_dir: Path | None,
+            html_file: Path | None, embed_plots: bool) -> None:
+    """Compare run records (files or folders of them) side by side.
+
+    Runs are compared only when they replayed the same request list on the
+    same model and device; other runs go in separate tables, with the reason.
+    """
+    from rich.console import Console
+
+    skipped: list[str] = []
+    loaded = load_records([str(p) for p in paths], skipped=skipped)
+    groups, notes = report.group_records(loaded)
+    notes = notes + report.check_reference(groups, reference)
+    frames = [report.comparison_frame(g.runs, reference) for g in groups]
+    err = Console(stderr=True)
+    for line in skipped:
+        err.print(f"[dim]{line}[/]", highlight=False)
+
+    if fmt == "table":
+        console = Console()
+        for i, (group, frame) in enumerate(zip(groups, frames), start=1):
+            console.print(report.rich_table(group.runs, frame, title=f"[bold]Group {i}[/]: {group.title()}"))
+            console.print(f"[dim]{group.details()}[/]", highlight=False)
+            for run in group.runs:
+                console.print(f"[dim]  {run.label}: {run.path}[/]", highlight=False)
+            console.print()
+        console.print(f"[dim]{report.TABLE_LEGEND}[/]", highlight=False)
+        for note in notes:
+            console.print(f"[yellow]note:[/] {note}", highlight=False)
+    elif fmt == "markdown":
+        chunks = []
+        for i, (group, frame) in enumerate(zip(groups, frames), start=1):
+            chunks.append(f"**Group {i}**: {group.title()}\n\n{report.frame_to_markdown(group.runs, frame)}")
+        chunks += [f"> note: {n}" for n in notes]
+        click.echo("\n\n".join(chunks))
+    elif fmt == "csv":
+        click.echo(report.groups_to_csv(groups, frames), nl=False)
+        for note in notes:
+            err.print(f"note: {note}", highlight=False)
+    else:
+        click.echo(json.dumps(report.groups_to_json(groups, frames, notes), indent=2))
+
+    plot_sets: list[list[Path]] = []
+    if plots_dir is not None or html_file is not None:
+        from bsbench import plots
+
+        target = plots_dir if plots_dir is not None else html_file.with_name(html_file.stem + "_plots")
+        for i, group in enumerate(groups, start=1):
+            prefix = f"group{i}_" if len(groups) > 1 else ""
+            runs = [(r.label, r.record) for r in group.runs]
+            plot_sets.append(plots.comparison_plots(runs, target, prefix=prefix))
+        err.print(f"plots: {target}/ ({sum(len(s) for s in plot_sets)} PNG files)", highlight=False)
+    if html_file is not None:
+        path = report.write_html(html_file, groups, frames, notes, plot_sets, embed=embed_plots)
+        err.print(f"report: {path}", highlight=False)

@@ -1,0 +1,439 @@
+"""Side-by-side comparison of run records: grouping, the comparison table, text formats, HTML.
+
+Reports read run records only. Runs are comparable when they replayed the same
+request list (workload fingerprint) on the same model on the same device;
+`group_records` puts comparable runs together and explains, in words, why the
+groups differ. `comparison_frame` is the pandas table underneath every output
+format (rich table, markdown, csv, json, HTML): metrics as rows, runs as
+columns, optional ratio columns to a reference scheduler.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from bsbench.errors import BsbenchError
+from bsbench.metrics import direction
+from bsbench.units import format_rate
+
+# (summary key, row label, kind) — kind chooses the number format.
+METRIC_ROWS: tuple[tuple[str, str, str], ...] = (
+    ("request_throughput", "Request throughput (req/s)", "float"),
+    ("output_throughput", "Output tokens/s", "float"),
+    ("total_token_throughput", "Total tokens/s", "float"),
+    ("median_ttft_ms", "TTFT median (ms)", "ms"),
+    ("p99_ttft_ms", "TTFT p99 (ms)", "ms"),
+    ("median_tpot_ms", "TPOT median (ms)", "ms"),
+    ("p99_tpot_ms", "TPOT p99 (ms)", "ms"),
+    ("median_itl_ms", "ITL median (ms)", "ms"),
+    ("p99_itl_ms", "ITL p99 (ms)", "ms"),
+    ("median_e2el_ms", "E2E median (ms)", "ms"),
+    ("p99_e2el_ms", "E2E p99 (ms)", "ms"),
+    ("median_queue_ms", "Queueing median (ms)", "ms"),
+    ("slo_attainment", "SLO attainment", "pct"),
+    ("goodput", "Goodput (req/s)", "float"),
+    ("padding_ratio", "Padding ratio", "pct"),
+    ("peak_kv_usage", "Peak KV usage", "pct"),
+    ("mean_batch_size", "Mean batch size", "float"),
+    ("oom_events", "OOM events", "int"),
+    ("preemptions", "Preemptions", "int"),
+    ("failed", "Failed", "int"),
+    ("rejected", "Rejected", "int"),
+    ("truncated", "Truncated", "int"),
+)
+LABELS = {key: label for key, label, _ in METRIC_ROWS}
+KINDS = {key: kind for key, _, kind in METRIC_ROWS}
+
+
+# ----------------------------------------------------------------------------- grouping
+
+
+@dataclass(slots=True)
+class Run:
+    """One loaded record and the column label it gets in a comparison."""
+
+    path: Path
+    record: dict[str, Any]
+    label: str = ""
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return self.record.get("config") or {}
+
+    @property
+    def scheduler(self) -> str:
+        return str(self.config.get("scheduler", "?"))
+
+    @property
+    def summary(self) -> dict[str, Any]:
+        return self.record.get("summary") or {}
+
+
+def workload_id(record: dict[str, Any]) -> str:
+    return str((record.get("workload") or {}).get("fingerprint") or "?")
+
+
+def model_id(record: dict[str, Any]) -> str:
+    config = record.get("config") or {}
+    parts = [str(config.get("model", "?"))]
+    if config.get("weights"):
+        parts.append(str(config["weights"]))
+    if config.get("dtype"):
+        parts.append(str(config["dtype"]))
+    return " ".join(parts)
+
+
+def device_id(record: dict[str, Any]) -> str:
+    env = record.get("environment") or {}
+    return str(env.get("device_name") or (record.get("config") or {}).get("device") or "?")
+
+
+def comparability_key(record: dict[str, Any]) -> tuple[str, str, str]:
+    """(workload fingerprint, model, device name): runs with equal keys are compared in one table."""
+    return workload_id(record), model_id(record), device_id(record)
+
+
+@dataclass(slots=True)
+class Group:
+    key: tuple[str, str, str]
+    runs: list[Run] = field(default_factory=list)
+
+    def title(self) -> str:
+        first = self.runs[0].record
+        workload = first.get("workload") or {}
+        config = first.get("config") or {}
+        rate = config.get("rate")
+        rate_text = format_rate(float(rate)) if isinstance(rate, (int, float)) else str(rate)
+        return (f"{workload.get('name', '?')} · {workload.get('num_requests', '?')} requests @ rate {rate_text}"
+                f" · {self.key[1]} · {self.key[2]}")
+
+    def details(self) -> str:
+        return f"workload fingerprint {self.key[0][:16]}; model {self.key[1]}; device {self.key[2]}"
+
+
+def _describe_difference(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
+    reasons = []
+    if workload_id(a) != workload_id(b):
+        wa, wb = a.get("workload") or {}, b.get("workload") or {}
+        details = []
+        for name, va, vb in (
+            ("name", wa.get("name"), wb.get("name")),
+            ("requests", wa.get("num_requests"), wb.get("num_requests")),
+            ("rate", (a.get("config") or {}).get("rate"), (b.get("config") or {}).get("rate")),
+            ("seed", (a.get("config") or {}).get("seed"), (b.get("config") or {}).get("seed")),
+        ):
+            if va != vb:
+                if name == "rate" and isinstance(va, (int, float)) and isinstance(vb, (int, float)):
+                    va, vb = format_rate(float(va)), format_rate(float(vb))
+                details.append(f"{name} {va} vs {vb}")
+        if not details:
+            details.append(f"fingerprint {workload_id(a)[:12]} vs {workload_id(b)[:12]}")
+        reasons.append("different request lists (" + ", ".join(details) + ")")
+    if model_id(a) != model_id(b):
+        reasons.append(f"different model ({model_id(a)} vs {model_id(b)})")
+    if device_id(a) != device_id(b):
+        reasons.append(f"different device ({device_id(a)} vs {device_id(b)})")
+    return reasons
+
+
+def group_records(loaded: Sequence[tuple[Path, dict[str, Any]]]) -> tuple[list[Group], list[str]]:
+    """Comparable groups (in first-seen order) and one plain sentence per pair of groups that differ."""
+    groups: dict[tuple[str, str, str], Group] = {}
+    for path, record in loaded:
+        key = comparability_key(record)
+        groups.setdefault(key, Group(key)).runs.append(Run(Path(path), record))
+    out = list(groups.values())
+    for group in out:
+        assign_labels(group.runs)
+    notes = []
+    for i, a in enumerate(out):
+        for j in range(i + 1, len(out)):
+            b = out[j]
+            reasons = _describe_difference(a.runs[0].record, b.runs[0].record)
+            notes.append(
+                f"group {i + 1} ({', '.join(r.label for r in a.runs)}) and group {j + 1} "
+                f"({', '.join(r.label for r in b.runs)}) are not comparable: {'; '.join(reasons)}"
+            )
+    return out, notes
+
+
+def assign_labels(runs: list[Run]) -> None:
+    """Column labels: the scheduler name, disambiguated by rate, seed, then a counter when needed."""
+    def base(run: Run) -> str:
+        return run.scheduler
+
+    def with_seed(run: Run) -> str:
+        return f"{run.scheduler} s{run.config.get('seed')}"
+
+    for make in (base, with_seed):
+        labels = [make(r) for r in runs]
+        if len(set(labels)) == len(labels):
+            break
+    else:
+        labels = [base(r) for r in runs]
+    counts: dict[str, int] = {}
+    for run, label in zip(runs, labels):
+        counts[label] = counts.get(label, 0) + 1
+        run.label = label if labels.count(label) == 1 else f"{label} #{counts[label]}"
+        if not run.record.get("complete", True):
+            run.label += " (incomplete)"
+
+
+# ----------------------------------------------------------------------------- the table
+
+
+def _value(summary: dict[str, Any], key: str) -> float | None:
+    value = summary.get(key)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return None if math.isnan(value) or math.isinf(value) else float(value)
+
+
+def find_reference(runs: Sequence[Run], reference: str | None) -> Run | None:
+    """The run whose scheduler (or label) is `reference`; None when not given or absent."""
+    if not reference:
+        return None
+    for run in runs:
+        if run.label == reference:
+            return run
+    for run in runs:
+        if run.scheduler == reference:
+            return run
+    return None
+
+
+def ratio(value: float | None, ref: float | None) -> float | None:
+    if value is None or ref is None or ref == 0:
+        return None
+    return value / ref
+
+
+def comparison_frame(runs: Sequence[Run], reference: str | None = None,
+                     metrics: Sequence[str] | None = None) -> pd.DataFrame:
+    """Rows = metric keys, columns = run labels (+ '<label> / <reference>' ratio columns)."""
+    keys = list(metrics or [k for k, _, _ in METRIC_ROWS])
+    ref = find_reference(runs, reference)
+    data = {run.label: [_value(run.summary, k) for k in keys] for run in runs}
+    frame = pd.DataFrame(data, index=pd.Index(keys, name="metric"), dtype="float64")
+    if ref is not None:
+        for run in runs:
+            if run is ref:
+                continue
+            frame[f"{run.label} / {ref.label}"] = [
+                ratio(a, b) for a, b in zip(frame[run.label].tolist(), frame[ref.label].tolist())
+            ]
+    return frame.astype("float64")
+
+
+def best_labels(frame: pd.DataFrame, key: str, labels: Sequence[str]) -> set[str]:
+    """Labels holding the best value of row `key` (direction-aware); empty if no direction or no spread."""
+    sign = direction(key)
+    values = {lab: frame.at[key, lab] for lab in labels if not pd.isna(frame.at[key, lab])}
+    if sign == 0 or len(values) < 2 or len(set(values.values())) < 2:
+        return set()
+    best = max(values.values()) if sign > 0 else min(values.values())
+    return {lab for lab, v in values.items() if v == best}
+
+
+def format_value(value: float | None, kind: str) -> str:
+    if value is None or pd.isna(value):
+        return "—"
+    if kind == "int":
+        return f"{int(round(value))}"
+    if kind == "pct":
+        return f"{100 * value:.1f}%"
+    if kind == "ms":
+        return f"{value:,.1f}" if abs(value) < 1e5 else f"{value:,.0f}"
+    if kind == "ratio":
+        return f"{value:.2f}x"
+    return f"{value:,.2f}" if abs(value) < 1e4 else f"{value:,.0f}"
+
+
+def rich_table(runs: Sequence[Run], frame: pd.DataFrame, title: str | None = None):
+    """A rich Table: metrics as rows, schedulers as columns, best value per row in bold green.
+
+    Ratio columns of the frame ('<label> / <ref>') are shown inside the run's
+    own cell, dimmed: '5.41 1.15x'.
+    """
+    from rich.table import Table
+
+    labels = [r.label for r in runs]
+    ratio_of = {c.split(" / ")[0]: c for c in frame.columns if c not in labels}
+    table = Table(title=title, title_justify="left", header_style="bold")
+    table.add_column("metric", style="cyan", no_wrap=True)
+    for label in labels:
+        ref_note = ""
+        if ratio_of and label not in ratio_of:
+            ref_note = "\n(reference)"
+        elif label in ratio_of:
+            ref_note = "\nvalue  ratio"
+        table.add_column(label + ref_note, justify="right")
+    for key in frame.index:
+        best = best_labels(frame, key, labels)
+        cells = []
+        for label in labels:
+            text = format_value(frame.at[key, label], KINDS.get(key, "float"))
+            if label in best:
+                text = f"[bold green]{text}[/]"
+            if label in ratio_of:
+                text += f" [dim]{format_value(frame.at[key, ratio_of[label]], 'ratio'):>6}[/]"
+            cells.append(text)
+        table.add_row(LABELS.get(key, key), *cells)
+    return table
+
+
+TABLE_LEGEND = "bold green: best of the row (higher throughput and attainment, lower latency and waste)"
+
+
+def display_frame(runs: Sequence[Run], frame: pd.DataFrame, mark_best: str | None = None) -> pd.DataFrame:
+    """The frame as formatted strings with human row labels; `mark_best` wraps the best cell (e.g. '**')."""
+    labels = [r.label for r in runs]
+    out = pd.DataFrame(index=[LABELS.get(k, k) for k in frame.index], columns=list(frame.columns), dtype=object)
+    out.index.name = "metric"
+    for key, row_label in zip(frame.index, out.index):
+        best = best_labels(frame, key, labels) if mark_best else set()
+        for col in frame.columns:
+            kind = KINDS.get(key, "float") if col in labels else "ratio"
+            text = format_value(frame.at[key, col], kind)
+            out.at[row_label, col] = f"{mark_best}{text}{mark_best}" if col in best else text
+    return out
+
+
+def frame_to_markdown(runs: Sequence[Run], frame: pd.DataFrame) -> str:
+    """A GitHub-flavoured markdown table (no tabulate dependency), best values in bold."""
+    shown = display_frame(runs, frame, mark_best="**")
+    header = ["metric", *shown.columns]
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join([":---"] + ["---:"] * len(shown.columns)) + "|"]
+    for label, row in shown.iterrows():
+        lines.append("| " + " | ".join([str(label), *(str(v) for v in row.tolist())]) + " |")
+    return "\n".join(lines)
+
+
+def groups_to_csv(groups: Sequence[Group], frames: Sequence[pd.DataFrame]) -> str:
+    """One CSV: group, metric, then one column per run label (raw numbers)."""
+    parts = []
+    for i, (group, frame) in enumerate(zip(groups, frames), start=1):
+        f = frame.copy()
+        f.insert(0, "group", i)
+        parts.append(f.reset_index())
+    return pd.concat(parts, ignore_index=True).to_csv(index=False, float_format="%.6g")
+
+
+def groups_to_json(groups: Sequence[Group], frames: Sequence[pd.DataFrame], notes: Sequence[str]) -> dict[str, Any]:
+    out = []
+    for i, (group, frame) in enumerate(zip(groups, frames), start=1):
+        metrics = {
+            key: {col: (None if pd.isna(frame.at[key, col]) else float(frame.at[key, col])) for col in frame.columns}
+            for key in frame.index
+        }
+        out.append({
+            "group": i,
+            "workload_fingerprint": group.key[0], "model": group.key[1], "device": group.key[2],
+            "title": group.title(),
+            "runs": [{"label": r.label, "path": str(r.path), "scheduler": r.scheduler,
+                      "rate": r.config.get("rate"), "seed": r.config.get("seed"),
+                      "complete": r.record.get("complete", True)} for r in group.runs],
+            "metrics": metrics,
+        })
+    return {"groups": out, "not_comparable": list(notes)}
+
+
+# ----------------------------------------------------------------------------- HTML
+
+_CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:2em auto;max-width:1200px;
+color:#222;padding:0 1em}
+h1{font-size:1.5em}h2{font-size:1.15em;margin-top:2em}
+table{border-collapse:collapse;font-size:.9em;margin:.5em 0}
+th,td{border-bottom:1px solid #ddd;padding:.3em .7em;text-align:right}
+th:first-child,td:first-child{text-align:left}
+thead th{background:#f4f4f4}td.best{font-weight:bold;color:#0a7d2c}
+td.ratio,th.ratio{color:#777}
+.note{background:#fff6e0;border-left:4px solid #f0a500;padding:.5em 1em;margin:.5em 0}
+img{max-width:100%;border:1px solid #eee;margin:.5em 0}
+.runs{font-size:.85em;color:#555}
+"""
+
+
+def frame_to_html(runs: Sequence[Run], frame: pd.DataFrame) -> str:
+    labels = [r.label for r in runs]
+    head = "".join(f"<th>{html.escape(c)}</th>" if c in labels else f"<th class='ratio'>{html.escape(c)}</th>"
+                   for c in frame.columns)
+    rows = []
+    for key in frame.index:
+        best = best_labels(frame, key, labels)
+        cells = []
+        for col in frame.columns:
+            if col in labels:
+                text = format_value(frame.at[key, col], KINDS.get(key, "float"))
+                cls = " class='best'" if col in best else ""
+            else:
+                text, cls = format_value(frame.at[key, col], "ratio"), " class='ratio'"
+            cells.append(f"<td{cls}>{html.escape(text)}</td>")
+        rows.append(f"<tr><td>{html.escape(LABELS.get(key, key))}</td>{''.join(cells)}</tr>")
+    return f"<table><thead><tr><th>metric</th>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+
+
+def _img_tag(png: Path, html_path: Path, embed: bool) -> str:
+    alt = html.escape(png.stem.replace("_", " "))
+    if embed:
+        import base64
+
+        data = base64.b64encode(png.read_bytes()).decode()
+        return f"<img alt='{alt}' src='data:image/png;base64,{data}'>"
+    rel = Path(os.path.relpath(png.resolve(), html_path.resolve().parent)).as_posix()
+    return f"<img alt='{alt}' src='{html.escape(rel)}'>"
+
+
+def write_html(path: str | Path, groups: Sequence[Group], frames: Sequence[pd.DataFrame], notes: Sequence[str],
+               plots: Sequence[Sequence[Path]] | None = None, embed: bool = False,
+               title: str = "bsbench comparison") -> Path:
+    """One report page: per group its table and its plots, then the not-comparable notes.
+
+    Plots are referenced by paths relative to the page (they must sit next to
+    it, as `compare --html` arranges), or embedded as data URIs with `embed`;
+    either way the page opens from disk with no server.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    body = [f"<h1>{html.escape(title)}</h1>"]
+    for note in notes:
+        body.append(f"<p class='note'>{html.escape(note)}</p>")
+    for i, (group, frame) in enumerate(zip(groups, frames)):
+        body.append(f"<h2>Group {i + 1}: {html.escape(group.title())}</h2>")
+        body.append(f"<p class='runs'>{html.escape(group.details())}<br>" + "<br>".join(
+            f"{html.escape(r.label)}: {html.escape(str(r.path))}" for r in group.runs) + "</p>")
+        body.append(frame_to_html(group.runs, frame))
+        body.append(f"<p class='runs'>{html.escape(TABLE_LEGEND)}</p>")
+        for png in (plots[i] if plots and i < len(plots) else []):
+            body.append(_img_tag(Path(png), path, embed))
+    page = (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+            f"<style>{_CSS}</style></head><body>{''.join(body)}</body></html>\n")
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(page, encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
+def check_reference(groups: Sequence[Group], reference: str | None) -> list[str]:
+    """Put the reference run first in each group; notes for groups lacking it; an error when none has it."""
+    if not reference:
+        return []
+    for group in groups:
+        ref = find_reference(group.runs, reference)
+        if ref is not None:
+            group.runs.remove(ref)
+            group.runs.insert(0, ref)
+    missing = [i + 1 for i, g in enumerate(groups) if find_reference(g.runs, reference) is None]
+    if len(missing) == len(groups):
+        names = sorted({r.label for g in groups for r in g.runs})
+        raise BsbenchError(f"--reference {reference!r} matches no run; runs are: {', '.join(names)}")
+    return [f"group {i} has no run of {reference!r}: no ratios there" for i in missing]

@@ -1,0 +1,63 @@
+"""`bsbench compare` end to end on saved records (the click command, called directly)."""
+
+from __future__ import annotations
+
+import json
+
+from click.testing import CliRunner
+
+from bsbench.commands.compare import command
+from bsbench.results import save_record
+
+try:
+    from record_factory import make_record
+except ImportError:
+    from tests.record_factory import make_record
+
+
+def _folder(tmp_path):
+    runs = tmp_path / "runs"
+    save_record(make_record("continuous", speed=1.0), runs)
+    save_record(make_record("static", speed=1.5, pad=3), runs)
+    save_record(make_record("static", 8.0, fingerprint="fp-other"), runs / "other")
+    (runs / "sweep_summary.json").write_text(json.dumps({"kind": "bsbench-sweep-summary"}))
+    return runs
+
+
+def test_table_groups_and_explains(tmp_path):
+    result = CliRunner().invoke(command, [str(_folder(tmp_path)), "--reference", "continuous"])
+    assert result.exit_code == 0, result.output
+    out = result.output
+    assert "Group 1" in out and "Group 2" in out
+    assert "not comparable: different request lists (rate 4 vs 8)" in " ".join(out.split())
+    assert "1.50x" in out  # static's TTFT relative to continuous
+
+
+def test_formats(tmp_path):
+    runs = _folder(tmp_path)
+    md = CliRunner().invoke(command, [str(runs), "--format", "markdown"])
+    assert md.exit_code == 0 and "| metric | continuous | static |" in md.stdout
+    csv = CliRunner().invoke(command, [str(runs), "--format", "csv"])
+    assert csv.exit_code == 0 and csv.stdout.startswith("metric,group,")
+    js = CliRunner().invoke(command, [str(runs), "--format", "json"])
+    data = json.loads(js.stdout)
+    assert len(data["groups"]) == 2 and len(data["not_comparable"]) == 1
+
+
+def test_plots_and_html(tmp_path):
+    runs = _folder(tmp_path)
+    html = tmp_path / "out" / "report.html"
+    result = CliRunner().invoke(command, [str(runs), "--html", str(html), "--format", "json"])
+    assert result.exit_code == 0, result.output
+    pngs = sorted((tmp_path / "out" / "report_plots").glob("*.png"))
+    assert len(pngs) == 8 and all(p.stat().st_size > 0 for p in pngs)
+    text = html.read_text()
+    for png in pngs:
+        assert f"src='report_plots/{png.name}'" in text
+
+
+def test_unknown_reference_is_a_user_error(tmp_path):
+    from bsbench.errors import BsbenchError
+
+    result = CliRunner().invoke(command, [str(_folder(tmp_path)), "--reference", "nope"])
+    assert isinstance(result.exception, BsbenchError)
