@@ -1,0 +1,128 @@
+"""Shared flags of commands that run the engine (`run`, `sweep`, `capacity`).
+
+Scheduler flags are generated from every registered policy's options
+dataclass: a field `max_num_seqs` becomes `--max-num-seqs`, its metadata gives
+the help text and choices, and a field name shared by several policies is one
+flag. Flags default to None so that each policy's own default applies.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from pathlib import Path
+from typing import Any, Callable
+
+import click
+
+from bsbench.bench import RunConfig
+from bsbench.errors import BsbenchError
+from bsbench.schedulers.registry import all_schedulers
+from bsbench.units import parse_bytes
+
+_PREFIX = "sched_"  # keeps generated option names apart from other commands' parameters
+
+
+def _scheduler_fields() -> dict[str, tuple[dataclasses.Field, type, list[str]]]:
+    """field name -> (field, resolved type, schedulers that have it)."""
+    found: dict[str, tuple[dataclasses.Field, type, list[str]]] = {}
+    for name, cls in all_schedulers().items():
+        hints = typing.get_type_hints(cls.Options)
+        for f in dataclasses.fields(cls.Options):
+            if f.name in found:
+                found[f.name][2].append(name)
+            else:
+                found[f.name] = (f, hints[f.name], [name])
+    return found
+
+
+def _scheduler_option(name: str, f: dataclasses.Field, kind: type, owners: list[str]) -> Callable:
+    flag = "--" + name.replace("_", "-")
+    help_text = f.metadata.get("help", "")
+    default = f.default if f.default is not dataclasses.MISSING else None
+    help_text = f"{help_text} [default: {default}; {', '.join(owners)}]"
+    if kind is bool:
+        return click.option(f"{flag}/--no-{flag[2:]}", _PREFIX + name, default=None, help=help_text)
+    choices = f.metadata.get("choices")
+    click_type: Any = click.Choice(list(choices)) if choices else kind
+    return click.option(flag, _PREFIX + name, type=click_type, default=None, help=help_text)
+
+
+def run_options(func: Callable) -> Callable:
+    """Add engine, model and every scheduler's flags to a command."""
+    for name, (f, kind, owners) in sorted(_scheduler_fields().items(), reverse=True):
+        func = _scheduler_option(name, f, kind, owners)(func)
+    decorators = [
+        click.option("--model", default="tiny", show_default=True,
+                     help="Preset (tiny, llama2-7b, llama2-13b, llama3-8b, qwen2.5-7b), a local checkpoint folder, "
+                          "or a hub id when online."),
+        click.option("--weights", type=click.Choice(["dummy", "checkpoint"]), default=None,
+                     help="dummy: seeded random weights (default for presets); checkpoint: load real weights "
+                          "(default for folders and hub ids)."),
+        click.option("--weights-seed", type=int, default=0, show_default=True, help="Seed of dummy weights."),
+        click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True),
+        click.option("--dtype", type=click.Choice(["auto", "float32", "float16", "bfloat16"]), default="auto",
+                     show_default=True),
+        click.option("--kv-memory", default=None,
+                     help="KV cache budget, e.g. 512MiB. Default: 0.9 of free GPU memory after the weights; on CPU "
+                          "the token capacity of Llama-2-13B on a 40 GB A100 (16k tokens)."),
+        click.option("--block-size", type=int, default=16, show_default=True, help="Tokens per KV block."),
+        click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("results"),
+                     show_default=True, help="Folder for run records."),
+        click.option("--record-tokens", is_flag=True, help="Store every request's generated token ids in the record."),
+        click.option("--percentiles", default="50,90,99", show_default=True, help="Latency percentiles to report."),
+    ]
+    for decorator in reversed(decorators):
+        func = decorator(func)
+    return func
+
+
+def _parse_percentiles(text: str) -> tuple[float, ...]:
+    try:
+        values = tuple(float(p) for p in text.split(",") if p.strip())
+    except ValueError:
+        raise BsbenchError(f"--percentiles must be comma-separated numbers, got {text!r}") from None
+    if not values or any(not 0 < p < 100 for p in values):
+        raise BsbenchError(f"--percentiles must lie strictly between 0 and 100, got {text!r}")
+    return values
+
+
+def scheduler_values(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Pop the scheduler flags the user gave (non-None) from click's kwargs."""
+    values = {}
+    for key in [k for k in kwargs if k.startswith(_PREFIX)]:
+        value = kwargs.pop(key)
+        if value is not None:
+            values[key[len(_PREFIX):]] = value
+    return values
+
+
+def options_for(scheduler: str, values: dict[str, Any]) -> dict[str, Any]:
+    """The subset of `values` that `scheduler` has as options."""
+    fields = {f.name for f in dataclasses.fields(all_schedulers()[scheduler].Options)}
+    return {k: v for k, v in values.items() if k in fields}
+
+
+def run_config_from_cli(kwargs: dict[str, Any], scheduler: str, scheduler_options: dict[str, Any]) -> RunConfig:
+    """Pop the engine flags from click's kwargs and build a RunConfig."""
+    model = kwargs.pop("model")
+    weights = kwargs.pop("weights")
+    if weights is None:
+        from bsbench.engine.model_presets import PRESETS
+
+        weights = "dummy" if model in PRESETS else "checkpoint"
+    kv_memory = kwargs.pop("kv_memory")
+    return RunConfig(
+        scheduler=scheduler,
+        scheduler_options=scheduler_options,
+        model=model,
+        weights=weights,
+        weights_seed=kwargs.pop("weights_seed"),
+        device=kwargs.pop("device"),
+        dtype=kwargs.pop("dtype"),
+        kv_memory=parse_bytes(kv_memory) if kv_memory is not None else None,
+        block_size=kwargs.pop("block_size"),
+        out_dir=kwargs.pop("out_dir"),
+        record_tokens=kwargs.pop("record_tokens"),
+        percentiles=_parse_percentiles(kwargs.pop("percentiles")),
+    )
