@@ -1,0 +1,196 @@
+"""Paged attention through transformers' attention-function hook, in pure PyTorch.
+
+`register()` adds `paged_attention` to `transformers.AttentionInterface` under
+`ATTN_NAME`; a model switched to it (`model.set_attn_implementation(ATTN_NAME)`)
+calls it from every attention layer with q/k/v of the current tokens after
+RoPE, plus our per-step `StepContext` passed through the model's forward
+kwargs (`bsbench_ctx=`). No mask function is registered on purpose: for an
+attention name unknown to `AttentionMaskInterface`, `create_causal_mask`
+returns None at once, so transformers builds no mask at all (cheaper than a
+registered function returning None, which would still run packed-sequence
+detection on the position ids).
+
+Per layer the function writes k/v into the KV cache at `slot_mapping`, then
+attends, for each group of sequences, over their cached context gathered
+through their block tables. Everything that depends only on the plan (slot
+mapping, gather indices, masks) is built once per step in `StepContext.build`,
+not per layer. Groups:
+
+- all 1-token chunks (decode) of a packed step: ONE padded gather + ONE SDPA;
+- every multi-token chunk (prefill, chunked prefill) of a packed step: one call
+  each; a chunk that starts at position 0 attends to its own fresh k/v (no gather);
+- a padded step: one rectangular [batch, L] call.
+
+GQA without copying K/V: the G query heads that share a KV head are folded
+into the query-length axis ([b, kv_heads, G * tq, d]) with the mask repeated
+G times, so SDPA sees as many heads as K/V have.
+
+Masking: a query at KV slot p sees slots k <= p with k >= pad_len (left
+padding is stored but never attended by real tokens); a pad token also sees
+itself, so no row is fully masked (which would give NaN that could leak through
+0 * NaN in later layers).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from bsbench.engine.kv_cache import KVCache
+from bsbench.engine.plan import SeqChunk
+
+ATTN_NAME = "bsbench_paged"
+CTX_KWARG = "bsbench_ctx"
+
+
+@dataclass(slots=True)
+class AttnGroup:
+    """Rows [start, end) of the flattened query tokens, viewed as [b, tq]."""
+
+    start: int
+    end: int
+    b: int
+    tq: int
+    gather: torch.Tensor | None  # [b, Lk] KV slots; None: attend to the group's own fresh k/v
+    mask: torch.Tensor  # bool [b, 1, G*tq or 1, Lk], True = attend
+
+
+@dataclass(slots=True)
+class StepContext:
+    """Everything the attention function needs for one step; built once, read by every layer."""
+
+    cache: KVCache
+    slot_mapping: torch.Tensor  # [num_tokens] KV slot of every token, in forward order
+    groups: list[AttnGroup]
+    num_tokens: int
+
+    @staticmethod
+    def build_packed(chunks: list[SeqChunk], cache: KVCache, group_size: int, device: torch.device) -> StepContext:
+        """Chunks must come decode-first (all 1-token chunks, then the others), in forward order."""
+        bs = cache.block_size
+        groups: list[AttnGroup] = []
+        slot_parts: list[torch.Tensor] = []
+        nd = 0
+        while nd < len(chunks) and len(chunks[nd].token_ids) == 1:
+            nd += 1
+        if nd:
+            dec = chunks[:nd]
+            starts = torch.tensor([c.start_pos for c in dec], dtype=torch.long)
+            pads = torch.tensor([c.pad_len for c in dec], dtype=torch.long)
+            lk = int(starts.max()) + 1
+            slots = _table_slots([c.block_table for c in dec], lk, bs)
+            slot_parts.append(slots.gather(1, starts[:, None]).squeeze(1))
+            kpos = torch.arange(lk)
+            mask = (kpos[None, :] <= starts[:, None]) & ((kpos[None, :] >= pads[:, None]) | (kpos[None, :] == starts[:, None]))
+            groups.append(AttnGroup(0, nd, nd, 1, slots.to(device, non_blocking=True),
+                                    mask[:, None, None, :].to(device, non_blocking=True)))
+        row = nd
+        for c in chunks[nd:]:
+            t = len(c.token_ids)
+            lk = c.start_pos + t
+            slots = _table_slots([c.block_table], lk, bs)[0]
+            slot_parts.append(slots[c.start_pos:lk])
+            qpos = torch.arange(c.start_pos, lk)
+            mask = _mask(qpos[None, :], torch.tensor([c.pad_len]), lk, group_size)
+            gather = None if c.start_pos == 0 else slots[None, :].to(device, non_blocking=True)
+            groups.append(AttnGroup(row, row + t, 1, t, gather, mask.to(device, non_blocking=True)))
+            row += t
+        slot_mapping = torch.cat(slot_parts) if len(slot_parts) > 1 else slot_parts[0]
+        return StepContext(cache, slot_mapping.to(device, non_blocking=True), groups, row)
+
+    @staticmethod
+    def build_padded(chunks: list[SeqChunk], cache: KVCache, group_size: int, device: torch.device) -> StepContext:
+        """Every chunk has the same length L and start_pos: one [batch, L] group."""
+        bs = cache.block_size
+        b = len(chunks)
+        t = len(chunks[0].token_ids)
+        start = chunks[0].start_pos
+        lk = start + t
+        slots = _table_slots([c.block_table for c in chunks], lk, bs)
+        slot_mapping = slots[:, start:lk].reshape(-1)
+        qpos = torch.arange(start, lk)[None, :].expand(b, t)
+        pads = torch.tensor([c.pad_len for c in chunks], dtype=torch.long)
+        mask = _mask(qpos, pads, lk, group_size)
+        gather = None if start == 0 else slots.to(device, non_blocking=True)
+        group = AttnGroup(0, b * t, b, t, gather, mask.to(device, non_blocking=True))
+        return StepContext(cache, slot_mapping.to(device, non_blocking=True), [group], b * t)
+
+
+def _table_slots(tables: list[list[int]], length: int, block_size: int) -> torch.Tensor:
+    """[len(tables), length] KV slots of positions 0..length-1 of each sequence (CPU)."""
+    nblk = -(-length // block_size)
+    rows = [tb[:nblk] + [0] * (nblk - len(tb[:nblk])) for tb in tables]
+    bt = torch.tensor(rows, dtype=torch.long)
+    slots = (bt[:, :, None] * block_size + torch.arange(block_size)).reshape(len(tables), -1)
+    return slots[:, :length]
+
+
+def _mask(qpos: torch.Tensor, pads: torch.Tensor, lk: int, group_size: int) -> torch.Tensor:
+    """bool [b, 1, G*tq, lk]: causal, left padding hidden (pads see themselves), repeated per folded head."""
+    kpos = torch.arange(lk)[None, None, :]
+    q = qpos[:, :, None]
+    allowed = (kpos <= q) & ((kpos >= pads[:, None, None]) | (kpos == q))  # [b, tq, lk]
+    b, tq, _ = allowed.shape
+    if group_size > 1 and tq > 1:
+        allowed = allowed[:, None].expand(b, group_size, tq, lk).reshape(b, group_size * tq, lk)
+    return allowed[:, None]
+
+
+def paged_attention(
+    module: torch.nn.Module,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    scaling: float | None = None,
+    dropout: float = 0.0,
+    **kwargs,
+) -> tuple[torch.Tensor, None]:
+    """transformers attention function: query [B, H, T, D], key/value [B, KVH, T, D] -> ([B, T, H, D], None)."""
+    ctx: StepContext | None = kwargs.get(CTX_KWARG)
+    if ctx is None:
+        raise RuntimeError(f"{ATTN_NAME} attention needs `{CTX_KWARG}=` in the model's forward kwargs")
+    layer = module.layer_idx
+    bsz, heads, t, d = query.shape
+    kvh = key.shape[1]
+    g = heads // kvh
+    n = bsz * t
+    q_tok = query.transpose(1, 2).reshape(n, heads, d)
+    k_tok = key.transpose(1, 2).reshape(n, kvh, d)
+    v_tok = value.transpose(1, 2).reshape(n, kvh, d)
+    k_cache = ctx.cache.k[layer]
+    v_cache = ctx.cache.v[layer]
+    k_cache.index_copy_(0, ctx.slot_mapping, k_tok)
+    v_cache.index_copy_(0, ctx.slot_mapping, v_tok)
+
+    if len(ctx.groups) == 1:
+        out = None
+    else:
+        out = query.new_empty((n, heads, d))
+    for grp in ctx.groups:
+        b, tq = grp.b, grp.tq
+        q = q_tok[grp.start:grp.end].view(b, tq, kvh, g, d)
+        q = q.permute(0, 2, 3, 1, 4).reshape(b, kvh, g * tq, d)
+        if grp.gather is None:
+            k = k_tok[grp.start:grp.end].view(b, tq, kvh, d).transpose(1, 2)
+            v = v_tok[grp.start:grp.end].view(b, tq, kvh, d).transpose(1, 2)
+        else:
+            k = k_cache[grp.gather].transpose(1, 2)  # [b, kvh, Lk, d]
+            v = v_cache[grp.gather].transpose(1, 2)
+        o = F.scaled_dot_product_attention(q, k, v, attn_mask=grp.mask, scale=scaling)
+        o = o.view(b, kvh, g, tq, d).permute(0, 3, 1, 2, 4).reshape(b * tq, heads, d)
+        if out is None:
+            out = o
+        else:
+            out[grp.start:grp.end] = o
+    return out.view(bsz, t, heads, d), None
+
+
+def register() -> str:
+    """Register the attention function with transformers (idempotent); returns its name."""
+    from transformers import AttentionInterface
+
+    AttentionInterface.register(ATTN_NAME, paged_attention)
+    return ATTN_NAME

@@ -1,0 +1,158 @@
+"""Build or load the model the runner drives, and describe it as a `ModelInfo`.
+
+`load_model(model, weights, device, dtype, seed)`:
+
+- `model` is a preset name (model_presets.py: config built in code), a local
+  folder (config.json + weights: `from_pretrained(folder)`), or anything else,
+  passed through to `from_pretrained` (a hub id, for users online); a load
+  failure becomes a one-line BsbenchError.
+- `weights="dummy"` builds the model from its config with seeded random
+  weights (`torch.manual_seed(seed)`), as vLLM's load-format dummy does; on
+  CUDA it is built directly on the device in the target dtype, so a
+  13B-shaped model fits with no download and no CPU copy.
+  `weights="checkpoint"` loads real weights (presets have none).
+- `device`: auto (cuda if available) | cpu | cuda[:N];
+  `dtype`: auto (fp32 on CPU, bf16 on a GPU that supports it, else fp16) |
+  float32 | float16 | bfloat16.
+
+Only models whose attention goes through transformers' attention-function
+hook with full (non-sliding) causal attention are supported: the families in
+`SUPPORTED_MODEL_TYPES`; others raise BsbenchError.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+from transformers import AutoConfig, AutoModelForCausalLM, PretrainedConfig
+
+from bsbench.engine import attention
+from bsbench.engine.model_presets import PRESETS, preset_config
+from bsbench.errors import BsbenchError
+from bsbench.schedulers.base import ModelInfo
+
+WEIGHTS = ("dummy", "checkpoint")
+DEVICES = ("auto", "cpu", "cuda")
+DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16,
+          "fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+# Families whose attention layers call ALL_ATTENTION_FUNCTIONS with module.layer_idx and use full causal attention.
+SUPPORTED_MODEL_TYPES = ("llama", "mistral", "qwen2", "qwen3")
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    name = str(device).lower()
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise BsbenchError(f"--device {device}: no CUDA device is available (use --device cpu)")
+        return torch.device(name)
+    if name == "cpu":
+        return torch.device("cpu")
+    raise BsbenchError(f"unknown device {device!r} (choose auto, cpu or cuda)")
+
+
+def resolve_dtype(dtype: str | torch.dtype, device: torch.device) -> torch.dtype:
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    name = str(dtype).lower()
+    if name == "auto":
+        if device.type == "cuda":
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.float32
+    if name not in DTYPES:
+        raise BsbenchError(f"unknown dtype {dtype!r} (choose auto, float32, float16 or bfloat16)")
+    return DTYPES[name]
+
+
+def model_info(config: PretrainedConfig, dtype: torch.dtype, name: str) -> ModelInfo:
+    """The sizes a policy may know, from a transformers config."""
+    text = config.get_text_config() if hasattr(config, "get_text_config") else config
+    heads = int(text.num_attention_heads)
+    head_dim = getattr(text, "head_dim", None) or text.hidden_size // heads
+    kv_heads = getattr(text, "num_key_value_heads", None) or heads
+    pad = text.pad_token_id if getattr(text, "pad_token_id", None) is not None else 0
+    if isinstance(pad, (list, tuple)):
+        pad = pad[0]
+    return ModelInfo(
+        name=name,
+        num_layers=int(text.num_hidden_layers),
+        num_kv_heads=int(kv_heads),
+        head_dim=int(head_dim),
+        dtype_bytes=torch.empty((), dtype=dtype).element_size(),
+        max_model_len=int(text.max_position_embeddings),
+        pad_token_id=int(pad),
+    )
+
+
+def check_supported(config: PretrainedConfig, name: str) -> None:
+    model_type = getattr(config, "model_type", None)
+    if model_type not in SUPPORTED_MODEL_TYPES:
+        raise BsbenchError(
+            f"model {name!r} has type {model_type!r}; the paged attention hook supports {', '.join(SUPPORTED_MODEL_TYPES)}"
+        )
+    layer_types = getattr(config, "layer_types", None) or []
+    uses_window = (getattr(config, "use_sliding_window", False) or model_type == "mistral") and getattr(
+        config, "sliding_window", None
+    ) and int(config.sliding_window) < int(config.max_position_embeddings)
+    if uses_window or any(t != "full_attention" for t in layer_types):
+        raise BsbenchError(f"model {name!r} uses sliding-window attention, which the paged attention hook does not support")
+
+
+def _load_config(model: str) -> PretrainedConfig:
+    if model in PRESETS:
+        return preset_config(model)
+    try:
+        return AutoConfig.from_pretrained(model)
+    except Exception as exc:  # any loader failure is a user error about this name
+        where = "folder" if Path(model).is_dir() else "model name or path"
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise BsbenchError(
+            f"cannot load the config of {where} {model!r} (presets: {', '.join(PRESETS)}): {first}"
+        ) from None
+
+
+def load_model(
+    model: str = "tiny",
+    weights: str = "dummy",
+    device: str | torch.device = "auto",
+    dtype: str | torch.dtype = "auto",
+    seed: int = 0,
+) -> tuple[torch.nn.Module, ModelInfo]:
+    """(torch model in eval mode on `device`, its ModelInfo). See the module docstring."""
+    if weights not in WEIGHTS:
+        raise BsbenchError(f"unknown --weights {weights!r} (choose dummy or checkpoint)")
+    dev = resolve_device(device)
+    dt = resolve_dtype(dtype, dev)
+    config = _load_config(model)
+    check_supported(config, model)
+    name = model if model in PRESETS else os.path.basename(os.path.normpath(model)) or model
+    attn_name = attention.register()
+
+    if weights == "dummy":
+        torch.manual_seed(seed)
+        if dev.type == "cuda":
+            torch.cuda.manual_seed_all(seed)
+        previous = torch.get_default_dtype()
+        try:
+            torch.set_default_dtype(dt)
+            with torch.device(dev):
+                net = AutoModelForCausalLM.from_config(config, dtype=dt)
+        finally:
+            torch.set_default_dtype(previous)
+    else:
+        if model in PRESETS:
+            raise BsbenchError(f"preset {model!r} has no checkpoint; use --weights dummy or --model PATH")
+        try:
+            net = AutoModelForCausalLM.from_pretrained(model, dtype=dt)
+        except Exception as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise BsbenchError(f"cannot load the weights of {model!r}: {first}") from None
+    net = net.to(device=dev, dtype=dt).eval()
+    if not getattr(net, "_supports_attention_backend", False):
+        raise BsbenchError(f"model {model!r} ({type(net).__name__}) does not support custom attention functions")
+    net.set_attn_implementation(attn_name)
+    net.requires_grad_(False)
+    return net, model_info(net.config, dt, name)

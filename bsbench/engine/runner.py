@@ -1,0 +1,161 @@
+"""The model runner: one instance, no policy. A StepPlan in, the next tokens out.
+
+- packed layout: the plan's chunks are concatenated into one [1, total_tokens]
+  forward (decode chunks first, then multi-token chunks; the order inside a
+  forward does not matter to the model), positions are `start_pos`-relative
+  minus `pad_len` (they count from the first real token);
+- padded layout: one rectangular [batch, L] forward; left padding is real
+  tokens in real KV slots, masked out of attention.
+
+The LM head runs only on the last token of every chunk with `sample=True`;
+decoding is greedy (argmax). A CUDA out-of-memory error inside `execute` is
+re-raised as `ActivationOOM` so the engine records it as an event; a
+malformed plan (a policy bug) raises ValueError.
+"""
+
+from __future__ import annotations
+
+import time
+
+import torch
+
+from bsbench.engine.attention import CTX_KWARG, StepContext
+from bsbench.engine.kv_cache import KVCache
+from bsbench.engine.plan import SeqChunk, StepOutput, StepPlan
+from bsbench.schedulers.base import ModelInfo
+
+
+class ActivationOOM(RuntimeError):
+    """The device ran out of memory during a step's forward (activations, not KV blocks)."""
+
+
+class ModelRunner:
+    def __init__(self, model: torch.nn.Module, info: ModelInfo, device: torch.device | str, dtype: torch.dtype) -> None:
+        self.model = model
+        self.info = info
+        self.device = torch.device(device)
+        self.dtype = dtype
+        self.decoder = model.get_decoder() if hasattr(model, "get_decoder") else getattr(model, model.base_model_prefix)
+        self.lm_head = model.get_output_embeddings()
+        config = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
+        self.group_size = config.num_attention_heads // (getattr(config, "num_key_value_heads", None) or config.num_attention_heads)
+        self.cache: KVCache | None = None
+
+    # --- memory --------------------------------------------------------------
+    def allocate_kv(self, num_blocks: int, block_size: int) -> KVCache:
+        """Allocate the real K/V tensors for `num_blocks` blocks (once; a second call replaces them)."""
+        self.cache = None
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
+        try:
+            self.cache = KVCache(self.info, num_blocks, block_size, self.device, self.dtype)
+        except torch.OutOfMemoryError as exc:
+            raise ActivationOOM(f"could not allocate {num_blocks} KV blocks: {exc}") from exc
+        return self.cache
+
+    @property
+    def kv_bytes(self) -> int:
+        return self.cache.nbytes if self.cache is not None else 0
+
+    # --- one step --------------------------------------------------------------
+    def execute(self, plan: StepPlan) -> StepOutput:
+        """Run one forward for `plan`; return the greedy next token of every chunk with sample=True."""
+        if self.cache is None:
+            raise RuntimeError("allocate_kv() must be called before execute()")
+        chunks = self._validate(plan)
+        try:
+            with torch.inference_mode():
+                return self._execute(plan.layout, chunks)
+        except torch.OutOfMemoryError as exc:
+            if self.device.type == "cuda":
+                torch.cuda.empty_cache()
+            raise ActivationOOM(str(exc).splitlines()[0] if str(exc) else "CUDA out of memory") from exc
+
+    def _execute(self, layout: str, chunks: list[SeqChunk]) -> StepOutput:
+        dev = self.device
+        cache = self.cache
+        assert cache is not None
+        if layout == "packed":
+            # decode (1-token) chunks first: they form one attention group
+            chunks = [c for c in chunks if len(c.token_ids) == 1] + [c for c in chunks if len(c.token_ids) != 1]
+            ids: list[int] = []
+            pos: list[int] = []
+            sample_rows: list[int] = []
+            sample_ids: list[str] = []
+            for c in chunks:
+                t = len(c.token_ids)
+                ids.extend(c.token_ids)
+                first = c.start_pos - c.pad_len
+                pos.extend(range(first, first + t) if first >= 0 else (max(p, 0) for p in range(first, first + t)))
+                if c.sample:
+                    sample_rows.append(len(ids) - 1)
+                    sample_ids.append(c.req_id)
+            ctx = StepContext.build_packed(chunks, cache, self.group_size, dev)
+            input_ids = torch.tensor(ids, dtype=torch.long).view(1, -1)
+            position_ids = torch.tensor(pos, dtype=torch.long).view(1, -1)
+        else:
+            b = len(chunks)
+            t = len(chunks[0].token_ids)
+            start = chunks[0].start_pos
+            ids = [tok for c in chunks for tok in c.token_ids]
+            pads = torch.tensor([c.pad_len for c in chunks], dtype=torch.long)
+            position_ids = (torch.arange(start, start + t)[None, :] - pads[:, None]).clamp_(min=0)
+            sample_rows = [i * t + t - 1 for i, c in enumerate(chunks) if c.sample]
+            sample_ids = [c.req_id for c in chunks if c.sample]
+            ctx = StepContext.build_padded(chunks, cache, self.group_size, dev)
+            input_ids = torch.tensor(ids, dtype=torch.long).view(b, t)
+        input_ids = input_ids.to(dev, non_blocking=True)
+        position_ids = position_ids.to(dev, non_blocking=True)
+        rows = torch.tensor(sample_rows, dtype=torch.long).to(dev, non_blocking=True) if sample_rows else None
+
+        start_t = time.perf_counter()
+        out = self.decoder(input_ids=input_ids, position_ids=position_ids, use_cache=False, **{CTX_KWARG: ctx})
+        next_tokens: list[int] = []
+        if rows is not None:
+            hidden = out.last_hidden_state.reshape(-1, out.last_hidden_state.shape[-1]).index_select(0, rows)
+            logits = self.lm_head(hidden)
+            next_tokens = logits.argmax(dim=-1).tolist()  # .tolist() synchronises the device
+        elif dev.type == "cuda":
+            torch.cuda.synchronize(dev)
+        forward_s = time.perf_counter() - start_t
+        return StepOutput(next_tokens=dict(zip(sample_ids, next_tokens)), forward_s=forward_s)
+
+    # --- checks ------------------------------------------------------------------
+    def _validate(self, plan: StepPlan) -> list[SeqChunk]:
+        """Cheap integrity checks of a plan; ValueError means a policy bug."""
+        chunks = plan.chunks
+        if plan.layout not in ("packed", "padded"):
+            raise ValueError(f"unknown plan layout {plan.layout!r}")
+        if not chunks:
+            raise ValueError("empty step plan")
+        cache = self.cache
+        assert cache is not None
+        bs = cache.block_size
+        nb = cache.num_blocks
+        max_len = self.info.max_model_len
+        seen: set[str] = set()
+        for c in chunks:
+            t = len(c.token_ids)
+            if t == 0:
+                raise ValueError(f"chunk of {c.req_id} has no tokens")
+            if c.req_id in seen:
+                raise ValueError(f"request {c.req_id} appears twice in one plan")
+            seen.add(c.req_id)
+            end = c.start_pos + t
+            if c.start_pos < 0 or c.pad_len < 0 or c.pad_len >= end:
+                raise ValueError(f"chunk of {c.req_id}: bad start_pos={c.start_pos} / pad_len={c.pad_len} for {t} tokens")
+            if end - c.pad_len > max_len:
+                raise ValueError(f"chunk of {c.req_id} reaches position {end - c.pad_len} > max_model_len {max_len}")
+            if len(c.block_table) * bs < end:
+                raise ValueError(
+                    f"block table of {c.req_id} ({len(c.block_table)} blocks of {bs}) does not cover slot {end - 1}"
+                )
+            table = c.block_table
+            if table and (min(table) < 0 or max(table) >= nb):
+                raise ValueError(f"block table of {c.req_id} has a block id outside 0..{nb - 1}")
+        if plan.layout == "padded":
+            t0, s0 = len(chunks[0].token_ids), chunks[0].start_pos
+            for c in chunks:
+                if len(c.token_ids) != t0 or c.start_pos != s0:
+                    raise ValueError("padded plan: every row needs the same number of tokens and start_pos")
+        return chunks

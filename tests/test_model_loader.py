@@ -1,0 +1,69 @@
+"""Model presets, dummy weights, a local checkpoint folder, and the errors a user sees."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from transformers import GPT2Config, LlamaConfig, LlamaForCausalLM
+
+from bsbench.engine.attention import ATTN_NAME
+from bsbench.engine.model_loader import load_model, model_info, resolve_dtype
+from bsbench.engine.model_presets import preset_config, preset_names
+from bsbench.errors import BsbenchError
+
+
+def _small_config() -> LlamaConfig:
+    return LlamaConfig(vocab_size=128, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                       num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256)
+
+
+def test_presets_carry_public_shapes():
+    assert set(preset_names()) >= {"tiny", "llama2-7b", "llama2-13b", "llama3-8b", "qwen2.5-7b"}
+    info = model_info(preset_config("llama2-13b"), torch.float16, "llama2-13b")
+    assert (info.num_layers, info.num_kv_heads, info.head_dim, info.max_model_len) == (40, 40, 128, 4096)
+    assert info.kv_bytes_per_token == 819_200
+    info = model_info(preset_config("llama3-8b"), torch.bfloat16, "llama3-8b")
+    assert (info.num_layers, info.num_kv_heads, info.head_dim) == (32, 8, 128)
+    info = model_info(preset_config("qwen2.5-7b"), torch.bfloat16, "qwen2.5-7b")
+    assert (info.num_layers, info.num_kv_heads, info.head_dim) == (28, 4, 128)
+    tiny = preset_config("tiny")
+    assert (tiny.vocab_size, tiny.hidden_size, tiny.num_hidden_layers) == (32000, 256, 4)
+
+
+def test_dummy_weights_are_seeded():
+    a, info = load_model("tiny", "dummy", "cpu", "auto", seed=0)
+    b, _ = load_model("tiny", "dummy", "cpu", "float32", seed=0)
+    assert info.dtype_bytes == 4 and info.name == "tiny"
+    assert a.config._attn_implementation == ATTN_NAME
+    wa, wb = a.model.layers[0].self_attn.q_proj.weight, b.model.layers[0].self_attn.q_proj.weight
+    assert torch.equal(wa, wb)
+    c, _ = load_model("tiny", "dummy", "cpu", "float32", seed=1)
+    assert not torch.equal(wa, c.model.layers[0].self_attn.q_proj.weight)
+
+
+def test_local_checkpoint_folder_loads(tmp_path):
+    torch.manual_seed(3)
+    saved = LlamaForCausalLM(_small_config())
+    saved.save_pretrained(tmp_path)
+    model, info = load_model(str(tmp_path), "checkpoint", "cpu", "float32")
+    assert info.num_layers == 2 and info.num_kv_heads == 2 and info.head_dim == 8 and info.max_model_len == 256
+    assert torch.equal(model.lm_head.weight, saved.lm_head.weight)
+    assert model.config._attn_implementation == ATTN_NAME
+    dummy, _ = load_model(str(tmp_path), "dummy", "cpu", "float32", seed=0)  # shape from the folder, random weights
+    assert dummy.lm_head.weight.shape == saved.lm_head.weight.shape
+
+
+def test_user_errors(tmp_path):
+    with pytest.raises(BsbenchError, match="cannot load"):
+        load_model(str(tmp_path / "missing"), "checkpoint", "cpu")
+    GPT2Config(n_layer=1, n_embd=16, n_head=2, vocab_size=64).save_pretrained(tmp_path)
+    with pytest.raises(BsbenchError, match="supports"):
+        load_model(str(tmp_path), "dummy", "cpu")
+    with pytest.raises(BsbenchError, match="no checkpoint"):
+        load_model("tiny", "checkpoint", "cpu")
+    with pytest.raises(BsbenchError, match="weights"):
+        load_model("tiny", "random", "cpu")
+    with pytest.raises(BsbenchError, match="dtype"):
+        resolve_dtype("float8", torch.device("cpu"))
+    with pytest.raises(BsbenchError, match="device"):
+        load_model("tiny", "dummy", "tpu")
