@@ -1,0 +1,274 @@
+"""BucketServe (arXiv 2507.17120): bucketed padded prefill, memory-bounded batches, continuous decode.
+
+What runs, per step (one forward each; a padded and a packed batch cannot mix):
+
+1. Controller. Every `bucket_interval` seconds, or as soon as the waiting
+   queue has grown by `bucket_queue_threshold` requests since its last look, it
+   re-evaluates the buckets (half-open prompt-length intervals, one [0, L_max)
+   at the start) with the paper's rule: split at the midpoint while the queue
+   exceeds N_max, a bucket holds more than N_max and strictly more than theta
+   of it lies below the midpoint; merge all when the queue falls below N_max
+   (`_buckets.BucketManager`). `bucket_boundaries=quantile` cuts at equal-mass
+   points of a decayed histogram of recent prompt lengths instead; a comma
+   list fixes the cuts. Its cost is timed (`controller_s` in the summary),
+   besides the whole decision time of `schedule()` (`decision_s`).
+2. Prefill. Pick a bucket: the one holding the oldest waiting online request,
+   else the fullest (ties: the shorter bucket). Its requests in priority order
+   (online: earliest arrival; offline: shortest job first, `sjf`, for
+   requests/s, or longest first, `ljf`, for tokens/s; a job = prompt + output
+   length). The batch is the longest prefix that fits all of:
+   N_max from the LIVE free KV blocks x `bucket_safety` (paper formula, or the
+   candidates' actual lengths with `bucket_nmax_mode=actual`, see
+   _buckets.py), `max_num_seqs` minus the running requests, and
+   `bucket_max_prefill_tokens` rows x width (activation memory; one row always
+   fits). It prefills as one left-padded `PaddedBatch`, padded only to its own
+   longest prompt. Prefill goes first whenever a batch fits (as vLLM does).
+3. Decode. Otherwise, every running request decodes one token in one packed
+   step (continuous batching); rows prefilled in a padded batch keep their pads
+   in KV (`kv_pad_len`, masked). Prefill -> decode hand-off is FCFS (arrival
+   order within a batch, batches in the order they prefilled).
+
+No OOM by construction: a batch's full KV (pads + prompt + every output token
+but the last, per row, in whole blocks) is reserved when it is admitted, so
+decode never allocates and nothing is ever preempted. The output length used is
+the request's `output_len`, which the engine generates exactly (the role of a
+request's max_tokens), never a prediction. The price is over-reservation early
+in a request's life; the paper's batches are sized by exactly this memory bound.
+A request whose KV alone exceeds safety x the whole cache is rejected on arrival
+(a rejection event, not an OOM). In `paper` mode, a head request that fits alone
+is admitted alone even when the bucket's S_max assumption gives N_max = 0.
+
+Strict bucket priority: when the chosen bucket's head does not fit now, no
+other bucket jumps ahead (decode runs and frees memory); offline-only traffic
+in a small bucket may wait while fuller buckets are served, until the merge
+rule folds it back in.
+
+Not reproduced: the paper runs prefill and decode on separate instances with
+KV moved over NVLink (disaggregation). One in-process runner has one
+instance, so prefill and decode steps here share it and alternate.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from bsbench.engine.events import REJECTION
+from bsbench.engine.plan import StepPlan
+from bsbench.engine.request_state import RequestState, Status
+from bsbench.schedulers._buckets import (
+    NMAX_MODES, PRIORITY_MODES, BucketManager, MemoryModel, parse_boundaries, priority_key, row_slots,
+)
+from bsbench.schedulers.base import Scheduler
+from bsbench.schedulers.chunks import PaddedBatch, advance, max_kv_slots, next_chunk
+from bsbench.schedulers.registry import register
+
+BUCKET_EVENT = "bucket"  # a policy event: the controller changed the boundaries
+
+
+@dataclass(slots=True)
+class BucketOptions:
+    max_num_seqs: int = field(default=64, metadata={"help": "Most requests running at once (continuous, bucket)."})
+    bucket_priority: str = field(
+        default="sjf",
+        metadata={"help": "Offline order inside a bucket: shortest job first (requests/s) or longest (tokens/s) (bucket).",
+                  "choices": PRIORITY_MODES},
+    )
+    bucket_boundaries: str = field(
+        default="bisect",
+        metadata={"help": "Bucket boundaries: bisect (paper), quantile (decayed length histogram) or fixed cuts "
+                          "like 128,512 (bucket)."},
+    )
+    bucket_nmax_mode: str = field(
+        default="paper",
+        metadata={"help": "N_max from S_max x N (paper) or the candidate batch's actual lengths (bucket).",
+                  "choices": NMAX_MODES},
+    )
+    bucket_theta: float = field(default=0.5, metadata={"help": "Split when strictly more than this share lies below the midpoint (bucket)."})
+    bucket_l_max: int = field(default=0, metadata={"help": "Upper end of the first bucket; 0 = the model's max length (bucket)."})
+    bucket_safety: float = field(default=0.9, metadata={"help": "Share of the live free KV a new batch may take (bucket)."})
+    bucket_interval: float = field(default=0.1, metadata={"help": "Seconds between controller re-evaluations (bucket)."})
+    bucket_queue_threshold: int = field(
+        default=32, metadata={"help": "Re-evaluate at once when the queue grew by this many requests (bucket)."}
+    )
+    bucket_max_buckets: int = field(default=8, metadata={"help": "Most buckets the controller keeps (bucket)."})
+    bucket_halflife: float = field(
+        default=256.0, metadata={"help": "Arrivals after which a length counts half in the quantile histogram; 0 = no decay (bucket)."}
+    )
+    bucket_max_prefill_tokens: int = field(
+        default=8192, metadata={"help": "Most tokens, pads included, in one padded prefill; 0 = no cap (bucket)."}
+    )
+
+
+@register
+class BucketScheduler(Scheduler):
+    name = "bucket"
+    Options = BucketOptions
+
+    def __init__(self, options: BucketOptions, ctx) -> None:
+        super().__init__(options, ctx)
+        o = options
+        if o.max_num_seqs < 1 or not 0 < o.bucket_safety <= 1 or not 0 <= o.bucket_theta < 1:
+            raise ValueError("bucket: need max_num_seqs >= 1, 0 < bucket_safety <= 1, 0 <= bucket_theta < 1")
+        if o.bucket_priority not in PRIORITY_MODES or o.bucket_nmax_mode not in NMAX_MODES:
+            raise ValueError(f"bucket: priority in {PRIORITY_MODES}, nmax mode in {NMAX_MODES}")
+        l_max = o.bucket_l_max or ctx.model.max_model_len
+        mode, cuts = parse_boundaries(o.bucket_boundaries, l_max)
+        self.buckets = BucketManager(l_max, mode, cuts, o.bucket_theta, o.bucket_max_buckets, o.bucket_halflife)
+        self.memory = MemoryModel(ctx.model.kv_bytes_per_token, self.blocks.block_size, o.bucket_safety)
+        self.order = priority_key(o.bucket_priority)
+        self.running: list[RequestState] = []
+        self.prefill: PaddedBatch | None = None  # the batch whose prefill step is in flight
+        self._next_eval = 0.0
+        self._added_since_eval = 0
+        self._last_now = 0.0
+        # figures for summary()
+        self.controller_s = 0.0
+        self.evaluations = 0
+        self.decisions = 0
+        self.batches = 0
+        self.batch_rows = 0
+        self.rejected = 0
+        self.last_n_max = 0
+
+    # --- queues -------------------------------------------------------------------
+    def add_request(self, state: RequestState, now: float) -> None:
+        total = self.blocks.num_blocks
+        if not self.memory.fits_alone(state, total):
+            need = self.memory.blocks_for(row_slots(state.prompt_len, state.spec.output_len))
+            self.ctx.events.emit(REJECTION, now, [state.id], blocks_needed=need, blocks_total=total)
+            self.rejected += 1
+            self.end(state, Status.REJECTED, now, f"kv: needs {need} blocks, more than the safe share of {total}")
+            return
+        start = time.perf_counter()
+        self.buckets.add(state)
+        self.controller_s += time.perf_counter() - start
+        self._added_since_eval += 1
+
+    def unfinished(self) -> list[RequestState]:
+        prefilling = [r for r in self.prefill.rows if not r.status.is_final] if self.prefill else []
+        return self.running + prefilling + self.buckets.waiting()
+
+    def _on_end(self, state: RequestState) -> None:
+        if state in self.running:
+            self.running.remove(state)
+        else:
+            self.buckets.remove(state)
+
+    def next_wakeup(self, now: float) -> float | None:
+        return None  # every decision is made on arrival or after a step; no timed batching
+
+    # --- decisions --------------------------------------------------------------------
+    def _schedule(self, now: float) -> StepPlan | None:
+        self.decisions += 1
+        self._last_now = max(self._last_now, now)
+        if now >= self._next_eval or self._added_since_eval >= self.options.bucket_queue_threshold:
+            self._evaluate(now)
+        rows = self._form_batch()
+        if rows:
+            for row in rows:
+                self.buckets.remove(row)
+            self.prefill = PaddedBatch.of(rows, self.ctx.model.pad_token_id)
+            for row in rows:  # full reservation: decode never allocates, so never runs out
+                self.blocks.allocate(row.id, self.blocks.blocks_for_tokens(max_kv_slots(row)))
+                row.mark_scheduled(now)
+            self.batches += 1
+            self.batch_rows += len(rows)
+            return self.prefill.next_plan(self.blocks)
+        if self.running:
+            return StepPlan(layout="packed", chunks=[next_chunk(s, self.blocks) for s in self.running])
+        return None
+
+    def _n_max(self, rows) -> int:
+        return self.memory.n_max(self.options.bucket_nmax_mode, rows, self.blocks.num_free)
+
+    def _evaluate(self, now: float) -> None:
+        start = time.perf_counter()
+        before = self.buckets.boundaries()
+        splits, merges = self.buckets.rebalance(self._n_max, self.order)
+        self.controller_s += time.perf_counter() - start
+        self.evaluations += 1
+        self._next_eval = now + self.options.bucket_interval
+        self._added_since_eval = 0
+        if splits or merges:
+            self.ctx.events.emit(BUCKET_EVENT, now, [], before=before, after=self.buckets.boundaries(),
+                                 splits=splits, merges=merges, queued=self.buckets.total())
+
+    def _pick_bucket(self):
+        nonempty = [b for b in self.buckets.buckets if b.requests]
+        if not nonempty:
+            return None
+        online = [(r.spec.arrival_s, i) for i, b in enumerate(nonempty) for r in b.requests if r.spec.priority == "online"]
+        if online:
+            return nonempty[min(online)[1]]
+        return max(nonempty, key=lambda b: len(b.requests))  # max() keeps the first (shorter) on ties
+
+    def _form_batch(self) -> list[RequestState]:
+        seats = self.options.max_num_seqs - len(self.running)
+        bucket = self._pick_bucket()
+        if bucket is None or seats <= 0:
+            return []
+        ordered = sorted(bucket.requests, key=self.order)
+        candidates = ordered[:seats]
+        start = time.perf_counter()
+        n = min(self._n_max(ordered), seats)  # paper mode: S_max over the whole bucket
+        self.controller_s += time.perf_counter() - start
+        self.last_n_max = n
+        if n == 0 and self.memory.fits_alone(candidates[0], self.blocks.num_free):
+            n = 1  # paper mode: S_max over the bucket can undercount what the head alone needs
+        rows = candidates[:n]
+        cap = self.options.bucket_max_prefill_tokens
+        if cap > 0:
+            width, keep = 0, 0
+            for row in rows:
+                width = max(width, row.prompt_len)
+                if keep and (keep + 1) * width > cap:
+                    break
+                keep += 1
+            rows = rows[:keep]
+        return rows
+
+    # --- bookkeeping ------------------------------------------------------------------
+    def update(self, plan: StepPlan, now: float) -> None:
+        self._last_now = max(self._last_now, now)
+        if plan.layout == "padded":
+            batch, self.prefill = self.prefill, None
+            assert batch is not None
+            for row in batch.book(plan):
+                self.end(row, Status.COMPLETED, now)
+            self.running.extend(sorted((r for r in batch.rows if not r.status.is_final),
+                                       key=lambda r: (r.spec.arrival_s, r.id)))
+            return
+        for state in advance(plan, {s.id: s for s in self.running}):
+            self.end(state, Status.COMPLETED, now)
+
+    def fail_plan(self, plan: StepPlan, now: float, reason: str) -> list[str]:
+        if self.prefill is not None:
+            self.running.extend(self.prefill.rows)  # so that base.fail_plan finds and ends them
+            self.prefill = None
+        return super().fail_plan(plan, now, reason)
+
+    def summary(self) -> dict[str, Any]:
+        run_s = self._last_now
+        return {
+            "boundaries_mode": self.buckets.mode,
+            "nmax_mode": self.options.bucket_nmax_mode,
+            "priority": self.options.bucket_priority,
+            "boundaries": self.buckets.boundaries(),
+            "splits": self.buckets.splits,
+            "merges": self.buckets.merges,
+            "quantile_recuts": self.buckets.reshapes,
+            "peak_buckets": self.buckets.peak_buckets,
+            "batches": self.batches,
+            "mean_prefill_batch": self.batch_rows / self.batches if self.batches else None,
+            "rejected_too_large": self.rejected,
+            "decisions": self.decisions,
+            "decision_s": self.decision_s,
+            "decision_mean_us": 1e6 * self.decision_s / self.decisions if self.decisions else None,
+            "decision_share": self.decision_s / run_s if run_s > 0 else None,
+            "controller_evaluations": self.evaluations,
+            "controller_s": self.controller_s,
+            "controller_mean_us": 1e6 * self.controller_s / max(self.evaluations, 1),
+            "controller_share": self.controller_s / run_s if run_s > 0 else None,
+        }
