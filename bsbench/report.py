@@ -257,6 +257,17 @@ def format_value(value: float | None, kind: str) -> str:
     return f"{value:,.2f}" if abs(value) < 1e4 else f"{value:,.0f}"
 
 
+def console(stderr: bool = False, min_width: int = 140):
+    """A rich Console; when output is not a terminal (CI logs, files) it is at least `min_width` wide,
+    so tables are not squeezed into 80 columns and cut."""
+    from rich.console import Console
+
+    out = Console(stderr=stderr)
+    if not out.is_terminal:
+        out = Console(stderr=stderr, width=max(out.width, min_width))
+    return out
+
+
 def rich_table(runs: Sequence[Run], frame: pd.DataFrame, title: str | None = None):
     """A rich Table: metrics as rows, schedulers as columns, best value per row in bold green.
 

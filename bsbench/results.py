@@ -126,15 +126,15 @@ def to_jsonable(value: Any) -> Any:
     return value
 
 
-def _decode_inf(value: Any) -> Any:
+def decode_inf(value: Any) -> Any:
     if value == "inf":
         return math.inf
     if value == "-inf":
         return -math.inf
     if isinstance(value, dict):
-        return {k: _decode_inf(v) for k, v in value.items()}
+        return {k: decode_inf(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_decode_inf(v) for v in value]
+        return [decode_inf(v) for v in value]
     return value
 
 
@@ -225,7 +225,7 @@ def is_record(obj: Any) -> bool:
     return isinstance(obj, dict) and "schema_version" in obj and "requests" in obj and "summary" in obj
 
 
-def _read_json(path: Path) -> Any:
+def read_json(path: Path) -> Any:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -281,8 +281,8 @@ def validate_record(record: Any, where: str = "run record") -> dict[str, Any]:
 def load_record(path: str | Path) -> dict[str, Any]:
     """Read and validate one run record; a missing, malformed or foreign file raises BsbenchError (one line)."""
     path = Path(path)
-    record = validate_record(_read_json(path), where=str(path))
-    record["config"] = _decode_inf(record["config"])
+    record = validate_record(read_json(path), where=str(path))
+    record["config"] = decode_inf(record["config"])
     return record
 
 
@@ -303,7 +303,7 @@ def load_records(paths: Sequence[str | Path], skipped: list[str] | None = None) 
             found = 0
             for file in sorted(p for p in path.rglob("*.json") if not p.name.startswith(".")):
                 try:
-                    obj = _read_json(file)
+                    obj = read_json(file)
                 except BsbenchError as exc:
                     if skipped is not None:
                         skipped.append(f"skipped {file}: {exc}")
@@ -314,7 +314,7 @@ def load_records(paths: Sequence[str | Path], skipped: list[str] | None = None) 
                         skipped.append(f"skipped {file}: not a run record" + (f" ({kind})" if kind else ""))
                     continue
                 record = validate_record(obj, where=str(file))
-                record["config"] = _decode_inf(record["config"])
+                record["config"] = decode_inf(record["config"])
                 out.append((file, record))
                 found += 1
             if not found:

@@ -30,19 +30,17 @@ def command(paths: tuple[Path, ...], reference: str | None, fmt: str, plots_dir:
     Runs are compared only when they replayed the same request list on the
     same model and device; other runs go in separate tables, with the reason.
     """
-    from rich.console import Console
-
     skipped: list[str] = []
     loaded = load_records([str(p) for p in paths], skipped=skipped)
     groups, notes = report.group_records(loaded)
     notes = notes + report.check_reference(groups, reference)
     frames = [report.comparison_frame(g.runs, reference) for g in groups]
-    err = Console(stderr=True)
+    err = report.console(stderr=True)
     for line in skipped:
         err.print(f"[dim]{line}[/]", highlight=False)
 
     if fmt == "table":
-        console = Console()
+        console = report.console()
         for i, (group, frame) in enumerate(zip(groups, frames), start=1):
             console.print(report.rich_table(group.runs, frame, title=f"[bold]Group {i}[/]: {group.title()}"))
             console.print(f"[dim]{group.details()}[/]", highlight=False)

@@ -1,0 +1,85 @@
+"""`bsbench gate RECORDS... --baseline FILE`: fail (exit 1) when fresh runs regressed against a baseline."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from bsbench import gate as gating
+from bsbench.results import load_records
+
+
+def _fmt(value: float | None, metric: str) -> str:
+    if value is None:
+        return "—"
+    if metric in ("failed", "rejected", "oom_events"):
+        return f"{value:g}"
+    if metric in ("padding_ratio", "slo_attainment"):
+        return f"{100 * value:.1f}%"
+    return f"{value:,.3f}" if abs(value) < 10 else f"{value:,.1f}"
+
+
+def _change(check: gating.Check) -> str:
+    if check.baseline is None or check.current is None:
+        return ""
+    if check.baseline == 0:
+        return f"{check.current - check.baseline:+g}" if check.current != 0 else "0"
+    return f"{100 * (check.current - check.baseline) / abs(check.baseline):+.1f}%"
+
+
+@click.command("gate")
+@click.argument("records", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--baseline", "baseline_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Baseline JSON (e.g. baselines/cpu-tiny.json).")
+@click.option("--tolerance", default="5%", show_default=True,
+              help="Allowed relative regression (5% or 0.05); counts may grow by tolerance x num_requests.")
+@click.option("--reference", default=None, metavar="NAME",
+              help="Scheduler the ratios divide by [default: the baseline's, else continuous].")
+@click.option("--update", is_flag=True, help="Write the baseline from RECORDS instead of checking.")
+@click.option("--show-all", is_flag=True, help="List passing checks too.")
+def command(records: tuple[Path, ...], baseline_path: Path, tolerance: str, reference: str | None,
+            update: bool, show_all: bool) -> None:
+    """Check run records against a baseline; exit 1 with a table of what regressed.
+
+    Gates first on what a noisy machine cannot fake (OOM/failed/rejected
+    counts, padding ratio, throughput and latency ratios between schedulers
+    at the same rate), and on absolute times only when the baseline was
+    taken on the same device.
+    """
+    from rich.table import Table
+
+    from bsbench.report import console as make_console
+
+    tol = gating.parse_tolerance(tolerance)
+    skipped: list[str] = []
+    loaded = [rec for _, rec in load_records([str(p) for p in records], skipped=skipped)]
+    console = make_console()
+    if update:
+        path = gating.write_baseline(loaded, baseline_path, reference)
+        runs = gating.build_baseline(loaded, reference)["runs"]
+        console.print(f"baseline written: {path} ({len(runs)} runs: {', '.join(runs)})", highlight=False)
+        return
+    baseline = gating.load_baseline(baseline_path)
+    result = gating.check_records(loaded, baseline, tol, reference)
+    shown = result.checks if show_all else result.failures
+    if shown:
+        table = Table(title="regressions" if not show_all else "gate checks", title_justify="left",
+                      header_style="bold")
+        for col, justify in (("check", "left"), ("run", "left"), ("metric", "left"), ("baseline", "right"),
+                             ("now", "right"), ("change", "right"), ("limit", "right"), ("result", "left")):
+            table.add_column(col, justify=justify, overflow="fold")
+        for c in shown:
+            status = "[green]ok[/]" if c.passed else "[bold red]REGRESSED[/]"
+            if c.note:
+                status += f" [dim]{c.note}[/]"
+            table.add_row(c.category, c.run, c.metric, _fmt(c.baseline, c.metric), _fmt(c.current, c.metric),
+                          _change(c), _fmt(c.limit, c.metric), status)
+        console.print(table)
+    for note in result.notes:
+        console.print(f"[dim]note: {note}[/]", highlight=False)
+    verdict = "[bold green]PASS[/]" if result.passed else "[bold red]FAIL[/]"
+    console.print(f"gate {verdict}: {len(result.checks)} checks, {len(result.failures)} regressed "
+                  f"(tolerance {100 * tol:g}%, baseline {baseline_path})", highlight=False)
+    if not result.passed:
+        raise click.exceptions.Exit(1)

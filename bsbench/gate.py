@@ -1,0 +1,266 @@
+"""Regression gate: compare fresh run records with a committed baseline.
+
+Timings are noisy, so the gate checks first what a noisy machine cannot fake,
+and absolute times only on the same hardware:
+
+1. coverage: every run of the baseline (scheduler @ rate) has a fresh record,
+   replaying the same request list (workload fingerprint), and it completed;
+2. counts: failed, rejected and OOM events may not exceed the baseline's by
+   more than tolerance x num_requests (0 with --tolerance 0);
+3. padding ratio: at most baseline x (1 + tolerance) + 0.005;
+4. ratios between schedulers measured at the same rate in the same sweep
+   (each scheduler / the reference scheduler, e.g. bucket / continuous) for
+   output throughput (higher is better) and median E2E latency (lower is
+   better), within the tolerance of the baseline's ratio;
+5. absolute throughput, latency and SLO attainment within the tolerance,
+   ONLY when the baseline's device name equals the records' device name.
+
+Repeats (several seeds at one scheduler @ rate) are averaged before checking.
+The baseline file is plain JSON written by `bsbench gate --update`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from bsbench.errors import BsbenchError
+from bsbench.results import decode_inf, read_json, write_json_atomic
+from bsbench.units import format_rate
+
+BASELINE_KIND = "bsbench-gate-baseline"
+BASELINE_VERSION = 1
+COUNT_METRICS = ("failed", "rejected", "oom_events")
+RATIO_METRICS = {"output_throughput": 1, "median_e2el_ms": -1}
+ABSOLUTE_METRICS = {
+    "request_throughput": 1, "output_throughput": 1, "slo_attainment": 1,
+    "median_ttft_ms": -1, "p99_ttft_ms": -1, "median_tpot_ms": -1, "median_e2el_ms": -1,
+}
+STORED_METRICS = sorted({"num_requests", "completed", "padding_ratio", *COUNT_METRICS, *RATIO_METRICS,
+                         *ABSOLUTE_METRICS})
+
+
+def parse_tolerance(text: str | float) -> float:
+    """'5%' -> 0.05, '0.05' -> 0.05. A bare number is a fraction and must be below 1."""
+    raw = str(text).strip()
+    try:
+        value = float(raw[:-1]) / 100 if raw.endswith("%") else float(raw)
+    except ValueError:
+        raise BsbenchError(f"tolerance must look like 5% or 0.05, got {text!r}") from None
+    if math.isnan(value) or not 0 <= value < 1:
+        raise BsbenchError(f"tolerance must be between 0% and 100% (e.g. 5% or 0.05), got {text!r}")
+    return value
+
+
+def run_key(scheduler: str, rate: Any) -> str:
+    try:
+        return f"{scheduler}@{format_rate(float(rate))}"
+    except (TypeError, ValueError):
+        return f"{scheduler}@{rate}"
+
+
+def _num(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
+        return None
+    return float(value)
+
+
+def _mean(values: Sequence[float | None]) -> float | None:
+    got = [v for v in values if v is not None]
+    return sum(got) / len(got) if got else None
+
+
+def summarize_runs(records: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Records -> {scheduler@rate: {scheduler, rate, seeds, fingerprints, complete, device_name, metrics}}."""
+    grouped: dict[str, list[dict[str, Any]]] = {}
+    for rec in records:
+        config = rec.get("config") or {}
+        grouped.setdefault(run_key(str(config.get("scheduler")), config.get("rate")), []).append(rec)
+    out: dict[str, dict[str, Any]] = {}
+    for key, recs in sorted(grouped.items()):
+        config = recs[0].get("config") or {}
+        out[key] = {
+            "scheduler": str(config.get("scheduler")),
+            "rate": config.get("rate"),
+            "seeds": sorted({(r.get("config") or {}).get("seed") for r in recs}, key=str),
+            "fingerprints": sorted({str((r.get("workload") or {}).get("fingerprint")) for r in recs}),
+            "complete": all(r.get("complete", True) for r in recs),
+            "device_names": sorted({str((r.get("environment") or {}).get("device_name")) for r in recs}),
+            "metrics": {m: _mean([_num((r.get("summary") or {}).get(m)) for r in recs]) for m in STORED_METRICS},
+        }
+    return out
+
+
+def default_reference(schedulers: Sequence[str]) -> str | None:
+    names = sorted(set(schedulers))
+    if not names:
+        return None
+    return "continuous" if "continuous" in names else names[0]
+
+
+def build_baseline(records: Sequence[dict[str, Any]], reference: str | None = None) -> dict[str, Any]:
+    runs = summarize_runs(records)
+    devices = sorted({d for r in runs.values() for d in r["device_names"]})
+    first = records[0] if records else {}
+    return {
+        "kind": BASELINE_KIND,
+        "version": BASELINE_VERSION,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "device_name": devices[0] if len(devices) == 1 else None,
+        "model": (first.get("config") or {}).get("model"),
+        "workload": (first.get("workload") or {}).get("name"),
+        "reference": reference or default_reference([r["scheduler"] for r in runs.values()]),
+        "runs": runs,
+    }
+
+
+def write_baseline(records: Sequence[dict[str, Any]], path: str | Path, reference: str | None = None) -> Path:
+    if not records:
+        raise BsbenchError("no run records to build a baseline from")
+    return write_json_atomic(build_baseline(records, reference), Path(path))
+
+
+def load_baseline(path: str | Path) -> dict[str, Any]:
+    data = read_json(Path(path))
+    if not isinstance(data, dict) or data.get("kind") != BASELINE_KIND:
+        raise BsbenchError(f"{path} is not a bsbench gate baseline (write one with: bsbench gate RECORDS... "
+                           f"--baseline {path} --update)")
+    if data.get("version") != BASELINE_VERSION:
+        raise BsbenchError(f"{path} has baseline version {data.get('version')!r}; this bsbench reads "
+                           f"version {BASELINE_VERSION}")
+    if not isinstance(data.get("runs"), dict) or not data["runs"]:
+        raise BsbenchError(f"{path} has no runs")
+    return decode_inf(data)
+
+
+# ----------------------------------------------------------------------------- checks
+
+
+@dataclass(slots=True)
+class Check:
+    category: str          # coverage | counts | padding | ratio | absolute
+    run: str               # scheduler@rate, or 'a/b@rate' for ratios
+    metric: str
+    baseline: float | None
+    current: float | None
+    limit: float | None
+    passed: bool
+    note: str = ""
+
+
+@dataclass(slots=True)
+class GateResult:
+    checks: list[Check] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def failures(self) -> list[Check]:
+        return [c for c in self.checks if not c.passed]
+
+    @property
+    def passed(self) -> bool:
+        return not self.failures
+
+
+def _bounded(category: str, run: str, metric: str, base: float | None, cur: float | None, sign: int,
+             tol: float, slack: float = 0.0) -> Check | None:
+    """Higher-is-better (sign 1): cur >= base*(1-tol) - slack; lower-is-better: cur <= base*(1+tol) + slack."""
+    if base is None:
+        return None
+    if cur is None:
+        return Check(category, run, metric, base, None, None, False, "missing in the records")
+    if sign > 0:
+        limit = base * (1 - tol) - slack
+        return Check(category, run, metric, base, cur, limit, cur >= limit)
+    limit = base * (1 + tol) + slack
+    return Check(category, run, metric, base, cur, limit, cur <= limit)
+
+
+def _ratios(runs: dict[str, dict[str, Any]], reference: str | None) -> dict[str, dict[str, float | None]]:
+    """{'sched/ref@rate': {metric: ratio}} for every scheduler with a reference run at the same rate."""
+    out: dict[str, dict[str, float | None]] = {}
+    if not reference:
+        return out
+    for key, run in runs.items():
+        if run["scheduler"] == reference:
+            continue
+        ref = runs.get(run_key(reference, run["rate"]))
+        if ref is None:
+            continue
+        ratios: dict[str, float | None] = {}
+        for metric in RATIO_METRICS:
+            a, b = run["metrics"].get(metric), ref["metrics"].get(metric)
+            ratios[metric] = a / b if a is not None and b not in (None, 0) else None
+        out[f"{run['scheduler']}/{reference}@{key.split('@', 1)[1]}"] = ratios
+    return out
+
+
+def check_records(records: Sequence[dict[str, Any]], baseline: dict[str, Any], tolerance: float,
+                  reference: str | None = None) -> GateResult:
+    """Every check of the gate; see the module docstring."""
+    result = GateResult()
+    current = summarize_runs(records)
+    base_runs: dict[str, dict[str, Any]] = baseline["runs"]
+    reference = reference or baseline.get("reference")
+
+    for key in sorted(set(current) - set(base_runs)):
+        result.notes.append(f"{key} is not in the baseline: not gated")
+    comparable: dict[str, dict[str, Any]] = {}
+    for key, base in sorted(base_runs.items()):
+        cur = current.get(key)
+        if cur is None:
+            result.checks.append(Check("coverage", key, "run", None, None, None, False, "no record for this run"))
+            continue
+        if sorted(cur["fingerprints"]) != sorted(base.get("fingerprints", [])):
+            result.checks.append(Check("coverage", key, "workload", None, None, None, False,
+                                       "different request list (workload fingerprint) than the baseline"))
+            continue
+        if not cur["complete"]:
+            result.checks.append(Check("coverage", key, "complete", None, None, None, False,
+                                       "a record of this run is incomplete (interrupted)"))
+            continue
+        comparable[key] = cur
+        n = cur["metrics"].get("num_requests") or base["metrics"].get("num_requests") or 0
+        allowance = math.floor(tolerance * n)
+        for metric in COUNT_METRICS:
+            b, c = base["metrics"].get(metric), cur["metrics"].get(metric)
+            if b is None:
+                continue
+            if c is None:
+                result.checks.append(Check("counts", key, metric, b, None, None, False, "missing in the records"))
+            else:
+                result.checks.append(Check("counts", key, metric, b, c, b + allowance, c <= b + allowance))
+        check = _bounded("padding", key, "padding_ratio", base["metrics"].get("padding_ratio"),
+                         cur["metrics"].get("padding_ratio"), -1, tolerance, slack=0.005)
+        if check:
+            result.checks.append(check)
+
+    base_ratios = _ratios(base_runs, reference)
+    cur_ratios = _ratios(comparable, reference)
+    for name, ratios in sorted(base_ratios.items()):
+        if name not in cur_ratios:
+            continue  # its runs already failed coverage
+        for metric, sign in RATIO_METRICS.items():
+            check = _bounded("ratio", name, metric, ratios.get(metric), cur_ratios[name].get(metric), sign, tolerance)
+            if check:
+                result.checks.append(check)
+
+    base_device = baseline.get("device_name")
+    cur_devices = sorted({d for r in current.values() for d in r["device_names"]})
+    if base_device and cur_devices == [base_device]:
+        for key, cur in comparable.items():
+            for metric, sign in ABSOLUTE_METRICS.items():
+                check = _bounded("absolute", key, metric, base_runs[key]["metrics"].get(metric),
+                                 cur["metrics"].get(metric), sign, tolerance)
+                if check:
+                    result.checks.append(check)
+    else:
+        result.notes.append(
+            f"absolute times not gated: baseline device {base_device or 'unknown'}, "
+            f"records' device {', '.join(cur_devices) or 'unknown'}"
+        )
+    return result
