@@ -10,7 +10,7 @@ Gamma gaps have shape k and mean 1 / rate (k = 1 is Poisson; cv = 1 / sqrt(k)).
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -25,11 +25,6 @@ class ArrivalSpec:
     process: str = "poisson"
     rate: float = math.inf
     burstiness: float = 1.0
-
-    def to_dict(self) -> dict:
-        out = asdict(self)
-        out["rate"] = "inf" if math.isinf(self.rate) else self.rate
-        return out
 
 
 def make_arrival_spec(process: str | None, rate: str | float | None, burstiness: float | None = None,

@@ -134,9 +134,11 @@ def _sample_mixed(source: str, num: int, options: dict[str, Any], tokenizer: Tok
     order = _rng(options["seed"], _MIX).permutation(len(samples))
     mixed = [samples[int(i)] for i in order]
     report = {"source": source, "components": reports,
-              "records": sum(r.get("records", 0) for r in reports.values()),
               "examined": sum(r.get("examined", 0) for r in reports.values()),
               "kept": len(mixed), "malformed": sum(r.get("malformed", 0) for r in reports.values()),
+              "prompts_truncated": sum(r.get("prompts_truncated", 0) for r in reports.values()),
+              "outputs_capped": sum(r.get("outputs_capped", 0) for r in reports.values()),
+              "oversampled": sum(r.get("oversampled", 0) for r in reports.values()),
               "dropped": _sum_dicts(r.get("dropped", {}) for r in reports.values())}
     return SampleSet(mixed, report)
 
@@ -176,10 +178,13 @@ def build_workload(source: str | None = None, **options: Any) -> Workload:
     samples = result.samples
     if samples and samples[0].arrival_s is not None:
         times = [float(s.arrival_s or 0.0) for s in samples]
-        arrival_info: dict[str, Any] = {"process": "trace", "time_scale": opts["time_scale"]}
+        span = times[-1] - times[0]
+        arrival_info: dict[str, Any] = {"arrival": "trace", "rate": (num - 1) / span if span > 0 else math.inf,
+                                        "burstiness": None}
     else:
         times = arrival_times(arrival, num, _rng(seed, _ARRIVALS))
-        arrival_info = arrival.to_dict()
+        arrival_info = {"arrival": arrival.process, "rate": arrival.rate,
+                        "burstiness": arrival.burstiness if arrival.process == "gamma" else None}
     slos = draw_slos(num, _rng(seed, _SLO), bounds["ttft_slo"], bounds["tpot_slo"], bounds["e2e_slo"])
     priorities = assign_priorities(num, _rng(seed, _PRIORITY), float(opts["online_share"]))
     width = max(5, len(str(num - 1)))
@@ -187,7 +192,7 @@ def build_workload(source: str | None = None, **options: Any) -> Workload:
                             slo=slo, priority=prio, source=s.source)
                 for i, (s, t, slo, prio) in enumerate(zip(samples, times, slos, priorities))]
     spec = {k: v for k, v in opts.items() if v is not None and k not in ("rate", "arrival", "burstiness", "cv")}
-    spec.update(arrivals=arrival_info, tokenizer=tokenizer.name)
+    spec.update(arrival_info, tokenizer=tokenizer.name)  # rate is a float (inf allowed), arrival the process
     spec["slo"] = {k: (b.text() if b else None) for k, b in bounds.items()}
     spec["filter_bounds"] = make_filter(opts["filter"], opts).to_dict()
     return Workload(name=str(opts["name"] or source), requests=requests, tokenizer=tokenizer.name,
@@ -226,12 +231,12 @@ def load_workload(spec_or_name_or_jsonl: str | None = None, overrides: dict[str,
 
 def with_rate(workload: Workload, rate: str | float) -> Workload:
     """The same requests at another rate: arrivals redrawn from the same seeded unit-rate stream."""
-    arrivals = workload.spec.get("arrivals") or {}
-    if arrivals.get("process") not in ("poisson", "gamma", "constant"):
+    process = workload.spec.get("arrival")
+    if process not in ("poisson", "gamma", "constant") or "seed" not in workload.spec:
         raise BsbenchError(f"workload {workload.name!r} has fixed arrival times (trace or saved file); "
                            "its rate cannot be changed")
-    spec = make_arrival_spec(arrivals["process"], rate, arrivals.get("burstiness"))
+    spec = make_arrival_spec(process, rate, workload.spec.get("burstiness"))
     times = arrival_times(spec, len(workload.requests), _rng(int(workload.spec["seed"]), _ARRIVALS))
     requests = [dataclasses.replace(r, arrival_s=t) for r, t in zip(workload.requests, times)]
     return Workload(name=workload.name, requests=requests, tokenizer=workload.tokenizer,
-                    spec={**workload.spec, "arrivals": spec.to_dict()}, load_report=workload.load_report)
+                    spec={**workload.spec, "rate": spec.rate}, load_report=workload.load_report)

@@ -91,7 +91,10 @@ def load_jsonl(path: str, strict: bool = False, num_requests: int | None = None)
                 meta = json.load(handle)
         except (OSError, json.JSONDecodeError):
             meta = {}
-    spec = {"source": "jsonl", "path": os.path.abspath(path), "original_spec": meta.get("spec")}
+    original = meta.get("spec") if isinstance(meta.get("spec"), dict) else {}
+    span = requests[-1].arrival_s - requests[0].arrival_s
+    spec = {"source": "jsonl", "path": os.path.abspath(path), "arrival": "replay", "seed": original.get("seed"),
+            "rate": (len(requests) - 1) / span if span > 0 else math.inf, "original_spec": original or None}
     report = {"source": "jsonl", "records": len(requests) + malformed, "kept": len(requests), "malformed": malformed,
               "dropped": {}}
     if first_error:

@@ -83,17 +83,17 @@ def sample_texts(
                 continue
             prompt_ids, output_ids = encoded[enc_pos], encoded[enc_pos + 1]
             enc_pos += 2
-            output_len = len(output_ids)
-            if shaping.max_prompt_len is not None and len(prompt_ids) > shaping.max_prompt_len:
+            was_truncated = shaping.max_prompt_len is not None and len(prompt_ids) > shaping.max_prompt_len
+            was_capped = shaping.max_output_len is not None and len(output_ids) > shaping.max_output_len
+            if was_truncated:
                 prompt_ids = middle_truncate(prompt_ids, shaping.max_prompt_len)
-                truncated += 1
-            if shaping.max_output_len is not None and output_len > shaping.max_output_len:
-                output_len = shaping.max_output_len
-                capped += 1
+            output_len = shaping.max_output_len if was_capped else len(output_ids)
             reason = shaping.length_filter.reason(len(prompt_ids), output_len)
             if reason:
                 dropped[reason] += 1
                 continue
+            truncated += was_truncated  # counted over the kept requests
+            capped += was_capped
             kept.append(Sample(tuple(prompt_ids), output_len, source))
     report.update({
         "source": source, "records": total, "examined": examined, "kept": len(kept),

@@ -31,7 +31,8 @@ def parse_bound(value: str | float | int | list | None, name: str) -> Bound | No
     elif isinstance(value, (int, float)):
         low = high = value
     else:
-        match = re.fullmatch(r"\s*([0-9.eE+-]+)\s*(?:\.\.\s*([0-9.eE+-]+)\s*)?", str(value))
+        number = r"([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)"
+        match = re.fullmatch(rf"\s*{number}\s*(?:\.\.\s*{number}\s*)?", str(value))
         if not match:
             raise BsbenchError(f"{name} must be milliseconds or a range LOW..HIGH, got {value!r}")
         low, high = match.group(1), match.group(2) or match.group(1)

@@ -1,0 +1,87 @@
+"""Shared workload flags for every command that needs a workload (`run`, `sweep`, `workload show`).
+
+    @click.command()
+    @workload_options
+    def command(**kwargs):
+        workload = workload_from_cli(kwargs)   # pops the workload keys, leaves the rest
+
+Every flag defaults to None, so a spec file's values hold unless a flag is
+given. For a sweep, pop the options once with `workload_overrides(kwargs)`,
+then call `load_workload(target, {**overrides, "rate": r})` per rate, or build
+once and call `bsbench.workloads.build.with_rate(workload, r)`: same seed,
+same requests, arrivals rescaled from the same unit-rate draws (paired).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import click
+
+from bsbench.workloads.build import load_workload
+from bsbench.workloads.workload import Workload
+
+_FLOAT = click.FLOAT
+_INT = click.INT
+
+# (flag names, option key, click type, help); the key is the load_workload option name.
+_OPTIONS: list[tuple[tuple[str, ...], str, Any, str]] = [
+    (("--workload", "-w"), "workload", str,
+     "Spec name (smoke, sharegpt-vllm, mixed-longtail, longbench), a .toml spec, a saved .jsonl request list, "
+     "or a source: sharegpt | sharegpt-multiturn | longbench | synthetic | trace | mixed:SRC=SHARE,...  "
+     "[default: sharegpt-vllm]"),
+    (("--num-requests", "-n"), "num_requests", _INT, "Number of requests [spec; default 100]."),
+    (("--seed",), "seed", _INT, "Seed for sampling, arrivals, SLOs and priorities [default 0]."),
+    (("--rate",), "rate", str, "Request rate in req/s, or 'inf' for every request at t = 0 [default inf]."),
+    (("--arrival",), "arrival", click.Choice(["poisson", "gamma", "constant"]), "Arrival process [default poisson]."),
+    (("--burstiness",), "burstiness", _FLOAT, "Gamma shape k (1 = Poisson, < 1 burstier); needs --arrival gamma."),
+    (("--cv",), "cv", _FLOAT, "Gamma coefficient of variation (k = 1/cv^2); needs --arrival gamma."),
+    (("--dataset-path",), "dataset_path", str,
+     "Dataset file or folder: ShareGPT JSON/JSONL, LongBench JSONL file/folder, trace CSV."),
+    (("--tokenizer",), "tokenizer", str, "Tokenizer folder, tokenizer.json or hub id [default: shipped bsbench-bpe-32k]."),
+    (("--filter",), "filter", click.Choice(["vllm", "sglang", "none"]), "Length filter preset [default vllm]."),
+    (("--min-prompt-len", "--filter-min-prompt"), "filter_min_prompt", _INT, "Drop prompts shorter than N tokens."),
+    (("--min-output-len", "--filter-min-output"), "filter_min_output", _INT, "Drop outputs shorter than N tokens."),
+    (("--filter-max-prompt",), "filter_max_prompt", _INT, "Drop prompts longer than N tokens (after truncation)."),
+    (("--filter-max-output",), "filter_max_output", _INT, "Drop outputs longer than N tokens (after capping)."),
+    (("--filter-max-total",), "filter_max_total", _INT, "Drop requests whose prompt + output exceeds N tokens."),
+    (("--max-prompt-len",), "max_prompt_len", _INT, "Truncate longer prompts from the middle to N tokens (counted)."),
+    (("--max-output-len",), "max_output_len", _INT, "Cap output lengths at N tokens (counted)."),
+    (("--ttft-slo",), "ttft_slo", str, "TTFT SLO in ms, or LOW..HIGH to draw one per request uniformly."),
+    (("--tpot-slo",), "tpot_slo", str, "TPOT SLO in ms, or LOW..HIGH."),
+    (("--e2e-slo",), "e2e_slo", str, "End-to-end SLO in ms, or LOW..HIGH (UELLM: 150000..300000)."),
+    (("--online-share",), "online_share", _FLOAT, "Share of requests in the 'online' priority class [default 1]."),
+    (("--time-scale",), "time_scale", _FLOAT, "Trace time scale: arrival gaps are multiplied by it [default 1]."),
+    (("--input-len",), "input_len", _INT, "Synthetic: mean prompt length [default 512]."),
+    (("--output-len",), "output_len", _INT, "Synthetic: mean output length [default 128]."),
+    (("--length-dist",), "length_dist", click.Choice(["fixed", "uniform", "normal", "zipf"]),
+     "Synthetic: length distribution [default fixed]."),
+    (("--range-ratio",), "range_ratio", _FLOAT, "Synthetic uniform: lengths in [L(1-r), L(1+r)]."),
+]
+_FLAGS: list[tuple[tuple[str, ...], str, str]] = [
+    (("--strict",), "strict", "Malformed records are fatal instead of counted and skipped."),
+    (("--oversample",), "oversample", "Resample with replacement when fewer requests exist than asked for."),
+]
+WORKLOAD_KEYS = tuple(key for _, key, _, _ in _OPTIONS) + tuple(key for _, key, _ in _FLAGS)
+
+
+def workload_options(func: Callable) -> Callable:
+    """Add every workload flag to a click command (values arrive in **kwargs under WORKLOAD_KEYS)."""
+    for names, key, _help in reversed(_FLAGS):
+        func = click.option(*names, key, is_flag=True, default=None, help=_help)(func)
+    for names, key, kind, _help in reversed(_OPTIONS):
+        func = click.option(*names, key, type=kind, default=None, help=_help)(func)
+    return func
+
+
+def workload_overrides(kwargs: dict[str, Any]) -> tuple[str | None, dict[str, Any]]:
+    """Pop the workload keys from kwargs: (the --workload target, the overrides that were given)."""
+    values = {key: kwargs.pop(key, None) for key in WORKLOAD_KEYS}
+    target = values.pop("workload")
+    return target, {k: v for k, v in values.items() if v is not None}
+
+
+def workload_from_cli(kwargs: dict[str, Any]) -> Workload:
+    """Pop the workload flags from a command's kwargs and load the workload they describe."""
+    target, overrides = workload_overrides(kwargs)
+    return load_workload(target, overrides)

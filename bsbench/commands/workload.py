@@ -1,0 +1,114 @@
+"""`bsbench workload show`: materialise a workload, print what it holds, optionally save it as JSONL."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from bsbench.commands._workload_options import workload_options, workload_overrides
+from bsbench.errors import BsbenchError
+from bsbench.workloads.build import load_workload
+from bsbench.workloads.replay import save_workload
+from bsbench.workloads.summary import PERCENTILES, histogram, summarize
+from bsbench.workloads.workload import Workload
+
+
+@click.group("workload")
+def command() -> None:
+    """Inspect and save workloads (request lists with arrival times and SLOs)."""
+
+
+def _counts_table(report: dict[str, Any], title: str) -> Table:
+    table = Table(title=title, show_header=False)
+    table.add_column("count")
+    table.add_column("value", justify="right")
+    file_info = report.get("file") or {}
+    if file_info:
+        table.add_row("file", str(file_info.get("path")))
+        table.add_row("complete records recovered", f"{file_info.get('records', 0):,}"
+                      + (" (file cut off mid-record)" if file_info.get("truncated") else ""))
+    if report.get("loader"):
+        table.add_row("loader", str(report["loader"]))
+    for key, label in (("records", "records read"), ("malformed", "malformed (skipped)"),
+                       ("examined", "examined (seeded order)"), ("kept", "kept"),
+                       ("prompts_truncated", "prompts truncated (middle)"), ("outputs_capped", "outputs capped"),
+                       ("oversampled", "oversampled (repeats)")):
+        if report.get(key) is not None:
+            table.add_row(label, f"{report[key]:,}")
+    for rule, count in (report.get("dropped") or {}).items():
+        table.add_row(f"dropped: {rule}", f"{count:,}")
+    return table
+
+
+def _lengths_table(summary: dict[str, Any]) -> Table:
+    table = Table(title="token lengths")
+    table.add_column("")
+    for p in PERCENTILES:
+        table.add_column({0: "min", 100: "max"}.get(p, f"p{p}"), justify="right")
+    table.add_column("mean", justify="right")
+    for key in ("prompt", "output", "total"):
+        stats = summary[key]
+        table.add_row(key, *(f"{stats[f'p{p}']:,.0f}" for p in PERCENTILES), f"{stats['mean']:,.1f}")
+    return table
+
+
+def _histogram_table(workload: Workload, key: str) -> Table:
+    values = [r.prompt_len if key == "prompt" else r.output_len for r in workload.requests]
+    bins = histogram(values)
+    peak = max(c for _, _, c in bins) or 1
+    table = Table(title=f"{key} length histogram", show_header=False, box=None)
+    table.add_column("range", justify="right")
+    table.add_column("count", justify="right")
+    table.add_column("bar")
+    for low, high, count in bins:
+        table.add_row(f"{low}-{high}", str(count), "#" * max(0, round(30 * count / peak)))
+    return table
+
+
+def show_workload(workload: Workload, console: Console) -> None:
+    summary = summarize(workload)
+    arrivals = summary["arrivals"]
+    rate = arrivals["rate"]
+    console.print(f"[bold]{workload.name}[/]  source {workload.spec.get('source')}  seed {workload.spec.get('seed')}  "
+                  f"tokenizer {workload.tokenizer}")
+    console.print(f"{summary['num_requests']} requests, fingerprint {summary['fingerprint'][:16]}, "
+                  f"online {summary['online']} / offline {summary['num_requests'] - summary['online']}, "
+                  f"sources {summary['sources']}")
+    report = workload.load_report
+    console.print(_counts_table(report, "load report"))
+    for name, sub in (report.get("components") or {}).items():
+        console.print(_counts_table(sub, f"component {name} ({sub.get('requested')} requested)"))
+    console.print(_lengths_table(summary))
+    rate_text = "-" if rate is None else ("inf" if math.isinf(rate) else f"{rate:g}")
+    eff = arrivals["effective_rate"]
+    console.print(f"arrivals: {arrivals['process']} at {rate_text} req/s; span {arrivals['span_s']:.3f} s; "
+                  f"effective rate {'inf' if math.isinf(eff) else f'{eff:.3f}'} req/s")
+    slo = workload.spec.get("slo") or {}
+    if any(slo.values()):
+        console.print("SLOs (ms): " + ", ".join(f"{k.removesuffix('_slo')} {v}" for k, v in slo.items() if v))
+    console.print(_histogram_table(workload, "prompt"))
+    console.print(_histogram_table(workload, "output"))
+
+
+@command.command("show")
+@click.argument("spec_or_name", required=False)
+@workload_options
+@click.option("--save", "save_path", type=click.Path(dir_okay=False), default=None,
+              help="Write the request list as JSONL (replay later with --workload FILE.jsonl).")
+def show(spec_or_name: str | None, save_path: str | None, **kwargs: Any) -> None:
+    """Materialise SPEC_OR_NAME (default sharegpt-vllm) and print counts, lengths, arrivals and a histogram."""
+    target, overrides = workload_overrides(kwargs)
+    if spec_or_name and target and spec_or_name != target:
+        raise BsbenchError("give the workload once: as SPEC_OR_NAME or as --workload, not both")
+    workload = load_workload(spec_or_name or target, overrides)
+    console = Console()
+    show_workload(workload, console)
+    if save_path:
+        if not save_path.endswith(".jsonl"):
+            raise BsbenchError(f"--save needs a .jsonl file name, got {save_path}")
+        save_workload(workload, save_path)
+        console.print(f"saved {len(workload.requests)} requests to {save_path} (+ {save_path}.meta.json)")
