@@ -1,0 +1,121 @@
+"""System load capacity (BucketServe): the highest request rate whose SLO attainment stays >= a target.
+
+Search as vLLM's serve_sla and DistServe's search_binary do: probe a start
+rate; double while the target is met (halve while it is not), which brackets
+the capacity between a passing rate `lo` and a failing rate `hi`; then bisect
+until hi - lo <= tolerance. The curve is assumed to fall with the rate; a
+noisy, non-monotone curve gives one passing rate of the bracket, not a proof
+that every lower rate passes.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(slots=True)
+class Probe:
+    rate: float
+    attainment: float | None
+    passed: bool
+    info: dict[str, Any] = field(default_factory=dict)  # e.g. the record path
+
+
+@dataclass(slots=True)
+class CapacityResult:
+    """`rate`: the highest passing rate found (None if even the smallest probe failed).
+
+    `capped`: the search stopped at `max_rate` while still passing (capacity >= max_rate).
+    `bracket`: (highest passing, lowest failing) rates; either may be None.
+    """
+
+    rate: float | None
+    probes: list[Probe]
+    target: float
+    capped: bool = False
+    bracket: tuple[float | None, float | None] = (None, None)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"rate": self.rate, "target": self.target, "capped": self.capped, "bracket": list(self.bracket),
+                "probes": [{"rate": p.rate, "attainment": p.attainment, "passed": p.passed, **p.info}
+                           for p in self.probes]}
+
+
+ProbeFn = Callable[[float], "float | None | tuple[float | None, dict[str, Any]]"]
+
+
+def find_capacity(
+    attainment_at: ProbeFn,
+    target: float = 0.8,
+    start_rate: float = 1.0,
+    tol: float = 0.05,
+    max_rate: float = 1024.0,
+    *,
+    relative: bool = True,
+    min_rate: float | None = None,
+) -> CapacityResult:
+    """Doubling, then bisection, over `attainment_at(rate)` (a number in 0..1, or None = failed run).
+
+    `attainment_at` may also return (attainment, info) to attach info (e.g. a
+    record path) to the probe. `tol` is relative to the passing rate when
+    `relative` (0.05: stop when hi - lo <= 5% of lo), else in req/s. Each rate
+    is probed at most once. Below `min_rate` (default start_rate / 1024) the
+    search gives up and returns rate None.
+    """
+    if not 0 < target <= 1:
+        raise ValueError("target attainment must be in (0, 1]")
+    if not (start_rate > 0 and math.isfinite(start_rate)) or max_rate < start_rate:
+        raise ValueError("need 0 < start_rate <= max_rate, both finite")
+    if tol <= 0:
+        raise ValueError("tolerance must be > 0")
+    floor = min_rate if min_rate is not None else start_rate / 1024
+    probes: list[Probe] = []
+    seen: dict[float, bool] = {}
+
+    def probe(rate: float) -> bool:
+        if rate in seen:
+            return seen[rate]
+        got = attainment_at(rate)
+        attainment, info = got if isinstance(got, tuple) else (got, {})
+        passed = attainment is not None and not math.isnan(attainment) and attainment >= target
+        probes.append(Probe(rate, attainment, passed, dict(info)))
+        seen[rate] = passed
+        return passed
+
+    lo: float | None = None
+    hi: float | None = None
+    rate = start_rate
+    if probe(rate):
+        lo = rate
+        while hi is None:
+            if lo >= max_rate:
+                return CapacityResult(lo, probes, target, capped=True, bracket=(lo, None))
+            rate = min(lo * 2, max_rate)
+            if probe(rate):
+                lo = rate
+            else:
+                hi = rate
+    else:
+        hi = rate
+        while lo is None:
+            rate = hi / 2
+            if rate < floor:
+                return CapacityResult(None, probes, target, bracket=(None, hi))
+            if probe(rate):
+                lo = rate
+            else:
+                hi = rate
+
+    def width_ok(lo: float, hi: float) -> bool:
+        return hi - lo <= (tol * lo if relative else tol)
+
+    while not width_ok(lo, hi):
+        mid = (lo + hi) / 2
+        if probe(mid):
+            lo = mid
+        else:
+            hi = mid
+    return CapacityResult(lo, probes, target, bracket=(lo, hi))

@@ -1,0 +1,262 @@
+"""A grid of runs: schedulers x rates x repeats, paired and resumable.
+
+At each (rate, seed) the workload is built once and every scheduler replays
+that same request list (same ids, tokens and arrival times: one workload
+fingerprint), so the comparison is paired. Each finished run is identified by
+a deterministic key (scheduler, rate, seed, workload fingerprint); a sweep run
+again into the same folder skips the runs whose complete record is already
+there. Layout of the output folder:
+
+    OUT/runs/*.json          one run record per run
+    OUT/sweep_summary.json   the grid, each run's key, record path and headline metrics
+    OUT/attainment_vs_rate.png, OUT/throughput_vs_rate.png
+
+The engine is reached through callables (`make_workload`, `run_one`), so the
+logic is tested with fakes and the CLI plugs in `run_benchmark`.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Protocol
+
+from bsbench.errors import BsbenchError
+from bsbench.results import load_records, read_json, write_json_atomic
+from bsbench.units import format_rate, parse_rate
+
+SUMMARY_KIND = "bsbench-sweep-summary"
+SUMMARY_FILE = "sweep_summary.json"
+RUNS_DIR = "runs"
+HEADLINE = ("completed", "failed", "rejected", "oom_events", "preemptions", "request_throughput",
+            "output_throughput", "median_ttft_ms", "p99_ttft_ms", "median_tpot_ms", "median_e2el_ms",
+            "p99_e2el_ms", "slo_attainment", "goodput", "padding_ratio", "peak_kv_usage")
+
+
+class HasFingerprint(Protocol):
+    def fingerprint(self) -> str: ...
+
+
+def parse_rates(text: str) -> list[float]:
+    """'1,2,4' | 'inf' | '1:16:x2' (geometric: 1 2 4 8 16) | '2:10:+2' or '2:10:2' (arithmetic: 2 4 6 8 10)."""
+    rates: list[float] = []
+    for part in (p.strip() for p in str(text).split(",")):
+        if not part:
+            continue
+        if ":" not in part:
+            rates.append(parse_rate(part))
+            continue
+        match = re.fullmatch(r"([0-9.eE+-]+):([0-9.eE+-]+):([x*+]?)([0-9.eE+-]+)", part)
+        if not match:
+            raise BsbenchError(f"cannot read rate range {part!r}; use START:STOP:xFACTOR or START:STOP:+STEP")
+        start, stop = parse_rate(match.group(1)), parse_rate(match.group(2))
+        op, step = match.group(3) or "+", float(match.group(4))
+        if math.isinf(start) or math.isinf(stop) or stop < start:
+            raise BsbenchError(f"rate range {part!r} needs finite START <= STOP")
+        if (op in "x*" and step <= 1) or (op == "+" and step <= 0):
+            raise BsbenchError(f"rate range {part!r}: the factor must be > 1 (x2) or the step > 0 (+2)")
+        value = start
+        while value <= stop * (1 + 1e-9):
+            rates.append(round(value, 10))
+            value = value * step if op in "x*" else value + step
+            if len(rates) > 1000:
+                raise BsbenchError(f"rate range {part!r} has more than 1000 rates")
+    if not rates:
+        raise BsbenchError(f"no rates in {text!r}")
+    return sorted(set(rates))
+
+
+def parse_names(text: str, known: Sequence[str] | None = None) -> list[str]:
+    """'static,continuous' -> ['static', 'continuous'], unknown names are a user error."""
+    names = list(dict.fromkeys(n.strip() for n in str(text).split(",") if n.strip()))
+    if not names:
+        raise BsbenchError("--schedulers needs at least one scheduler name")
+    if known is not None:
+        unknown = [n for n in names if n not in known]
+        if unknown:
+            raise BsbenchError(f"unknown scheduler {unknown[0]!r} (choose from {', '.join(sorted(known))})")
+    return names
+
+
+def run_key(scheduler: str, rate: float, seed: Any, fingerprint: str) -> str:
+    """The identity of one run of a sweep: equal keys = the same work, done once."""
+    return f"{scheduler}|{format_rate(float(rate)) if math.isinf(float(rate)) else repr(float(rate))}|{seed}|{fingerprint}"
+
+
+def record_key(record: dict[str, Any]) -> str:
+    config = record.get("config") or {}
+    return run_key(str(config.get("scheduler")), float(config.get("rate", math.inf)), config.get("seed"),
+                   str((record.get("workload") or {}).get("fingerprint")))
+
+
+@dataclass(slots=True)
+class SweepPlan:
+    schedulers: list[str]
+    rates: list[float]
+    seeds: list[int]
+
+    @property
+    def size(self) -> int:
+        return len(self.schedulers) * len(self.rates) * len(self.seeds)
+
+
+@dataclass(slots=True)
+class SweepRun:
+    key: str
+    scheduler: str
+    rate: float
+    seed: int
+    fingerprint: str
+    path: str
+    complete: bool
+    resumed: bool
+    summary: dict[str, Any]
+
+    def to_dict(self, root: Path) -> dict[str, Any]:
+        path = Path(self.path)
+        try:
+            path = path.resolve().relative_to(root.resolve())
+        except ValueError:
+            pass
+        return {"key": self.key, "scheduler": self.scheduler, "rate": self.rate, "seed": self.seed,
+                "fingerprint": self.fingerprint, "path": path.as_posix(), "complete": self.complete,
+                "resumed": self.resumed, **{k: self.summary.get(k) for k in HEADLINE}}
+
+
+@dataclass(slots=True)
+class SweepResult:
+    plan: SweepPlan
+    out_dir: Path
+    runs: list[SweepRun] = field(default_factory=list)
+    interrupted: bool = False
+
+    @property
+    def executed(self) -> int:
+        return sum(1 for r in self.runs if not r.resumed)
+
+    @property
+    def resumed(self) -> int:
+        return sum(1 for r in self.runs if r.resumed)
+
+
+def finished_runs(out_dir: Path) -> dict[str, tuple[Path, dict[str, Any]]]:
+    """Complete run records already in OUT/runs, by run key (the newest wins)."""
+    runs = Path(out_dir) / RUNS_DIR
+    if not runs.is_dir() or not any(runs.rglob("*.json")):
+        return {}
+    found: dict[str, tuple[Path, dict[str, Any]]] = {}
+    for path, record in load_records([str(runs)], skipped=[]):
+        if record.get("complete"):
+            found[record_key(record)] = (path, record)
+    return found
+
+
+def write_summary(result: SweepResult, extra: dict[str, Any] | None = None) -> Path:
+    plan = result.plan
+    pairing: dict[str, str] = {}
+    for run in result.runs:
+        pairing.setdefault(f"{format_rate(run.rate)}|{run.seed}", run.fingerprint)
+    summary = {
+        "kind": SUMMARY_KIND,
+        "version": 1,
+        "updated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "schedulers": plan.schedulers,
+        "rates": plan.rates,
+        "seeds": plan.seeds,
+        "planned_runs": plan.size,
+        "finished_runs": sum(1 for r in result.runs if r.complete),
+        "interrupted": result.interrupted,
+        "workload_by_rate_seed": pairing,
+        "runs": [r.to_dict(result.out_dir) for r in result.runs],
+        **(extra or {}),
+    }
+    return write_json_atomic(summary, result.out_dir / SUMMARY_FILE)
+
+
+def load_summary(out_dir: str | Path) -> dict[str, Any]:
+    data = read_json(Path(out_dir) / SUMMARY_FILE)
+    if not isinstance(data, dict) or data.get("kind") != SUMMARY_KIND:
+        raise BsbenchError(f"{Path(out_dir) / SUMMARY_FILE} is not a bsbench sweep summary")
+    return data
+
+
+def run_sweep(
+    plan: SweepPlan,
+    make_workload: Callable[[float, int], HasFingerprint],
+    run_one: Callable[[str, HasFingerprint, float, int], dict[str, Any]],
+    out_dir: str | Path,
+    *,
+    on_run: Callable[[SweepRun, int, int], None] | None = None,
+    extra_summary: dict[str, Any] | None = None,
+) -> SweepResult:
+    """Run the grid (seed, then rate, then scheduler), skipping runs whose complete record exists.
+
+    `make_workload(rate, seed)` is called once per (rate, seed) and its result
+    goes to every scheduler (paired); `run_one(scheduler, workload, rate, seed)`
+    runs and saves one record under OUT/runs and returns it (with its "path").
+    The summary file is rewritten after every run, so an interrupted sweep
+    (KeyboardInterrupt from run_one) leaves a valid summary and is resumed by
+    running the same sweep again.
+    """
+    out = Path(out_dir)
+    (out / RUNS_DIR).mkdir(parents=True, exist_ok=True)
+    done = finished_runs(out)
+    result = SweepResult(plan, out)
+    index = 0
+    try:
+        for seed in plan.seeds:
+            for rate in plan.rates:
+                workload = make_workload(rate, seed)
+                fingerprint = workload.fingerprint()
+                for scheduler in plan.schedulers:
+                    index += 1
+                    key = run_key(scheduler, rate, seed, fingerprint)
+                    if key in done:
+                        path, record = done[key]
+                        run = SweepRun(key, scheduler, rate, seed, fingerprint, str(path), True, True,
+                                       record.get("summary") or {})
+                    else:
+                        record = run_one(scheduler, workload, rate, seed)
+                        got = record_key(record)
+                        if got != key:
+                            raise BsbenchError(f"run {key} produced a record with key {got}: the engine did not "
+                                               f"replay the sweep's workload")
+                        run = SweepRun(key, scheduler, rate, seed, fingerprint, str(record.get("path", "")),
+                                       bool(record.get("complete", True)), False, record.get("summary") or {})
+                    result.runs.append(run)
+                    write_summary(result, extra_summary)
+                    if on_run is not None:
+                        on_run(run, index, plan.size)
+    except KeyboardInterrupt:
+        result.interrupted = True
+        write_summary(result, extra_summary)
+        raise
+    return result
+
+
+def sweep_points(runs: Sequence[dict[str, Any] | SweepRun]) -> list[dict[str, Any]]:
+    """Plot points (scheduler, rate, headline metrics) from SweepRun objects or summary rows."""
+    points = []
+    for run in runs:
+        if isinstance(run, SweepRun):
+            points.append({"scheduler": run.scheduler, "rate": float(run.rate),
+                           **{k: run.summary.get(k) for k in HEADLINE}})
+        else:
+            rate = run.get("rate")
+            points.append({**run, "rate": math.inf if rate == "inf" else float(rate)})
+    return points
+
+
+def sweep_plots(result: SweepResult, target: float | None = None) -> list[Path]:
+    from bsbench import plots
+
+    points = sweep_points([r for r in result.runs if r.complete])
+    return [
+        plots.versus_rate(points, "slo_attainment", "SLO attainment", result.out_dir / "attainment_vs_rate.png",
+                          target=target),
+        plots.versus_rate(points, "output_throughput", "output tokens/s", result.out_dir / "throughput_vs_rate.png"),
+    ]

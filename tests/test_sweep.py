@@ -1,0 +1,109 @@
+"""Sweep logic with a fake engine: pairing, resume, summary, plots; rate parsing."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from bsbench.errors import BsbenchError
+from bsbench.results import save_record
+from bsbench.sweep import (
+    SUMMARY_FILE, SweepPlan, load_summary, parse_names, parse_rates, run_sweep, sweep_plots,
+)
+from bsbench.workloads.request import RequestSpec
+from bsbench.workloads.workload import Workload
+
+try:
+    from record_factory import make_record
+except ImportError:
+    from tests.record_factory import make_record
+
+
+def test_parse_rates():
+    assert parse_rates("1,2,4") == [1, 2, 4]
+    assert parse_rates("1:16:x2") == [1, 2, 4, 8, 16]
+    assert parse_rates("2:10:+2") == [2, 4, 6, 8, 10]
+    assert parse_rates("0.5:1.5:0.5,inf") == [0.5, 1.0, 1.5, math.inf]
+    for bad in ("", "0", "a:b:c", "4:1:x2", "1:4:x1", "1:inf:x2"):
+        with pytest.raises(BsbenchError):
+            parse_rates(bad)
+
+
+def test_parse_names():
+    assert parse_names("static, continuous,static", ["static", "continuous"]) == ["static", "continuous"]
+    with pytest.raises(BsbenchError, match="unknown scheduler 'x'"):
+        parse_names("x", ["static"])
+
+
+def make_workload(rate, seed):
+    reqs = [RequestSpec(id=f"q{i}", prompt_ids=(seed, i, 7), output_len=4,
+                        arrival_s=0.0 if math.isinf(rate) else i / rate) for i in range(4)]
+    return Workload(name="fake", requests=reqs, tokenizer="t", spec={"rate": rate, "seed": seed})
+
+
+class FakeEngine:
+    def __init__(self, out, fail_at=None):
+        self.out, self.calls, self.workloads, self.fail_at = out, [], {}, fail_at
+
+    def __call__(self, scheduler, workload, rate, seed):
+        if self.fail_at is not None and len(self.calls) == self.fail_at:
+            raise KeyboardInterrupt
+        self.calls.append((scheduler, rate, seed))
+        self.workloads.setdefault((rate, seed), set()).add(id(workload))
+        speed = {"static": 2.0, "continuous": 1.0}[scheduler] * (1 + (0 if math.isinf(rate) else rate / 10))
+        record = make_record(scheduler, rate, speed=speed, seed=seed, fingerprint=workload.fingerprint())
+        record["path"] = str(save_record(record, self.out / "runs"))
+        return record
+
+
+def test_sweep_pairs_schedulers_and_writes_summary_and_plots(tmp_path):
+    plan = SweepPlan(["static", "continuous"], [1.0, 2.0, math.inf], [0, 1])
+    engine = FakeEngine(tmp_path)
+    result = run_sweep(plan, make_workload, engine, tmp_path)
+    assert len(engine.calls) == plan.size == 12 and result.executed == 12
+    # paired: one workload object per (rate, seed), shared by both schedulers
+    assert all(len(ids) == 1 for ids in engine.workloads.values())
+    by_cell = {}
+    for run in result.runs:
+        by_cell.setdefault((run.rate, run.seed), set()).add(run.fingerprint)
+    assert all(len(fps) == 1 for fps in by_cell.values())
+    assert len({next(iter(f)) for f in by_cell.values()}) == 6  # different rates/seeds: different lists
+    summary = load_summary(tmp_path)
+    assert summary["finished_runs"] == 12 and len(summary["runs"]) == 12
+    assert summary["runs"][0]["path"].startswith("runs/")
+    assert json.loads((tmp_path / SUMMARY_FILE).read_text())["rates"] == [1.0, 2.0, "inf"]
+    pngs = sweep_plots(result, target=0.8)
+    assert all(p.exists() and p.stat().st_size > 1000 for p in pngs)
+
+
+def test_resume_skips_finished_runs(tmp_path):
+    plan = SweepPlan(["static", "continuous"], [1.0, 4.0], [0])
+    first = FakeEngine(tmp_path, fail_at=3)
+    with pytest.raises(KeyboardInterrupt):
+        run_sweep(plan, make_workload, first, tmp_path)
+    assert len(first.calls) == 3
+    interrupted = load_summary(tmp_path)
+    assert interrupted["interrupted"] and interrupted["finished_runs"] == 3
+    second = FakeEngine(tmp_path)
+    result = run_sweep(plan, make_workload, second, tmp_path)
+    assert second.calls == [("continuous", 4.0, 0)]
+    assert (result.resumed, result.executed) == (3, 1)
+    third = FakeEngine(tmp_path)
+    run_sweep(plan, make_workload, third, tmp_path)
+    assert third.calls == []
+    # a different workload (another seed) is new work, not a resumed run
+    fourth = FakeEngine(tmp_path)
+    run_sweep(SweepPlan(["static"], [1.0], [5]), make_workload, fourth, tmp_path)
+    assert fourth.calls == [("static", 1.0, 5)]
+
+
+def test_engine_that_ignores_the_workload_is_caught(tmp_path):
+    def wrong(scheduler, workload, rate, seed):
+        rec = make_record(scheduler, rate, seed=seed, fingerprint="not-the-sweeps")
+        rec["path"] = str(save_record(rec, tmp_path / "runs"))
+        return rec
+
+    with pytest.raises(BsbenchError, match="did not replay"):
+        run_sweep(SweepPlan(["static"], [1.0], [0]), make_workload, wrong, tmp_path)
