@@ -40,7 +40,8 @@ def _seconds(values: pd.Series) -> pd.Series:
     numeric = pd.to_numeric(values, errors="coerce")
     if numeric.notna().sum() >= max(1, len(values) // 2):
         return numeric
-    return pd.to_datetime(values, errors="coerce").astype("int64").where(lambda s: s > 0) / 1e9
+    stamps = pd.to_datetime(values, errors="coerce", format="mixed")
+    return (stamps - stamps.min()).dt.total_seconds()  # NaT stays NaN (counted as malformed)
 
 
 def load_trace(num: int, rng: np.random.Generator, tokenizer: TokenizerHandle, dataset_path: str | None,
