@@ -6,6 +6,7 @@ built with, and `TokenizerHandle.name` is what the run record names.
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -102,13 +103,20 @@ def _first_id(lookup: Any, tokens: list[str]) -> int | None:
 
 
 def _from_transformers(path_or_id: str, name: str) -> TokenizerHandle:
+    quiet = [logging.getLogger(name) for name in ("huggingface_hub", "transformers")]
+    levels = [logger.level for logger in quiet]
     try:
+        for logger in quiet:  # hub retries log warnings; the user gets our one-line error instead
+            logger.setLevel(logging.ERROR)
         from transformers import AutoTokenizer
 
         backend = AutoTokenizer.from_pretrained(path_or_id)
     except Exception as exc:  # OSError, ValueError, connection errors: all user-facing
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise BsbenchError(f"cannot load tokenizer {name!r}: {first}") from None
+    finally:
+        for logger, level in zip(quiet, levels):
+            logger.setLevel(level)
     eos = backend.eos_token_id
     pad = backend.pad_token_id if backend.pad_token_id is not None else (eos if eos is not None else 0)
     return TokenizerHandle(name=name, vocab_size=len(backend), pad_token_id=int(pad),
