@@ -37,6 +37,9 @@ def test_dummy_weights_are_seeded():
     assert a.config._attn_implementation == ATTN_NAME
     wa, wb = a.model.layers[0].self_attn.q_proj.weight, b.model.layers[0].self_attn.q_proj.weight
     assert torch.equal(wa, wb)
+    half, half_info = load_model("tiny", "dummy", "cpu", "bfloat16", seed=0)
+    assert half_info.dtype_bytes == 2 and half.lm_head.weight.dtype == torch.bfloat16
+    assert half.model.rotary_emb.inv_freq.dtype == torch.float32  # RoPE frequencies are not rounded to bf16
     c, _ = load_model("tiny", "dummy", "cpu", "float32", seed=1)
     assert not torch.equal(wa, c.model.layers[0].self_attn.q_proj.weight)
 

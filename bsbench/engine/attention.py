@@ -18,7 +18,8 @@ not per layer. Groups:
 
 - all 1-token chunks (decode) of a packed step: ONE padded gather + ONE SDPA;
 - every multi-token chunk (prefill, chunked prefill) of a packed step: one call
-  each; a chunk that starts at position 0 attends to its own fresh k/v (no gather);
+  each; a chunk that starts at position 0 attends to its own fresh k/v (no
+  gather), and without padding it is a plain `is_causal` call (no mask built);
 - a padded step: one rectangular [batch, L] call.
 
 GQA without copying K/V: the G query heads that share a KV head are folded
@@ -54,7 +55,7 @@ class AttnGroup:
     b: int
     tq: int
     gather: torch.Tensor | None  # [b, Lk] KV slots; None: attend to the group's own fresh k/v
-    mask: torch.Tensor  # bool [b, 1, G*tq or 1, Lk], True = attend
+    mask: torch.Tensor | None  # bool [b, 1, G*tq or 1, Lk], True = attend; None: plain causal over fresh k/v
 
 
 @dataclass(slots=True)
@@ -92,10 +93,13 @@ class StepContext:
             lk = c.start_pos + t
             slots = _table_slots([c.block_table], lk, bs)[0]
             slot_parts.append(slots[c.start_pos:lk])
-            qpos = torch.arange(c.start_pos, lk)
-            mask = _mask(qpos[None, :], torch.tensor([c.pad_len]), lk, group_size)
-            gather = None if c.start_pos == 0 else slots[None, :].to(device, non_blocking=True)
-            groups.append(AttnGroup(row, row + t, 1, t, gather, mask.to(device, non_blocking=True)))
+            if c.start_pos == 0 and c.pad_len == 0:  # a whole prompt: causal over its own k/v, no mask
+                groups.append(AttnGroup(row, row + t, 1, t, None, None))
+            else:
+                qpos = torch.arange(c.start_pos, lk)
+                mask = _mask(qpos[None, :], torch.tensor([c.pad_len]), lk, group_size)
+                gather = None if c.start_pos == 0 else slots[None, :].to(device, non_blocking=True)
+                groups.append(AttnGroup(row, row + t, 1, t, gather, mask.to(device, non_blocking=True)))
             row += t
         slot_mapping = torch.cat(slot_parts) if len(slot_parts) > 1 else slot_parts[0]
         return StepContext(cache, slot_mapping.to(device, non_blocking=True), groups, row)
@@ -171,6 +175,20 @@ def paged_attention(
         out = query.new_empty((n, heads, d))
     for grp in ctx.groups:
         b, tq = grp.b, grp.tq
+        if grp.mask is None:  # fresh causal chunk: K/V heads repeated (cheap: only this chunk's tokens)
+            q = q_tok[grp.start:grp.end].view(b, tq, heads, d).transpose(1, 2)
+            k = k_tok[grp.start:grp.end].view(b, tq, kvh, d).transpose(1, 2)
+            v = v_tok[grp.start:grp.end].view(b, tq, kvh, d).transpose(1, 2)
+            if g > 1:
+                k = k.repeat_interleave(g, dim=1)
+                v = v.repeat_interleave(g, dim=1)
+            o = F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=scaling)
+            o = o.transpose(1, 2).reshape(b * tq, heads, d)
+            if out is None:
+                out = o
+            else:
+                out[grp.start:grp.end] = o
+            continue
         q = q_tok[grp.start:grp.end].view(b, tq, kvh, g, d)
         q = q.permute(0, 2, 3, 1, 4).reshape(b, kvh, g * tq, d)
         if grp.gather is None:

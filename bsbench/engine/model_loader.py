@@ -27,6 +27,7 @@ from pathlib import Path
 
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM, PretrainedConfig
+from transformers.utils import logging as hf_logging
 
 from bsbench.engine import attention
 from bsbench.engine.model_presets import PRESETS, preset_config
@@ -135,22 +136,22 @@ def load_model(
         torch.manual_seed(seed)
         if dev.type == "cuda":
             torch.cuda.manual_seed_all(seed)
-        previous = torch.get_default_dtype()
-        try:
-            torch.set_default_dtype(dt)
-            with torch.device(dev):
-                net = AutoModelForCausalLM.from_config(config, dtype=dt)
-        finally:
-            torch.set_default_dtype(previous)
+        with torch.device(dev):  # built in place on the device, in the target dtype (RoPE buffers stay fp32)
+            net = AutoModelForCausalLM.from_config(config, dtype=dt)
     else:
         if model in PRESETS:
             raise BsbenchError(f"preset {model!r} has no checkpoint; use --weights dummy or --model PATH")
+        bars = hf_logging.is_progress_bar_enabled()
+        hf_logging.disable_progress_bar()
         try:
             net = AutoModelForCausalLM.from_pretrained(model, dtype=dt)
         except Exception as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise BsbenchError(f"cannot load the weights of {model!r}: {first}") from None
-    net = net.to(device=dev, dtype=dt).eval()
+        finally:
+            if bars:
+                hf_logging.enable_progress_bar()
+    net = net.to(device=dev).eval()
     if not getattr(net, "_supports_attention_backend", False):
         raise BsbenchError(f"model {model!r} ({type(net).__name__}) does not support custom attention functions")
     net.set_attn_implementation(attn_name)
