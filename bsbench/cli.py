@@ -49,8 +49,8 @@ def main(argv: list[str] | None = None) -> None:
         cli.main(args=argv, prog_name="bsbench", standalone_mode=False)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
-        click.echo("bsbench: aborted", err=True)
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        click.echo("bsbench: interrupted", err=True)
         sys.exit(130)
     except click.ClickException as exc:
         fail(exc.format_message())

@@ -8,7 +8,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from bsbench.bench import InterruptedRun, run_benchmark
+from bsbench.bench import InterruptedRun, open_session, run_benchmark
 from bsbench.commands._run_options import run_config_from_cli, run_options, scheduler_values
 from bsbench.commands._workload_options import workload_from_cli, workload_options
 from bsbench.units import format_rate
@@ -65,12 +65,14 @@ def command(scheduler: str, quiet: bool, **kwargs) -> None:
     config = run_config_from_cli(kwargs, scheduler, scheduler_values(kwargs))
     workload = workload_from_cli(kwargs)
     rate = workload.spec.get("rate", float("inf"))
+    session = open_session(config)
     console.print(
         f"[bold]{scheduler}[/] on [bold]{workload.name}[/]: {len(workload.requests)} requests at "
-        f"{format_rate(rate)} req/s, model {config.model} ({config.weights} weights)"
+        f"{format_rate(rate)} req/s; model {session.info.name} ({config.weights} weights, {session.dtype}) on "
+        f"{session.device}; KV {session.num_blocks * session.block_size:,} tokens"
     )
     try:
-        record = run_benchmark(workload, config, progress=not quiet)
+        record = run_benchmark(workload, config, progress=not quiet, session=session)
     except InterruptedRun as stop:
         console.print(f"[yellow]interrupted[/]: incomplete record written to {stop.record['path']}")
         sys.exit(130)
