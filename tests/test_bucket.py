@@ -277,8 +277,8 @@ def test_controller_triggers_and_summary():
     assert all(s.status is Status.COMPLETED for s in result.states)
     summary = sched.summary()
     assert summary["controller_evaluations"] >= 2  # the first look, then the queue-growth trigger
-    assert summary["decision_s"] == sched.decision_s > 0
-    assert 0 < summary["decision_share"] and summary["controller_s"] <= summary["decision_s"] + 1
+    assert summary["decisions"] > 0 and summary["decision_mean_us"] > 0
+    assert 0 < summary["controller_share"] and 0 < summary["controller_s"] <= sched.decision_s
     assert summary["batches"] >= 1 and summary["mean_prefill_batch"] >= 1
     assert summary["splits"] == result.events.count("bucket") or summary["merges"] > 0
 

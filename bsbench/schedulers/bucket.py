@@ -263,12 +263,11 @@ class BucketScheduler(Scheduler):
             "batches": self.batches,
             "mean_prefill_batch": self.batch_rows / self.batches if self.batches else None,
             "rejected_too_large": self.rejected,
+            # decision_s and decision_share (of the run's duration) are added by the engine's caller
             "decisions": self.decisions,
-            "decision_s": self.decision_s,
             "decision_mean_us": 1e6 * self.decision_s / self.decisions if self.decisions else None,
-            "decision_share": self.decision_s / run_s if run_s > 0 else None,
             "controller_evaluations": self.evaluations,
             "controller_s": self.controller_s,
             "controller_mean_us": 1e6 * self.controller_s / max(self.evaluations, 1),
-            "controller_share": self.controller_s / run_s if run_s > 0 else None,
+            "controller_share": self.controller_s / run_s if run_s > 0 else None,  # of the last clock reading
         }
