@@ -15,58 +15,28 @@ from typing import Any, Callable
 from transformers import LlamaConfig, PretrainedConfig, Qwen2Config
 
 
-def _tiny() -> LlamaConfig:
+def _llama(vocab: int, hidden: int, inter: int, layers: int, heads: int, kv_heads: int, max_pos: int,
+           theta: float, bos: int, eos: int) -> LlamaConfig:
     return LlamaConfig(
-        vocab_size=32000,
-        hidden_size=256,
-        intermediate_size=688,
-        num_hidden_layers=4,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=4096,
-        rms_norm_eps=1e-5,
-        rope_theta=10000.0,
-        tie_word_embeddings=False,
-        bos_token_id=1,
-        eos_token_id=2,
-        pad_token_id=0,
-    )
-
-
-def _llama2(hidden: int, inter: int, layers: int, heads: int) -> LlamaConfig:
-    # meta-llama/Llama-2-{7,13}b-hf config.json
-    return LlamaConfig(
-        vocab_size=32000,
+        vocab_size=vocab,
         hidden_size=hidden,
         intermediate_size=inter,
         num_hidden_layers=layers,
         num_attention_heads=heads,
-        num_key_value_heads=heads,
-        max_position_embeddings=4096,
+        num_key_value_heads=kv_heads,
+        max_position_embeddings=max_pos,
         rms_norm_eps=1e-5,
-        rope_theta=10000.0,
+        rope_theta=theta,
         tie_word_embeddings=False,
-        bos_token_id=1,
-        eos_token_id=2,
+        bos_token_id=bos,
+        eos_token_id=eos,
     )
 
 
-def _llama3_8b() -> LlamaConfig:
-    # meta-llama/Meta-Llama-3-8B config.json
-    return LlamaConfig(
-        vocab_size=128256,
-        hidden_size=4096,
-        intermediate_size=14336,
-        num_hidden_layers=32,
-        num_attention_heads=32,
-        num_key_value_heads=8,
-        max_position_embeddings=8192,
-        rms_norm_eps=1e-5,
-        rope_theta=500000.0,
-        tie_word_embeddings=False,
-        bos_token_id=128000,
-        eos_token_id=128001,
-    )
+def _tiny() -> LlamaConfig:
+    config = _llama(32000, 256, 688, 4, 4, 2, 4096, 10000.0, 1, 2)
+    config.pad_token_id = 0
+    return config
 
 
 def _qwen25_7b() -> Qwen2Config:
@@ -92,9 +62,10 @@ def _qwen25_7b() -> Qwen2Config:
 
 PRESETS: dict[str, Callable[[], PretrainedConfig]] = {
     "tiny": _tiny,
-    "llama2-7b": lambda: _llama2(4096, 11008, 32, 32),
-    "llama2-13b": lambda: _llama2(5120, 13824, 40, 40),
-    "llama3-8b": _llama3_8b,
+    # meta-llama/Llama-2-7b-hf, Llama-2-13b-hf, Meta-Llama-3-8B config.json values
+    "llama2-7b": lambda: _llama(32000, 4096, 11008, 32, 32, 32, 4096, 10000.0, 1, 2),
+    "llama2-13b": lambda: _llama(32000, 5120, 13824, 40, 40, 40, 4096, 10000.0, 1, 2),
+    "llama3-8b": lambda: _llama(128256, 4096, 14336, 32, 32, 8, 8192, 500000.0, 128000, 128001),
     "qwen2.5-7b": _qwen25_7b,
 }
 
