@@ -70,3 +70,50 @@ def test_user_errors(tmp_path):
         resolve_dtype("float8", torch.device("cpu"))
     with pytest.raises(BsbenchError, match="device"):
         load_model("tiny", "dummy", "tpu")
+
+
+@pytest.mark.parametrize("kind", ["qwen2-gqa4", "llama-mha"])
+def test_other_families_and_head_layouts_match_generate(tmp_path, kind):
+    """The hook on a Qwen2 (QKV bias, 4 query heads per KV head) and a Llama without GQA, via checkpoint folders."""
+    import copy
+
+    from transformers import AutoModelForCausalLM, Qwen2Config
+
+    from bsbench.engine.block_manager import BlockManager
+    from bsbench.engine.plan import SeqChunk, StepPlan
+    from bsbench.engine.runner import ModelRunner
+
+    if kind == "qwen2-gqa4":
+        config = Qwen2Config(vocab_size=128, hidden_size=64, intermediate_size=96, num_hidden_layers=2,
+                             num_attention_heads=8, num_key_value_heads=2, max_position_embeddings=256,
+                             initializer_range=0.2)
+    else:
+        config = LlamaConfig(vocab_size=128, hidden_size=64, intermediate_size=96, num_hidden_layers=2,
+                             num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=256,
+                             initializer_range=0.2)
+    torch.manual_seed(0)
+    AutoModelForCausalLM.from_config(config).save_pretrained(tmp_path)
+    model, info = load_model(str(tmp_path), "checkpoint", "cpu", "float32")
+    reference = copy.deepcopy(model)
+    reference.set_attn_implementation("eager")
+    prompts = [[(7 * i + j * 13) % 120 + 3 for j in range(n)] for i, n in enumerate((9, 21))]
+    n = 6
+    expected = [reference.generate(torch.tensor([p]), max_new_tokens=n, min_new_tokens=n, do_sample=False,
+                                   attention_mask=torch.ones(1, len(p), dtype=torch.long))[0, len(p):].tolist()
+                for p in prompts]
+    runner = ModelRunner(model, info, "cpu", torch.float32)
+    runner.allocate_kv(16, 8)
+    bm = BlockManager(16, 8)
+    length = max(map(len, prompts))
+    rows = []
+    for i, p in enumerate(prompts):  # padded prefill, then packed decode with pad_len
+        bm.ensure(str(i), length + n)
+        rows.append(SeqChunk(str(i), [0] * (length - len(p)) + p, 0, bm.block_table(str(i)), True, length - len(p)))
+    out = runner.execute(StepPlan("padded", rows))
+    gen = {rid: [tok] for rid, tok in out.next_tokens.items()}
+    for s in range(n - 1):
+        out = runner.execute(StepPlan("packed", [SeqChunk(r.req_id, [gen[r.req_id][-1]], length + s, r.block_table,
+                                                          True, r.pad_len) for r in rows]))
+        for rid, tok in out.next_tokens.items():
+            gen[rid].append(tok)
+    assert [gen["0"], gen["1"]] == expected

@@ -236,3 +236,21 @@ def test_malformed_plan_raises_value_error(tiny, runner):
         runner.execute(StepPlan("padded", [SeqChunk("a", [5, 6], 0, [0]), SeqChunk("b", [5], 0, [1])]))
     with pytest.raises(ValueError, match="twice"):
         runner.execute(StepPlan("packed", [SeqChunk("a", [5], 0, [0]), SeqChunk("a", [5], 1, [0])]))
+
+
+def test_device_oom_becomes_activation_oom(tiny, runner, monkeypatch):
+    from bsbench.engine.runner import ActivationOOM
+
+    def boom(*args, **kwargs):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(runner, "decoder", boom)
+    with pytest.raises(ActivationOOM, match="out of memory"):
+        runner.execute(StepPlan("packed", [SeqChunk("a", [5, 6], 0, [0])]))
+
+    def other(*args, **kwargs):
+        raise RuntimeError("a real bug")
+
+    monkeypatch.setattr(runner, "decoder", other)
+    with pytest.raises(RuntimeError, match="a real bug"):  # nothing else is swallowed or renamed
+        runner.execute(StepPlan("packed", [SeqChunk("a", [5, 6], 0, [0])]))
