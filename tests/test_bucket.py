@@ -214,6 +214,16 @@ def test_bucket_choice_oldest_online_then_fullest():
     assert plan.layout == "padded" and [c.req_id for c in plan.chunks] == ["q008", "q007"]
 
 
+@pytest.mark.parametrize("mode, expected", [("sjf", {"q000", "q001"}), ("ljf", {"q004", "q005"})])
+def test_offline_order_decides_the_first_batch(mode, expected):
+    ctx = make_context(num_blocks=1000, block_size=4, max_model_len=100)
+    sched = BucketScheduler(BucketOptions(max_num_seqs=2, bucket_priority=mode), ctx)
+    for i in range(6):  # one bucket; jobs grow with i (prompt 10 + i, output 2 + 3i)
+        sched.add_request(req(i, 10 + i, out=2 + 3 * i, arrival=5 - i, priority="offline"), 0)
+    plan = sched.schedule(0.0)
+    assert {c.req_id for c in plan.chunks} == expected
+
+
 # ----------------------------------------------------------------------------- on the checksum runner
 
 
@@ -289,3 +299,26 @@ def test_registered_and_options_validated():
         BucketScheduler(BucketOptions(bucket_boundaries="5,3"), make_context())
     with pytest.raises(ValueError):
         BucketScheduler(BucketOptions(bucket_safety=0.0), make_context())
+
+
+def test_failed_step_ends_its_requests_and_frees_their_blocks():
+    from bsbench.engine.loop import ActivationOOMError
+
+    class FailsFirstPrefill(BudgetCheckingRunner):
+        failed = False
+
+        def execute(self, plan):
+            if plan.layout == "padded" and not self.failed:
+                self.failed = True
+                raise ActivationOOMError("simulated")
+            return super().execute(plan)
+
+    ctx = make_context(num_blocks=200, block_size=4)
+    reqs = make_requests(20, seed=9, max_prompt=20, max_out=6, spread=0.01)
+    result = Engine(BucketScheduler(BucketOptions(max_num_seqs=4), ctx), FailsFirstPrefill(ctx),
+                    clock=VirtualClock()).run(reqs)
+    assert_accounted(result, 20)
+    failed = [s for s in result.states if s.status is Status.FAILED]
+    assert 1 <= len(failed) <= 4 and all(s.reason.startswith("oom") for s in failed)
+    assert_outputs_match(result)
+    assert ctx.block_manager.num_used == 0

@@ -10,8 +10,13 @@ What runs, per step (one forward each; a padded and a packed batch cannot mix):
    of it lies below the midpoint; merge all when the queue falls below N_max
    (`_buckets.BucketManager`). `bucket_boundaries=quantile` cuts at equal-mass
    points of a decayed histogram of recent prompt lengths instead; a comma
-   list fixes the cuts. Its cost is timed (`controller_s` in the summary),
-   besides the whole decision time of `schedule()` (`decision_s`).
+   list fixes the cuts. "The queue exceeds N_max" compares the waiting count
+   with N_max of the whole queue taken as one candidate batch; "a bucket holds
+   more than N_max" uses N_max of that bucket's own requests; both from the
+   live free KV at that moment (the controller does nothing while nothing
+   fits: N_max = 0 is no evidence about lengths). Its cost is timed
+   (`controller_s` in the summary), besides the whole decision time of
+   `schedule()` (`decision_s`, added to the record by the engine's caller).
 2. Prefill. Pick a bucket: the one holding the oldest waiting online request,
    else the fullest (ties: the shorter bucket). Its requests in priority order
    (online: earliest arrival; offline: shortest job first, `sjf`, for
