@@ -200,8 +200,15 @@ def _ratios(runs: dict[str, dict[str, Any]], reference: str | None) -> dict[str,
 
 
 def check_records(records: Sequence[dict[str, Any]], baseline: dict[str, Any], tolerance: float,
-                  reference: str | None = None) -> GateResult:
-    """Every check of the gate; see the module docstring."""
+                  reference: str | None = None, *, ratio_tolerance: float | None = None,
+                  time_tolerance: float | None = None) -> GateResult:
+    """Every check of the gate; see the module docstring.
+
+    `tolerance` applies to counts and padding; `ratio_tolerance` and
+    `time_tolerance` (absolute throughput/latency/attainment) default to it.
+    """
+    ratio_tol = tolerance if ratio_tolerance is None else ratio_tolerance
+    time_tol = tolerance if time_tolerance is None else time_tolerance
     result = GateResult()
     current = summarize_runs(records)
     base_runs: dict[str, dict[str, Any]] = baseline["runs"]
@@ -245,7 +252,7 @@ def check_records(records: Sequence[dict[str, Any]], baseline: dict[str, Any], t
         if name not in cur_ratios:
             continue  # its runs already failed coverage
         for metric, sign in RATIO_METRICS.items():
-            check = _bounded("ratio", name, metric, ratios.get(metric), cur_ratios[name].get(metric), sign, tolerance)
+            check = _bounded("ratio", name, metric, ratios.get(metric), cur_ratios[name].get(metric), sign, ratio_tol)
             if check:
                 result.checks.append(check)
 
@@ -255,7 +262,7 @@ def check_records(records: Sequence[dict[str, Any]], baseline: dict[str, Any], t
         for key, cur in comparable.items():
             for metric, sign in ABSOLUTE_METRICS.items():
                 check = _bounded("absolute", key, metric, base_runs[key]["metrics"].get(metric),
-                                 cur["metrics"].get(metric), sign, tolerance)
+                                 cur["metrics"].get(metric), sign, time_tol)
                 if check:
                     result.checks.append(check)
     else:

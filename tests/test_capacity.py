@@ -62,3 +62,21 @@ def test_bad_arguments():
         find_capacity(lambda r: 1.0, target=0)
     with pytest.raises(ValueError):
         find_capacity(lambda r: 1.0, start_rate=float("inf"))
+
+
+@pytest.mark.slow
+def test_real_capacity_run(tmp_path):
+    """A short real search: a generous SLO passes at the start rate, which is also the max rate."""
+    import json
+
+    from click.testing import CliRunner
+
+    from bsbench.commands.capacity import command
+
+    result = CliRunner().invoke(command, [
+        "--schedulers", "continuous", "-w", "smoke", "-n", "3", "--max-output-len", "4", "--device", "cpu",
+        "--e2e-slo", "600000", "--start-rate", "8", "--max-rate", "8", "--out", str(tmp_path), "--quiet"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads((tmp_path / "capacity_summary.json").read_text())
+    found = summary["schedulers"]["continuous"]
+    assert found["rate"] == 8 and found["capped"] and len(found["probes"]) == 1

@@ -68,6 +68,14 @@ def test_ratio_regression_fails():
         ("ratio", "static/continuous@4", "output_throughput"), ("ratio", "static/continuous@4", "median_e2el_ms")]
 
 
+def test_separate_ratio_and_time_tolerances():
+    base = gate.build_baseline(_sweep())
+    worse = _sweep(speed_static=1.8)  # static 20% slower, same device
+    assert not gate.check_records(worse, base, 0.05).passed
+    loose = gate.check_records(worse, base, 0.05, ratio_tolerance=0.5, time_tolerance=0.5)
+    assert loose.passed, loose.failures
+
+
 def test_count_and_padding_regressions_fail():
     base = gate.build_baseline(_sweep())
     result = gate.check_records(_sweep(static_failed=1, pad=4, device_name="x"), base, 0.0)

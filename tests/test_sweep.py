@@ -107,3 +107,27 @@ def test_engine_that_ignores_the_workload_is_caught(tmp_path):
 
     with pytest.raises(BsbenchError, match="did not replay"):
         run_sweep(SweepPlan(["static"], [1.0], [0]), make_workload, wrong, tmp_path)
+
+
+@pytest.mark.slow
+def test_real_sweep_is_paired_and_resumes(tmp_path):
+    """The tiny model on CPU through `bsbench sweep`: paired records, then a resume that runs nothing."""
+    from click.testing import CliRunner
+
+    from bsbench.commands.sweep import command
+    from bsbench.results import load_records
+
+    args = ["--schedulers", "static,continuous", "--rates", "4,inf", "-w", "smoke", "-n", "3",
+            "--max-output-len", "4", "--device", "cpu", "--out", str(tmp_path), "--quiet"]
+    first = CliRunner().invoke(command, args)
+    assert first.exit_code == 0, first.output
+    records = [r for _, r in load_records([str(tmp_path / "runs")])]
+    assert len(records) == 4
+    by_rate = {}
+    for rec in records:
+        by_rate.setdefault(rec["config"]["rate"], set()).add(rec["workload"]["fingerprint"])
+        assert rec["summary"]["completed"] == 3
+    assert all(len(fps) == 1 for fps in by_rate.values()) and len(by_rate) == 2
+    again = CliRunner().invoke(command, args)
+    assert again.exit_code == 0 and "0 runs done, 4 resumed" in again.output
+    assert (tmp_path / "attainment_vs_rate.png").stat().st_size > 0

@@ -34,12 +34,17 @@ def _change(check: gating.Check) -> str:
               help="Baseline JSON (e.g. baselines/cpu-tiny.json).")
 @click.option("--tolerance", default="5%", show_default=True,
               help="Allowed relative regression (5% or 0.05); counts may grow by tolerance x num_requests.")
+@click.option("--ratio-tolerance", default=None,
+              help="Tolerance for ratios between schedulers [default: --tolerance].")
+@click.option("--time-tolerance", default=None,
+              help="Tolerance for absolute throughput, latency and attainment (same device only) "
+                   "[default: --tolerance].")
 @click.option("--reference", default=None, metavar="NAME",
               help="Scheduler the ratios divide by [default: the baseline's, else continuous].")
 @click.option("--update", is_flag=True, help="Write the baseline from RECORDS instead of checking.")
 @click.option("--show-all", is_flag=True, help="List passing checks too.")
-def command(records: tuple[Path, ...], baseline_path: Path, tolerance: str, reference: str | None,
-            update: bool, show_all: bool) -> None:
+def command(records: tuple[Path, ...], baseline_path: Path, tolerance: str, ratio_tolerance: str | None,
+            time_tolerance: str | None, reference: str | None, update: bool, show_all: bool) -> None:
     """Check run records against a baseline; exit 1 with a table of what regressed.
 
     Gates first on what a noisy machine cannot fake (OOM/failed/rejected
@@ -52,6 +57,8 @@ def command(records: tuple[Path, ...], baseline_path: Path, tolerance: str, refe
     from bsbench.report import console as make_console
 
     tol = gating.parse_tolerance(tolerance)
+    ratio_tol = gating.parse_tolerance(ratio_tolerance) if ratio_tolerance is not None else tol
+    time_tol = gating.parse_tolerance(time_tolerance) if time_tolerance is not None else tol
     skipped: list[str] = []
     loaded = [rec for _, rec in load_records([str(p) for p in records], skipped=skipped)]
     console = make_console()
@@ -61,7 +68,8 @@ def command(records: tuple[Path, ...], baseline_path: Path, tolerance: str, refe
         console.print(f"baseline written: {path} ({len(runs)} runs: {', '.join(runs)})", highlight=False)
         return
     baseline = gating.load_baseline(baseline_path)
-    result = gating.check_records(loaded, baseline, tol, reference)
+    result = gating.check_records(loaded, baseline, tol, reference, ratio_tolerance=ratio_tol,
+                                  time_tolerance=time_tol)
     shown = result.checks if show_all else result.failures
     if shown:
         table = Table(title="regressions" if not show_all else "gate checks", title_justify="left",
@@ -80,6 +88,7 @@ def command(records: tuple[Path, ...], baseline_path: Path, tolerance: str, refe
         console.print(f"[dim]note: {note}[/]", highlight=False)
     verdict = "[bold green]PASS[/]" if result.passed else "[bold red]FAIL[/]"
     console.print(f"gate {verdict}: {len(result.checks)} checks, {len(result.failures)} regressed "
-                  f"(tolerance {100 * tol:g}%, baseline {baseline_path})", highlight=False)
+                  f"(tolerance {100 * tol:g}%, ratios {100 * ratio_tol:g}%, times {100 * time_tol:g}%; "
+                  f"baseline {baseline_path})", highlight=False)
     if not result.passed:
         raise click.exceptions.Exit(1)

@@ -1,0 +1,108 @@
+"""`bsbench capacity`: the highest request rate whose SLO attainment stays >= a target."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from bsbench.commands._run_options import run_options
+from bsbench.commands._workload_options import workload_options
+from bsbench.commands.sweep import EngineRunner
+from bsbench.errors import BsbenchError
+from bsbench.units import format_rate
+
+
+def parse_search_tolerance(text: str) -> tuple[float, bool]:
+    """'5%' -> (0.05, relative); '0.25' -> (0.25 req/s, absolute)."""
+    raw = text.strip()
+    try:
+        value = float(raw[:-1]) / 100 if raw.endswith("%") else float(raw)
+    except ValueError:
+        raise BsbenchError(f"--tolerance must look like 5% (relative) or 0.25 (req/s), got {text!r}") from None
+    if not value > 0:
+        raise BsbenchError(f"--tolerance must be > 0, got {text!r}")
+    return value, raw.endswith("%")
+
+
+@click.command("capacity")
+@click.option("--schedulers", "--scheduler", "schedulers", default="continuous", show_default=True,
+              help="Scheduler, or several comma-separated (each searched on its own, with ratios).")
+@click.option("--attainment", "target", type=click.FloatRange(0, 1, min_open=True), default=0.8, show_default=True,
+              help="Target SLO attainment (BucketServe: 0.8).")
+@click.option("--start-rate", type=click.FloatRange(0, min_open=True), default=1.0, show_default=True,
+              help="First rate probed (req/s); doubled while the target holds, halved while it does not.")
+@click.option("--max-rate", type=click.FloatRange(0, min_open=True), default=256.0, show_default=True,
+              help="Stop doubling here (the capacity is then reported as >= this).")
+@click.option("--tolerance", default="5%", show_default=True,
+              help="Bisection stops when the bracket is this narrow: 5% of the rate, or req/s (0.25).")
+@click.option("--reference", default=None, metavar="NAME", help="Scheduler the ratios divide by [default: first].")
+@click.option("--quiet", is_flag=True, help="No progress bar per run.")
+@workload_options
+@run_options
+@click.pass_context
+def command(ctx: click.Context, schedulers: str, target: float, start_rate: float, max_rate: float, tolerance: str,
+            reference: str | None, quiet: bool, **kwargs: Any) -> None:
+    """Find each scheduler's load capacity: the highest rate with SLO attainment >= --attainment.
+
+    Doubling then bisection, one engine run per probed rate on the same
+    seeded request list (arrivals rescaled to the rate). Records go to OUT
+    (--out, default results/capacity), with capacity_summary.json.
+    """
+    from rich.table import Table
+
+    from bsbench.capacity import find_capacity
+    from bsbench.report import console as make_console
+    from bsbench.results import write_json_atomic
+    from bsbench.sweep import parse_names
+
+    tol, relative = parse_search_tolerance(tolerance)
+    if max_rate < start_rate:
+        raise BsbenchError(f"--max-rate {max_rate:g} is below --start-rate {start_rate:g}")
+    engine = EngineRunner(ctx, kwargs, "capacity", quiet)
+    names = parse_names(schedulers, engine.known_schedulers)
+    if reference is not None and reference not in names:
+        raise BsbenchError(f"--reference {reference!r} is not one of --schedulers {','.join(names)}")
+    reference = reference or names[0]
+    seed = engine.base_seed()
+    console = make_console()
+    first = engine.workload(start_rate, seed)
+    if all(r.slo.is_empty() for r in first.requests):
+        console.print("[yellow]note[/]: the workload has no SLOs, so attainment is the share of completed "
+                      "requests; set --ttft-slo / --tpot-slo / --e2e-slo", highlight=False)
+
+    results = {}
+    for name in names:
+        def attainment_at(rate: float, name: str = name) -> tuple[float | None, dict[str, Any]]:
+            record = engine.run(name, engine.workload(rate, seed), rate, seed, engine.out_dir)
+            att = record["summary"].get("slo_attainment")
+            console.print(f"{name} @ {format_rate(rate)} req/s: attainment "
+                          f"{'—' if att is None else f'{100 * att:.1f}%'} "
+                          f"({'pass' if att is not None and att >= target else 'miss'})", highlight=False)
+            return att, {"path": record.get("path")}
+
+        try:
+            results[name] = find_capacity(attainment_at, target, start_rate, tol, max_rate, relative=relative)
+        except KeyboardInterrupt:
+            console.print("[yellow]interrupted[/]", highlight=False)
+            raise click.exceptions.Exit(130) from None
+
+    ref_rate = results[reference].rate
+    table = Table(title=f"load capacity at SLO attainment >= {100 * target:g}%", title_justify="left",
+                  header_style="bold")
+    for col in ("scheduler", "capacity (req/s)", f"vs {reference}", "bracket (pass, fail)", "runs"):
+        table.add_column(col, justify="left" if col == "scheduler" else "right")
+    for name, res in results.items():
+        cap = "none" if res.rate is None else (">= " if res.capped else "") + f"{res.rate:.3g}"
+        ratio = (f"{res.rate / ref_rate:.2f}x" if res.rate is not None and ref_rate else "—")
+        lo, hi = res.bracket
+        bracket = f"{'—' if lo is None else f'{lo:.3g}'}, {'—' if hi is None else f'{hi:.3g}'}"
+        table.add_row(name, cap, ratio, bracket, str(len(res.probes)))
+    console.print(table)
+    summary = {"kind": "bsbench-capacity-summary", "version": 1, "target": target, "reference": reference,
+               "workload": engine.target, "workload_overrides": engine.overrides, "seed": seed,
+               "schedulers": {name: res.to_dict() for name, res in results.items()},
+               "ratios": {name: (res.rate / ref_rate if res.rate is not None and ref_rate else None)
+                          for name, res in results.items()}}
+    path = write_json_atomic(summary, engine.out_dir / "capacity_summary.json")
+    console.print(f"records in {engine.out_dir}; summary {path}", highlight=False)

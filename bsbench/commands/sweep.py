@@ -1,0 +1,157 @@
+"""`bsbench sweep`: schedulers x rates x repeats on paired workloads, resumable, with plots."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import click
+
+from bsbench.commands._run_options import options_for, run_config_from_cli, run_options, scheduler_values
+from bsbench.commands._workload_options import workload_options, workload_overrides
+from bsbench.errors import BsbenchError
+from bsbench.units import format_rate
+
+
+class EngineRunner:
+    """What sweep and capacity share: the workload target and overrides, the base run config,
+    one model session reused across runs, and `run(scheduler, workload, rate, seed)`."""
+
+    def __init__(self, ctx: click.Context, kwargs: dict[str, Any], default_out: str, quiet: bool) -> None:
+        from bsbench.schedulers.registry import all_schedulers
+
+        if kwargs.get("rate") is not None:
+            raise BsbenchError(f"bsbench {ctx.info_name} chooses the rates itself; drop --rate"
+                               + (" and use --rates" if ctx.info_name == "sweep" else ""))
+        self.known_schedulers = sorted(all_schedulers())
+        self.scheduler_flags = scheduler_values(kwargs)
+        self.target, self.overrides = workload_overrides(kwargs)
+        self.overrides.pop("rate", None)
+        out_given = ctx.get_parameter_source("out_dir") is not click.core.ParameterSource.DEFAULT
+        self.config = run_config_from_cli(kwargs, "continuous", {})
+        if not out_given:
+            self.config = dataclasses.replace(self.config, out_dir=Path(self.config.out_dir) / default_out)
+        self.quiet = quiet
+        self.session = None
+
+    @property
+    def out_dir(self) -> Path:
+        return Path(self.config.out_dir)
+
+    def workload(self, rate: float | None = None, seed: int | None = None):
+        from bsbench.workloads.build import load_workload
+
+        overrides = dict(self.overrides)
+        if rate is not None:
+            overrides["rate"] = rate
+        if seed is not None:
+            overrides["seed"] = seed
+        return load_workload(self.target, overrides)
+
+    def base_seed(self) -> int:
+        if "seed" in self.overrides:
+            return int(self.overrides["seed"])
+        return int(self.workload().spec.get("seed") or 0)
+
+    def run(self, scheduler: str, workload: Any, rate: float, seed: int | None, out_dir: Path) -> dict[str, Any]:
+        from bsbench.bench import open_session, run_benchmark
+
+        config = dataclasses.replace(
+            self.config, scheduler=scheduler, scheduler_options=options_for(scheduler, self.scheduler_flags),
+            seed=seed if seed is not None else self.config.seed, out_dir=out_dir,
+        )
+        if self.session is None:
+            self.session = open_session(config)
+        return run_benchmark(workload, config, progress=not self.quiet, session=self.session)
+
+
+def _pct(value: float | None) -> str:
+    return "—" if value is None else f"{100 * value:.1f}%"
+
+
+def _num(value: float | None) -> str:
+    return "—" if value is None else f"{value:,.1f}"
+
+
+def sweep_table(result: Any):
+    """Rates as rows, schedulers as columns: 'attainment · output tok/s' (mean over repeats)."""
+    from rich.table import Table
+
+    table = Table(title="SLO attainment · output tokens/s (mean over repeats)", title_justify="left",
+                  header_style="bold")
+    table.add_column("rate (req/s)", justify="right")
+    for scheduler in result.plan.schedulers:
+        table.add_column(scheduler, justify="right")
+    for rate in result.plan.rates:
+        cells = []
+        for scheduler in result.plan.schedulers:
+            runs = [r for r in result.runs if r.scheduler == scheduler and r.rate == rate and r.complete]
+            att = [r.summary["slo_attainment"] for r in runs if r.summary.get("slo_attainment") is not None]
+            tput = [r.summary["output_throughput"] for r in runs if r.summary.get("output_throughput") is not None]
+            cells.append(f"{_pct(sum(att) / len(att) if att else None)} · "
+                         f"{_num(sum(tput) / len(tput) if tput else None)}")
+        table.add_row(format_rate(rate), *cells)
+    return table
+
+
+@click.command("sweep")
+@click.option("--schedulers", required=True, help="Comma-separated schedulers, e.g. static,continuous,uellm,bucket.")
+@click.option("--rates", required=True,
+              help="Request rates: a list (1,2,4,inf) or ranges START:STOP:xFACTOR (1:16:x2) or START:STOP:+STEP.")
+@click.option("--repeats", type=click.IntRange(1), default=1, show_default=True,
+              help="Runs per (scheduler, rate) with seeds SEED, SEED+1, ...: the spread of the result.")
+@click.option("--attainment", "target", type=click.FloatRange(0, 1), default=0.8, show_default=True,
+              help="Target line drawn on the attainment plot.")
+@click.option("--quiet", is_flag=True, help="No progress bar per run.")
+@workload_options
+@run_options
+@click.pass_context
+def command(ctx: click.Context, schedulers: str, rates: str, repeats: int, target: float, quiet: bool,
+            **kwargs: Any) -> None:
+    """Run every scheduler at every rate on the same request list, resumably.
+
+    At each rate (and seed) every scheduler replays the identical requests and
+    arrival times. Records go to OUT/runs/, the grid to OUT/sweep_summary.json,
+    plots to OUT/*.png (OUT: --out, default results/sweep). Run the same
+    command again to resume an interrupted sweep: finished runs are skipped.
+    """
+    from bsbench.report import console as make_console
+    from bsbench.sweep import RUNS_DIR, SweepPlan, parse_names, parse_rates, run_sweep, sweep_plots
+
+    engine = EngineRunner(ctx, kwargs, "sweep", quiet)
+    plan = SweepPlan(parse_names(schedulers, engine.known_schedulers), parse_rates(rates), [])
+    base = engine.base_seed()
+    plan.seeds = [base + i for i in range(repeats)]
+    console = make_console()
+    console.print(f"sweep: {len(plan.schedulers)} schedulers x {len(plan.rates)} rates x {repeats} repeats = "
+                  f"{plan.size} runs -> {engine.out_dir}", highlight=False)
+
+    def on_run(run: Any, index: int, total: int) -> None:
+        s = run.summary
+        state = "[dim]resumed[/]" if run.resumed else "done"
+        console.print(f"[{index}/{total}] {run.scheduler} @ {format_rate(run.rate)} req/s seed {run.seed}: {state}, "
+                      f"attainment {_pct(s.get('slo_attainment'))}, {_num(s.get('output_throughput'))} tok/s, "
+                      f"failed {s.get('failed', 0)}", highlight=False)
+
+    try:
+        result = run_sweep(
+            plan,
+            make_workload=lambda rate, seed: engine.workload(rate, seed),
+            run_one=lambda sched, wl, rate, seed: engine.run(sched, wl, rate, seed, engine.out_dir / RUNS_DIR),
+            out_dir=engine.out_dir,
+            on_run=on_run,
+            extra_summary={"workload": engine.target, "workload_overrides": engine.overrides,
+                           "model": engine.config.model},
+        )
+    except KeyboardInterrupt:
+        console.print(f"[yellow]interrupted[/]: finished runs are kept in {engine.out_dir}; run the same command "
+                      "again to resume", highlight=False)
+        raise click.exceptions.Exit(130) from None
+    console.print(sweep_table(result))
+    pngs = sweep_plots(result, target=target)
+    console.print(f"{result.executed} runs done, {result.resumed} resumed; summary "
+                  f"{engine.out_dir / 'sweep_summary.json'}; plots {', '.join(str(p) for p in pngs)}",
+                  highlight=False)
+    console.print(f"compare one rate: bsbench compare {engine.out_dir / RUNS_DIR}", highlight=False)
+
