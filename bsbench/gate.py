@@ -125,6 +125,9 @@ def write_baseline(records: Sequence[dict[str, Any]], path: str | Path, referenc
 
 
 def load_baseline(path: str | Path) -> dict[str, Any]:
+    if not Path(path).is_file():
+        raise BsbenchError(f"no such baseline: {path} (write one with: bsbench gate RECORDS... --baseline {path} "
+                           f"--update)")
     data = read_json(Path(path))
     if not isinstance(data, dict) or data.get("kind") != BASELINE_KIND:
         raise BsbenchError(f"{path} is not a bsbench gate baseline (write one with: bsbench gate RECORDS... "
