@@ -30,6 +30,15 @@ def _save(fig: Any, path: Path) -> Path:
     return path
 
 
+def _label_axes(ax: Any, xlabel: str, ylabel: str) -> None:
+    """Axis labels, a light grid, and a legend when something was drawn."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    if ax.has_data():
+        ax.legend(fontsize=8)
+
+
 def _completed(record: dict[str, Any]) -> list[dict[str, Any]]:
     return [r for r in record.get("requests", []) if r.get("status") == metrics.COMPLETED]
 
@@ -52,12 +61,8 @@ def latency_cdfs(runs: Sequence[tuple[str, dict[str, Any]]], path: Path) -> Path
             values = [1000 * v for v in map(fn, _completed(record)) if v is not None]
             _cdf(ax, values, label)
         ax.set_title(f"{name} CDF (completed requests)")
-        ax.set_xlabel(f"{name} (ms)")
-        ax.set_ylabel("fraction of requests")
         ax.set_ylim(0, 1.02)
-        ax.grid(alpha=0.3)
-        if ax.has_data():
-            ax.legend(fontsize=8)
+        _label_axes(ax, f"{name} (ms)", "fraction of requests")
     return _save(fig, path)
 
 
@@ -87,11 +92,7 @@ def _timeline(runs: Sequence[tuple[str, dict[str, Any]]], path: Path, key: str, 
         ys = [scale * s[key] for s in steps if s.get(key) is not None]
         if xs:
             ax.step(xs, ys, where="post", label=label, linewidth=1)
-    ax.set_xlabel("time since run start (s)")
-    ax.set_ylabel(ylabel)
-    ax.grid(alpha=0.3)
-    if ax.has_data():
-        ax.legend(fontsize=8)
+    _label_axes(ax, "time since run start (s)", ylabel)
     return _save(fig, path)
 
 
@@ -147,9 +148,5 @@ def versus_rate(points: Sequence[dict[str, Any]], key: str, ylabel: str, path: P
         ax.set_xscale("log", base=2)
     ticks = sorted({_finite_rate(p["rate"], max_finite) for p in points})
     ax.set_xticks(ticks, [("inf" if t > max_finite else f"{t:g}") for t in ticks])
-    ax.set_xlabel("request rate (req/s)")
-    ax.set_ylabel(ylabel)
-    ax.grid(alpha=0.3)
-    if ax.has_data():
-        ax.legend(fontsize=8)
+    _label_axes(ax, "request rate (req/s)", ylabel)
     return _save(fig, path)
