@@ -145,7 +145,8 @@ def _describe_difference(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
 
 
 def group_records(loaded: Sequence[tuple[Path, dict[str, Any]]]) -> tuple[list[Group], list[str]]:
-    """Comparable groups (in first-seen order) and one plain sentence per pair of groups that differ."""
+    """Comparable groups (in first-seen order) and, for each group after the first, one plain
+    sentence saying why it cannot share a table with group 1."""
     groups: dict[tuple[str, str, str], Group] = {}
     for path, record in loaded:
         key = comparability_key(record)
@@ -154,14 +155,13 @@ def group_records(loaded: Sequence[tuple[Path, dict[str, Any]]]) -> tuple[list[G
     for group in out:
         assign_labels(group.runs)
     notes = []
-    for i, a in enumerate(out):
-        for j in range(i + 1, len(out)):
-            b = out[j]
-            reasons = _describe_difference(a.runs[0].record, b.runs[0].record)
-            notes.append(
-                f"group {i + 1} ({', '.join(r.label for r in a.runs)}) and group {j + 1} "
-                f"({', '.join(r.label for r in b.runs)}) are not comparable: {'; '.join(reasons)}"
-            )
+    first = out[0] if out else None
+    for j, b in enumerate(out[1:], start=2):
+        reasons = _describe_difference(first.runs[0].record, b.runs[0].record)
+        notes.append(
+            f"group 1 ({', '.join(r.label for r in first.runs)}) and group {j} "
+            f"({', '.join(r.label for r in b.runs)}) are not comparable: {'; '.join(reasons)}"
+        )
     return out, notes
 
 
