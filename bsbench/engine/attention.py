@@ -97,9 +97,9 @@ class StepContext:
                 groups.append(AttnGroup(row, row + t, 1, t, None, None))
             else:
                 qpos = torch.arange(c.start_pos, lk)
-                mask = _mask(qpos[None, :], torch.tensor([c.pad_len]), lk, group_size)
+                mask = _mask(qpos[None, :], torch.tensor([c.pad_len]), lk, group_size, device)
                 gather = None if c.start_pos == 0 else slots[None, :].to(device, non_blocking=True)
-                groups.append(AttnGroup(row, row + t, 1, t, gather, mask.to(device, non_blocking=True)))
+                groups.append(AttnGroup(row, row + t, 1, t, gather, mask))
             row += t
         slot_mapping = torch.cat(slot_parts) if len(slot_parts) > 1 else slot_parts[0]
         return StepContext(cache, slot_mapping.to(device, non_blocking=True), groups, row)
@@ -116,9 +116,9 @@ class StepContext:
         slot_mapping = slots[:, start:lk].reshape(-1)
         qpos = torch.arange(start, lk)[None, :].expand(b, t)
         pads = torch.tensor([c.pad_len for c in chunks], dtype=torch.long)
-        mask = _mask(qpos, pads, lk, group_size)
+        mask = _mask(qpos, pads, lk, group_size, device)
         gather = None if start == 0 else slots.to(device, non_blocking=True)
-        group = AttnGroup(0, b * t, b, t, gather, mask.to(device, non_blocking=True))
+        group = AttnGroup(0, b * t, b, t, gather, mask)
         return StepContext(cache, slot_mapping.to(device, non_blocking=True), [group], b * t)
 
 
@@ -131,10 +131,14 @@ def _table_slots(tables: list[list[int]], length: int, block_size: int) -> torch
     return slots[:, :length]
 
 
-def _mask(qpos: torch.Tensor, pads: torch.Tensor, lk: int, group_size: int) -> torch.Tensor:
-    """bool [b, 1, G*tq, lk]: causal, left padding hidden (pads see themselves), repeated per folded head."""
-    kpos = torch.arange(lk)[None, None, :]
-    q = qpos[:, :, None]
+def _mask(qpos: torch.Tensor, pads: torch.Tensor, lk: int, group_size: int, device: torch.device) -> torch.Tensor:
+    """bool [b, 1, G*tq, lk] on `device`: causal, left padding hidden (pads see themselves), repeated per folded head.
+
+    Built on the device from the small position vectors (a padded prefill's mask can be large).
+    """
+    kpos = torch.arange(lk, device=device)[None, None, :]
+    q = qpos.to(device, non_blocking=True)[:, :, None]
+    pads = pads.to(device, non_blocking=True)
     allowed = (kpos <= q) & ((kpos >= pads[:, None, None]) | (kpos == q))  # [b, tq, lk]
     b, tq, _ = allowed.shape
     if group_size > 1 and tq > 1:
