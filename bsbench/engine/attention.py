@@ -16,7 +16,9 @@ through their block tables. Everything that depends only on the plan (slot
 mapping, gather indices, masks) is built once per step in `StepContext.build`,
 not per layer. Groups:
 
-- all 1-token chunks (decode) of a packed step: ONE padded gather + ONE SDPA;
+- all 1-token chunks (decode) of a packed step: ONE padded gather + ONE SDPA
+  (split into a few groups of similar context length when the lengths differ
+  by more than 2x, so the padded gather stays close to the real context);
 - every multi-token chunk (prefill, chunked prefill) of a packed step: one call
   each; a chunk that starts at position 0 attends to its own fresh k/v (no
   gather), and without padding it is a plain `is_causal` call (no mask built);
@@ -69,15 +71,21 @@ class StepContext:
 
     @staticmethod
     def build_packed(chunks: list[SeqChunk], cache: KVCache, group_size: int, device: torch.device) -> StepContext:
-        """Chunks must come decode-first (all 1-token chunks, then the others), in forward order."""
+        """Chunks must come decode-first (all 1-token chunks, then the others), in forward order.
+
+        Decode chunks sorted by context length (as the runner orders them) are split into a few
+        groups whose longest context is at most `DECODE_SPLIT_RATIO` x their shortest, so the
+        padded gather does not copy much more than the real context.
+        """
         bs = cache.block_size
         groups: list[AttnGroup] = []
         slot_parts: list[torch.Tensor] = []
         nd = 0
         while nd < len(chunks) and len(chunks[nd].token_ids) == 1:
             nd += 1
-        if nd:
-            dec = chunks[:nd]
+        lo = 0
+        for hi in _decode_splits(chunks, nd):
+            dec = chunks[lo:hi]
             starts = torch.tensor([c.start_pos for c in dec], dtype=torch.long)
             pads = torch.tensor([c.pad_len for c in dec], dtype=torch.long)
             lk = int(starts.max()) + 1
@@ -85,8 +93,9 @@ class StepContext:
             slot_parts.append(slots.gather(1, starts[:, None]).squeeze(1))
             kpos = torch.arange(lk)
             mask = (kpos[None, :] <= starts[:, None]) & ((kpos[None, :] >= pads[:, None]) | (kpos[None, :] == starts[:, None]))
-            groups.append(AttnGroup(0, nd, nd, 1, slots.to(device, non_blocking=True),
+            groups.append(AttnGroup(lo, hi, hi - lo, 1, slots.to(device, non_blocking=True),
                                     mask[:, None, None, :].to(device, non_blocking=True)))
+            lo = hi
         row = nd
         for c in chunks[nd:]:
             t = len(c.token_ids)
@@ -120,6 +129,23 @@ class StepContext:
         gather = None if start == 0 else slots.to(device, non_blocking=True)
         group = AttnGroup(0, b * t, b, t, gather, mask)
         return StepContext(cache, slot_mapping.to(device, non_blocking=True), [group], b * t)
+
+
+DECODE_SPLIT_RATIO = 2.0
+DECODE_MIN_GROUP = 8
+
+
+def _decode_splits(chunks: list[SeqChunk], nd: int) -> list[int]:
+    """End indices of the decode groups among the first `nd` chunks (ascending context length expected)."""
+    ends: list[int] = []
+    lo = 0
+    for j in range(nd):
+        if j - lo >= DECODE_MIN_GROUP and chunks[j].start_pos + 1 > DECODE_SPLIT_RATIO * (chunks[lo].start_pos + 1):
+            ends.append(j)
+            lo = j
+    if nd:
+        ends.append(nd)
+    return ends
 
 
 def _table_slots(tables: list[list[int]], length: int, block_size: int) -> torch.Tensor:

@@ -76,8 +76,9 @@ class ModelRunner:
         cache = self.cache
         assert cache is not None
         if layout == "packed":
-            # decode (1-token) chunks first: they form one attention group
-            chunks = [c for c in chunks if len(c.token_ids) == 1] + [c for c in chunks if len(c.token_ids) != 1]
+            # decode (1-token) chunks first, by context length: they form the batched attention group(s)
+            decode = sorted((c for c in chunks if len(c.token_ids) == 1), key=lambda c: c.start_pos)
+            chunks = decode + [c for c in chunks if len(c.token_ids) != 1]
             ids: list[int] = []
             pos: list[int] = []
             sample_rows: list[int] = []
