@@ -221,7 +221,7 @@ def test_kv_cache_size_and_budget(tiny):
     r = ModelRunner(model, info, "cpu", torch.float32)
     cache = r.allocate_kv(10, BLOCK)
     assert cache.nbytes == 10 * kv_bytes_per_block(info, BLOCK) == r.kv_bytes
-    assert cache.k[0].shape == (10 * BLOCK, info.num_kv_heads, info.head_dim)
+    assert cache.k[0].shape == (info.num_kv_heads, 10 * BLOCK, info.head_dim)
 
 
 def test_malformed_plan_raises_value_error(tiny, runner):

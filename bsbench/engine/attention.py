@@ -56,7 +56,7 @@ class AttnGroup:
     end: int
     b: int
     tq: int
-    gather: torch.Tensor | None  # [b, Lk] KV slots; None: attend to the group's own fresh k/v
+    gather: torch.Tensor | None  # [b, nblk] KV block ids (Lk = nblk * block_size); None: the group's own fresh k/v
     mask: torch.Tensor | None  # bool [b, 1, G*tq or 1, Lk], True = attend; None: plain causal over fresh k/v
 
 
@@ -88,27 +88,28 @@ class StepContext:
             dec = chunks[lo:hi]
             starts = torch.tensor([c.start_pos for c in dec], dtype=torch.long)
             pads = torch.tensor([c.pad_len for c in dec], dtype=torch.long)
-            lk = int(starts.max()) + 1
-            slots = _table_slots([c.block_table for c in dec], lk, bs)
+            blocks, slots = _tables([c.block_table for c in dec], int(starts.max()) + 1, bs)
             slot_parts.append(slots.gather(1, starts[:, None]).squeeze(1))
-            kpos = torch.arange(lk)
+            kpos = torch.arange(slots.shape[1])
             mask = (kpos[None, :] <= starts[:, None]) & ((kpos[None, :] >= pads[:, None]) | (kpos[None, :] == starts[:, None]))
-            groups.append(AttnGroup(lo, hi, hi - lo, 1, slots.to(device, non_blocking=True),
+            groups.append(AttnGroup(lo, hi, hi - lo, 1, blocks.to(device, non_blocking=True),
                                     mask[:, None, None, :].to(device, non_blocking=True)))
             lo = hi
         row = nd
         for c in chunks[nd:]:
             t = len(c.token_ids)
-            lk = c.start_pos + t
-            slots = _table_slots([c.block_table], lk, bs)[0]
-            slot_parts.append(slots[c.start_pos:lk])
+            end = c.start_pos + t
+            blocks, slots = _tables([c.block_table], end, bs)
+            slot_parts.append(slots[0, c.start_pos:end])
+            qpos = torch.arange(c.start_pos, end)[None, :]
+            pad = torch.tensor([c.pad_len])
             if c.start_pos == 0 and c.pad_len == 0:  # a whole prompt: causal over its own k/v, no mask
                 groups.append(AttnGroup(row, row + t, 1, t, None, None))
-            else:
-                qpos = torch.arange(c.start_pos, lk)
-                mask = _mask(qpos[None, :], torch.tensor([c.pad_len]), lk, group_size, device)
-                gather = None if c.start_pos == 0 else slots[None, :].to(device, non_blocking=True)
-                groups.append(AttnGroup(row, row + t, 1, t, gather, mask))
+            elif c.start_pos == 0:  # a left-padded whole prompt: its own k/v, masked
+                groups.append(AttnGroup(row, row + t, 1, t, None, _mask(qpos, pad, t, group_size, device)))
+            else:  # a later chunk of a prompt: gather its cached context
+                mask = _mask(qpos, pad, slots.shape[1], group_size, device)
+                groups.append(AttnGroup(row, row + t, 1, t, blocks.to(device, non_blocking=True), mask))
             row += t
         slot_mapping = torch.cat(slot_parts) if len(slot_parts) > 1 else slot_parts[0]
         return StepContext(cache, slot_mapping.to(device, non_blocking=True), groups, row)
@@ -120,13 +121,14 @@ class StepContext:
         b = len(chunks)
         t = len(chunks[0].token_ids)
         start = chunks[0].start_pos
-        lk = start + t
-        slots = _table_slots([c.block_table for c in chunks], lk, bs)
-        slot_mapping = slots[:, start:lk].reshape(-1)
-        qpos = torch.arange(start, lk)[None, :].expand(b, t)
+        blocks, slots = _tables([c.block_table for c in chunks], start + t, bs)
+        slot_mapping = slots[:, start:start + t].reshape(-1)
+        qpos = torch.arange(start, start + t)[None, :].expand(b, t)
         pads = torch.tensor([c.pad_len for c in chunks], dtype=torch.long)
-        mask = _mask(qpos, pads, lk, group_size, device)
-        gather = None if start == 0 else slots.to(device, non_blocking=True)
+        if start == 0:  # padded prefill: the rows' own k/v
+            gather, mask = None, _mask(qpos, pads, t, group_size, device)
+        else:
+            gather, mask = blocks.to(device, non_blocking=True), _mask(qpos, pads, slots.shape[1], group_size, device)
         group = AttnGroup(0, b * t, b, t, gather, mask)
         return StepContext(cache, slot_mapping.to(device, non_blocking=True), [group], b * t)
 
@@ -148,13 +150,16 @@ def _decode_splits(chunks: list[SeqChunk], nd: int) -> list[int]:
     return ends
 
 
-def _table_slots(tables: list[list[int]], length: int, block_size: int) -> torch.Tensor:
-    """[len(tables), length] KV slots of positions 0..length-1 of each sequence (CPU)."""
+def _tables(tables: list[list[int]], length: int, block_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Block ids [b, nblk] covering positions 0..length-1 of each sequence, and their slots [b, nblk*block_size] (CPU).
+
+    Tables shorter than nblk are padded with block 0 (gathered, then masked out).
+    """
     nblk = -(-length // block_size)
-    rows = [tb[:nblk] + [0] * (nblk - len(tb[:nblk])) for tb in tables]
-    bt = torch.tensor(rows, dtype=torch.long)
-    slots = (bt[:, :, None] * block_size + torch.arange(block_size)).reshape(len(tables), -1)
-    return slots[:, :length]
+    rows = [tb[:nblk] if len(tb) >= nblk else tb + [0] * (nblk - len(tb)) for tb in tables]
+    blocks = torch.tensor(rows, dtype=torch.long)
+    slots = (blocks[:, :, None] * block_size + torch.arange(block_size)).reshape(len(tables), -1)
+    return blocks, slots
 
 
 def _mask(qpos: torch.Tensor, pads: torch.Tensor, lk: int, group_size: int, device: torch.device) -> torch.Tensor:
@@ -196,8 +201,10 @@ def paged_attention(
     v_tok = value.transpose(1, 2).reshape(n, kvh, d)
     k_cache = ctx.cache.k[layer]
     v_cache = ctx.cache.v[layer]
-    k_cache.index_copy_(0, ctx.slot_mapping, k_tok)
-    v_cache.index_copy_(0, ctx.slot_mapping, v_tok)
+    nblocks = ctx.cache.num_blocks
+    # cache layout [kv_heads, slots, d]: each head's context is contiguous once gathered
+    k_cache.index_copy_(1, ctx.slot_mapping, key.transpose(0, 1).reshape(kvh, n, d))
+    v_cache.index_copy_(1, ctx.slot_mapping, value.transpose(0, 1).reshape(kvh, n, d))
 
     if len(ctx.groups) == 1:
         out = None
@@ -225,8 +232,10 @@ def paged_attention(
             k = k_tok[grp.start:grp.end].view(b, tq, kvh, d).transpose(1, 2)
             v = v_tok[grp.start:grp.end].view(b, tq, kvh, d).transpose(1, 2)
         else:
-            k = k_cache[grp.gather].transpose(1, 2)  # [b, kvh, Lk, d]
-            v = v_cache[grp.gather].transpose(1, 2)
+            # whole blocks: per head, one contiguous run of block_size*d values per block id (much faster than per slot)
+            idx = grp.gather.view(-1)
+            k = k_cache.view(kvh, nblocks, -1).index_select(1, idx).view(kvh, b, -1, d).transpose(0, 1)  # [b, kvh, Lk, d]
+            v = v_cache.view(kvh, nblocks, -1).index_select(1, idx).view(kvh, b, -1, d).transpose(0, 1)
         o = F.scaled_dot_product_attention(q, k, v, attn_mask=grp.mask, scale=scaling)
         o = o.view(b, kvh, g, tq, d).permute(0, 3, 1, 2, 4).reshape(b * tq, heads, d)
         if out is None:

@@ -1,8 +1,11 @@
 """The real K/V tensors: exactly `num_blocks` blocks, allocated once.
 
-Per layer, K and V are `[num_blocks * block_size, num_kv_heads, head_dim]`
-tensors addressed by slot (slot = block * block_size + offset), so a block id
-handed out by the block manager is real memory here.
+Per layer, K and V are `[num_kv_heads, num_blocks * block_size, head_dim]`
+tensors addressed by slot (slot = block * block_size + offset) on dim 1, so a
+block id handed out by the block manager is real memory here. Head-major: a
+block of one head is one contiguous run of block_size * head_dim values, and a
+sequence's gathered context is contiguous per head, which is what attention
+kernels read fastest.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ class KVCache:
         self.num_layers = info.num_layers
         self.num_kv_heads = info.num_kv_heads
         self.head_dim = info.head_dim
-        shape = (self.num_slots, info.num_kv_heads, info.head_dim)
+        shape = (info.num_kv_heads, self.num_slots, info.head_dim)
         # zeros, not empty: gathered-but-masked slots must never hold NaN/Inf (0 * NaN = NaN)
         self.k: list[torch.Tensor] = [torch.zeros(shape, dtype=dtype, device=device) for _ in range(info.num_layers)]
         self.v: list[torch.Tensor] = [torch.zeros(shape, dtype=dtype, device=device) for _ in range(info.num_layers)]
