@@ -178,9 +178,8 @@ class MemoryModel:
         return self.n_max_actual(rows, free_blocks) if mode == "actual" else self.n_max_paper(rows, free_blocks)
 
     def fits_alone(self, state: RequestState, free_blocks: int) -> bool:
-        return self.blocks_for(row_slots(state.prompt_len, state.spec.output_len)) * self.block_bytes <= self.safe_bytes(
-            free_blocks
-        )
+        need = self.blocks_for(row_slots(state.prompt_len, state.spec.output_len))
+        return need * self.block_bytes <= self.safe_bytes(free_blocks)
 
 
 # ----------------------------------------------------------------------------- buckets

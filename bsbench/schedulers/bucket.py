@@ -75,35 +75,31 @@ BUCKET_EVENT = "bucket"  # a policy event: the controller changed the boundaries
 @dataclass(slots=True)
 class BucketOptions:
     max_num_seqs: int = field(default=64, metadata={"help": "Most requests running at once (continuous, bucket)."})
-    bucket_priority: str = field(
-        default="sjf",
-        metadata={"help": "Offline order inside a bucket: shortest job first (requests/s) or longest (tokens/s) (bucket).",
-                  "choices": PRIORITY_MODES},
-    )
-    bucket_boundaries: str = field(
-        default="bisect",
-        metadata={"help": "Bucket boundaries: bisect (paper), quantile (decayed length histogram) or fixed cuts "
-                          "like 128,512 (bucket)."},
-    )
-    bucket_nmax_mode: str = field(
-        default="paper",
-        metadata={"help": "N_max from S_max x N (paper) or the candidate batch's actual lengths (bucket).",
-                  "choices": NMAX_MODES},
-    )
-    bucket_theta: float = field(default=0.5, metadata={"help": "Split when strictly more than this share lies below the midpoint (bucket)."})
-    bucket_l_max: int = field(default=0, metadata={"help": "Upper end of the first bucket; 0 = the model's max length (bucket)."})
-    bucket_safety: float = field(default=0.9, metadata={"help": "Share of the live free KV a new batch may take (bucket)."})
-    bucket_interval: float = field(default=0.1, metadata={"help": "Seconds between controller re-evaluations (bucket)."})
-    bucket_queue_threshold: int = field(
-        default=32, metadata={"help": "Re-evaluate at once when the queue grew by this many requests (bucket)."}
-    )
-    bucket_max_buckets: int = field(default=8, metadata={"help": "Most buckets the controller keeps (bucket)."})
-    bucket_halflife: float = field(
-        default=256.0, metadata={"help": "Arrivals after which a length counts half in the quantile histogram; 0 = no decay (bucket)."}
-    )
-    bucket_max_prefill_tokens: int = field(
-        default=8192, metadata={"help": "Most tokens, pads included, in one padded prefill; 0 = no cap (bucket)."}
-    )
+    bucket_priority: str = field(default="sjf", metadata={
+        "help": "Offline order inside a bucket: shortest job first (requests/s) or longest (tokens/s) (bucket).",
+        "choices": PRIORITY_MODES})
+    bucket_boundaries: str = field(default="bisect", metadata={
+        "help": "Bucket boundaries: bisect (paper), quantile (decayed length histogram) or fixed cuts like "
+                "128,512 (bucket)."})
+    bucket_nmax_mode: str = field(default="paper", metadata={
+        "help": "N_max from S_max x N (paper) or the candidate batch's actual lengths (bucket).",
+        "choices": NMAX_MODES})
+    bucket_theta: float = field(default=0.5, metadata={
+        "help": "Split when strictly more than this share lies below the midpoint (bucket)."})
+    bucket_l_max: int = field(default=0, metadata={
+        "help": "Upper end of the first bucket; 0 = the model's max length (bucket)."})
+    bucket_safety: float = field(default=0.9, metadata={
+        "help": "Share of the live free KV a new batch may take (bucket)."})
+    bucket_interval: float = field(default=0.1, metadata={
+        "help": "Seconds between controller re-evaluations (bucket)."})
+    bucket_queue_threshold: int = field(default=32, metadata={
+        "help": "Re-evaluate at once when the queue grew by this many requests (bucket)."})
+    bucket_max_buckets: int = field(default=8, metadata={
+        "help": "Most non-empty buckets the controller keeps (bucket)."})
+    bucket_halflife: float = field(default=256.0, metadata={
+        "help": "Arrivals after which a length counts half in the quantile histogram; 0 = no decay (bucket)."})
+    bucket_max_prefill_tokens: int = field(default=8192, metadata={
+        "help": "Most tokens, pads included, in one padded prefill; 0 = no cap (bucket)."})
 
 
 @register
@@ -204,7 +200,8 @@ class BucketScheduler(Scheduler):
         nonempty = [b for b in self.buckets.buckets if b.requests]
         if not nonempty:
             return None
-        online = [(r.spec.arrival_s, i) for i, b in enumerate(nonempty) for r in b.requests if r.spec.priority == "online"]
+        online = [(r.spec.arrival_s, i) for i, b in enumerate(nonempty)
+                  for r in b.requests if r.spec.priority == "online"]
         if online:
             return nonempty[min(online)[1]]
         return max(nonempty, key=lambda b: len(b.requests))  # max() keeps the first (shorter) on ties
