@@ -18,6 +18,7 @@ from bsbench.engine.kv_budget import kv_bytes_per_block
 from bsbench.engine.model_loader import load_model
 from bsbench.engine.plan import SeqChunk, StepPlan
 from bsbench.engine.runner import ModelRunner
+from bsbench.errors import BsbenchError
 
 BLOCK = 16
 NUM_BLOCKS = 96
@@ -222,6 +223,8 @@ def test_kv_cache_size_and_budget(tiny):
     cache = r.allocate_kv(10, BLOCK)
     assert cache.nbytes == 10 * kv_bytes_per_block(info, BLOCK) == r.kv_bytes
     assert cache.k[0].shape == (info.num_kv_heads, 10 * BLOCK, info.head_dim)
+    with pytest.raises(BsbenchError, match="cannot allocate the KV cache"):
+        r.allocate_kv(10**9, BLOCK)  # ~60 TiB: a user error naming the size, not a traceback
 
 
 def test_malformed_plan_raises_value_error(tiny, runner):

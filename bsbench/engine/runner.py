@@ -22,7 +22,9 @@ import torch
 from bsbench.engine.attention import CTX_KWARG, StepContext
 from bsbench.engine.kv_cache import KVCache
 from bsbench.engine.plan import SeqChunk, StepOutput, StepPlan
+from bsbench.errors import BsbenchError
 from bsbench.schedulers.base import ModelInfo
+from bsbench.units import format_bytes
 
 
 class ActivationOOM(RuntimeError):
@@ -43,14 +45,23 @@ class ModelRunner:
 
     # --- memory --------------------------------------------------------------
     def allocate_kv(self, num_blocks: int, block_size: int) -> KVCache:
-        """Allocate the real K/V tensors for `num_blocks` blocks (once; a second call replaces them)."""
+        """Allocate the real K/V tensors for `num_blocks` blocks (once; a second call replaces them).
+
+        A budget the device cannot hold is a user error (BsbenchError naming the size).
+        """
         self.cache = None
         if self.device.type == "cuda":
             torch.cuda.empty_cache()
         try:
             self.cache = KVCache(self.info, num_blocks, block_size, self.device, self.dtype)
-        except torch.OutOfMemoryError as exc:
-            raise ActivationOOM(f"could not allocate {num_blocks} KV blocks: {exc}") from exc
+        except (torch.OutOfMemoryError, RuntimeError) as exc:
+            if not isinstance(exc, torch.OutOfMemoryError) and "alloc" not in str(exc).lower():
+                raise
+            need = num_blocks * block_size * self.info.kv_bytes_per_token
+            raise BsbenchError(
+                f"cannot allocate the KV cache ({format_bytes(need)}, {num_blocks} blocks) on {self.device}; "
+                "lower --kv-memory"
+            ) from None
         return self.cache
 
     @property
