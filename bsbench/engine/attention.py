@@ -197,8 +197,9 @@ def paged_attention(
     g = heads // kvh
     n = bsz * t
     q_tok = query.transpose(1, 2).reshape(n, heads, d)
-    k_tok = key.transpose(1, 2).reshape(n, kvh, d)
-    v_tok = value.transpose(1, 2).reshape(n, kvh, d)
+    fresh = any(grp.gather is None for grp in ctx.groups)  # token-major k/v only when a group reads its own
+    k_tok = key.transpose(1, 2).reshape(n, kvh, d) if fresh else key
+    v_tok = value.transpose(1, 2).reshape(n, kvh, d) if fresh else value
     k_cache = ctx.cache.k[layer]
     v_cache = ctx.cache.v[layer]
     nblocks = ctx.cache.num_blocks
