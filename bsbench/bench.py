@@ -41,6 +41,7 @@ class RunConfig:
     dtype: str = "auto"
     kv_memory: int | None = None  # bytes; None = the device's default budget
     block_size: int = DEFAULT_BLOCK_SIZE
+    threads: int | None = None  # torch intra-op threads; None = torch's default
     seed: int = 0
     out_dir: Path = Path("results")
     record_tokens: bool = False
@@ -70,6 +71,10 @@ def open_session(config: RunConfig) -> ModelSession:
     from bsbench.engine.model_loader import load_model, resolve_device, resolve_dtype
     from bsbench.engine.runner import ActivationOOM, ModelRunner
 
+    if config.threads is not None:
+        import torch
+
+        torch.set_num_threads(config.threads)
     device = resolve_device(config.device)
     dtype = resolve_dtype(config.dtype, device)
     model, info = load_model(config.model, weights=config.weights, device=device, dtype=dtype,
@@ -212,6 +217,7 @@ def _make_record(workload: Workload, config: RunConfig, session: ModelSession, s
         "dtype": session.dtype,
         "kv_memory_bytes": session.kv_budget_bytes,
         "block_size": session.block_size,
+        "threads": _torch_threads(),
         "num_kv_blocks": session.num_blocks,
         "kv_capacity_tokens": session.num_blocks * session.block_size,
         "tokenizer": workload.tokenizer,
@@ -246,6 +252,12 @@ def _make_record(workload: Workload, config: RunConfig, session: ModelSession, s
         complete=result.complete,
         percentiles=config.percentiles,
     )
+
+
+def _torch_threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
 
 
 class _progress_bar:

@@ -67,6 +67,8 @@ def run_options(func: Callable) -> Callable:
                      help="KV cache budget, e.g. 512MiB. Default: 0.9 of free GPU memory after the weights; on CPU "
                           "the token capacity of Llama-2-13B on a 40 GB A100 (16k tokens)."),
         click.option("--block-size", type=int, default=16, show_default=True, help="Tokens per KV block."),
+        click.option("--threads", type=click.IntRange(min=1), default=None,
+                     help="torch intra-op threads on CPU [default: torch's choice]; 1 is fastest on a busy machine."),
         click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("results"),
                      show_default=True, help="Folder for run records."),
         click.option("--record-tokens", is_flag=True, help="Store every request's generated token ids in the record."),
@@ -122,6 +124,7 @@ def run_config_from_cli(kwargs: dict[str, Any], scheduler: str, scheduler_option
         dtype=kwargs.pop("dtype"),
         kv_memory=parse_bytes(kv_memory) if kv_memory is not None else None,
         block_size=kwargs.pop("block_size"),
+        threads=kwargs.pop("threads"),
         out_dir=kwargs.pop("out_dir"),
         record_tokens=kwargs.pop("record_tokens"),
         percentiles=_parse_percentiles(kwargs.pop("percentiles")),
