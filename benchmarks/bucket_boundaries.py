@@ -11,11 +11,20 @@ decode included); "prefill padding" the same over the padded prefill steps only.
 
     python benchmarks/bucket_boundaries.py                       # tiny model, CPU or GPU
     python benchmarks/bucket_boundaries.py -n 200 --kv-memory 32MiB --out results/bucket-bench
+    python benchmarks/bucket_boundaries.py --sim -n 200 --max-output-len 1024   # seconds, no model
+
+`--sim` replays the same workload through the same policies on the engine loop
+with a virtual clock and a runner that computes nothing (every sampled token is
+id 5): padding, OOM events, batch sizes and KV use are exactly what the real
+runner would see (they depend only on lengths and memory), while time follows a
+toy cost model (SIM_STEP_S + SIM_TOKEN_S per computed token, pads included),
+so its tok/s only ranks configurations and is labelled as simulated.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -23,9 +32,68 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from bsbench.bench import RunConfig, open_session, run_benchmark
+from bsbench.bench import RunConfig, open_session, request_row, run_benchmark
+from bsbench.engine.block_manager import BlockManager
+from bsbench.engine.events import EventLog
+from bsbench.engine.kv_budget import num_blocks_for_budget
+from bsbench.engine.loop import Engine
+from bsbench.engine.model_loader import load_model
+from bsbench.engine.plan import StepOutput
+from bsbench.metrics import summarize
+from bsbench.schedulers.base import SchedulerContext
+from bsbench.schedulers.registry import get_scheduler
 from bsbench.units import parse_bytes
 from bsbench.workloads.build import load_workload
+
+
+SIM_STEP_S = 0.004     # toy cost model of --sim: fixed cost of one forward
+SIM_TOKEN_S = 0.00005  # and cost per computed token (pads included)
+
+
+class SimClock:
+    """Virtual time: advances by the cost model in the runner and by sleeps, never by the wall."""
+
+    def __init__(self) -> None:
+        self.t = 0.0
+
+    def start(self) -> None:
+        self.t = 0.0
+
+    def now(self) -> float:
+        return self.t
+
+    def sleep_until(self, t: float) -> None:
+        # a nanosecond past the target: `arrival + timeout <= t` and `t - arrival >= timeout` can disagree
+        # in floating point, and a clock that never moves by itself would then spin
+        self.t = max(self.t, t) + 1e-9
+
+
+class SimRunner:
+    def __init__(self, clock: SimClock) -> None:
+        self.clock = clock
+
+    def execute(self, plan):
+        self.clock.t += SIM_STEP_S + SIM_TOKEN_S * plan.num_tokens
+        return StepOutput({c.req_id: 5 for c in plan.chunks if c.sample})
+
+
+def simulate(workload, scheduler: str, options: dict, model: str, kv_bytes: int, block_size: int = 16) -> dict:
+    """One run on the virtual clock; returns a record-like dict (summary + scheduler summary + steps)."""
+    _weights, info = load_model(model, "dummy", "cpu", "float32")  # sizes only; nothing runs on it
+    ctx = SchedulerContext(BlockManager(num_blocks_for_budget(kv_bytes, info, block_size), block_size), info,
+                           EventLog())
+    cls = get_scheduler(scheduler)
+    policy = cls(cls.Options(**options), ctx)
+    clock = SimClock()
+    result = Engine(policy, SimRunner(clock), clock=clock).run(workload.requests)
+    steps = [dataclasses.asdict(st) for st in result.steps]
+    summary = summarize([request_row(st, False) for st in result.states], steps,
+                        [e.to_dict() for e in result.events.events], result.duration_s,
+                        num_kv_blocks=ctx.block_manager.num_blocks)
+    sched = {"name": scheduler, "decision_s": result.scheduler_decision_s, "decision_share": None,
+             **policy.summary(), "controller_share": None}  # shares of virtual time would mean nothing
+    return {"summary": summary, "scheduler": sched, "steps": steps, "path": "-",
+            "num_blocks": ctx.block_manager.num_blocks}
 
 
 def parse_args() -> argparse.Namespace:
@@ -42,6 +110,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--device", default="auto")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=Path("results/bucket-boundaries"))
+    p.add_argument("--sim", action="store_true", help="virtual clock + token-free runner (see the docstring)")
     p.add_argument("--json", type=Path, default=None, help="also write the table rows as JSON")
     return p.parse_args()
 
@@ -58,14 +127,14 @@ def main() -> None:
                   f"max {lengths[-1]}, rate {args.rate}; kv {args.kv_memory}; batch {args.batch}")
     config = RunConfig(model=args.model, device=args.device, kv_memory=parse_bytes(args.kv_memory),
                        out_dir=args.out, seed=args.seed)
-    session = open_session(config)
+    session = None if args.sim else open_session(config)
     runs = [("static", {"max_batch_size": args.batch})]
     for boundaries in ("bisect", "quantile", args.fixed):
         for nmax in ("paper", "actual"):
             runs.append(("bucket", {"max_num_seqs": args.batch, "bucket_boundaries": boundaries,
                                     "bucket_nmax_mode": nmax}))
-    table = Table(title=f"bucket boundaries x N_max on {workload.name} ({session.num_blocks} KV blocks of "
-                        f"{session.block_size}, {session.device})")
+    where = "simulated: virtual clock, toy cost model" if args.sim else session.device
+    table = Table(title=f"bucket boundaries x N_max on {workload.name} ({args.kv_memory} KV, {where})")
     columns = ("scheduler", "boundaries", "N_max", "done/failed", "OOM ev", "padding", "prefill padding",
                "out tok/s", "total tok/s", "mean prefill batch", "peak buckets", "splits/recuts/merges",
                "decision %", "controller %")
@@ -75,7 +144,10 @@ def main() -> None:
     for name, options in runs:
         config.scheduler, config.scheduler_options = name, options
         start = time.perf_counter()
-        record = run_benchmark(workload, config, progress=False, session=session)
+        if args.sim:
+            record = simulate(workload, name, options, args.model, parse_bytes(args.kv_memory))
+        else:
+            record = run_benchmark(workload, config, progress=False, session=session)
         s, sched = record["summary"], record["scheduler"]
         padded = [st for st in record["steps"] if st["layout"] == "padded"]
         padded_tokens = sum(st["num_tokens"] for st in padded)
