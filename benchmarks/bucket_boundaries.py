@@ -42,6 +42,7 @@ from bsbench.engine.plan import StepOutput
 from bsbench.metrics import summarize
 from bsbench.schedulers.base import SchedulerContext
 from bsbench.schedulers.registry import get_scheduler
+from bsbench.engine.clock import VirtualClock
 from bsbench.units import parse_bytes
 from bsbench.workloads.build import load_workload
 
@@ -50,30 +51,12 @@ SIM_STEP_S = 0.004     # toy cost model of --sim: fixed cost of one forward
 SIM_TOKEN_S = 0.00005  # and cost per computed token (pads included)
 
 
-class SimClock:
-    """Virtual time: advances by the cost model in the runner and by sleeps, never by the wall."""
-
-    def __init__(self) -> None:
-        self.t = 0.0
-
-    def start(self) -> None:
-        self.t = 0.0
-
-    def now(self) -> float:
-        return self.t
-
-    def sleep_until(self, t: float) -> None:
-        # a nanosecond past the target: `arrival + timeout <= t` and `t - arrival >= timeout` can disagree
-        # in floating point, and a clock that never moves by itself would then spin
-        self.t = max(self.t, t) + 1e-9
-
-
 class SimRunner:
-    def __init__(self, clock: SimClock) -> None:
+    def __init__(self, clock: VirtualClock) -> None:
         self.clock = clock
 
     def execute(self, plan):
-        self.clock.t += SIM_STEP_S + SIM_TOKEN_S * plan.num_tokens
+        self.clock.advance(SIM_STEP_S + SIM_TOKEN_S * plan.num_tokens)
         return StepOutput({c.req_id: 5 for c in plan.chunks if c.sample})
 
 
@@ -84,7 +67,7 @@ def simulate(workload, scheduler: str, options: dict, model: str, kv_bytes: int,
                            EventLog())
     cls = get_scheduler(scheduler)
     policy = cls(cls.Options(**options), ctx)
-    clock = SimClock()
+    clock = VirtualClock()
     result = Engine(policy, SimRunner(clock), clock=clock).run(workload.requests)
     steps = [dataclasses.asdict(st) for st in result.steps]
     summary = summarize([request_row(st, False) for st in result.states], steps,

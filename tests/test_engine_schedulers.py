@@ -12,24 +12,10 @@ from bsbench.engine.request_state import Status
 from bsbench.schedulers.continuous import ContinuousOptions, ContinuousScheduler
 from bsbench.schedulers.static import StaticOptions, StaticScheduler
 from bsbench.workloads.request import RequestSpec
+from bsbench.engine.clock import VirtualClock
 from tests.fakes import ChecksumRunner, make_context, reference_generate
 
 
-class VirtualClock:
-    """Advances only when the engine sleeps, and a little per step, so tests never wait."""
-
-    def __init__(self) -> None:
-        self.t = 0.0
-
-    def start(self) -> None:
-        self.t = 0.0
-
-    def now(self) -> float:
-        self.t += 1e-4
-        return self.t
-
-    def sleep_until(self, t: float) -> None:
-        self.t = max(self.t, t)
 
 
 def make_requests(n: int, seed: int = 0, max_prompt: int = 40, max_out: int = 12, spread: float = 0.0):
@@ -61,7 +47,7 @@ def run(scheduler_cls, options, requests, num_blocks=64, block_size=4):
     ctx = make_context(num_blocks, block_size)
     scheduler = scheduler_cls(options, ctx)
     runner = BudgetCheckingRunner(ctx)
-    result = Engine(scheduler, runner, clock=VirtualClock()).run(requests)
+    result = Engine(scheduler, runner, clock=VirtualClock(tick_s=1e-4)).run(requests)
     return result, runner, ctx
 
 
@@ -142,7 +128,7 @@ def test_static_partial_batch_waits_for_timeout():
     reqs = make_requests(3, seed=4)
     ctx = make_context(400, 4)
     sched = StaticScheduler(StaticOptions(max_batch_size=8, batch_timeout=2.0), ctx)
-    clock = VirtualClock()
+    clock = VirtualClock(tick_s=1e-4)
     result = Engine(sched, ChecksumRunner(400, 4), clock=clock).run(reqs)
     first = min(s.first_scheduled_s for s in result.states)
     assert first >= 2.0

@@ -14,22 +14,10 @@ from bsbench.predictor import NoisyPredictor, OraclePredictor, Prediction, memor
 from bsbench.schedulers.registry import get_scheduler
 from bsbench.schedulers.uellm import KV_EXTEND, UNDERPREDICT_FAIL, UellmOptions, UellmScheduler, joins, plan_batches
 from bsbench.workloads.request import SLO, RequestSpec
+from bsbench.engine.clock import VirtualClock
 from tests.fakes import ChecksumRunner, make_context, reference_generate
 
 
-class VirtualClock:
-    def __init__(self) -> None:
-        self.t = 0.0
-
-    def start(self) -> None:
-        self.t = 0.0
-
-    def now(self) -> float:
-        self.t += 1e-4
-        return self.t
-
-    def sleep_until(self, t: float) -> None:
-        self.t = max(self.t, t)
 
 
 class BudgetRunner(ChecksumRunner):
@@ -67,7 +55,7 @@ def run(requests, fixed=None, num_blocks=400, block_size=4, **opts):
     if fixed is not None:
         sched.predictor = fixed
     runner = BudgetRunner(ctx)
-    result = Engine(sched, runner, clock=VirtualClock()).run(requests)
+    result = Engine(sched, runner, clock=VirtualClock(tick_s=1e-4)).run(requests)
     return result, runner, ctx, sched
 
 

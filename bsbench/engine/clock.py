@@ -28,3 +28,25 @@ class WallClock:
         delay = t - self.now()
         if delay > 0:
             time.sleep(delay)
+
+
+class VirtualClock:
+    """Simulated time: it moves only when the engine sleeps, when a runner calls `advance`, or by
+    `tick_s` per reading (a fixed cost per clock read, so that steps take time in tests)."""
+
+    def __init__(self, tick_s: float = 0.0) -> None:
+        self.tick_s = tick_s
+        self.t = 0.0
+
+    def start(self) -> None:
+        self.t = 0.0
+
+    def now(self) -> float:
+        self.t += self.tick_s
+        return self.t
+
+    def advance(self, seconds: float) -> None:
+        self.t += seconds
+
+    def sleep_until(self, t: float) -> None:
+        self.t = max(self.t, t)

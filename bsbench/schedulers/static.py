@@ -59,7 +59,7 @@ class StaticScheduler(Scheduler):
         return running + list(self.waiting)
 
     def next_wakeup(self, now: float) -> float | None:
-        if self.batch is None and self.waiting:
+        if self.waiting:
             return self.waiting[0].spec.arrival_s + self.options.batch_timeout
         return None
 
@@ -74,7 +74,7 @@ class StaticScheduler(Scheduler):
         opts = self.options
         while self.waiting:
             full = len(self.waiting) >= opts.max_batch_size
-            timed_out = now - self.waiting[0].spec.arrival_s >= opts.batch_timeout
+            timed_out = now >= self.next_wakeup(now)  # the same expression as the wake-up time
             if not (full or timed_out):
                 return None
             size = min(opts.max_batch_size, len(self.waiting))
