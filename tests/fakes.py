@@ -59,6 +59,20 @@ class ChecksumRunner:
         return out
 
 
+class BudgetCheckingRunner(ChecksumRunner):
+    """A checksum runner that also asserts, at every step, that KV usage stays within the budget."""
+
+    def __init__(self, ctx: SchedulerContext) -> None:
+        super().__init__(ctx.block_manager.num_blocks, ctx.block_manager.block_size)
+        self.blocks = ctx.block_manager
+        self.peak = 0
+
+    def execute(self, plan: StepPlan) -> StepOutput:
+        self.peak = max(self.peak, self.blocks.num_used)
+        assert self.blocks.num_used <= self.blocks.num_blocks
+        return super().execute(plan)
+
+
 def make_context(num_blocks: int = 64, block_size: int = 4, max_model_len: int = 4096) -> SchedulerContext:
     info = ModelInfo("fake", num_layers=2, num_kv_heads=2, head_dim=8, dtype_bytes=4,
                      max_model_len=max_model_len, pad_token_id=PAD)

@@ -16,9 +16,9 @@ from bsbench.schedulers.registry import get_scheduler
 from bsbench.schedulers.static import StaticOptions, StaticScheduler
 from bsbench.workloads.request import RequestSpec
 from bsbench.engine.clock import VirtualClock
-from tests.fakes import make_context
+from tests.fakes import BudgetCheckingRunner, make_context
 from tests.test_engine_schedulers import (
-    BudgetCheckingRunner, assert_accounted, assert_outputs_match, make_requests, run,
+    assert_accounted, assert_outputs_match, make_requests, run,
 )
 
 FIFO = priority_key("sjf")

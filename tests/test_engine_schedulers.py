@@ -13,7 +13,7 @@ from bsbench.schedulers.continuous import ContinuousOptions, ContinuousScheduler
 from bsbench.schedulers.static import StaticOptions, StaticScheduler
 from bsbench.workloads.request import RequestSpec
 from bsbench.engine.clock import VirtualClock
-from tests.fakes import ChecksumRunner, make_context, reference_generate
+from tests.fakes import BudgetCheckingRunner, ChecksumRunner, make_context, reference_generate
 
 
 
@@ -29,18 +29,6 @@ def make_requests(n: int, seed: int = 0, max_prompt: int = 40, max_out: int = 12
         )
         for i in range(n)
     ]
-
-
-class BudgetCheckingRunner(ChecksumRunner):
-    def __init__(self, ctx):
-        super().__init__(ctx.block_manager.num_blocks, ctx.block_manager.block_size)
-        self.blocks = ctx.block_manager
-        self.peak = 0
-
-    def execute(self, plan):
-        self.peak = max(self.peak, self.blocks.num_used)
-        assert self.blocks.num_used <= self.blocks.num_blocks
-        return super().execute(plan)
 
 
 def run(scheduler_cls, options, requests, num_blocks=64, block_size=4):

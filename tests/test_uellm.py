@@ -15,20 +15,9 @@ from bsbench.schedulers.registry import get_scheduler
 from bsbench.schedulers.uellm import KV_EXTEND, UNDERPREDICT_FAIL, UellmOptions, UellmScheduler, joins, plan_batches
 from bsbench.workloads.request import SLO, RequestSpec
 from bsbench.engine.clock import VirtualClock
-from tests.fakes import ChecksumRunner, make_context, reference_generate
+from tests.fakes import BudgetCheckingRunner, make_context, reference_generate
 
 
-
-
-class BudgetRunner(ChecksumRunner):
-    def __init__(self, ctx):
-        super().__init__(ctx.block_manager.num_blocks, ctx.block_manager.block_size)
-        self.blocks = ctx.block_manager
-        self.peak = 0
-
-    def execute(self, plan):
-        self.peak = max(self.peak, self.blocks.num_used)
-        return super().execute(plan)
 
 
 class ScaledPredictor:
@@ -54,7 +43,7 @@ def run(requests, fixed=None, num_blocks=400, block_size=4, **opts):
     sched = UellmScheduler(UellmOptions(**opts), ctx)
     if fixed is not None:
         sched.predictor = fixed
-    runner = BudgetRunner(ctx)
+    runner = BudgetCheckingRunner(ctx)
     result = Engine(sched, runner, clock=VirtualClock(tick_s=1e-4)).run(requests)
     return result, runner, ctx, sched
 
