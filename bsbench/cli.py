@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 import sys
+from typing import NoReturn
 
 import click
 
@@ -37,7 +38,7 @@ def _add_commands() -> None:
 _add_commands()
 
 
-def fail(message: str) -> "NoReturn":  # type: ignore[name-defined]  # noqa: F821
+def fail(message: str) -> NoReturn:
     """Print a one-line user error and exit 2."""
     click.echo(f"bsbench: error: {message.splitlines()[0] if message else 'unknown error'}", err=True)
     sys.exit(2)

@@ -9,7 +9,7 @@ from bsbench.engine.loop import Engine
 from bsbench.engine.request_state import RequestState, Status
 from bsbench.errors import BsbenchError
 from bsbench.schedulers._buckets import (
-    Bucket, BucketManager, DecayedHistogram, MemoryModel, parse_boundaries, priority_key,
+    BucketManager, DecayedHistogram, MemoryModel, parse_boundaries, priority_key,
 )
 from bsbench.schedulers.bucket import BucketOptions, BucketScheduler
 from bsbench.schedulers.registry import get_scheduler

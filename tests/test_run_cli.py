@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -19,8 +18,8 @@ from tests.hf_reference import assert_record_matches_generate
 SMALL = ["--workload", "smoke", "-n", "6", "--max-output-len", "6", "--quiet"]
 
 
-def _prompts(args: list[str]) -> dict[str, list[int]]:
-    workload = load_workload("smoke", {"num_requests": 6, "max_output_len": 6})
+def _smoke_prompts(num_requests: int, max_output_len: int) -> dict[str, list[int]]:
+    workload = load_workload("smoke", {"num_requests": num_requests, "max_output_len": max_output_len})
     return {r.id: list(r.prompt_ids) for r in workload.requests}
 
 
@@ -42,11 +41,23 @@ def test_run_writes_a_record_whose_outputs_match_generate(bsbench, tmp_path, sch
     assert record["config"]["scheduler"] == scheduler
     assert record["config"]["tokenizer"] == record["workload"]["tokenizer"]
     assert len(record["steps"]) > 0
-    assert assert_record_matches_generate(record, _prompts(SMALL)) == 6
+    assert assert_record_matches_generate(record, _smoke_prompts(6, 6)) == 6
     if scheduler == "static":
         assert summary["padding_ratio"] > 0
     else:
         assert summary["padding_ratio"] == 0
+
+
+def test_continuous_preempts_under_a_tight_budget_and_still_matches_generate(bsbench, tmp_path):
+    # 1.5 MiB of tiny-model KV = 384 tokens: the longest smoke request fits, ten at once do not
+    args = ["--workload", "smoke", "-n", "10", "--max-output-len", "24"]
+    result = bsbench("run", *args, "--kv-memory", "1536KiB", "--record-tokens", "--quiet", "--out", tmp_path)
+    assert result.code == 0, result.err
+    record = _only_record(tmp_path)
+    preempted = [r for r in record["requests"] if r["preemptions"] > 0]
+    assert record["summary"]["preemptions"] >= 1 and preempted
+    assert record["summary"]["completed"] == 10
+    assert assert_record_matches_generate(record, _smoke_prompts(10, 24)) == 10
 
 
 def test_static_with_too_large_a_batch_records_oom_and_loses_nothing(bsbench, tmp_path):
