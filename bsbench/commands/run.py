@@ -23,12 +23,15 @@ _SUMMARY_ROWS = [
     ("TPOT median / p99 (ms)", lambda s: f"{_num(s.get('median_tpot_ms'))} / {_num(s.get('p99_tpot_ms'))}"),
     ("ITL median / p99 (ms)", lambda s: f"{_num(s.get('median_itl_ms'))} / {_num(s.get('p99_itl_ms'))}"),
     ("E2E median / p99 (ms)", lambda s: f"{_num(s.get('median_e2el_ms'))} / {_num(s.get('p99_e2el_ms'))}"),
-    ("SLO attainment", lambda s: _pct(s.get("slo_attainment"))),
-    ("goodput (req/s)", lambda s: _num(s.get("goodput"))),
+    ("SLO attainment", lambda s: _pct(s.get("slo_attainment")) if s.get("num_with_slo") else _NO_SLO),
+    ("goodput (req/s)", lambda s: _num(s.get("goodput")) if s.get("num_with_slo") else _NO_SLO),
     ("padding ratio", lambda s: _pct(s.get("padding_ratio"))),
     ("KV usage mean / peak", lambda s: f"{_pct(s.get('mean_kv_usage'))} / {_pct(s.get('peak_kv_usage'))}"),
     ("OOM events / preemptions", lambda s: f"{s.get('oom_events', 0)} / {s.get('preemptions', 0)}"),
 ]
+
+
+_NO_SLO = "no SLOs set"
 
 
 def _num(value: float | None) -> str:
