@@ -12,7 +12,6 @@ from __future__ import annotations
 import copy
 import random
 
-import pytest
 import torch
 
 from bsbench.bench import RunConfig, open_session, run_benchmark
@@ -75,7 +74,6 @@ def test_bucket_no_oom_less_padding_matches_generate(tmp_path):
     _compare(tmp_path, n=10, max_prompt=256, max_output=6, kv_memory=4 << 20, batch=8, samples=2)
 
 
-@pytest.mark.slow
 def test_bucket_long_tail_full(tmp_path):
     # prompts up to 1024: a static batch of 8 with a 1024-token prompt needs 8 x 67 = 536 blocks; 32 MiB holds 512
     _compare(tmp_path, n=48, max_prompt=1024, max_output=32, kv_memory=32 << 20, batch=8, samples=6,

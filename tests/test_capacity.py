@@ -64,7 +64,6 @@ def test_bad_arguments():
         find_capacity(lambda r: 1.0, start_rate=float("inf"))
 
 
-@pytest.mark.slow
 def test_real_capacity_run(tmp_path):
     """A short real search: a generous SLO passes at the start rate, which is also the max rate."""
     import json

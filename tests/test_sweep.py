@@ -109,7 +109,6 @@ def test_engine_that_ignores_the_workload_is_caught(tmp_path):
         run_sweep(SweepPlan(["static"], [1.0], [0]), make_workload, wrong, tmp_path)
 
 
-@pytest.mark.slow
 def test_real_sweep_is_paired_and_resumes(tmp_path):
     """The tiny model on CPU through `bsbench sweep`: paired records, then a resume that runs nothing."""
     from click.testing import CliRunner
