@@ -63,13 +63,12 @@ class ModelSession:
     num_blocks: int
     block_size: int
     kv_budget_bytes: int
-    oom_errors: tuple[type[BaseException], ...]
 
 
 def open_session(config: RunConfig) -> ModelSession:
     """Load the model and allocate the KV cache for the configured (or default) budget."""
     from bsbench.engine.model_loader import load_model, resolve_device, resolve_dtype
-    from bsbench.engine.runner import ActivationOOM, ModelRunner
+    from bsbench.engine.runner import ModelRunner
 
     if config.threads is not None:
         import torch
@@ -85,7 +84,7 @@ def open_session(config: RunConfig) -> ModelSession:
     runner.allocate_kv(num_blocks, config.block_size)
     _warm_up(runner, config.block_size)
     return ModelSession(config.session_key(), runner, info, str(device), str(dtype).replace("torch.", ""),
-                        num_blocks, config.block_size, budget, (ActivationOOM,))
+                        num_blocks, config.block_size, budget)
 
 
 def _warm_up(runner: Any, block_size: int) -> None:
@@ -180,7 +179,7 @@ def run_benchmark(
         raise BsbenchError(f"scheduler {config.scheduler}: {exc}") from None
     sampler = GpuSampler(session.device)
     with _progress_bar(len(workload.requests), enabled=progress) as on_progress:
-        engine = Engine(scheduler, session.runner, on_progress=on_progress, oom_errors=session.oom_errors)
+        engine = Engine(scheduler, session.runner, on_progress=on_progress)
         sampler.start()
         result = engine.run(workload.requests)
         gpu = sampler.stop()

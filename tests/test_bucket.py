@@ -303,7 +303,7 @@ def test_registered_and_options_validated():
 
 
 def test_failed_step_ends_its_requests_and_frees_their_blocks():
-    from bsbench.engine.loop import ActivationOOMError
+    from bsbench.engine.plan import ActivationOOM
 
     class FailsFirstPrefill(BudgetCheckingRunner):
         failed = False
@@ -311,7 +311,7 @@ def test_failed_step_ends_its_requests_and_frees_their_blocks():
         def execute(self, plan):
             if plan.layout == "padded" and not self.failed:
                 self.failed = True
-                raise ActivationOOMError("simulated")
+                raise ActivationOOM("simulated")
             return super().execute(plan)
 
     ctx = make_context(num_blocks=200, block_size=4)

@@ -129,3 +129,29 @@ def test_engine_admits_only_arrived_requests():
     b = next(s for s in result.states if s.id == "b")
     assert b.first_scheduled_s >= 5.0
     assert b.token_times[0] >= 5.0
+
+
+def test_activation_oom_fails_the_step_records_an_event_and_the_run_goes_on():
+    from bsbench.engine.plan import ActivationOOM
+
+    class FailsThirdStep(BudgetCheckingRunner):
+        calls = 0
+
+        def execute(self, plan):
+            self.calls += 1
+            if self.calls == 3:
+                raise ActivationOOM("CUDA out of memory (simulated)")
+            return super().execute(plan)
+
+    ctx = make_context(200, 4)
+    reqs = make_requests(12, seed=5, spread=0.01)
+    result = Engine(ContinuousScheduler(ContinuousOptions(), ctx), FailsThirdStep(ctx),
+                    clock=VirtualClock(tick_s=1e-4)).run(reqs)
+    assert_accounted(result, 12)
+    failed = {s.id for s in result.states if s.status is Status.FAILED}
+    ooms = [e for e in result.events.events if e.kind == OOM]
+    assert len(ooms) == 1 and set(ooms[0].request_ids) == failed and failed
+    assert ooms[0].detail["cause"] == "activations"
+    assert any(s.status is Status.COMPLETED for s in result.states)
+    assert_outputs_match(result)
+    assert ctx.block_manager.num_used == 0

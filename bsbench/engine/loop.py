@@ -13,7 +13,7 @@ from typing import Any, Callable, Protocol
 
 from bsbench.engine.clock import Clock, WallClock
 from bsbench.engine.events import OOM, EventLog
-from bsbench.engine.plan import StepOutput, StepPlan
+from bsbench.engine.plan import ActivationOOM, StepOutput, StepPlan
 from bsbench.engine.request_state import RequestState, Status
 from bsbench.schedulers.base import Scheduler
 from bsbench.workloads.request import RequestSpec
@@ -21,10 +21,6 @@ from bsbench.workloads.request import RequestSpec
 
 class Runner(Protocol):
     def execute(self, plan: StepPlan) -> StepOutput: ...
-
-
-class ActivationOOMError(Exception):
-    """Base for 'the device ran out of memory running this plan'; runners raise a subclass."""
 
 
 @dataclass(slots=True)
@@ -61,13 +57,11 @@ class Engine:
         runner: Runner,
         clock: Clock | None = None,
         on_progress: ProgressFn | None = None,
-        oom_errors: tuple[type[BaseException], ...] = (ActivationOOMError,),
     ) -> None:
         self.scheduler = scheduler
         self.runner = runner
         self.clock = clock or WallClock()
         self.on_progress = on_progress
-        self.oom_errors = oom_errors
         self.events: EventLog = scheduler.ctx.events
         self.blocks = scheduler.ctx.block_manager
 
@@ -129,7 +123,7 @@ class Engine:
         used = self.blocks.num_used
         try:
             output = self.runner.execute(plan)
-        except self.oom_errors as exc:
+        except ActivationOOM as exc:
             now = self.clock.now()
             failed = self.scheduler.fail_plan(plan, now, "oom: device out of memory running the step")
             self.events.emit(OOM, now, failed, cause="activations", error=str(exc).splitlines()[0][:200])

@@ -59,6 +59,12 @@ class StepPlan:
         return sum(c.num_tokens for c in self.chunks)
 
 
+class ActivationOOM(RuntimeError):
+    """A runner's signal that a plan could not execute because the device ran out of memory
+    for the step's activations (KV blocks are the block manager's business, never this).
+    The engine fails the plan's requests with reason "oom" and records an OOM event."""
+
+
 @dataclass(slots=True)
 class StepOutput:
     """The runner's answer: the next token of every chunk with `sample=True`."""

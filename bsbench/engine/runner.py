@@ -21,14 +21,10 @@ import torch
 
 from bsbench.engine.attention import CTX_KWARG, StepContext
 from bsbench.engine.kv_cache import KVCache
-from bsbench.engine.plan import SeqChunk, StepOutput, StepPlan
+from bsbench.engine.plan import ActivationOOM, SeqChunk, StepOutput, StepPlan
 from bsbench.errors import BsbenchError
 from bsbench.schedulers.base import ModelInfo
 from bsbench.units import format_bytes
-
-
-class ActivationOOM(RuntimeError):
-    """The device ran out of memory during a step's forward (activations, not KV blocks)."""
 
 
 class ModelRunner:
