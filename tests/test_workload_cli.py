@@ -80,6 +80,10 @@ def test_save_and_replay_same_fingerprint_same_bytes(bsbench, tmp_path: Path) ->
     assert replay.tokenizer == "bsbench-bpe-32k"
     shown = bsbench("workload", "show", "--workload", first)
     assert shown.code == 0 and original.fingerprint()[:16] in shown.out
+    # a replay is exact: flags that would reshape requests are refused, never silently ignored
+    _one_line_error(bsbench("workload", "show", first, "--max-output-len", "8"), "does not apply", "--max-output-len")
+    _one_line_error(bsbench("workload", "show", first, "--filter", "vllm"), "does not apply", "--filter")
+    assert bsbench("workload", "show", first, "-n", "4").code == 0
 
 
 def _one_line_error(result, *needles: str) -> None:

@@ -199,6 +199,9 @@ def build_workload(source: str | None = None, **options: Any) -> Workload:
                     spec=spec, load_report=result.report)
 
 
+_REPLAY_KEYS = {"num_requests", "strict"}
+
+
 def load_workload(spec_or_name_or_jsonl: str | None = None, overrides: dict[str, Any] | None = None) -> Workload:
     """Resolve a spec name / .toml / .jsonl / source string (None: the default workload) and build it."""
     overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
@@ -209,6 +212,10 @@ def load_workload(spec_or_name_or_jsonl: str | None = None, overrides: dict[str,
         if changed:
             raise BsbenchError(f"a saved workload ({target}) replays its own arrival times; "
                                f"--{changed[0]} cannot change them")
+        ignored = sorted(set(overrides) - _REPLAY_KEYS)
+        if ignored:
+            raise BsbenchError(f"a saved workload ({target}) replays its requests exactly; "
+                               f"--{ignored[0].replace('_', '-')} does not apply to it (only -n and --strict do)")
         return load_jsonl(target, strict=bool(overrides.get("strict")), num_requests=overrides.get("num_requests"))
     if target.endswith(".toml") or os.path.isfile(target):
         if not target.endswith(".toml"):
