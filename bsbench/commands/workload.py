@@ -11,6 +11,7 @@ from rich.table import Table
 
 from bsbench.commands._workload_options import workload_options, workload_overrides
 from bsbench.errors import BsbenchError
+from bsbench.units import format_rate
 from bsbench.workloads.build import load_workload
 from bsbench.workloads.replay import save_workload
 from bsbench.workloads.summary import PERCENTILES, histogram, summarize
@@ -83,7 +84,7 @@ def show_workload(workload: Workload, console: Console) -> None:
     for name, sub in (report.get("components") or {}).items():
         console.print(_counts_table(sub, f"component {name} ({sub.get('requested')} requested)"))
     console.print(_lengths_table(summary))
-    rate_text = "-" if rate is None else ("inf" if math.isinf(rate) else f"{rate:g}")
+    rate_text = "-" if rate is None else format_rate(rate)
     eff = arrivals["effective_rate"]
     console.print(f"arrivals: {arrivals['process']} at {rate_text} req/s; span {arrivals['span_s']:.3f} s; "
                   f"effective rate {'inf' if math.isinf(eff) else f'{eff:.3f}'} req/s")
