@@ -22,7 +22,7 @@ import pandas as pd
 
 from bsbench.errors import BsbenchError
 from bsbench.metrics import direction
-from bsbench.units import format_rate
+from bsbench.units import format_percent, format_rate
 
 # (summary key, row label, kind) — kind chooses the number format.
 METRIC_ROWS: tuple[tuple[str, str, str], ...] = (
@@ -249,7 +249,7 @@ def format_value(value: float | None, kind: str) -> str:
     if kind == "int":
         return f"{int(round(value))}"
     if kind == "pct":
-        return f"{100 * value:.1f}%"
+        return format_percent(value)
     if kind == "ms":
         return f"{value:,.1f}" if abs(value) < 1e5 else f"{value:,.0f}"
     if kind == "ratio":

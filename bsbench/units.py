@@ -47,6 +47,11 @@ def format_rate(rate: float) -> str:
     return f"{rate:g}"
 
 
+def format_percent(fraction: float | None, missing: str = "-") -> str:
+    """0.125 -> '12.5%'; None -> `missing`."""
+    return missing if fraction is None else f"{100 * fraction:.1f}%"
+
+
 def format_bytes(num: int) -> str:
     """536870912 -> '512.0 MiB'."""
     value = float(num)

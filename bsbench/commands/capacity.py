@@ -10,7 +10,7 @@ from bsbench.commands._run_options import run_options
 from bsbench.commands._workload_options import workload_options
 from bsbench.commands.sweep import EngineRunner
 from bsbench.errors import BsbenchError
-from bsbench.units import format_rate
+from bsbench.units import format_percent, format_rate
 
 
 def parse_search_tolerance(text: str) -> tuple[float, bool]:
@@ -77,7 +77,7 @@ def command(ctx: click.Context, schedulers: str, target: float, start_rate: floa
             record = engine.run(name, engine.workload(rate, seed), rate, seed, engine.out_dir)
             att = record["summary"].get("slo_attainment")
             console.print(f"{name} @ {format_rate(rate)} req/s: attainment "
-                          f"{'—' if att is None else f'{100 * att:.1f}%'} "
+                          f"{format_percent(att, '—')} "
                           f"({'pass' if att is not None and att >= target else 'miss'})", highlight=False)
             return att, {"path": record.get("path")}
 

@@ -8,6 +8,7 @@ import click
 
 from bsbench import gate as gating
 from bsbench.results import load_records
+from bsbench.units import format_percent
 
 
 def _fmt(value: float | None, metric: str) -> str:
@@ -16,7 +17,7 @@ def _fmt(value: float | None, metric: str) -> str:
     if metric in ("failed", "rejected", "oom_events"):
         return f"{value:g}"
     if metric in ("padding_ratio", "slo_attainment"):
-        return f"{100 * value:.1f}%"
+        return format_percent(value)
     return f"{value:,.3f}" if abs(value) < 10 else f"{value:,.1f}"
 
 

@@ -13,10 +13,7 @@ from rich.table import Table
 from bsbench.commands._workload_options import workload_from_cli, workload_options
 from bsbench.predictor import PREDICTOR_MODES, LengthClasses, make_predictor
 from bsbench.predictor.learned import AccuracyReport, accuracy_report
-
-
-def _pct(value: float | None) -> str:
-    return "-" if value is None else f"{100 * value:.1f}%"
+from bsbench.units import format_percent
 
 
 def accuracy_table(report: AccuracyReport | dict[str, Any], title: str) -> Table:
@@ -25,8 +22,9 @@ def accuracy_table(report: AccuracyReport | dict[str, Any], title: str) -> Table
     for name in ("true class", "requests", "accuracy", "within one class"):
         table.add_column(name, justify="right" if name != "true class" else "left")
     for label, n, ok, near in zip(r["labels"], r["support"], r["correct"], r["within_one"]):
-        table.add_row(label, str(n), _pct(ok / n if n else None), _pct(near / n if n else None))
-    table.add_row("all", str(r["total"]), _pct(r["accuracy"]), _pct(r["within_one_accuracy"]), style="bold")
+        table.add_row(label, str(n), format_percent(ok / n if n else None), format_percent(near / n if n else None))
+    table.add_row("all", str(r["total"]), format_percent(r["accuracy"]), format_percent(r["within_one_accuracy"]),
+                  style="bold")
     return table
 
 

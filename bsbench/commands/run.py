@@ -11,7 +11,7 @@ from rich.table import Table
 from bsbench.bench import InterruptedRun, open_session, run_benchmark
 from bsbench.commands._run_options import run_config_from_cli, run_options, scheduler_values
 from bsbench.commands._workload_options import workload_from_cli, workload_options
-from bsbench.units import format_rate
+from bsbench.units import format_percent, format_rate
 
 
 _SUMMARY_ROWS = [
@@ -23,10 +23,11 @@ _SUMMARY_ROWS = [
     ("TPOT median / p99 (ms)", lambda s: f"{_num(s.get('median_tpot_ms'))} / {_num(s.get('p99_tpot_ms'))}"),
     ("ITL median / p99 (ms)", lambda s: f"{_num(s.get('median_itl_ms'))} / {_num(s.get('p99_itl_ms'))}"),
     ("E2E median / p99 (ms)", lambda s: f"{_num(s.get('median_e2el_ms'))} / {_num(s.get('p99_e2el_ms'))}"),
-    ("SLO attainment", lambda s: _pct(s.get("slo_attainment")) if s.get("num_with_slo") else _NO_SLO),
+    ("SLO attainment", lambda s: format_percent(s.get("slo_attainment")) if s.get("num_with_slo") else _NO_SLO),
     ("goodput (req/s)", lambda s: _num(s.get("goodput")) if s.get("num_with_slo") else _NO_SLO),
-    ("padding ratio", lambda s: _pct(s.get("padding_ratio"))),
-    ("KV usage mean / peak", lambda s: f"{_pct(s.get('mean_kv_usage'))} / {_pct(s.get('peak_kv_usage'))}"),
+    ("padding ratio", lambda s: format_percent(s.get("padding_ratio"))),
+    ("KV usage mean / peak",
+     lambda s: f"{format_percent(s.get('mean_kv_usage'))} / {format_percent(s.get('peak_kv_usage'))}"),
     ("OOM events / preemptions", lambda s: f"{s.get('oom_events', 0)} / {s.get('preemptions', 0)}"),
 ]
 
@@ -36,10 +37,6 @@ _NO_SLO = "no SLOs set"
 
 def _num(value: float | None) -> str:
     return "-" if value is None else f"{value:,.2f}"
-
-
-def _pct(value: float | None) -> str:
-    return "-" if value is None else f"{100 * value:.1f}%"
 
 
 def run_summary_table(record: dict) -> Table:

@@ -11,7 +11,7 @@ import click
 from bsbench.commands._run_options import options_for, run_config_from_cli, run_options, scheduler_values
 from bsbench.commands._workload_options import workload_options, workload_overrides
 from bsbench.errors import BsbenchError
-from bsbench.units import format_rate
+from bsbench.units import format_percent, format_rate
 
 
 class EngineRunner:
@@ -66,10 +66,6 @@ class EngineRunner:
         return run_benchmark(workload, config, progress=not self.quiet, session=self.session)
 
 
-def _pct(value: float | None) -> str:
-    return "—" if value is None else f"{100 * value:.1f}%"
-
-
 def _num(value: float | None) -> str:
     return "—" if value is None else f"{value:,.1f}"
 
@@ -89,7 +85,7 @@ def sweep_table(result: Any):
             runs = [r for r in result.runs if r.scheduler == scheduler and r.rate == rate and r.complete]
             att = [r.summary["slo_attainment"] for r in runs if r.summary.get("slo_attainment") is not None]
             tput = [r.summary["output_throughput"] for r in runs if r.summary.get("output_throughput") is not None]
-            cells.append(f"{_pct(sum(att) / len(att) if att else None)} · "
+            cells.append(f"{format_percent(sum(att) / len(att) if att else None, '—')} · "
                          f"{_num(sum(tput) / len(tput) if tput else None)}")
         table.add_row(format_rate(rate), *cells)
     return table
@@ -131,7 +127,8 @@ def command(ctx: click.Context, schedulers: str, rates: str, repeats: int, targe
         s = run.summary
         state = "[dim]resumed[/]" if run.resumed else "done"
         console.print(f"[{index}/{total}] {run.scheduler} @ {format_rate(run.rate)} req/s seed {run.seed}: {state}, "
-                      f"attainment {_pct(s.get('slo_attainment'))}, {_num(s.get('output_throughput'))} tok/s, "
+                      f"attainment {format_percent(s.get('slo_attainment'), '—')}, "
+                      f"{_num(s.get('output_throughput'))} tok/s, "
                       f"failed {s.get('failed', 0)}", highlight=False)
 
     try:
