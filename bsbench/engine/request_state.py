@@ -75,6 +75,14 @@ class RequestState:
     def all_token_ids(self) -> list[int]:
         return list(self.spec.prompt_ids) + self.output_ids
 
+    def token_ids_between(self, start: int, stop: int) -> list[int]:
+        """`all_token_ids()[start:stop]` without copying the whole history (a decode step reads one token)."""
+        prompt = self.spec.prompt_ids
+        n = len(prompt)
+        if start >= n:
+            return self.output_ids[start - n : stop - n]
+        return list(prompt[start:stop]) + self.output_ids[: max(0, stop - n)]
+
     def mark_scheduled(self, now: float) -> None:
         if self.first_scheduled_s is None:
             self.first_scheduled_s = now

@@ -32,7 +32,7 @@ def next_chunk(state: RequestState, blocks: BlockManager, max_tokens: int | None
     """
     remaining = uncomputed_tokens(state)
     count = remaining if max_tokens is None else min(remaining, max_tokens)
-    tokens = state.all_token_ids()[state.num_computed : state.num_computed + count]
+    tokens = state.token_ids_between(state.num_computed, state.num_computed + count)
     return SeqChunk(
         req_id=state.id,
         token_ids=tokens,
