@@ -88,6 +88,13 @@ class RequestState:
             self.first_scheduled_s = now
         self.status = Status.RUNNING
 
+    def reset_for_recompute(self) -> None:
+        """Preempted by recompute: back to waiting with no KV (the caller frees the blocks)."""
+        self.num_computed = 0
+        self.kv_pad_len = 0
+        self.preemptions += 1
+        self.status = Status.WAITING
+
     def append_token(self, token_id: int, now: float) -> None:
         self.output_ids.append(token_id)
         self.token_times.append(now)

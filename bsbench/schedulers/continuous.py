@@ -65,10 +65,7 @@ class ContinuousScheduler(Scheduler):
     def _preempt(self, victim: RequestState, now: float) -> None:
         self.running.remove(victim)
         self.blocks.free(victim.id)
-        victim.num_computed = 0
-        victim.kv_pad_len = 0
-        victim.preemptions += 1
-        victim.status = Status.WAITING
+        victim.reset_for_recompute()
         self.waiting.appendleft(victim)
         self.ctx.events.emit(PREEMPTION, now, [victim.id], mode="recompute", num_output=victim.num_output)
 

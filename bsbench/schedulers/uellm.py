@@ -341,10 +341,7 @@ class UellmScheduler(Scheduler):
     def _preempt(self, rows: list[RequestState], now: float) -> None:
         for row in rows:
             self.blocks.free(row.id)
-            row.num_computed = 0
-            row.kv_pad_len = 0
-            row.preemptions += 1
-            row.status = Status.WAITING
+            row.reset_for_recompute()
             self.pred_total[row.id] = max(self.pred_total[row.id], 2 * row.num_output)
             row.notes["underpredict"] = "preempted"
             row.notes["predicted_len_after_preemption"] = self.pred_total[row.id]
