@@ -82,6 +82,11 @@ class PaddedBatch:
         """KV slots each row needs to run the batch to `max_output` generated tokens."""
         return self.width + max_output - 1
 
+    def free(self, blocks: BlockManager) -> None:
+        """Give back every row's blocks (a batch keeps its finished rows' KV until it ends)."""
+        for row in self.rows:
+            blocks.free(row.id)
+
     def all_done(self) -> bool:
         return all(r.done_generating or r.status.is_final for r in self.rows)
 

@@ -118,15 +118,13 @@ class StaticScheduler(Scheduler):
         for row in batch.book(plan):
             self.end(row, Status.COMPLETED, now, free=False)
         if batch.all_done():
-            for row in batch.rows:
-                self.blocks.free(row.id)
+            batch.free(self.blocks)
             self.batch = None
 
     def fail_plan(self, plan: StepPlan, now: float, reason: str) -> list[str]:
         failed = super().fail_plan(plan, now, reason)
         if self.batch is not None:
-            for row in self.batch.rows:
-                self.blocks.free(row.id)
+            self.batch.free(self.blocks)
             self.batch = None
         return failed
 

@@ -233,8 +233,7 @@ class UellmScheduler(Scheduler):
     def fail_plan(self, plan: StepPlan, now: float, reason: str) -> list[str]:
         failed = super().fail_plan(plan, now, reason)
         if self.running is not None:
-            for row in self.running.batch.rows:
-                self.blocks.free(row.id)
+            self.running.batch.free(self.blocks)
             self.running = None
         return failed
 
@@ -299,8 +298,7 @@ class UellmScheduler(Scheduler):
     def _maybe_close(self) -> None:
         run = self.running
         if run is not None and run.batch.all_done():
-            for row in run.batch.rows:
-                self.blocks.free(row.id)
+            run.batch.free(self.blocks)
             self.running = None
 
     # --- under-prediction and truncation ---------------------------------------
@@ -351,8 +349,7 @@ class UellmScheduler(Scheduler):
                                  cause="underpredict")
         # the rows are no longer in this batch: it ends with its finished rows
         assert self.running is not None
-        for row in self.running.batch.rows:
-            self.blocks.free(row.id)
+        self.running.batch.free(self.blocks)
         self.running = None
 
     def _fail_underpredicted(self, rows: list[RequestState], now: float) -> None:
