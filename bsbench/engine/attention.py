@@ -68,6 +68,7 @@ class StepContext:
     slot_mapping: torch.Tensor  # [num_tokens] KV slot of every token, in forward order
     groups: list[AttnGroup]
     num_tokens: int
+    reads_fresh: bool  # some group attends to its own fresh k/v (needs token-major k/v)
 
     @staticmethod
     def build_packed(chunks: list[SeqChunk], cache: KVCache, group_size: int, device: torch.device) -> StepContext:
@@ -112,7 +113,8 @@ class StepContext:
                 groups.append(AttnGroup(row, row + t, 1, t, blocks.to(device, non_blocking=True), mask))
             row += t
         slot_mapping = torch.cat(slot_parts) if len(slot_parts) > 1 else slot_parts[0]
-        return StepContext(cache, slot_mapping.to(device, non_blocking=True), groups, row)
+        return StepContext(cache, slot_mapping.to(device, non_blocking=True), groups, row,
+                           any(grp.gather is None for grp in groups))
 
     @staticmethod
     def build_padded(chunks: list[SeqChunk], cache: KVCache, group_size: int, device: torch.device) -> StepContext:
@@ -130,7 +132,7 @@ class StepContext:
         else:
             gather, mask = blocks.to(device, non_blocking=True), _mask(qpos, pads, slots.shape[1], group_size, device)
         group = AttnGroup(0, b * t, b, t, gather, mask)
-        return StepContext(cache, slot_mapping.to(device, non_blocking=True), [group], b * t)
+        return StepContext(cache, slot_mapping.to(device, non_blocking=True), [group], b * t, gather is None)
 
 
 DECODE_SPLIT_RATIO = 2.0
@@ -197,7 +199,7 @@ def paged_attention(
     g = heads // kvh
     n = bsz * t
     q_tok = query.transpose(1, 2).reshape(n, heads, d)
-    fresh = any(grp.gather is None for grp in ctx.groups)  # token-major k/v only when a group reads its own
+    fresh = ctx.reads_fresh  # token-major k/v only when a group reads its own
     k_tok = key.transpose(1, 2).reshape(n, kvh, d) if fresh else key
     v_tok = value.transpose(1, 2).reshape(n, kvh, d) if fresh else value
     k_cache = ctx.cache.k[layer]
