@@ -238,17 +238,10 @@ def run_sweep(
     return result
 
 
-def sweep_points(runs: Sequence[dict[str, Any] | SweepRun]) -> list[dict[str, Any]]:
-    """Plot points (scheduler, rate, headline metrics) from SweepRun objects or summary rows."""
-    points = []
-    for run in runs:
-        if isinstance(run, SweepRun):
-            points.append({"scheduler": run.scheduler, "rate": float(run.rate),
-                           **{k: run.summary.get(k) for k in HEADLINE}})
-        else:
-            rate = run.get("rate")
-            points.append({**run, "rate": math.inf if rate == "inf" else float(rate)})
-    return points
+def sweep_points(runs: Sequence[SweepRun]) -> list[dict[str, Any]]:
+    """Plot points (scheduler, rate, headline metrics) from SweepRun objects."""
+    return [{"scheduler": run.scheduler, "rate": float(run.rate), **{k: run.summary.get(k) for k in HEADLINE}}
+            for run in runs]
 
 
 def sweep_plots(result: SweepResult, target: float | None = None) -> list[Path]:
