@@ -29,6 +29,7 @@ from typing import Callable, Sequence
 
 from bsbench.engine.request_state import RequestState
 from bsbench.errors import BsbenchError
+from bsbench.schedulers.chunks import row_slots
 
 BOUNDARY_MODES = ("bisect", "quantile")
 NMAX_MODES = ("paper", "actual")
@@ -116,11 +117,6 @@ def priority_key(mode: str) -> Callable[[RequestState], tuple]:
 
 
 # ----------------------------------------------------------------------------- N_max
-
-
-def row_slots(width: int, output_len: int) -> int:
-    """KV slots one row of a padded batch of width `width` holds at its end."""
-    return width + output_len - 1
 
 
 @dataclass(slots=True, frozen=True)

@@ -63,10 +63,10 @@ from bsbench.engine.events import REJECTION
 from bsbench.engine.plan import StepPlan
 from bsbench.engine.request_state import RequestState, Status
 from bsbench.schedulers._buckets import (
-    NMAX_MODES, PRIORITY_MODES, BucketManager, MemoryModel, parse_boundaries, priority_key, row_slots,
+    NMAX_MODES, PRIORITY_MODES, BucketManager, MemoryModel, parse_boundaries, priority_key,
 )
 from bsbench.schedulers.base import Scheduler
-from bsbench.schedulers.chunks import PaddedBatch, advance, max_kv_slots, next_chunk
+from bsbench.schedulers.chunks import PaddedBatch, advance, max_kv_slots, next_chunk, row_slots
 from bsbench.schedulers.registry import register
 
 BUCKET_EVENT = "bucket"  # a policy event: the controller changed the boundaries

@@ -24,6 +24,11 @@ def max_kv_slots(state: RequestState) -> int:
     return state.kv_pad_len + state.target_len - 1
 
 
+def row_slots(width: int, output_len: int) -> int:
+    """KV slots one row of a padded batch of width `width` holds after `output_len` tokens (the last has no KV)."""
+    return width + output_len - 1
+
+
 def next_chunk(state: RequestState, blocks: BlockManager, max_tokens: int | None = None) -> SeqChunk:
     """The next piece of work for a request in packed layout: a (partial) prefill or one decode token.
 
@@ -80,7 +85,7 @@ class PaddedBatch:
 
     def slots_per_row(self, max_output: int) -> int:
         """KV slots each row needs to run the batch to `max_output` generated tokens."""
-        return self.width + max_output - 1
+        return row_slots(self.width, max_output)
 
     def free(self, blocks: BlockManager) -> None:
         """Give back every row's blocks (a batch keeps its finished rows' KV until it ends)."""

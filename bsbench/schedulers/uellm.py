@@ -61,7 +61,7 @@ from bsbench.engine.request_state import RequestState, Status
 from bsbench.errors import BsbenchError
 from bsbench.predictor import PREDICTOR_MODES, LengthClasses, make_predictor, memory_estimate_bytes
 from bsbench.schedulers.base import Scheduler
-from bsbench.schedulers.chunks import PaddedBatch
+from bsbench.schedulers.chunks import PaddedBatch, row_slots
 from bsbench.schedulers.registry import register
 
 KV_EXTEND = "kv_extend"                  # a batch outgrew its predicted reservation and got more blocks
@@ -266,7 +266,7 @@ class UellmScheduler(Scheduler):
             while rows:
                 reserved_out = max(self._remaining_pred(r) for r in rows)
                 width = max(r.prompt_len + r.num_output for r in rows)
-                per_row = self.blocks.blocks_for_tokens(width + reserved_out - 1)
+                per_row = self.blocks.blocks_for_tokens(row_slots(width, reserved_out))
                 if self.blocks.can_allocate(per_row * len(rows)):
                     return self._start(rows, reserved_out, per_row, now)
                 if len(rows) == 1:
