@@ -27,8 +27,10 @@ Default budget:
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:  # torch is imported where it is used, so the CLI starts without it
+    import torch
 
 from bsbench.errors import BsbenchError
 from bsbench.schedulers.base import ModelInfo
@@ -110,6 +112,8 @@ def cuda_default_budget(
     at a time; with block-table padding that transient is at most about
     2 / num_layers of the cache, so the cache gets (free*f - reserve) / (1 + 2/L).
     """
+    import torch
+
     free, _total = torch.cuda.mem_get_info(torch.device(device))
     reserve = activation_reserve_bytes(info, hidden_size, intermediate_size, vocab_size, max_batched_tokens)
     available = free * fraction - reserve
@@ -131,7 +135,7 @@ def default_kv_budget(
     max_batched_tokens: int = DEFAULT_MAX_BATCHED_TOKENS,
 ) -> int:
     """The default KV budget in bytes for `device` (call after the weights are loaded)."""
-    if torch.device(device).type == "cuda":
+    if str(device).startswith("cuda"):
         return cuda_default_budget(info, device, hidden_size, intermediate_size, vocab_size, max_batched_tokens)
     return cpu_default_budget(info)
 
