@@ -338,7 +338,6 @@ class UellmScheduler(Scheduler):
 
     def _preempt(self, rows: list[RequestState], now: float) -> None:
         for row in rows:
-            self.blocks.free(row.id)
             row.reset_for_recompute()
             self.pred_total[row.id] = max(self.pred_total[row.id], 2 * row.num_output)
             row.notes["underpredict"] = "preempted"
@@ -347,7 +346,7 @@ class UellmScheduler(Scheduler):
             self.waiting.append(row)
             self.ctx.events.emit(PREEMPTION, now, [row.id], mode="recompute", num_output=row.num_output,
                                  cause="underpredict")
-        # the rows are no longer in this batch: it ends with its finished rows
+        # the batch ends here: its blocks (the preempted rows' and the finished rows') go back
         assert self.running is not None
         self.running.batch.free(self.blocks)
         self.running = None
