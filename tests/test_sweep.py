@@ -130,3 +130,13 @@ def test_real_sweep_is_paired_and_resumes(tmp_path):
     again = CliRunner().invoke(command, args)
     assert again.exit_code == 0 and "0 runs done, 4 resumed" in again.output
     assert (tmp_path / "attainment_vs_rate.png").stat().st_size > 0
+
+
+@pytest.mark.parametrize("command", [["sweep", "--rates", "inf"], ["capacity", "--e2e-slo", "1000"]])
+def test_a_scheduler_flag_no_chosen_scheduler_has_is_an_error(bsbench, tmp_path, command):
+    """Never silently ignored: --max-num-seqs belongs to continuous/bucket, not static."""
+    result = bsbench(*command, "--schedulers", "static", "--max-num-seqs", "4", "-w", "smoke", "-n", "2",
+                     "--out", tmp_path)
+    assert result.code == 2
+    assert result.err.strip() == "bsbench: error: --max-num-seqs does not apply to any of the schedulers static"
+    assert not any(tmp_path.iterdir())  # refused before any run

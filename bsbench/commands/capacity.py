@@ -60,7 +60,7 @@ def command(ctx: click.Context, schedulers: str, target: float, start_rate: floa
     if max_rate < start_rate:
         raise BsbenchError(f"--max-rate {max_rate:g} is below --start-rate {start_rate:g}")
     engine = EngineRunner(ctx, kwargs, "capacity", quiet)
-    names = parse_names(schedulers, engine.known_schedulers)
+    names = engine.check_schedulers(parse_names(schedulers, engine.known_schedulers))
     if reference is not None and reference not in names:
         raise BsbenchError(f"--reference {reference!r} is not one of --schedulers {','.join(names)}")
     reference = reference or names[0]

@@ -8,7 +8,9 @@ from typing import Any
 
 import click
 
-from bsbench.commands._run_options import options_for, run_config_from_cli, run_options, scheduler_values
+from bsbench.commands._run_options import (
+    check_flags_apply, options_for, run_config_from_cli, run_options, scheduler_values,
+)
 from bsbench.commands._workload_options import workload_options, workload_overrides
 from bsbench.errors import BsbenchError
 from bsbench.units import format_percent, format_rate
@@ -53,6 +55,11 @@ class EngineRunner:
         if "seed" in self.overrides:
             return int(self.overrides["seed"])
         return int(self.workload().spec.get("seed") or 0)
+
+    def check_schedulers(self, names: list[str]) -> list[str]:
+        """The chosen schedulers, once every scheduler flag given is known to apply to one of them."""
+        check_flags_apply(names, self.scheduler_flags)
+        return names
 
     def run(self, scheduler: str, workload: Any, rate: float, seed: int | None, out_dir: Path) -> dict[str, Any]:
         from bsbench.bench import open_session, run_benchmark
@@ -116,7 +123,7 @@ def command(ctx: click.Context, schedulers: str, rates: str, repeats: int, targe
     from bsbench.sweep import RUNS_DIR, SweepPlan, parse_names, parse_rates, run_sweep, sweep_plots
 
     engine = EngineRunner(ctx, kwargs, "sweep", quiet)
-    plan = SweepPlan(parse_names(schedulers, engine.known_schedulers), parse_rates(rates), [])
+    plan = SweepPlan(engine.check_schedulers(parse_names(schedulers, engine.known_schedulers)), parse_rates(rates), [])
     base = engine.base_seed()
     plan.seeds = [base + i for i in range(repeats)]
     console = make_console()
