@@ -47,7 +47,8 @@ def fail(message: str) -> NoReturn:
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI, turning user errors into one line and exit code 2."""
     try:
-        cli.main(args=argv, prog_name="bsbench", standalone_mode=False)
+        # standalone_mode=False makes click *return* the code of a command's Exit(n) instead of raising
+        code = cli.main(args=argv, prog_name="bsbench", standalone_mode=False)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except (click.exceptions.Abort, KeyboardInterrupt):
@@ -59,7 +60,7 @@ def main(argv: list[str] | None = None) -> None:
         fail(str(exc))
     except BrokenPipeError:
         sys.exit(0)
-    sys.exit(0)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

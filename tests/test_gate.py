@@ -118,3 +118,17 @@ def test_cli_bad_baseline_is_user_error(tmp_path):
     (tmp_path / "b.json").write_text("{}")
     result = CliRunner().invoke(command, [str(tmp_path / "r"), "--baseline", str(tmp_path / "b.json")])
     assert isinstance(result.exception, BsbenchError) and "not a bsbench gate baseline" in str(result.exception)
+
+
+def test_the_real_entry_point_exits_1_on_a_regression(tmp_path, bsbench):
+    """Through bsbench.cli.main, as CI calls it: a failed gate must reach the shell as exit code 1."""
+    good, bad = tmp_path / "good", tmp_path / "bad"
+    for rec in _sweep(rate=math.inf):
+        save_record(rec, good)
+    for rec in _sweep(rate=math.inf, speed_static=3.0, static_failed=2):
+        save_record(rec, bad)
+    baseline = tmp_path / "baseline.json"
+    assert bsbench("gate", good, "--baseline", baseline, "--update").code == 0
+    assert bsbench("gate", good, "--baseline", baseline).code == 0
+    failed = bsbench("gate", bad, "--baseline", baseline, "--tolerance", "10%")
+    assert failed.code == 1 and "REGRESSED" in failed.out
