@@ -204,11 +204,13 @@ def _ratios(runs: dict[str, dict[str, Any]], reference: str | None) -> dict[str,
 
 def check_records(records: Sequence[dict[str, Any]], baseline: dict[str, Any], tolerance: float,
                   reference: str | None = None, *, ratio_tolerance: float | None = None,
-                  time_tolerance: float | None = None) -> GateResult:
+                  time_tolerance: float | None = None, absolute: bool = True) -> GateResult:
     """Every check of the gate; see the module docstring.
 
     `tolerance` applies to counts and padding; `ratio_tolerance` and
     `time_tolerance` (absolute throughput/latency/attainment) default to it.
+    `absolute=False` skips absolute times even on the baseline's device (a
+    shared or noisy runner, where only counts, padding and ratios mean much).
     """
     ratio_tol = tolerance if ratio_tolerance is None else ratio_tolerance
     time_tol = tolerance if time_tolerance is None else time_tolerance
@@ -261,7 +263,9 @@ def check_records(records: Sequence[dict[str, Any]], baseline: dict[str, Any], t
 
     base_device = baseline.get("device_name")
     cur_devices = sorted({d for r in current.values() for d in r["device_names"]})
-    if base_device and cur_devices == [base_device]:
+    if not absolute:
+        result.notes.append("absolute times not gated (--no-absolute)")
+    elif base_device and cur_devices == [base_device]:
         for key, cur in comparable.items():
             for metric, sign in ABSOLUTE_METRICS.items():
                 check = _bounded("absolute", key, metric, base_runs[key]["metrics"].get(metric),

@@ -47,6 +47,18 @@ def test_same_records_pass():
     assert cats == {"counts", "padding", "ratio", "absolute"}
 
 
+def test_no_absolute_skips_absolute_times_but_still_gates_counts_and_ratios():
+    base = gate.build_baseline(_sweep(device_name="Test CPU"))
+    slower = _sweep(speed_cont=1.3, speed_static=1.95, device_name="Test CPU")  # everything 30% slower
+    assert not gate.check_records(slower, base, 0.05).passed
+    relaxed = gate.check_records(slower, base, 0.05, absolute=False)
+    assert relaxed.passed, relaxed.failures
+    assert "absolute" not in {c.category for c in relaxed.checks}
+    assert any("--no-absolute" in n for n in relaxed.notes)
+    failing = gate.check_records(_sweep(static_failed=2, device_name="Test CPU"), base, 0.05, absolute=False)
+    assert {c.category for c in failing.failures} >= {"counts"}
+
+
 def test_uniformly_slower_machine_passes_on_other_device():
     """Everything 30% slower on another device: ratios hold, absolute times are not gated."""
     base = gate.build_baseline(_sweep())

@@ -40,12 +40,16 @@ def _change(check: gating.Check) -> str:
 @click.option("--time-tolerance", default=None,
               help="Tolerance for absolute throughput, latency and attainment (same device only) "
                    "[default: --tolerance].")
+@click.option("--absolute/--no-absolute", default=True, show_default=True,
+              help="Gate absolute throughput and latency when the baseline's device name matches; "
+                   "--no-absolute on a shared or noisy runner (counts, padding and ratios are still gated).")
 @click.option("--reference", default=None, metavar="NAME",
               help="Scheduler the ratios divide by [default: the baseline's, else continuous].")
 @click.option("--update", is_flag=True, help="Write the baseline from RECORDS instead of checking.")
 @click.option("--show-all", is_flag=True, help="List passing checks too.")
 def command(records: tuple[Path, ...], baseline_path: Path, tolerance: str, ratio_tolerance: str | None,
-            time_tolerance: str | None, reference: str | None, update: bool, show_all: bool) -> None:
+            time_tolerance: str | None, absolute: bool, reference: str | None, update: bool,
+            show_all: bool) -> None:
     """Check run records against a baseline; exit 1 with a table of what regressed.
 
     Gates first on what a noisy machine cannot fake (OOM/failed/rejected
@@ -70,7 +74,7 @@ def command(records: tuple[Path, ...], baseline_path: Path, tolerance: str, rati
         return
     baseline = gating.load_baseline(baseline_path)
     result = gating.check_records(loaded, baseline, tol, reference, ratio_tolerance=ratio_tol,
-                                  time_tolerance=time_tol)
+                                  time_tolerance=time_tol, absolute=absolute)
     shown = result.checks if show_all else result.failures
     if shown:
         table = Table(title="regressions" if not show_all else "gate checks", title_justify="left",
