@@ -12,6 +12,11 @@ import math
 from collections import deque
 
 
+def blocks_for_tokens(num_tokens: int, block_size: int) -> int:
+    """Whole blocks needed to hold `num_tokens` KV slots."""
+    return math.ceil(num_tokens / block_size) if num_tokens > 0 else 0
+
+
 class OutOfBlocks(RuntimeError):
     """Raised when an allocation would pass the budget; policies should check first."""
 
@@ -27,7 +32,7 @@ class BlockManager:
 
     # --- queries -------------------------------------------------------------
     def blocks_for_tokens(self, num_tokens: int) -> int:
-        return math.ceil(num_tokens / self.block_size) if num_tokens > 0 else 0
+        return blocks_for_tokens(num_tokens, self.block_size)
 
     @property
     def num_free(self) -> int:

@@ -27,6 +27,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
+from bsbench.engine.block_manager import blocks_for_tokens
 from bsbench.engine.request_state import RequestState
 from bsbench.errors import BsbenchError
 from bsbench.schedulers.chunks import row_slots
@@ -135,7 +136,7 @@ class MemoryModel:
         return self.safety * free_blocks * self.block_bytes
 
     def blocks_for(self, slots: int) -> int:
-        return math.ceil(slots / self.block_size) if slots > 0 else 0
+        return blocks_for_tokens(slots, self.block_size)
 
     def n_max_paper(self, rows: Sequence[RequestState], free_blocks: int) -> int:
         """The paper's N_max: every request assumed S_max = longest prompt + longest output long."""
