@@ -68,7 +68,7 @@ def simulate(workload, scheduler: str, options: dict, model: str, kv_bytes: int,
     cls = get_scheduler(scheduler)
     policy = cls(cls.Options(**options), ctx)
     clock = VirtualClock()
-    result = Engine(policy, SimRunner(clock), clock=clock).run(workload.requests)
+    result = Engine(policy, SimRunner(clock), events=ctx.events, blocks=ctx.block_manager, clock=clock).run(workload.requests)
     steps = [dataclasses.asdict(st) for st in result.steps]
     summary = summarize([request_row(st, False) for st in result.states], steps,
                         [e.to_dict() for e in result.events.events], result.duration_s,

@@ -16,14 +16,19 @@ from typing import Any
 
 from bsbench.engine.block_manager import BlockManager
 from bsbench.engine.events import EventLog
-from bsbench.engine.kv_budget import DEFAULT_BLOCK_SIZE, default_kv_budget_for_model, num_blocks_for_budget
+from bsbench.engine.kv_budget import (
+    DEFAULT_BLOCK_SIZE,
+    default_kv_budget_for_model,
+    num_blocks_for_budget,
+)
 from bsbench.engine.loop import Engine, EngineResult, ProgressFn
+from bsbench.engine.model_info import ModelInfo
 from bsbench.engine.plan import SeqChunk, StepPlan
 from bsbench.engine.request_state import RequestState
 from bsbench.environment import GpuSampler, capture_environment
 from bsbench.errors import BsbenchError
 from bsbench.results import build_record, save_record
-from bsbench.schedulers.base import ModelInfo, SchedulerContext
+from bsbench.schedulers.base import SchedulerContext
 from bsbench.schedulers.registry import get_scheduler
 from bsbench.workloads.workload import Workload
 
@@ -179,7 +184,8 @@ def run_benchmark(
         raise BsbenchError(f"scheduler {config.scheduler}: {exc}") from None
     sampler = GpuSampler(session.device)
     with _progress_bar(len(workload.requests), enabled=progress) as on_progress:
-        engine = Engine(scheduler, session.runner, on_progress=on_progress)
+        engine = Engine(scheduler, session.runner, events=ctx.events, blocks=ctx.block_manager,
+                        on_progress=on_progress)
         sampler.start()
         result = engine.run(workload.requests)
         gpu = sampler.stop()
@@ -270,7 +276,13 @@ class _progress_bar:
     def __enter__(self) -> ProgressFn | None:
         if not self.enabled:
             return None
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
 
         self._progress = Progress(
             TextColumn("[bold]running"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[tps]}"),

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from bsbench.engine.block_manager import BlockManager
 from bsbench.engine.events import EventLog
+from bsbench.engine.model_info import ModelInfo
 from bsbench.engine.plan import StepOutput, StepPlan
-from bsbench.schedulers.base import ModelInfo, SchedulerContext
+from bsbench.schedulers.base import SchedulerContext
 
 VOCAB = 997
 PAD = 0

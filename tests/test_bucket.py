@@ -284,7 +284,7 @@ def test_controller_triggers_and_summary():
     opts = BucketOptions(bucket_interval=1e9, bucket_queue_threshold=5)
     sched = BucketScheduler(opts, ctx)
     reqs = make_requests(40, seed=7, max_prompt=30, max_out=8, spread=2.0)
-    result = Engine(sched, BudgetCheckingRunner(ctx), clock=VirtualClock(tick_s=1e-4)).run(reqs)
+    result = Engine(sched, BudgetCheckingRunner(ctx), events=ctx.events, blocks=ctx.block_manager, clock=VirtualClock(tick_s=1e-4)).run(reqs)
     assert all(s.status is Status.COMPLETED for s in result.states)
     summary = sched.summary()
     assert summary["controller_evaluations"] >= 2  # the first look, then the queue-growth trigger
@@ -316,7 +316,7 @@ def test_failed_step_ends_its_requests_and_frees_their_blocks():
 
     ctx = make_context(num_blocks=200, block_size=4)
     reqs = make_requests(20, seed=9, max_prompt=20, max_out=6, spread=0.01)
-    result = Engine(BucketScheduler(BucketOptions(max_num_seqs=4), ctx), FailsFirstPrefill(ctx),
+    result = Engine(BucketScheduler(BucketOptions(max_num_seqs=4), ctx), FailsFirstPrefill(ctx), events=ctx.events, blocks=ctx.block_manager,
                     clock=VirtualClock(tick_s=1e-4)).run(reqs)
     assert_accounted(result, 20)
     failed = [s for s in result.states if s.status is Status.FAILED]

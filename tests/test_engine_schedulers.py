@@ -35,7 +35,7 @@ def run(scheduler_cls, options, requests, num_blocks=64, block_size=4):
     ctx = make_context(num_blocks, block_size)
     scheduler = scheduler_cls(options, ctx)
     runner = BudgetCheckingRunner(ctx)
-    result = Engine(scheduler, runner, clock=VirtualClock(tick_s=1e-4)).run(requests)
+    result = Engine(scheduler, runner, events=ctx.events, blocks=ctx.block_manager, clock=VirtualClock(tick_s=1e-4)).run(requests)
     return result, runner, ctx
 
 
@@ -117,7 +117,7 @@ def test_static_partial_batch_waits_for_timeout():
     ctx = make_context(400, 4)
     sched = StaticScheduler(StaticOptions(max_batch_size=8, batch_timeout=2.0), ctx)
     clock = VirtualClock(tick_s=1e-4)
-    result = Engine(sched, ChecksumRunner(400, 4), clock=clock).run(reqs)
+    result = Engine(sched, ChecksumRunner(400, 4), events=ctx.events, blocks=ctx.block_manager, clock=clock).run(reqs)
     first = min(s.first_scheduled_s for s in result.states)
     assert first >= 2.0
     assert all(s.status is Status.COMPLETED for s in result.states)
@@ -145,7 +145,7 @@ def test_activation_oom_fails_the_step_records_an_event_and_the_run_goes_on():
 
     ctx = make_context(200, 4)
     reqs = make_requests(12, seed=5, spread=0.01)
-    result = Engine(ContinuousScheduler(ContinuousOptions(), ctx), FailsThirdStep(ctx),
+    result = Engine(ContinuousScheduler(ContinuousOptions(), ctx), FailsThirdStep(ctx), events=ctx.events, blocks=ctx.block_manager,
                     clock=VirtualClock(tick_s=1e-4)).run(reqs)
     assert_accounted(result, 12)
     failed = {s.id for s in result.states if s.status is Status.FAILED}

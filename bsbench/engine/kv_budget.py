@@ -32,8 +32,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # torch is imported where it is used, so the CLI starts without it
     import torch
 
+from bsbench.engine.model_info import ModelInfo
 from bsbench.errors import BsbenchError
-from bsbench.schedulers.base import ModelInfo
 from bsbench.units import format_bytes
 
 DEFAULT_BLOCK_SIZE = 16

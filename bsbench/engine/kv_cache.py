@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import torch
 
-from bsbench.schedulers.base import ModelInfo
+from bsbench.engine.model_info import ModelInfo
 
 
 class KVCache:

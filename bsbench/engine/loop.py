@@ -11,11 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol
 
+from bsbench.engine.block_manager import BlockManager
 from bsbench.engine.clock import Clock, WallClock
 from bsbench.engine.events import OOM, EventLog
 from bsbench.engine.plan import ActivationOOM, StepOutput, StepPlan
+from bsbench.engine.policy import Policy
 from bsbench.engine.request_state import RequestState, Status
-from bsbench.schedulers.base import Scheduler
 from bsbench.workloads.request import RequestSpec
 
 
@@ -51,10 +52,17 @@ ProgressFn = Callable[[int, int, int], None]  # (ended, submitted, tokens genera
 
 
 class Engine:
+    """Drives one policy and one runner over a request list; `events` and `blocks` are the
+    event log and block manager the policy was built with (the engine reads KV usage from
+    `blocks` and records activation OOMs in `events`)."""
+
     def __init__(
         self,
-        scheduler: Scheduler,
+        scheduler: Policy,
         runner: Runner,
+        *,
+        events: EventLog,
+        blocks: BlockManager,
         clock: Clock | None = None,
         on_progress: ProgressFn | None = None,
     ) -> None:
@@ -62,8 +70,8 @@ class Engine:
         self.runner = runner
         self.clock = clock or WallClock()
         self.on_progress = on_progress
-        self.events: EventLog = scheduler.ctx.events
-        self.blocks = scheduler.ctx.block_manager
+        self.events = events
+        self.blocks = blocks
 
     def run(self, requests: list[RequestSpec]) -> EngineResult:
         states = [RequestState(spec) for spec in sorted(requests, key=lambda r: (r.arrival_s, r.id))]

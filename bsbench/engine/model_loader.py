@@ -30,9 +30,9 @@ from transformers import AutoConfig, AutoModelForCausalLM, PretrainedConfig
 from transformers.utils import logging as hf_logging
 
 from bsbench.engine import attention
+from bsbench.engine.model_info import ModelInfo
 from bsbench.engine.model_presets import PRESETS, preset_config
 from bsbench.errors import BsbenchError
-from bsbench.schedulers.base import ModelInfo
 
 WEIGHTS = ("dummy", "checkpoint")
 DEVICES = ("auto", "cpu", "cuda")

@@ -21,9 +21,9 @@ import torch
 
 from bsbench.engine.attention import CTX_KWARG, StepContext
 from bsbench.engine.kv_cache import KVCache
+from bsbench.engine.model_info import ModelInfo
 from bsbench.engine.plan import ActivationOOM, SeqChunk, StepOutput, StepPlan
 from bsbench.errors import BsbenchError
-from bsbench.schedulers.base import ModelInfo
 from bsbench.units import format_bytes
 
 

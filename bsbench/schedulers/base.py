@@ -27,26 +27,9 @@ from typing import Any, ClassVar
 
 from bsbench.engine.block_manager import BlockManager
 from bsbench.engine.events import EventLog
+from bsbench.engine.model_info import ModelInfo
 from bsbench.engine.plan import StepPlan
 from bsbench.engine.request_state import RequestState, Status
-
-
-@dataclass(slots=True, frozen=True)
-class ModelInfo:
-    """What a policy may know about the model: sizes, never weights."""
-
-    name: str
-    num_layers: int
-    num_kv_heads: int
-    head_dim: int
-    dtype_bytes: int
-    max_model_len: int
-    pad_token_id: int
-
-    @property
-    def kv_bytes_per_token(self) -> int:
-        """Bytes of K and V for one token across all layers."""
-        return 2 * self.num_layers * self.num_kv_heads * self.head_dim * self.dtype_bytes
 
 
 @dataclass(slots=True)
