@@ -24,7 +24,6 @@ so its tok/s only ranks configurations and is labelled as simulated.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import time
 from pathlib import Path
@@ -60,8 +59,8 @@ class SimRunner:
         return StepOutput({c.req_id: 5 for c in plan.chunks if c.sample})
 
 
-def simulate(workload, scheduler: str, options: dict, model: str, kv_bytes: int, block_size: int = 16) -> dict:
-    """One run on the virtual clock; returns a record-like dict (summary + scheduler summary + steps)."""
+def simulate(workload, scheduler: str, options: dict, model: str, kv_bytes: int, block_size: int = 16) -> tuple:
+    """One run on the virtual clock; returns (summary, scheduler summary, step rows, record path or '-')."""
     _weights, info = load_model(model, "dummy", "cpu", "float32")  # sizes only; nothing runs on it
     ctx = SchedulerContext(BlockManager(num_blocks_for_budget(kv_bytes, info, block_size), block_size), info,
                            EventLog())
@@ -69,14 +68,13 @@ def simulate(workload, scheduler: str, options: dict, model: str, kv_bytes: int,
     policy = cls(cls.Options(**options), ctx)
     clock = VirtualClock()
     result = Engine(policy, SimRunner(clock), events=ctx.events, blocks=ctx.block_manager, clock=clock).run(workload.requests)
-    steps = [dataclasses.asdict(st) for st in result.steps]
-    summary = summarize([request_row(st, False) for st in result.states], steps,
-                        [e.to_dict() for e in result.events.events], result.duration_s,
+    steps = result.steps
+    summary = summarize([request_row(st, False) for st in result.states], steps, result.events.events,
+                        result.duration_s,
                         num_kv_blocks=ctx.block_manager.num_blocks)
     sched = {"name": scheduler, "decision_s": result.scheduler_decision_s, "decision_share": None,
              **policy.summary(), "controller_share": None}  # shares of virtual time would mean nothing
-    return {"summary": summary, "scheduler": sched, "steps": steps, "path": "-",
-            "num_blocks": ctx.block_manager.num_blocks}
+    return summary, sched, steps, "-"
 
 
 def parse_args() -> argparse.Namespace:
@@ -128,26 +126,26 @@ def main() -> None:
         config.scheduler, config.scheduler_options = name, options
         start = time.perf_counter()
         if args.sim:
-            record = simulate(workload, name, options, args.model, parse_bytes(args.kv_memory))
+            s, sched, steps, path = simulate(workload, name, options, args.model, parse_bytes(args.kv_memory))
         else:
             record = run_benchmark(workload, config, progress=False, session=session)
-        s, sched = record["summary"], record["scheduler"]
-        padded = [st for st in record["steps"] if st["layout"] == "padded"]
-        padded_tokens = sum(st["num_tokens"] for st in padded)
+            s, sched, steps, path = record.summary, record.scheduler, record.steps, str(record.path)
+        padded = [st for st in steps if st.layout == "padded"]
+        padded_tokens = sum(st.num_tokens for st in padded)
         row = {
             "scheduler": name,
             "boundaries": options.get("bucket_boundaries", "-"),
             "nmax": options.get("bucket_nmax_mode", "-"),
             "completed": s["completed"], "failed": s["failed"], "oom_events": s["oom_events"],
             "padding_ratio": s["padding_ratio"],
-            "prefill_padding": sum(st["pad_tokens"] for st in padded) / padded_tokens if padded_tokens else None,
+            "prefill_padding": sum(st.pad_tokens for st in padded) / padded_tokens if padded_tokens else None,
             "output_throughput": s["output_throughput"],
             "total_token_throughput": s["total_token_throughput"],
             "mean_prefill_batch": sched.get("mean_prefill_batch"), "peak_buckets": sched.get("peak_buckets"),
             "changes": f"{sched['splits']}/{sched['quantile_recuts']}/{sched['merges']}" if name == "bucket" else "-",
             "decision_share": sched.get("decision_share"),
             "controller_share": sched.get("controller_share"), "wall_s": time.perf_counter() - start,
-            "record": record["path"],
+            "record": path,
         }
         rows.append(row)
         pct = lambda v: "-" if v is None else f"{100 * v:.2f}"  # noqa: E731

@@ -95,15 +95,15 @@ def run_bsbench(workload, config: RunConfig, session) -> dict[str, Any]:
     t0 = time.perf_counter()
     record = run_benchmark(workload, config, progress=False, session=session)
     wall = time.perf_counter() - t0
-    summary = record["summary"]
-    steps = record["steps"]
+    summary = record.summary
+    steps = record.steps
     duration = float(summary["duration_s"])
     forward = sum(float(s.get("forward_s") or 0.0) for s in steps)
     share = summary.get("forward_share")
     if share is None:
         share = forward / duration if duration > 0 else float("nan")
     out_tokens = int(summary["total_output_tokens"])
-    outputs = {r["id"]: list(r.get("output_ids") or []) for r in record["requests"]}
+    outputs = {r.id: list(r.output_ids or []) for r in record.requests}
     return {
         "tokens": out_tokens,
         "duration": duration,

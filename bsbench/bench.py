@@ -27,7 +27,14 @@ from bsbench.engine.plan import SeqChunk, StepPlan
 from bsbench.engine.request_state import RequestState
 from bsbench.environment import GpuSampler, capture_environment
 from bsbench.errors import BsbenchError
-from bsbench.results import build_record, save_record
+from bsbench.record import (
+    Outcome,
+    RecordConfig,
+    RequestRow,
+    RunRecord,
+    WorkloadInfo,
+    save_record,
+)
 from bsbench.schedulers.base import SchedulerContext
 from bsbench.schedulers.registry import get_scheduler
 from bsbench.workloads.workload import Workload
@@ -129,33 +136,32 @@ def build_scheduler_options(scheduler_cls: type, values: dict[str, Any]) -> Any:
     return scheduler_cls.Options(**values)
 
 
-def request_row(state: RequestState, record_tokens: bool) -> dict[str, Any]:
+def request_row(state: RequestState, record_tokens: bool) -> RequestRow:
+    """The record's row for one ended request."""
     spec = state.spec
-    row: dict[str, Any] = {
-        "id": spec.id,
-        "source": spec.source,
-        "priority": spec.priority,
-        "prompt_len": spec.prompt_len,
-        "output_len": spec.output_len,
-        "num_output": state.num_output,
-        "arrival_s": spec.arrival_s,
-        "first_scheduled_s": state.first_scheduled_s,
-        "first_token_s": state.token_times[0] if state.token_times else None,
-        "finish_s": state.finish_s,
-        "token_times": state.token_times,
-        "status": state.status.value,
-        "reason": state.reason,
-        "preemptions": state.preemptions,
-        "pad_tokens": state.pad_tokens,
-        "truncated": state.truncated,
-        "slo_ttft_ms": spec.slo.ttft_ms,
-        "slo_tpot_ms": spec.slo.tpot_ms,
-        "slo_e2e_ms": spec.slo.e2e_ms,
-        "notes": state.notes,
-    }
-    if record_tokens:
-        row["output_ids"] = state.output_ids
-    return row
+    return RequestRow(
+        id=spec.id,
+        source=spec.source,
+        priority=spec.priority,
+        prompt_len=spec.prompt_len,
+        output_len=spec.output_len,
+        num_output=state.num_output,
+        arrival_s=spec.arrival_s,
+        first_scheduled_s=state.first_scheduled_s,
+        first_token_s=state.token_times[0] if state.token_times else None,
+        finish_s=state.finish_s,
+        token_times=state.token_times,
+        status=Outcome(state.status.value),
+        reason=state.reason,
+        preemptions=state.preemptions,
+        pad_tokens=state.pad_tokens,
+        truncated=state.truncated,
+        slo_ttft_ms=spec.slo.ttft_ms,
+        slo_tpot_ms=spec.slo.tpot_ms,
+        slo_e2e_ms=spec.slo.e2e_ms,
+        notes=dict(state.notes),
+        output_ids=list(state.output_ids) if record_tokens else None,
+    )
 
 
 def run_benchmark(
@@ -164,10 +170,10 @@ def run_benchmark(
     *,
     progress: bool = True,
     session: ModelSession | None = None,
-) -> dict[str, Any]:
+) -> RunRecord:
     """Run `workload` through `config.scheduler` and save the run record; returns the record.
 
-    The record's path is in `record["path"]`. A Ctrl-C ends the run early: the
+    The record's path is in `record.path`. A Ctrl-C ends the run early: the
     unfinished requests fail with reason "interrupted", the record is still
     written and marked incomplete, and KeyboardInterrupt is re-raised after.
     """
@@ -190,7 +196,7 @@ def run_benchmark(
         result = engine.run(workload.requests)
         gpu = sampler.stop()
     record = _make_record(workload, config, session, scheduler, result, gpu)
-    record["path"] = str(save_record(record, config.out_dir))
+    save_record(record, config.out_dir)
     if not result.complete:
         raise InterruptedRun(record)
     return record
@@ -199,36 +205,35 @@ def run_benchmark(
 class InterruptedRun(KeyboardInterrupt):
     """Ctrl-C during a run; carries the (saved, incomplete) record."""
 
-    def __init__(self, record: dict[str, Any]) -> None:
+    def __init__(self, record: RunRecord) -> None:
         super().__init__("interrupted")
         self.record = record
 
 
 def _make_record(workload: Workload, config: RunConfig, session: ModelSession, scheduler: Any,
-                 result: EngineResult, gpu: dict[str, Any]) -> dict[str, Any]:
-    rate = workload.spec.get("rate", math.inf)
-    run_config = {
-        "scheduler": config.scheduler,
-        "scheduler_options": dataclasses.asdict(scheduler.options),
-        "rate": rate,
-        "arrival": workload.spec.get("arrival"),
-        "seed": workload.spec.get("seed"),
-        "num_requests": len(workload.requests),
-        "workload": workload.name,
-        "model": session.info.name,
-        "weights": config.weights,
-        "weights_seed": config.weights_seed,
-        "device": session.device,
-        "dtype": session.dtype,
-        "kv_memory_bytes": session.kv_budget_bytes,
-        "block_size": session.block_size,
-        "threads": _torch_threads(),
-        "num_kv_blocks": session.num_blocks,
-        "kv_capacity_tokens": session.num_blocks * session.block_size,
-        "tokenizer": workload.tokenizer,
-        "record_tokens": config.record_tokens,
-        "percentiles": list(config.percentiles),
-    }
+                 result: EngineResult, gpu: dict[str, Any]) -> RunRecord:
+    run_config = RecordConfig(
+        scheduler=config.scheduler,
+        scheduler_options=dataclasses.asdict(scheduler.options),
+        rate=float(workload.spec.get("rate", math.inf)),
+        arrival=workload.spec.get("arrival"),
+        seed=workload.spec.get("seed"),
+        num_requests=len(workload.requests),
+        workload=workload.name,
+        model=session.info.name,
+        weights=config.weights,
+        weights_seed=config.weights_seed,
+        device=session.device,
+        dtype=session.dtype,
+        kv_memory_bytes=session.kv_budget_bytes,
+        block_size=session.block_size,
+        threads=_torch_threads(),
+        num_kv_blocks=session.num_blocks,
+        kv_capacity_tokens=session.num_blocks * session.block_size,
+        tokenizer=workload.tokenizer,
+        record_tokens=config.record_tokens,
+        percentiles=list(config.percentiles),
+    )
     environment = capture_environment(session.device)
     if gpu:
         environment["gpu_sampled"] = gpu
@@ -238,20 +243,14 @@ def _make_record(workload: Workload, config: RunConfig, session: ModelSession, s
         "decision_share": result.scheduler_decision_s / result.duration_s if result.duration_s > 0 else None,
         **scheduler.summary(),
     }
-    return build_record(
+    return RunRecord.build(
         config=run_config,
         environment=environment,
-        workload={
-            "name": workload.name,
-            "fingerprint": workload.fingerprint(),
-            "num_requests": len(workload.requests),
-            "tokenizer": workload.tokenizer,
-            "spec": workload.spec,
-            "load_report": workload.load_report,
-        },
+        workload=WorkloadInfo(workload.name, workload.fingerprint(), len(workload.requests), workload.tokenizer,
+                              dict(workload.spec), dict(workload.load_report)),
         requests=[request_row(s, config.record_tokens) for s in result.states],
-        steps=[dataclasses.asdict(s) for s in result.steps],
-        events=[e.to_dict() for e in result.events.events],
+        steps=result.steps,
+        events=result.events.events,
         scheduler=scheduler_summary,
         duration_s=result.duration_s,
         complete=result.complete,

@@ -29,7 +29,8 @@ from pathlib import Path
 from typing import Any
 
 from bsbench.errors import BsbenchError
-from bsbench.results import decode_inf, read_json, write_json_atomic
+from bsbench.jsonio import decode_inf, read_json, write_json_atomic
+from bsbench.record import RunRecord
 from bsbench.units import format_rate
 
 BASELINE_KIND = "bsbench-gate-baseline"
@@ -74,23 +75,22 @@ def _mean(values: Sequence[float | None]) -> float | None:
     return sum(got) / len(got) if got else None
 
 
-def summarize_runs(records: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+def summarize_runs(records: Sequence[RunRecord]) -> dict[str, dict[str, Any]]:
     """Records -> {scheduler@rate: {scheduler, rate, seeds, fingerprints, complete, device_name, metrics}}."""
-    grouped: dict[str, list[dict[str, Any]]] = {}
+    grouped: dict[str, list[RunRecord]] = {}
     for rec in records:
-        config = rec.get("config") or {}
-        grouped.setdefault(run_key(str(config.get("scheduler")), config.get("rate")), []).append(rec)
+        grouped.setdefault(run_key(rec.config.scheduler, rec.config.rate), []).append(rec)
     out: dict[str, dict[str, Any]] = {}
     for key, recs in sorted(grouped.items()):
-        config = recs[0].get("config") or {}
+        config = recs[0].config
         out[key] = {
-            "scheduler": str(config.get("scheduler")),
-            "rate": config.get("rate"),
-            "seeds": sorted({(r.get("config") or {}).get("seed") for r in recs}, key=str),
-            "fingerprints": sorted({str((r.get("workload") or {}).get("fingerprint")) for r in recs}),
-            "complete": all(r.get("complete", True) for r in recs),
-            "device_names": sorted({str((r.get("environment") or {}).get("device_name")) for r in recs}),
-            "metrics": {m: _mean([_num((r.get("summary") or {}).get(m)) for r in recs]) for m in STORED_METRICS},
+            "scheduler": config.scheduler,
+            "rate": config.rate,
+            "seeds": sorted({r.config.seed for r in recs}, key=str),
+            "fingerprints": sorted({r.workload.fingerprint for r in recs}),
+            "complete": all(r.complete for r in recs),
+            "device_names": sorted({str(r.environment.get("device_name")) for r in recs}),
+            "metrics": {m: _mean([_num(r.summary.get(m)) for r in recs]) for m in STORED_METRICS},
         }
     return out
 
@@ -102,23 +102,23 @@ def default_reference(schedulers: Sequence[str]) -> str | None:
     return "continuous" if "continuous" in names else names[0]
 
 
-def build_baseline(records: Sequence[dict[str, Any]], reference: str | None = None) -> dict[str, Any]:
+def build_baseline(records: Sequence[RunRecord], reference: str | None = None) -> dict[str, Any]:
     runs = summarize_runs(records)
     devices = sorted({d for r in runs.values() for d in r["device_names"]})
-    first = records[0] if records else {}
+    first = records[0] if records else None
     return {
         "kind": BASELINE_KIND,
         "version": BASELINE_VERSION,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "device_name": devices[0] if len(devices) == 1 else None,
-        "model": (first.get("config") or {}).get("model"),
-        "workload": (first.get("workload") or {}).get("name"),
+        "model": first.config.model if first else None,
+        "workload": first.workload.name if first else None,
         "reference": reference or default_reference([r["scheduler"] for r in runs.values()]),
         "runs": runs,
     }
 
 
-def write_baseline(records: Sequence[dict[str, Any]], path: str | Path, reference: str | None = None) -> Path:
+def write_baseline(records: Sequence[RunRecord], path: str | Path, reference: str | None = None) -> Path:
     if not records:
         raise BsbenchError("no run records to build a baseline from")
     return write_json_atomic(build_baseline(records, reference), Path(path))
@@ -202,7 +202,7 @@ def _ratios(runs: dict[str, dict[str, Any]], reference: str | None) -> dict[str,
     return out
 
 
-def check_records(records: Sequence[dict[str, Any]], baseline: dict[str, Any], tolerance: float,
+def check_records(records: Sequence[RunRecord], baseline: dict[str, Any], tolerance: float,
                   reference: str | None = None, *, ratio_tolerance: float | None = None,
                   time_tolerance: float | None = None, absolute: bool = True) -> GateResult:
     """Every check of the gate; see the module docstring.

@@ -1,6 +1,6 @@
-"""Per-request and aggregate metrics: pure functions over run-record rows.
+"""Per-request and aggregate metrics: pure functions over the typed rows of a run record.
 
-Definitions (see ../shared/papers.md; key names follow vLLM's benchmark_serving):
+Definitions (key names follow vLLM's benchmark_serving where a name exists):
 
 - TTFT   = first_token_s - arrival_s, from the SCHEDULED arrival (queueing included).
 - E2EL   = finish_s - arrival_s.
@@ -32,10 +32,10 @@ from typing import Any
 
 import numpy as np
 
-from bsbench.engine.events import OOM, PREEMPTION, REJECTION, TRUNCATION
+from bsbench.record.reasons import EndKind
+from bsbench.record.rows import EventKind, EventRow, Outcome, RequestRow, StepRow
 
 DEFAULT_PERCENTILES: tuple[float, ...] = (50, 90, 99)
-COMPLETED, FAILED, REJECTED = "completed", "failed", "rejected"
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -80,25 +80,19 @@ def _per_second(count: float, duration_s: float) -> float | None:
 # ----------------------------------------------------------------------------- per-request
 
 
-def ttft_s(req: dict[str, Any]) -> float | None:
-    if req.get("first_token_s") is None or req.get("arrival_s") is None:
-        return None
-    return req["first_token_s"] - req["arrival_s"]
+def ttft_s(req: RequestRow) -> float | None:
+    return None if req.first_token_s is None else req.first_token_s - req.arrival_s
 
 
-def e2el_s(req: dict[str, Any]) -> float | None:
-    if req.get("finish_s") is None or req.get("arrival_s") is None:
-        return None
-    return req["finish_s"] - req["arrival_s"]
+def e2el_s(req: RequestRow) -> float | None:
+    return None if req.finish_s is None else req.finish_s - req.arrival_s
 
 
-def num_output(req: dict[str, Any]) -> int:
-    if req.get("num_output") is not None:
-        return int(req["num_output"])
-    return len(req.get("token_times") or [])
+def num_output(req: RequestRow) -> int:
+    return req.num_output
 
 
-def tpot_s(req: dict[str, Any]) -> float | None:
+def tpot_s(req: RequestRow) -> float | None:
     """vLLM convention: (E2EL - TTFT) / (n - 1), only for n > 1."""
     n, ttft, e2e = num_output(req), ttft_s(req), e2el_s(req)
     if n <= 1 or ttft is None or e2e is None:
@@ -106,7 +100,7 @@ def tpot_s(req: dict[str, Any]) -> float | None:
     return (e2e - ttft) / (n - 1)
 
 
-def tpot_incl_first_s(req: dict[str, Any]) -> float | None:
+def tpot_incl_first_s(req: RequestRow) -> float | None:
     """GuideLLM's convention: E2EL / n (the first token included), for n >= 1."""
     n, e2e = num_output(req), e2el_s(req)
     if n < 1 or e2e is None:
@@ -114,36 +108,34 @@ def tpot_incl_first_s(req: dict[str, Any]) -> float | None:
     return e2e / n
 
 
-def itls_s(req: dict[str, Any]) -> list[float]:
-    times = req.get("token_times") or []
+def itls_s(req: RequestRow) -> list[float]:
+    times = req.token_times
     return [b - a for a, b in zip(times, times[1:])]
 
 
-def queue_s(req: dict[str, Any]) -> float | None:
-    if req.get("first_scheduled_s") is None or req.get("arrival_s") is None:
-        return None
-    return req["first_scheduled_s"] - req["arrival_s"]
+def queue_s(req: RequestRow) -> float | None:
+    return None if req.first_scheduled_s is None else req.first_scheduled_s - req.arrival_s
 
 
-def slo_checks(req: dict[str, Any]) -> dict[str, bool]:
+def slo_checks(req: RequestRow) -> dict[str, bool]:
     """For each SLO the request has ('ttft', 'tpot', 'e2e'): whether it was met. Unfinished = missed."""
-    done = req.get("status") == COMPLETED
+    done = req.status is Outcome.COMPLETED
     checks: dict[str, bool] = {}
-    if req.get("slo_ttft_ms") is not None:
+    if req.slo_ttft_ms is not None:
         v = ttft_s(req)
-        checks["ttft"] = done and v is not None and _ms(v) <= req["slo_ttft_ms"]
-    if req.get("slo_tpot_ms") is not None:
+        checks["ttft"] = done and v is not None and _ms(v) <= req.slo_ttft_ms
+    if req.slo_tpot_ms is not None:
         v = tpot_s(req)
-        checks["tpot"] = done and (v is None or _ms(v) <= req["slo_tpot_ms"])
-    if req.get("slo_e2e_ms") is not None:
+        checks["tpot"] = done and (v is None or _ms(v) <= req.slo_tpot_ms)
+    if req.slo_e2e_ms is not None:
         v = e2el_s(req)
-        checks["e2e"] = done and v is not None and _ms(v) <= req["slo_e2e_ms"]
+        checks["e2e"] = done and v is not None and _ms(v) <= req.slo_e2e_ms
     return checks
 
 
-def meets_slos(req: dict[str, Any]) -> bool:
+def meets_slos(req: RequestRow) -> bool:
     """Completed and met every SLO it has (a completed request without SLOs meets them)."""
-    return req.get("status") == COMPLETED and all(slo_checks(req).values())
+    return req.status is Outcome.COMPLETED and all(slo_checks(req).values())
 
 
 # ----------------------------------------------------------------------------- aggregate
@@ -154,7 +146,7 @@ def _latency_block(name: str, values_s: Sequence[float], percentiles: Sequence[f
     return {f"{stat}_{name}_ms": value for stat, value in dist.items()}
 
 
-def _slo_metrics(requests: list[dict[str, Any]], duration_s: float) -> dict[str, Any]:
+def _slo_metrics(requests: Sequence[RequestRow], duration_s: float) -> dict[str, Any]:
     out: dict[str, Any] = {}
     met = [meets_slos(r) for r in requests]
     out["slo_attainment"] = sum(met) / len(requests) if requests else None
@@ -166,19 +158,19 @@ def _slo_metrics(requests: list[dict[str, Any]], duration_s: float) -> dict[str,
     return out
 
 
-def _step_metrics(steps: list[dict[str, Any]], duration_s: float, percentiles: Sequence[float]) -> dict[str, Any]:
+def _step_metrics(steps: Sequence[StepRow], duration_s: float, percentiles: Sequence[float]) -> dict[str, Any]:
     out: dict[str, Any] = {"num_steps": len(steps)}
-    total_tokens = sum(s.get("num_tokens", 0) or 0 for s in steps)
-    pad_tokens = sum(s.get("pad_tokens", 0) or 0 for s in steps)
+    total_tokens = sum(s.num_tokens for s in steps)
+    pad_tokens = sum(s.pad_tokens for s in steps)
     out["computed_tokens"] = total_tokens
     out["pad_tokens"] = pad_tokens
     out["padding_ratio"] = pad_tokens / total_tokens if total_tokens else None
-    usage = [float(s["kv_usage"]) for s in steps if s.get("kv_usage") is not None]
+    usage = [s.kv_usage for s in steps]
     out["mean_kv_usage"] = _clean(np.mean(usage)) if usage else None
     out["peak_kv_usage"] = max(usage) if usage else None
-    blocks = [int(s["kv_blocks_used"]) for s in steps if s.get("kv_blocks_used") is not None]
+    blocks = [s.kv_blocks_used for s in steps]
     out["peak_kv_blocks"] = max(blocks) if blocks else None
-    sizes = [int(s.get("num_seqs", 0) or 0) for s in steps]
+    sizes = [s.num_seqs for s in steps]
     dist = distribution(sizes, percentiles)
     out["mean_batch_size"] = dist["mean"]
     out["median_batch_size"] = dist["median"]
@@ -186,43 +178,47 @@ def _step_metrics(steps: list[dict[str, Any]], duration_s: float, percentiles: S
         out[f"{percentile_key(p)}_batch_size"] = dist[percentile_key(p)]
     out["max_batch_size"] = max(sizes) if sizes else None
     out["batch_size_histogram"] = {str(k): v for k, v in sorted(Counter(sizes).items())}
-    step_durations = [s.get("duration_s") for s in steps if s.get("duration_s") is not None]
+    step_durations = [s.duration_s for s in steps]
     out["mean_step_ms"] = _clean(_ms(np.mean(step_durations))) if step_durations else None
-    forward = sum(s.get("forward_s", 0.0) or 0.0 for s in steps)
+    forward = sum(s.forward_s for s in steps)
     out["forward_s"] = forward
     out["forward_share"] = forward / duration_s if steps and duration_s and duration_s > 0 else None
-    layouts = Counter(s.get("layout") for s in steps if s.get("layout"))
+    layouts = Counter(s.layout for s in steps)
     out["steps_by_layout"] = dict(sorted(layouts.items()))
     return out
 
 
-def _event_metrics(requests: list[dict[str, Any]], events: list[dict[str, Any]]) -> dict[str, Any]:
-    kinds = Counter(e.get("kind") for e in events)
+def _event_metrics(requests: Sequence[RequestRow], events: Sequence[EventRow]) -> dict[str, Any]:
+    kinds = Counter(e.kind for e in events)
+    ended = Counter(r.reason.kind for r in requests if r.reason is not None)
     return {
-        "oom_events": kinds.get(OOM, 0),
-        "oom_failed": sum(1 for r in requests if r.get("status") == FAILED and r.get("reason") == "oom"),
-        "preemptions": sum(int(r.get("preemptions", 0) or 0) for r in requests),
-        "preemption_events": kinds.get(PREEMPTION, 0),
-        "rejection_events": kinds.get(REJECTION, 0),
-        "truncation_events": kinds.get(TRUNCATION, 0),
+        "oom_events": kinds.get(EventKind.OOM.value, 0),
+        "oom_failed": sum(1 for r in requests if r.status is Outcome.FAILED and r.reason is not None
+                          and r.reason.kind is EndKind.OOM),
+        "ended_by_reason": {kind.value: ended.get(kind, 0) for kind in EndKind},
+        "preemptions": sum(r.preemptions for r in requests),
+        "preemption_events": kinds.get(EventKind.PREEMPTION.value, 0),
+        "rejection_events": kinds.get(EventKind.REJECTION.value, 0),
+        "truncation_events": kinds.get(EventKind.TRUNCATION.value, 0),
         "events_by_kind": dict(sorted((str(k), v) for k, v in kinds.items())),
     }
 
 
 def summarize(
-    requests: list[dict[str, Any]],
-    steps: list[dict[str, Any]],
-    events: list[dict[str, Any]],
+    requests: Sequence[RequestRow],
+    steps: Sequence[StepRow],
+    events: Sequence[EventRow],
     duration_s: float,
     num_kv_blocks: int | None = None,
     percentiles: Sequence[float] = DEFAULT_PERCENTILES,
 ) -> dict[str, Any]:
     """The summary of one run. Every value is JSON-safe: numbers, None, strings, small dicts."""
     percentiles = tuple(float(p) for p in percentiles)
-    statuses = Counter(r.get("status") for r in requests)
-    completed = [r for r in requests if r.get("status") == COMPLETED]
-    n_completed, n_failed, n_rejected = statuses.get(COMPLETED, 0), statuses.get(FAILED, 0), statuses.get(REJECTED, 0)
-    input_tokens = sum(int(r.get("prompt_len", 0) or 0) for r in completed)
+    statuses = Counter(r.status for r in requests)
+    completed = [r for r in requests if r.status is Outcome.COMPLETED]
+    n_completed = statuses.get(Outcome.COMPLETED, 0)
+    n_failed, n_rejected = statuses.get(Outcome.FAILED, 0), statuses.get(Outcome.REJECTED, 0)
+    input_tokens = sum(r.prompt_len for r in completed)
     output_tokens = sum(num_output(r) for r in completed)
     generated = sum(num_output(r) for r in requests)
 
@@ -232,7 +228,7 @@ def summarize(
         "failed": n_failed,
         "rejected": n_rejected,
         "counts_add_up": n_completed + n_failed + n_rejected == len(requests),
-        "truncated": sum(1 for r in requests if r.get("truncated")),
+        "truncated": sum(1 for r in requests if r.truncated),
         "duration_s": duration_s,
         "total_input_tokens": input_tokens,
         "total_output_tokens": output_tokens,

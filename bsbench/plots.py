@@ -20,6 +20,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from bsbench import metrics  # noqa: E402
+from bsbench.record import Outcome, RequestRow, RunRecord  # noqa: E402
 
 
 def _save(fig: Any, path: Path) -> Path:
@@ -39,8 +40,8 @@ def _label_axes(ax: Any, xlabel: str, ylabel: str) -> None:
         ax.legend(fontsize=8)
 
 
-def _completed(record: dict[str, Any]) -> list[dict[str, Any]]:
-    return [r for r in record.get("requests", []) if r.get("status") == metrics.COMPLETED]
+def _completed(record: RunRecord) -> list[RequestRow]:
+    return [r for r in record.requests if r.status is Outcome.COMPLETED]
 
 
 def _cdf(ax: Any, values: Sequence[float], label: str) -> None:
@@ -52,7 +53,7 @@ def _cdf(ax: Any, values: Sequence[float], label: str) -> None:
     ax.step(xs, ys, where="post", label=label)
 
 
-def latency_cdfs(runs: Sequence[tuple[str, dict[str, Any]]], path: Path) -> Path:
+def latency_cdfs(runs: Sequence[tuple[str, RunRecord]], path: Path) -> Path:
     """Three panels (TTFT, TPOT, E2E latency) with one CDF line per run, milliseconds on the x axis."""
     panels = (("TTFT", metrics.ttft_s), ("TPOT", metrics.tpot_s), ("E2E latency", metrics.e2el_s))
     fig, axes = plt.subplots(1, 3, figsize=(14, 4))
@@ -66,7 +67,7 @@ def latency_cdfs(runs: Sequence[tuple[str, dict[str, Any]]], path: Path) -> Path
     return _save(fig, path)
 
 
-def throughput_bars(runs: Sequence[tuple[str, dict[str, Any]]], path: Path) -> Path:
+def throughput_bars(runs: Sequence[tuple[str, RunRecord]], path: Path) -> Path:
     """Bars of request throughput, output tokens/s and goodput per run."""
     panels = (("request_throughput", "requests/s"), ("output_throughput", "output tokens/s"),
               ("goodput", "goodput (req/s meeting SLOs)"))
@@ -74,7 +75,7 @@ def throughput_bars(runs: Sequence[tuple[str, dict[str, Any]]], path: Path) -> P
     fig, axes = plt.subplots(1, 3, figsize=(max(10, 1.6 * len(labels) * 3), 4))
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for ax, (key, title) in zip(axes, panels):
-        values = [(rec.get("summary") or {}).get(key) or 0.0 for _, rec in runs]
+        values = [rec.summary.get(key) or 0.0 for _, rec in runs]
         bars = ax.bar(range(len(labels)), values, color=[colors[i % len(colors)] for i in range(len(labels))])
         ax.set_xticks(range(len(labels)), labels, rotation=20, ha="right", fontsize=8)
         ax.bar_label(bars, fmt="%.3g", fontsize=8)
@@ -83,28 +84,27 @@ def throughput_bars(runs: Sequence[tuple[str, dict[str, Any]]], path: Path) -> P
     return _save(fig, path)
 
 
-def _timeline(runs: Sequence[tuple[str, dict[str, Any]]], path: Path, key: str, ylabel: str,
+def _timeline(runs: Sequence[tuple[str, RunRecord]], path: Path, key: str, ylabel: str,
               scale: float = 1.0) -> Path:
     fig, ax = plt.subplots(figsize=(10, 4))
     for label, record in runs:
-        steps = record.get("steps") or []
-        xs = [s.get("start_s", 0.0) for s in steps if s.get(key) is not None]
-        ys = [scale * s[key] for s in steps if s.get(key) is not None]
+        xs = [s.start_s for s in record.steps]
+        ys = [scale * getattr(s, key) for s in record.steps]
         if xs:
             ax.step(xs, ys, where="post", label=label, linewidth=1)
     _label_axes(ax, "time since run start (s)", ylabel)
     return _save(fig, path)
 
 
-def kv_usage_timeline(runs: Sequence[tuple[str, dict[str, Any]]], path: Path) -> Path:
+def kv_usage_timeline(runs: Sequence[tuple[str, RunRecord]], path: Path) -> Path:
     return _timeline(runs, path, "kv_usage", "KV cache usage (%)", scale=100.0)
 
 
-def batch_size_timeline(runs: Sequence[tuple[str, dict[str, Any]]], path: Path) -> Path:
+def batch_size_timeline(runs: Sequence[tuple[str, RunRecord]], path: Path) -> Path:
     return _timeline(runs, path, "num_seqs", "requests in the step (batch size)")
 
 
-def comparison_plots(runs: Sequence[tuple[str, dict[str, Any]]], out_dir: str | Path, prefix: str = "") -> list[Path]:
+def comparison_plots(runs: Sequence[tuple[str, RunRecord]], out_dir: str | Path, prefix: str = "") -> list[Path]:
     """All comparison plots of one group into `out_dir`; returns the PNG paths."""
     out = Path(out_dir)
     return [

@@ -22,6 +22,7 @@ import pandas as pd
 
 from bsbench.errors import BsbenchError
 from bsbench.metrics import direction
+from bsbench.record import RunRecord
 from bsbench.units import format_percent, format_rate
 
 # (summary key, row label, kind) — kind chooses the number format.
@@ -60,43 +61,36 @@ KINDS = {key: kind for key, _, kind in METRIC_ROWS}
 class Run:
     """One loaded record and the column label it gets in a comparison."""
 
-    path: Path
-    record: dict[str, Any]
+    record: RunRecord
     label: str = ""
 
     @property
-    def config(self) -> dict[str, Any]:
-        return self.record.get("config") or {}
+    def path(self) -> Path:
+        return self.record.path or Path("?")
 
     @property
     def scheduler(self) -> str:
-        return str(self.config.get("scheduler", "?"))
+        return self.record.config.scheduler
 
     @property
     def summary(self) -> dict[str, Any]:
-        return self.record.get("summary") or {}
+        return self.record.summary
 
 
-def workload_id(record: dict[str, Any]) -> str:
-    return str((record.get("workload") or {}).get("fingerprint") or "?")
+def workload_id(record: RunRecord) -> str:
+    return record.workload.fingerprint
 
 
-def model_id(record: dict[str, Any]) -> str:
-    config = record.get("config") or {}
-    parts = [str(config.get("model", "?"))]
-    if config.get("weights"):
-        parts.append(str(config["weights"]))
-    if config.get("dtype"):
-        parts.append(str(config["dtype"]))
-    return " ".join(parts)
+def model_id(record: RunRecord) -> str:
+    config = record.config
+    return " ".join(str(part) for part in (config.model, config.weights, config.dtype) if part)
 
 
-def device_id(record: dict[str, Any]) -> str:
-    env = record.get("environment") or {}
-    return str(env.get("device_name") or (record.get("config") or {}).get("device") or "?")
+def device_id(record: RunRecord) -> str:
+    return str(record.environment.get("device_name") or record.config.device)
 
 
-def comparability_key(record: dict[str, Any]) -> tuple[str, str, str]:
+def comparability_key(record: RunRecord) -> tuple[str, str, str]:
     """(workload fingerprint, model, device name): runs with equal keys are compared in one table."""
     return workload_id(record), model_id(record), device_id(record)
 
@@ -108,27 +102,22 @@ class Group:
 
     def title(self) -> str:
         first = self.runs[0].record
-        workload = first.get("workload") or {}
-        config = first.get("config") or {}
-        rate = config.get("rate")
-        rate_text = format_rate(float(rate)) if isinstance(rate, (int, float)) else str(rate)
-        return (f"{workload.get('name', '?')} · {workload.get('num_requests', '?')} requests @ rate {rate_text}"
+        return (f"{first.workload.name} · {first.workload.num_requests} requests @ rate {format_rate(first.config.rate)}"
                 f" · {self.key[1]} · {self.key[2]}")
 
     def details(self) -> str:
         return f"workload fingerprint {self.key[0][:16]}; model {self.key[1]}; device {self.key[2]}"
 
 
-def _describe_difference(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
+def _describe_difference(a: RunRecord, b: RunRecord) -> list[str]:
     reasons = []
     if workload_id(a) != workload_id(b):
-        wa, wb = a.get("workload") or {}, b.get("workload") or {}
         details = []
         for name, va, vb in (
-            ("name", wa.get("name"), wb.get("name")),
-            ("requests", wa.get("num_requests"), wb.get("num_requests")),
-            ("rate", (a.get("config") or {}).get("rate"), (b.get("config") or {}).get("rate")),
-            ("seed", (a.get("config") or {}).get("seed"), (b.get("config") or {}).get("seed")),
+            ("name", a.workload.name, b.workload.name),
+            ("requests", a.workload.num_requests, b.workload.num_requests),
+            ("rate", a.config.rate, b.config.rate),
+            ("seed", a.config.seed, b.config.seed),
         ):
             if va != vb:
                 if name == "rate" and isinstance(va, (int, float)) and isinstance(vb, (int, float)):
@@ -144,13 +133,13 @@ def _describe_difference(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
     return reasons
 
 
-def group_records(loaded: Sequence[tuple[Path, dict[str, Any]]]) -> tuple[list[Group], list[str]]:
+def group_records(records: Sequence[RunRecord]) -> tuple[list[Group], list[str]]:
     """Comparable groups (in first-seen order) and, for each group after the first, one plain
     sentence saying why it cannot share a table with group 1."""
     groups: dict[tuple[str, str, str], Group] = {}
-    for path, record in loaded:
+    for record in records:
         key = comparability_key(record)
-        groups.setdefault(key, Group(key)).runs.append(Run(Path(path), record))
+        groups.setdefault(key, Group(key)).runs.append(Run(record))
     out = list(groups.values())
     for group in out:
         assign_labels(group.runs)
@@ -171,7 +160,7 @@ def assign_labels(runs: list[Run]) -> None:
         return run.scheduler
 
     def with_seed(run: Run) -> str:
-        return f"{run.scheduler} s{run.config.get('seed')}"
+        return f"{run.scheduler} s{run.record.config.seed}"
 
     for make in (base, with_seed):
         labels = [make(r) for r in runs]
@@ -183,7 +172,7 @@ def assign_labels(runs: list[Run]) -> None:
     for run, label in zip(runs, labels):
         counts[label] = counts.get(label, 0) + 1
         run.label = label if labels.count(label) == 1 else f"{label} #{counts[label]}"
-        if not run.record.get("complete", True):
+        if not run.record.complete:
             run.label += " (incomplete)"
 
 
@@ -350,8 +339,8 @@ def groups_to_json(groups: Sequence[Group], frames: Sequence[pd.DataFrame], note
             "workload_fingerprint": group.key[0], "model": group.key[1], "device": group.key[2],
             "title": group.title(),
             "runs": [{"label": r.label, "path": str(r.path), "scheduler": r.scheduler,
-                      "rate": r.config.get("rate"), "seed": r.config.get("seed"),
-                      "complete": r.record.get("complete", True)} for r in group.runs],
+                      "rate": r.record.config.rate, "seed": r.record.config.seed,
+                      "complete": r.record.complete} for r in group.runs],
             "metrics": metrics,
         })
     return {"groups": out, "not_comparable": list(notes)}

@@ -26,7 +26,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from bsbench.errors import BsbenchError
-from bsbench.results import load_records, read_json, write_json_atomic
+from bsbench.jsonio import read_json, write_json_atomic
+from bsbench.record import RunRecord, read_records
 from bsbench.units import format_rate, parse_rate
 
 SUMMARY_KIND = "bsbench-sweep-summary"
@@ -87,10 +88,9 @@ def run_key(scheduler: str, rate: float, seed: Any, fingerprint: str) -> str:
     return f"{scheduler}|{format_rate(float(rate)) if math.isinf(float(rate)) else repr(float(rate))}|{seed}|{fingerprint}"
 
 
-def record_key(record: dict[str, Any]) -> str:
-    config = record.get("config") or {}
-    return run_key(str(config.get("scheduler")), float(config.get("rate", math.inf)), config.get("seed"),
-                   str((record.get("workload") or {}).get("fingerprint")))
+def record_key(record: RunRecord) -> str:
+    config = record.config
+    return run_key(config.scheduler, config.rate, config.seed, record.workload.fingerprint)
 
 
 @dataclass(slots=True)
@@ -143,15 +143,15 @@ class SweepResult:
         return sum(1 for r in self.runs if r.resumed)
 
 
-def finished_runs(out_dir: Path) -> dict[str, tuple[Path, dict[str, Any]]]:
+def finished_runs(out_dir: Path) -> dict[str, RunRecord]:
     """Complete run records already in OUT/runs, by run key (the newest wins)."""
     runs = Path(out_dir) / RUNS_DIR
     if not runs.is_dir() or not any(runs.rglob("*.json")):
         return {}
-    found: dict[str, tuple[Path, dict[str, Any]]] = {}
-    for path, record in load_records([str(runs)], skipped=[]):
-        if record.get("complete"):
-            found[record_key(record)] = (path, record)
+    found: dict[str, RunRecord] = {}
+    for record in read_records([str(runs)], skipped=[]):
+        if record.complete:
+            found[record_key(record)] = record
     return found
 
 
@@ -187,7 +187,7 @@ def load_summary(out_dir: str | Path) -> dict[str, Any]:
 def run_sweep(
     plan: SweepPlan,
     make_workload: Callable[[float, int], HasFingerprint],
-    run_one: Callable[[str, HasFingerprint, float, int], dict[str, Any]],
+    run_one: Callable[[str, HasFingerprint, float, int], RunRecord],
     out_dir: str | Path,
     *,
     on_run: Callable[[SweepRun, int, int], None] | None = None,
@@ -216,17 +216,17 @@ def run_sweep(
                     index += 1
                     key = run_key(scheduler, rate, seed, fingerprint)
                     if key in done:
-                        path, record = done[key]
-                        run = SweepRun(key, scheduler, rate, seed, fingerprint, str(path), True, True,
-                                       record.get("summary") or {})
+                        record = done[key]
+                        run = SweepRun(key, scheduler, rate, seed, fingerprint, str(record.path), True, True,
+                                       record.summary)
                     else:
                         record = run_one(scheduler, workload, rate, seed)
                         got = record_key(record)
                         if got != key:
                             raise BsbenchError(f"run {key} produced a record with key {got}: the engine did not "
                                                f"replay the sweep's workload")
-                        run = SweepRun(key, scheduler, rate, seed, fingerprint, str(record.get("path", "")),
-                                       bool(record.get("complete", True)), False, record.get("summary") or {})
+                        run = SweepRun(key, scheduler, rate, seed, fingerprint, str(record.path or ""),
+                                       record.complete, False, record.summary)
                     result.runs.append(run)
                     write_summary(result, extra_summary)
                     if on_run is not None:

@@ -78,3 +78,17 @@ def make_context(num_blocks: int = 64, block_size: int = 4, max_model_len: int =
     info = ModelInfo("fake", num_layers=2, num_kv_heads=2, head_dim=8, dtype_bytes=4,
                      max_model_len=max_model_len, pad_token_id=PAD)
     return SchedulerContext(BlockManager(num_blocks, block_size), info, EventLog(), seed=0)
+
+
+class ScaledPredictor:
+    """An output-length predictor that predicts a fixed share of the true length (under-prediction on demand)."""
+
+    name = "scaled"
+
+    def __init__(self, share: float) -> None:
+        self.share = share
+
+    def predict(self, spec):
+        from bsbench.predictor import Prediction
+
+        return Prediction(max(1, int(spec.output_len * self.share)))

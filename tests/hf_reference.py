@@ -7,6 +7,7 @@ from functools import lru_cache
 import torch
 
 from bsbench.engine.model_loader import load_model
+from bsbench.record import Outcome, RunRecord
 
 
 @lru_cache(maxsize=2)
@@ -27,13 +28,13 @@ def hf_greedy(prompt: list[int], num_tokens: int, preset: str = "tiny", seed: in
     return out[0, len(prompt):].tolist()
 
 
-def assert_record_matches_generate(record: dict, prompts: dict[str, list[int]]) -> int:
+def assert_record_matches_generate(record: RunRecord, prompts: dict[str, list[int]]) -> int:
     """Every completed request's recorded output equals hf_greedy; returns how many were checked."""
     checked = 0
-    for row in record["requests"]:
-        if row["status"] != "completed":
+    for row in record.requests:
+        if row.status is not Outcome.COMPLETED:
             continue
-        expected = hf_greedy(prompts[row["id"]], row["output_len"])
-        assert row["output_ids"] == expected, f"{record['config']['scheduler']}: request {row['id']} differs"
+        expected = hf_greedy(prompts[row.id], row.output_len)
+        assert row.output_ids == expected, f"{record.config.scheduler}: request {row.id} differs"
         checked += 1
     return checked

@@ -7,6 +7,7 @@ import pytest
 from bsbench.engine.events import OOM, PREEMPTION, REJECTION
 from bsbench.engine.loop import Engine
 from bsbench.engine.request_state import RequestState, Status
+from bsbench.record import EndKind
 from bsbench.errors import BsbenchError
 from bsbench.schedulers._buckets import (
     BucketManager, DecayedHistogram, MemoryModel, parse_boundaries, priority_key,
@@ -263,7 +264,7 @@ def test_too_large_request_is_rejected_not_oom():
     reqs = [RequestSpec("big", tuple([5] * 200), 10, 0.0), RequestSpec("ok", (5, 6, 7), 3, 0.0)]
     result, runner, ctx = run(BucketScheduler, BucketOptions(), reqs, num_blocks=40)  # 160 slots, 144 safe
     by_id = {s.id: s for s in result.states}
-    assert by_id["big"].status is Status.REJECTED and by_id["big"].reason.startswith("kv")
+    assert by_id["big"].status is Status.REJECTED and by_id["big"].reason.kind is EndKind.KV_REJECTED
     assert by_id["ok"].status is Status.COMPLETED
     assert result.events.count(REJECTION) == 1 and result.events.count(OOM) == 0
 
@@ -320,6 +321,6 @@ def test_failed_step_ends_its_requests_and_frees_their_blocks():
                     clock=VirtualClock(tick_s=1e-4)).run(reqs)
     assert_accounted(result, 20)
     failed = [s for s in result.states if s.status is Status.FAILED]
-    assert 1 <= len(failed) <= 4 and all(s.reason.startswith("oom") for s in failed)
+    assert 1 <= len(failed) <= 4 and all(s.reason.kind is EndKind.OOM for s in failed)
     assert_outputs_match(result)
     assert ctx.block_manager.num_used == 0

@@ -15,6 +15,7 @@ import random
 import torch
 
 from bsbench.bench import RunConfig, open_session, run_benchmark
+from bsbench.record import Outcome
 from bsbench.engine.model_loader import load_model
 from bsbench.workloads.build import load_workload
 
@@ -48,24 +49,24 @@ def _compare(tmp_path, n, max_prompt, max_output, kv_memory, batch, samples, buc
     config.scheduler_options = {"max_num_seqs": batch, **(bucket_options or {})}
     bucket = run_benchmark(workload, config, progress=False, session=session)
 
-    s, b = static["summary"], bucket["summary"]
+    s, b = static.summary, bucket.summary
     assert s["oom_events"] > 0 and s["completed"] > 0  # static: some batches fit, some do not
     assert b["oom_events"] == 0 and b["preemption_events"] == 0
     assert b["completed"] == n and b["counts_add_up"]
     assert b["padding_ratio"] < s["padding_ratio"]
     assert b["peak_kv_blocks"] <= session.num_blocks
-    sched = bucket["scheduler"]
+    sched = bucket.scheduler
     assert sched["name"] == "bucket" and 0 < sched["decision_share"] < 1 and sched["decision_s"] > 0
     assert sched["controller_evaluations"] >= 1 and "controller_share" in sched
 
     generate = _generate_reference()
-    rows = [r for r in bucket["requests"] if r["status"] == "completed"]
+    rows = [r for r in bucket.requests if r.status is Outcome.COMPLETED]
     prompts = {r.id: list(r.prompt_ids) for r in workload.requests}
     rng = random.Random(0)
     # the longest prompt (padded the most) and a random sample
-    picked = [max(rows, key=lambda r: r["prompt_len"])] + rng.sample(rows, samples - 1)
+    picked = [max(rows, key=lambda r: r.prompt_len)] + rng.sample(rows, samples - 1)
     for row in picked:
-        assert row["output_ids"] == generate(prompts[row["id"]], row["output_len"]), row["id"]
+        assert row.output_ids == generate(prompts[row.id], row.output_len), row.id
     return static, bucket
 
 

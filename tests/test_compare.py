@@ -7,7 +7,7 @@ import json
 from click.testing import CliRunner
 
 from bsbench.commands.compare import command
-from bsbench.results import save_record
+from bsbench.record import save_record
 
 try:
     from record_factory import make_record

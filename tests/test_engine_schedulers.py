@@ -9,6 +9,7 @@ import pytest
 from bsbench.engine.events import OOM, PREEMPTION
 from bsbench.engine.loop import Engine
 from bsbench.engine.request_state import Status
+from bsbench.record import EndKind
 from bsbench.schedulers.continuous import ContinuousOptions, ContinuousScheduler
 from bsbench.schedulers.static import StaticOptions, StaticScheduler
 from bsbench.workloads.request import RequestSpec
@@ -98,7 +99,7 @@ def test_static_oom_fail_records_events_and_loses_nothing():
     result, runner, ctx = run(StaticScheduler, StaticOptions(max_batch_size=8), reqs, num_blocks=60)
     assert_accounted(result, 16)
     failed = [s for s in result.states if s.status is Status.FAILED]
-    assert failed and all(s.reason.startswith("oom") for s in failed)
+    assert failed and all(s.reason.kind is EndKind.OOM for s in failed)
     oom_ids = {i for e in result.events.events if e.kind == OOM for i in e.request_ids}
     assert oom_ids == {s.id for s in failed}
     assert runner.peak <= 60

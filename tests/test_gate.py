@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from bsbench import gate
 from bsbench.commands.gate import command
 from bsbench.errors import BsbenchError
-from bsbench.results import save_record
+from bsbench.record import EventRow, save_record
 
 try:
     from record_factory import make_record, req, simple_requests
@@ -22,11 +22,11 @@ except ImportError:
 def _sweep(speed_cont=1.0, speed_static=1.5, device_name="Test CPU", static_failed=0, pad=2, rate=4.0):
     static_rows = simple_requests(speed=speed_static)
     for i in range(static_failed):
-        static_rows[i] = req(f"r{i}", static_rows[i]["arrival_s"], [], status="failed", reason="oom")
+        static_rows[i] = req(f"r{i}", static_rows[i].arrival_s, [], status="failed", reason="oom")
     return [
         make_record("continuous", rate, speed=speed_cont, device_name=device_name),
         make_record("static", rate, requests=static_rows, pad=pad, device_name=device_name,
-                    events=[{"kind": "oom", "t_s": 0.0, "request_ids": ["r0"], "detail": {}}] * static_failed),
+                    events=[EventRow("oom", 0.0, ["r0"])] * static_failed),
     ]
 
 
@@ -101,7 +101,7 @@ def test_coverage_missing_run_and_changed_workload():
     result = gate.check_records(only_cont, base, 0.05)
     assert any(c.category == "coverage" and c.run == "static@4" for c in result.failures)
     changed = _sweep()
-    changed[1]["workload"]["fingerprint"] = "different"
+    changed[1].workload.fingerprint = "different"
     result = gate.check_records(changed, base, 0.05)
     assert any(c.metric == "workload" for c in result.failures)
 

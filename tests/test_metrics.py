@@ -8,6 +8,7 @@ import pytest
 
 from bsbench import metrics
 from bsbench.metrics import summarize
+from bsbench.record import EventRow
 
 try:
     from record_factory import req, step
@@ -26,7 +27,7 @@ def _rows():
     c = req("C", 0.0, [0.3], scheduled=0.1, finish=0.4, status="failed", reason="oom",
             prompt_len=5, slo_ttft_ms=1000)
     # D: rejected, never scheduled, no SLO
-    d = req("D", 3.0, [], status="rejected", reason="too long", prompt_len=7)
+    d = req("D", 3.0, [], status="rejected", reason="kv-rejected", prompt_len=7)
     return [a, b, c, d]
 
 
@@ -39,10 +40,7 @@ def _steps():
     ]
 
 
-EVENTS = [
-    {"kind": "oom", "t_s": 0.4, "request_ids": ["C"], "detail": {}},
-    {"kind": "preemption", "t_s": 1.0, "request_ids": ["A"], "detail": {}},
-]
+EVENTS = [EventRow("oom", 0.4, ["C"]), EventRow("preemption", 1.0, ["A"])]
 
 
 @pytest.fixture()
@@ -162,7 +160,7 @@ def test_empty_sets_are_none_not_nan():
 
 
 def test_all_failed_run_has_no_latencies():
-    rows = [req("a", 0.0, [], status="failed", reason="oom"), req("b", 0.0, [], status="rejected", reason="x")]
+    rows = [req("a", 0.0, [], status="failed", reason="oom"), req("b", 0.0, [], status="rejected", reason="slo-expired")]
     out = summarize(rows, [], [], duration_s=1.0)
     assert out["completed"] == 0 and out["request_throughput"] == 0.0
     assert out["mean_e2el_ms"] is None and out["slo_attainment"] == 0.0

@@ -18,7 +18,9 @@ except ImportError:
 
 
 def _loaded(*records):
-    return [(Path(f"/r/{i}.json"), r) for i, r in enumerate(records)]
+    for i, record in enumerate(records):
+        record.path = Path(f"/r/{i}.json")
+    return list(records)
 
 
 def test_grouping_by_fingerprint_model_device():

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from bsbench.results import load_record
+from bsbench.record import EndKind, Outcome, read_record
 from bsbench.workloads.build import load_workload
 from tests.hf_reference import assert_record_matches_generate
 
@@ -26,7 +26,7 @@ def _smoke_prompts(num_requests: int, max_output_len: int) -> dict[str, list[int
 def _only_record(folder: Path) -> dict:
     files = sorted(folder.glob("*.json"))
     assert len(files) == 1, files
-    return load_record(files[0])
+    return read_record(files[0])
 
 
 @pytest.mark.parametrize("scheduler", ["continuous", "static"])
@@ -35,12 +35,12 @@ def test_run_writes_a_record_whose_outputs_match_generate(bsbench, tmp_path, sch
     assert result.code == 0, result.err
     assert "record:" in result.out
     record = _only_record(tmp_path)
-    summary = record["summary"]
+    summary = record.summary
     assert summary["completed"] == 6 and summary["failed"] == summary["rejected"] == 0
     assert summary["counts_add_up"]
-    assert record["config"]["scheduler"] == scheduler
-    assert record["config"]["tokenizer"] == record["workload"]["tokenizer"]
-    assert len(record["steps"]) > 0
+    assert record.config.scheduler == scheduler
+    assert record.config.tokenizer == record.workload.tokenizer
+    assert len(record.steps) > 0
     assert assert_record_matches_generate(record, _smoke_prompts(6, 6)) == 6
     if scheduler == "static":
         assert summary["padding_ratio"] > 0
@@ -54,9 +54,9 @@ def test_continuous_preempts_under_a_tight_budget_and_still_matches_generate(bsb
     result = bsbench("run", *args, "--kv-memory", "1536KiB", "--record-tokens", "--quiet", "--out", tmp_path)
     assert result.code == 0, result.err
     record = _only_record(tmp_path)
-    preempted = [r for r in record["requests"] if r["preemptions"] > 0]
-    assert record["summary"]["preemptions"] >= 1 and preempted
-    assert record["summary"]["completed"] == 10
+    preempted = [r for r in record.requests if r.preemptions > 0]
+    assert record.summary["preemptions"] >= 1 and preempted
+    assert record.summary["completed"] == 10
     assert assert_record_matches_generate(record, _smoke_prompts(10, 24)) == 10
 
 
@@ -66,10 +66,14 @@ def test_static_with_too_large_a_batch_records_oom_and_loses_nothing(bsbench, tm
             "--batch-timeout", "0.05", "--kv-memory", "2MiB", "--quiet", "--out", tmp_path]
     result = bsbench(*args)
     assert result.code == 0, result.err
-    summary = _only_record(tmp_path)["summary"]
+    record = _only_record(tmp_path)
+    summary = record.summary
     assert summary["oom_events"] >= 1
     assert summary["failed"] >= 1 and summary["completed"] >= 1
     assert summary["completed"] + summary["failed"] + summary["rejected"] == 9
+    oom_rows = [r for r in record.requests if r.status is Outcome.FAILED and r.reason.kind is EndKind.OOM]
+    assert summary["oom_failed"] == len(oom_rows) == summary["failed"]
+    assert summary["ended_by_reason"]["oom"] == len(oom_rows)
 
 
 @pytest.mark.parametrize(
@@ -105,8 +109,8 @@ def test_ctrl_c_writes_an_incomplete_record(tmp_path):
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     record = _only_record(tmp_path)
-    assert record["complete"] is False
-    summary = record["summary"]
+    assert record.complete is False
+    summary = record.summary
     assert summary["completed"] + summary["failed"] + summary["rejected"] == 12
-    reasons = {r["reason"] for r in record["requests"] if r["status"] == "failed"}
-    assert reasons == {"interrupted"}
+    kinds = {r.reason.kind for r in record.requests if r.status is Outcome.FAILED}
+    assert kinds == {EndKind.INTERRUPTED}

@@ -8,7 +8,7 @@ import math
 import pytest
 
 from bsbench.errors import BsbenchError
-from bsbench.results import save_record
+from bsbench.record import save_record
 from bsbench.sweep import (
     SUMMARY_FILE, SweepPlan, load_summary, parse_names, parse_rates, run_sweep, sweep_plots,
 )
@@ -54,7 +54,7 @@ class FakeEngine:
         self.workloads.setdefault((rate, seed), set()).add(id(workload))
         speed = {"static": 2.0, "continuous": 1.0}[scheduler] * (1 + (0 if math.isinf(rate) else rate / 10))
         record = make_record(scheduler, rate, speed=speed, seed=seed, fingerprint=workload.fingerprint())
-        record["path"] = str(save_record(record, self.out / "runs"))
+        save_record(record, self.out / "runs")
         return record
 
 
@@ -102,7 +102,7 @@ def test_resume_skips_finished_runs(tmp_path):
 def test_engine_that_ignores_the_workload_is_caught(tmp_path):
     def wrong(scheduler, workload, rate, seed):
         rec = make_record(scheduler, rate, seed=seed, fingerprint="not-the-sweeps")
-        rec["path"] = str(save_record(rec, tmp_path / "runs"))
+        save_record(rec, tmp_path / "runs")
         return rec
 
     with pytest.raises(BsbenchError, match="did not replay"):
@@ -114,18 +114,18 @@ def test_real_sweep_is_paired_and_resumes(tmp_path):
     from click.testing import CliRunner
 
     from bsbench.commands.sweep import command
-    from bsbench.results import load_records
+    from bsbench.record import read_records
 
     args = ["--schedulers", "static,continuous", "--rates", "4,inf", "-w", "smoke", "-n", "3",
             "--max-output-len", "4", "--device", "cpu", "--out", str(tmp_path), "--quiet"]
     first = CliRunner().invoke(command, args)
     assert first.exit_code == 0, first.output
-    records = [r for _, r in load_records([str(tmp_path / "runs")])]
+    records = read_records([str(tmp_path / "runs")])
     assert len(records) == 4
     by_rate = {}
     for rec in records:
-        by_rate.setdefault(rec["config"]["rate"], set()).add(rec["workload"]["fingerprint"])
-        assert rec["summary"]["completed"] == 3
+        by_rate.setdefault(rec.config.rate, set()).add(rec.workload.fingerprint)
+        assert rec.summary["completed"] == 3
     assert all(len(fps) == 1 for fps in by_rate.values()) and len(by_rate) == 2
     again = CliRunner().invoke(command, args)
     assert again.exit_code == 0 and "0 runs done, 4 resumed" in again.output

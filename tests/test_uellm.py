@@ -7,29 +7,32 @@ import random
 
 import pytest
 
+from bsbench.engine.clock import VirtualClock
 from bsbench.engine.events import OOM, PREEMPTION, REJECTION, TRUNCATION
 from bsbench.engine.loop import Engine
 from bsbench.engine.request_state import Status
-from bsbench.predictor import NoisyPredictor, OraclePredictor, Prediction, memory_estimate_bytes
+from bsbench.predictor import (
+    NoisyPredictor,
+    OraclePredictor,
+    memory_estimate_bytes,
+)
+from bsbench.record import EndKind
 from bsbench.schedulers.registry import get_scheduler
-from bsbench.schedulers.uellm import KV_EXTEND, UNDERPREDICT_FAIL, UellmOptions, UellmScheduler, joins, plan_batches
+from bsbench.schedulers.uellm import (
+    KV_EXTEND,
+    UNDERPREDICT_FAIL,
+    UellmOptions,
+    UellmScheduler,
+    joins,
+    plan_batches,
+)
 from bsbench.workloads.request import SLO, RequestSpec
-from bsbench.engine.clock import VirtualClock
-from tests.fakes import BudgetCheckingRunner, make_context, reference_generate
-
-
-
-
-class ScaledPredictor:
-    """Predicts a fixed share of the true length (under-prediction on demand)."""
-
-    name = "scaled"
-
-    def __init__(self, share: float) -> None:
-        self.share = share
-
-    def predict(self, spec):
-        return Prediction(max(1, int(spec.output_len * self.share)))
+from tests.fakes import (
+    BudgetCheckingRunner,
+    ScaledPredictor,
+    make_context,
+    reference_generate,
+)
 
 
 def make_requests(n, seed=0, max_prompt=30, max_out=20, slo_ms=None):
@@ -153,7 +156,7 @@ def test_single_request_over_budget_fails_with_oom():
     reqs = [RequestSpec("big", tuple(range(5, 45)), 40, 0.0), RequestSpec("ok", (5, 6), 3, 0.0)]
     result, runner, ctx, sched = run(reqs, num_blocks=10, max_batch_size=1)
     big = next(s for s in result.states if s.id == "big")
-    assert big.status is Status.FAILED and big.reason.startswith("oom")
+    assert big.status is Status.FAILED and big.reason.kind is EndKind.OOM
     assert result.events.count(OOM) == 1
     check(result, 2, ctx)
 
@@ -192,7 +195,7 @@ def test_underprediction_fail_variant(mode):
     check(result, 4, ctx)
     failed = [s for s in result.states if s.status is Status.FAILED]
     assert {s.id for s in failed} == {"f1", "f3"}
-    assert all(s.reason.startswith("underpredict") and s.notes["underpredict"] == "failed" for s in failed)
+    assert all(s.reason.kind is EndKind.UNDERPREDICTED and s.notes["underpredict"] == "failed" for s in failed)
     assert result.events.count(UNDERPREDICT_FAIL) == 1
     assert sum(s.status is Status.COMPLETED for s in result.states) == 2
 
@@ -202,7 +205,7 @@ def test_generation_cap_truncates_counts_and_never_completes():
     result, runner, ctx, sched = run(reqs, fixed=ScaledPredictor(0.3), generation_cap=True, cap_margin=3)
     check(result, 20, ctx)
     cut = [s for s in result.states if s.truncated]
-    assert cut and all(s.status is Status.FAILED and s.reason == "truncated: generation cap" for s in cut)
+    assert cut and all(s.status is Status.FAILED and s.reason.kind is EndKind.TRUNCATED for s in cut)
     assert sched.counts["truncated"] == len(cut)
     assert sum(len(e.request_ids) for e in result.events.events if e.kind == TRUNCATION) == len(cut)
     for s in cut:  # what was generated is still a correct prefix, shorter than asked
@@ -228,7 +231,7 @@ def test_slo_expired(policy):
     check(result, 3, ctx)
     late = next(s for s in result.states if s.id == "late")
     if policy == "reject":
-        assert late.status is Status.REJECTED and late.reason == "slo-expired"
+        assert late.status is Status.REJECTED and late.reason.kind is EndKind.SLO_EXPIRED
         assert result.events.count(REJECTION) == 1
     else:
         assert late.status is Status.COMPLETED and result.events.count(REJECTION) == 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bsbench.results import load_record
+from bsbench.record import EndKind, Outcome, read_record
 from bsbench.workloads.build import load_workload
 from tests.hf_reference import assert_record_matches_generate, hf_greedy
 
@@ -12,7 +12,7 @@ from tests.hf_reference import assert_record_matches_generate, hf_greedy
 def _record(folder: Path) -> dict:
     files = sorted(folder.glob("*.json"))
     assert len(files) == 1, files
-    return load_record(files[0])
+    return read_record(files[0])
 
 
 def test_uellm_run_matches_generate_and_counts_truncation(bsbench, tmp_path):
@@ -25,21 +25,21 @@ def test_uellm_run_matches_generate_and_counts_truncation(bsbench, tmp_path):
                      "--generation-cap", "--cap-margin", "1", "--record-tokens", "--quiet", "--out", tmp_path)
     assert result.code == 0, result.err
     record = _record(tmp_path)
-    summary = record["summary"]
+    summary = record.summary
     assert summary["counts_add_up"] and summary["num_requests"] == 8
-    rows = record["requests"]
-    assert all("predicted_len" in r["notes"] and "kv_estimate_bytes" in r["notes"] for r in rows)
-    truncated = [r for r in rows if r["truncated"]]
+    rows = record.requests
+    assert all("predicted_len" in r.notes and "kv_estimate_bytes" in r.notes for r in rows)
+    truncated = [r for r in rows if r.truncated]
     assert summary["truncated"] == len(truncated) > 0
-    cut_ids = {i for e in record["events"] if e["kind"] == "truncation" for i in e["request_ids"]}
-    assert cut_ids == {r["id"] for r in truncated}
+    cut_ids = {i for e in record.events if e.kind == "truncation" for i in e.request_ids}
+    assert cut_ids == {r.id for r in truncated}
     for r in truncated:
-        assert r["status"] == "failed" and r["reason"] == "truncated: generation cap"
-        assert r["num_output"] < r["output_len"]
-        assert r["output_ids"] == hf_greedy(prompts[r["id"]], r["num_output"])  # a correct, shorter prefix
+        assert r.status is Outcome.FAILED and r.reason.kind is EndKind.TRUNCATED
+        assert r.num_output < r.output_len
+        assert r.output_ids == hf_greedy(prompts[r.id], r.num_output)  # a correct, shorter prefix
     assert summary["completed"] + summary["failed"] + summary["rejected"] == 8
-    assert summary["completed"] == sum(r["status"] == "completed" and not r["truncated"] for r in rows)
+    assert summary["completed"] == sum(r.status is Outcome.COMPLETED and not r.truncated for r in rows)
     checked = assert_record_matches_generate(record, prompts)
     assert checked == summary["completed"] >= 1
-    assert max(s["num_seqs"] for s in record["steps"]) <= 3
-    assert all(s["layout"] == "padded" for s in record["steps"])
+    assert max(s.num_seqs for s in record.steps) <= 3
+    assert all(s.layout == "padded" for s in record.steps)

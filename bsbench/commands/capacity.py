@@ -53,7 +53,7 @@ def command(ctx: click.Context, schedulers: str, target: float, start_rate: floa
 
     from bsbench.capacity import find_capacity
     from bsbench.report import console as make_console
-    from bsbench.results import write_json_atomic
+    from bsbench.jsonio import write_json_atomic
     from bsbench.sweep import parse_names
 
     tol, relative = parse_search_tolerance(tolerance)
@@ -75,11 +75,11 @@ def command(ctx: click.Context, schedulers: str, target: float, start_rate: floa
     for name in names:
         def attainment_at(rate: float, name: str = name) -> tuple[float | None, dict[str, Any]]:
             record = engine.run(name, engine.workload(rate, seed), rate, seed, engine.out_dir)
-            att = record["summary"].get("slo_attainment")
+            att = record.summary.get("slo_attainment")
             console.print(f"{name} @ {format_rate(rate)} req/s: attainment "
                           f"{format_percent(att, '—')} "
                           f"({'pass' if att is not None and att >= target else 'miss'})", highlight=False)
-            return att, {"path": record.get("path")}
+            return att, {"path": str(record.path)}
 
         try:
             results[name] = find_capacity(attainment_at, target, start_rate, tol, max_rate, relative=relative)

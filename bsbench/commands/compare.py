@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from bsbench import report
-from bsbench.results import load_records
+from bsbench.record import read_records
 
 
 @click.command("compare")
@@ -31,7 +31,7 @@ def command(paths: tuple[Path, ...], reference: str | None, fmt: str, plots_dir:
     same model and device; other runs go in separate tables, with the reason.
     """
     skipped: list[str] = []
-    loaded = load_records([str(p) for p in paths], skipped=skipped)
+    loaded = read_records([str(p) for p in paths], skipped=skipped)
     groups, notes = report.group_records(loaded)
     notes = notes + report.check_reference(groups, reference)
     frames = [report.comparison_frame(g.runs, reference) for g in groups]

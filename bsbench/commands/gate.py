@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from bsbench import gate as gating
-from bsbench.results import load_records
+from bsbench.record import read_records
 from bsbench.units import format_percent
 
 
@@ -65,7 +65,7 @@ def command(records: tuple[Path, ...], baseline_path: Path, tolerance: str, rati
     ratio_tol = gating.parse_tolerance(ratio_tolerance) if ratio_tolerance is not None else tol
     time_tol = gating.parse_tolerance(time_tolerance) if time_tolerance is not None else tol
     skipped: list[str] = []
-    loaded = [rec for _, rec in load_records([str(p) for p in records], skipped=skipped)]
+    loaded = read_records([str(p) for p in records], skipped=skipped)
     console = make_console()
     if update:
         path = gating.write_baseline(loaded, baseline_path, reference)

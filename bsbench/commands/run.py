@@ -9,10 +9,14 @@ from rich.console import Console
 from rich.table import Table
 
 from bsbench.bench import InterruptedRun, open_session, run_benchmark
-from bsbench.commands._run_options import run_config_from_cli, run_options, scheduler_values
+from bsbench.commands._run_options import (
+    run_config_from_cli,
+    run_options,
+    scheduler_values,
+)
 from bsbench.commands._workload_options import workload_from_cli, workload_options
+from bsbench.record import RunRecord
 from bsbench.units import format_percent, format_rate
-
 
 _SUMMARY_ROWS = [
     ("requests completed / failed / rejected", lambda s: f"{s['completed']} / {s['failed']} / {s['rejected']}"),
@@ -39,10 +43,10 @@ def _num(value: float | None) -> str:
     return "-" if value is None else f"{value:,.2f}"
 
 
-def run_summary_table(record: dict) -> Table:
+def run_summary_table(record: RunRecord) -> Table:
     """The end-of-run table: the headline figures of one record."""
-    summary = record["summary"]
-    title = f"{record['config']['scheduler']} - {summary['duration_s']:.2f} s"
+    summary = record.summary
+    title = f"{record.config.scheduler} - {summary['duration_s']:.2f} s"
     if not summary.get("counts_add_up", True):
         title += " [red](counts do not add up!)[/]"
     table = Table(title=title, show_header=False)
@@ -74,7 +78,7 @@ def command(scheduler: str, quiet: bool, **kwargs) -> None:
     try:
         record = run_benchmark(workload, config, progress=not quiet, session=session)
     except InterruptedRun as stop:
-        console.print(f"[yellow]interrupted[/]: incomplete record written to {stop.record['path']}")
+        console.print(f"[yellow]interrupted[/]: incomplete record written to {stop.record.path}")
         sys.exit(130)
     console.print(run_summary_table(record))
-    console.print(f"record: {record['path']}")
+    console.print(f"record: {record.path}")

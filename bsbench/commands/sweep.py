@@ -9,7 +9,11 @@ from typing import Any
 import click
 
 from bsbench.commands._run_options import (
-    check_flags_apply, options_for, run_config_from_cli, run_options, scheduler_values,
+    check_flags_apply,
+    options_for,
+    run_config_from_cli,
+    run_options,
+    scheduler_values,
 )
 from bsbench.commands._workload_options import workload_options, workload_overrides
 from bsbench.errors import BsbenchError
@@ -120,7 +124,14 @@ def command(ctx: click.Context, schedulers: str, rates: str, repeats: int, targe
     command again to resume an interrupted sweep: finished runs are skipped.
     """
     from bsbench.report import console as make_console
-    from bsbench.sweep import RUNS_DIR, SweepPlan, parse_names, parse_rates, run_sweep, sweep_plots
+    from bsbench.sweep import (
+        RUNS_DIR,
+        SweepPlan,
+        parse_names,
+        parse_rates,
+        run_sweep,
+        sweep_plots,
+    )
 
     engine = EngineRunner(ctx, kwargs, "sweep", quiet)
     plan = SweepPlan(engine.check_schedulers(parse_names(schedulers, engine.known_schedulers)), parse_rates(rates), [])

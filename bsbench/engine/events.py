@@ -1,36 +1,30 @@
-"""Events a run records besides tokens: OOMs, preemptions, rejections, truncations, policy decisions."""
+"""The event log of a run: OOMs, preemptions, rejections, truncations, policy decisions.
+
+The row type and the shared kinds belong to the run record (`bsbench.record.rows`);
+the names below are those kinds' string values, for emitters. A policy may log
+kinds of its own as plain strings.
+"""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
 from typing import Any
 
-# Kinds with a fixed meaning across schedulers (policies may add their own).
-OOM = "oom"                # memory ran out: the listed requests failed or were retried
-PREEMPTION = "preemption"  # the listed requests lost their KV and will be recomputed
-REJECTION = "rejection"    # the listed requests were refused before running
-TRUNCATION = "truncation"  # the listed requests were cut short of their output length
+from bsbench.record.rows import EventKind, EventRow
 
-
-@dataclass(slots=True)
-class Event:
-    kind: str
-    t_s: float
-    request_ids: list[str]
-    detail: dict[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+OOM = EventKind.OOM.value
+PREEMPTION = EventKind.PREEMPTION.value
+REJECTION = EventKind.REJECTION.value
+TRUNCATION = EventKind.TRUNCATION.value
 
 
 class EventLog:
-    """Append-only list of events; one per run, shared by scheduler and engine."""
+    """Append-only list of events; one per run, shared by the policy and the engine."""
 
     def __init__(self) -> None:
-        self.events: list[Event] = []
+        self.events: list[EventRow] = []
 
-    def emit(self, kind: str, t_s: float, request_ids: list[str], **detail: Any) -> Event:
-        event = Event(kind, t_s, list(request_ids), dict(detail))
+    def emit(self, kind: str, t_s: float, request_ids: list[str], **detail: Any) -> EventRow:
+        event = EventRow(str(kind), t_s, list(request_ids), dict(detail))
         self.events.append(event)
         return event
 

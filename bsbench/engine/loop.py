@@ -2,8 +2,8 @@
 
 Invariant on return: every submitted request has a final status (completed,
 failed or rejected, the latter two with a reason). An interrupt (Ctrl-C) ends
-the unfinished ones as failed with reason "interrupted" and marks the run
-incomplete; nothing is lost.
+the unfinished ones as failed with an `interrupted` end reason and marks the
+run incomplete; nothing is lost.
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ from bsbench.engine.events import OOM, EventLog
 from bsbench.engine.plan import ActivationOOM, StepOutput, StepPlan
 from bsbench.engine.policy import Policy
 from bsbench.engine.request_state import RequestState, Status
+from bsbench.record.reasons import EndKind, EndReason
+from bsbench.record.rows import StepRow
 from bsbench.workloads.request import RequestSpec
 
 
@@ -25,22 +27,9 @@ class Runner(Protocol):
 
 
 @dataclass(slots=True)
-class StepRecord:
-    start_s: float
-    duration_s: float
-    forward_s: float
-    layout: str
-    num_seqs: int
-    num_tokens: int
-    pad_tokens: int
-    kv_blocks_used: int
-    kv_usage: float
-
-
-@dataclass(slots=True)
 class EngineResult:
     states: list[RequestState]
-    steps: list[StepRecord]
+    steps: list[StepRow]
     events: EventLog
     duration_s: float
     complete: bool
@@ -78,7 +67,7 @@ class Engine:
         by_id = {s.id: s for s in states}
         if len(by_id) != len(states):
             raise ValueError("request ids must be unique")
-        steps: list[StepRecord] = []
+        steps: list[StepRow] = []
         ended = 0
         tokens = 0
         next_arrival = 0
@@ -101,7 +90,7 @@ class Engine:
                         wake.append(states[next_arrival].spec.arrival_s)
                     if not wake:
                         # The policy holds requests it will never schedule: a policy bug, not a hang.
-                        self.scheduler.drain(now, "stalled: scheduler returned no plan with nothing left to wait for")
+                        self.scheduler.drain(now, EndReason(EndKind.STALLED, "the policy returned no plan with nothing left to wait for"))
                         ended += len(self.scheduler.take_ended())
                         continue
                     self.clock.sleep_until(min(wake))
@@ -116,9 +105,10 @@ class Engine:
         except KeyboardInterrupt:
             complete = False
             now = self.clock.now()
-            self.scheduler.drain(now, "interrupted")
+            stopped = EndReason(EndKind.INTERRUPTED, "the run was stopped")
+            self.scheduler.drain(now, stopped)
             for state in states[next_arrival:]:
-                state.finish(Status.FAILED, now, "interrupted")
+                state.finish(Status.FAILED, now, stopped)
             self.scheduler.take_ended()
         duration = max([now] + [s.finish_s for s in states if s.finish_s is not None])
         lost = [s.id for s in states if not s.status.is_final]
@@ -126,14 +116,14 @@ class Engine:
             raise AssertionError(f"engine invariant broken: requests without a final status: {lost[:5]}")
         return EngineResult(states, steps, self.events, duration, complete, self.scheduler.decision_s)
 
-    def _execute(self, plan: StepPlan, by_id: dict[str, RequestState]) -> tuple[StepRecord | None, int]:
+    def _execute(self, plan: StepPlan, by_id: dict[str, RequestState]) -> tuple[StepRow | None, int]:
         start = self.clock.now()
         used = self.blocks.num_used
         try:
             output = self.runner.execute(plan)
         except ActivationOOM as exc:
             now = self.clock.now()
-            failed = self.scheduler.fail_plan(plan, now, "oom: device out of memory running the step")
+            failed = self.scheduler.fail_plan(plan, now, EndReason(EndKind.OOM, "device out of memory running the step"))
             self.events.emit(OOM, now, failed, cause="activations", error=str(exc).splitlines()[0][:200])
             return None, 0
         end = self.clock.now()
@@ -143,7 +133,7 @@ class Engine:
                 by_id[chunk.req_id].append_token(output.next_tokens[chunk.req_id], end)
                 produced += 1
         self.scheduler.update(plan, end)
-        record = StepRecord(
+        record = StepRow(
             start_s=start,
             duration_s=end - start,
             forward_s=output.forward_s,

@@ -11,6 +11,7 @@ from typing import Protocol
 
 from bsbench.engine.plan import StepPlan
 from bsbench.engine.request_state import RequestState
+from bsbench.record.reasons import EndReason
 
 
 class Policy(Protocol):
@@ -30,6 +31,6 @@ class Policy(Protocol):
 
     def take_ended(self) -> list[RequestState]: ...
 
-    def drain(self, now: float, reason: str) -> None: ...
+    def drain(self, now: float, reason: EndReason) -> None: ...
 
-    def fail_plan(self, plan: StepPlan, now: float, reason: str) -> list[str]: ...
+    def fail_plan(self, plan: StepPlan, now: float, reason: EndReason) -> list[str]: ...

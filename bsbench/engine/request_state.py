@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
+from bsbench.record.reasons import EndReason
 from bsbench.workloads.request import RequestSpec
 
 
@@ -28,7 +29,7 @@ class RequestState:
     (0 after a preemption by recompute), stored after `kv_pad_len` slots of left
     padding (non-zero only when the request was prefilled in a padded batch); `token_times[i]` is the wall time at
     which `output_ids[i]` was produced; a final status has a `reason` unless it
-    is COMPLETED.
+    is COMPLETED (a typed `EndReason`).
     """
 
     spec: RequestSpec
@@ -39,7 +40,7 @@ class RequestState:
     kv_pad_len: int = 0
     first_scheduled_s: float | None = None
     finish_s: float | None = None
-    reason: str | None = None
+    reason: EndReason | None = None
     preemptions: int = 0
     pad_tokens: int = 0
     truncated: bool = False
@@ -99,12 +100,12 @@ class RequestState:
         self.output_ids.append(token_id)
         self.token_times.append(now)
 
-    def finish(self, status: Status, now: float, reason: str | None = None) -> None:
+    def finish(self, status: Status, now: float, reason: EndReason | None = None) -> None:
         """Move to a final status. Failing or rejecting needs a reason."""
         if not status.is_final:
             raise ValueError(f"finish() needs a final status, got {status}")
-        if status is not Status.COMPLETED and not reason:
-            raise ValueError("a failed or rejected request needs a reason")
+        if (status is Status.COMPLETED) != (reason is None):
+            raise ValueError("a failed or rejected request needs a reason, and a completed one has none")
         if self.status.is_final:
             raise ValueError(f"request {self.id} already ended as {self.status.value}")
         self.status = status

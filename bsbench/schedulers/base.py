@@ -13,7 +13,7 @@ Contract (the engine calls, in this order, each step):
 A policy never touches tensors. It owns its queues, asks the block manager for
 memory before putting a sequence in a plan (a plan's block tables always cover
 every slot it writes), picks preemption victims, and ends every request it
-cannot serve through `end()` with a reason, so that
+cannot serve through `end()` with a typed `EndReason`, so that
 completed + failed + rejected == submitted always holds. Memory exhaustion is
 an event (`events.OOM`), never an exception out of `schedule`.
 """
@@ -30,6 +30,7 @@ from bsbench.engine.events import EventLog
 from bsbench.engine.model_info import ModelInfo
 from bsbench.engine.plan import StepPlan
 from bsbench.engine.request_state import RequestState, Status
+from bsbench.record.reasons import EndReason
 
 
 @dataclass(slots=True)
@@ -93,7 +94,8 @@ class Scheduler(ABC):
         return bool(self.unfinished())
 
     def end(
-        self, state: RequestState, status: Status, now: float, reason: str | None = None, *, free: bool = True
+        self, state: RequestState, status: Status, now: float, reason: EndReason | None = None, *,
+        free: bool = True
     ) -> None:
         """End a request: final status, reported to the engine, blocks freed.
 
@@ -114,12 +116,12 @@ class Scheduler(ABC):
         ended, self._ended = self._ended, []
         return ended
 
-    def drain(self, now: float, reason: str) -> None:
+    def drain(self, now: float, reason: EndReason) -> None:
         """End every unfinished request as failed with `reason` (interrupt, stall)."""
         for state in list(self.unfinished()):
             self.end(state, Status.FAILED, now, reason)
 
-    def fail_plan(self, plan: StepPlan, now: float, reason: str) -> list[str]:
+    def fail_plan(self, plan: StepPlan, now: float, reason: EndReason) -> list[str]:
         """End the unfinished requests of a plan that could not execute (e.g. activation OOM)."""
         by_id = {s.id: s for s in self.unfinished()}
         failed = [c.req_id for c in plan.chunks if c.req_id in by_id]

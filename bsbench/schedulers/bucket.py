@@ -62,11 +62,23 @@ from typing import Any
 from bsbench.engine.events import REJECTION
 from bsbench.engine.plan import StepPlan
 from bsbench.engine.request_state import RequestState, Status
+from bsbench.record.reasons import EndKind, EndReason
 from bsbench.schedulers._buckets import (
-    NMAX_MODES, PRIORITY_MODES, BucketManager, MemoryModel, parse_boundaries, priority_key,
+    NMAX_MODES,
+    PRIORITY_MODES,
+    BucketManager,
+    MemoryModel,
+    parse_boundaries,
+    priority_key,
 )
 from bsbench.schedulers.base import Scheduler
-from bsbench.schedulers.chunks import PaddedBatch, advance, max_kv_slots, next_chunk, row_slots
+from bsbench.schedulers.chunks import (
+    PaddedBatch,
+    advance,
+    max_kv_slots,
+    next_chunk,
+    row_slots,
+)
 from bsbench.schedulers.registry import register
 
 BUCKET_EVENT = "bucket"  # a policy event: the controller changed the boundaries
@@ -140,7 +152,8 @@ class BucketScheduler(Scheduler):
             need = self.memory.blocks_for(row_slots(state.prompt_len, state.spec.output_len))
             self.ctx.events.emit(REJECTION, now, [state.id], blocks_needed=need, blocks_total=total)
             self.rejected += 1
-            self.end(state, Status.REJECTED, now, f"kv: needs {need} blocks, more than the safe share of {total}")
+            self.end(state, Status.REJECTED, now,
+                     EndReason(EndKind.KV_REJECTED, f"needs {need} blocks, more than the safe share of {total}"))
             return
         start = time.perf_counter()
         self.buckets.add(state)
@@ -245,7 +258,7 @@ class BucketScheduler(Scheduler):
         for state in advance(plan, {s.id: s for s in self.running}):
             self.end(state, Status.COMPLETED, now)
 
-    def fail_plan(self, plan: StepPlan, now: float, reason: str) -> list[str]:
+    def fail_plan(self, plan: StepPlan, now: float, reason: EndReason) -> list[str]:
         if self.prefill is not None:
             self.running.extend(self.prefill.rows)  # so that base.fail_plan finds and ends them
             self.prefill = None

@@ -21,7 +21,12 @@ from bsbench.engine.events import PREEMPTION
 from bsbench.engine.plan import SeqChunk, StepPlan
 from bsbench.engine.request_state import RequestState, Status
 from bsbench.schedulers.base import Scheduler
-from bsbench.schedulers.chunks import advance, kv_slots_needed, next_chunk, uncomputed_tokens
+from bsbench.schedulers.chunks import (
+    advance,
+    kv_slots_needed,
+    next_chunk,
+    uncomputed_tokens,
+)
 from bsbench.schedulers.registry import register
 
 

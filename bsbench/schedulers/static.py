@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from bsbench.engine.events import OOM
 from bsbench.engine.plan import StepPlan
 from bsbench.engine.request_state import RequestState, Status
+from bsbench.record.reasons import EndKind, EndReason
 from bsbench.schedulers.base import Scheduler
 from bsbench.schedulers.chunks import PaddedBatch
 from bsbench.schedulers.registry import register
@@ -106,7 +107,7 @@ class StaticScheduler(Scheduler):
         )
         for row in rows:
             row.kv_pad_len = 0
-            self.end(row, Status.FAILED, now, "oom: padded batch KV does not fit the memory budget")
+            self.end(row, Status.FAILED, now, EndReason(EndKind.OOM, "padded batch KV does not fit the memory budget"))
 
     def _on_end(self, state: RequestState) -> None:
         if state in self.waiting:
@@ -121,7 +122,7 @@ class StaticScheduler(Scheduler):
             batch.free(self.blocks)
             self.batch = None
 
-    def fail_plan(self, plan: StepPlan, now: float, reason: str) -> list[str]:
+    def fail_plan(self, plan: StepPlan, now: float, reason: EndReason) -> list[str]:
         failed = super().fail_plan(plan, now, reason)
         if self.batch is not None:
             self.batch.free(self.blocks)

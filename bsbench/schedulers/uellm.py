@@ -59,7 +59,13 @@ from bsbench.engine.events import OOM, PREEMPTION, REJECTION, TRUNCATION
 from bsbench.engine.plan import StepPlan
 from bsbench.engine.request_state import RequestState, Status
 from bsbench.errors import BsbenchError
-from bsbench.predictor import PREDICTOR_MODES, LengthClasses, make_predictor, memory_estimate_bytes
+from bsbench.predictor import (
+    PREDICTOR_MODES,
+    LengthClasses,
+    make_predictor,
+    memory_estimate_bytes,
+)
+from bsbench.record.reasons import EndKind, EndReason
 from bsbench.schedulers.base import Scheduler
 from bsbench.schedulers.chunks import PaddedBatch, row_slots
 from bsbench.schedulers.registry import register
@@ -230,7 +236,7 @@ class UellmScheduler(Scheduler):
                 self._truncate(cut, run.cap, now)
         self._maybe_close()
 
-    def fail_plan(self, plan: StepPlan, now: float, reason: str) -> list[str]:
+    def fail_plan(self, plan: StepPlan, now: float, reason: EndReason) -> list[str]:
         failed = super().fail_plan(plan, now, reason)
         if self.running is not None:
             self.running.batch.free(self.blocks)
@@ -249,7 +255,7 @@ class UellmScheduler(Scheduler):
             self.ctx.events.emit(REJECTION, now, [s.id for s in expired], reason="slo-expired")
             for state in expired:
                 self.counts["slo_expired_rejected"] += 1
-                self.end(state, Status.REJECTED, now, "slo-expired")
+                self.end(state, Status.REJECTED, now, EndReason(EndKind.SLO_EXPIRED, "its SLO passed while it waited"))
 
     def _first_batch(self) -> list[RequestState]:
         o = self.options
@@ -293,7 +299,8 @@ class UellmScheduler(Scheduler):
         self.counts["oom_failed"] += 1
         self.ctx.events.emit(OOM, now, [row.id], cause="kv", blocks_needed=per_row, blocks_free=self.blocks.num_free,
                              policy="uellm: predicted KV of one request exceeds the budget")
-        self.end(row, Status.FAILED, now, "oom: predicted KV of the request does not fit the memory budget")
+        self.end(row, Status.FAILED, now,
+                 EndReason(EndKind.OOM, "predicted KV of the request does not fit the memory budget"))
 
     def _maybe_close(self) -> None:
         run = self.running
@@ -356,9 +363,9 @@ class UellmScheduler(Scheduler):
         for row in rows:
             row.notes["underpredict"] = "failed"
             self.counts["underpredict_failed"] += 1
-            self.end(row, Status.FAILED, now,
-                     f"underpredict: output outgrew the batch's KV reservation "
-                     f"(predicted {self.pred_total[row.id]}, generated {row.num_output} so far)", free=False)
+            detail = (f"output outgrew the batch's KV reservation (predicted {self.pred_total[row.id]}, "
+                      f"generated {row.num_output} so far)")
+            self.end(row, Status.FAILED, now, EndReason(EndKind.UNDERPREDICTED, detail), free=False)
         self._maybe_close()
 
     def _truncate(self, rows: list[RequestState], cap: int, now: float) -> None:
@@ -367,7 +374,7 @@ class UellmScheduler(Scheduler):
             row.truncated = True
             row.notes["truncated_at"] = row.num_output
             self.counts["truncated"] += 1
-            self.end(row, Status.FAILED, now, "truncated: generation cap", free=False)
+            self.end(row, Status.FAILED, now, EndReason(EndKind.TRUNCATED, f"generation cap of {cap} tokens"), free=False)
 
     # --- report -----------------------------------------------------------------
     def summary(self) -> dict[str, Any]:

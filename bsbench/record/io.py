@@ -1,0 +1,138 @@
+"""Saving and reading run records: the one reader every report, sweep and gate uses."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from bsbench.errors import BsbenchError
+from bsbench.jsonio import (
+    decode_inf,
+    dumps,
+    open_temp_beside,
+    read_json,
+    write_json_atomic,
+)
+from bsbench.record.schema import RunRecord
+from bsbench.units import format_rate
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.+]+", "_", text).strip("_") or "run"
+
+
+def record_filename(record: RunRecord) -> str:
+    """'<YYYYmmdd-HHMMSS>-<scheduler>-<rate>.json' from the record's creation time and config."""
+    try:
+        created = datetime.fromisoformat(record.created)
+    except ValueError:
+        created = datetime.now(timezone.utc)
+    rate = format_rate(record.config.rate)
+    return f"{created:%Y%m%d-%H%M%S}-{_slug(record.config.scheduler)}-{_slug(rate)}.json"
+
+
+def save_record(record: RunRecord, out_dir: str | Path, filename: str | None = None) -> Path:
+    """Write the record atomically into `out_dir`, set `record.path` and return it.
+
+    Without `filename` the name comes from record_filename(); an existing file
+    is never overwritten (a '-1', '-2', ... suffix is added; the final name is
+    claimed with an atomic hard link). With `filename` that exact file is
+    (re)written, which is what a resumable sweep wants.
+    """
+    out = Path(out_dir)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise BsbenchError(f"cannot create output folder {out}: {exc.strerror or exc}") from None
+    if filename is not None:
+        record.path = write_json_atomic(record.to_json(), out / filename)
+        return record.path
+    base = record_filename(record)[: -len(".json")]
+    fd, tmp = open_temp_beside(out, base)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(dumps(record.to_json()))
+            fh.flush()
+            os.fsync(fh.fileno())
+        for n in range(10_000):
+            target = out / (f"{base}.json" if n == 0 else f"{base}-{n}.json")
+            if target.exists():
+                continue
+            try:
+                os.link(tmp, target)  # atomic, and fails if the name was taken meanwhile
+            except FileExistsError:
+                continue
+            except OSError:  # file system without hard links
+                os.replace(tmp, target)
+            record.path = target
+            return target
+        raise BsbenchError(f"too many records named {base}*.json in {out}")
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+def is_record(obj: Any) -> bool:
+    """Whether parsed JSON looks like a run record (of any schema version)."""
+    return isinstance(obj, dict) and "schema_version" in obj and "requests" in obj and "summary" in obj
+
+
+def parse_record(obj: Any, where: str) -> RunRecord:
+    """A RunRecord from parsed JSON; anything malformed is one BsbenchError naming `where`."""
+    if isinstance(obj, dict):  # only these sections hold numbers that may be infinite (a rate of inf)
+        obj = {**obj, "config": decode_inf(obj.get("config")), "workload": decode_inf(obj.get("workload"))}
+    try:
+        return RunRecord.from_json(obj)
+    except ValueError as exc:
+        raise BsbenchError(f"{where}: {exc}") from None
+
+
+def read_record(path: str | Path) -> RunRecord:
+    """Read and check one run record; a missing, malformed or foreign file raises BsbenchError (one line)."""
+    path = Path(path)
+    record = parse_record(read_json(path), str(path))
+    record.path = path
+    return record
+
+
+def read_records(paths: Sequence[str | Path], skipped: list[str] | None = None) -> list[RunRecord]:
+    """Records from files and folders (folders searched recursively for *.json), in path order.
+
+    A file named explicitly must be a valid record. Inside folders, JSON files
+    that are not run records (sweep summaries, gate baselines, other tools'
+    files) are skipped, with a note for each appended to `skipped`. A file that
+    claims to be a run record but is malformed raises BsbenchError.
+    """
+    if not paths:
+        raise BsbenchError("no run records given")
+    out: list[RunRecord] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            found = 0
+            for file in sorted(p for p in path.rglob("*.json") if not p.name.startswith(".")):
+                try:
+                    obj = read_json(file)
+                except BsbenchError as exc:
+                    if skipped is not None:
+                        skipped.append(f"skipped {file}: {exc}")
+                    continue
+                if not is_record(obj):
+                    if skipped is not None:
+                        kind = obj.get("kind") if isinstance(obj, dict) else None
+                        skipped.append(f"skipped {file}: not a run record" + (f" ({kind})" if kind else ""))
+                    continue
+                record = parse_record(obj, str(file))
+                record.path = file
+                out.append(record)
+                found += 1
+            if not found:
+                raise BsbenchError(f"no run records found in folder {path}")
+        elif path.exists():
+            out.append(read_record(path))
+        else:
+            raise BsbenchError(f"no such run record or folder: {path}")
+    return out

@@ -1,0 +1,221 @@
+"""The run record: one typed object per run, its schema version, and its JSON form.
+
+    schema_version  int, SCHEMA_VERSION (a record of another version is refused, by name)
+    complete        False when the run was stopped early (Ctrl-C, SIGTERM)
+    created         ISO-8601 UTC time the record was built
+    config          RecordConfig: how the run was configured
+    environment     versions, platform, device name, GPU memory/utilisation when present
+    workload        WorkloadInfo: name, fingerprint (hash of the request list), load report
+    summary         metrics.summarize() of the rows below
+    scheduler       what the policy reports about itself (name, options, counters)
+    requests        RequestRow per submitted request
+    steps           StepRow per forward pass
+    events          EventRow per OOM / preemption / rejection / truncation / policy event
+
+Invariant of a complete record: every request row has a final status and
+completed + failed + rejected == num_requests == len(requests).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from bsbench.record.rows import EventRow, RequestRow, StepRow
+
+SCHEMA_VERSION = 2
+
+
+@dataclass(slots=True)
+class RecordConfig:
+    """The run's configuration as reports read it. Keys this bsbench does not know are kept in `extra`."""
+
+    scheduler: str
+    rate: float
+    model: str
+    device: str
+    scheduler_options: dict[str, Any] = field(default_factory=dict)
+    arrival: str | None = None
+    seed: int | None = None
+    num_requests: int = 0
+    workload: str = ""
+    weights: str | None = None
+    weights_seed: int | None = None
+    dtype: str | None = None
+    kv_memory_bytes: int | None = None
+    block_size: int | None = None
+    threads: int | None = None
+    num_kv_blocks: int | None = None
+    kv_capacity_tokens: int | None = None
+    tokenizer: str | None = None
+    record_tokens: bool = False
+    percentiles: list[float] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "extra"}
+        out.update(self.extra)
+        return out
+
+    @classmethod
+    def from_json(cls, obj: Any) -> RecordConfig:
+        if not isinstance(obj, dict):
+            raise ValueError("'config' must be an object")
+        names = {f.name for f in dataclasses.fields(cls)} - {"extra"}
+        known = {k: v for k, v in obj.items() if k in names}
+        for key in ("scheduler", "rate", "model", "device"):
+            if key not in known:
+                raise ValueError(f"config is missing {key!r}")
+        if isinstance(known["rate"], bool) or not isinstance(known["rate"], (int, float)):
+            raise ValueError("config.rate must be a number")
+        for key in ("scheduler", "model", "device"):
+            if not isinstance(known[key], str):
+                raise ValueError(f"config.{key} must be a string")
+        if not isinstance(known.get("scheduler_options", {}), dict):
+            raise ValueError("config.scheduler_options must be an object")
+        known["rate"] = float(known["rate"])
+        return cls(**known, extra={k: v for k, v in obj.items() if k not in names})
+
+
+@dataclass(slots=True)
+class WorkloadInfo:
+    """Which request list the run replayed; equal fingerprints mean identical requests and arrivals."""
+
+    name: str
+    fingerprint: str
+    num_requests: int
+    tokenizer: str | None = None
+    spec: dict[str, Any] = field(default_factory=dict)
+    load_report: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, obj: Any) -> WorkloadInfo:
+        if not isinstance(obj, dict):
+            raise ValueError("'workload' must be an object")
+        if not isinstance(obj.get("name"), str) or not isinstance(obj.get("fingerprint"), str):
+            raise ValueError("workload.name and workload.fingerprint must be strings")
+        if isinstance(obj.get("num_requests"), bool) or not isinstance(obj.get("num_requests"), int):
+            raise ValueError("workload.num_requests must be an integer")
+        spec, report = obj.get("spec") or {}, obj.get("load_report") or {}
+        if not isinstance(spec, dict) or not isinstance(report, dict):
+            raise ValueError("workload.spec and workload.load_report must be objects")
+        tokenizer = obj.get("tokenizer")
+        return cls(obj["name"], obj["fingerprint"], obj["num_requests"],
+                   tokenizer if isinstance(tokenizer, str) else None, spec, report)
+
+
+@dataclass(slots=True)
+class RunRecord:
+    """One run. Build it with `RunRecord.build`; read it with `bsbench.record.read_record(s)`."""
+
+    config: RecordConfig
+    environment: dict[str, Any]
+    workload: WorkloadInfo
+    summary: dict[str, Any]
+    scheduler: dict[str, Any]
+    requests: list[RequestRow]
+    steps: list[StepRow]
+    events: list[EventRow]
+    complete: bool = True
+    created: str = ""
+    schema_version: int = SCHEMA_VERSION
+    path: Path | None = None  # where it was saved or read from; not part of the JSON
+
+    @classmethod
+    def build(
+        cls,
+        *,
+        config: RecordConfig,
+        environment: dict[str, Any],
+        workload: WorkloadInfo,
+        requests: Sequence[RequestRow],
+        steps: Sequence[StepRow],
+        events: Sequence[EventRow],
+        scheduler: dict[str, Any],
+        duration_s: float,
+        complete: bool,
+        percentiles: Sequence[float] | None = None,
+    ) -> RunRecord:
+        """Assemble a record and compute its summary with metrics.summarize()."""
+        from bsbench.metrics import (  # metrics reads the row types defined here
+            DEFAULT_PERCENTILES,
+            summarize,
+        )
+
+        summary = summarize(requests, steps, events, duration_s, num_kv_blocks=config.num_kv_blocks,
+                            percentiles=DEFAULT_PERCENTILES if percentiles is None else percentiles)
+        return cls(config, dict(environment), workload, summary, dict(scheduler), list(requests), list(steps),
+                   list(events), complete=bool(complete),
+                   created=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+
+    @property
+    def label(self) -> str:
+        """'<scheduler> @ <rate>' for messages."""
+        return f"{self.config.scheduler} @ {self.config.rate:g}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "schema_version": self.schema_version, "complete": self.complete, "created": self.created,
+            "config": self.config.to_json(), "environment": self.environment, "workload": self.workload.to_json(),
+            "summary": self.summary, "scheduler": self.scheduler,
+            "requests": [r.to_json() for r in self.requests],
+            "steps": [s.to_json() for s in self.steps],
+            "events": [e.to_json() for e in self.events],
+        }
+
+    @classmethod
+    def from_json(cls, obj: Any) -> RunRecord:
+        """Parse and check a record's JSON (with 'inf' strings already decoded); ValueError says what is wrong."""
+        if not isinstance(obj, dict) or "schema_version" not in obj:
+            raise ValueError("not a bsbench run record (no schema_version)")
+        version = obj["schema_version"]
+        if version != SCHEMA_VERSION:
+            raise ValueError(f"run-record schema version {version!r:.20}; this bsbench reads version "
+                             f"{SCHEMA_VERSION} (re-run to get a current record)")
+        for key, kind in (("environment", dict), ("summary", dict), ("scheduler", dict),
+                          ("requests", list), ("steps", list), ("events", list)):
+            if not isinstance(obj.get(key), kind):
+                raise ValueError(f"'{key}' is missing or not a{'n object' if kind is dict else ' list'}")
+        if not isinstance(obj.get("complete", True), bool):
+            raise ValueError("'complete' must be true or false")
+        record = cls(
+            config=RecordConfig.from_json(obj.get("config")),
+            environment=obj["environment"],
+            workload=WorkloadInfo.from_json(obj.get("workload")),
+            summary=obj["summary"],
+            scheduler=obj["scheduler"],
+            requests=[_row(RequestRow, r, "request", i) for i, r in enumerate(obj["requests"])],
+            steps=[_row(StepRow, s, "step", i) for i, s in enumerate(obj["steps"])],
+            events=[_row(EventRow, e, "event", i) for i, e in enumerate(obj["events"])],
+            complete=obj.get("complete", True),
+            created=str(obj.get("created", "")),
+        )
+        record.check()
+        return record
+
+    def check(self) -> None:
+        """The counts add up: every request row is final, and the summary's counts match the rows."""
+        summary = self.summary
+        for key in ("num_requests", "completed", "failed", "rejected"):
+            if isinstance(summary.get(key), bool) or not isinstance(summary.get(key), int):
+                raise ValueError(f"summary.{key} is missing or not an integer")
+        total = summary["completed"] + summary["failed"] + summary["rejected"]
+        if total != summary["num_requests"] or len(self.requests) != summary["num_requests"]:
+            raise ValueError(
+                f"counts do not add up: completed {summary['completed']} + failed {summary['failed']} + rejected "
+                f"{summary['rejected']} vs {summary['num_requests']} requests and {len(self.requests)} request rows"
+            )
+
+
+def _row(kind: Any, obj: Any, what: str, index: int) -> Any:
+    try:
+        return kind.from_json(obj)
+    except ValueError as exc:
+        raise ValueError(f"{what} row {index}: {exc}") from None
