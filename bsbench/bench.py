@@ -104,6 +104,7 @@ def check_workload_fits(workload: Workload, session: ModelSession) -> None:
     """Impossible configurations are user errors, found before anything runs."""
     if not workload.requests:
         raise BsbenchError("the workload has no requests")
+    check_token_ids(workload, session.info)
     longest = max(workload.requests, key=lambda r: r.prompt_len + r.output_len)
     total = longest.prompt_len + longest.output_len
     if total > session.info.max_model_len:
@@ -117,6 +118,18 @@ def check_workload_fits(workload: Workload, session: ModelSession) -> None:
         raise BsbenchError(
             f"KV budget holds {capacity} tokens but request {longest.id} needs {total}; raise --kv-memory"
         )
+
+
+def check_token_ids(workload: Workload, info: ModelInfo) -> None:
+    """Every prompt token id must index the model's embedding (a replay or a tokenizer made for another model)."""
+    for spec in workload.requests:
+        low, high = min(spec.prompt_ids), max(spec.prompt_ids)
+        if low < 0 or high >= info.vocab_size:
+            raise BsbenchError(
+                f"request {spec.id} has token id {high if high >= info.vocab_size else low} but {info.name} has a "
+                f"vocabulary of {info.vocab_size} (ids 0..{info.vocab_size - 1}); the workload's tokenizer "
+                f"({workload.tokenizer}) does not fit this model: use --tokenizer with the model's own"
+            )
 
 
 def build_scheduler_options(scheduler_cls: type, values: dict[str, Any]) -> Any:

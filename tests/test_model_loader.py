@@ -21,7 +21,8 @@ def _small_config() -> LlamaConfig:
 def test_presets_carry_public_shapes():
     assert set(preset_names()) >= {"tiny", "llama2-7b", "llama2-13b", "llama3-8b", "qwen2.5-7b"}
     info = model_info(preset_config("llama2-13b"), torch.float16, "llama2-13b")
-    assert (info.num_layers, info.num_kv_heads, info.head_dim, info.max_model_len) == (40, 40, 128, 4096)
+    assert (info.num_layers, info.num_kv_heads, info.head_dim, info.max_model_len, info.vocab_size) == (
+        40, 40, 128, 4096, 32000)
     assert info.kv_bytes_per_token == 819_200
     info = model_info(preset_config("llama3-8b"), torch.bfloat16, "llama3-8b")
     assert (info.num_layers, info.num_kv_heads, info.head_dim) == (32, 8, 128)
