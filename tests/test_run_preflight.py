@@ -33,3 +33,17 @@ def test_a_replay_with_token_ids_beyond_the_vocabulary_is_refused(bsbench, tmp_p
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     result = bsbench("run", "--workload", path, "--quiet", "--out", tmp_path / "out")
     _assert_refused(result, tmp_path, "request too-big has token id 32000", "vocabulary of 32000")
+
+
+def test_a_request_the_chosen_policy_would_reject_is_refused_by_its_own_bound(bsbench, tmp_path):
+    # 1 MiB of tiny-model KV = 16 blocks of 16 tokens; bucket keeps 0.9 of it: 14 blocks. The request needs
+    # 220 + 8 - 1 slots = 15 blocks: the whole cache holds it, bucket's safe share does not.
+    workload = ["--workload", "synthetic", "--input-len", "220", "--output-len", "8", "-n", "2", "--kv-memory", "1MiB",
+                "--quiet"]
+    result = bsbench("run", "--scheduler", "bucket", *workload, "--out", tmp_path / "out")
+    _assert_refused(result, tmp_path, "(and 1 more) needs 15 KV blocks", "bucket lets one request hold at most 14",
+                    "--bucket-safety 0.9 of 16 blocks")
+    result = bsbench("run", "--scheduler", "continuous", *workload, "--out", tmp_path / "ok")
+    assert result.code == 0, result.err
+    (path,) = (tmp_path / "ok").glob("*.json")
+    assert json.loads(path.read_text())["summary"]["completed"] == 2

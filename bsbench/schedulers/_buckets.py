@@ -135,6 +135,10 @@ class MemoryModel:
     def safe_bytes(self, free_blocks: int) -> float:
         return self.safety * free_blocks * self.block_bytes
 
+    def safe_blocks(self, free_blocks: int) -> int:
+        """Whole blocks within the safe share of `free_blocks`."""
+        return math.floor(self.safety * free_blocks)
+
     def blocks_for(self, slots: int) -> int:
         return blocks_for_tokens(slots, self.block_size)
 
@@ -175,8 +179,7 @@ class MemoryModel:
         return self.n_max_actual(rows, free_blocks) if mode == "actual" else self.n_max_paper(rows, free_blocks)
 
     def fits_alone(self, state: RequestState, free_blocks: int) -> bool:
-        need = self.blocks_for(row_slots(state.prompt_len, state.spec.output_len))
-        return need * self.block_bytes <= self.safe_bytes(free_blocks)
+        return self.blocks_for(row_slots(state.prompt_len, state.spec.output_len)) <= self.safe_blocks(free_blocks)
 
 
 # ----------------------------------------------------------------------------- buckets

@@ -40,7 +40,8 @@ the request's `output_len`, which the engine generates exactly (the role of a
 request's max_tokens), never a prediction. The price is over-reservation early
 in a request's life; the paper's batches are sized by exactly this memory bound.
 A request whose KV alone exceeds safety x the whole cache is rejected on arrival
-(a rejection event, not an OOM). In `paper` mode, a head request that fits alone
+(a rejection event, not an OOM); `admission_bound` states that share, so
+`bsbench run` refuses such a workload before it starts. In `paper` mode, a head request that fits alone
 is admitted alone even when the bucket's S_max assumption gives N_max = 0.
 
 Strict bucket priority: when the chosen bucket's head does not fit now, no
@@ -65,8 +66,8 @@ from bsbench.engine.request_state import RequestState, Status
 from bsbench.schedulers._buckets import (
     NMAX_MODES, PRIORITY_MODES, BucketManager, MemoryModel, parse_boundaries, priority_key,
 )
-from bsbench.schedulers.base import Scheduler
-from bsbench.schedulers.chunks import PaddedBatch, advance, max_kv_slots, next_chunk, row_slots
+from bsbench.schedulers.base import AdmissionBound, Scheduler
+from bsbench.schedulers.chunks import PaddedBatch, advance, max_kv_slots, next_chunk
 from bsbench.schedulers.registry import register
 
 BUCKET_EVENT = "bucket"  # a policy event: the controller changed the boundaries
@@ -134,10 +135,15 @@ class BucketScheduler(Scheduler):
         self.last_n_max = 0
 
     # --- queues -------------------------------------------------------------------
+    def admission_bound(self) -> AdmissionBound:
+        total = self.blocks.num_blocks
+        return AdmissionBound(self.memory.safe_blocks(total),
+                              f"--bucket-safety {self.options.bucket_safety:g} of {total} blocks")
+
     def add_request(self, state: RequestState, now: float) -> None:
         total = self.blocks.num_blocks
-        if not self.memory.fits_alone(state, total):
-            need = self.memory.blocks_for(row_slots(state.prompt_len, state.spec.output_len))
+        need = self.blocks_to_serve_alone(state.spec)
+        if need > self.admission_bound().max_blocks:
             self.ctx.events.emit(REJECTION, now, [state.id], blocks_needed=need, blocks_total=total)
             self.rejected += 1
             self.end(state, Status.REJECTED, now, f"kv: needs {need} blocks, more than the safe share of {total}")
