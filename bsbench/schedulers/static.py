@@ -20,7 +20,7 @@ from bsbench.engine.events import OOM
 from bsbench.engine.plan import StepPlan
 from bsbench.engine.request_state import RequestState, Status
 from bsbench.schedulers.base import Scheduler
-from bsbench.schedulers.chunks import PaddedBatch
+from bsbench.schedulers.chunks import PaddedBatch, row_slots
 from bsbench.schedulers.registry import register
 
 
@@ -80,9 +80,8 @@ class StaticScheduler(Scheduler):
             size = min(opts.max_batch_size, len(self.waiting))
             while True:
                 rows = [self.waiting[i] for i in range(size)]
-                batch = PaddedBatch.of(rows, self.ctx.model.pad_token_id)
                 max_out = max(r.spec.output_len for r in rows)
-                per_row = self.blocks.blocks_for_tokens(batch.slots_per_row(max_out))
+                per_row = self.blocks.blocks_for_tokens(row_slots(PaddedBatch.width_of(rows), max_out))
                 need = per_row * len(rows)
                 if self.blocks.can_allocate(need):
                     for _ in range(size):
@@ -90,7 +89,7 @@ class StaticScheduler(Scheduler):
                         self.blocks.allocate(row.id, per_row)
                         row.mark_scheduled(now)
                     self.batches_run += 1
-                    return batch
+                    return PaddedBatch.of(rows, self.ctx.model.pad_token_id)
                 if opts.oom_policy == "split" and size > 1:
                     size = (size + 1) // 2
                     continue
@@ -105,7 +104,6 @@ class StaticScheduler(Scheduler):
             policy=self.options.oom_policy,
         )
         for row in rows:
-            row.kv_pad_len = 0
             self.end(row, Status.FAILED, now, "oom: padded batch KV does not fit the memory budget")
 
     def _on_end(self, state: RequestState) -> None:

@@ -265,8 +265,7 @@ class UellmScheduler(Scheduler):
             rows = self._first_batch()
             while rows:
                 reserved_out = max(self._remaining_pred(r) for r in rows)
-                width = max(r.prompt_len + r.num_output for r in rows)
-                per_row = self.blocks.blocks_for_tokens(row_slots(width, reserved_out))
+                per_row = self.blocks.blocks_for_tokens(row_slots(PaddedBatch.width_of(rows), reserved_out))
                 if self.blocks.can_allocate(per_row * len(rows)):
                     return self._start(rows, reserved_out, per_row, now)
                 if len(rows) == 1:
