@@ -26,7 +26,7 @@ from bsbench.engine.model_info import ModelInfo
 from bsbench.engine.plan import SeqChunk, StepPlan
 from bsbench.engine.request_state import RequestState
 from bsbench.environment import GpuSampler, capture_environment
-from bsbench.errors import BsbenchError
+from bsbench.errors import BsbenchError, OptionsError
 from bsbench.results import build_record, save_record
 from bsbench.schedulers.base import Scheduler, SchedulerContext
 from bsbench.schedulers.registry import get_scheduler
@@ -141,13 +141,16 @@ def check_token_ids(workload: Workload, info: ModelInfo) -> None:
 
 
 def build_scheduler_options(scheduler_cls: type, values: dict[str, Any]) -> Any:
-    """The policy's options dataclass from user-given values; unknown names are user errors."""
+    """The policy's options dataclass from user-given values, validated: the one place a policy's options are
+    checked. An unknown name or a value out of range is a user error (OptionsError naming the flag)."""
     names = {f.name for f in dataclasses.fields(scheduler_cls.Options)}
     unknown = sorted(set(values) - names)
     if unknown:
         flags = ", ".join("--" + n.replace("_", "-") for n in unknown)
-        raise BsbenchError(f"{flags} does not apply to scheduler {scheduler_cls.name!r}")
-    return scheduler_cls.Options(**values)
+        raise OptionsError(f"{flags} does not apply to scheduler {scheduler_cls.name!r}")
+    options = scheduler_cls.Options(**values)
+    options.validate()
+    return options
 
 
 def request_row(state: RequestState, record_tokens: bool) -> dict[str, Any]:
@@ -198,10 +201,7 @@ def run_benchmark(
         session = open_session(config)
     ctx = SchedulerContext(BlockManager(session.num_blocks, session.block_size), session.info, EventLog(),
                            seed=config.seed)
-    try:
-        scheduler = scheduler_cls(options, ctx)
-    except ValueError as exc:
-        raise BsbenchError(f"scheduler {config.scheduler}: {exc}") from None
+    scheduler = scheduler_cls(options, ctx)
     check_workload_fits(workload, session.info, scheduler)
     sampler = GpuSampler(session.device)
     with _progress_bar(len(workload.requests), enabled=progress) as on_progress:

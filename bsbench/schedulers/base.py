@@ -38,6 +38,7 @@ from bsbench.engine.model_info import ModelInfo
 from bsbench.engine.plan import StepPlan
 from bsbench.engine.request_state import RequestState, Status
 from bsbench.schedulers.chunks import row_slots
+from bsbench.schedulers.option_rules import PolicyOptions
 from bsbench.workloads.request import RequestSpec
 
 
@@ -58,7 +59,7 @@ class AdmissionBound:
 
 
 @dataclass(slots=True)
-class NoOptions:
+class NoOptions(PolicyOptions):
     """A policy without options."""
 
 
@@ -66,7 +67,7 @@ class Scheduler(ABC):
     """Base class for batching policies; see the module docstring for the contract."""
 
     name: ClassVar[str]
-    Options: ClassVar[type] = NoOptions
+    Options: ClassVar[type[PolicyOptions]] = NoOptions  # a dataclass whose validate() checks every field
 
     def __init__(self, options: Any, ctx: SchedulerContext) -> None:
         self.options = options

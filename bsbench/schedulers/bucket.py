@@ -68,13 +68,16 @@ from bsbench.schedulers._buckets import (
 )
 from bsbench.schedulers.base import AdmissionBound, Scheduler
 from bsbench.schedulers.chunks import PaddedBatch, advance, max_kv_slots, next_chunk
+from bsbench.schedulers.option_rules import (
+    AT_LEAST_ONE, NON_NEGATIVE, UNIT_OPEN, Interval, PolicyOptions, check_fields, invalid,
+)
 from bsbench.schedulers.registry import register
 
 BUCKET_EVENT = "bucket"  # a policy event: the controller changed the boundaries
 
 
 @dataclass(slots=True)
-class BucketOptions:
+class BucketOptions(PolicyOptions):
     max_num_seqs: int = field(default=64, metadata={"help": "Most requests running at once (continuous, bucket)."})
     bucket_priority: str = field(default="sjf", metadata={
         "help": "Offline order inside a bucket: shortest job first (requests/s) or longest (tokens/s) (bucket).",
@@ -102,6 +105,16 @@ class BucketOptions:
     bucket_max_prefill_tokens: int = field(default=8192, metadata={
         "help": "Most tokens, pads included, in one padded prefill; 0 = no cap (bucket)."})
 
+    def validate(self) -> None:
+        check_fields(self, {
+            "max_num_seqs": AT_LEAST_ONE, "bucket_theta": UNIT_OPEN, "bucket_l_max": NON_NEGATIVE,
+            "bucket_safety": Interval(0, 1, low_open=True), "bucket_interval": NON_NEGATIVE,
+            "bucket_queue_threshold": NON_NEGATIVE, "bucket_max_buckets": AT_LEAST_ONE,
+            "bucket_halflife": NON_NEGATIVE, "bucket_max_prefill_tokens": NON_NEGATIVE})
+        if self.bucket_l_max == 1:
+            raise invalid("bucket_l_max", 1, "0 (the model's context) or at least 2")
+        parse_boundaries(self.bucket_boundaries)  # the syntax; the cuts are checked against L_max at start
+
 
 @register
 class BucketScheduler(Scheduler):
@@ -111,10 +124,6 @@ class BucketScheduler(Scheduler):
     def __init__(self, options: BucketOptions, ctx) -> None:
         super().__init__(options, ctx)
         o = options
-        if o.max_num_seqs < 1 or not 0 < o.bucket_safety <= 1 or not 0 <= o.bucket_theta < 1:
-            raise ValueError("bucket: need max_num_seqs >= 1, 0 < bucket_safety <= 1, 0 <= bucket_theta < 1")
-        if o.bucket_priority not in PRIORITY_MODES or o.bucket_nmax_mode not in NMAX_MODES:
-            raise ValueError(f"bucket: priority in {PRIORITY_MODES}, nmax mode in {NMAX_MODES}")
         l_max = o.bucket_l_max or ctx.model.max_model_len
         mode, cuts = parse_boundaries(o.bucket_boundaries, l_max)
         self.buckets = BucketManager(l_max, mode, cuts, o.bucket_theta, o.bucket_max_buckets, o.bucket_halflife)

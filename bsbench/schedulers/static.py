@@ -21,11 +21,12 @@ from bsbench.engine.plan import StepPlan
 from bsbench.engine.request_state import RequestState, Status
 from bsbench.schedulers.base import Scheduler
 from bsbench.schedulers.chunks import PaddedBatch, row_slots
+from bsbench.schedulers.option_rules import AT_LEAST_ONE, NON_NEGATIVE, PolicyOptions, check_fields
 from bsbench.schedulers.registry import register
 
 
 @dataclass(slots=True)
-class StaticOptions:
+class StaticOptions(PolicyOptions):
     max_batch_size: int = field(default=8, metadata={"help": "Requests per batch (static, uellm)."})
     batch_timeout: float = field(
         default=0.5, metadata={"help": "Seconds the oldest waiting request waits before a partial batch runs (static)."}
@@ -36,6 +37,9 @@ class StaticOptions:
                   "choices": ("fail", "split")},
     )
 
+    def validate(self) -> None:
+        check_fields(self, {"max_batch_size": AT_LEAST_ONE, "batch_timeout": NON_NEGATIVE})
+
 
 @register
 class StaticScheduler(Scheduler):
@@ -44,8 +48,6 @@ class StaticScheduler(Scheduler):
 
     def __init__(self, options: StaticOptions, ctx) -> None:
         super().__init__(options, ctx)
-        if options.max_batch_size < 1:
-            raise ValueError("max_batch_size must be >= 1")
         self.waiting: deque[RequestState] = deque()
         self.batch: PaddedBatch | None = None
         self.batches_run = 0
