@@ -69,6 +69,14 @@ def distribution(values: Sequence[float], percentiles: Iterable[float] = DEFAULT
     return out
 
 
+def time_weighted_mean(values: Sequence[float], durations: Sequence[float]) -> float | None:
+    """The mean of a quantity that holds `values[i]` for `durations[i]` seconds; None when no time passed."""
+    total = sum(durations)
+    if total <= 0:
+        return None
+    return _clean(sum(v * d for v, d in zip(values, durations, strict=True)) / total)
+
+
 def _ms(seconds: float) -> float:
     return seconds * 1000.0
 
@@ -174,7 +182,7 @@ def _step_metrics(steps: list[dict[str, Any]], duration_s: float, percentiles: S
     out["pad_tokens"] = pad_tokens
     out["padding_ratio"] = pad_tokens / total_tokens if total_tokens else None
     usage = [float(s["kv_usage"]) for s in steps if s.get("kv_usage") is not None]
-    out["mean_kv_usage"] = _clean(np.mean(usage)) if usage else None
+    out["mean_kv_usage"] = _mean_kv_usage(steps, duration_s)
     out["peak_kv_usage"] = max(usage) if usage else None
     blocks = [int(s["kv_blocks_used"]) for s in steps if s.get("kv_blocks_used") is not None]
     out["peak_kv_blocks"] = max(blocks) if blocks else None
@@ -194,6 +202,19 @@ def _step_metrics(steps: list[dict[str, Any]], duration_s: float, percentiles: S
     layouts = Counter(s.get("layout") for s in steps if s.get("layout"))
     out["steps_by_layout"] = dict(sorted(layouts.items()))
     return out
+
+
+def _mean_kv_usage(steps: list[dict[str, Any]], duration_s: float) -> float | None:
+    """KV usage averaged over the run's time. Blocks change only between steps, so a step's usage holds for its
+    whole duration; the time outside steps counts as empty, since the engine is then either choosing the next
+    plan (microseconds) or idle with nothing to run, and a policy with nothing to run holds no KV."""
+    timed = [(float(s["kv_usage"]), float(s["duration_s"])) for s in steps
+             if s.get("kv_usage") is not None and s.get("duration_s") is not None]
+    if not timed:
+        return None
+    busy = sum(d for _, d in timed)
+    idle = max(0.0, (duration_s or 0.0) - busy)
+    return time_weighted_mean([u for u, _ in timed] + [0.0], [d for _, d in timed] + [idle])
 
 
 def _event_metrics(requests: list[dict[str, Any]], events: list[dict[str, Any]]) -> dict[str, Any]:
