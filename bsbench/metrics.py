@@ -1,6 +1,7 @@
 """Per-request and aggregate metrics: pure functions over run-record rows.
 
-Definitions (see ../shared/papers.md; key names follow vLLM's benchmark_serving):
+Definitions (key names and conventions follow vLLM's benchmarks/benchmark_serving.py; TPOT as vLLM and
+SGLang compute it; goodput as DistServe and vLLM's --goodput define it):
 
 - TTFT   = first_token_s - arrival_s, from the SCHEDULED arrival (queueing included).
 - E2EL   = finish_s - arrival_s.
