@@ -179,9 +179,6 @@ class MemoryModel:
     def n_max(self, mode: str, rows: Sequence[RequestState], free_blocks: int) -> int:
         return self.n_max_actual(rows, free_blocks) if mode == "actual" else self.n_max_paper(rows, free_blocks)
 
-    def fits_alone(self, state: RequestState, free_blocks: int) -> bool:
-        return self.blocks_for(row_slots(state.prompt_len, state.spec.output_len)) <= self.safe_blocks(free_blocks)
-
 
 # ----------------------------------------------------------------------------- buckets
 

@@ -41,8 +41,9 @@ request's max_tokens), never a prediction. The price is over-reservation early
 in a request's life; the paper's batches are sized by exactly this memory bound.
 A request whose KV alone exceeds safety x the whole cache is rejected on arrival
 (a rejection event, not an OOM); `admission_bound` states that share, so
-`bsbench run` refuses such a workload before it starts. In `paper` mode, a head request that fits alone
-is admitted alone even when the bucket's S_max assumption gives N_max = 0.
+`bsbench run` refuses such a workload before it starts. In `paper` mode, a
+head request that fits alone is admitted alone even when the bucket's S_max
+assumption gives N_max = 0.
 
 Strict bucket priority: when the chosen bucket's head does not fit now, no
 other bucket jumps ahead (decode runs and frees memory); offline-only traffic
@@ -232,7 +233,7 @@ class BucketScheduler(Scheduler):
         n = min(self._n_max(ordered), seats)  # paper mode: S_max over the whole bucket
         self.controller_s += time.perf_counter() - start
         self.last_n_max = n
-        if n == 0 and self.memory.fits_alone(candidates[0], self.blocks.num_free):
+        if n == 0 and self.blocks_to_serve_alone(candidates[0].spec) <= self.memory.safe_blocks(self.blocks.num_free):
             n = 1  # paper mode: S_max over the bucket can undercount what the head alone needs
         rows = candidates[:n]
         cap = self.options.bucket_max_prefill_tokens
