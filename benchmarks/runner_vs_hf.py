@@ -286,7 +286,9 @@ def main(argv: list[str] | None = None) -> int:
         console.print("[red]second load_model copy differs from the session's weights: aborting[/red]")
         return 1
     ref.set_attn_implementation("sdpa")
-    ref.generation_config.eos_token_id = None  # never stop early; min_new_tokens also guards it
+    # no EOS id: generate neither stops at EOS nor masks it (min_new_tokens masks only a known EOS id),
+    # so it emits the plain argmax at every step, as bsbench does
+    ref.generation_config.eos_token_id = None
     log("reference copy: identical weights, attn_implementation=sdpa")
 
     loads: dict[str, str] = {}

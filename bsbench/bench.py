@@ -26,16 +26,9 @@ from bsbench.engine.model_info import ModelInfo
 from bsbench.engine.plan import SeqChunk, StepPlan
 from bsbench.engine.request_state import RequestState
 from bsbench.environment import GpuSampler, capture_environment
-from bsbench.errors import BsbenchError
-from bsbench.record import (
-    Outcome,
-    RecordConfig,
-    RequestRow,
-    RunRecord,
-    WorkloadInfo,
-    save_record,
-)
-from bsbench.schedulers.base import SchedulerContext
+from bsbench.errors import BsbenchError, OptionsError
+from bsbench.record import Outcome, RecordConfig, RequestRow, RunRecord, WorkloadInfo, save_record
+from bsbench.schedulers.base import Scheduler, SchedulerContext
 from bsbench.schedulers.registry import get_scheduler
 from bsbench.workloads.workload import Workload
 
@@ -107,33 +100,57 @@ def _warm_up(runner: Any, block_size: int) -> None:
     runner.execute(StepPlan("packed", decode))
 
 
-def check_workload_fits(workload: Workload, session: ModelSession) -> None:
-    """Impossible configurations are user errors, found before anything runs."""
+def check_workload_fits(workload: Workload, info: ModelInfo, scheduler: Scheduler) -> None:
+    """Impossible configurations are user errors, found before anything runs: no requests, a token id
+    outside the vocabulary, a request longer than the model's context, or one the chosen policy would
+    never serve even alone (its own admission bound, e.g. bucket's safety share of the KV cache)."""
     if not workload.requests:
         raise BsbenchError("the workload has no requests")
+    check_token_ids(workload, info)
     longest = max(workload.requests, key=lambda r: r.prompt_len + r.output_len)
     total = longest.prompt_len + longest.output_len
-    if total > session.info.max_model_len:
+    if total > info.max_model_len:
         raise BsbenchError(
             f"request {longest.id} needs {total} tokens (prompt {longest.prompt_len} + output {longest.output_len}) "
-            f"but {session.info.name} has a context of {session.info.max_model_len}; filter the workload "
+            f"but {info.name} has a context of {info.max_model_len}; filter the workload "
             f"(--max-prompt-len / --max-output-len) or use another model"
         )
-    capacity = session.num_blocks * session.block_size
-    if total > capacity:
+    bound = scheduler.admission_bound()
+    over = [(scheduler.blocks_to_serve_alone(r), r) for r in workload.requests]
+    over = [(need, r) for need, r in over if need > bound.max_blocks]
+    if over:
+        need, spec = max(over, key=lambda item: item[0])
+        more = f" (and {len(over) - 1} more)" if len(over) > 1 else ""
         raise BsbenchError(
-            f"KV budget holds {capacity} tokens but request {longest.id} needs {total}; raise --kv-memory"
+            f"request {spec.id}{more} needs {need} KV blocks of {scheduler.blocks.block_size} tokens (prompt "
+            f"{spec.prompt_len} + output {spec.output_len}) "
+            f"but {scheduler.name} lets one request hold at most {bound.max_blocks}, {bound.why}; raise --kv-memory"
         )
+
+
+def check_token_ids(workload: Workload, info: ModelInfo) -> None:
+    """Every prompt token id must index the model's embedding (a replay or a tokenizer made for another model)."""
+    for spec in workload.requests:
+        low, high = min(spec.prompt_ids), max(spec.prompt_ids)
+        if low < 0 or high >= info.vocab_size:
+            raise BsbenchError(
+                f"request {spec.id} has token id {high if high >= info.vocab_size else low} but {info.name} has a "
+                f"vocabulary of {info.vocab_size} (ids 0..{info.vocab_size - 1}); the workload's tokenizer "
+                f"({workload.tokenizer}) does not fit this model: use --tokenizer with the model's own"
+            )
 
 
 def build_scheduler_options(scheduler_cls: type, values: dict[str, Any]) -> Any:
-    """The policy's options dataclass from user-given values; unknown names are user errors."""
+    """The policy's options dataclass from user-given values, validated: the one place a policy's options are
+    checked. An unknown name or a value out of range is a user error (OptionsError naming the flag)."""
     names = {f.name for f in dataclasses.fields(scheduler_cls.Options)}
     unknown = sorted(set(values) - names)
     if unknown:
         flags = ", ".join("--" + n.replace("_", "-") for n in unknown)
-        raise BsbenchError(f"{flags} does not apply to scheduler {scheduler_cls.name!r}")
-    return scheduler_cls.Options(**values)
+        raise OptionsError(f"{flags} does not apply to scheduler {scheduler_cls.name!r}")
+    options = scheduler_cls.Options(**values)
+    options.validate()
+    return options
 
 
 def request_row(state: RequestState, record_tokens: bool) -> RequestRow:
@@ -181,13 +198,10 @@ def run_benchmark(
     options = build_scheduler_options(scheduler_cls, config.scheduler_options)
     if session is None or session.key != config.session_key():
         session = open_session(config)
-    check_workload_fits(workload, session)
     ctx = SchedulerContext(BlockManager(session.num_blocks, session.block_size), session.info, EventLog(),
                            seed=config.seed)
-    try:
-        scheduler = scheduler_cls(options, ctx)
-    except ValueError as exc:
-        raise BsbenchError(f"scheduler {config.scheduler}: {exc}") from None
+    scheduler = scheduler_cls(options, ctx)
+    check_workload_fits(workload, session.info, scheduler)
     sampler = GpuSampler(session.device)
     with _progress_bar(len(workload.requests), enabled=progress) as on_progress:
         engine = Engine(scheduler, session.runner, events=ctx.events, blocks=ctx.block_manager,

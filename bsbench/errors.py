@@ -9,3 +9,7 @@ no traceback is shown.
 
 class BsbenchError(Exception):
     """A user-facing error: the message is one line and names the problem."""
+
+
+class OptionsError(BsbenchError):
+    """A policy option outside its allowed values (raised by the options' `validate()`)."""

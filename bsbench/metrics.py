@@ -1,6 +1,7 @@
 """Per-request and aggregate metrics: pure functions over the typed rows of a run record.
 
-Definitions (key names follow vLLM's benchmark_serving where a name exists):
+Definitions (key names and conventions follow vLLM's benchmarks/benchmark_serving.py; TPOT as vLLM and
+SGLang compute it; goodput as DistServe and vLLM's --goodput define it):
 
 - TTFT   = first_token_s - arrival_s, from the SCHEDULED arrival (queueing included).
 - E2EL   = finish_s - arrival_s.
@@ -67,6 +68,14 @@ def distribution(values: Sequence[float], percentiles: Iterable[float] = DEFAULT
     for p in percentiles:
         out[percentile_key(p)] = _clean(np.percentile(arr, float(p)))
     return out
+
+
+def time_weighted_mean(values: Sequence[float], durations: Sequence[float]) -> float | None:
+    """The mean of a quantity that holds `values[i]` for `durations[i]` seconds; None when no time passed."""
+    total = sum(durations)
+    if total <= 0:
+        return None
+    return _clean(sum(v * d for v, d in zip(values, durations, strict=True)) / total)
 
 
 def _ms(seconds: float) -> float:
@@ -166,7 +175,7 @@ def _step_metrics(steps: Sequence[StepRow], duration_s: float, percentiles: Sequ
     out["pad_tokens"] = pad_tokens
     out["padding_ratio"] = pad_tokens / total_tokens if total_tokens else None
     usage = [s.kv_usage for s in steps]
-    out["mean_kv_usage"] = _clean(np.mean(usage)) if usage else None
+    out["mean_kv_usage"] = _mean_kv_usage(steps, duration_s)
     out["peak_kv_usage"] = max(usage) if usage else None
     blocks = [s.kv_blocks_used for s in steps]
     out["peak_kv_blocks"] = max(blocks) if blocks else None
@@ -186,6 +195,17 @@ def _step_metrics(steps: Sequence[StepRow], duration_s: float, percentiles: Sequ
     layouts = Counter(s.layout for s in steps)
     out["steps_by_layout"] = dict(sorted(layouts.items()))
     return out
+
+
+def _mean_kv_usage(steps: Sequence[StepRow], duration_s: float) -> float | None:
+    """KV usage averaged over the run's time. Blocks change only between steps, so a step's usage holds for its
+    whole duration; the time outside steps counts as empty, since the engine is then either choosing the next
+    plan (microseconds) or idle with nothing to run, and a policy with nothing to run holds no KV."""
+    if not steps:
+        return None
+    busy = sum(s.duration_s for s in steps)
+    idle = max(0.0, (duration_s or 0.0) - busy)
+    return time_weighted_mean([s.kv_usage for s in steps] + [0.0], [s.duration_s for s in steps] + [idle])
 
 
 def _event_metrics(requests: Sequence[RequestRow], events: Sequence[EventRow]) -> dict[str, Any]:

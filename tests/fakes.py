@@ -76,7 +76,7 @@ class BudgetCheckingRunner(ChecksumRunner):
 
 def make_context(num_blocks: int = 64, block_size: int = 4, max_model_len: int = 4096) -> SchedulerContext:
     info = ModelInfo("fake", num_layers=2, num_kv_heads=2, head_dim=8, dtype_bytes=4,
-                     max_model_len=max_model_len, pad_token_id=PAD)
+                     max_model_len=max_model_len, pad_token_id=PAD, vocab_size=VOCAB + 4)
     return SchedulerContext(BlockManager(num_blocks, block_size), info, EventLog(), seed=0)
 
 

@@ -299,8 +299,8 @@ def test_registered_and_options_validated():
     assert get_scheduler("bucket") is BucketScheduler
     with pytest.raises(BsbenchError):
         BucketScheduler(BucketOptions(bucket_boundaries="5,3"), make_context())
-    with pytest.raises(ValueError):
-        BucketScheduler(BucketOptions(bucket_safety=0.0), make_context())
+    with pytest.raises(BsbenchError, match="must lie below L_max = 64"):
+        BucketScheduler(BucketOptions(bucket_boundaries="10,64", bucket_l_max=64), make_context())
 
 
 def test_failed_step_ends_its_requests_and_frees_their_blocks():

@@ -3,40 +3,23 @@
 The KV budget is chosen so that naive static batching with the same maximum
 batch size runs out of memory (a batch of 8 with a long prompt does not fit,
 the leftover batch of 4 does), while `bucket` sizes its batches from the live
-free KV and records no OOM. Completed outputs are checked against HF
-`model.generate` on each prompt alone.
+free KV and records no OOM. Completed outputs are checked against the greedy
+oracle (tests/hf_reference.py) on each prompt alone.
 """
 
 from __future__ import annotations
 
-import copy
 import random
-
-import torch
 
 from bsbench.bench import RunConfig, open_session, run_benchmark
 from bsbench.record import Outcome
-from bsbench.engine.model_loader import load_model
 from bsbench.workloads.build import load_workload
+from tests.hf_reference import hf_greedy
 
 
 def _workload(n: int, max_prompt: int, max_output: int):
     return load_workload("mixed-longtail", {"num_requests": n, "max_prompt_len": max_prompt,
                                             "max_output_len": max_output, "rate": "inf"})
-
-
-def _generate_reference():
-    model, _ = load_model("tiny", "dummy", "cpu", "float32", 0)
-    reference = copy.deepcopy(model)
-    reference.set_attn_implementation("sdpa")
-
-    def generate(prompt: list[int], n: int) -> list[int]:
-        with torch.inference_mode():
-            out = reference.generate(torch.tensor([prompt]), max_new_tokens=n, min_new_tokens=n, do_sample=False,
-                                     attention_mask=torch.ones(1, len(prompt), dtype=torch.long))
-        return out[0, len(prompt):].tolist()
-
-    return generate
 
 
 def _compare(tmp_path, n, max_prompt, max_output, kv_memory, batch, samples, bucket_options=None):
@@ -59,18 +42,17 @@ def _compare(tmp_path, n, max_prompt, max_output, kv_memory, batch, samples, buc
     assert sched["name"] == "bucket" and 0 < sched["decision_share"] < 1 and sched["decision_s"] > 0
     assert sched["controller_evaluations"] >= 1 and "controller_share" in sched
 
-    generate = _generate_reference()
     rows = [r for r in bucket.requests if r.status is Outcome.COMPLETED]
     prompts = {r.id: list(r.prompt_ids) for r in workload.requests}
     rng = random.Random(0)
     # the longest prompt (padded the most) and a random sample
     picked = [max(rows, key=lambda r: r.prompt_len)] + rng.sample(rows, samples - 1)
     for row in picked:
-        assert row.output_ids == generate(prompts[row.id], row.output_len), row.id
+        assert row.output_ids == hf_greedy(prompts[row.id], row.output_len), row.id
     return static, bucket
 
 
-def test_bucket_no_oom_less_padding_matches_generate(tmp_path):
+def test_bucket_no_oom_less_padding_matches_the_oracle(tmp_path):
     # 4 MiB = 64 blocks of 16 tokens (4 KiB per token): a static batch of 8 with a 256-token prompt needs 136
     _compare(tmp_path, n=10, max_prompt=256, max_output=6, kv_memory=4 << 20, batch=8, samples=2)
 

@@ -8,7 +8,7 @@ import pytest
 
 from bsbench.engine.events import OOM, PREEMPTION
 from bsbench.engine.loop import Engine
-from bsbench.engine.request_state import Status
+from bsbench.engine.request_state import RequestState, Status
 from bsbench.record import EndKind
 from bsbench.schedulers.continuous import ContinuousOptions, ContinuousScheduler
 from bsbench.schedulers.static import StaticOptions, StaticScheduler
@@ -111,6 +111,19 @@ def test_static_oom_split_completes_everything():
     result, runner, ctx = run(StaticScheduler, StaticOptions(max_batch_size=8, oom_policy="split"), reqs, num_blocks=60)
     assert all(s.status is Status.COMPLETED for s in result.states)
     assert_outputs_match(result)
+
+
+def test_static_split_leaves_the_requeued_rows_unpadded():
+    """Rows a split sends back to the queue were never admitted: they hold no KV, so no KV padding either."""
+    states = [RequestState(RequestSpec(f"r{i}", tuple(range(4, 4 + n)), 4, 0.0)) for i, n in enumerate([2, 30, 2, 2])]
+    ctx = make_context(num_blocks=20, block_size=4)  # 4 rows of width 30 need 4 x 9 blocks; 2 rows need 18
+    sched = StaticScheduler(StaticOptions(max_batch_size=4, oom_policy="split"), ctx)
+    for state in states:
+        sched.add_request(state, 0.0)
+    plan = sched.schedule(0.0)
+    assert [c.req_id for c in plan.chunks] == ["r0", "r1"]
+    assert states[0].kv_pad_len == 28 and states[1].kv_pad_len == 0
+    assert [(s.kv_pad_len, s.kv_len) for s in states[2:]] == [(0, 0), (0, 0)]
 
 
 def test_static_partial_batch_waits_for_timeout():

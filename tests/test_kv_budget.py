@@ -18,9 +18,10 @@ from bsbench.engine.kv_cache import KVCache
 from bsbench.engine.model_info import ModelInfo
 from bsbench.errors import BsbenchError
 
-TINY = ModelInfo("tiny", num_layers=4, num_kv_heads=2, head_dim=64, dtype_bytes=4, max_model_len=4096, pad_token_id=0)
+TINY = ModelInfo("tiny", num_layers=4, num_kv_heads=2, head_dim=64, dtype_bytes=4, max_model_len=4096, pad_token_id=0,
+                 vocab_size=32000)
 L13B = ModelInfo("llama2-13b", num_layers=40, num_kv_heads=40, head_dim=128, dtype_bytes=2, max_model_len=4096,
-                 pad_token_id=0)
+                 pad_token_id=0, vocab_size=32000)
 
 
 def test_bytes_per_block():

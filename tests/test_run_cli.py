@@ -1,4 +1,4 @@
-"""`bsbench run` end to end on the tiny model: records, correctness against model.generate, bad input."""
+"""`bsbench run` end to end on the tiny model: records, correctness against the greedy oracle, bad input."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest
 
 from bsbench.record import EndKind, Outcome, read_record
 from bsbench.workloads.build import load_workload
-from tests.hf_reference import assert_record_matches_generate
+from tests.hf_reference import assert_record_matches_oracle
 
 SMALL = ["--workload", "smoke", "-n", "6", "--max-output-len", "6", "--quiet"]
 
@@ -30,7 +30,7 @@ def _only_record(folder: Path) -> dict:
 
 
 @pytest.mark.parametrize("scheduler", ["continuous", "static"])
-def test_run_writes_a_record_whose_outputs_match_generate(bsbench, tmp_path, scheduler):
+def test_run_writes_a_record_whose_outputs_match_the_oracle(bsbench, tmp_path, scheduler):
     result = bsbench("run", "--scheduler", scheduler, *SMALL, "--record-tokens", "--out", tmp_path)
     assert result.code == 0, result.err
     assert "record:" in result.out
@@ -41,14 +41,14 @@ def test_run_writes_a_record_whose_outputs_match_generate(bsbench, tmp_path, sch
     assert record.config.scheduler == scheduler
     assert record.config.tokenizer == record.workload.tokenizer
     assert len(record.steps) > 0
-    assert assert_record_matches_generate(record, _smoke_prompts(6, 6)) == 6
+    assert assert_record_matches_oracle(record, _smoke_prompts(6, 6)) == 6
     if scheduler == "static":
         assert summary["padding_ratio"] > 0
     else:
         assert summary["padding_ratio"] == 0
 
 
-def test_continuous_preempts_under_a_tight_budget_and_still_matches_generate(bsbench, tmp_path):
+def test_continuous_preempts_under_a_tight_budget_and_still_matches_the_oracle(bsbench, tmp_path):
     # 1.5 MiB of tiny-model KV = 384 tokens: the longest smoke request fits, ten at once do not
     args = ["--workload", "smoke", "-n", "10", "--max-output-len", "24"]
     result = bsbench("run", *args, "--kv-memory", "1536KiB", "--record-tokens", "--quiet", "--out", tmp_path)
@@ -57,7 +57,7 @@ def test_continuous_preempts_under_a_tight_budget_and_still_matches_generate(bsb
     preempted = [r for r in record.requests if r.preemptions > 0]
     assert record.summary["preemptions"] >= 1 and preempted
     assert record.summary["completed"] == 10
-    assert assert_record_matches_generate(record, _smoke_prompts(10, 24)) == 10
+    assert assert_record_matches_oracle(record, _smoke_prompts(10, 24)) == 10
 
 
 def test_static_with_too_large_a_batch_records_oom_and_loses_nothing(bsbench, tmp_path):

@@ -1,4 +1,4 @@
-"""The runner's generated tokens equal `model.generate` (greedy) on each prompt alone.
+"""The runner's generated tokens equal the greedy oracle (tests/hf_reference.py) on each prompt alone.
 
 Tiny preset, fp32, dummy weights seed 0, CPU. Plans are built by hand with a
 real BlockManager, covering every way a scheduler drives the runner.
@@ -19,6 +19,7 @@ from bsbench.engine.model_loader import load_model
 from bsbench.engine.plan import SeqChunk, StepPlan
 from bsbench.engine.runner import ModelRunner
 from bsbench.errors import BsbenchError
+from tests.hf_reference import greedy_argmax
 
 BLOCK = 16
 NUM_BLOCKS = 96
@@ -38,16 +39,11 @@ def tiny():
     cache: dict[tuple[int, ...], list[int]] = {}
 
     def expected(prompt: list[int], n: int) -> list[int]:
-        """model.generate (greedy, this prompt alone) with a stock attention implementation."""
+        """The oracle (a plain argmax loop, this prompt alone) with a stock attention implementation."""
         assert n <= N_REF
         key = tuple(prompt)
         if key not in cache:
-            with torch.inference_mode():
-                out = reference.generate(
-                    torch.tensor([prompt]), max_new_tokens=N_REF, min_new_tokens=N_REF,
-                    do_sample=False, attention_mask=torch.ones(1, len(prompt), dtype=torch.long),
-                )
-            cache[key] = out[0, len(prompt):].tolist()
+            cache[key] = greedy_argmax(reference, prompt, N_REF)
         return cache[key][:n]
 
     threads = torch.get_num_threads()
@@ -261,7 +257,7 @@ def test_device_oom_becomes_activation_oom(tiny, runner, monkeypatch):
 
 def test_decode_split_into_context_length_groups(tiny, runner, monkeypatch):
     """Decode chunks of very different context lengths go to several gather groups; results unchanged."""
-    import bsbench.engine.attention as attention
+    from bsbench.engine import attention
 
     monkeypatch.setattr(attention, "DECODE_MIN_GROUP", 2)
     _, _, expected = tiny

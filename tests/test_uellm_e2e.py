@@ -1,4 +1,4 @@
-"""`bsbench run --scheduler uellm` end to end on the tiny model: completed outputs equal model.generate."""
+"""`bsbench run --scheduler uellm` end to end on the tiny model: completed outputs equal the greedy oracle."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 from bsbench.record import EndKind, Outcome, read_record
 from bsbench.workloads.build import load_workload
-from tests.hf_reference import assert_record_matches_generate, hf_greedy
+from tests.hf_reference import assert_record_matches_oracle, hf_greedy
 
 
 def _record(folder: Path) -> dict:
@@ -15,7 +15,7 @@ def _record(folder: Path) -> dict:
     return read_record(files[0])
 
 
-def test_uellm_run_matches_generate_and_counts_truncation(bsbench, tmp_path):
+def test_uellm_run_matches_the_oracle_and_counts_truncation(bsbench, tmp_path):
     workload = load_workload("smoke", {"num_requests": 8, "max_output_len": 12})
     prompts = {r.id: list(r.prompt_ids) for r in workload.requests}
     # noisy predictions under-predict some requests: their batches extend KV on the real runner; with the
@@ -39,7 +39,7 @@ def test_uellm_run_matches_generate_and_counts_truncation(bsbench, tmp_path):
         assert r.output_ids == hf_greedy(prompts[r.id], r.num_output)  # a correct, shorter prefix
     assert summary["completed"] + summary["failed"] + summary["rejected"] == 8
     assert summary["completed"] == sum(r.status is Outcome.COMPLETED and not r.truncated for r in rows)
-    checked = assert_record_matches_generate(record, prompts)
+    checked = assert_record_matches_oracle(record, prompts)
     assert checked == summary["completed"] >= 1
     assert max(s.num_seqs for s in record.steps) <= 3
     assert all(s.layout == "padded" for s in record.steps)

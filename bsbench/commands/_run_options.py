@@ -15,9 +15,9 @@ from typing import Any, Callable
 
 import click
 
-from bsbench.bench import RunConfig
+from bsbench.bench import RunConfig, build_scheduler_options
 from bsbench.errors import BsbenchError
-from bsbench.schedulers.registry import all_schedulers
+from bsbench.schedulers.registry import all_schedulers, get_scheduler
 from bsbench.units import parse_bytes
 
 _PREFIX = "sched_"  # keeps generated option names apart from other commands' parameters
@@ -114,7 +114,8 @@ def check_flags_apply(schedulers: list[str], values: dict[str, Any]) -> None:
 
 
 def run_config_from_cli(kwargs: dict[str, Any], scheduler: str, scheduler_options: dict[str, Any]) -> RunConfig:
-    """Pop the engine flags from click's kwargs and build a RunConfig."""
+    """Pop the engine flags from click's kwargs and build a RunConfig (its scheduler options validated)."""
+    build_scheduler_options(get_scheduler(scheduler), scheduler_options)  # before any model is loaded
     model = kwargs.pop("model")
     weights = kwargs.pop("weights")
     if weights is None:

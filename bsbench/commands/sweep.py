@@ -61,8 +61,13 @@ class EngineRunner:
         return int(self.workload().spec.get("seed") or 0)
 
     def check_schedulers(self, names: list[str]) -> list[str]:
-        """The chosen schedulers, once every scheduler flag given is known to apply to one of them."""
+        """The chosen schedulers, once every scheduler flag given applies to one of them and is valid for it."""
+        from bsbench.bench import build_scheduler_options
+        from bsbench.schedulers.registry import get_scheduler
+
         check_flags_apply(names, self.scheduler_flags)
+        for name in names:
+            build_scheduler_options(get_scheduler(name), options_for(name, self.scheduler_flags))
         return names
 
     def run(self, scheduler: str, workload: Any, rate: float, seed: int | None, out_dir: Path) -> dict[str, Any]:

@@ -42,14 +42,6 @@ class BlockManager:
     def num_used(self) -> int:
         return self.num_blocks - len(self._free)
 
-    @property
-    def capacity_tokens(self) -> int:
-        return self.num_blocks * self.block_size
-
-    def usage(self) -> float:
-        """Share of blocks in use, 0..1."""
-        return self.num_used / self.num_blocks
-
     def block_table(self, req_id: str) -> list[int]:
         """The request's blocks in order (a live list; do not mutate)."""
         return self._owned.get(req_id, [])

@@ -1,4 +1,5 @@
-"""Clocks for the engine loop: real wall time now; a virtual clock plugs in the same way later."""
+"""Clocks for the engine loop: `WallClock` (real time, what the model runner is measured on) and
+`VirtualClock` (simulated time that moves only when told to), both behind the same `Clock` protocol."""
 
 from __future__ import annotations
 

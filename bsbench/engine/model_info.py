@@ -16,6 +16,7 @@ class ModelInfo:
     dtype_bytes: int
     max_model_len: int
     pad_token_id: int
+    vocab_size: int  # token ids the embedding accepts: 0 .. vocab_size - 1
 
     @property
     def kv_bytes_per_token(self) -> int:

@@ -85,6 +85,7 @@ def model_info(config: PretrainedConfig, dtype: torch.dtype, name: str) -> Model
         dtype_bytes=torch.empty((), dtype=dtype).element_size(),
         max_model_len=int(text.max_position_embeddings),
         pad_token_id=int(pad),
+        vocab_size=int(text.vocab_size),
     )
 
 

@@ -29,7 +29,7 @@ from typing import Callable, Sequence
 
 from bsbench.engine.block_manager import blocks_for_tokens
 from bsbench.engine.request_state import RequestState
-from bsbench.errors import BsbenchError
+from bsbench.errors import BsbenchError, OptionsError
 from bsbench.schedulers.chunks import row_slots
 
 BOUNDARY_MODES = ("bisect", "quantile")
@@ -40,21 +40,22 @@ PRIORITY_MODES = ("sjf", "ljf")
 # ----------------------------------------------------------------------------- boundaries
 
 
-def parse_boundaries(spec: str, l_max: int) -> tuple[str, list[int]]:
-    """'bisect' | 'quantile' | 'a,b,c' (fixed inner cut points) -> (mode, fixed cuts)."""
+def parse_boundaries(spec: str, l_max: int | None = None) -> tuple[str, list[int]]:
+    """'bisect' | 'quantile' | 'a,b,c' (fixed inner cut points) -> (mode, fixed cuts); the cuts must lie
+    below `l_max` when it is given (OptionsError otherwise)."""
     text = spec.strip().lower()
     if text in BOUNDARY_MODES:
         return text, []
     try:
         cuts = [int(part) for part in text.split(",") if part.strip()]
     except ValueError:
-        raise BsbenchError(
+        raise OptionsError(
             f"--bucket-boundaries {spec!r}: expected bisect, quantile or a comma list of prompt lengths"
         ) from None
-    if not cuts or any(b <= a for a, b in zip(cuts, cuts[1:])) or cuts[0] <= 0 or cuts[-1] >= l_max:
-        raise BsbenchError(
-            f"--bucket-boundaries {spec!r}: cut points must be strictly increasing and inside (0, {l_max})"
-        )
+    if not cuts or any(b <= a for a, b in zip(cuts, cuts[1:])) or cuts[0] <= 0:
+        raise OptionsError(f"--bucket-boundaries {spec!r}: cut points must be positive and strictly increasing")
+    if l_max is not None and cuts[-1] >= l_max:
+        raise OptionsError(f"--bucket-boundaries {spec!r}: cut points must lie below L_max = {l_max}")
     return "fixed", cuts
 
 
@@ -135,6 +136,10 @@ class MemoryModel:
     def safe_bytes(self, free_blocks: int) -> float:
         return self.safety * free_blocks * self.block_bytes
 
+    def safe_blocks(self, free_blocks: int) -> int:
+        """Whole blocks within the safe share of `free_blocks`."""
+        return math.floor(self.safety * free_blocks)
+
     def blocks_for(self, slots: int) -> int:
         return blocks_for_tokens(slots, self.block_size)
 
@@ -173,10 +178,6 @@ class MemoryModel:
 
     def n_max(self, mode: str, rows: Sequence[RequestState], free_blocks: int) -> int:
         return self.n_max_actual(rows, free_blocks) if mode == "actual" else self.n_max_paper(rows, free_blocks)
-
-    def fits_alone(self, state: RequestState, free_blocks: int) -> bool:
-        need = self.blocks_for(row_slots(state.prompt_len, state.spec.output_len))
-        return need * self.block_bytes <= self.safe_bytes(free_blocks)
 
 
 # ----------------------------------------------------------------------------- buckets

@@ -16,6 +16,13 @@ every slot it writes), picks preemption victims, and ends every request it
 cannot serve through `end()` with a typed `EndReason`, so that
 completed + failed + rejected == submitted always holds. Memory exhaustion is
 an event (`events.OOM`), never an exception out of `schedule`.
+
+Admission bound: `blocks_to_serve_alone(spec)` and `admission_bound()` say,
+before the run, which requests the policy would never serve even alone in an
+empty cache (need > bound). A policy that keeps part of the cache back, or
+reserves more than the request's own tokens, overrides them; the run refuses
+such a workload up front (`bench.check_workload_fits`), so a request the
+check passed is never rejected for its size later.
 """
 
 from __future__ import annotations
@@ -31,6 +38,9 @@ from bsbench.engine.model_info import ModelInfo
 from bsbench.engine.plan import StepPlan
 from bsbench.engine.request_state import RequestState, Status
 from bsbench.record.reasons import EndReason
+from bsbench.schedulers.chunks import row_slots
+from bsbench.schedulers.option_rules import PolicyOptions
+from bsbench.workloads.request import RequestSpec
 
 
 @dataclass(slots=True)
@@ -41,8 +51,16 @@ class SchedulerContext:
     seed: int = 0
 
 
+@dataclass(slots=True, frozen=True)
+class AdmissionBound:
+    """The most KV blocks a policy lets one request hold, and why (told to the user when a request needs more)."""
+
+    max_blocks: int
+    why: str
+
+
 @dataclass(slots=True)
-class NoOptions:
+class NoOptions(PolicyOptions):
     """A policy without options."""
 
 
@@ -50,7 +68,7 @@ class Scheduler(ABC):
     """Base class for batching policies; see the module docstring for the contract."""
 
     name: ClassVar[str]
-    Options: ClassVar[type] = NoOptions
+    Options: ClassVar[type[PolicyOptions]] = NoOptions  # a dataclass whose validate() checks every field
 
     def __init__(self, options: Any, ctx: SchedulerContext) -> None:
         self.options = options
@@ -80,6 +98,14 @@ class Scheduler(ABC):
     def summary(self) -> dict[str, Any]:
         """Policy-specific figures for the run record (e.g. bucket decisions)."""
         return {}
+
+    def blocks_to_serve_alone(self, spec: RequestSpec) -> int:
+        """KV blocks this policy holds for `spec` at most when serving it alone: prompt + output but the last token."""
+        return self.blocks.blocks_for_tokens(row_slots(spec.prompt_len, spec.output_len))
+
+    def admission_bound(self) -> AdmissionBound:
+        """The most blocks one request may hold under this policy: by default the whole cache."""
+        return AdmissionBound(self.blocks.num_blocks, f"the whole KV cache of {self.blocks.num_blocks} blocks")
 
     # --- shared machinery -------------------------------------------------------
     def schedule(self, now: float) -> StepPlan | None:

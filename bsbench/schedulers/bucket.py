@@ -40,8 +40,10 @@ the request's `output_len`, which the engine generates exactly (the role of a
 request's max_tokens), never a prediction. The price is over-reservation early
 in a request's life; the paper's batches are sized by exactly this memory bound.
 A request whose KV alone exceeds safety x the whole cache is rejected on arrival
-(a rejection event, not an OOM). In `paper` mode, a head request that fits alone
-is admitted alone even when the bucket's S_max assumption gives N_max = 0.
+(a rejection event, not an OOM); `admission_bound` states that share, so
+`bsbench run` refuses such a workload before it starts. In `paper` mode, a
+head request that fits alone is admitted alone even when the bucket's S_max
+assumption gives N_max = 0.
 
 Strict bucket priority: when the chosen bucket's head does not fit now, no
 other bucket jumps ahead (decode runs and frees memory); offline-only traffic
@@ -71,13 +73,10 @@ from bsbench.schedulers._buckets import (
     parse_boundaries,
     priority_key,
 )
-from bsbench.schedulers.base import Scheduler
-from bsbench.schedulers.chunks import (
-    PaddedBatch,
-    advance,
-    max_kv_slots,
-    next_chunk,
-    row_slots,
+from bsbench.schedulers.base import AdmissionBound, Scheduler
+from bsbench.schedulers.chunks import PaddedBatch, advance, max_kv_slots, next_chunk
+from bsbench.schedulers.option_rules import (
+    AT_LEAST_ONE, NON_NEGATIVE, UNIT_OPEN, Interval, PolicyOptions, check_fields, invalid,
 )
 from bsbench.schedulers.registry import register
 
@@ -85,7 +84,7 @@ BUCKET_EVENT = "bucket"  # a policy event: the controller changed the boundaries
 
 
 @dataclass(slots=True)
-class BucketOptions:
+class BucketOptions(PolicyOptions):
     max_num_seqs: int = field(default=64, metadata={"help": "Most requests running at once (continuous, bucket)."})
     bucket_priority: str = field(default="sjf", metadata={
         "help": "Offline order inside a bucket: shortest job first (requests/s) or longest (tokens/s) (bucket).",
@@ -113,6 +112,16 @@ class BucketOptions:
     bucket_max_prefill_tokens: int = field(default=8192, metadata={
         "help": "Most tokens, pads included, in one padded prefill; 0 = no cap (bucket)."})
 
+    def validate(self) -> None:
+        check_fields(self, {
+            "max_num_seqs": AT_LEAST_ONE, "bucket_theta": UNIT_OPEN, "bucket_l_max": NON_NEGATIVE,
+            "bucket_safety": Interval(0, 1, low_open=True), "bucket_interval": NON_NEGATIVE,
+            "bucket_queue_threshold": NON_NEGATIVE, "bucket_max_buckets": AT_LEAST_ONE,
+            "bucket_halflife": NON_NEGATIVE, "bucket_max_prefill_tokens": NON_NEGATIVE})
+        if self.bucket_l_max == 1:
+            raise invalid("bucket_l_max", 1, "0 (the model's context) or at least 2")
+        parse_boundaries(self.bucket_boundaries)  # the syntax; the cuts are checked against L_max at start
+
 
 @register
 class BucketScheduler(Scheduler):
@@ -122,10 +131,6 @@ class BucketScheduler(Scheduler):
     def __init__(self, options: BucketOptions, ctx) -> None:
         super().__init__(options, ctx)
         o = options
-        if o.max_num_seqs < 1 or not 0 < o.bucket_safety <= 1 or not 0 <= o.bucket_theta < 1:
-            raise ValueError("bucket: need max_num_seqs >= 1, 0 < bucket_safety <= 1, 0 <= bucket_theta < 1")
-        if o.bucket_priority not in PRIORITY_MODES or o.bucket_nmax_mode not in NMAX_MODES:
-            raise ValueError(f"bucket: priority in {PRIORITY_MODES}, nmax mode in {NMAX_MODES}")
         l_max = o.bucket_l_max or ctx.model.max_model_len
         mode, cuts = parse_boundaries(o.bucket_boundaries, l_max)
         self.buckets = BucketManager(l_max, mode, cuts, o.bucket_theta, o.bucket_max_buckets, o.bucket_halflife)
@@ -146,10 +151,15 @@ class BucketScheduler(Scheduler):
         self.last_n_max = 0
 
     # --- queues -------------------------------------------------------------------
+    def admission_bound(self) -> AdmissionBound:
+        total = self.blocks.num_blocks
+        return AdmissionBound(self.memory.safe_blocks(total),
+                              f"--bucket-safety {self.options.bucket_safety:g} of {total} blocks")
+
     def add_request(self, state: RequestState, now: float) -> None:
         total = self.blocks.num_blocks
-        if not self.memory.fits_alone(state, total):
-            need = self.memory.blocks_for(row_slots(state.prompt_len, state.spec.output_len))
+        need = self.blocks_to_serve_alone(state.spec)
+        if need > self.admission_bound().max_blocks:
             self.ctx.events.emit(REJECTION, now, [state.id], blocks_needed=need, blocks_total=total)
             self.rejected += 1
             self.end(state, Status.REJECTED, now,
@@ -230,7 +240,7 @@ class BucketScheduler(Scheduler):
         n = min(self._n_max(ordered), seats)  # paper mode: S_max over the whole bucket
         self.controller_s += time.perf_counter() - start
         self.last_n_max = n
-        if n == 0 and self.memory.fits_alone(candidates[0], self.blocks.num_free):
+        if n == 0 and self.blocks_to_serve_alone(candidates[0].spec) <= self.memory.safe_blocks(self.blocks.num_free):
             n = 1  # paper mode: S_max over the bucket can undercount what the head alone needs
         rows = candidates[:n]
         cap = self.options.bucket_max_prefill_tokens

@@ -76,16 +76,19 @@ class PaddedBatch:
     pad_token_id: int
     prefilled: bool = False
 
+    @staticmethod
+    def width_of(rows: list[RequestState]) -> int:
+        """The width `rows` would have as one batch: their longest known tokens (prompt + output so far)."""
+        return max(r.prompt_len + r.num_output for r in rows)
+
     @classmethod
     def of(cls, rows: list[RequestState], pad_token_id: int) -> "PaddedBatch":
-        width = max(r.prompt_len + r.num_output for r in rows)
+        """Admit `rows` as one batch: each row's `kv_pad_len` is set here. Call it only for rows that are
+        admitted (their KV fits); size a candidate batch with `width_of`, which changes nothing."""
+        width = cls.width_of(rows)
         for r in rows:
             r.kv_pad_len = width - (r.prompt_len + r.num_output)
         return cls(rows=rows, width=width, pad_token_id=pad_token_id)
-
-    def slots_per_row(self, max_output: int) -> int:
-        """KV slots each row needs to run the batch to `max_output` generated tokens."""
-        return row_slots(self.width, max_output)
 
     def free(self, blocks: BlockManager) -> None:
         """Give back every row's blocks (a batch keeps its finished rows' KV until it ends)."""

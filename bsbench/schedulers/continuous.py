@@ -21,17 +21,13 @@ from bsbench.engine.events import PREEMPTION
 from bsbench.engine.plan import SeqChunk, StepPlan
 from bsbench.engine.request_state import RequestState, Status
 from bsbench.schedulers.base import Scheduler
-from bsbench.schedulers.chunks import (
-    advance,
-    kv_slots_needed,
-    next_chunk,
-    uncomputed_tokens,
-)
+from bsbench.schedulers.chunks import advance, kv_slots_needed, next_chunk, uncomputed_tokens
+from bsbench.schedulers.option_rules import AT_LEAST_ONE, Interval, PolicyOptions, check_fields
 from bsbench.schedulers.registry import register
 
 
 @dataclass(slots=True)
-class ContinuousOptions:
+class ContinuousOptions(PolicyOptions):
     max_num_seqs: int = field(default=64, metadata={"help": "Most requests running at once (continuous, bucket)."})
     max_num_batched_tokens: int = field(
         default=2048, metadata={"help": "Token budget of one step, prefill and decode together (continuous)."}
@@ -41,6 +37,10 @@ class ContinuousOptions:
         default=0.01, metadata={"help": "Share of KV blocks kept free when admitting, to limit preemption thrash (continuous)."}
     )
 
+    def validate(self) -> None:
+        check_fields(self, {"max_num_seqs": AT_LEAST_ONE, "max_num_batched_tokens": AT_LEAST_ONE,
+                            "watermark": Interval(0, 1, high_open=True)})
+
 
 @register
 class ContinuousScheduler(Scheduler):
@@ -49,8 +49,6 @@ class ContinuousScheduler(Scheduler):
 
     def __init__(self, options: ContinuousOptions, ctx) -> None:
         super().__init__(options, ctx)
-        if options.max_num_seqs < 1 or options.max_num_batched_tokens < 1:
-            raise ValueError("max_num_seqs and max_num_batched_tokens must be >= 1")
         self.waiting: deque[RequestState] = deque()
         self.running: list[RequestState] = []
         self._watermark_blocks = int(options.watermark * self.blocks.num_blocks)

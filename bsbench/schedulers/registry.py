@@ -1,7 +1,10 @@
-"""Scheduler registry: policies register by name; every module in this package is discovered.
+"""Scheduler registry: policies register by name; every public module in this package is discovered.
 
 To add a policy, drop one file into `bsbench/schedulers/` with a `Scheduler`
 subclass decorated by `@register`; `bsbench run --scheduler NAME` finds it.
+Discovery imports every module whose name does not start with `_` (helpers
+such as base.py or chunks.py are imported too and simply register nothing);
+a private module (`_buckets.py`) is imported only by the policy that uses it.
 """
 
 from __future__ import annotations
@@ -13,7 +16,6 @@ from bsbench.errors import BsbenchError
 from bsbench.schedulers.base import Scheduler
 
 _REGISTRY: dict[str, type[Scheduler]] = {}
-_NOT_POLICIES = {"base", "registry", "options", "chunks"}
 
 
 def register(cls: type[Scheduler]) -> type[Scheduler]:
@@ -28,7 +30,7 @@ def _discover() -> None:
     import bsbench.schedulers as package
 
     for module in pkgutil.iter_modules(package.__path__):
-        if module.name not in _NOT_POLICIES and not module.name.startswith("_"):
+        if not module.name.startswith("_"):
             importlib.import_module(f"{package.__name__}.{module.name}")
 
 

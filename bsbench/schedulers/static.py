@@ -21,12 +21,13 @@ from bsbench.engine.plan import StepPlan
 from bsbench.engine.request_state import RequestState, Status
 from bsbench.record.reasons import EndKind, EndReason
 from bsbench.schedulers.base import Scheduler
-from bsbench.schedulers.chunks import PaddedBatch
+from bsbench.schedulers.chunks import PaddedBatch, row_slots
+from bsbench.schedulers.option_rules import AT_LEAST_ONE, NON_NEGATIVE, PolicyOptions, check_fields
 from bsbench.schedulers.registry import register
 
 
 @dataclass(slots=True)
-class StaticOptions:
+class StaticOptions(PolicyOptions):
     max_batch_size: int = field(default=8, metadata={"help": "Requests per batch (static, uellm)."})
     batch_timeout: float = field(
         default=0.5, metadata={"help": "Seconds the oldest waiting request waits before a partial batch runs (static)."}
@@ -37,6 +38,9 @@ class StaticOptions:
                   "choices": ("fail", "split")},
     )
 
+    def validate(self) -> None:
+        check_fields(self, {"max_batch_size": AT_LEAST_ONE, "batch_timeout": NON_NEGATIVE})
+
 
 @register
 class StaticScheduler(Scheduler):
@@ -45,8 +49,6 @@ class StaticScheduler(Scheduler):
 
     def __init__(self, options: StaticOptions, ctx) -> None:
         super().__init__(options, ctx)
-        if options.max_batch_size < 1:
-            raise ValueError("max_batch_size must be >= 1")
         self.waiting: deque[RequestState] = deque()
         self.batch: PaddedBatch | None = None
         self.batches_run = 0
@@ -81,9 +83,8 @@ class StaticScheduler(Scheduler):
             size = min(opts.max_batch_size, len(self.waiting))
             while True:
                 rows = [self.waiting[i] for i in range(size)]
-                batch = PaddedBatch.of(rows, self.ctx.model.pad_token_id)
                 max_out = max(r.spec.output_len for r in rows)
-                per_row = self.blocks.blocks_for_tokens(batch.slots_per_row(max_out))
+                per_row = self.blocks.blocks_for_tokens(row_slots(PaddedBatch.width_of(rows), max_out))
                 need = per_row * len(rows)
                 if self.blocks.can_allocate(need):
                     for _ in range(size):
@@ -91,7 +92,7 @@ class StaticScheduler(Scheduler):
                         self.blocks.allocate(row.id, per_row)
                         row.mark_scheduled(now)
                     self.batches_run += 1
-                    return batch
+                    return PaddedBatch.of(rows, self.ctx.model.pad_token_id)
                 if opts.oom_policy == "split" and size > 1:
                     size = (size + 1) // 2
                     continue
@@ -106,7 +107,6 @@ class StaticScheduler(Scheduler):
             policy=self.options.oom_policy,
         )
         for row in rows:
-            row.kv_pad_len = 0
             self.end(row, Status.FAILED, now, EndReason(EndKind.OOM, "padded batch KV does not fit the memory budget"))
 
     def _on_end(self, state: RequestState) -> None:

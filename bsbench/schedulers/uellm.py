@@ -58,16 +58,13 @@ from typing import Any, Sequence
 from bsbench.engine.events import OOM, PREEMPTION, REJECTION, TRUNCATION
 from bsbench.engine.plan import StepPlan
 from bsbench.engine.request_state import RequestState, Status
-from bsbench.errors import BsbenchError
-from bsbench.predictor import (
-    PREDICTOR_MODES,
-    LengthClasses,
-    make_predictor,
-    memory_estimate_bytes,
-)
+from bsbench.predictor import PREDICTOR_MODES, LengthClasses, make_predictor, memory_estimate_bytes
 from bsbench.record.reasons import EndKind, EndReason
 from bsbench.schedulers.base import Scheduler
 from bsbench.schedulers.chunks import PaddedBatch, row_slots
+from bsbench.schedulers.option_rules import (
+    ANY_NUMBER, AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, PolicyOptions, check_fields,
+)
 from bsbench.schedulers.registry import register
 
 KV_EXTEND = "kv_extend"                  # a batch outgrew its predicted reservation and got more blocks
@@ -75,7 +72,7 @@ UNDERPREDICT_FAIL = "underpredict_fail"  # rows failed because their batch outgr
 
 
 @dataclass(slots=True)
-class UellmOptions:
+class UellmOptions(PolicyOptions):
     max_batch_size: int = field(
         default=10, metadata={"help": "Requests per batch (static: default 8; uellm: default 10, the paper's code)."})
     predictor: str = field(
@@ -118,6 +115,12 @@ class UellmOptions:
         default="serve",
         metadata={"help": "A request whose SLO already passed: serve it anyway (the miss is counted) or reject it "
                           "(uellm).", "choices": ("serve", "reject")})
+
+    def validate(self) -> None:
+        check_fields(self, {
+            "max_batch_size": AT_LEAST_ONE, "predictor_sigma": NON_NEGATIVE, "slo_weight": ANY_NUMBER,
+            "length_weight": ANY_NUMBER, "batch_threshold": NON_NEGATIVE, "overhead_factor": POSITIVE,
+            "default_slo_s": POSITIVE, "cap_margin": NON_NEGATIVE})
 
 
 def sort_key(slo_s: float, pred: int, a: float, b: float) -> float:
@@ -167,10 +170,6 @@ class UellmScheduler(Scheduler):
     def __init__(self, options: UellmOptions, ctx) -> None:
         super().__init__(options, ctx)
         o = options
-        if o.max_batch_size < 1:
-            raise BsbenchError("max_batch_size must be >= 1")
-        if o.overhead_factor <= 0 or o.cap_margin < 0:
-            raise BsbenchError("overhead_factor must be > 0 and cap_margin >= 0")
         self.predictor = make_predictor(
             o.predictor, sigma=o.predictor_sigma, seed=ctx.seed, data_path=o.predictor_data or None,
             tokenizer=o.predictor_tokenizer or None, cache_dir=o.predictor_cache or None,
@@ -271,8 +270,7 @@ class UellmScheduler(Scheduler):
             rows = self._first_batch()
             while rows:
                 reserved_out = max(self._remaining_pred(r) for r in rows)
-                width = max(r.prompt_len + r.num_output for r in rows)
-                per_row = self.blocks.blocks_for_tokens(row_slots(width, reserved_out))
+                per_row = self.blocks.blocks_for_tokens(row_slots(PaddedBatch.width_of(rows), reserved_out))
                 if self.blocks.can_allocate(per_row * len(rows)):
                     return self._start(rows, reserved_out, per_row, now)
                 if len(rows) == 1:
