@@ -8,17 +8,24 @@ from typing import Any
 
 import click
 
+from bsbench.commands._help import GroupedCommand
 from bsbench.commands._run_options import (
-    check_flags_apply, options_for, run_config_from_cli, run_options, scheduler_values,
+    check_flags_apply,
+    options_for,
+    run_config_from_cli,
+    run_options,
+    scheduler_values,
 )
 from bsbench.commands._workload_options import workload_options, workload_overrides
 from bsbench.errors import BsbenchError
+from bsbench.hub import check_model_source
+from bsbench.progress import Progress
 from bsbench.units import format_percent, format_rate
 
 
 class EngineRunner:
     """What sweep and capacity share: the workload target and overrides, the base run config,
-    one model session reused across runs, and `run(scheduler, workload, rate, seed)`."""
+    one model session reused across runs, one progress display, and `run(scheduler, workload, rate, seed)`."""
 
     def __init__(self, ctx: click.Context, kwargs: dict[str, Any], default_out: str, quiet: bool) -> None:
         from bsbench.schedulers.registry import all_schedulers
@@ -32,9 +39,10 @@ class EngineRunner:
         self.overrides.pop("rate", None)
         out_given = ctx.get_parameter_source("out_dir") is not click.core.ParameterSource.DEFAULT
         self.config = run_config_from_cli(kwargs, "continuous", {})
+        check_model_source(self.config.model)  # a hub id while offline and not cached: exit 2 in a moment
         if not out_given:
             self.config = dataclasses.replace(self.config, out_dir=Path(self.config.out_dir) / default_out)
-        self.quiet = quiet
+        self.progress = Progress(enabled=not quiet)
         self.session = None
 
     @property
@@ -49,7 +57,8 @@ class EngineRunner:
             overrides["rate"] = rate
         if seed is not None:
             overrides["seed"] = seed
-        return load_workload(self.target, overrides)
+        with self.progress.task("loading the workload"):
+            return load_workload(self.target, overrides)
 
     def base_seed(self) -> int:
         if "seed" in self.overrides:
@@ -69,8 +78,8 @@ class EngineRunner:
             seed=seed if seed is not None else self.config.seed, out_dir=out_dir,
         )
         if self.session is None:
-            self.session = open_session(config)
-        return run_benchmark(workload, config, progress=not self.quiet, session=self.session)
+            self.session = open_session(config, self.progress)
+        return run_benchmark(workload, config, progress=self.progress, session=self.session)
 
 
 def _num(value: float | None) -> str:
@@ -98,7 +107,7 @@ def sweep_table(result: Any):
     return table
 
 
-@click.command("sweep")
+@click.command("sweep", cls=GroupedCommand)
 @click.option("--schedulers", required=True, help="Comma-separated schedulers, e.g. static,continuous,uellm,bucket.")
 @click.option("--rates", required=True,
               help="Request rates: a list (1,2,4,inf) or ranges START:STOP:xFACTOR (1:16:x2) or START:STOP:+STEP.")
@@ -106,7 +115,7 @@ def sweep_table(result: Any):
               help="Runs per (scheduler, rate) with seeds SEED, SEED+1, ...: the spread of the result.")
 @click.option("--attainment", "target", type=click.FloatRange(0, 1), default=0.8, show_default=True,
               help="Target line drawn on the attainment plot.")
-@click.option("--quiet", is_flag=True, help="No progress bar per run.")
+@click.option("--quiet", is_flag=True, help="No progress display.")
 @workload_options
 @run_options
 @click.pass_context
