@@ -39,7 +39,6 @@ class EngineRunner:
         self.overrides.pop("rate", None)
         out_given = ctx.get_parameter_source("out_dir") is not click.core.ParameterSource.DEFAULT
         self.config = run_config_from_cli(kwargs, "continuous", {})
-        check_model_source(self.config.model)  # a hub id while offline and not cached: exit 2 in a moment
         if not out_given:
             self.config = dataclasses.replace(self.config, out_dir=Path(self.config.out_dir) / default_out)
         self.progress = Progress(enabled=not quiet)
@@ -66,8 +65,10 @@ class EngineRunner:
         return int(self.workload().spec.get("seed") or 0)
 
     def check_schedulers(self, names: list[str]) -> list[str]:
-        """The chosen schedulers, once every scheduler flag given is known to apply to one of them."""
+        """The chosen schedulers, once every scheduler flag given is known to apply to one of them
+        and the model can be had (a hub id while offline and not cached: exit 2 in a moment)."""
         check_flags_apply(names, self.scheduler_flags)
+        check_model_source(self.config.model)
         return names
 
     def run(self, scheduler: str, workload: Any, rate: float, seed: int | None, out_dir: Path) -> dict[str, Any]:

@@ -2,7 +2,7 @@
 
 `tiny` is the default: a small Llama-family model (hidden 256, 4 layers, GQA
 4 query / 2 KV heads, head_dim 64, 32,000-token vocabulary; 19.3 M parameters)
-whose decode step takes milliseconds on 2 CPU cores, so tests are fast and
+whose decode step takes tens of milliseconds on 2 CPU cores, so tests are fast and
 batching effects (a real vocabulary-sized LM head, real attention over a real
 KV cache) still show. The others carry the public config values of the named
 checkpoints, so `--weights dummy` gives a model of the true shape and cost.
