@@ -66,8 +66,9 @@ def run_summary_table(record: dict) -> Table:
 def command(scheduler: str, quiet: bool, **kwargs) -> None:
     """Replay a workload through one scheduler on the shared model runner and write a run record.
 
-    Everything that can be checked is checked before the model loads: the
-    scheduler, its flags, the workload. Progress goes to stderr: a bar on a
+    What can be checked is checked before the model loads (the scheduler, its
+    flags, the model source, the workload options) or at least before the run
+    (the workload fits the model). Progress goes to stderr: a bar on a
     terminal, one line every few seconds elsewhere (BSBENCH_PROGRESS_INTERVAL).
     """
     from rich.console import Console
