@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,9 +26,11 @@ from bsbench.engine.plan import SeqChunk, StepPlan
 from bsbench.engine.request_state import RequestState
 from bsbench.environment import GpuSampler, capture_environment
 from bsbench.errors import BsbenchError, OptionsError
+from bsbench.progress import Progress, ProgressTask, rate_text
 from bsbench.record import Outcome, RecordConfig, RequestRow, RunRecord, WorkloadInfo, save_record
 from bsbench.schedulers.base import Scheduler, SchedulerContext
 from bsbench.schedulers.registry import get_scheduler
+from bsbench.units import format_rate
 from bsbench.workloads.workload import Workload
 
 
@@ -70,8 +71,13 @@ class ModelSession:
     kv_budget_bytes: int
 
 
-def open_session(config: RunConfig) -> ModelSession:
-    """Load the model and allocate the KV cache for the configured (or default) budget."""
+def open_session(config: RunConfig, progress: Progress | None = None) -> ModelSession:
+    """Load the model and allocate the KV cache for the configured (or default) budget (shown as a progress task)."""
+    with (progress or Progress(enabled=False)).task(f"loading model {config.model}"):
+        return _open_session(config)
+
+
+def _open_session(config: RunConfig) -> ModelSession:
     from bsbench.engine.model_loader import load_model, resolve_device, resolve_dtype
     from bsbench.engine.runner import ModelRunner
 
@@ -181,31 +187,44 @@ def request_row(state: RequestState, record_tokens: bool) -> RequestRow:
     )
 
 
+def build_policy(config: RunConfig, session: ModelSession, progress: Progress) -> Scheduler:
+    """The configured policy over a fresh block manager and event log for `session`'s KV cache."""
+    scheduler_cls = get_scheduler(config.scheduler)
+    options = build_scheduler_options(scheduler_cls, config.scheduler_options)
+    ctx = SchedulerContext(BlockManager(session.num_blocks, session.block_size), session.info, EventLog(),
+                           seed=config.seed, progress=progress)
+    return scheduler_cls(options, ctx)
+
+
 def run_benchmark(
     workload: Workload,
     config: RunConfig,
     *,
-    progress: bool = True,
+    progress: bool | Progress = True,
     session: ModelSession | None = None,
+    policy: Scheduler | None = None,
 ) -> RunRecord:
     """Run `workload` through `config.scheduler` and save the run record; returns the record.
+
+    `progress`: a Progress to show the model loading, the policy's set-up and
+    the run on (True: a new one; False: nothing shown). `policy`: one already
+    built by `build_policy` for this config and session (and checked), else
+    one is built here.
 
     The record's path is in `record.path`. A Ctrl-C ends the run early: the
     unfinished requests fail with reason "interrupted", the record is still
     written and marked incomplete, and KeyboardInterrupt is re-raised after.
     """
-    scheduler_cls = get_scheduler(config.scheduler)
-    options = build_scheduler_options(scheduler_cls, config.scheduler_options)
+    shown = progress if isinstance(progress, Progress) else Progress(enabled=progress)
     if session is None or session.key != config.session_key():
-        session = open_session(config)
-    ctx = SchedulerContext(BlockManager(session.num_blocks, session.block_size), session.info, EventLog(),
-                           seed=config.seed)
-    scheduler = scheduler_cls(options, ctx)
+        session = open_session(config, shown)
+    scheduler = policy if policy is not None else build_policy(config, session, shown)
     check_workload_fits(workload, session.info, scheduler)
     sampler = GpuSampler(session.device)
-    with _progress_bar(len(workload.requests), enabled=progress) as on_progress:
-        engine = Engine(scheduler, session.runner, events=ctx.events, blocks=ctx.block_manager,
-                        on_progress=on_progress)
+    label = f"{config.scheduler} @ {format_rate(workload.spec.get('rate', math.inf))} req/s"
+    with shown.task(label, total=len(workload.requests), unit="requests") as task:
+        engine = Engine(scheduler, session.runner, events=scheduler.ctx.events, blocks=scheduler.ctx.block_manager,
+                        on_progress=_engine_progress(task))
         sampler.start()
         result = engine.run(workload.requests)
         gpu = sampler.stop()
@@ -272,48 +291,16 @@ def _make_record(workload: Workload, config: RunConfig, session: ModelSession, s
     )
 
 
+def _engine_progress(task: ProgressTask) -> ProgressFn:
+    """The engine's progress callback shown as a task: requests ended, and output tokens/s since the run began."""
+
+    def update(ended: int, total: int, tokens: int) -> None:
+        task.update(ended, detail=rate_text(tokens, task.elapsed_s, "tok/s"))
+
+    return update
+
+
 def _torch_threads() -> int:
     import torch
 
     return torch.get_num_threads()
-
-
-class _progress_bar:
-    """A rich progress bar (ended/total, tokens/s) as a context manager yielding the engine callback."""
-
-    def __init__(self, total: int, enabled: bool) -> None:
-        self.total = total
-        self.enabled = enabled
-        self._progress = None
-
-    def __enter__(self) -> ProgressFn | None:
-        if not self.enabled:
-            return None
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-        )
-
-        self._progress = Progress(
-            TextColumn("[bold]running"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[tps]}"),
-            TimeElapsedColumn(), transient=True,
-        )
-        self._progress.start()
-        task = self._progress.add_task("run", total=self.total, tps="")
-        clock = {"t0": None}
-
-        def update(ended: int, total: int, tokens: int) -> None:
-            now = time.perf_counter()
-            if clock["t0"] is None:
-                clock["t0"] = now
-            elapsed = max(now - clock["t0"], 1e-9)
-            self._progress.update(task, completed=ended, tps=f"{tokens / elapsed:,.0f} tok/s")
-
-        return update
-
-    def __exit__(self, *exc: object) -> None:
-        if self._progress is not None:
-            self._progress.stop()

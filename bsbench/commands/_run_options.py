@@ -3,55 +3,99 @@
 Scheduler flags are generated from every registered policy's options
 dataclass: a field `max_num_seqs` becomes `--max-num-seqs`, its metadata gives
 the help text and choices, and a field name shared by several policies is one
-flag. Flags default to None so that each policy's own default applies.
+flag. Flags default to None so that each policy's own default applies; in
+--help (GroupedCommand) each policy's group lists its flags with its own
+default (`--max-batch-size`: 8 under static, 10 under uellm).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import typing
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from bsbench.bench import RunConfig, build_scheduler_options
+from bsbench.commands._help import group_options, set_help_groups
 from bsbench.errors import BsbenchError
 from bsbench.schedulers.registry import all_schedulers, get_scheduler
 from bsbench.units import parse_bytes
 
+if TYPE_CHECKING:
+    from bsbench.bench import RunConfig
+
 _PREFIX = "sched_"  # keeps generated option names apart from other commands' parameters
 
 
-def _scheduler_fields() -> dict[str, tuple[dataclasses.Field, type, list[str]]]:
-    """field name -> (field, resolved type, schedulers that have it)."""
-    found: dict[str, tuple[dataclasses.Field, type, list[str]]] = {}
+def _scheduler_fields() -> dict[str, list[tuple[str, dataclasses.Field, type]]]:
+    """field name -> [(scheduler, its field, resolved type)] for every scheduler that has it; in the order
+    the schedulers (by name) declare them, so that --help lists each policy's flags as its dataclass does."""
+    found: dict[str, list[tuple[str, dataclasses.Field, type]]] = {}
     for name, cls in all_schedulers().items():
         hints = typing.get_type_hints(cls.Options)
         for f in dataclasses.fields(cls.Options):
-            if f.name in found:
-                found[f.name][2].append(name)
-            else:
-                found[f.name] = (f, hints[f.name], [name])
+            found.setdefault(f.name, []).append((name, f, hints[f.name]))
     return found
 
 
-def _scheduler_option(name: str, f: dataclasses.Field, kind: type, owners: list[str]) -> Callable:
+def _default_text(f: dataclasses.Field) -> str | None:
+    if f.default is not dataclasses.MISSING:
+        value = f.default
+    elif f.default_factory is not dataclasses.MISSING:
+        value = f.default_factory()
+    else:
+        return None
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    return None if value in ("", None) else str(value)
+
+
+def _with_default(help_text: str, default: str | None) -> str:
+    return f"{help_text}  [default: {default}]" if default is not None else help_text
+
+
+def _scheduler_option(name: str, owners: list[tuple[str, dataclasses.Field, type]]) -> Callable:
+    """One flag for a field name; in --help it appears in each owner's group with that owner's help and default."""
     flag = "--" + name.replace("_", "-")
-    help_text = f.metadata.get("help", "")
-    default = f.default if f.default is not dataclasses.MISSING else None
-    help_text = f"{help_text} [default: {default}; {', '.join(owners)}]"
+    _, first, kind = owners[0]
+    defaults = [(scheduler, _default_text(f)) for scheduler, f, _ in owners]
+    shared = ", ".join(f"{s} {d}" for s, d in defaults if d is not None)
+    help_text = _with_default(first.metadata.get("help", ""), shared or None) if len(owners) > 1 else \
+        _with_default(first.metadata.get("help", ""), defaults[0][1])
+    groups = {scheduler_group(scheduler): _with_default(f.metadata.get("help", ""), _default_text(f))
+              for scheduler, f, _ in owners}
     if kind is bool:
-        return click.option(f"{flag}/--no-{flag[2:]}", _PREFIX + name, default=None, help=help_text)
-    choices = f.metadata.get("choices")
-    click_type: Any = click.Choice(list(choices)) if choices else kind
-    return click.option(flag, _PREFIX + name, type=click_type, default=None, help=help_text)
+        option = click.option(f"{flag}/--no-{flag[2:]}", _PREFIX + name, default=None, help=help_text)
+    else:
+        choices = first.metadata.get("choices")
+        click_type: Any = click.Choice(list(choices)) if choices else kind
+        option = click.option(flag, _PREFIX + name, type=click_type, default=None, help=help_text)
+
+    def decorate(func: Callable) -> Callable:
+        func = option(func)
+        set_help_groups(func, _PREFIX + name, groups)
+        return func
+
+    return decorate
+
+
+def scheduler_group(scheduler: str) -> str:
+    """The --help group of one scheduler's flags."""
+    return f"Scheduler {scheduler} (--scheduler {scheduler})"
+
+
+MODEL_GROUP = "Model and memory"
+RECORD_GROUP = "Run record"
+_MODEL_FLAGS = ("model", "weights", "weights_seed", "device", "dtype", "kv_memory", "block_size", "threads")
+_RECORD_FLAGS = ("out_dir", "record_tokens", "percentiles")
 
 
 def run_options(func: Callable) -> Callable:
-    """Add engine, model and every scheduler's flags to a command."""
-    for name, (f, kind, owners) in sorted(_scheduler_fields().items(), reverse=True):
-        func = _scheduler_option(name, f, kind, owners)(func)
+    """Add engine, model and every scheduler's flags to a command (grouped in --help by GroupedCommand)."""
+    for name, owners in reversed(_scheduler_fields().items()):
+        func = _scheduler_option(name, owners)(func)
     decorators = [
         click.option("--model", default="tiny", show_default=True,
                      help="Preset (tiny, llama2-7b, llama2-13b, llama3-8b, qwen2.5-7b), a local checkpoint folder, "
@@ -76,7 +120,8 @@ def run_options(func: Callable) -> Callable:
     ]
     for decorator in reversed(decorators):
         func = decorator(func)
-    return func
+    func = group_options(MODEL_GROUP, _MODEL_FLAGS)(func)
+    return group_options(RECORD_GROUP, _RECORD_FLAGS)(func)
 
 
 def _parse_percentiles(text: str) -> tuple[float, ...]:
@@ -115,6 +160,8 @@ def check_flags_apply(schedulers: list[str], values: dict[str, Any]) -> None:
 
 def run_config_from_cli(kwargs: dict[str, Any], scheduler: str, scheduler_options: dict[str, Any]) -> RunConfig:
     """Pop the engine flags from click's kwargs and build a RunConfig (its scheduler options validated)."""
+    from bsbench.bench import RunConfig, build_scheduler_options  # the engine's world, imported only when a run is built
+
     build_scheduler_options(get_scheduler(scheduler), scheduler_options)  # before any model is loaded
     model = kwargs.pop("model")
     weights = kwargs.pop("weights")

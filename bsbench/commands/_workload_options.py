@@ -14,12 +14,15 @@ same requests, arrivals rescaled from the same unit-rate draws (paired).
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from bsbench.workloads.build import load_workload
-from bsbench.workloads.workload import Workload
+from bsbench.commands._help import group_options
+
+if TYPE_CHECKING:
+    from bsbench.workloads.workload import Workload
 
 _FLOAT = click.FLOAT
 _INT = click.INT
@@ -63,15 +66,30 @@ _FLAGS: list[tuple[tuple[str, ...], str, str]] = [
     (("--oversample",), "oversample", "Resample with replacement when fewer requests exist than asked for."),
 ]
 WORKLOAD_KEYS = tuple(key for _, key, _, _ in _OPTIONS) + tuple(key for _, key, _ in _FLAGS)
+# when requests arrive and what they must meet; commands that only look at the requests (profile-predictor) omit them
+ARRIVAL_KEYS = ("rate", "arrival", "burstiness", "cv", "time_scale", "ttft_slo", "tpot_slo", "e2e_slo", "online_share")
+WORKLOAD_GROUP = "Workload"
+ARRIVAL_GROUP = "Arrivals and SLOs"
+
+
+def _add_workload_flags(func: Callable, arrivals: bool) -> Callable:
+    for names, key, _help in reversed(_FLAGS):
+        func = click.option(*names, key, is_flag=True, default=None, help=_help)(func)
+    for names, key, kind, _help in reversed(_OPTIONS):
+        if arrivals or key not in ARRIVAL_KEYS:
+            func = click.option(*names, key, type=kind, default=None, help=_help)(func)
+    func = group_options(WORKLOAD_GROUP, [k for k in WORKLOAD_KEYS if k not in ARRIVAL_KEYS])(func)
+    return group_options(ARRIVAL_GROUP, ARRIVAL_KEYS)(func) if arrivals else func
 
 
 def workload_options(func: Callable) -> Callable:
     """Add every workload flag to a click command (values arrive in **kwargs under WORKLOAD_KEYS)."""
-    for names, key, _help in reversed(_FLAGS):
-        func = click.option(*names, key, is_flag=True, default=None, help=_help)(func)
-    for names, key, kind, _help in reversed(_OPTIONS):
-        func = click.option(*names, key, type=kind, default=None, help=_help)(func)
-    return func
+    return _add_workload_flags(func, arrivals=True)
+
+
+def workload_request_options(func: Callable) -> Callable:
+    """The workload flags without arrivals and SLOs, for commands that only look at the request list."""
+    return _add_workload_flags(func, arrivals=False)
 
 
 def workload_overrides(kwargs: dict[str, Any]) -> tuple[str | None, dict[str, Any]]:
@@ -83,5 +101,7 @@ def workload_overrides(kwargs: dict[str, Any]) -> tuple[str | None, dict[str, An
 
 def workload_from_cli(kwargs: dict[str, Any]) -> Workload:
     """Pop the workload flags from a command's kwargs and load the workload they describe."""
+    from bsbench.workloads.build import load_workload  # numpy and the readers: only when a workload is built
+
     target, overrides = workload_overrides(kwargs)
     return load_workload(target, overrides)

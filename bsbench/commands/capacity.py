@@ -6,6 +6,7 @@ from typing import Any
 
 import click
 
+from bsbench.commands._help import GroupedCommand
 from bsbench.commands._run_options import run_options
 from bsbench.commands._workload_options import workload_options
 from bsbench.commands.sweep import EngineRunner
@@ -25,7 +26,7 @@ def parse_search_tolerance(text: str) -> tuple[float, bool]:
     return value, raw.endswith("%")
 
 
-@click.command("capacity")
+@click.command("capacity", cls=GroupedCommand)
 @click.option("--schedulers", "--scheduler", "schedulers", default="continuous", show_default=True,
               help="Scheduler, or several comma-separated (each searched on its own, with ratios).")
 @click.option("--attainment", "target", type=click.FloatRange(0, 1, min_open=True), default=0.8, show_default=True,
@@ -37,7 +38,7 @@ def parse_search_tolerance(text: str) -> tuple[float, bool]:
 @click.option("--tolerance", default="5%", show_default=True,
               help="Bisection stops when the bracket is this narrow: 5% of the rate, or req/s (0.25).")
 @click.option("--reference", default=None, metavar="NAME", help="Scheduler the ratios divide by [default: first].")
-@click.option("--quiet", is_flag=True, help="No progress bar per run.")
+@click.option("--quiet", is_flag=True, help="No progress display.")
 @workload_options
 @run_options
 @click.pass_context
@@ -66,6 +67,9 @@ def command(ctx: click.Context, schedulers: str, target: float, start_rate: floa
     reference = reference or names[0]
     seed = engine.base_seed()
     console = make_console()
+    console.print(f"capacity of {', '.join(names)} at SLO attainment >= {100 * target:g}%: one run per probed rate, "
+                  f"doubling from {start_rate:g} req/s (up to {max_rate:g}), then bisection to {tolerance} "
+                  f"-> {engine.out_dir}", highlight=False)
     first = engine.workload(start_rate, seed)
     if all(r.slo.is_empty() for r in first.requests):
         console.print("[yellow]note[/]: the workload has no SLOs, so attainment is the share of completed "

@@ -7,9 +7,6 @@ from pathlib import Path
 
 import click
 
-from bsbench import report
-from bsbench.record import read_records
-
 
 @click.command("compare")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
@@ -30,6 +27,9 @@ def command(paths: tuple[Path, ...], reference: str | None, fmt: str, plots_dir:
     Runs are compared only when they replayed the same request list on the
     same model and device; other runs go in separate tables, with the reason.
     """
+    from bsbench import report  # pandas and numpy: imported only when records are compared
+    from bsbench.record import read_records
+
     skipped: list[str] = []
     loaded = read_records([str(p) for p in paths], skipped=skipped)
     groups, notes = report.group_records(loaded)

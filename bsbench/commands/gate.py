@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from bsbench import gate as gating
-from bsbench.record import read_records
 from bsbench.units import format_percent
+
+if TYPE_CHECKING:
+    from bsbench import gate as gating
 
 
 def _fmt(value: float | None, metric: str) -> str:
@@ -59,7 +61,9 @@ def command(records: tuple[Path, ...], baseline_path: Path, tolerance: str, rati
     """
     from rich.table import Table
 
+    from bsbench import gate as gating  # numpy and the record reader: imported only when records are gated
     from bsbench.report import console as make_console
+    from bsbench.record import read_records
 
     tol = gating.parse_tolerance(tolerance)
     ratio_tol = gating.parse_tolerance(ratio_tolerance) if ratio_tolerance is not None else tol

@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-import numpy as np
-from rich.console import Console
-from rich.table import Table
 
-from bsbench.commands._workload_options import workload_from_cli, workload_options
+from bsbench.commands._help import GroupedCommand, group_options
+from bsbench.commands._workload_options import workload_from_cli, workload_request_options
 from bsbench.predictor import PREDICTOR_MODES, LengthClasses, make_predictor
 from bsbench.predictor.learned import AccuracyReport, accuracy_report
 from bsbench.units import format_percent
 
+if TYPE_CHECKING:
+    from rich.table import Table
+
 
 def accuracy_table(report: AccuracyReport | dict[str, Any], title: str) -> Table:
+    from rich.table import Table
+
     r = report.to_dict() if isinstance(report, AccuracyReport) else report
     table = Table(title=title)
     for name in ("true class", "requests", "accuracy", "within one class"):
@@ -29,6 +32,9 @@ def accuracy_table(report: AccuracyReport | dict[str, Any], title: str) -> Table
 
 
 def error_table(report: AccuracyReport) -> Table:
+    import numpy as np
+    from rich.table import Table
+
     table = Table(title="error distribution (predicted - true)")
     table.add_column("statistic")
     for p in ("mean", "p10", "p25", "p50", "p75", "p90"):
@@ -44,8 +50,10 @@ def error_table(report: AccuracyReport) -> Table:
     return table
 
 
-@click.command("profile-predictor")
-@workload_options
+@click.command("profile-predictor", cls=GroupedCommand)
+@group_options("Predictor", ["predictor", "predictor_sigma", "predictor_data", "predictor_cache",
+                             "predictor_class_length"])
+@workload_request_options
 @click.option("--predictor", type=click.Choice(list(PREDICTOR_MODES)), default="learned", show_default=True)
 @click.option("--predictor-sigma", type=float, default=0.5, show_default=True, help="Sigma of the noisy predictor.")
 @click.option("--predictor-data", default=None, help="ShareGPT-format file the learned predictor trains on "
@@ -53,18 +61,28 @@ def error_table(report: AccuracyReport) -> Table:
 @click.option("--predictor-cache", default=None, help="Folder for trained predictors [default ~/.cache/bsbench/predictor].")
 @click.option("--predictor-class-length", type=click.Choice(["median", "upper"]), default="median", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the reports as JSON instead of tables.")
+@click.option("--quiet", is_flag=True, help="No progress display (the learned predictor trains for about a minute "
+                                            "on 2 CPU cores the first time).")
 def command(predictor: str, predictor_sigma: float, predictor_data: str | None, predictor_cache: str | None,
-            predictor_class_length: str, as_json: bool, **kwargs: Any) -> None:
+            predictor_class_length: str, as_json: bool, quiet: bool, **kwargs: Any) -> None:
     """Accuracy by output-length class and the error distribution of a predictor on a workload's requests.
 
     The learned predictor is cross-fitted: each request is predicted by a model
     that never trained on its prompt. Its held-out accuracy on the source data
-    (out-of-fold) is printed too.
+    (out-of-fold) is printed too. Arrivals and SLOs do not matter here, so
+    their flags are not offered.
     """
-    workload = workload_from_cli(kwargs)
+    from rich.console import Console
+
+    from bsbench.progress import Progress
+
+    progress = Progress(enabled=not quiet)
+    with progress.task("loading the workload"):
+        workload = workload_from_cli(kwargs)
     seed = int(workload.spec.get("seed", 0) or 0)
     model = make_predictor(predictor, sigma=predictor_sigma, seed=seed, data_path=predictor_data,
-                           tokenizer=workload.tokenizer, cache_dir=predictor_cache, class_length=predictor_class_length)
+                           tokenizer=workload.tokenizer, cache_dir=predictor_cache, class_length=predictor_class_length,
+                           progress=progress)
     requests = workload.requests
     classes: LengthClasses = getattr(model, "classes", None) or LengthClasses()
     preds = [model.predict(r) for r in requests]

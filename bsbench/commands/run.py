@@ -3,20 +3,19 @@
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
 import click
-from rich.console import Console
-from rich.table import Table
 
-from bsbench.bench import InterruptedRun, open_session, run_benchmark
-from bsbench.commands._run_options import (
-    run_config_from_cli,
-    run_options,
-    scheduler_values,
-)
+from bsbench.commands._help import GroupedCommand
+from bsbench.commands._run_options import run_config_from_cli, run_options, scheduler_values
 from bsbench.commands._workload_options import workload_from_cli, workload_options
 from bsbench.record import RunRecord
 from bsbench.units import format_percent, format_rate
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
 
 _SUMMARY_ROWS = [
     ("requests completed / failed / rejected", lambda s: f"{s['completed']} / {s['failed']} / {s['rejected']}"),
@@ -45,6 +44,8 @@ def _num(value: float | None) -> str:
 
 def run_summary_table(record: RunRecord) -> Table:
     """The end-of-run table: the headline figures of one record."""
+    from rich.table import Table
+
     summary = record.summary
     title = f"{record.config.scheduler} - {summary['duration_s']:.2f} s"
     if not summary.get("counts_add_up", True):
@@ -57,26 +58,48 @@ def run_summary_table(record: RunRecord) -> Table:
     return table
 
 
-@click.command("run")
+@click.command("run", cls=GroupedCommand)
 @click.option("--scheduler", default="continuous", show_default=True,
               help="Batching policy: static, continuous, uellm, bucket (or any registered one).")
 @workload_options
 @run_options
-@click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--quiet", is_flag=True, help="No progress display.")
 def command(scheduler: str, quiet: bool, **kwargs) -> None:
-    """Replay a workload through one scheduler on the shared model runner and write a run record."""
+    """Replay a workload through one scheduler on the shared model runner and write a run record.
+
+    What can be checked is checked before the model loads (the scheduler, its
+    flags, the model source, the workload options) or at least before the run
+    (the workload fits the model). Progress goes to stderr: a bar on a
+    terminal, one line every few seconds elsewhere (BSBENCH_PROGRESS_INTERVAL).
+    """
+    from rich.console import Console
+
+    from bsbench.bench import (
+        InterruptedRun, build_policy, build_scheduler_options, check_workload_fits, open_session, run_benchmark,
+    )
+    from bsbench.hub import check_model_source
+    from bsbench.progress import Progress
+    from bsbench.schedulers.registry import get_scheduler
+
+    options = scheduler_values(kwargs)
+    build_scheduler_options(get_scheduler(scheduler), options)  # an unknown scheduler or a flag it lacks: exit 2 now
+    config = run_config_from_cli(kwargs, scheduler, options)
+    check_model_source(config.model)  # a hub id while offline and not cached: exit 2 in a moment
+    progress = Progress(enabled=not quiet)
+    with progress.task("loading the workload"):
+        workload = workload_from_cli(kwargs)
+    session = open_session(config, progress)
+    policy = build_policy(config, session, progress)
+    check_workload_fits(workload, session.info, policy)
     console = Console(stderr=False)
-    config = run_config_from_cli(kwargs, scheduler, scheduler_values(kwargs))
-    workload = workload_from_cli(kwargs)
     rate = workload.spec.get("rate", float("inf"))
-    session = open_session(config)
     console.print(
         f"[bold]{scheduler}[/] on [bold]{workload.name}[/]: {len(workload.requests)} requests at "
         f"{format_rate(rate)} req/s; model {session.info.name} ({config.weights} weights, {session.dtype}) on "
         f"{session.device}; KV {session.num_blocks * session.block_size:,} tokens"
     )
     try:
-        record = run_benchmark(workload, config, progress=not quiet, session=session)
+        record = run_benchmark(workload, config, progress=progress, session=session, policy=policy)
     except InterruptedRun as stop:
         console.print(f"[yellow]interrupted[/]: incomplete record written to {stop.record.path}")
         sys.exit(130)

@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from bsbench.commands._help import GroupedCommand
 from bsbench.commands._run_options import (
     check_flags_apply,
     options_for,
@@ -17,12 +18,14 @@ from bsbench.commands._run_options import (
 )
 from bsbench.commands._workload_options import workload_options, workload_overrides
 from bsbench.errors import BsbenchError
+from bsbench.hub import check_model_source
+from bsbench.progress import Progress
 from bsbench.units import format_percent, format_rate
 
 
 class EngineRunner:
     """What sweep and capacity share: the workload target and overrides, the base run config,
-    one model session reused across runs, and `run(scheduler, workload, rate, seed)`."""
+    one model session reused across runs, one progress display, and `run(scheduler, workload, rate, seed)`."""
 
     def __init__(self, ctx: click.Context, kwargs: dict[str, Any], default_out: str, quiet: bool) -> None:
         from bsbench.schedulers.registry import all_schedulers
@@ -38,7 +41,7 @@ class EngineRunner:
         self.config = run_config_from_cli(kwargs, "continuous", {})
         if not out_given:
             self.config = dataclasses.replace(self.config, out_dir=Path(self.config.out_dir) / default_out)
-        self.quiet = quiet
+        self.progress = Progress(enabled=not quiet)
         self.session = None
 
     @property
@@ -53,7 +56,8 @@ class EngineRunner:
             overrides["rate"] = rate
         if seed is not None:
             overrides["seed"] = seed
-        return load_workload(self.target, overrides)
+        with self.progress.task("loading the workload"):
+            return load_workload(self.target, overrides)
 
     def base_seed(self) -> int:
         if "seed" in self.overrides:
@@ -61,13 +65,15 @@ class EngineRunner:
         return int(self.workload().spec.get("seed") or 0)
 
     def check_schedulers(self, names: list[str]) -> list[str]:
-        """The chosen schedulers, once every scheduler flag given applies to one of them and is valid for it."""
+        """The chosen schedulers, once every scheduler flag given applies to one of them and is valid for it,
+        and the model can be had (a hub id while offline and not cached: exit 2 in a moment)."""
         from bsbench.bench import build_scheduler_options
         from bsbench.schedulers.registry import get_scheduler
 
         check_flags_apply(names, self.scheduler_flags)
         for name in names:
             build_scheduler_options(get_scheduler(name), options_for(name, self.scheduler_flags))
+        check_model_source(self.config.model)
         return names
 
     def run(self, scheduler: str, workload: Any, rate: float, seed: int | None, out_dir: Path) -> dict[str, Any]:
@@ -78,8 +84,8 @@ class EngineRunner:
             seed=seed if seed is not None else self.config.seed, out_dir=out_dir,
         )
         if self.session is None:
-            self.session = open_session(config)
-        return run_benchmark(workload, config, progress=not self.quiet, session=self.session)
+            self.session = open_session(config, self.progress)
+        return run_benchmark(workload, config, progress=self.progress, session=self.session)
 
 
 def _num(value: float | None) -> str:
@@ -107,7 +113,7 @@ def sweep_table(result: Any):
     return table
 
 
-@click.command("sweep")
+@click.command("sweep", cls=GroupedCommand)
 @click.option("--schedulers", required=True, help="Comma-separated schedulers, e.g. static,continuous,uellm,bucket.")
 @click.option("--rates", required=True,
               help="Request rates: a list (1,2,4,inf) or ranges START:STOP:xFACTOR (1:16:x2) or START:STOP:+STEP.")
@@ -115,7 +121,7 @@ def sweep_table(result: Any):
               help="Runs per (scheduler, rate) with seeds SEED, SEED+1, ...: the spread of the result.")
 @click.option("--attainment", "target", type=click.FloatRange(0, 1), default=0.8, show_default=True,
               help="Target line drawn on the attainment plot.")
-@click.option("--quiet", is_flag=True, help="No progress bar per run.")
+@click.option("--quiet", is_flag=True, help="No progress display.")
 @workload_options
 @run_options
 @click.pass_context

@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from rich.console import Console
-from rich.table import Table
 
+from bsbench.commands._help import GroupedCommand
 from bsbench.commands._workload_options import workload_options, workload_overrides
 from bsbench.errors import BsbenchError
 from bsbench.units import format_rate
-from bsbench.workloads.build import load_workload
-from bsbench.workloads.replay import save_workload
-from bsbench.workloads.summary import PERCENTILES, histogram, summarize
-from bsbench.workloads.workload import Workload
+
+if TYPE_CHECKING:  # rich tables and the workload builders are imported when the command runs, not for --help
+    from rich.console import Console
+    from rich.table import Table
+
+    from bsbench.workloads.workload import Workload
 
 
 @click.group("workload")
@@ -23,7 +24,19 @@ def command() -> None:
     """Inspect and save workloads (request lists with arrival times and SLOs)."""
 
 
+def data_lines(workload: Workload) -> list[str]:
+    """What the workload is and which data it came from (its spec's description and dataset path)."""
+    lines = []
+    if workload.spec.get("description"):
+        lines.append(f"what: {workload.spec['description']}")
+    if workload.spec.get("dataset_path"):
+        lines.append(f"data: {workload.spec['dataset_path']}")
+    return lines
+
+
 def _counts_table(report: dict[str, Any], title: str) -> Table:
+    from rich.table import Table
+
     table = Table(title=title, show_header=False)
     table.add_column("count")
     table.add_column("value", justify="right")
@@ -46,6 +59,10 @@ def _counts_table(report: dict[str, Any], title: str) -> Table:
 
 
 def _lengths_table(summary: dict[str, Any]) -> Table:
+    from rich.table import Table
+
+    from bsbench.workloads.summary import PERCENTILES
+
     table = Table(title="token lengths")
     table.add_column("")
     for p in PERCENTILES:
@@ -58,6 +75,10 @@ def _lengths_table(summary: dict[str, Any]) -> Table:
 
 
 def _histogram_table(workload: Workload, key: str) -> Table:
+    from rich.table import Table
+
+    from bsbench.workloads.summary import histogram
+
     values = [r.prompt_len if key == "prompt" else r.output_len for r in workload.requests]
     bins = histogram(values)
     peak = max(c for _, _, c in bins) or 1
@@ -71,11 +92,15 @@ def _histogram_table(workload: Workload, key: str) -> Table:
 
 
 def show_workload(workload: Workload, console: Console) -> None:
+    from bsbench.workloads.summary import summarize
+
     summary = summarize(workload)
     arrivals = summary["arrivals"]
     rate = arrivals["rate"]
     console.print(f"[bold]{workload.name}[/]  source {workload.spec.get('source')}  seed {workload.spec.get('seed')}  "
                   f"tokenizer {workload.tokenizer}")
+    for line in data_lines(workload):
+        console.print(line, highlight=False)
     console.print(f"{summary['num_requests']} requests, fingerprint {summary['fingerprint'][:16]}, "
                   f"online {summary['online']} / offline {summary['num_requests'] - summary['online']}, "
                   f"sources {summary['sources']}")
@@ -95,7 +120,7 @@ def show_workload(workload: Workload, console: Console) -> None:
     console.print(_histogram_table(workload, "output"))
 
 
-@command.command("show")
+@command.command("show", cls=GroupedCommand)
 @click.argument("spec_or_name", required=False)
 @workload_options
 @click.option("--save", "save_path", type=click.Path(dir_okay=False), default=None,
@@ -105,6 +130,11 @@ def show(spec_or_name: str | None, save_path: str | None, **kwargs: Any) -> None
     target, overrides = workload_overrides(kwargs)
     if spec_or_name and target and spec_or_name != target:
         raise BsbenchError("give the workload once: as SPEC_OR_NAME or as --workload, not both")
+    from rich.console import Console
+
+    from bsbench.workloads.build import load_workload
+    from bsbench.workloads.replay import save_workload
+
     workload = load_workload(spec_or_name or target, overrides)
     console = Console()
     show_workload(workload, console)

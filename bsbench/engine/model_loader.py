@@ -33,6 +33,7 @@ from bsbench.engine import attention
 from bsbench.engine.model_info import ModelInfo
 from bsbench.engine.model_presets import PRESETS, preset_config
 from bsbench.errors import BsbenchError
+from bsbench.hub import check_model_source, offline_error
 
 WEIGHTS = ("dummy", "checkpoint")
 DEVICES = ("auto", "cpu", "cuda")
@@ -103,12 +104,14 @@ def check_supported(config: PretrainedConfig, name: str) -> None:
         raise BsbenchError(f"model {name!r} uses sliding-window attention, which the paged attention hook does not support")
 
 
-def _load_config(model: str) -> PretrainedConfig:
+def _load_config(model: str, offline: str | None) -> PretrainedConfig:
     if model in PRESETS:
         return preset_config(model)
     try:
-        return AutoConfig.from_pretrained(model)
+        return AutoConfig.from_pretrained(model, local_files_only=offline is not None)
     except Exception as exc:  # any loader failure is a user error about this name
+        if offline is not None:
+            raise BsbenchError(offline_error("model", model, offline)) from None
         where = "folder" if Path(model).is_dir() else "model name or path"
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise BsbenchError(
@@ -128,7 +131,8 @@ def load_model(
         raise BsbenchError(f"unknown --weights {weights!r} (choose dummy or checkpoint)")
     dev = resolve_device(device)
     dt = resolve_dtype(dtype, dev)
-    config = _load_config(model)
+    offline = check_model_source(model)  # why the hub cannot be used (None: it can, or no hub is needed)
+    config = _load_config(model, offline)
     check_supported(config, model)
     name = model if model in PRESETS else os.path.basename(os.path.normpath(model)) or model
     attn_name = attention.register()
@@ -145,8 +149,10 @@ def load_model(
         bars = hf_logging.is_progress_bar_enabled()
         hf_logging.disable_progress_bar()
         try:
-            net = AutoModelForCausalLM.from_pretrained(model, dtype=dt)
+            net = AutoModelForCausalLM.from_pretrained(model, dtype=dt, local_files_only=offline is not None)
         except Exception as exc:
+            if offline is not None:
+                raise BsbenchError(offline_error("the weights of model", model, offline)) from None
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise BsbenchError(f"cannot load the weights of {model!r}: {first}") from None
         finally:

@@ -2,7 +2,7 @@
 
 `tiny` is the default: a small Llama-family model (hidden 256, 4 layers, GQA
 4 query / 2 KV heads, head_dim 64, 32,000-token vocabulary; 19.3 M parameters)
-whose decode step takes milliseconds on 2 CPU cores, so tests are fast and
+whose decode step takes tens of milliseconds on 2 CPU cores, so tests are fast and
 batching effects (a real vocabulary-sized LM head, real attention over a real
 KV cache) still show. The others carry the public config values of the named
 checkpoints, so `--weights dummy` gives a model of the true shape and cost.
@@ -10,13 +10,17 @@ checkpoints, so `--weights dummy` gives a model of the true shape and cost.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
-from transformers import LlamaConfig, PretrainedConfig, Qwen2Config
+if TYPE_CHECKING:  # transformers is imported when a config is built, so that knowing the preset names is cheap
+    from transformers import LlamaConfig, PretrainedConfig, Qwen2Config
 
 
 def _llama(vocab: int, hidden: int, inter: int, layers: int, heads: int, kv_heads: int, max_pos: int,
            theta: float, bos: int, eos: int) -> LlamaConfig:
+    from transformers import LlamaConfig
+
     return LlamaConfig(
         vocab_size=vocab,
         hidden_size=hidden,
@@ -41,6 +45,8 @@ def _tiny() -> LlamaConfig:
 
 def _qwen25_7b() -> Qwen2Config:
     # Qwen/Qwen2.5-7B config.json (QKV bias, no sliding window in use)
+    from transformers import Qwen2Config
+
     return Qwen2Config(
         vocab_size=152064,
         hidden_size=3584,

@@ -29,11 +29,13 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 from bsbench.errors import BsbenchError
 from bsbench.predictor.base import LengthClasses, Prediction
+from bsbench.progress import Progress
 from bsbench.workloads.request import RequestSpec
 
 VERSION = 1
@@ -73,34 +75,43 @@ def prompt_key(prompt_ids: Sequence[int]) -> str:
     return hashlib.sha256(",".join(map(str, prompt_ids)).encode()).hexdigest()[:16]
 
 
-def source_examples(path: str, tokenizer: Any, cfg: TrainConfig) -> tuple[list[Example], dict[str, int]]:
-    """(prompt ids, output length) pairs of a ShareGPT file, kept by the length filter; plus drop counts."""
+def source_examples(path: str, tokenizer: Any, cfg: TrainConfig,
+                    progress: Progress | None = None) -> tuple[list[Example], dict[str, int]]:
+    """(prompt ids, output length) pairs of a ShareGPT file, kept by the length filter; plus drop counts.
+    Tokenising is the slow part (tens of seconds for the packaged file): shown as a progress task."""
     from bsbench.workloads.records import read_records
     from bsbench.workloads.sharegpt import first_turn_pair
 
-    data = read_records(path)
-    pairs, dropped = [], {"records": len(data.records), "malformed": data.malformed}
-    for record in data.records:
-        pair = first_turn_pair(record)
-        if isinstance(pair, str):
-            dropped[pair] = dropped.get(pair, 0) + 1
-        elif len(pair[0]) > MAX_PROMPT_CHARS:
-            dropped["prompt_too_long"] = dropped.get("prompt_too_long", 0) + 1
-        else:
-            pairs.append(pair)
-    examples = []
-    for start in range(0, len(pairs), 2048):
-        chunk = pairs[start:start + 2048]
-        encoded = tokenizer.encode_batch([t for pair in chunk for t in pair])
-        for i in range(len(chunk)):
-            prompt, out = encoded[2 * i], len(encoded[2 * i + 1])
-            p = len(prompt)
-            if p < cfg.min_prompt or out < cfg.min_output or p > cfg.max_prompt or p + out > cfg.max_total:
-                dropped["length_filter"] = dropped.get("length_filter", 0) + 1
-                continue
-            examples.append(Example(tuple(prompt), out))
+    examples: list[Example] = []
+    with _progress(progress).task("learned predictor: tokenising its training data", unit="records") as task:
+        data = read_records(path)
+        pairs, dropped = [], {"records": len(data.records), "malformed": data.malformed}
+        for record in data.records:
+            pair = first_turn_pair(record)
+            if isinstance(pair, str):
+                dropped[pair] = dropped.get(pair, 0) + 1
+            elif len(pair[0]) > MAX_PROMPT_CHARS:
+                dropped["prompt_too_long"] = dropped.get("prompt_too_long", 0) + 1
+            else:
+                pairs.append(pair)
+        task.update(0, total=len(pairs))
+        for start in range(0, len(pairs), 2048):
+            chunk = pairs[start:start + 2048]
+            encoded = tokenizer.encode_batch([t for pair in chunk for t in pair])
+            for i in range(len(chunk)):
+                prompt, out = encoded[2 * i], len(encoded[2 * i + 1])
+                p = len(prompt)
+                if p < cfg.min_prompt or out < cfg.min_output or p > cfg.max_prompt or p + out > cfg.max_total:
+                    dropped["length_filter"] = dropped.get("length_filter", 0) + 1
+                    continue
+                examples.append(Example(tuple(prompt), out))
+            task.update(start + len(chunk))
     dropped["kept"] = len(examples)
     return examples, dropped
+
+
+def _progress(progress: Progress | None) -> Progress:
+    return progress if progress is not None else Progress(enabled=False)
 
 
 # --- the model -----------------------------------------------------------------------
@@ -153,18 +164,20 @@ def _make_model(cfg: TrainConfig, num_classes: int):
     return Net()
 
 
-def _train_one(examples: list[Example], classes: LengthClasses, cfg: TrainConfig, seed: int):
+def _train_one(examples: list[Example], classes: LengthClasses, cfg: TrainConfig, seed: int,
+               on_epoch: Callable[[], None] = lambda: None):
     import torch
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        return _train_loop(examples, classes, cfg, seed)
+        return _train_loop(examples, classes, cfg, seed, on_epoch)
     finally:
         torch.set_num_threads(threads)
 
 
-def _train_loop(examples: list[Example], classes: LengthClasses, cfg: TrainConfig, seed: int):
+def _train_loop(examples: list[Example], classes: LengthClasses, cfg: TrainConfig, seed: int,
+                on_epoch: Callable[[], None]):
     import torch
 
     generator = torch.Generator().manual_seed(seed)
@@ -187,6 +200,7 @@ def _train_loop(examples: list[Example], classes: LengthClasses, cfg: TrainConfi
             loss.backward()
             opt.step()
             sparse_opt.step()
+        on_epoch()
     model.eval()
     return model
 
@@ -273,7 +287,7 @@ class LearnedPredictor:
         self.train_keys = train_keys or []
         self.heldout = heldout or {}
 
-    def with_class_length(self, class_length: str) -> "LearnedPredictor":
+    def with_class_length(self, class_length: str) -> LearnedPredictor:
         return LearnedPredictor(self.models, self.cfg, self.medians, self.uppers, class_length, self.meta,
                                 self.train_keys, self.heldout)
 
@@ -318,24 +332,28 @@ class LearnedPredictor:
 
 
 def train(examples: list[Example], cfg: TrainConfig = TrainConfig(), seed: int = 0, class_length: str = "median",
-          meta: dict[str, Any] | None = None) -> LearnedPredictor:
-    """Cross-fitted training: model k on every fold but k; held-out report from the out-of-fold predictions."""
+          meta: dict[str, Any] | None = None, progress: Progress | None = None) -> LearnedPredictor:
+    """Cross-fitted training: model k on every fold but k; held-out report from the out-of-fold predictions.
+    Shown as one progress task counting epochs over all folds."""
     if cfg.folds < 2:
         raise BsbenchError("the learned predictor needs at least 2 folds")
     classes = LengthClasses(cfg.boundaries)
     folds = [fold_of(e.prompt_ids, cfg.folds) for e in examples]
     models, medians, uppers, keys = [], [], [], []
-    for k in range(cfg.folds):
-        part = [e for e, f in zip(examples, folds) if f != k]
-        if not part:
-            raise BsbenchError("too little data to train the learned predictor")
-        models.append(_train_one(part, classes, cfg, seed * 1000 + k))
-        m, u = _representatives(part, classes)
-        medians.append(m)
-        uppers.append(u)
-        keys.append({prompt_key(e.prompt_ids) for e in part})
-    predictor = LearnedPredictor(models, cfg, medians, uppers, class_length, dict(meta or {}), keys)
-    report = predictor.evaluate([e.prompt_ids for e in examples], [e.output_len for e in examples])
+    label = f"learned predictor: training on {len(examples):,} records ({cfg.folds} folds)"
+    with _progress(progress).task(label, cfg.folds * cfg.epochs, "epochs") as task:
+        for k in range(cfg.folds):
+            part = [e for e, f in zip(examples, folds) if f != k]
+            if not part:
+                raise BsbenchError("too little data to train the learned predictor")
+            models.append(_train_one(part, classes, cfg, seed * 1000 + k, task.advance))
+            m, u = _representatives(part, classes)
+            medians.append(m)
+            uppers.append(u)
+            keys.append({prompt_key(e.prompt_ids) for e in part})
+        predictor = LearnedPredictor(models, cfg, medians, uppers, class_length, dict(meta or {}), keys)
+        task.update(detail="held-out evaluation")
+        report = predictor.evaluate([e.prompt_ids for e in examples], [e.output_len for e in examples])
     predictor.heldout = report.to_dict()
     return predictor
 
@@ -359,8 +377,9 @@ def _file_sha256(path: str) -> str:
 
 def load_or_train(*, data_path: str | None = None, tokenizer: str | None = None, cache_dir: str | None = None,
                   class_length: str = "median", seed: int = 0, cfg: TrainConfig = TrainConfig(),
-                  **_ignored: Any) -> LearnedPredictor:
-    """The learned predictor for this data and tokenizer: from memory, from disk, or trained now (and saved)."""
+                  progress: Progress | None = None, **_ignored: Any) -> LearnedPredictor:
+    """The learned predictor for this data and tokenizer: from memory, from disk, or trained now (and saved;
+    tokenising and training, about a minute on 2 CPU cores, are shown on `progress`)."""
     import torch
 
     from bsbench.workloads.records import packaged_sharegpt_path
@@ -385,12 +404,12 @@ def load_or_train(*, data_path: str | None = None, tokenizer: str | None = None,
         except Exception:  # a corrupt or foreign cache file: retrain and overwrite
             predictor = None
     if predictor is None:
-        examples, counts = source_examples(path, handle, cfg)
+        examples, counts = source_examples(path, handle, cfg, progress)
         if len(examples) < 10 * cfg.folds:
             raise BsbenchError(f"only {len(examples)} usable records in {path} to train the learned predictor")
         meta = {"data": path, "tokenizer": handle.name, "examples": len(examples), "source_counts": counts,
                 "seed": seed, "cache_key": key}
-        predictor = train(examples, cfg, seed, "median", meta)
+        predictor = train(examples, cfg, seed, "median", meta, progress)
         _save(predictor, file, torch)
     predictor.meta["cache_file"] = file
     _MEMORY[mem_key] = predictor

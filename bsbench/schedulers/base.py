@@ -49,6 +49,7 @@ class SchedulerContext:
     model: ModelInfo
     events: EventLog
     seed: int = 0
+    progress: Any = None  # a bsbench.progress.Progress for slow set-up (predictor training); None: silent
 
 
 @dataclass(slots=True, frozen=True)

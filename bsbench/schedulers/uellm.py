@@ -173,7 +173,7 @@ class UellmScheduler(Scheduler):
         self.predictor = make_predictor(
             o.predictor, sigma=o.predictor_sigma, seed=ctx.seed, data_path=o.predictor_data or None,
             tokenizer=o.predictor_tokenizer or None, cache_dir=o.predictor_cache or None,
-            class_length=o.predictor_class_length)
+            class_length=o.predictor_class_length, progress=ctx.progress)
         self.waiting: list[RequestState] = []
         self.running: _Running | None = None
         self.pred_total: dict[str, int] = {}   # predicted total output tokens per request

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from bsbench.errors import BsbenchError
+from bsbench.hub import offline_reason
 from bsbench.workloads.records import read_records
 from bsbench.workloads.sampling import Candidate, SampleSet, Shaping, sample_texts
 from bsbench.workloads.tokenizer import TokenizerHandle
@@ -73,6 +74,10 @@ def _read_local(files: list[str], strict: bool) -> tuple[list[Any], dict[str, An
 
 def _read_hub(name: str) -> tuple[list[Any], dict[str, Any]]:
     repo, _, subset = name.partition(":")
+    offline = offline_reason()
+    if offline is not None and not offline.endswith(" is set"):  # HF_HUB_OFFLINE set: datasets reads its cache
+        raise BsbenchError(f"cannot load LongBench {name!r}: the hub is off ({offline}); pass --dataset-path "
+                           "FILE_OR_FOLDER, or set HF_HUB_OFFLINE=1 to read a cached copy")
     try:
         import datasets
 

@@ -14,6 +14,7 @@ from importlib import resources
 from typing import Any, Sequence
 
 from bsbench.errors import BsbenchError
+from bsbench.hub import TOKENIZER_FILES, check_hub_name, offline_error
 
 DEFAULT_TOKENIZER_NAME = "bsbench-bpe-32k"
 
@@ -103,6 +104,8 @@ def _first_id(lookup: Any, tokens: list[str]) -> int | None:
 
 
 def _from_transformers(path_or_id: str, name: str) -> TokenizerHandle:
+    # a hub id: is the hub there at all (else is it cached)? Fails in a moment, before transformers is imported
+    offline = None if os.path.isdir(path_or_id) else check_hub_name("tokenizer", name, TOKENIZER_FILES)
     quiet = [logging.getLogger(name) for name in ("huggingface_hub", "transformers")]
     levels = [logger.level for logger in quiet]
     try:
@@ -110,8 +113,10 @@ def _from_transformers(path_or_id: str, name: str) -> TokenizerHandle:
             logger.setLevel(logging.ERROR)
         from transformers import AutoTokenizer
 
-        backend = AutoTokenizer.from_pretrained(path_or_id)
+        backend = AutoTokenizer.from_pretrained(path_or_id, local_files_only=offline is not None)
     except Exception as exc:  # OSError, ValueError, connection errors: all user-facing
+        if offline is not None:
+            raise BsbenchError(offline_error("tokenizer", name, offline)) from None
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise BsbenchError(f"cannot load tokenizer {name!r}: {first}") from None
     finally:

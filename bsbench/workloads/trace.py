@@ -12,14 +12,17 @@ prompt ids are random real token ids of the requested length (seeded).
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from bsbench.errors import BsbenchError
 from bsbench.workloads.sampling import Sample, SampleSet, finish_sample
 from bsbench.workloads.synthetic import random_prompt_ids
 from bsbench.workloads.tokenizer import TokenizerHandle
+
+if TYPE_CHECKING:  # pandas is imported when a trace is read: it costs a third of a second of every command's start
+    import pandas as pd
 
 COLUMNS = {
     "arrival": ("arrived_at", "arrival_time", "arrival_s", "timestamp"),
@@ -37,6 +40,8 @@ def _column(frame: pd.DataFrame, role: str, path: str) -> pd.Series:
 
 
 def _seconds(values: pd.Series) -> pd.Series:
+    import pandas as pd
+
     numeric = pd.to_numeric(values, errors="coerce")
     if numeric.notna().sum() >= max(1, len(values) // 2):
         return numeric
@@ -53,6 +58,8 @@ def load_trace(num: int, rng: np.random.Generator, tokenizer: TokenizerHandle, d
         raise BsbenchError(f"trace file not found: {dataset_path}")
     if not time_scale or time_scale <= 0:
         raise BsbenchError(f"time scale must be > 0, got {time_scale}")
+    import pandas as pd
+
     try:
         frame = pd.read_csv(dataset_path)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
