@@ -27,7 +27,8 @@ from typing import Any, Protocol
 
 from bsbench.errors import BsbenchError
 from bsbench.results import load_records, read_json, write_json_atomic
-from bsbench.units import format_rate, parse_rate
+from bsbench.units import format_rate
+from bsbench.values import parse_rate
 
 SUMMARY_KIND = "bsbench-sweep-summary"
 SUMMARY_FILE = "sweep_summary.json"
