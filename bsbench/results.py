@@ -33,6 +33,7 @@ from typing import Any
 
 from bsbench.errors import BsbenchError
 from bsbench.metrics import COMPLETED, DEFAULT_PERCENTILES, FAILED, REJECTED, summarize
+from bsbench.safe_json import load_file
 from bsbench.units import format_rate
 
 SCHEMA_VERSION = 1
@@ -226,18 +227,8 @@ def is_record(obj: Any) -> bool:
 
 
 def read_json(path: Path) -> Any:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise BsbenchError(f"no such run record: {path}") from None
-    except IsADirectoryError:
-        raise BsbenchError(f"{path} is a folder, not a run record") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise BsbenchError(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise BsbenchError(f"{path} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
+    """A JSON file bsbench reads (record, baseline, summary): one-line errors, nesting bombs refused (safe_json)."""
+    return load_file(path, "run record")
 
 
 def validate_record(record: Any, where: str = "run record") -> dict[str, Any]:

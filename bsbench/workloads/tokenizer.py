@@ -14,6 +14,7 @@ from importlib import resources
 from typing import Any, Sequence
 
 from bsbench.errors import BsbenchError
+from bsbench.paths import looks_local
 
 DEFAULT_TOKENIZER_NAME = "bsbench-bpe-32k"
 
@@ -74,9 +75,7 @@ def _load_cached(key: str) -> TokenizerHandle:
     expanded = os.path.expanduser(key)
     if os.path.isfile(expanded):
         return _from_json_file(expanded, key)
-    looks_local = os.path.isabs(expanded) or expanded.startswith(".") or os.path.isdir(expanded) \
-        or expanded.count("/") > 1
-    if looks_local and not os.path.isdir(expanded):
+    if looks_local(key) and not os.path.isdir(expanded):
         raise BsbenchError(f"tokenizer not found: {key} (give a folder, a tokenizer.json file or a hub id)")
     return _from_transformers(expanded, key)
 
@@ -110,7 +109,8 @@ def _from_transformers(path_or_id: str, name: str) -> TokenizerHandle:
             logger.setLevel(logging.ERROR)
         from transformers import AutoTokenizer
 
-        backend = AutoTokenizer.from_pretrained(path_or_id)
+        # never run code shipped with a tokenizer (auto_map), and never ask on stdin whether to
+        backend = AutoTokenizer.from_pretrained(path_or_id, trust_remote_code=False)
     except Exception as exc:  # OSError, ValueError, connection errors: all user-facing
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise BsbenchError(f"cannot load tokenizer {name!r}: {first}") from None
