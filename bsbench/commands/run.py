@@ -8,11 +8,12 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from bsbench.bench import InterruptedRun, open_session, run_benchmark
+from bsbench.bench import InterruptedRun, build_scheduler_options, open_session, run_benchmark
 from bsbench.commands._run_options import run_config_from_cli, run_options, scheduler_values
 from bsbench.commands._workload_options import workload_from_cli, workload_options
+from bsbench.safe_text import markup
+from bsbench.schedulers.registry import get_scheduler
 from bsbench.units import format_percent, format_rate
-
 
 _SUMMARY_ROWS = [
     ("requests completed / failed / rejected", lambda s: f"{s['completed']} / {s['failed']} / {s['rejected']}"),
@@ -42,7 +43,7 @@ def _num(value: float | None) -> str:
 def run_summary_table(record: dict) -> Table:
     """The end-of-run table: the headline figures of one record."""
     summary = record["summary"]
-    title = f"{record['config']['scheduler']} - {summary['duration_s']:.2f} s"
+    title = f"{markup(record['config']['scheduler'])} - {summary['duration_s']:.2f} s"
     if not summary.get("counts_add_up", True):
         title += " [red](counts do not add up!)[/]"
     table = Table(title=title, show_header=False)
@@ -63,18 +64,19 @@ def command(scheduler: str, quiet: bool, **kwargs) -> None:
     """Replay a workload through one scheduler on the shared model runner and write a run record."""
     console = Console(stderr=False)
     config = run_config_from_cli(kwargs, scheduler, scheduler_values(kwargs))
+    build_scheduler_options(get_scheduler(scheduler), config.scheduler_options)  # bad flags fail before any work
     workload = workload_from_cli(kwargs)
     rate = workload.spec.get("rate", float("inf"))
     session = open_session(config)
     console.print(
-        f"[bold]{scheduler}[/] on [bold]{workload.name}[/]: {len(workload.requests)} requests at "
-        f"{format_rate(rate)} req/s; model {session.info.name} ({config.weights} weights, {session.dtype}) on "
+        f"[bold]{markup(scheduler)}[/] on [bold]{markup(workload.name)}[/]: {len(workload.requests)} requests at "
+        f"{format_rate(rate)} req/s; model {markup(session.info.name)} ({config.weights} weights, {session.dtype}) on "
         f"{session.device}; KV {session.num_blocks * session.block_size:,} tokens"
     )
     try:
         record = run_benchmark(workload, config, progress=not quiet, session=session)
     except InterruptedRun as stop:
-        console.print(f"[yellow]interrupted[/]: incomplete record written to {stop.record['path']}")
+        console.print(f"[yellow]interrupted[/]: incomplete record written to {markup(stop.record['path'])}")
         sys.exit(130)
     console.print(run_summary_table(record))
-    console.print(f"record: {record['path']}")
+    console.print(f"record: {markup(record['path'])}")
