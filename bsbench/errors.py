@@ -9,3 +9,10 @@ no traceback is shown.
 
 class BsbenchError(Exception):
     """A user-facing error: the message is one line and names the problem."""
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (its type name when the message is empty): what a
+    one-line error may quote of a library's failure."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
