@@ -88,7 +88,7 @@ def _open_session(config: RunConfig) -> ModelSession:
     device = resolve_device(config.device)
     dtype = resolve_dtype(config.dtype, device)
     model, info = load_model(config.model, weights=config.weights, device=device, dtype=dtype,
-                             seed=config.weights_seed)
+                             seed=config.weights_seed, kv_bytes=config.kv_memory)
     budget = config.kv_memory or default_kv_budget_for_model(model, info, device)
     num_blocks = num_blocks_for_budget(budget, info, config.block_size)
     runner = ModelRunner(model, info, device, dtype)

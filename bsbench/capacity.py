@@ -3,7 +3,8 @@
 Search as vLLM's serve_sla and DistServe's search_binary do: probe a start
 rate; double while the target is met (halve while it is not), which brackets
 the capacity between a passing rate `lo` and a failing rate `hi`; then bisect
-until hi - lo <= tolerance. The curve is assumed to fall with the rate; a
+until hi - lo <= tolerance, or until the midpoint is a rate already probed
+(floats cannot split the bracket any finer: a tiny tolerance must end too). The curve is assumed to fall with the rate; a
 noisy, non-monotone curve gives one passing rate of the bracket, not a proof
 that every lower rate passes.
 """
@@ -67,10 +68,10 @@ def find_capacity(
     """
     if not 0 < target <= 1:
         raise ValueError("target attainment must be in (0, 1]")
-    if not (start_rate > 0 and math.isfinite(start_rate)) or max_rate < start_rate:
+    if not (start_rate > 0 and math.isfinite(start_rate) and math.isfinite(max_rate)) or max_rate < start_rate:
         raise ValueError("need 0 < start_rate <= max_rate, both finite")
-    if tol <= 0:
-        raise ValueError("tolerance must be > 0")
+    if not (tol > 0 and math.isfinite(tol)):
+        raise ValueError("tolerance must be a finite number > 0")
     floor = min_rate if min_rate is not None else start_rate / 1024
     probes: list[Probe] = []
     seen: dict[float, bool] = {}
@@ -114,6 +115,8 @@ def find_capacity(
 
     while not width_ok(lo, hi):
         mid = (lo + hi) / 2
+        if mid in seen or not lo < mid < hi:  # the bracket is as narrow as floats allow
+            break
         if probe(mid):
             lo = mid
         else:

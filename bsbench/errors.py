@@ -13,3 +13,8 @@ class BsbenchError(Exception):
 
 class OptionsError(BsbenchError):
     """A policy option outside its allowed values (raised by the options' `validate()`)."""
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (its type name when the message is empty): what a
+    one-line error may quote of a library's failure."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -128,7 +128,7 @@ def load_baseline(path: str | Path) -> dict[str, Any]:
     if not Path(path).is_file():
         raise BsbenchError(f"no such baseline: {path} (write one with: bsbench gate RECORDS... --baseline {path} "
                            f"--update)")
-    data = read_json(Path(path))
+    data = read_json(Path(path), "gate baseline")
     if not isinstance(data, dict) or data.get("kind") != BASELINE_KIND:
         raise BsbenchError(f"{path} is not a bsbench gate baseline (write one with: bsbench gate RECORDS... "
                            f"--baseline {path} --update)")
@@ -137,7 +137,30 @@ def load_baseline(path: str | Path) -> dict[str, Any]:
                            f"version {BASELINE_VERSION}")
     if not isinstance(data.get("runs"), dict) or not data["runs"]:
         raise BsbenchError(f"{path} has no runs")
+    for key, run in data["runs"].items():
+        problem = _baseline_run_problem(run)
+        if problem:
+            raise BsbenchError(f"{path}: run {key!r} {problem}")
+    for key in ("reference", "device_name"):
+        if data.get(key) is not None and not isinstance(data[key], str):
+            raise BsbenchError(f"{path}: {key} must be a string or null, got {data[key]!r}")
     return decode_inf(data)
+
+
+def _baseline_run_problem(run: Any) -> str | None:
+    """What is wrong with one run of a baseline file (a hand-edited or foreign file), or None."""
+    if not isinstance(run, dict):
+        return "is not an object"
+    if not isinstance(run.get("scheduler"), str):
+        return "has no scheduler name"
+    fingerprints = run.get("fingerprints", [])
+    if not isinstance(fingerprints, list) or not all(isinstance(f, str) for f in fingerprints):
+        return "has fingerprints that are not a list of strings"
+    metrics = run.get("metrics")
+    if not isinstance(metrics, dict):
+        return "has no metrics object"
+    bad = [m for m, v in metrics.items() if v is not None and _num(v) is None]
+    return f"has non-numeric metrics: {', '.join(map(str, bad))[:80]}" if bad else None
 
 
 # ----------------------------------------------------------------------------- checks

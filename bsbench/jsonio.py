@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from bsbench.errors import BsbenchError
+from bsbench.safe_json import load_file
 
 
 def to_jsonable(value: Any) -> Any:
@@ -85,16 +85,7 @@ def write_json_atomic(obj: Any, path: Path, indent: int | None = 1) -> Path:
     return path
 
 
-def read_json(path: Path) -> Any:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise BsbenchError(f"no such run record: {path}") from None
-    except IsADirectoryError:
-        raise BsbenchError(f"{path} is a folder, not a run record") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise BsbenchError(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise BsbenchError(f"{path} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
+def read_json(path: Path, what: str = "run record") -> Any:
+    """A JSON file bsbench reads (record, baseline, summary): one-line errors naming `what`, nesting bombs
+    refused (safe_json)."""
+    return load_file(path, what)

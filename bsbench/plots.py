@@ -16,6 +16,8 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")
+# Labels are scheduler names from records: '$' must be a dollar sign, not mathtext that fails to parse.
+matplotlib.rcParams["text.parse_math"] = False
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 

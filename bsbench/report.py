@@ -23,6 +23,7 @@ import pandas as pd
 from bsbench.errors import BsbenchError
 from bsbench.metrics import direction
 from bsbench.record import RunRecord
+from bsbench.safe_text import csv_cell, markup
 from bsbench.units import format_percent, format_rate
 
 # (summary key, row label, kind) — kind chooses the number format.
@@ -275,7 +276,7 @@ def rich_table(runs: Sequence[Run], frame: pd.DataFrame, title: str | None = Non
             ref_note = "\n(reference)"
         elif label in ratio_of:
             ref_note = "\nvalue  ratio"
-        table.add_column(label + ref_note, justify="right")
+        table.add_column(markup(label) + ref_note, justify="right")
     for key in frame.index:
         best = best_labels(frame, key, labels)
         cells = []
@@ -318,13 +319,17 @@ def frame_to_markdown(runs: Sequence[Run], frame: pd.DataFrame) -> str:
 
 
 def groups_to_csv(groups: Sequence[Group], frames: Sequence[pd.DataFrame]) -> str:
-    """One CSV: group, metric, then one column per run label (raw numbers)."""
+    """One CSV: group, metric, then one column per run label (raw numbers). Labels come from records, so
+    every text cell and header is guarded against spreadsheet formulas (safe_text.csv_cell)."""
     parts = []
     for i, (group, frame) in enumerate(zip(groups, frames), start=1):
         f = frame.copy()
         f.insert(0, "group", i)
         parts.append(f.reset_index())
-    return pd.concat(parts, ignore_index=True).to_csv(index=False, float_format="%.6g")
+    table = pd.concat(parts, ignore_index=True)
+    table.columns = [csv_cell(str(c)) for c in table.columns]
+    table = table.map(csv_cell)
+    return table.to_csv(index=False, float_format="%.6g")
 
 
 def groups_to_json(groups: Sequence[Group], frames: Sequence[pd.DataFrame], notes: Sequence[str]) -> dict[str, Any]:

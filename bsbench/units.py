@@ -15,29 +15,26 @@ _BYTE_UNITS = {
 }
 
 
+MAX_BYTES = 2**50  # 1 PiB: no device or host holds more; anything larger is a typo
+
+
 def parse_bytes(text: str | int) -> int:
-    """'512MiB' -> 536870912. Decimal (MB) and binary (MiB, M) units; a bare number is bytes."""
+    """'512MiB' -> 536870912. Decimal (MB) and binary (MiB, M) units; a bare number is bytes.
+
+    The size must be > 0 and at most MAX_BYTES (1 PiB)."""
+    value: float | int
     if isinstance(text, int):
         value = text
     else:
-        match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([A-Za-z]*)\s*", str(text))
+        match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([A-Za-z]*)\s*", str(text)[:100])
         if not match or match.group(2).lower() not in _BYTE_UNITS:
             raise BsbenchError(f"cannot read {text!r} as a size in bytes (examples: 512MiB, 2GiB, 1e9 is not allowed)")
-        value = int(float(match.group(1)) * _BYTE_UNITS[match.group(2).lower()])
-    if value <= 0:
-        raise BsbenchError(f"size must be positive, got {text!r}")
-    return value
-
-
-def parse_rate(text: str | float) -> float:
-    """A request rate in requests/s: a positive number, or 'inf' for every request at t = 0."""
-    try:
-        rate = float(text)
-    except (TypeError, ValueError):
-        raise BsbenchError(f"rate must be a positive number or 'inf', got {text!r}") from None
-    if math.isnan(rate) or rate <= 0:
-        raise BsbenchError(f"rate must be > 0 (or 'inf'), got {text!r}")
-    return rate
+        value = float(match.group(1)) * _BYTE_UNITS[match.group(2).lower()]
+    if not value >= 1:
+        raise BsbenchError(f"size must be at least 1 byte, got {text!r}")
+    if value > MAX_BYTES:
+        raise BsbenchError(f"size {text!r} is over the 1 PiB limit")
+    return int(value)
 
 
 def format_rate(rate: float) -> str:

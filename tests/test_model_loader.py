@@ -59,7 +59,7 @@ def test_local_checkpoint_folder_loads(tmp_path):
 
 
 def test_user_errors(tmp_path):
-    with pytest.raises(BsbenchError, match="cannot load"):
+    with pytest.raises(BsbenchError, match="no such model folder"):
         load_model(str(tmp_path / "missing"), "checkpoint", "cpu")
     GPT2Config(n_layer=1, n_embd=16, n_head=2, vocab_size=64).save_pretrained(tmp_path)
     with pytest.raises(BsbenchError, match="supports"):

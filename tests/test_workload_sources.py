@@ -91,7 +91,7 @@ def test_longbench_file_and_folder(longbench_jsonl: Path) -> None:
     tok = load_tokenizer(None)
     wl = build_workload("longbench", dataset_path=str(longbench_jsonl), num_requests=8, filter="none",
                         max_prompt_len=128, max_output_len=6)
-    assert wl.load_report["loader"] == "datasets-json" and wl.load_report["records"] == 20
+    assert wl.load_report["loader"] == "line-reader" and wl.load_report["records"] == 20
     assert all(r.prompt_len == 128 for r in wl.requests)  # every prompt was longer: truncated
     assert wl.load_report["prompts_truncated"] == 8
     assert all(1 <= r.output_len <= 6 for r in wl.requests)
@@ -103,7 +103,7 @@ def test_longbench_file_and_folder(longbench_jsonl: Path) -> None:
     assert PROMPT_TEMPLATE.count("{context}") == 1
 
 
-def test_longbench_malformed_line_falls_back_and_counts(longbench_jsonl: Path) -> None:
+def test_longbench_malformed_line_is_counted(longbench_jsonl: Path) -> None:
     with longbench_jsonl.open("a") as handle:
         handle.write('{"input": "x", "context": \n')
     wl = build_workload("longbench", dataset_path=str(longbench_jsonl), num_requests=5, filter="none")

@@ -19,14 +19,17 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from bsbench.commands._help import group_options, set_help_groups
+from bsbench.commands._types import GENERIC_FLOAT, GENERIC_INT, param_type
 from bsbench.errors import BsbenchError
+from bsbench.paths import check_output_dir
 from bsbench.schedulers.registry import all_schedulers, get_scheduler
-from bsbench.units import parse_bytes
+from bsbench.values import SEED, ByteSize, Integer
 
 if TYPE_CHECKING:
     from bsbench.bench import RunConfig
 
 _PREFIX = "sched_"  # keeps generated option names apart from other commands' parameters
+_GENERIC = {float: GENERIC_FLOAT, int: GENERIC_INT}  # NaN, inf, non-numbers refused at parse time
 
 
 def _scheduler_fields() -> dict[str, list[tuple[str, dataclasses.Field, type]]]:
@@ -70,7 +73,7 @@ def _scheduler_option(name: str, owners: list[tuple[str, dataclasses.Field, type
         option = click.option(f"{flag}/--no-{flag[2:]}", _PREFIX + name, default=None, help=help_text)
     else:
         choices = first.metadata.get("choices")
-        click_type: Any = click.Choice(list(choices)) if choices else kind
+        click_type: Any = click.Choice(list(choices)) if choices else _GENERIC.get(kind, kind)
         option = click.option(flag, _PREFIX + name, type=click_type, default=None, help=help_text)
 
     def decorate(func: Callable) -> Callable:
@@ -103,15 +106,17 @@ def run_options(func: Callable) -> Callable:
         click.option("--weights", type=click.Choice(["dummy", "checkpoint"]), default=None,
                      help="dummy: seeded random weights (default for presets); checkpoint: load real weights "
                           "(default for folders and hub ids)."),
-        click.option("--weights-seed", type=int, default=0, show_default=True, help="Seed of dummy weights."),
+        click.option("--weights-seed", type=param_type(SEED), default=0, show_default=True,
+                     help="Seed of dummy weights."),
         click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True),
         click.option("--dtype", type=click.Choice(["auto", "float32", "float16", "bfloat16"]), default="auto",
                      show_default=True),
-        click.option("--kv-memory", default=None,
+        click.option("--kv-memory", type=param_type(ByteSize()), default=None,
                      help="KV cache budget, e.g. 512MiB. Default: 0.9 of free GPU memory after the weights; on CPU "
                           "the token capacity of Llama-2-13B on a 40 GB A100 (16k tokens)."),
-        click.option("--block-size", type=int, default=16, show_default=True, help="Tokens per KV block."),
-        click.option("--threads", type=click.IntRange(min=1), default=None,
+        click.option("--block-size", type=param_type(Integer(1, 4096)), default=16, show_default=True,
+                     help="Tokens per KV block."),
+        click.option("--threads", type=param_type(Integer(1, 4096)), default=None,
                      help="torch intra-op threads on CPU [default: torch's choice]; 1 is fastest on a busy machine."),
         click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("results"),
                      show_default=True, help="Folder for run records."),
@@ -159,17 +164,17 @@ def check_flags_apply(schedulers: list[str], values: dict[str, Any]) -> None:
 
 
 def run_config_from_cli(kwargs: dict[str, Any], scheduler: str, scheduler_options: dict[str, Any]) -> RunConfig:
-    """Pop the engine flags from click's kwargs and build a RunConfig (its scheduler options validated)."""
+    """Pop the engine flags from click's kwargs and build a RunConfig: its scheduler options are validated
+    and --out is checked writable here, before any model is loaded (paths.check_output_dir)."""
     from bsbench.bench import RunConfig, build_scheduler_options  # the engine's world, imported only when a run is built
 
-    build_scheduler_options(get_scheduler(scheduler), scheduler_options)  # before any model is loaded
+    build_scheduler_options(get_scheduler(scheduler), scheduler_options)
     model = kwargs.pop("model")
     weights = kwargs.pop("weights")
     if weights is None:
         from bsbench.engine.model_presets import PRESETS
 
         weights = "dummy" if model in PRESETS else "checkpoint"
-    kv_memory = kwargs.pop("kv_memory")
     return RunConfig(
         scheduler=scheduler,
         scheduler_options=scheduler_options,
@@ -178,10 +183,10 @@ def run_config_from_cli(kwargs: dict[str, Any], scheduler: str, scheduler_option
         weights_seed=kwargs.pop("weights_seed"),
         device=kwargs.pop("device"),
         dtype=kwargs.pop("dtype"),
-        kv_memory=parse_bytes(kv_memory) if kv_memory is not None else None,
+        kv_memory=kwargs.pop("kv_memory"),  # bytes (ByteSize) or None
         block_size=kwargs.pop("block_size"),
         threads=kwargs.pop("threads"),
-        out_dir=kwargs.pop("out_dir"),
+        out_dir=check_output_dir(kwargs.pop("out_dir"), "--out"),
         record_tokens=kwargs.pop("record_tokens"),
         percentiles=_parse_percentiles(kwargs.pop("percentiles")),
     )

@@ -20,52 +20,51 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from bsbench.commands._help import group_options
+from bsbench.commands._types import param_type
+from bsbench.workloads.specs import OPTION_RULES
 
 if TYPE_CHECKING:
     from bsbench.workloads.workload import Workload
 
-_FLOAT = click.FLOAT
-_INT = click.INT
-
-# (flag names, option key, click type, help); the key is the load_workload option name.
-_OPTIONS: list[tuple[tuple[str, ...], str, Any, str]] = [
-    (("--workload", "-w"), "workload", str,
+# (flag names, option key, help); the key is the load_workload option name, and the flag's type is the
+# rule of that option (specs.OPTION_RULES), the same rule a spec file's key is checked by.
+_OPTIONS: list[tuple[tuple[str, ...], str, str]] = [
+    (("--workload", "-w"), "workload",
      "Spec name (smoke, sharegpt-vllm, mixed-longtail, longbench), a .toml spec, a saved .jsonl request list, "
      "or a source: sharegpt | sharegpt-multiturn | longbench | synthetic | trace | mixed:SRC=SHARE,...  "
      "[default: sharegpt-vllm]"),
-    (("--num-requests", "-n"), "num_requests", _INT, "Number of requests [spec; default 100]."),
-    (("--seed",), "seed", _INT, "Seed for sampling, arrivals, SLOs and priorities [default 0]."),
-    (("--rate",), "rate", str, "Request rate in req/s, or 'inf' for every request at t = 0 [default inf]."),
-    (("--arrival",), "arrival", click.Choice(["poisson", "gamma", "constant"]), "Arrival process [default poisson]."),
-    (("--burstiness",), "burstiness", _FLOAT, "Gamma shape k (1 = Poisson, < 1 burstier); needs --arrival gamma."),
-    (("--cv",), "cv", _FLOAT, "Gamma coefficient of variation (k = 1/cv^2); needs --arrival gamma."),
-    (("--dataset-path",), "dataset_path", str,
+    (("--num-requests", "-n"), "num_requests", "Number of requests [spec; default 100]."),
+    (("--seed",), "seed", "Seed for sampling, arrivals, SLOs and priorities [default 0]."),
+    (("--rate",), "rate", "Request rate in req/s, or 'inf' for every request at t = 0 [default inf]."),
+    (("--arrival",), "arrival", "Arrival process [default poisson]."),
+    (("--burstiness",), "burstiness", "Gamma shape k (1 = Poisson, < 1 burstier); needs --arrival gamma."),
+    (("--cv",), "cv", "Gamma coefficient of variation (k = 1/cv^2); needs --arrival gamma."),
+    (("--dataset-path",), "dataset_path",
      "Dataset file or folder: ShareGPT JSON/JSONL, LongBench JSONL file/folder, trace CSV."),
-    (("--tokenizer",), "tokenizer", str, "Tokenizer folder, tokenizer.json or hub id [default: shipped bsbench-bpe-32k]."),
-    (("--filter",), "filter", click.Choice(["vllm", "sglang", "none"]), "Length filter preset [default vllm]."),
-    (("--min-prompt-len", "--filter-min-prompt"), "filter_min_prompt", _INT, "Drop prompts shorter than N tokens."),
-    (("--min-output-len", "--filter-min-output"), "filter_min_output", _INT, "Drop outputs shorter than N tokens."),
-    (("--filter-max-prompt",), "filter_max_prompt", _INT, "Drop prompts longer than N tokens (after truncation)."),
-    (("--filter-max-output",), "filter_max_output", _INT, "Drop outputs longer than N tokens (after capping)."),
-    (("--filter-max-total",), "filter_max_total", _INT, "Drop requests whose prompt + output exceeds N tokens."),
-    (("--max-prompt-len",), "max_prompt_len", _INT, "Truncate longer prompts from the middle to N tokens (counted)."),
-    (("--max-output-len",), "max_output_len", _INT, "Cap output lengths at N tokens (counted)."),
-    (("--ttft-slo",), "ttft_slo", str, "TTFT SLO in ms, or LOW..HIGH to draw one per request uniformly."),
-    (("--tpot-slo",), "tpot_slo", str, "TPOT SLO in ms, or LOW..HIGH."),
-    (("--e2e-slo",), "e2e_slo", str, "End-to-end SLO in ms, or LOW..HIGH (UELLM: 150000..300000)."),
-    (("--online-share",), "online_share", _FLOAT, "Share of requests in the 'online' priority class [default 1]."),
-    (("--time-scale",), "time_scale", _FLOAT, "Trace time scale: arrival gaps are multiplied by it [default 1]."),
-    (("--input-len",), "input_len", _INT, "Synthetic: mean prompt length [default 512]."),
-    (("--output-len",), "output_len", _INT, "Synthetic: mean output length [default 128]."),
-    (("--length-dist",), "length_dist", click.Choice(["fixed", "uniform", "normal", "zipf"]),
-     "Synthetic: length distribution [default fixed]."),
-    (("--range-ratio",), "range_ratio", _FLOAT, "Synthetic uniform: lengths in [L(1-r), L(1+r)]."),
+    (("--tokenizer",), "tokenizer", "Tokenizer folder, tokenizer.json or hub id [default: shipped bsbench-bpe-32k]."),
+    (("--filter",), "filter", "Length filter preset [default vllm]."),
+    (("--min-prompt-len", "--filter-min-prompt"), "filter_min_prompt", "Drop prompts shorter than N tokens."),
+    (("--min-output-len", "--filter-min-output"), "filter_min_output", "Drop outputs shorter than N tokens."),
+    (("--filter-max-prompt",), "filter_max_prompt", "Drop prompts longer than N tokens (after truncation)."),
+    (("--filter-max-output",), "filter_max_output", "Drop outputs longer than N tokens (after capping)."),
+    (("--filter-max-total",), "filter_max_total", "Drop requests whose prompt + output exceeds N tokens."),
+    (("--max-prompt-len",), "max_prompt_len", "Truncate longer prompts from the middle to N tokens (counted)."),
+    (("--max-output-len",), "max_output_len", "Cap output lengths at N tokens (counted)."),
+    (("--ttft-slo",), "ttft_slo", "TTFT SLO in ms, or LOW..HIGH to draw one per request uniformly."),
+    (("--tpot-slo",), "tpot_slo", "TPOT SLO in ms, or LOW..HIGH."),
+    (("--e2e-slo",), "e2e_slo", "End-to-end SLO in ms, or LOW..HIGH (UELLM: 150000..300000)."),
+    (("--online-share",), "online_share", "Share of requests in the 'online' priority class [default 1]."),
+    (("--time-scale",), "time_scale", "Trace time scale: arrival gaps are multiplied by it [default 1]."),
+    (("--input-len",), "input_len", "Synthetic: mean prompt length [default 512]."),
+    (("--output-len",), "output_len", "Synthetic: mean output length [default 128]."),
+    (("--length-dist",), "length_dist", "Synthetic: length distribution [default fixed]."),
+    (("--range-ratio",), "range_ratio", "Synthetic uniform: lengths in [L(1-r), L(1+r)]."),
 ]
 _FLAGS: list[tuple[tuple[str, ...], str, str]] = [
     (("--strict",), "strict", "Malformed records are fatal instead of counted and skipped."),
     (("--oversample",), "oversample", "Resample with replacement when fewer requests exist than asked for."),
 ]
-WORKLOAD_KEYS = tuple(key for _, key, _, _ in _OPTIONS) + tuple(key for _, key, _ in _FLAGS)
+WORKLOAD_KEYS = tuple(key for _, key, _ in _OPTIONS) + tuple(key for _, key, _ in _FLAGS)
 # when requests arrive and what they must meet; commands that only look at the requests (profile-predictor) omit them
 ARRIVAL_KEYS = ("rate", "arrival", "burstiness", "cv", "time_scale", "ttft_slo", "tpot_slo", "e2e_slo", "online_share")
 WORKLOAD_GROUP = "Workload"
@@ -75,8 +74,9 @@ ARRIVAL_GROUP = "Arrivals and SLOs"
 def _add_workload_flags(func: Callable, arrivals: bool) -> Callable:
     for names, key, _help in reversed(_FLAGS):
         func = click.option(*names, key, is_flag=True, default=None, help=_help)(func)
-    for names, key, kind, _help in reversed(_OPTIONS):
+    for names, key, _help in reversed(_OPTIONS):
         if arrivals or key not in ARRIVAL_KEYS:
+            kind = param_type(OPTION_RULES[key]) if key in OPTION_RULES else str  # --workload: a name or a path
             func = click.option(*names, key, type=kind, default=None, help=_help)(func)
     func = group_options(WORKLOAD_GROUP, [k for k in WORKLOAD_KEYS if k not in ARRIVAL_KEYS])(func)
     return group_options(ARRIVAL_GROUP, ARRIVAL_KEYS)(func) if arrivals else func

@@ -8,32 +8,35 @@ import click
 
 from bsbench.commands._help import GroupedCommand
 from bsbench.commands._run_options import run_options
+from bsbench.commands._types import param_type
 from bsbench.commands._workload_options import workload_options
 from bsbench.commands.sweep import EngineRunner
 from bsbench.errors import BsbenchError
+from bsbench.safe_text import markup
 from bsbench.units import format_percent, format_rate
+from bsbench.values import POSITIVE, Invalid, Real
 
 
 def parse_search_tolerance(text: str) -> tuple[float, bool]:
-    """'5%' -> (0.05, relative); '0.25' -> (0.25 req/s, absolute)."""
+    """'5%' -> (0.05, relative); '0.25' -> (0.25 req/s, absolute). NaN, inf and <= 0 are refused."""
     raw = text.strip()
+    relative = raw.endswith("%")
     try:
-        value = float(raw[:-1]) / 100 if raw.endswith("%") else float(raw)
-    except ValueError:
-        raise BsbenchError(f"--tolerance must look like 5% (relative) or 0.25 (req/s), got {text!r}") from None
-    if not value > 0:
-        raise BsbenchError(f"--tolerance must be > 0, got {text!r}")
-    return value, raw.endswith("%")
+        value = POSITIVE.check(raw[:-1] if relative else raw)
+    except Invalid:
+        raise BsbenchError(f"--tolerance must look like 5% (relative) or 0.25 (req/s), a finite number > 0; "
+                           f"got {text!r}") from None
+    return (value / 100 if relative else value), relative
 
 
 @click.command("capacity", cls=GroupedCommand)
 @click.option("--schedulers", "--scheduler", "schedulers", default="continuous", show_default=True,
               help="Scheduler, or several comma-separated (each searched on its own, with ratios).")
-@click.option("--attainment", "target", type=click.FloatRange(0, 1, min_open=True), default=0.8, show_default=True,
-              help="Target SLO attainment (BucketServe: 0.8).")
-@click.option("--start-rate", type=click.FloatRange(0, min_open=True), default=1.0, show_default=True,
+@click.option("--attainment", "target", type=param_type(Real(low=0, low_open=True, high=1)), default=0.8,
+              show_default=True, help="Target SLO attainment (BucketServe: 0.8).")
+@click.option("--start-rate", type=param_type(POSITIVE), default=1.0, show_default=True,
               help="First rate probed (req/s); doubled while the target holds, halved while it does not.")
-@click.option("--max-rate", type=click.FloatRange(0, min_open=True), default=256.0, show_default=True,
+@click.option("--max-rate", type=param_type(POSITIVE), default=256.0, show_default=True,
               help="Stop doubling here (the capacity is then reported as >= this).")
 @click.option("--tolerance", default="5%", show_default=True,
               help="Bisection stops when the bracket is this narrow: 5% of the rate, or req/s (0.25).")
@@ -80,7 +83,7 @@ def command(ctx: click.Context, schedulers: str, target: float, start_rate: floa
         def attainment_at(rate: float, name: str = name) -> tuple[float | None, dict[str, Any]]:
             record = engine.run(name, engine.workload(rate, seed), rate, seed, engine.out_dir)
             att = record.summary.get("slo_attainment")
-            console.print(f"{name} @ {format_rate(rate)} req/s: attainment "
+            console.print(f"{markup(name)} @ {format_rate(rate)} req/s: attainment "
                           f"{format_percent(att, '—')} "
                           f"({'pass' if att is not None and att >= target else 'miss'})", highlight=False)
             return att, {"path": str(record.path)}
@@ -94,14 +97,14 @@ def command(ctx: click.Context, schedulers: str, target: float, start_rate: floa
     ref_rate = results[reference].rate
     table = Table(title=f"load capacity at SLO attainment >= {100 * target:g}%", title_justify="left",
                   header_style="bold")
-    for col in ("scheduler", "capacity (req/s)", f"vs {reference}", "bracket (pass, fail)", "runs"):
+    for col in ("scheduler", "capacity (req/s)", f"vs {markup(reference)}", "bracket (pass, fail)", "runs"):
         table.add_column(col, justify="left" if col == "scheduler" else "right")
     for name, res in results.items():
         cap = "none" if res.rate is None else (">= " if res.capped else "") + f"{res.rate:.3g}"
         ratio = (f"{res.rate / ref_rate:.2f}x" if res.rate is not None and ref_rate else "—")
         lo, hi = res.bracket
         bracket = f"{'—' if lo is None else f'{lo:.3g}'}, {'—' if hi is None else f'{hi:.3g}'}"
-        table.add_row(name, cap, ratio, bracket, str(len(res.probes)))
+        table.add_row(markup(name), cap, ratio, bracket, str(len(res.probes)))
     console.print(table)
     summary = {"kind": "bsbench-capacity-summary", "version": 1, "target": target, "reference": reference,
                "workload": engine.target, "workload_overrides": engine.overrides, "seed": seed,
@@ -109,4 +112,4 @@ def command(ctx: click.Context, schedulers: str, target: float, start_rate: floa
                "ratios": {name: (res.rate / ref_rate if res.rate is not None and ref_rate else None)
                           for name, res in results.items()}}
     path = write_json_atomic(summary, engine.out_dir / "capacity_summary.json")
-    console.print(f"records in {engine.out_dir}; summary {path}", highlight=False)
+    console.print(f"records in {markup(engine.out_dir)}; summary {markup(path)}", highlight=False)

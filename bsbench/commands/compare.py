@@ -7,6 +7,9 @@ from pathlib import Path
 
 import click
 
+from bsbench.paths import check_output_dir, check_output_file
+from bsbench.safe_text import markup, plain
+
 
 @click.command("compare")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
@@ -27,6 +30,12 @@ def command(paths: tuple[Path, ...], reference: str | None, fmt: str, plots_dir:
     Runs are compared only when they replayed the same request list on the
     same model and device; other runs go in separate tables, with the reason.
     """
+    if plots_dir is not None:
+        check_output_dir(plots_dir, "--plots")  # before reading anything
+    if html_file is not None:
+        check_output_file(html_file, "--html")
+        if plots_dir is None:
+            check_output_dir(html_file.with_name(html_file.stem + "_plots"), "--html")
     from bsbench import report  # pandas and numpy: imported only when records are compared
     from bsbench.record import read_records
 
@@ -37,29 +46,29 @@ def command(paths: tuple[Path, ...], reference: str | None, fmt: str, plots_dir:
     frames = [report.comparison_frame(g.runs, reference) for g in groups]
     err = report.console(stderr=True)
     for line in skipped:
-        err.print(f"[dim]{line}[/]", highlight=False)
+        err.print(f"[dim]{markup(line)}[/]", highlight=False)
 
     if fmt == "table":
         console = report.console()
         for i, (group, frame) in enumerate(zip(groups, frames), start=1):
-            console.print(report.rich_table(group.runs, frame, title=f"[bold]Group {i}[/]: {group.title()}"))
-            console.print(f"[dim]{group.details()}[/]", highlight=False)
+            console.print(report.rich_table(group.runs, frame, title=f"[bold]Group {i}[/]: {markup(group.title())}"))
+            console.print(f"[dim]{markup(group.details())}[/]", highlight=False)
             for run in group.runs:
-                console.print(f"[dim]  {run.label}: {run.path}[/]", highlight=False)
+                console.print(f"[dim]  {markup(run.label)}: {markup(run.path)}[/]", highlight=False)
             console.print()
         console.print(f"[dim]{report.TABLE_LEGEND}[/]", highlight=False)
         for note in notes:
-            console.print(f"[yellow]note:[/] {note}", highlight=False)
+            console.print(f"[yellow]note:[/] {markup(note)}", highlight=False)
     elif fmt == "markdown":
         chunks = []
         for i, (group, frame) in enumerate(zip(groups, frames), start=1):
             chunks.append(f"**Group {i}**: {group.title()}\n\n{report.frame_to_markdown(group.runs, frame)}")
         chunks += [f"> note: {n}" for n in notes]
-        click.echo("\n\n".join(chunks))
+        click.echo(plain("\n\n".join(chunks)))
     elif fmt == "csv":
         click.echo(report.groups_to_csv(groups, frames), nl=False)
         for note in notes:
-            err.print(f"note: {note}", highlight=False)
+            err.print(f"note: {markup(note)}", highlight=False)
     else:
         click.echo(json.dumps(report.groups_to_json(groups, frames, notes), indent=2))
 
@@ -72,7 +81,7 @@ def command(paths: tuple[Path, ...], reference: str | None, fmt: str, plots_dir:
             prefix = f"group{i}_" if len(groups) > 1 else ""
             runs = [(r.label, r.record) for r in group.runs]
             plot_sets.append(plots.comparison_plots(runs, target, prefix=prefix))
-        err.print(f"plots: {target}/ ({sum(len(s) for s in plot_sets)} PNG files)", highlight=False)
+        err.print(f"plots: {markup(target)}/ ({sum(len(s) for s in plot_sets)} PNG files)", highlight=False)
     if html_file is not None:
         path = report.write_html(html_file, groups, frames, notes, plot_sets, embed=embed_plots)
-        err.print(f"report: {path}", highlight=False)
+        err.print(f"report: {markup(path)}", highlight=False)

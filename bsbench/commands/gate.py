@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING
 
 import click
 
+from bsbench.paths import check_output_file
+from bsbench.safe_text import markup
 from bsbench.units import format_percent
 
 if TYPE_CHECKING:
@@ -65,6 +67,8 @@ def command(records: tuple[Path, ...], baseline_path: Path, tolerance: str, rati
     from bsbench.report import console as make_console
     from bsbench.record import read_records
 
+    if update:
+        check_output_file(baseline_path, "--baseline")  # before reading anything
     tol = gating.parse_tolerance(tolerance)
     ratio_tol = gating.parse_tolerance(ratio_tolerance) if ratio_tolerance is not None else tol
     time_tol = gating.parse_tolerance(time_tolerance) if time_tolerance is not None else tol
@@ -74,7 +78,8 @@ def command(records: tuple[Path, ...], baseline_path: Path, tolerance: str, rati
     if update:
         path = gating.write_baseline(loaded, baseline_path, reference)
         runs = gating.build_baseline(loaded, reference)["runs"]
-        console.print(f"baseline written: {path} ({len(runs)} runs: {', '.join(runs)})", highlight=False)
+        console.print(f"baseline written: {markup(path)} ({len(runs)} runs: {markup(', '.join(runs))})",
+                      highlight=False)
         return
     baseline = gating.load_baseline(baseline_path)
     result = gating.check_records(loaded, baseline, tol, reference, ratio_tolerance=ratio_tol,
@@ -89,15 +94,15 @@ def command(records: tuple[Path, ...], baseline_path: Path, tolerance: str, rati
         for c in shown:
             status = "[green]ok[/]" if c.passed else "[bold red]REGRESSED[/]"
             if c.note:
-                status += f" [dim]{c.note}[/]"
-            table.add_row(c.category, c.run, c.metric, _fmt(c.baseline, c.metric), _fmt(c.current, c.metric),
+                status += f" [dim]{markup(c.note)}[/]"
+            table.add_row(c.category, markup(c.run), markup(c.metric), _fmt(c.baseline, c.metric), _fmt(c.current, c.metric),
                           _change(c), _fmt(c.limit, c.metric), status)
         console.print(table)
     for note in result.notes:
-        console.print(f"[dim]note: {note}[/]", highlight=False)
+        console.print(f"[dim]note: {markup(note)}[/]", highlight=False)
     verdict = "[bold green]PASS[/]" if result.passed else "[bold red]FAIL[/]"
     console.print(f"gate {verdict}: {len(result.checks)} checks, {len(result.failures)} regressed "
                   f"(tolerance {100 * tol:g}%, ratios {100 * ratio_tol:g}%, times {100 * time_tol:g}%; "
-                  f"baseline {baseline_path})", highlight=False)
+                  f"baseline {markup(baseline_path)})", highlight=False)
     if not result.passed:
         raise click.exceptions.Exit(1)

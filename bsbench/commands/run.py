@@ -11,6 +11,7 @@ from bsbench.commands._help import GroupedCommand
 from bsbench.commands._run_options import run_config_from_cli, run_options, scheduler_values
 from bsbench.commands._workload_options import workload_from_cli, workload_options
 from bsbench.record import RunRecord
+from bsbench.safe_text import markup
 from bsbench.units import format_percent, format_rate
 
 if TYPE_CHECKING:
@@ -47,7 +48,7 @@ def run_summary_table(record: RunRecord) -> Table:
     from rich.table import Table
 
     summary = record.summary
-    title = f"{record.config.scheduler} - {summary['duration_s']:.2f} s"
+    title = f"{markup(record.config.scheduler)} - {summary['duration_s']:.2f} s"
     if not summary.get("counts_add_up", True):
         title += " [red](counts do not add up!)[/]"
     table = Table(title=title, show_header=False)
@@ -74,16 +75,12 @@ def command(scheduler: str, quiet: bool, **kwargs) -> None:
     """
     from rich.console import Console
 
-    from bsbench.bench import (
-        InterruptedRun, build_policy, build_scheduler_options, check_workload_fits, open_session, run_benchmark,
-    )
+    from bsbench.bench import InterruptedRun, build_policy, check_workload_fits, open_session, run_benchmark
     from bsbench.hub import check_model_source
     from bsbench.progress import Progress
-    from bsbench.schedulers.registry import get_scheduler
 
-    options = scheduler_values(kwargs)
-    build_scheduler_options(get_scheduler(scheduler), options)  # an unknown scheduler or a flag it lacks: exit 2 now
-    config = run_config_from_cli(kwargs, scheduler, options)
+    # an unknown scheduler, a flag it lacks, a bad value or an unwritable --out: exit 2 now
+    config = run_config_from_cli(kwargs, scheduler, scheduler_values(kwargs))
     check_model_source(config.model)  # a hub id while offline and not cached: exit 2 in a moment
     progress = Progress(enabled=not quiet)
     with progress.task("loading the workload"):
@@ -94,14 +91,14 @@ def command(scheduler: str, quiet: bool, **kwargs) -> None:
     console = Console(stderr=False)
     rate = workload.spec.get("rate", float("inf"))
     console.print(
-        f"[bold]{scheduler}[/] on [bold]{workload.name}[/]: {len(workload.requests)} requests at "
-        f"{format_rate(rate)} req/s; model {session.info.name} ({config.weights} weights, {session.dtype}) on "
+        f"[bold]{markup(scheduler)}[/] on [bold]{markup(workload.name)}[/]: {len(workload.requests)} requests at "
+        f"{format_rate(rate)} req/s; model {markup(session.info.name)} ({config.weights} weights, {session.dtype}) on "
         f"{session.device}; KV {session.num_blocks * session.block_size:,} tokens"
     )
     try:
         record = run_benchmark(workload, config, progress=progress, session=session, policy=policy)
     except InterruptedRun as stop:
-        console.print(f"[yellow]interrupted[/]: incomplete record written to {stop.record.path}")
+        console.print(f"[yellow]interrupted[/]: incomplete record written to {markup(stop.record.path)}")
         sys.exit(130)
     console.print(run_summary_table(record))
-    console.print(f"record: {record.path}")
+    console.print(f"record: {markup(record.path)}")

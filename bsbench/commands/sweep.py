@@ -16,11 +16,15 @@ from bsbench.commands._run_options import (
     run_options,
     scheduler_values,
 )
+from bsbench.commands._types import param_type
 from bsbench.commands._workload_options import workload_options, workload_overrides
 from bsbench.errors import BsbenchError
 from bsbench.hub import check_model_source
+from bsbench.paths import check_output_dir
 from bsbench.progress import Progress
+from bsbench.safe_text import markup
 from bsbench.units import format_percent, format_rate
+from bsbench.values import SHARE, Integer
 
 
 class EngineRunner:
@@ -41,6 +45,7 @@ class EngineRunner:
         self.config = run_config_from_cli(kwargs, "continuous", {})
         if not out_given:
             self.config = dataclasses.replace(self.config, out_dir=Path(self.config.out_dir) / default_out)
+        check_output_dir(self.out_dir, "--out")
         self.progress = Progress(enabled=not quiet)
         self.session = None
 
@@ -100,7 +105,7 @@ def sweep_table(result: Any):
                   header_style="bold")
     table.add_column("rate (req/s)", justify="right")
     for scheduler in result.plan.schedulers:
-        table.add_column(scheduler, justify="right")
+        table.add_column(markup(scheduler), justify="right")
     for rate in result.plan.rates:
         cells = []
         for scheduler in result.plan.schedulers:
@@ -117,9 +122,9 @@ def sweep_table(result: Any):
 @click.option("--schedulers", required=True, help="Comma-separated schedulers, e.g. static,continuous,uellm,bucket.")
 @click.option("--rates", required=True,
               help="Request rates: a list (1,2,4,inf) or ranges START:STOP:xFACTOR (1:16:x2) or START:STOP:+STEP.")
-@click.option("--repeats", type=click.IntRange(1), default=1, show_default=True,
+@click.option("--repeats", type=param_type(Integer(1, 1000)), default=1, show_default=True,
               help="Runs per (scheduler, rate) with seeds SEED, SEED+1, ...: the spread of the result.")
-@click.option("--attainment", "target", type=click.FloatRange(0, 1), default=0.8, show_default=True,
+@click.option("--attainment", "target", type=param_type(SHARE), default=0.8, show_default=True,
               help="Target line drawn on the attainment plot.")
 @click.option("--quiet", is_flag=True, help="No progress display.")
 @workload_options
@@ -135,27 +140,21 @@ def command(ctx: click.Context, schedulers: str, rates: str, repeats: int, targe
     command again to resume an interrupted sweep: finished runs are skipped.
     """
     from bsbench.report import console as make_console
-    from bsbench.sweep import (
-        RUNS_DIR,
-        SweepPlan,
-        parse_names,
-        parse_rates,
-        run_sweep,
-        sweep_plots,
-    )
+    from bsbench.sweep import RUNS_DIR, SweepPlan, parse_names, parse_rates, run_sweep, sweep_plots
 
     engine = EngineRunner(ctx, kwargs, "sweep", quiet)
+    check_output_dir(engine.out_dir / RUNS_DIR, "--out")
     plan = SweepPlan(engine.check_schedulers(parse_names(schedulers, engine.known_schedulers)), parse_rates(rates), [])
     base = engine.base_seed()
     plan.seeds = [base + i for i in range(repeats)]
     console = make_console()
     console.print(f"sweep: {len(plan.schedulers)} schedulers x {len(plan.rates)} rates x {repeats} repeats = "
-                  f"{plan.size} runs -> {engine.out_dir}", highlight=False)
+                  f"{plan.size} runs -> {markup(engine.out_dir)}", highlight=False)
 
     def on_run(run: Any, index: int, total: int) -> None:
         s = run.summary
         state = "[dim]resumed[/]" if run.resumed else "done"
-        console.print(f"[{index}/{total}] {run.scheduler} @ {format_rate(run.rate)} req/s seed {run.seed}: {state}, "
+        console.print(f"[{index}/{total}] {markup(run.scheduler)} @ {format_rate(run.rate)} req/s seed {run.seed}: {state}, "
                       f"attainment {format_percent(s.get('slo_attainment'), '—')}, "
                       f"{_num(s.get('output_throughput'))} tok/s, "
                       f"failed {s.get('failed', 0)}", highlight=False)
@@ -171,13 +170,13 @@ def command(ctx: click.Context, schedulers: str, rates: str, repeats: int, targe
                            "model": engine.config.model},
         )
     except KeyboardInterrupt:
-        console.print(f"[yellow]interrupted[/]: finished runs are kept in {engine.out_dir}; run the same command "
+        console.print(f"[yellow]interrupted[/]: finished runs are kept in {markup(engine.out_dir)}; run the same command "
                       "again to resume", highlight=False)
         raise click.exceptions.Exit(130) from None
     console.print(sweep_table(result))
     pngs = sweep_plots(result, target=target)
     console.print(f"{result.executed} runs done, {result.resumed} resumed; summary "
-                  f"{engine.out_dir / 'sweep_summary.json'}; plots {', '.join(str(p) for p in pngs)}",
+                  f"{markup(engine.out_dir / 'sweep_summary.json')}; plots {markup(', '.join(str(p) for p in pngs))}",
                   highlight=False)
-    console.print(f"compare one rate: bsbench compare {engine.out_dir / RUNS_DIR}", highlight=False)
+    console.print(f"compare one rate: bsbench compare {markup(engine.out_dir / RUNS_DIR)}", highlight=False)
 

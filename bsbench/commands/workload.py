@@ -10,6 +10,8 @@ import click
 from bsbench.commands._help import GroupedCommand
 from bsbench.commands._workload_options import workload_options, workload_overrides
 from bsbench.errors import BsbenchError
+from bsbench.paths import check_output_file
+from bsbench.safe_text import markup
 from bsbench.units import format_rate
 
 if TYPE_CHECKING:  # rich tables and the workload builders are imported when the command runs, not for --help
@@ -28,9 +30,9 @@ def data_lines(workload: Workload) -> list[str]:
     """What the workload is and which data it came from (its spec's description and dataset path)."""
     lines = []
     if workload.spec.get("description"):
-        lines.append(f"what: {workload.spec['description']}")
+        lines.append(f"what: {markup(workload.spec['description'])}")
     if workload.spec.get("dataset_path"):
-        lines.append(f"data: {workload.spec['dataset_path']}")
+        lines.append(f"data: {markup(workload.spec['dataset_path'])}")
     return lines
 
 
@@ -42,11 +44,11 @@ def _counts_table(report: dict[str, Any], title: str) -> Table:
     table.add_column("value", justify="right")
     file_info = report.get("file") or {}
     if file_info:
-        table.add_row("file", str(file_info.get("path")))
+        table.add_row("file", markup(file_info.get("path")))
         table.add_row("complete records recovered", f"{file_info.get('records', 0):,}"
                       + (" (file cut off mid-record)" if file_info.get("truncated") else ""))
     if report.get("loader"):
-        table.add_row("loader", str(report["loader"]))
+        table.add_row("loader", markup(report["loader"]))
     for key, label in (("records", "records read"), ("malformed", "malformed (skipped)"),
                        ("examined", "examined (seeded order)"), ("kept", "kept"),
                        ("prompts_truncated", "prompts truncated (middle)"), ("outputs_capped", "outputs capped"),
@@ -54,7 +56,7 @@ def _counts_table(report: dict[str, Any], title: str) -> Table:
         if report.get(key) is not None:
             table.add_row(label, f"{report[key]:,}")
     for rule, count in (report.get("dropped") or {}).items():
-        table.add_row(f"dropped: {rule}", f"{count:,}")
+        table.add_row(f"dropped: {markup(rule)}", f"{count:,}")
     return table
 
 
@@ -97,17 +99,17 @@ def show_workload(workload: Workload, console: Console) -> None:
     summary = summarize(workload)
     arrivals = summary["arrivals"]
     rate = arrivals["rate"]
-    console.print(f"[bold]{workload.name}[/]  source {workload.spec.get('source')}  seed {workload.spec.get('seed')}  "
-                  f"tokenizer {workload.tokenizer}")
+    console.print(f"[bold]{markup(workload.name)}[/]  source {markup(workload.spec.get('source'))}  "
+                  f"seed {workload.spec.get('seed')}  tokenizer {markup(workload.tokenizer)}")
     for line in data_lines(workload):
         console.print(line, highlight=False)
     console.print(f"{summary['num_requests']} requests, fingerprint {summary['fingerprint'][:16]}, "
                   f"online {summary['online']} / offline {summary['num_requests'] - summary['online']}, "
-                  f"sources {summary['sources']}")
+                  f"sources {markup(summary['sources'])}")
     report = workload.load_report
     console.print(_counts_table(report, "load report"))
     for name, sub in (report.get("components") or {}).items():
-        console.print(_counts_table(sub, f"component {name} ({sub.get('requested')} requested)"))
+        console.print(_counts_table(sub, f"component {markup(name)} ({sub.get('requested')} requested)"))
     console.print(_lengths_table(summary))
     rate_text = "-" if rate is None else format_rate(rate)
     eff = arrivals["effective_rate"]
@@ -115,7 +117,7 @@ def show_workload(workload: Workload, console: Console) -> None:
                   f"effective rate {'inf' if math.isinf(eff) else f'{eff:.3f}'} req/s")
     slo = workload.spec.get("slo") or {}
     if any(slo.values()):
-        console.print("SLOs (ms): " + ", ".join(f"{k.removesuffix('_slo')} {v}" for k, v in slo.items() if v))
+        console.print("SLOs (ms): " + ", ".join(f"{k.removesuffix('_slo')} {markup(v)}" for k, v in slo.items() if v))
     console.print(_histogram_table(workload, "prompt"))
     console.print(_histogram_table(workload, "output"))
 
@@ -130,16 +132,21 @@ def show(spec_or_name: str | None, save_path: str | None, **kwargs: Any) -> None
     target, overrides = workload_overrides(kwargs)
     if spec_or_name and target and spec_or_name != target:
         raise BsbenchError("give the workload once: as SPEC_OR_NAME or as --workload, not both")
+    from bsbench.workloads.replay import meta_path, save_workload
+
+    if save_path:  # checked before the workload is built
+        if not save_path.endswith(".jsonl"):
+            raise BsbenchError(f"--save needs a .jsonl file name, got {save_path}")
+        check_output_file(save_path, "--save")
+        check_output_file(meta_path(save_path), "--save")
     from rich.console import Console
 
     from bsbench.workloads.build import load_workload
-    from bsbench.workloads.replay import save_workload
 
     workload = load_workload(spec_or_name or target, overrides)
     console = Console()
     show_workload(workload, console)
     if save_path:
-        if not save_path.endswith(".jsonl"):
-            raise BsbenchError(f"--save needs a .jsonl file name, got {save_path}")
         save_workload(workload, save_path)
-        console.print(f"saved {len(workload.requests)} requests to {save_path} (+ {save_path}.meta.json)")
+        console.print(f"saved {len(workload.requests)} requests to {markup(save_path)} "
+                      f"(+ {markup(meta_path(save_path))})")

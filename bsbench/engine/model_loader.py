@@ -3,9 +3,14 @@
 `load_model(model, weights, device, dtype, seed)`:
 
 - `model` is a preset name (model_presets.py: config built in code), a local
-  folder (config.json + weights: `from_pretrained(folder)`), or anything else,
-  passed through to `from_pretrained` (a hub id, for users online); a load
-  failure becomes a one-line BsbenchError.
+  folder (config.json + weights: `from_pretrained(folder)`), or a hub id (for
+  users online; a name that can only be a path, `paths.looks_local`, never goes
+  to the hub); a load failure becomes a one-line BsbenchError. A checkpoint's
+  `model_type` is read from its raw config.json first, and nothing is ever
+  loaded with trust_remote_code: code a checkpoint or tokenizer ships
+  (`auto_map`) is never run, and the user is never asked on stdin.
+- Before anything is allocated, weights + KV are estimated from the config
+  and compared with the memory available (engine/memory_fit.py).
 - `weights="dummy"` builds the model from its config with seeded random
   weights (`torch.manual_seed(seed)`), as vLLM's load-format dummy does; on
   CUDA it is built directly on the device in the target dtype, so a
@@ -30,10 +35,14 @@ from transformers import AutoConfig, AutoModelForCausalLM, PretrainedConfig
 from transformers.utils import logging as hf_logging
 
 from bsbench.engine import attention
+from bsbench.engine.kv_budget import cpu_default_budget
+from bsbench.engine.memory_fit import check_fits
 from bsbench.engine.model_info import ModelInfo
 from bsbench.engine.model_presets import PRESETS, preset_config
-from bsbench.errors import BsbenchError
+from bsbench.errors import BsbenchError, first_line
 from bsbench.hub import check_model_source, offline_error
+from bsbench.paths import looks_local
+from bsbench.safe_json import load_file
 
 WEIGHTS = ("dummy", "checkpoint")
 DEVICES = ("auto", "cpu", "cuda")
@@ -90,12 +99,16 @@ def model_info(config: PretrainedConfig, dtype: torch.dtype, name: str) -> Model
     )
 
 
-def check_supported(config: PretrainedConfig, name: str) -> None:
-    model_type = getattr(config, "model_type", None)
+def check_model_type(model_type: object, name: str) -> None:
     if model_type not in SUPPORTED_MODEL_TYPES:
         raise BsbenchError(
             f"model {name!r} has type {model_type!r}; the paged attention hook supports {', '.join(SUPPORTED_MODEL_TYPES)}"
         )
+
+
+def check_supported(config: PretrainedConfig, name: str) -> None:
+    model_type = getattr(config, "model_type", None)
+    check_model_type(model_type, name)
     layer_types = getattr(config, "layer_types", None) or []
     uses_window = (getattr(config, "use_sliding_window", False) or model_type == "mistral") and getattr(
         config, "sliding_window", None
@@ -104,19 +117,43 @@ def check_supported(config: PretrainedConfig, name: str) -> None:
         raise BsbenchError(f"model {name!r} uses sliding-window attention, which the paged attention hook does not support")
 
 
+def _raw_config(model: str, offline: str | None) -> dict:
+    """The config.json of a folder or hub id as plain JSON: nothing of the checkpoint's own is imported.
+    `offline`: why the hub cannot be used (only the local cache is read), or None."""
+    if looks_local(model):
+        folder = Path(model).expanduser()
+        if not folder.is_dir():
+            raise BsbenchError(f"no such model folder: {model} (presets: {', '.join(PRESETS)})")
+        raw = load_file(folder / "config.json", "model config")
+    else:
+        try:
+            raw, _ = PretrainedConfig.get_config_dict(model, local_files_only=offline is not None)
+        except Exception as exc:  # any hub failure is a user error about this name
+            if offline is not None:
+                raise BsbenchError(offline_error("model", model, offline)) from None
+            raise BsbenchError(f"cannot load the config of {model!r} (presets: {', '.join(PRESETS)}): "
+                               f"{first_line(exc)}") from None
+    if not isinstance(raw, dict):
+        raise BsbenchError(f"the config of {model!r} is not a JSON object")
+    return raw
+
+
 def _load_config(model: str, offline: str | None) -> PretrainedConfig:
+    """A preset's config, or a checkpoint's: model_type is read from the raw JSON first, so an unsupported
+    family (custom code behind `auto_map` included) is refused before transformers sees it, and remote code
+    is never run nor asked about (trust_remote_code=False)."""
     if model in PRESETS:
         return preset_config(model)
+    check_model_type(_raw_config(model, offline).get("model_type"), model)
     try:
-        return AutoConfig.from_pretrained(model, local_files_only=offline is not None)
+        config = AutoConfig.from_pretrained(model, trust_remote_code=False, local_files_only=offline is not None)
     except Exception as exc:  # any loader failure is a user error about this name
         if offline is not None:
             raise BsbenchError(offline_error("model", model, offline)) from None
-        where = "folder" if Path(model).is_dir() else "model name or path"
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise BsbenchError(
-            f"cannot load the config of {where} {model!r} (presets: {', '.join(PRESETS)}): {first}"
-        ) from None
+        raise BsbenchError(f"cannot load the config of {model!r}: {first_line(exc)}") from None
+    if hasattr(config, "auto_map"):
+        del config.auto_map  # the standard class for model_type is used, never the checkpoint's own code
+    return config
 
 
 def load_model(
@@ -125,16 +162,27 @@ def load_model(
     device: str | torch.device = "auto",
     dtype: str | torch.dtype = "auto",
     seed: int = 0,
+    kv_bytes: int | None = None,
 ) -> tuple[torch.nn.Module, ModelInfo]:
-    """(torch model in eval mode on `device`, its ModelInfo). See the module docstring."""
+    """(torch model in eval mode on `device`, its ModelInfo). See the module docstring.
+
+    `kv_bytes`: the KV budget that will be allocated beside the weights (None: the device's default);
+    a model whose weights and KV cannot fit in the memory available is refused before any allocation."""
     if weights not in WEIGHTS:
         raise BsbenchError(f"unknown --weights {weights!r} (choose dummy or checkpoint)")
     dev = resolve_device(device)
     dt = resolve_dtype(dtype, dev)
     offline = check_model_source(model)  # why the hub cannot be used (None: it can, or no hub is needed)
     config = _load_config(model, offline)
-    check_supported(config, model)
     name = model if model in PRESETS else os.path.basename(os.path.normpath(model)) or model
+    try:
+        check_supported(config, model)
+        info = model_info(config, dt, name)
+    except (TypeError, ValueError, AttributeError) as exc:  # a size of the wrong type in config.json
+        raise BsbenchError(f"model {model!r} has a malformed config: {first_line(exc)}") from None
+    if kv_bytes is None:
+        kv_bytes = 0 if dev.type == "cuda" else cpu_default_budget(info)
+    check_fits(name, config, info.dtype_bytes, dev, kv_bytes)
     attn_name = attention.register()
 
     if weights == "dummy":
@@ -142,19 +190,19 @@ def load_model(
         if dev.type == "cuda":
             torch.cuda.manual_seed_all(seed)
         with torch.device(dev):  # built in place on the device, in the target dtype (RoPE buffers stay fp32)
-            net = AutoModelForCausalLM.from_config(config, dtype=dt)
+            net = AutoModelForCausalLM.from_config(config, dtype=dt, trust_remote_code=False)
     else:
         if model in PRESETS:
             raise BsbenchError(f"preset {model!r} has no checkpoint; use --weights dummy or --model PATH")
         bars = hf_logging.is_progress_bar_enabled()
         hf_logging.disable_progress_bar()
         try:
-            net = AutoModelForCausalLM.from_pretrained(model, dtype=dt, local_files_only=offline is not None)
+            net = AutoModelForCausalLM.from_pretrained(model, dtype=dt, trust_remote_code=False,
+                                                       local_files_only=offline is not None)
         except Exception as exc:
             if offline is not None:
                 raise BsbenchError(offline_error("the weights of model", model, offline)) from None
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise BsbenchError(f"cannot load the weights of {model!r}: {first}") from None
+            raise BsbenchError(f"cannot load the weights of {model!r}: {first_line(exc)}") from None
         finally:
             if bars:
                 hf_logging.enable_progress_bar()

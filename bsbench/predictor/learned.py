@@ -410,7 +410,11 @@ def load_or_train(*, data_path: str | None = None, tokenizer: str | None = None,
         meta = {"data": path, "tokenizer": handle.name, "examples": len(examples), "source_counts": counts,
                 "seed": seed, "cache_key": key}
         predictor = train(examples, cfg, seed, "median", meta, progress)
-        _save(predictor, file, torch)
+        try:
+            _save(predictor, file, torch)
+        except OSError as exc:  # a read-only or full cache folder costs a retrain next time, not this run
+            predictor.meta["cache_error"] = f"{folder}: {exc.strerror or exc}"
+            file = None
     predictor.meta["cache_file"] = file
     _MEMORY[mem_key] = predictor
     return predictor.with_class_length(class_length)

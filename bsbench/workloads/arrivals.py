@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from bsbench.errors import BsbenchError
-from bsbench.units import parse_rate
+from bsbench.values import parse_rate
 
 PROCESSES = ("poisson", "gamma", "constant")
 

@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from bsbench.errors import BsbenchError
+from bsbench.values import MAX_SECONDS, Real, validate
 from bsbench.workloads import specs
 from bsbench.workloads.arrivals import arrival_times, make_arrival_spec
 from bsbench.workloads.filters import make_filter
@@ -48,6 +49,7 @@ from bsbench.workloads.trace import load_trace
 from bsbench.workloads.workload import Workload
 
 SOURCES = ("sharegpt", "sharegpt-multiturn", "longbench", "synthetic", "trace")
+_SHARE_WEIGHT = Real(low=0, low_open=True, high=1e6)  # normalised over the components
 ARRIVAL_KEYS = ("rate", "arrival", "burstiness", "cv")
 # numpy stream ids derived from the seed
 _SAMPLE, _MIX, _ARRIVALS, _SLO, _PRIORITY = range(5)
@@ -55,17 +57,6 @@ _SAMPLE, _MIX, _ARRIVALS, _SLO, _PRIORITY = range(5)
 
 def _rng(seed: int, *stream: int) -> np.random.Generator:
     return np.random.default_rng([seed, *stream])
-
-
-def _int_option(options: dict[str, Any], key: str, minimum: int) -> int:
-    value = options[key]
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        raise BsbenchError(f"{key.replace('_', '-')} must be an integer, got {value!r}") from None
-    if number < minimum or number != float(value):
-        raise BsbenchError(f"{key.replace('_', '-')} must be an integer >= {minimum}, got {value!r}")
-    return number
 
 
 def parse_mix(source: str) -> list[tuple[str, float]]:
@@ -78,13 +69,9 @@ def parse_mix(source: str) -> list[tuple[str, float]]:
         if name not in SOURCES or name == "trace":
             raise BsbenchError(f"unknown mixed component {name!r} in {source!r} "
                                f"(choose from {', '.join(s for s in SOURCES if s != 'trace')})")
-        try:
-            value = float(share)
-        except ValueError:
-            raise BsbenchError(f"mixed component {item!r} needs a share, e.g. {name}=0.2") from None
-        if not value > 0:
-            raise BsbenchError(f"mixed share must be > 0, got {item!r}")
-        parts.append((name, value))
+        if not share.strip():
+            raise BsbenchError(f"mixed component {item!r} needs a share, e.g. {name}=0.2")
+        parts.append((name, validate(_SHARE_WEIGHT, share, f"mixed share of {name}")))
     if not parts:
         raise BsbenchError(f"mixed source needs components, e.g. mixed:sharegpt=0.8,sharegpt-multiturn=0.2; got {source!r}")
     total = sum(v for _, v in parts)
@@ -152,15 +139,19 @@ def _sum_dicts(dicts: Any) -> dict[str, int]:
 
 
 def resolve_options(options: dict[str, Any]) -> dict[str, Any]:
-    """Defaults filled in, keys checked, numbers validated."""
+    """Defaults filled in, keys checked, every value validated by its rule (specs.validate_options)."""
     specs.check_keys(options, "workload options")
     resolved = {**specs.DEFAULTS, **{k: v for k, v in options.items() if v is not None}}
-    resolved["num_requests"] = _int_option(resolved, "num_requests", 1)
-    resolved["seed"] = _int_option(resolved, "seed", 0)
-    for key in ("max_prompt_len", "max_output_len"):
-        if resolved[key] is not None:
-            resolved[key] = _int_option(resolved, key, 1)
-    return resolved
+    return specs.validate_options(resolved, "workload options")
+
+
+def check_arrivals(times: list[float]) -> None:
+    """Every arrival a finite time within values.MAX_SECONDS of the start: a tiny rate, an extreme time
+    scale or an 'inf' in a trace must not reach the engine's clock (time.sleep overflows on them)."""
+    bad = next((t for t in times if not 0 <= t <= MAX_SECONDS), None)
+    if bad is not None:
+        raise BsbenchError(f"an arrival time of {bad:g} s is outside 0..{MAX_SECONDS:g} s; "
+                           "raise the rate or lower the time scale")
 
 
 def build_workload(source: str | None = None, **options: Any) -> Workload:
@@ -185,6 +176,7 @@ def build_workload(source: str | None = None, **options: Any) -> Workload:
         times = arrival_times(arrival, num, _rng(seed, _ARRIVALS))
         arrival_info = {"arrival": arrival.process, "rate": arrival.rate,
                         "burstiness": arrival.burstiness if arrival.process == "gamma" else None}
+    check_arrivals(times)
     slos = draw_slos(num, _rng(seed, _SLO), bounds["ttft_slo"], bounds["tpot_slo"], bounds["e2e_slo"])
     priorities = assign_priorities(num, _rng(seed, _PRIORITY), float(opts["online_share"]))
     width = max(5, len(str(num - 1)))
@@ -244,6 +236,7 @@ def with_rate(workload: Workload, rate: str | float) -> Workload:
                            "its rate cannot be changed")
     spec = make_arrival_spec(process, rate, workload.spec.get("burstiness"))
     times = arrival_times(spec, len(workload.requests), _rng(int(workload.spec["seed"]), _ARRIVALS))
+    check_arrivals(times)
     requests = [dataclasses.replace(r, arrival_s=t) for r, t in zip(workload.requests, times)]
     return Workload(name=workload.name, requests=requests, tokenizer=workload.tokenizer,
                     spec={**workload.spec, "rate": spec.rate}, load_report=workload.load_report)

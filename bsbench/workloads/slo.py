@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from bsbench.errors import BsbenchError
+from bsbench.values import Invalid, Real
 from bsbench.workloads.request import SLO, Priority
 
 
@@ -22,27 +23,53 @@ class Bound:
         return f"{self.low:g}" if self.low == self.high else f"{self.low:g}..{self.high:g}"
 
 
-def parse_bound(value: str | float | int | list | None, name: str) -> Bound | None:
-    """'500' -> fixed 500 ms; '150000..300000' (or a [low, high] list in a spec) -> a uniform range."""
+_MS = Real(low=0, low_open=True)
+
+
+def _ms(text: Any, value: Any) -> float:
+    try:
+        return _MS.check(text.strip() if isinstance(text, str) else text)
+    except Invalid:
+        raise Invalid(f"must be milliseconds > 0 (at most {_MS.high:g}) or a range LOW..HIGH, got {value!r}") from None
+
+
+def bound_of(value: Any) -> Bound | None:
+    """'500' or 500 -> fixed 500 ms; '150000..300000' (or a [low, high] list in a spec) -> a uniform range.
+
+    None or '' -> None. Anything else (NaN, inf, <= 0, LOW > HIGH, wrong types) raises values.Invalid."""
     if value is None or value == "":
         return None
     if isinstance(value, (list, tuple)) and len(value) == 2:
-        low, high = value
-    elif isinstance(value, (int, float)):
-        low = high = value
+        low, high = _ms(value[0], value), _ms(value[1], value)
+    elif isinstance(value, str):
+        low_text, dots, high_text = value.partition("..")
+        low = _ms(low_text, value)
+        high = _ms(high_text, value) if dots else low
     else:
-        number = r"([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)"
-        match = re.fullmatch(rf"\s*{number}\s*(?:\.\.\s*{number}\s*)?", str(value))
-        if not match:
-            raise BsbenchError(f"{name} must be milliseconds or a range LOW..HIGH, got {value!r}")
-        low, high = match.group(1), match.group(2) or match.group(1)
-    try:
-        low, high = float(low), float(high)
-    except ValueError:
-        raise BsbenchError(f"{name} must be milliseconds or a range LOW..HIGH, got {value!r}") from None
-    if not (0 < low <= high):
-        raise BsbenchError(f"{name} must be > 0 with LOW <= HIGH, got {value!r}")
+        low = high = _ms(value, value)  # numbers; other types are refused by the rule
+    if low > high:
+        raise Invalid(f"must have LOW <= HIGH, got {value!r}")
     return Bound(low, high)
+
+
+def parse_bound(value: Any, name: str) -> Bound | None:
+    """`bound_of`, with a refusal as a one-line BsbenchError naming `name`."""
+    try:
+        return bound_of(value)
+    except Invalid as exc:
+        raise BsbenchError(f"{name} {exc}") from None
+
+
+@dataclass(slots=True, frozen=True)
+class SloBound:
+    """The value rule of an SLO option (see values.Rule): checked with `bound_of`, kept as given."""
+
+    def describe(self) -> str:
+        return "milliseconds > 0 or a range LOW..HIGH"
+
+    def check(self, value: Any) -> Any:
+        bound_of(value)
+        return value
 
 
 def draw_slos(n: int, rng: np.random.Generator, ttft: Bound | None, tpot: Bound | None,
@@ -59,5 +86,5 @@ def assign_priorities(n: int, rng: np.random.Generator, online_share: float) -> 
     """Exactly round(share * n) requests are 'online', chosen by a seeded permutation; the rest 'offline'."""
     if not 0.0 <= online_share <= 1.0:
         raise BsbenchError(f"online share must be in [0, 1], got {online_share}")
-    online = set(rng.permutation(n)[: int(round(online_share * n))].tolist())
+    online = set(rng.permutation(n)[: round(online_share * n)].tolist())
     return ["online" if i in online else "offline" for i in range(n)]

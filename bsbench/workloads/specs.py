@@ -19,6 +19,25 @@ from importlib import resources
 from typing import Any
 
 from bsbench.errors import BsbenchError
+from bsbench.safe_json import read_text
+from bsbench.values import (
+    RATE,
+    REQUEST_COUNT,
+    SEED,
+    SHARE,
+    TOKEN_BOUND,
+    TOKEN_COUNT,
+    Choice,
+    Flag,
+    Real,
+    Rule,
+    Text,
+    validate_all,
+)
+from bsbench.workloads.arrivals import PROCESSES
+from bsbench.workloads.filters import PRESETS as FILTER_PRESETS
+from bsbench.workloads.slo import SloBound
+from bsbench.workloads.synthetic import DISTRIBUTIONS
 
 DEFAULTS: dict[str, Any] = {
     "name": None, "description": "",
@@ -37,6 +56,23 @@ DEFAULTS: dict[str, Any] = {
     "components": None,
 }
 OPTION_KEYS = frozenset(DEFAULTS)
+# What each option may be, wherever it comes from (flag, spec file, API call); `components` is checked apart.
+OPTION_RULES: dict[str, Rule] = {
+    "name": Text(), "description": Text(), "source": Text(nonempty=True),
+    "num_requests": REQUEST_COUNT, "seed": SEED,
+    "rate": RATE, "arrival": Choice(PROCESSES),
+    "burstiness": Real(low=1e-4, high=1e4), "cv": Real(low=0.01, high=100),  # k = 1/cv^2: the same range
+    "dataset_path": Text(nonempty=True), "tokenizer": Text(nonempty=True),
+    "filter": Choice(tuple(FILTER_PRESETS)),
+    "filter_min_prompt": TOKEN_BOUND, "filter_min_output": TOKEN_BOUND,
+    "filter_max_prompt": TOKEN_BOUND, "filter_max_output": TOKEN_BOUND, "filter_max_total": TOKEN_BOUND,
+    "max_prompt_len": TOKEN_COUNT, "max_output_len": TOKEN_COUNT,
+    "ttft_slo": SloBound(), "tpot_slo": SloBound(), "e2e_slo": SloBound(), "online_share": SHARE,
+    "strict": Flag(), "oversample": Flag(), "time_scale": Real(low=0, low_open=True, high=1e6),
+    "input_len": TOKEN_COUNT, "output_len": TOKEN_COUNT, "length_dist": Choice(DISTRIBUTIONS),
+    "range_ratio": Real(low=0, high=1, high_open=True), "std_ratio": Real(low=0, high=10),
+    "zipf_a": Real(low=1, low_open=True, high=100),
+}
 DEFAULT_WORKLOAD = "sharegpt-vllm"
 
 
@@ -73,24 +109,39 @@ def check_keys(options: dict[str, Any], where: str) -> None:
         raise BsbenchError(f"unknown workload option(s) {', '.join(unknown)} in {where}")
 
 
+def validate_options(options: dict[str, Any], where: str) -> dict[str, Any]:
+    """Known keys only, every value checked by its rule (OPTION_RULES), `components` a table of such tables.
+
+    Returns the options with values converted ('8' -> 8.0); a refusal is one line: 'WHERE: KEY must be ...'."""
+    check_keys(options, where)
+    checked = validate_all(OPTION_RULES, options, where, skip=("components",))
+    components = options.get("components")
+    if components is not None:
+        if not isinstance(components, dict) or not all(isinstance(c, dict) for c in components.values()):
+            raise BsbenchError(f"{where}: components must be tables such as [components.sharegpt]")
+        checked["components"] = {}
+        for name, component in components.items():
+            if "components" in component:
+                raise BsbenchError(f"{where}: [components.{name}] cannot hold components itself")
+            checked["components"][name] = validate_options(component, f"{where} [components.{name}]")
+    return checked
+
+
 def read_spec(path: str) -> dict[str, Any]:
-    """A spec file's options, with relative dataset paths made absolute (relative to the spec's real folder)."""
+    """A spec file's options, validated (see validate_options), with relative dataset paths made absolute
+    (relative to the spec's real folder). Any problem is one BsbenchError line naming the file (and key)."""
     try:
-        with open(path, "rb") as handle:
-            options = tomllib.load(handle)
-    except FileNotFoundError:
-        raise BsbenchError(f"workload spec not found: {path}") from None
+        options = tomllib.loads(read_text(path, "workload spec"))
     except tomllib.TOMLDecodeError as exc:
         raise BsbenchError(f"workload spec {path} is not valid TOML: {exc}") from None
-    check_keys(options, path)
+    except RecursionError:
+        raise BsbenchError(f"workload spec {path} is nested too deeply to be a workload spec") from None
+    options = validate_options(options, path)
     base = os.path.dirname(os.path.realpath(path))
     options.setdefault("name", os.path.splitext(os.path.basename(path))[0])
     _absolutise(options, base)
-    for comp_name, comp in (options.get("components") or {}).items():
-        if not isinstance(comp, dict):
-            raise BsbenchError(f"[components.{comp_name}] in {path} must be a table")
-        check_keys(comp, f"{path} [components.{comp_name}]")
-        _absolutise(comp, base)
+    for component in (options.get("components") or {}).values():
+        _absolutise(component, base)
     return options
 
 

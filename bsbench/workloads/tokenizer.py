@@ -15,6 +15,7 @@ from typing import Any, Sequence
 
 from bsbench.errors import BsbenchError
 from bsbench.hub import TOKENIZER_FILES, check_hub_name, offline_error
+from bsbench.paths import looks_local
 
 DEFAULT_TOKENIZER_NAME = "bsbench-bpe-32k"
 
@@ -75,9 +76,7 @@ def _load_cached(key: str) -> TokenizerHandle:
     expanded = os.path.expanduser(key)
     if os.path.isfile(expanded):
         return _from_json_file(expanded, key)
-    looks_local = os.path.isabs(expanded) or expanded.startswith(".") or os.path.isdir(expanded) \
-        or expanded.count("/") > 1
-    if looks_local and not os.path.isdir(expanded):
+    if looks_local(key) and not os.path.isdir(expanded):
         raise BsbenchError(f"tokenizer not found: {key} (give a folder, a tokenizer.json file or a hub id)")
     return _from_transformers(expanded, key)
 
@@ -113,7 +112,9 @@ def _from_transformers(path_or_id: str, name: str) -> TokenizerHandle:
             logger.setLevel(logging.ERROR)
         from transformers import AutoTokenizer
 
-        backend = AutoTokenizer.from_pretrained(path_or_id, local_files_only=offline is not None)
+        # never run code shipped with a tokenizer (auto_map), and never ask on stdin whether to
+        backend = AutoTokenizer.from_pretrained(path_or_id, trust_remote_code=False,
+                                                local_files_only=offline is not None)
     except Exception as exc:  # OSError, ValueError, connection errors: all user-facing
         if offline is not None:
             raise BsbenchError(offline_error("tokenizer", name, offline)) from None

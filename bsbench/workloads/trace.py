@@ -11,12 +11,14 @@ prompt ids are random real token ids of the requested length (seeded).
 
 from __future__ import annotations
 
+import math
 import os
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from bsbench.errors import BsbenchError
+from bsbench.values import MAX_TOKENS
 from bsbench.workloads.sampling import Sample, SampleSet, finish_sample
 from bsbench.workloads.synthetic import random_prompt_ids
 from bsbench.workloads.tokenizer import TokenizerHandle
@@ -56,18 +58,19 @@ def load_trace(num: int, rng: np.random.Generator, tokenizer: TokenizerHandle, d
         raise BsbenchError("the trace source needs --dataset-path FILE.csv")
     if not os.path.isfile(dataset_path):
         raise BsbenchError(f"trace file not found: {dataset_path}")
-    if not time_scale or time_scale <= 0:
-        raise BsbenchError(f"time scale must be > 0, got {time_scale}")
+    if not (math.isfinite(time_scale) and time_scale > 0):
+        raise BsbenchError(f"time scale must be a finite number > 0, got {time_scale}")
     import pandas as pd
 
     try:
-        frame = pd.read_csv(dataset_path)
+        frame = pd.read_csv(dataset_path, encoding="utf-8-sig")
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise BsbenchError(f"cannot read trace {dataset_path}: {str(exc).strip().splitlines()[0]}") from None
     arrival = _seconds(_column(frame, "arrival", dataset_path))
     prompt = pd.to_numeric(_column(frame, "prompt", dataset_path), errors="coerce")
     output = pd.to_numeric(_column(frame, "output", dataset_path), errors="coerce")
-    good = arrival.notna() & prompt.notna() & output.notna() & (prompt >= 1) & (output >= 1)
+    # NaN, +-inf and lengths no model has are malformed rows, never arrivals the engine's clock must reach
+    good = (np.isfinite(arrival) & prompt.between(1, MAX_TOKENS) & output.between(1, MAX_TOKENS)).astype(bool)
     malformed = int((~good).sum())
     if strict and malformed:
         raise BsbenchError(f"{malformed} malformed row(s) in trace {dataset_path}; drop --strict to skip them")
