@@ -17,12 +17,12 @@
 
 Only models whose attention goes through transformers' attention-function
 hook with full (non-sliding) causal attention are supported: the families in
-`SUPPORTED_MODEL_TYPES`; others raise BsbenchError.
+`model_shape.SUPPORTED_MODEL_TYPES`; others raise BsbenchError. Sizes are read
+from the config by `model_shape.py`, the same reading the simulated backend uses.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import torch
@@ -32,14 +32,18 @@ from transformers.utils import logging as hf_logging
 from bsbench.engine import attention
 from bsbench.engine.model_info import ModelInfo
 from bsbench.engine.model_presets import PRESETS, preset_config
+from bsbench.engine.model_shape import (
+    DTYPE_ALIASES,
+    canonical_dtype,
+    check_supported,
+    model_display_name,
+    model_shape_from_config,
+)
 from bsbench.errors import BsbenchError
 
 WEIGHTS = ("dummy", "checkpoint")
 DEVICES = ("auto", "cpu", "cuda")
-DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16,
-          "fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
-# Families whose attention layers call ALL_ATTENTION_FUNCTIONS with module.layer_idx and use full causal attention.
-SUPPORTED_MODEL_TYPES = ("llama", "mistral", "qwen2", "qwen3")
+DTYPES = {alias: getattr(torch, canonical) for alias, canonical in DTYPE_ALIASES.items()}
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -63,43 +67,17 @@ def resolve_dtype(dtype: str | torch.dtype, device: torch.device) -> torch.dtype
         if device.type == "cuda":
             return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
         return torch.float32
-    if name not in DTYPES:
-        raise BsbenchError(f"unknown dtype {dtype!r} (choose auto, float32, float16 or bfloat16)")
-    return DTYPES[name]
+    return DTYPES[canonical_dtype(name)]
 
 
 def model_info(config: PretrainedConfig, dtype: torch.dtype, name: str) -> ModelInfo:
-    """The sizes a policy may know, from a transformers config."""
+    """The sizes a policy may know, from a transformers config (the same reading as `model_shape`)."""
+    return model_shape_from_config(_config_dict(config), torch.empty((), dtype=dtype).element_size(), name).info
+
+
+def _config_dict(config: PretrainedConfig) -> dict:
     text = config.get_text_config() if hasattr(config, "get_text_config") else config
-    heads = int(text.num_attention_heads)
-    head_dim = getattr(text, "head_dim", None) or text.hidden_size // heads
-    kv_heads = getattr(text, "num_key_value_heads", None) or heads
-    pad = text.pad_token_id if getattr(text, "pad_token_id", None) is not None else 0
-    if isinstance(pad, (list, tuple)):
-        pad = pad[0]
-    return ModelInfo(
-        name=name,
-        num_layers=int(text.num_hidden_layers),
-        num_kv_heads=int(kv_heads),
-        head_dim=int(head_dim),
-        dtype_bytes=torch.empty((), dtype=dtype).element_size(),
-        max_model_len=int(text.max_position_embeddings),
-        pad_token_id=int(pad),
-    )
-
-
-def check_supported(config: PretrainedConfig, name: str) -> None:
-    model_type = getattr(config, "model_type", None)
-    if model_type not in SUPPORTED_MODEL_TYPES:
-        raise BsbenchError(
-            f"model {name!r} has type {model_type!r}; the paged attention hook supports {', '.join(SUPPORTED_MODEL_TYPES)}"
-        )
-    layer_types = getattr(config, "layer_types", None) or []
-    uses_window = (getattr(config, "use_sliding_window", False) or model_type == "mistral") and getattr(
-        config, "sliding_window", None
-    ) and int(config.sliding_window) < int(config.max_position_embeddings)
-    if uses_window or any(t != "full_attention" for t in layer_types):
-        raise BsbenchError(f"model {name!r} uses sliding-window attention, which the paged attention hook does not support")
+    return text.to_dict()
 
 
 def _load_config(model: str) -> PretrainedConfig:
@@ -128,8 +106,8 @@ def load_model(
     dev = resolve_device(device)
     dt = resolve_dtype(dtype, dev)
     config = _load_config(model)
-    check_supported(config, model)
-    name = model if model in PRESETS else os.path.basename(os.path.normpath(model)) or model
+    check_supported(_config_dict(config), model)
+    name = model_display_name(model)
     attn_name = attention.register()
 
     if weights == "dummy":

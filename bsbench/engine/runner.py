@@ -21,13 +21,12 @@ import time
 import torch
 
 from bsbench.engine.attention import CTX_KWARG, StepContext
+from bsbench.engine.kv_budget import kv_cache_too_large
 from bsbench.engine.kv_cache import KVCache
 from bsbench.engine.model_info import ModelInfo
 from bsbench.engine.plan import ActivationOOM, SeqChunk, StepOutput, StepPlan
 from bsbench.engine.plan_check import validate_plan
 from bsbench.engine.step_layout import forward_order
-from bsbench.errors import BsbenchError
-from bsbench.units import format_bytes
 
 
 class ModelRunner:
@@ -56,11 +55,7 @@ class ModelRunner:
         except (torch.OutOfMemoryError, RuntimeError) as exc:
             if not isinstance(exc, torch.OutOfMemoryError) and "alloc" not in str(exc).lower():
                 raise
-            need = num_blocks * block_size * self.info.kv_bytes_per_token
-            raise BsbenchError(
-                f"cannot allocate the KV cache ({format_bytes(need)}, {num_blocks} blocks) on {self.device}; "
-                "lower --kv-memory"
-            ) from None
+            raise kv_cache_too_large(self.info, num_blocks, block_size, str(self.device)) from None
         return self.cache
 
     @property
