@@ -12,7 +12,7 @@ from bsbench.engine.block_manager import BlockManager
 from bsbench.engine.clock import VirtualClock
 from bsbench.engine.events import EventLog
 from bsbench.engine.loop import Engine
-from bsbench.engine.model_loader import load_model
+from bsbench.engine.model_loader import load_model, loaded_model_shape
 from bsbench.engine.model_shape import model_shape
 from bsbench.engine.runner import ModelRunner
 from bsbench.errors import BsbenchError
@@ -124,6 +124,7 @@ def test_nonnegative_fit_recovers_coefficients_and_never_goes_negative():
 
 def test_real_runner_on_the_virtual_clock(tiny_runner, calibration):
     model, info, _ = tiny_runner
+    assert loaded_model_shape(model, info) == SHAPE  # the loaded model's shape is the config's
     cost = CalibratedCostModel(calibration)
     rng = random.Random(1)
     reqs = [RequestSpec(f"r{i}", tuple(rng.randrange(4, 30000) for _ in range(rng.randint(4, 40))),

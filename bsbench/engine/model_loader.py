@@ -34,6 +34,7 @@ from bsbench.engine.model_info import ModelInfo
 from bsbench.engine.model_presets import PRESETS, preset_config
 from bsbench.engine.model_shape import (
     DTYPE_ALIASES,
+    ModelShape,
     canonical_dtype,
     check_supported,
     model_display_name,
@@ -75,6 +76,11 @@ def model_info(config: PretrainedConfig, dtype: torch.dtype, name: str) -> Model
     return model_shape_from_config(_config_dict(config), torch.empty((), dtype=dtype).element_size(), name).info
 
 
+def loaded_model_shape(model: torch.nn.Module, info: ModelInfo) -> ModelShape:
+    """The cost-model shape of a model `load_model` built (for the real runner on a virtual clock)."""
+    return model_shape_from_config(_config_dict(model.config), info.dtype_bytes, info.name)
+
+
 def _config_dict(config: PretrainedConfig) -> dict:
     text = config.get_text_config() if hasattr(config, "get_text_config") else config
     return text.to_dict()
@@ -106,7 +112,7 @@ def load_model(
     dev = resolve_device(device)
     dt = resolve_dtype(dtype, dev)
     config = _load_config(model)
-    check_supported(_config_dict(config), model)
+    check_supported(config.to_dict(), model)
     name = model_display_name(model)
     attn_name = attention.register()
 

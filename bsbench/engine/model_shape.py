@@ -163,5 +163,5 @@ def model_shape(model: str, dtype: str = "bfloat16") -> ModelShape:
     """Shape of a preset or local config for a supported model, in `dtype` (never loads weights)."""
     name = model_display_name(model)
     config = read_model_config(model)
-    check_supported(text_config(config), name)
+    check_supported(config, name)
     return model_shape_from_config(config, DTYPE_BYTES[canonical_dtype(dtype)], name)
