@@ -13,12 +13,12 @@ decode included); "prefill padding" the same over the padded prefill steps only.
     python benchmarks/bucket_boundaries.py -n 200 --kv-memory 32MiB --out results/bucket-bench
     python benchmarks/bucket_boundaries.py --sim -n 200 --max-output-len 1024   # seconds, no model
 
-`--sim` replays the same workload through the same policies on the engine loop
-with a virtual clock and a runner that computes nothing (every sampled token is
-id 5): padding, OOM events, batch sizes and KV use are exactly what the real
-runner would see (they depend only on lengths and memory), while time follows a
-toy cost model (SIM_STEP_S + SIM_TOKEN_S per computed token, pads included),
-so its tok/s only ranks configurations and is labelled as simulated.
+`--sim` replays the same workload through the same policies on the simulated
+backend (`bsbench.sim`: virtual clock, a runner that computes no tensors, the
+uncalibrated roofline cost model of `--model` on GPU preset `--gpu`, KV budget
+`--kv-memory`): padding, OOM events, batch sizes and KV use are exactly what the
+real runner would see (they depend only on lengths and memory), while time is the
+roofline's prediction for that GPU, so its tok/s is labelled as simulated.
 """
 
 from __future__ import annotations
@@ -34,40 +34,24 @@ from rich.table import Table
 from bsbench.bench import RunConfig, open_session, request_row, run_benchmark
 from bsbench.engine.block_manager import BlockManager
 from bsbench.engine.events import EventLog
-from bsbench.engine.kv_budget import num_blocks_for_budget
 from bsbench.engine.loop import Engine
-from bsbench.engine.model_loader import load_model
-from bsbench.engine.plan import StepOutput
 from bsbench.metrics import summarize
 from bsbench.schedulers.base import SchedulerContext
 from bsbench.schedulers.registry import get_scheduler
-from bsbench.engine.clock import VirtualClock
+from bsbench.sim.backend import open_sim
 from bsbench.units import parse_bytes
 from bsbench.workloads.build import load_workload
 
 
-SIM_STEP_S = 0.004     # toy cost model of --sim: fixed cost of one forward
-SIM_TOKEN_S = 0.00005  # and cost per computed token (pads included)
-
-
-class SimRunner:
-    def __init__(self, clock: VirtualClock) -> None:
-        self.clock = clock
-
-    def execute(self, plan):
-        self.clock.advance(SIM_STEP_S + SIM_TOKEN_S * plan.num_tokens)
-        return StepOutput({c.req_id: 5 for c in plan.chunks if c.sample})
-
-
-def simulate(workload, scheduler: str, options: dict, model: str, kv_bytes: int, block_size: int = 16) -> tuple:
-    """One run on the virtual clock; returns (summary, scheduler summary, step rows, record path or '-')."""
-    _weights, info = load_model(model, "dummy", "cpu", "float32")  # sizes only; nothing runs on it
-    ctx = SchedulerContext(BlockManager(num_blocks_for_budget(kv_bytes, info, block_size), block_size), info,
-                           EventLog())
+def simulate(workload, scheduler: str, options: dict, model: str, gpu: str, kv_bytes: int,
+             block_size: int = 16) -> tuple:
+    """One run on the simulated backend; returns (summary, scheduler summary, step rows, record path or '-')."""
+    sim = open_sim(model, gpu, kv_memory=kv_bytes, block_size=block_size)
+    ctx = SchedulerContext(BlockManager(sim.num_blocks, block_size), sim.shape.info, EventLog())
     cls = get_scheduler(scheduler)
     policy = cls(cls.Options(**options), ctx)
-    clock = VirtualClock()
-    result = Engine(policy, SimRunner(clock), events=ctx.events, blocks=ctx.block_manager, clock=clock).run(workload.requests)
+    result = Engine(policy, sim.runner, events=ctx.events, blocks=ctx.block_manager, clock=sim.clock).run(
+        workload.requests)
     steps = result.steps
     summary = summarize([request_row(st, False) for st in result.states], steps, result.events.events,
                         result.duration_s,
@@ -91,7 +75,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--device", default="auto")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=Path("results/bucket-boundaries"))
-    p.add_argument("--sim", action="store_true", help="virtual clock + token-free runner (see the docstring)")
+    p.add_argument("--sim", action="store_true", help="the simulated backend (see the docstring)")
+    p.add_argument("--gpu", default="a100-40gb", help="GPU preset of --sim")
     p.add_argument("--json", type=Path, default=None, help="also write the table rows as JSON")
     return p.parse_args()
 
@@ -114,7 +99,7 @@ def main() -> None:
         for nmax in ("paper", "actual"):
             runs.append(("bucket", {"max_num_seqs": args.batch, "bucket_boundaries": boundaries,
                                     "bucket_nmax_mode": nmax}))
-    where = "simulated: virtual clock, toy cost model" if args.sim else session.device
+    where = f"simulated: {args.gpu} roofline, virtual clock" if args.sim else session.device
     table = Table(title=f"bucket boundaries x N_max on {workload.name} ({args.kv_memory} KV, {where})")
     columns = ("scheduler", "boundaries", "N_max", "done/failed", "OOM ev", "padding", "prefill padding",
                "out tok/s", "total tok/s", "mean prefill batch", "peak buckets", "splits/recuts/merges",
@@ -126,7 +111,8 @@ def main() -> None:
         config.scheduler, config.scheduler_options = name, options
         start = time.perf_counter()
         if args.sim:
-            s, sched, steps, path = simulate(workload, name, options, args.model, parse_bytes(args.kv_memory))
+            s, sched, steps, path = simulate(workload, name, options, args.model, args.gpu,
+                                             parse_bytes(args.kv_memory))
         else:
             record = run_benchmark(workload, config, progress=False, session=session)
             s, sched, steps, path = record.summary, record.scheduler, record.steps, str(record.path)

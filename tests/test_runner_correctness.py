@@ -257,9 +257,9 @@ def test_device_oom_becomes_activation_oom(tiny, runner, monkeypatch):
 
 def test_decode_split_into_context_length_groups(tiny, runner, monkeypatch):
     """Decode chunks of very different context lengths go to several gather groups; results unchanged."""
-    from bsbench.engine import attention
+    from bsbench.engine import step_layout
 
-    monkeypatch.setattr(attention, "DECODE_MIN_GROUP", 2)
+    monkeypatch.setattr(step_layout, "DECODE_MIN_GROUP", 2)
     _, _, expected = tiny
     n = 8
     bm = BlockManager(NUM_BLOCKS, BLOCK)
@@ -267,7 +267,7 @@ def test_decode_split_into_context_length_groups(tiny, runner, monkeypatch):
     gen = {rid: [tok] for rid, tok in out.next_tokens.items()}
     for s in range(n - 1):
         plan = StepPlan("packed", [chunk(bm, str(i), [gen[str(i)][-1]], len(p) + s) for i, p in enumerate(POOL)][::-1])
-        ctx_groups = attention._decode_splits(sorted(plan.chunks, key=lambda c: c.start_pos), len(plan.chunks))
+        ctx_groups = step_layout.decode_splits(sorted(plan.chunks, key=lambda c: c.start_pos), len(plan.chunks))
         assert len(ctx_groups) >= 3
         out = runner.execute(plan)
         for rid, tok in out.next_tokens.items():

@@ -14,7 +14,8 @@ Per layer the function writes k/v into the KV cache at `slot_mapping`, then
 attends, for each group of sequences, over their cached context gathered
 through their block tables. Everything that depends only on the plan (slot
 mapping, gather indices, masks) is built once per step in `StepContext.build`,
-not per layer. Groups:
+not per layer. The groups are the attention calls of `step_layout.py` (the
+torch-free description the simulated backend prices too):
 
 - all 1-token chunks (decode) of a packed step: ONE padded gather + ONE SDPA
   (split into a few groups of similar context length when the lengths differ
@@ -43,6 +44,7 @@ import torch.nn.functional as F
 
 from bsbench.engine.kv_cache import KVCache
 from bsbench.engine.plan import SeqChunk
+from bsbench.engine.step_layout import DECODE, FRESH_CAUSAL, attention_calls
 
 ATTN_NAME = "bsbench_paged"
 CTX_KWARG = "bsbench_ctx"
@@ -71,85 +73,38 @@ class StepContext:
     reads_fresh: bool  # some group attends to its own fresh k/v (needs token-major k/v)
 
     @staticmethod
-    def build_packed(chunks: list[SeqChunk], cache: KVCache, group_size: int, device: torch.device) -> StepContext:
-        """Chunks must come decode-first (all 1-token chunks, then the others), in forward order.
-
-        Decode chunks sorted by context length (as the runner orders them) are split into a few
-        groups whose longest context is at most `DECODE_SPLIT_RATIO` x their shortest, so the
-        padded gather does not copy much more than the real context.
-        """
+    def build(layout: str, chunks: list[SeqChunk], cache: KVCache, group_size: int, device: torch.device) -> StepContext:
+        """Chunks must be in `step_layout.forward_order`; the groups are `step_layout.attention_calls`."""
         bs = cache.block_size
         groups: list[AttnGroup] = []
         slot_parts: list[torch.Tensor] = []
-        nd = 0
-        while nd < len(chunks) and len(chunks[nd].token_ids) == 1:
-            nd += 1
-        lo = 0
-        for hi in _decode_splits(chunks, nd):
-            dec = chunks[lo:hi]
-            starts = torch.tensor([c.start_pos for c in dec], dtype=torch.long)
-            pads = torch.tensor([c.pad_len for c in dec], dtype=torch.long)
-            blocks, slots = _tables([c.block_table for c in dec], int(starts.max()) + 1, bs)
-            slot_parts.append(slots.gather(1, starts[:, None]).squeeze(1))
-            kpos = torch.arange(slots.shape[1])
-            mask = (kpos[None, :] <= starts[:, None]) & ((kpos[None, :] >= pads[:, None]) | (kpos[None, :] == starts[:, None]))
-            groups.append(AttnGroup(lo, hi, hi - lo, 1, blocks.to(device, non_blocking=True),
-                                    mask[:, None, None, :].to(device, non_blocking=True)))
-            lo = hi
-        row = nd
-        for c in chunks[nd:]:
-            t = len(c.token_ids)
-            end = c.start_pos + t
-            blocks, slots = _tables([c.block_table], end, bs)
-            slot_parts.append(slots[0, c.start_pos:end])
-            qpos = torch.arange(c.start_pos, end)[None, :]
-            pad = torch.tensor([c.pad_len])
-            if c.start_pos == 0 and c.pad_len == 0:  # a whole prompt: causal over its own k/v, no mask
-                groups.append(AttnGroup(row, row + t, 1, t, None, None))
-            elif c.start_pos == 0:  # a left-padded whole prompt: its own k/v, masked
-                groups.append(AttnGroup(row, row + t, 1, t, None, _mask(qpos, pad, t, group_size, device)))
-            else:  # a later chunk of a prompt: gather its cached context
-                mask = _mask(qpos, pad, slots.shape[1], group_size, device)
-                groups.append(AttnGroup(row, row + t, 1, t, blocks.to(device, non_blocking=True), mask))
-            row += t
+        for call in attention_calls(layout, chunks, bs):
+            part = chunks[call.lo:call.hi]
+            b, t = call.rows, call.q_len
+            pads = torch.tensor([c.pad_len for c in part], dtype=torch.long)
+            if call.kind == DECODE:  # rows of different context lengths: one padded gather
+                starts = torch.tensor([c.start_pos for c in part], dtype=torch.long)
+                blocks, slots = _tables([c.block_table for c in part], call.kv_len, bs)
+                slot_parts.append(slots.gather(1, starts[:, None]).squeeze(1))
+                kpos = torch.arange(slots.shape[1])
+                mask = (kpos[None, :] <= starts[:, None]) & ((kpos[None, :] >= pads[:, None]) | (kpos[None, :] == starts[:, None]))
+                groups.append(AttnGroup(call.row, call.row + b, b, 1, blocks.to(device, non_blocking=True),
+                                        mask[:, None, None, :].to(device, non_blocking=True)))
+                continue
+            start = part[0].start_pos  # every row of a non-decode call has the same start and length
+            blocks, slots = _tables([c.block_table for c in part], start + t, bs)
+            slot_parts.append(slots[:, start:start + t].reshape(-1))
+            if call.kind == FRESH_CAUSAL:  # a whole prompt: causal over its own k/v, no mask
+                groups.append(AttnGroup(call.row, call.row + t, 1, t, None, None))
+                continue
+            qpos = torch.arange(start, start + t)[None, :].expand(b, t)
+            mask = _mask(qpos, pads, call.kv_len, group_size, device)
+            gather = blocks.to(device, non_blocking=True) if call.gathers else None
+            groups.append(AttnGroup(call.row, call.row + b * t, b, t, gather, mask))
         slot_mapping = torch.cat(slot_parts) if len(slot_parts) > 1 else slot_parts[0]
-        return StepContext(cache, slot_mapping.to(device, non_blocking=True), groups, row,
+        num_tokens = sum(len(c.token_ids) for c in chunks)
+        return StepContext(cache, slot_mapping.to(device, non_blocking=True), groups, num_tokens,
                            any(grp.gather is None for grp in groups))
-
-    @staticmethod
-    def build_padded(chunks: list[SeqChunk], cache: KVCache, group_size: int, device: torch.device) -> StepContext:
-        """Every chunk has the same length L and start_pos: one [batch, L] group."""
-        bs = cache.block_size
-        b = len(chunks)
-        t = len(chunks[0].token_ids)
-        start = chunks[0].start_pos
-        blocks, slots = _tables([c.block_table for c in chunks], start + t, bs)
-        slot_mapping = slots[:, start:start + t].reshape(-1)
-        qpos = torch.arange(start, start + t)[None, :].expand(b, t)
-        pads = torch.tensor([c.pad_len for c in chunks], dtype=torch.long)
-        if start == 0:  # padded prefill: the rows' own k/v
-            gather, mask = None, _mask(qpos, pads, t, group_size, device)
-        else:
-            gather, mask = blocks.to(device, non_blocking=True), _mask(qpos, pads, slots.shape[1], group_size, device)
-        group = AttnGroup(0, b * t, b, t, gather, mask)
-        return StepContext(cache, slot_mapping.to(device, non_blocking=True), [group], b * t, gather is None)
-
-
-DECODE_SPLIT_RATIO = 2.0
-DECODE_MIN_GROUP = 8
-
-
-def _decode_splits(chunks: list[SeqChunk], nd: int) -> list[int]:
-    """End indices of the decode groups among the first `nd` chunks (ascending context length expected)."""
-    ends: list[int] = []
-    lo = 0
-    for j in range(nd):
-        if j - lo >= DECODE_MIN_GROUP and chunks[j].start_pos + 1 > DECODE_SPLIT_RATIO * (chunks[lo].start_pos + 1):
-            ends.append(j)
-            lo = j
-    if nd:
-        ends.append(nd)
-    return ends
 
 
 def _tables(tables: list[list[int]], length: int, block_size: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -8,7 +8,9 @@ Default budget:
 - on CUDA: `GPU_SAFETY_FRACTION` (0.9) of the free memory after the weights
   are loaded (`torch.cuda.mem_get_info`), minus an activation reserve (the
   forward's transient tensors for a step of `max_batched_tokens` tokens, the
-  logits, and the per-layer K/V gather of the attention function);
+  logits, and the per-layer K/V gather of the attention function); the
+  arithmetic is `gpu_kv_budget`, which the simulated backend calls with a
+  device preset's memory minus the weights;
 - on CPU: a budget that gives THIS model the token capacity a Llama-2-13B has
   on a 40 GB A100, so memory pressure looks like a real server's:
 
@@ -40,6 +42,8 @@ DEFAULT_BLOCK_SIZE = 16
 GPU_SAFETY_FRACTION = 0.9
 CPU_DEFAULT_TOKENS = 16_384
 DEFAULT_MAX_BATCHED_TOKENS = 8192
+LOGIT_BYTES = 4  # per vocabulary entry of a sampled row (fp32 logits, generous for half-precision models)
+ALLOCATOR_SLACK_BYTES = 256 << 20
 
 
 def kv_bytes_per_block(info: ModelInfo, block_size: int = DEFAULT_BLOCK_SIZE) -> int:
@@ -77,6 +81,13 @@ def num_blocks_for_budget(
     return int(num_blocks)
 
 
+def kv_cache_too_large(info: ModelInfo, num_blocks: int, block_size: int, where: str) -> BsbenchError:
+    """The user error of a KV budget the device cannot hold (the real and the simulated runner raise it)."""
+    need = num_blocks * block_size * info.kv_bytes_per_token
+    return BsbenchError(f"cannot allocate the KV cache ({format_bytes(need)}, {num_blocks} blocks) on {where}; "
+                        "lower --kv-memory")
+
+
 def cpu_default_budget(info: ModelInfo, tokens: int = CPU_DEFAULT_TOKENS) -> int:
     """The CPU default: the token capacity of a Llama-2-13B on a 40 GB A100, in bytes for this model."""
     return tokens * info.kv_bytes_per_token
@@ -91,10 +102,33 @@ def activation_reserve_bytes(
     max_seqs: int = 256,
 ) -> int:
     """A generous estimate of one step's transient memory (not counting the KV gather)."""
-    b = info.dtype_bytes
-    per_token = (4 * hidden_size + 3 * intermediate_size) * b  # residual, norm, qkv/o, gate/up/act
-    logits = max_seqs * vocab_size * 4
-    return max_batched_tokens * per_token + logits + (256 << 20)  # + 256 MiB for the allocator's slack
+    per_token = activation_bytes_per_token(hidden_size, intermediate_size, info.dtype_bytes)
+    logits = max_seqs * vocab_size * LOGIT_BYTES
+    return max_batched_tokens * per_token + logits + ALLOCATOR_SLACK_BYTES
+
+
+def activation_bytes_per_token(hidden_size: int, intermediate_size: int, dtype_bytes: int) -> int:
+    """Transient bytes one token holds inside a layer: residual, norm, qkv/o, gate/up/act."""
+    return (4 * hidden_size + 3 * intermediate_size) * dtype_bytes
+
+
+def gpu_kv_budget(free_bytes: int, reserve_bytes: int, info: ModelInfo, fraction: float = GPU_SAFETY_FRACTION) -> int:
+    """The KV budget on a GPU with `free_bytes` free after the weights: `fraction` of it, minus the activation reserve.
+
+    The attention function gathers one layer's K/V for the running sequences
+    at a time; with block-table padding that transient is at most about
+    2 / num_layers of the cache, so the cache gets (free*f - reserve) / (1 + 2/L).
+    The real runner calls this with CUDA's free memory, the simulated one with a
+    device preset's memory minus the weight bytes.
+    """
+    available = free_bytes * fraction - reserve_bytes
+    budget = int(available / (1.0 + 2.0 / max(info.num_layers, 1)))
+    if budget < kv_bytes_per_block(info):
+        raise BsbenchError(
+            f"no GPU memory left for the KV cache: {format_bytes(max(free_bytes, 0))} free after loading {info.name}, "
+            f"{format_bytes(reserve_bytes)} reserved for activations; use a smaller model or --kv-memory"
+        )
+    return budget
 
 
 def cuda_default_budget(
@@ -106,24 +140,12 @@ def cuda_default_budget(
     max_batched_tokens: int = DEFAULT_MAX_BATCHED_TOKENS,
     fraction: float = GPU_SAFETY_FRACTION,
 ) -> int:
-    """`fraction` of the free memory (after the weights), minus the activation reserve.
-
-    The attention function gathers one layer's K/V for the running sequences
-    at a time; with block-table padding that transient is at most about
-    2 / num_layers of the cache, so the cache gets (free*f - reserve) / (1 + 2/L).
-    """
+    """`gpu_kv_budget` with the free memory CUDA reports now (call after the weights are loaded)."""
     import torch
 
     free, _total = torch.cuda.mem_get_info(torch.device(device))
     reserve = activation_reserve_bytes(info, hidden_size, intermediate_size, vocab_size, max_batched_tokens)
-    available = free * fraction - reserve
-    budget = int(available / (1.0 + 2.0 / max(info.num_layers, 1)))
-    if budget < kv_bytes_per_block(info):
-        raise BsbenchError(
-            f"no GPU memory left for the KV cache: {format_bytes(free)} free after loading {info.name}, "
-            f"{format_bytes(reserve)} reserved for activations; use a smaller model or --kv-memory"
-        )
-    return budget
+    return gpu_kv_budget(free, reserve, info, fraction)
 
 
 def default_kv_budget(

@@ -1,6 +1,6 @@
 """Will the model fit? Weights and KV cache estimated from the config before anything is allocated.
 
-    weights = parameters (counted from the config) x dtype bytes
+    weights = parameters (model_shape's count from the config) x dtype bytes
     KV      = the budget that will be allocated (--kv-memory, or the CPU default for this model)
 
 compared with the memory available: on CPU the host's (MemAvailable, lowered
@@ -11,9 +11,8 @@ line naming the sizes, instead of the kernel's OOM killer or an allocator
 traceback. Activations are not counted: the estimate refuses only what
 cannot possibly fit.
 
-The parameter count is arithmetic over the config of the supported families
-(llama, mistral, qwen2, qwen3: embeddings, attention with its biases, gated
-MLP, norms, LM head unless tied), so even an absurd config is refused at once.
+The parameter count is `model_shape.ModelShape.num_params`: arithmetic over
+the config, so even an absurd config is refused at once.
 """
 
 from __future__ import annotations
@@ -23,36 +22,6 @@ from typing import Any
 
 from bsbench.errors import BsbenchError
 from bsbench.units import format_bytes
-
-_SIZE_KEYS = ("hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads", "vocab_size")
-
-
-def _size(config: Any, key: str, default: int | None = None) -> int:
-    value = getattr(config, key, None)
-    if value is None and default is not None:
-        return default
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise BsbenchError(f"model config: {key} must be a positive integer, got {value!r}")
-    return value
-
-
-def parameter_count(config: Any) -> int:
-    """Parameters of a llama/mistral/qwen2/qwen3-style causal LM described by a transformers config."""
-    text = config.get_text_config() if hasattr(config, "get_text_config") else config
-    hidden, inter, layers, heads, vocab = (_size(text, key) for key in _SIZE_KEYS)
-    kv_heads = _size(text, "num_key_value_heads", heads)
-    head_dim = _size(text, "head_dim", max(hidden // heads, 1))
-    q, kv = heads * head_dim, kv_heads * head_dim
-    attention = 2 * hidden * q + 2 * hidden * kv
-    if getattr(text, "attention_bias", False):
-        attention += q + 2 * kv + hidden
-    elif getattr(text, "model_type", None) == "qwen2":  # q/k/v always carry a bias
-        attention += q + 2 * kv
-    mlp = 3 * hidden * inter + (2 * inter + hidden if getattr(text, "mlp_bias", False) else 0)
-    norms = 2 * hidden + (2 * head_dim if getattr(text, "model_type", None) == "qwen3" else 0)  # + q/k norms
-    head = 0 if getattr(text, "tie_word_embeddings", False) else vocab * hidden
-    return vocab * hidden + layers * (attention + mlp + norms) + hidden + head
-
 
 def _read_int(path: str) -> int | None:
     try:
@@ -90,9 +59,8 @@ def available_memory(device: Any) -> tuple[int | None, str]:
     return _host_available(), "available host memory"
 
 
-def check_fits(name: str, config: Any, dtype_bytes: int, device: Any, kv_bytes: int) -> None:
-    """Raise a one-line BsbenchError when weights + `kv_bytes` exceed the memory available on `device`."""
-    params = parameter_count(config)
+def check_fits(name: str, params: int, dtype_bytes: int, device: Any, kv_bytes: int) -> None:
+    """Raise a one-line BsbenchError when `params` weights + `kv_bytes` exceed the memory available on `device`."""
     weights = params * dtype_bytes
     need = weights + kv_bytes
     available, what = available_memory(device)

@@ -22,12 +22,12 @@
 
 Only models whose attention goes through transformers' attention-function
 hook with full (non-sliding) causal attention are supported: the families in
-`SUPPORTED_MODEL_TYPES`; others raise BsbenchError.
+`model_shape.SUPPORTED_MODEL_TYPES`; others raise BsbenchError. Sizes are read
+from the config by `model_shape.py`, the same reading the simulated backend uses.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import torch
@@ -39,6 +39,14 @@ from bsbench.engine.kv_budget import cpu_default_budget
 from bsbench.engine.memory_fit import check_fits
 from bsbench.engine.model_info import ModelInfo
 from bsbench.engine.model_presets import PRESETS, preset_config
+from bsbench.engine.model_shape import (
+    DTYPE_ALIASES,
+    ModelShape,
+    canonical_dtype,
+    check_supported,
+    model_display_name,
+    model_shape_from_config,
+)
 from bsbench.errors import BsbenchError, first_line
 from bsbench.hub import check_model_source, offline_error
 from bsbench.paths import looks_local
@@ -46,10 +54,7 @@ from bsbench.safe_json import load_file
 
 WEIGHTS = ("dummy", "checkpoint")
 DEVICES = ("auto", "cpu", "cuda")
-DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16,
-          "fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
-# Families whose attention layers call ALL_ATTENTION_FUNCTIONS with module.layer_idx and use full causal attention.
-SUPPORTED_MODEL_TYPES = ("llama", "mistral", "qwen2", "qwen3")
+DTYPES = {alias: getattr(torch, canonical) for alias, canonical in DTYPE_ALIASES.items()}
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -73,48 +78,22 @@ def resolve_dtype(dtype: str | torch.dtype, device: torch.device) -> torch.dtype
         if device.type == "cuda":
             return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
         return torch.float32
-    if name not in DTYPES:
-        raise BsbenchError(f"unknown dtype {dtype!r} (choose auto, float32, float16 or bfloat16)")
-    return DTYPES[name]
+    return DTYPES[canonical_dtype(name)]
 
 
 def model_info(config: PretrainedConfig, dtype: torch.dtype, name: str) -> ModelInfo:
-    """The sizes a policy may know, from a transformers config."""
+    """The sizes a policy may know, from a transformers config (the same reading as `model_shape`)."""
+    return model_shape_from_config(_config_dict(config), torch.empty((), dtype=dtype).element_size(), name).info
+
+
+def loaded_model_shape(model: torch.nn.Module, info: ModelInfo) -> ModelShape:
+    """The cost-model shape of a model `load_model` built (for the real runner on a virtual clock)."""
+    return model_shape_from_config(_config_dict(model.config), info.dtype_bytes, info.name)
+
+
+def _config_dict(config: PretrainedConfig) -> dict:
     text = config.get_text_config() if hasattr(config, "get_text_config") else config
-    heads = int(text.num_attention_heads)
-    head_dim = getattr(text, "head_dim", None) or text.hidden_size // heads
-    kv_heads = getattr(text, "num_key_value_heads", None) or heads
-    pad = text.pad_token_id if getattr(text, "pad_token_id", None) is not None else 0
-    if isinstance(pad, (list, tuple)):
-        pad = pad[0]
-    return ModelInfo(
-        name=name,
-        num_layers=int(text.num_hidden_layers),
-        num_kv_heads=int(kv_heads),
-        head_dim=int(head_dim),
-        dtype_bytes=torch.empty((), dtype=dtype).element_size(),
-        max_model_len=int(text.max_position_embeddings),
-        pad_token_id=int(pad),
-        vocab_size=int(text.vocab_size),
-    )
-
-
-def check_model_type(model_type: object, name: str) -> None:
-    if model_type not in SUPPORTED_MODEL_TYPES:
-        raise BsbenchError(
-            f"model {name!r} has type {model_type!r}; the paged attention hook supports {', '.join(SUPPORTED_MODEL_TYPES)}"
-        )
-
-
-def check_supported(config: PretrainedConfig, name: str) -> None:
-    model_type = getattr(config, "model_type", None)
-    check_model_type(model_type, name)
-    layer_types = getattr(config, "layer_types", None) or []
-    uses_window = (getattr(config, "use_sliding_window", False) or model_type == "mistral") and getattr(
-        config, "sliding_window", None
-    ) and int(config.sliding_window) < int(config.max_position_embeddings)
-    if uses_window or any(t != "full_attention" for t in layer_types):
-        raise BsbenchError(f"model {name!r} uses sliding-window attention, which the paged attention hook does not support")
+    return text.to_dict()
 
 
 def _raw_config(model: str, offline: str | None) -> dict:
@@ -144,7 +123,7 @@ def _load_config(model: str, offline: str | None) -> PretrainedConfig:
     is never run nor asked about (trust_remote_code=False)."""
     if model in PRESETS:
         return preset_config(model)
-    check_model_type(_raw_config(model, offline).get("model_type"), model)
+    check_supported(_raw_config(model, offline), model)
     try:
         config = AutoConfig.from_pretrained(model, trust_remote_code=False, local_files_only=offline is not None)
     except Exception as exc:  # any loader failure is a user error about this name
@@ -174,15 +153,15 @@ def load_model(
     dt = resolve_dtype(dtype, dev)
     offline = check_model_source(model)  # why the hub cannot be used (None: it can, or no hub is needed)
     config = _load_config(model, offline)
-    name = model if model in PRESETS else os.path.basename(os.path.normpath(model)) or model
+    name = model_display_name(model)
     try:
-        check_supported(config, model)
-        info = model_info(config, dt, name)
+        check_supported(config.to_dict(), model)
+        shape = model_shape_from_config(_config_dict(config), torch.empty((), dtype=dt).element_size(), name)
     except (TypeError, ValueError, AttributeError) as exc:  # a size of the wrong type in config.json
         raise BsbenchError(f"model {model!r} has a malformed config: {first_line(exc)}") from None
     if kv_bytes is None:
-        kv_bytes = 0 if dev.type == "cuda" else cpu_default_budget(info)
-    check_fits(name, config, info.dtype_bytes, dev, kv_bytes)
+        kv_bytes = 0 if dev.type == "cuda" else cpu_default_budget(shape.info)
+    check_fits(name, shape.num_params, shape.info.dtype_bytes, dev, kv_bytes)
     attn_name = attention.register()
 
     if weights == "dummy":

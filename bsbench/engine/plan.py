@@ -67,7 +67,16 @@ class ActivationOOM(RuntimeError):
 
 @dataclass(slots=True)
 class StepOutput:
-    """The runner's answer: the next token of every chunk with `sample=True`."""
+    """The runner's answer: the next token of every chunk with `sample=True`.
+
+    `forward_s` is the forward time the clock was charged: measured on a wall clock,
+    predicted by the cost model on a virtual clock. A real runner on a virtual clock
+    also reports what it measured: `measured_forward_s` (the forward alone, as
+    `forward_s` on a wall clock) and `measured_step_s` (the whole `execute` call);
+    None elsewhere.
+    """
 
     next_tokens: dict[str, int] = field(default_factory=dict)
     forward_s: float = 0.0
+    measured_forward_s: float | None = None
+    measured_step_s: float | None = None

@@ -10,7 +10,8 @@
 The LM head runs only on the last token of every chunk with `sample=True`;
 decoding is greedy (argmax). A CUDA out-of-memory error inside `execute` is
 re-raised as `ActivationOOM` so the engine records it as an event; a
-malformed plan (a policy bug) raises ValueError.
+malformed plan (a policy bug) raises ValueError (plan_check.py). The forward
+order and attention grouping are `step_layout.py`'s.
 """
 
 from __future__ import annotations
@@ -20,11 +21,12 @@ import time
 import torch
 
 from bsbench.engine.attention import CTX_KWARG, StepContext
+from bsbench.engine.kv_budget import kv_cache_too_large
 from bsbench.engine.kv_cache import KVCache
 from bsbench.engine.model_info import ModelInfo
 from bsbench.engine.plan import ActivationOOM, SeqChunk, StepOutput, StepPlan
-from bsbench.errors import BsbenchError
-from bsbench.units import format_bytes
+from bsbench.engine.plan_check import validate_plan
+from bsbench.engine.step_layout import forward_order
 
 
 class ModelRunner:
@@ -53,11 +55,7 @@ class ModelRunner:
         except (torch.OutOfMemoryError, RuntimeError) as exc:
             if not isinstance(exc, torch.OutOfMemoryError) and "alloc" not in str(exc).lower():
                 raise
-            need = num_blocks * block_size * self.info.kv_bytes_per_token
-            raise BsbenchError(
-                f"cannot allocate the KV cache ({format_bytes(need)}, {num_blocks} blocks) on {self.device}; "
-                "lower --kv-memory"
-            ) from None
+            raise kv_cache_too_large(self.info, num_blocks, block_size, str(self.device)) from None
         return self.cache
 
     @property
@@ -69,7 +67,8 @@ class ModelRunner:
         """Run one forward for `plan`; return the greedy next token of every chunk with sample=True."""
         if self.cache is None:
             raise RuntimeError("allocate_kv() must be called before execute()")
-        chunks = self._validate(plan)
+        cache = self.cache
+        chunks = validate_plan(plan, cache.block_size, cache.num_blocks, self.info.max_model_len)
         try:
             with torch.inference_mode():
                 return self._execute(plan.layout, chunks)
@@ -83,9 +82,7 @@ class ModelRunner:
         cache = self.cache
         assert cache is not None
         if layout == "packed":
-            # decode (1-token) chunks first, by context length: they form the batched attention group(s)
-            decode = sorted((c for c in chunks if len(c.token_ids) == 1), key=lambda c: c.start_pos)
-            chunks = decode + [c for c in chunks if len(c.token_ids) != 1]
+            chunks = forward_order(layout, chunks)  # decode first, by context length: the batched attention group(s)
             ids: list[int] = []
             pos: list[int] = []
             sample_rows: list[int] = []
@@ -98,7 +95,6 @@ class ModelRunner:
                 if c.sample:
                     sample_rows.append(len(ids) - 1)
                     sample_ids.append(c.req_id)
-            ctx = StepContext.build_packed(chunks, cache, self.group_size, dev)
             input_ids = torch.tensor(ids, dtype=torch.long).view(1, -1)
             position_ids = torch.tensor(pos, dtype=torch.long).view(1, -1)
         else:
@@ -110,8 +106,8 @@ class ModelRunner:
             position_ids = (torch.arange(start, start + t)[None, :] - pads[:, None]).clamp_(min=0)
             sample_rows = [i * t + t - 1 for i, c in enumerate(chunks) if c.sample]
             sample_ids = [c.req_id for c in chunks if c.sample]
-            ctx = StepContext.build_padded(chunks, cache, self.group_size, dev)
             input_ids = torch.tensor(ids, dtype=torch.long).view(b, t)
+        ctx = StepContext.build(layout, chunks, cache, self.group_size, dev)
         input_ids = input_ids.to(dev, non_blocking=True)
         position_ids = position_ids.to(dev, non_blocking=True)
         rows = torch.tensor(sample_rows, dtype=torch.long).to(dev, non_blocking=True) if sample_rows else None
@@ -127,43 +123,3 @@ class ModelRunner:
             torch.cuda.synchronize(dev)
         forward_s = time.perf_counter() - start_t
         return StepOutput(next_tokens=dict(zip(sample_ids, next_tokens)), forward_s=forward_s)
-
-    # --- checks ------------------------------------------------------------------
-    def _validate(self, plan: StepPlan) -> list[SeqChunk]:
-        """Cheap integrity checks of a plan; ValueError means a policy bug."""
-        chunks = plan.chunks
-        if plan.layout not in ("packed", "padded"):
-            raise ValueError(f"unknown plan layout {plan.layout!r}")
-        if not chunks:
-            raise ValueError("empty step plan")
-        cache = self.cache
-        assert cache is not None
-        bs = cache.block_size
-        nb = cache.num_blocks
-        max_len = self.info.max_model_len
-        seen: set[str] = set()
-        for c in chunks:
-            t = len(c.token_ids)
-            if t == 0:
-                raise ValueError(f"chunk of {c.req_id} has no tokens")
-            if c.req_id in seen:
-                raise ValueError(f"request {c.req_id} appears twice in one plan")
-            seen.add(c.req_id)
-            end = c.start_pos + t
-            if c.start_pos < 0 or c.pad_len < 0 or c.pad_len >= end:
-                raise ValueError(f"chunk of {c.req_id}: bad start_pos={c.start_pos} / pad_len={c.pad_len} for {t} tokens")
-            if end - c.pad_len > max_len:
-                raise ValueError(f"chunk of {c.req_id} reaches position {end - c.pad_len} > max_model_len {max_len}")
-            if len(c.block_table) * bs < end:
-                raise ValueError(
-                    f"block table of {c.req_id} ({len(c.block_table)} blocks of {bs}) does not cover slot {end - 1}"
-                )
-            table = c.block_table
-            if table and (min(table) < 0 or max(table) >= nb):
-                raise ValueError(f"block table of {c.req_id} has a block id outside 0..{nb - 1}")
-        if plan.layout == "padded":
-            t0, s0 = len(chunks[0].token_ids), chunks[0].start_pos
-            for c in chunks:
-                if len(c.token_ids) != t0 or c.start_pos != s0:
-                    raise ValueError("padded plan: every row needs the same number of tokens and start_pos")
-        return chunks

@@ -1,0 +1,64 @@
+"""How close predictions are to measurements: the numbers calibration and sim validation report.
+
+All errors are relative, as fractions (0.05 = 5%): `ape` = |predicted - measured| /
+measured, `bias` = mean of (predicted - measured) / measured (positive: the model
+predicts too slow).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from bsbench.metrics import direction
+
+# End-to-end figures validate-sim compares (summary keys of metrics.summarize).
+END_TO_END_KEYS = ("median_ttft_ms", "p99_ttft_ms", "median_tpot_ms", "p99_tpot_ms", "median_e2el_ms",
+                   "p99_e2el_ms", "output_throughput", "total_token_throughput", "slo_attainment")
+
+
+def error_stats(measured: Sequence[float], predicted: Sequence[float]) -> dict[str, float | int | None]:
+    """n, mape, p90_ape, max_ape, bias of `predicted` against `measured` (pairs with measured <= 0 are skipped)."""
+    pairs = [(m, p) for m, p in zip(measured, predicted, strict=True) if m > 0]
+    if not pairs:
+        return {"n": 0, "mape": None, "p90_ape": None, "max_ape": None, "bias": None}
+    rel = np.array([(p - m) / m for m, p in pairs], dtype=float)
+    ape = np.abs(rel)
+    return {"n": len(pairs), "mape": float(ape.mean()), "p90_ape": float(np.percentile(ape, 90)),
+            "max_ape": float(ape.max()), "bias": float(rel.mean())}
+
+
+def errors_by_layout(steps: Iterable[tuple[str, float, float]]) -> dict[str, dict[str, Any]]:
+    """`error_stats` per step layout and over all steps, from (layout, measured_s, predicted_s) rows."""
+    rows = list(steps)
+    out = {"all": error_stats([m for _, m, _ in rows], [p for _, _, p in rows])}
+    for layout in sorted({lay for lay, _, _ in rows}):
+        picked = [(m, p) for lay, m, p in rows if lay == layout]
+        out[layout] = error_stats([m for m, _ in picked], [p for _, p in picked])
+    return out
+
+
+def relative_error(real: float | None, predicted: float | None) -> float | None:
+    """(predicted - real) / real; None when either is missing or real is 0."""
+    if real is None or predicted is None or real == 0:
+        return None
+    return (predicted - real) / real
+
+
+def end_to_end_errors(real: Mapping[str, Any], sim: Mapping[str, Any],
+                      keys: Sequence[str] = END_TO_END_KEYS) -> dict[str, float | None]:
+    """Relative error of each summary figure of a simulated run against the real run of the same workload."""
+    return {key: relative_error(real.get(key), sim.get(key)) for key in keys}
+
+
+def ranking(scores: Mapping[str, float], key: str) -> list[str]:
+    """Scheduler names best first by summary figure `key` (its direction from metrics.direction; ties by name)."""
+    sign = direction(key) or 1
+    return sorted(scores, key=lambda name: (-sign * scores[name], name))
+
+
+def ranking_preserved(real: Mapping[str, float], sim: Mapping[str, float], key: str) -> bool:
+    """True when the simulated runs order the schedulers as the real runs do on `key`."""
+    return ranking(real, key) == ranking(sim, key)

@@ -1,0 +1,92 @@
+"""Tier (b): measure the real runner on this device over the calibration grid and fit the linear cost model.
+
+For every grid plan (`calib_grid.py`) the real runner's whole `execute` call is
+timed, which is what a wall-clock engine records as the step's duration (host
+preparation included); on CUDA the device is synchronised before the clock starts
+and after it stops. Passes over the grid are interleaved (every plan once per pass)
+so that a slow spell of a shared machine spreads over all plans; the first `warmups`
+passes are dropped and the median of the remaining `repeats` is kept. A plan that
+runs out of device memory is skipped and listed. The fit and its residuals on the
+grid go into a `Calibration`.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from bsbench.engine.model_shape import ModelShape
+from bsbench.engine.plan import ActivationOOM
+from bsbench.environment import capture_environment, package_versions
+from bsbench.sim.accuracy import error_stats
+from bsbench.sim.calib_grid import GridPoint, default_grid, synthetic_plan
+from bsbench.sim.calibration import Calibration
+from bsbench.sim.linear_fit import FEATURES, features, fit_nonnegative, predict
+from bsbench.sim.work import step_work
+
+ProgressFn = Callable[[int, int], None]  # (plans timed so far, total)
+
+
+def _synchroniser(device: Any) -> Callable[[], None]:
+    if getattr(device, "type", str(device)).startswith("cuda"):
+        import torch
+
+        return lambda: torch.cuda.synchronize(device)
+    return lambda: None
+
+
+def calibrate(runner: Any, shape: ModelShape, dtype: str, *, grid: Sequence[GridPoint] | None = None,
+              warmups: int = 1, repeats: int = 5, on_progress: ProgressFn | None = None) -> Calibration:
+    """Time `runner` (a real ModelRunner with its KV cache allocated) on the grid and fit the cost model."""
+    import torch
+
+    if warmups < 0 or repeats < 1:
+        raise ValueError("warmups must be >= 0 and repeats >= 1")
+    grid = list(grid) if grid is not None else default_grid()
+    cache = runner.cache
+    plans = [synthetic_plan(p, cache.block_size, cache.num_blocks, shape.vocab_size) for p in grid]
+    sync = _synchroniser(runner.device)
+    samples: list[list[float]] = [[] for _ in plans]
+    skipped: dict[int, str] = {}
+    passes = warmups + repeats
+    for r in range(passes):
+        for i, plan in enumerate(plans):
+            if i in skipped:
+                continue
+            sync()
+            start = time.perf_counter()
+            try:
+                runner.execute(plan)
+            except ActivationOOM as exc:
+                skipped[i] = str(exc).splitlines()[0][:200]
+                continue
+            sync()
+            if r >= warmups:
+                samples[i].append(time.perf_counter() - start)
+            if on_progress is not None:
+                on_progress(r * len(plans) + i + 1, passes * len(plans))
+    kept = [i for i in range(len(plans)) if i not in skipped]
+    if len(kept) < len(FEATURES):
+        raise RuntimeError(f"only {len(kept)} grid plans ran; the fit needs at least {len(FEATURES)}")
+    works = [step_work(plans[i], cache.block_size) for i in kept]
+    measured = [statistics.median(samples[i]) for i in kept]
+    coefficients = fit_nonnegative([features(w) for w in works], measured)
+    predicted = [predict(coefficients, w) for w in works]
+    points = [{"name": grid[i].name, "layout": grid[i].layout, "features": dict(zip(FEATURES, features(w))),
+               "measured_s": m, "predicted_s": p, "samples_s": samples[i]}
+              for i, w, m, p in zip(kept, works, measured, predicted)]
+    env = capture_environment(str(runner.device))
+    return Calibration(
+        device={"name": env.get("device_name"), "device": str(runner.device), "threads": torch.get_num_threads()},
+        model=shape.describe(),
+        dtype=dtype,
+        block_size=cache.block_size,
+        coefficients=dict(zip(FEATURES, coefficients)),
+        residuals=error_stats(measured, predicted),
+        points=points,
+        settings={"warmups": warmups, "repeats": repeats, "torch": torch.__version__,
+                  "bsbench": package_versions(("bsbench",))["bsbench"],
+                  "skipped": {grid[i].name: why for i, why in skipped.items()}},
+    )

@@ -1,0 +1,56 @@
+"""The work of one StepPlan exactly as the real runner executes it, as numbers a cost model can price.
+
+Built from the runner's own layout (`engine/step_layout.py`: forward order and
+attention calls), so the simulated backend prices the same padded gathers,
+rectangles and causal prefills the real runner computes:
+
+- `tokens`: rows through every linear layer, pads and finished padded rows included;
+- `sampled`: rows through the LM head (chunks with `sample=True`);
+- `calls`: the attention calls; `attn_pairs` sums the (query, key) pairs they compute
+  (per head and layer) and `kv_read_slots` the cached KV slots they gather
+  (decode groups padded to their longest context, in whole blocks).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bsbench.engine.plan import StepPlan
+from bsbench.engine.step_layout import AttnCall, attention_calls, forward_order
+
+
+@dataclass(slots=True, frozen=True)
+class StepWork:
+    layout: str
+    num_seqs: int
+    tokens: int
+    sampled: int
+    pad_tokens: int
+    attn_pairs: int
+    kv_read_slots: int
+    calls: tuple[AttnCall, ...]
+
+    @property
+    def num_calls(self) -> int:
+        return len(self.calls)
+
+
+def step_work(plan: StepPlan, block_size: int) -> StepWork:
+    """The work the runner does for `plan` with KV blocks of `block_size` slots."""
+    ordered = forward_order(plan.layout, plan.chunks)
+    calls = tuple(attention_calls(plan.layout, ordered, block_size))
+    tokens = 0
+    sampled = 0
+    for c in plan.chunks:
+        tokens += len(c.token_ids)
+        sampled += c.sample
+    return StepWork(
+        layout=plan.layout,
+        num_seqs=len(plan.chunks),
+        tokens=tokens,
+        sampled=sampled,
+        pad_tokens=plan.pad_tokens,
+        attn_pairs=sum(call.score_pairs for call in calls),
+        kv_read_slots=sum(call.rows * call.kv_len for call in calls if call.gathers),
+        calls=calls,
+    )
