@@ -54,7 +54,9 @@ def _clean(value: float | None) -> float | None:
     return None if math.isnan(value) or math.isinf(value) else value
 
 
-def distribution(values: Sequence[float], percentiles: Iterable[float] = DEFAULT_PERCENTILES) -> dict[str, float | None]:
+def distribution(
+    values: Sequence[float], percentiles: Iterable[float] = DEFAULT_PERCENTILES
+) -> dict[str, float | None]:
     """mean, median, std and pXX of `values` (linear interpolation, as numpy/vLLM); all None if empty."""
     keys = ["mean", "median", "std"] + [percentile_key(p) for p in percentiles]
     if len(values) == 0:

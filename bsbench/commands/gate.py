@@ -64,8 +64,8 @@ def command(records: tuple[Path, ...], baseline_path: Path, tolerance: str, rati
     from rich.table import Table
 
     from bsbench import gate as gating  # numpy and the record reader: imported only when records are gated
-    from bsbench.report import console as make_console
     from bsbench.record import read_records
+    from bsbench.report import console as make_console
 
     if update:
         check_output_file(baseline_path, "--baseline")  # before reading anything
@@ -95,8 +95,8 @@ def command(records: tuple[Path, ...], baseline_path: Path, tolerance: str, rati
             status = "[green]ok[/]" if c.passed else "[bold red]REGRESSED[/]"
             if c.note:
                 status += f" [dim]{markup(c.note)}[/]"
-            table.add_row(c.category, markup(c.run), markup(c.metric), _fmt(c.baseline, c.metric), _fmt(c.current, c.metric),
-                          _change(c), _fmt(c.limit, c.metric), status)
+            table.add_row(c.category, markup(c.run), markup(c.metric), _fmt(c.baseline, c.metric),
+                          _fmt(c.current, c.metric), _change(c), _fmt(c.limit, c.metric), status)
         console.print(table)
     for note in result.notes:
         console.print(f"[dim]note: {markup(note)}[/]", highlight=False)

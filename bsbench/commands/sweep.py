@@ -154,7 +154,8 @@ def command(ctx: click.Context, schedulers: str, rates: str, repeats: int, targe
     def on_run(run: Any, index: int, total: int) -> None:
         s = run.summary
         state = "[dim]resumed[/]" if run.resumed else "done"
-        console.print(f"[{index}/{total}] {markup(run.scheduler)} @ {format_rate(run.rate)} req/s seed {run.seed}: {state}, "
+        console.print(f"[{index}/{total}] {markup(run.scheduler)} @ {format_rate(run.rate)} req/s seed {run.seed}: "
+                      f"{state}, "
                       f"attainment {format_percent(s.get('slo_attainment'), '—')}, "
                       f"{_num(s.get('output_throughput'))} tok/s, "
                       f"failed {s.get('failed', 0)}", highlight=False)
@@ -170,8 +171,8 @@ def command(ctx: click.Context, schedulers: str, rates: str, repeats: int, targe
                            "model": engine.config.model},
         )
     except KeyboardInterrupt:
-        console.print(f"[yellow]interrupted[/]: finished runs are kept in {markup(engine.out_dir)}; run the same command "
-                      "again to resume", highlight=False)
+        console.print(f"[yellow]interrupted[/]: finished runs are kept in {markup(engine.out_dir)}; "
+                      "run the same command again to resume", highlight=False)
         raise click.exceptions.Exit(130) from None
     console.print(sweep_table(result))
     pngs = sweep_plots(result, target=target)

@@ -73,7 +73,9 @@ class StepContext:
     reads_fresh: bool  # some group attends to its own fresh k/v (needs token-major k/v)
 
     @staticmethod
-    def build(layout: str, chunks: list[SeqChunk], cache: KVCache, group_size: int, device: torch.device) -> StepContext:
+    def build(
+        layout: str, chunks: list[SeqChunk], cache: KVCache, group_size: int, device: torch.device
+    ) -> StepContext:
         """Chunks must be in `step_layout.forward_order`; the groups are `step_layout.attention_calls`."""
         bs = cache.block_size
         groups: list[AttnGroup] = []
@@ -87,7 +89,8 @@ class StepContext:
                 blocks, slots = _tables([c.block_table for c in part], call.kv_len, bs)
                 slot_parts.append(slots.gather(1, starts[:, None]).squeeze(1))
                 kpos = torch.arange(slots.shape[1])
-                mask = (kpos[None, :] <= starts[:, None]) & ((kpos[None, :] >= pads[:, None]) | (kpos[None, :] == starts[:, None]))
+                mask = (kpos[None, :] <= starts[:, None]) & (
+                    (kpos[None, :] >= pads[:, None]) | (kpos[None, :] == starts[:, None]))
                 groups.append(AttnGroup(call.row, call.row + b, b, 1, blocks.to(device, non_blocking=True),
                                         mask[:, None, None, :].to(device, non_blocking=True)))
                 continue
@@ -192,7 +195,8 @@ def paged_attention(
         else:
             # whole blocks: per head, one contiguous run of block_size*d values per block id (much faster than per slot)
             idx = grp.gather.view(-1)
-            k = k_cache.view(kvh, nblocks, -1).index_select(1, idx).view(kvh, b, -1, d).transpose(0, 1)  # [b, kvh, Lk, d]
+            # [b, kvh, Lk, d]
+            k = k_cache.view(kvh, nblocks, -1).index_select(1, idx).view(kvh, b, -1, d).transpose(0, 1)
             v = v_cache.view(kvh, nblocks, -1).index_select(1, idx).view(kvh, b, -1, d).transpose(0, 1)
         o = F.scaled_dot_product_attention(q, k, v, attn_mask=grp.mask, scale=scaling)
         o = o.view(b, kvh, g, tq, d).permute(0, 3, 1, 2, 4).reshape(b * tq, heads, d)

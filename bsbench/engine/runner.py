@@ -38,7 +38,8 @@ class ModelRunner:
         self.decoder = model.get_decoder() if hasattr(model, "get_decoder") else getattr(model, model.base_model_prefix)
         self.lm_head = model.get_output_embeddings()
         config = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
-        self.group_size = config.num_attention_heads // (getattr(config, "num_key_value_heads", None) or config.num_attention_heads)
+        kv_heads = getattr(config, "num_key_value_heads", None) or config.num_attention_heads
+        self.group_size = config.num_attention_heads // kv_heads
         self.cache: KVCache | None = None
 
     # --- memory --------------------------------------------------------------

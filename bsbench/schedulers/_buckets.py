@@ -24,8 +24,8 @@ manager hands out; a row of a padded batch of width W reserves the slots
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
 
 from bsbench.engine.block_manager import blocks_for_tokens
 from bsbench.engine.request_state import RequestState

@@ -76,7 +76,13 @@ from bsbench.schedulers._buckets import (
 from bsbench.schedulers.base import AdmissionBound, Scheduler
 from bsbench.schedulers.chunks import PaddedBatch, advance, max_kv_slots, next_chunk
 from bsbench.schedulers.option_rules import (
-    AT_LEAST_ONE, NON_NEGATIVE, UNIT_OPEN, Interval, PolicyOptions, check_fields, invalid,
+    AT_LEAST_ONE,
+    NON_NEGATIVE,
+    UNIT_OPEN,
+    Interval,
+    PolicyOptions,
+    check_fields,
+    invalid,
 )
 from bsbench.schedulers.registry import register
 

@@ -32,9 +32,11 @@ class ContinuousOptions(PolicyOptions):
     max_num_batched_tokens: int = field(
         default=2048, metadata={"help": "Token budget of one step, prefill and decode together (continuous)."}
     )
-    chunked_prefill: bool = field(default=False, metadata={"help": "Split long prompts over several steps (continuous)."})
+    chunked_prefill: bool = field(
+        default=False, metadata={"help": "Split long prompts over several steps (continuous)."})
     watermark: float = field(
-        default=0.01, metadata={"help": "Share of KV blocks kept free when admitting, to limit preemption thrash (continuous)."}
+        default=0.01,
+        metadata={"help": "Share of KV blocks kept free when admitting, to limit preemption thrash (continuous)."}
     )
 
     def validate(self) -> None:

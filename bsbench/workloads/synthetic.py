@@ -61,7 +61,9 @@ def random_prompt_ids(rng: np.random.Generator, tokenizer: TokenizerHandle, leng
     return tuple(int(i) for i in ids)
 
 
-def load_synthetic(num: int, rng: np.random.Generator, tokenizer: TokenizerHandle, options: dict[str, Any]) -> SampleSet:
+def load_synthetic(
+    num: int, rng: np.random.Generator, tokenizer: TokenizerHandle, options: dict[str, Any]
+) -> SampleSet:
     # `options` are resolved (build.resolve_options): every key present and checked, so a 0 is never
     # silently replaced by a default here
     dist = str(options["length_dist"])
