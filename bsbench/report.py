@@ -147,6 +147,7 @@ def group_records(records: Sequence[RunRecord]) -> tuple[list[Group], list[str]]
     notes = []
     first = out[0] if out else None
     for j, b in enumerate(out[1:], start=2):
+        assert first is not None  # out has a second group, so a first
         reasons = _describe_difference(first.runs[0].record, b.runs[0].record)
         notes.append(
             f"group 1 ({', '.join(r.label for r in first.runs)}) and group {j} "

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import click
 
@@ -12,6 +12,8 @@ from bsbench.safe_text import markup
 from bsbench.units import format_percent
 
 if TYPE_CHECKING:
+    from rich.console import JustifyMethod
+
     from bsbench import gate as gating
 
 
@@ -90,7 +92,7 @@ def command(records: tuple[Path, ...], baseline_path: Path, tolerance: str, rati
                       header_style="bold")
         for col, justify in (("check", "left"), ("run", "left"), ("metric", "left"), ("baseline", "right"),
                              ("now", "right"), ("change", "right"), ("limit", "right"), ("result", "left")):
-            table.add_column(col, justify=justify, overflow="fold")
+            table.add_column(col, justify=cast("JustifyMethod", justify), overflow="fold")
         for c in shown:
             status = "[green]ok[/]" if c.passed else "[bold red]REGRESSED[/]"
             if c.note:

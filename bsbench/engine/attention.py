@@ -38,6 +38,7 @@ itself, so no row is fully masked (which would give NaN that could leak through
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -145,13 +146,13 @@ def paged_attention(
     attention_mask: torch.Tensor | None,
     scaling: float | None = None,
     dropout: float = 0.0,
-    **kwargs,
+    **kwargs: Any,
 ) -> tuple[torch.Tensor, None]:
     """transformers attention function: query [B, H, T, D], key/value [B, KVH, T, D] -> ([B, T, H, D], None)."""
     ctx: StepContext | None = kwargs.get(CTX_KWARG)
     if ctx is None:
         raise RuntimeError(f"{ATTN_NAME} attention needs `{CTX_KWARG}=` in the model's forward kwargs")
-    layer = module.layer_idx
+    layer = cast(int, module.layer_idx)  # set on every attention module by transformers
     bsz, heads, t, d = query.shape
     kvh = key.shape[1]
     g = heads // kvh
@@ -204,7 +205,7 @@ def paged_attention(
             out = o
         else:
             out[grp.start:grp.end] = o
-    return out.view(bsz, t, heads, d), None
+    return cast(torch.Tensor, out).view(bsz, t, heads, d), None  # a step has at least one group
 
 
 def register() -> str:

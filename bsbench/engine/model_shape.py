@@ -84,7 +84,7 @@ def check_supported(config: dict[str, Any], name: str) -> None:
             f"model {name!r} has type {model_type!r}; "
             f"the paged attention hook supports {', '.join(SUPPORTED_MODEL_TYPES)}"
         )
-    window = config.get("sliding_window")
+    window: Any = config.get("sliding_window")
     max_pos = config.get("max_position_embeddings")
     uses_window = (bool(config.get("use_sliding_window")) or model_type == "mistral") and bool(window) and (
         max_pos is None or int(window) < int(max_pos)

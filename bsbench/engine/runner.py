@@ -17,6 +17,7 @@ order and attention grouping are `step_layout.py`'s.
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -28,9 +29,12 @@ from bsbench.engine.plan import ActivationOOM, SeqChunk, StepOutput, StepPlan
 from bsbench.engine.plan_check import validate_plan
 from bsbench.engine.step_layout import forward_order
 
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
+
 
 class ModelRunner:
-    def __init__(self, model: torch.nn.Module, info: ModelInfo, device: torch.device | str, dtype: torch.dtype) -> None:
+    def __init__(self, model: PreTrainedModel, info: ModelInfo, device: torch.device | str, dtype: torch.dtype) -> None:
         self.model = model
         self.info = info
         self.device = torch.device(device)

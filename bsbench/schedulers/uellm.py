@@ -54,14 +54,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from bsbench.engine.events import OOM, PREEMPTION, REJECTION, TRUNCATION
 from bsbench.engine.plan import StepPlan
 from bsbench.engine.request_state import RequestState, Status
 from bsbench.predictor import PREDICTOR_MODES, LengthClasses, make_predictor, memory_estimate_bytes
 from bsbench.record.reasons import EndKind, EndReason
-from bsbench.schedulers.base import Scheduler
+from bsbench.schedulers.base import Scheduler, SchedulerContext
 from bsbench.schedulers.chunks import PaddedBatch, row_slots
 from bsbench.schedulers.option_rules import (
     ANY_NUMBER,
@@ -176,7 +176,7 @@ class UellmScheduler(Scheduler):
     name = "uellm"
     Options = UellmOptions
 
-    def __init__(self, options: UellmOptions, ctx) -> None:
+    def __init__(self, options: UellmOptions, ctx: SchedulerContext) -> None:
         super().__init__(options, ctx)
         o = options
         self.predictor = make_predictor(
@@ -339,7 +339,7 @@ class UellmScheduler(Scheduler):
                     if row.notes.get("underpredict") != "extended":
                         self.counts["underpredict_extended"] += 1
                     row.notes["underpredict"] = "extended"
-                    row.notes["kv_extend_blocks"] = int(row.notes.get("kv_extend_blocks", 0)) + need[row.id]
+                    row.notes["kv_extend_blocks"] = cast(int, row.notes.get("kv_extend_blocks", 0)) + need[row.id]
                 self.counts["kv_extend_events"] += 1
                 self.ctx.events.emit(KV_EXTEND, now, [r.id for r in long_rows], blocks=total,
                                      kv_len=long_rows[0].kv_len if long_rows else None, batch=run.index)
