@@ -41,7 +41,9 @@ def timeline_digest(result: EngineResult) -> str:
     return hashlib.sha256(json.dumps(rows).encode()).hexdigest()[:16]
 
 
-def run_one(name: str, requests: list, model: str, gpu: str, profile: cProfile.Profile | None) -> tuple[float, EngineResult]:
+def run_one(
+    name: str, requests: list, model: str, gpu: str, profile: cProfile.Profile | None
+) -> tuple[float, EngineResult]:
     sim = open_sim(model, gpu)
     ctx = SchedulerContext(BlockManager(sim.num_blocks, sim.block_size), sim.shape.info, EventLog(), seed=0)
     cls = get_scheduler(name)

@@ -146,7 +146,7 @@ def check_token_ids(workload: Workload, info: ModelInfo) -> None:
             )
 
 
-def build_scheduler_options(scheduler_cls: type, values: dict[str, Any]) -> Any:
+def build_scheduler_options(scheduler_cls: type[Scheduler], values: dict[str, Any]) -> Any:
     """The policy's options dataclass from user-given values, validated: the one place a policy's options are
     checked. An unknown name or a value out of range is a user error (OptionsError naming the flag)."""
     names = {f.name for f in dataclasses.fields(scheduler_cls.Options)}

@@ -4,8 +4,8 @@ Search as vLLM's serve_sla and DistServe's search_binary do: probe a start
 rate; double while the target is met (halve while it is not), which brackets
 the capacity between a passing rate `lo` and a failing rate `hi`; then bisect
 until hi - lo <= tolerance, or until the midpoint is a rate already probed
-(floats cannot split the bracket any finer: a tiny tolerance must end too). The curve is assumed to fall with the rate; a
-noisy, non-monotone curve gives one passing rate of the bracket, not a proof
+(floats cannot split the bracket any finer: a tiny tolerance must end too). The curve is assumed to fall with the
+rate; a noisy, non-monotone curve gives one passing rate of the bracket, not a proof
 that every lower rate passes.
 """
 

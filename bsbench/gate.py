@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -109,7 +109,7 @@ def build_baseline(records: Sequence[RunRecord], reference: str | None = None) -
     return {
         "kind": BASELINE_KIND,
         "version": BASELINE_VERSION,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "device_name": devices[0] if len(devices) == 1 else None,
         "model": first.config.model if first else None,
         "workload": first.workload.name if first else None,

@@ -29,7 +29,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -54,7 +54,9 @@ def _clean(value: float | None) -> float | None:
     return None if math.isnan(value) or math.isinf(value) else value
 
 
-def distribution(values: Sequence[float], percentiles: Iterable[float] = DEFAULT_PERCENTILES) -> dict[str, float | None]:
+def distribution(
+    values: Sequence[float], percentiles: Iterable[float] = DEFAULT_PERCENTILES
+) -> dict[str, float | None]:
     """mean, median, std and pXX of `values` (linear interpolation, as numpy/vLLM); all None if empty."""
     keys = ["mean", "median", "std"] + [percentile_key(p) for p in percentiles]
     if len(values) == 0:
@@ -188,7 +190,7 @@ def _step_metrics(steps: Sequence[StepRow], duration_s: float, percentiles: Sequ
     out["max_batch_size"] = max(sizes) if sizes else None
     out["batch_size_histogram"] = {str(k): v for k, v in sorted(Counter(sizes).items())}
     step_durations = [s.duration_s for s in steps]
-    out["mean_step_ms"] = _clean(_ms(np.mean(step_durations))) if step_durations else None
+    out["mean_step_ms"] = _clean(_ms(cast(float, np.mean(step_durations)))) if step_durations else None
     forward = sum(s.forward_s for s in steps)
     out["forward_s"] = forward
     out["forward_share"] = forward / duration_s if steps and duration_s and duration_s > 0 else None
@@ -263,7 +265,7 @@ def summarize(
     s.update(_latency_block("itl", [g for r in completed for g in itls_s(r)], percentiles))
     s.update(_latency_block("e2el", [v for v in map(e2el_s, completed) if v is not None], percentiles))
     incl = [_ms(v) for v in map(tpot_incl_first_s, completed) if v is not None]
-    s["mean_tpot_incl_first_ms"] = _clean(np.mean(incl)) if incl else None
+    s["mean_tpot_incl_first_ms"] = _clean(cast(float, np.mean(incl))) if incl else None
     s["median_tpot_incl_first_ms"] = _clean(np.median(incl)) if incl else None
     s.update(_latency_block("queue", [v for v in map(queue_s, requests) if v is not None], percentiles))
     s.update(_slo_metrics(requests, duration_s))

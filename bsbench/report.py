@@ -103,8 +103,8 @@ class Group:
 
     def title(self) -> str:
         first = self.runs[0].record
-        return (f"{first.workload.name} · {first.workload.num_requests} requests @ rate {format_rate(first.config.rate)}"
-                f" · {self.key[1]} · {self.key[2]}")
+        return (f"{first.workload.name} · {first.workload.num_requests} requests"
+                f" @ rate {format_rate(first.config.rate)} · {self.key[1]} · {self.key[2]}")
 
     def details(self) -> str:
         return f"workload fingerprint {self.key[0][:16]}; model {self.key[1]}; device {self.key[2]}"
@@ -147,6 +147,7 @@ def group_records(records: Sequence[RunRecord]) -> tuple[list[Group], list[str]]
     notes = []
     first = out[0] if out else None
     for j, b in enumerate(out[1:], start=2):
+        assert first is not None  # out has a second group, so a first
         reasons = _describe_difference(first.runs[0].record, b.runs[0].record)
         notes.append(
             f"group 1 ({', '.join(r.label for r in first.runs)}) and group {j} "
@@ -322,7 +323,7 @@ def groups_to_csv(groups: Sequence[Group], frames: Sequence[pd.DataFrame]) -> st
     """One CSV: group, metric, then one column per run label (raw numbers). Labels come from records, so
     every text cell and header is guarded against spreadsheet formulas (safe_text.csv_cell)."""
     parts = []
-    for i, (group, frame) in enumerate(zip(groups, frames), start=1):
+    for i, (_group, frame) in enumerate(zip(groups, frames), start=1):
         f = frame.copy()
         f.insert(0, "group", i)
         parts.append(f.reset_index())

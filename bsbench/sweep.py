@@ -21,7 +21,7 @@ import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -86,7 +86,8 @@ def parse_names(text: str, known: Sequence[str] | None = None) -> list[str]:
 
 def run_key(scheduler: str, rate: float, seed: Any, fingerprint: str) -> str:
     """The identity of one run of a sweep: equal keys = the same work, done once."""
-    return f"{scheduler}|{format_rate(float(rate)) if math.isinf(float(rate)) else repr(float(rate))}|{seed}|{fingerprint}"
+    rate_text = format_rate(float(rate)) if math.isinf(float(rate)) else repr(float(rate))
+    return f"{scheduler}|{rate_text}|{seed}|{fingerprint}"
 
 
 def record_key(record: RunRecord) -> str:
@@ -164,7 +165,7 @@ def write_summary(result: SweepResult, extra: dict[str, Any] | None = None) -> P
     summary = {
         "kind": SUMMARY_KIND,
         "version": 1,
-        "updated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "updated": datetime.now(UTC).isoformat(timespec="seconds"),
         "schedulers": plan.schedulers,
         "rates": plan.rates,
         "seeds": plan.seeds,

@@ -225,7 +225,9 @@ def validate(rule: Rule, value: Any, name: str) -> Any:
         raise BsbenchError(f"{name} {exc}") from None
 
 
-def validate_all(rules: dict[str, Rule], values: dict[str, Any], where: str, skip: Sequence[str] = ()) -> dict[str, Any]:
+def validate_all(
+    rules: dict[str, Rule], values: dict[str, Any], where: str, skip: Sequence[str] = ()
+) -> dict[str, Any]:
     """Every non-None value checked by the rule of its key; errors read 'WHERE: KEY must be ...'."""
     out = dict(values)
     for key, value in values.items():

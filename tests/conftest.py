@@ -58,7 +58,7 @@ class CliResult:
 
 
 @pytest.fixture
-def bsbench(capsys: pytest.CaptureFixture) -> "callable":
+def bsbench(capsys: pytest.CaptureFixture) -> callable:
     """Run `bsbench ARGS` through bsbench.cli.main (one-line errors, exit 2) and capture its output."""
 
     def invoke(*args: str) -> CliResult:

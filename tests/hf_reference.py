@@ -35,13 +35,16 @@ def greedy_argmax(model: torch.nn.Module, prompt: list[int], num_tokens: int) ->
 
 @lru_cache(maxsize=2)
 def reference_model(model: str = "tiny", weights: str = "dummy", seed: int = 0) -> torch.nn.Module:
-    """The model bsbench loads for these arguments (CPU, fp32), with transformers' sdpa attention, not bsbench's hook."""
+    """The model bsbench loads for these arguments (CPU, fp32), with transformers' sdpa attention, not bsbench's
+    hook."""
     net, _ = load_model(model, weights, "cpu", "float32", seed)
     net.set_attn_implementation("sdpa")
     return net
 
 
-def hf_greedy(prompt: list[int], num_tokens: int, model: str = "tiny", weights: str = "dummy", seed: int = 0) -> list[int]:
+def hf_greedy(
+    prompt: list[int], num_tokens: int, model: str = "tiny", weights: str = "dummy", seed: int = 0
+) -> list[int]:
     """`greedy_argmax` on the reference copy of the model bsbench ran."""
     return greedy_argmax(reference_model(model, weights, seed), prompt, num_tokens)
 

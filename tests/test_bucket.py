@@ -4,22 +4,29 @@ from __future__ import annotations
 
 import pytest
 
+from bsbench.engine.clock import VirtualClock
 from bsbench.engine.events import OOM, PREEMPTION, REJECTION
 from bsbench.engine.loop import Engine
 from bsbench.engine.request_state import RequestState, Status
-from bsbench.record import EndKind
 from bsbench.errors import BsbenchError
+from bsbench.record import EndKind
 from bsbench.schedulers._buckets import (
-    BucketManager, DecayedHistogram, MemoryModel, parse_boundaries, priority_key,
+    BucketManager,
+    DecayedHistogram,
+    MemoryModel,
+    parse_boundaries,
+    priority_key,
 )
 from bsbench.schedulers.bucket import BucketOptions, BucketScheduler
 from bsbench.schedulers.registry import get_scheduler
 from bsbench.schedulers.static import StaticOptions, StaticScheduler
 from bsbench.workloads.request import RequestSpec
-from bsbench.engine.clock import VirtualClock
 from tests.fakes import BudgetCheckingRunner, make_context
 from tests.test_engine_schedulers import (
-    assert_accounted, assert_outputs_match, make_requests, run,
+    assert_accounted,
+    assert_outputs_match,
+    make_requests,
+    run,
 )
 
 FIFO = priority_key("sjf")
@@ -285,7 +292,8 @@ def test_controller_triggers_and_summary():
     opts = BucketOptions(bucket_interval=1e9, bucket_queue_threshold=5)
     sched = BucketScheduler(opts, ctx)
     reqs = make_requests(40, seed=7, max_prompt=30, max_out=8, spread=2.0)
-    result = Engine(sched, BudgetCheckingRunner(ctx), events=ctx.events, blocks=ctx.block_manager, clock=VirtualClock(tick_s=1e-4)).run(reqs)
+    result = Engine(sched, BudgetCheckingRunner(ctx), events=ctx.events, blocks=ctx.block_manager,
+                    clock=VirtualClock(tick_s=1e-4)).run(reqs)
     assert all(s.status is Status.COMPLETED for s in result.states)
     summary = sched.summary()
     assert summary["controller_evaluations"] >= 2  # the first look, then the queue-growth trigger
@@ -317,7 +325,8 @@ def test_failed_step_ends_its_requests_and_frees_their_blocks():
 
     ctx = make_context(num_blocks=200, block_size=4)
     reqs = make_requests(20, seed=9, max_prompt=20, max_out=6, spread=0.01)
-    result = Engine(BucketScheduler(BucketOptions(max_num_seqs=4), ctx), FailsFirstPrefill(ctx), events=ctx.events, blocks=ctx.block_manager,
+    result = Engine(BucketScheduler(BucketOptions(max_num_seqs=4), ctx), FailsFirstPrefill(ctx), events=ctx.events,
+                    blocks=ctx.block_manager,
                     clock=VirtualClock(tick_s=1e-4)).run(reqs)
     assert_accounted(result, 20)
     failed = [s for s in result.states if s.status is Status.FAILED]

@@ -6,6 +6,7 @@ import random
 
 import pytest
 
+from bsbench.engine.clock import VirtualClock
 from bsbench.engine.events import OOM, PREEMPTION
 from bsbench.engine.loop import Engine
 from bsbench.engine.request_state import RequestState, Status
@@ -13,10 +14,7 @@ from bsbench.record import EndKind
 from bsbench.schedulers.continuous import ContinuousOptions, ContinuousScheduler
 from bsbench.schedulers.static import StaticOptions, StaticScheduler
 from bsbench.workloads.request import RequestSpec
-from bsbench.engine.clock import VirtualClock
 from tests.fakes import BudgetCheckingRunner, ChecksumRunner, make_context, reference_generate
-
-
 
 
 def make_requests(n: int, seed: int = 0, max_prompt: int = 40, max_out: int = 12, spread: float = 0.0):
@@ -36,7 +34,8 @@ def run(scheduler_cls, options, requests, num_blocks=64, block_size=4):
     ctx = make_context(num_blocks, block_size)
     scheduler = scheduler_cls(options, ctx)
     runner = BudgetCheckingRunner(ctx)
-    result = Engine(scheduler, runner, events=ctx.events, blocks=ctx.block_manager, clock=VirtualClock(tick_s=1e-4)).run(requests)
+    result = Engine(scheduler, runner, events=ctx.events, blocks=ctx.block_manager,
+                    clock=VirtualClock(tick_s=1e-4)).run(requests)
     return result, runner, ctx
 
 
@@ -60,7 +59,8 @@ def assert_accounted(result, n):
 @pytest.mark.parametrize("chunked", [False, True])
 def test_continuous_matches_reference_with_ample_memory(chunked):
     reqs = make_requests(30, spread=0.01)
-    result, runner, ctx = run(ContinuousScheduler, ContinuousOptions(max_num_batched_tokens=64, chunked_prefill=chunked), reqs, num_blocks=400)
+    options = ContinuousOptions(max_num_batched_tokens=64, chunked_prefill=chunked)
+    result, runner, ctx = run(ContinuousScheduler, options, reqs, num_blocks=400)
     assert_accounted(result, 30)
     assert all(s.status is Status.COMPLETED for s in result.states)
     assert_outputs_match(result)
@@ -159,7 +159,8 @@ def test_activation_oom_fails_the_step_records_an_event_and_the_run_goes_on():
 
     ctx = make_context(200, 4)
     reqs = make_requests(12, seed=5, spread=0.01)
-    result = Engine(ContinuousScheduler(ContinuousOptions(), ctx), FailsThirdStep(ctx), events=ctx.events, blocks=ctx.block_manager,
+    result = Engine(ContinuousScheduler(ContinuousOptions(), ctx), FailsThirdStep(ctx), events=ctx.events,
+                    blocks=ctx.block_manager,
                     clock=VirtualClock(tick_s=1e-4)).run(reqs)
     assert_accounted(result, 12)
     failed = {s.id for s in result.states if s.status is Status.FAILED}

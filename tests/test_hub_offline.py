@@ -62,7 +62,8 @@ def test_a_hub_id_with_the_hub_unreachable_is_one_line_at_once(tmp_path, argv, w
     env = _offline_env(tmp_path, HF_ENDPOINT=f"http://127.0.0.1:{_closed_port()}")
     start = time.monotonic()
     done = subprocess.run([sys.executable, "-m", "bsbench", *argv, "--out", str(tmp_path)] if argv[0] == "run"
-                          else [sys.executable, "-m", "bsbench", *argv], capture_output=True, text=True, check=False, env=env,
+                          else [sys.executable, "-m", "bsbench", *argv], capture_output=True, text=True, check=False,
+                          env=env,
                           timeout=120)
     elapsed = time.monotonic() - start
     assert done.returncode == 2, done.stderr
@@ -86,5 +87,6 @@ def test_hf_hub_offline_is_honoured_and_a_cached_model_is_loaded_from_the_cache(
     (snapshot.parent.parent / "refs").mkdir()
     (snapshot.parent.parent / "refs" / "main").write_text("abc")
     code = "from bsbench.hub import check_model_source; print(check_model_source('org/cached'))"
-    cached = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False, env=env, timeout=60)
+    cached = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False, env=env,
+                            timeout=60)
     assert cached.stdout.strip() == "HF_HUB_OFFLINE is set", cached.stderr  # use the cache, no error

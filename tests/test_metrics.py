@@ -160,7 +160,8 @@ def test_empty_sets_are_none_not_nan():
 
 
 def test_all_failed_run_has_no_latencies():
-    rows = [req("a", 0.0, [], status="failed", reason="oom"), req("b", 0.0, [], status="rejected", reason="slo-expired")]
+    rows = [req("a", 0.0, [], status="failed", reason="oom"),
+            req("b", 0.0, [], status="rejected", reason="slo-expired")]
     out = summarize(rows, [], [], duration_s=1.0)
     assert out["completed"] == 0 and out["request_throughput"] == 0.0
     assert out["mean_e2el_ms"] is None and out["slo_attainment"] == 0.0

@@ -11,8 +11,17 @@ from bsbench.environment import GpuSampler, capture_environment
 from bsbench.errors import BsbenchError
 from bsbench.jsonio import dumps
 from bsbench.record import (
-    SCHEMA_VERSION, EndKind, EndReason, Outcome, RecordConfig, RequestRow, RunRecord, WorkloadInfo, read_record,
-    read_records, save_record,
+    SCHEMA_VERSION,
+    EndKind,
+    EndReason,
+    Outcome,
+    RecordConfig,
+    RequestRow,
+    RunRecord,
+    WorkloadInfo,
+    read_record,
+    read_records,
+    save_record,
 )
 from bsbench.record.io import record_filename
 

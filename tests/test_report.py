@@ -34,7 +34,8 @@ def test_grouping_by_fingerprint_model_device():
     assert [len(g.runs) for g in groups] == [2, 1, 1, 1]
     assert [r.label for r in groups[0].runs] == ["continuous", "static"]
     text = "\n".join(notes)
-    assert "group 1 (continuous, static) and group 2 (static) are not comparable: different request lists (rate 4 vs 8)" in text
+    assert ("group 1 (continuous, static) and group 2 (static) are not comparable: "
+            "different request lists (rate 4 vs 8)") in text
     assert "different model (tiny vs llama2-7b)" in text
     assert "different device (Test CPU vs NVIDIA H100)" in text
 

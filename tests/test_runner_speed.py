@@ -53,4 +53,5 @@ def test_decode_step_time():
     print(f"\ntiny model, packed decode, context {CONTEXT}, device {device}, threads {torch.get_num_threads()}")
     for batch in (1, 8, 32, 64):
         step, outside = measure(runner, batch)
-        print(f"  batch {batch:3d}: {step * 1e3:7.2f} ms/step (median)  {batch / step:8.0f} tok/s  outside forward {outside:5.1%}")
+        print(f"  batch {batch:3d}: {step * 1e3:7.2f} ms/step (median)  {batch / step:8.0f} tok/s  "
+              f"outside forward {outside:5.1%}")

@@ -10,7 +10,13 @@ import pytest
 from bsbench.errors import BsbenchError
 from bsbench.record import save_record
 from bsbench.sweep import (
-    SUMMARY_FILE, SweepPlan, load_summary, parse_names, parse_rates, run_sweep, sweep_plots,
+    SUMMARY_FILE,
+    SweepPlan,
+    load_summary,
+    parse_names,
+    parse_rates,
+    run_sweep,
+    sweep_plots,
 )
 from bsbench.workloads.request import RequestSpec
 from bsbench.workloads.workload import Workload

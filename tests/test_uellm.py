@@ -47,7 +47,8 @@ def run(requests, fixed=None, num_blocks=400, block_size=4, **opts):
     if fixed is not None:
         sched.predictor = fixed
     runner = BudgetCheckingRunner(ctx)
-    result = Engine(sched, runner, events=ctx.events, blocks=ctx.block_manager, clock=VirtualClock(tick_s=1e-4)).run(requests)
+    result = Engine(sched, runner, events=ctx.events, blocks=ctx.block_manager,
+                    clock=VirtualClock(tick_s=1e-4)).run(requests)
     return result, runner, ctx, sched
 
 

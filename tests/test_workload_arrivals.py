@@ -38,7 +38,8 @@ def test_constant_and_infinite_rate() -> None:
 
 
 @pytest.mark.parametrize("kwargs,message", [
-    ({"rate": 0}, "rate must be a number > 0"), ({"rate": -1}, "rate must be a number > 0"), ({"rate": "fast"}, "rate must be"),
+    ({"rate": 0}, "rate must be a number > 0"), ({"rate": -1}, "rate must be a number > 0"),
+    ({"rate": "fast"}, "rate must be"),
     ({"process": "gamma", "rate": 1, "burstiness": 0}, "burstiness must be > 0"),
     ({"process": "gamma", "rate": 1, "cv": -1}, "cv must be > 0"),
     ({"process": "weibull", "rate": 1}, "unknown arrival process"),

@@ -144,4 +144,5 @@ def test_malformed_jsonl_counted_then_strict_fatal(bsbench, tmp_path: Path, shar
 def test_subprocess_exit_code_and_single_line() -> None:
     proc = subprocess.run([sys.executable, "-m", "bsbench", "workload", "show", "smoke", "--rate", "0"],
                           capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 2 and proc.stderr.strip().count("\n") == 0 and "--rate must be a number > 0" in proc.stderr
+    assert (proc.returncode == 2 and proc.stderr.strip().count("\n") == 0
+            and "--rate must be a number > 0" in proc.stderr)

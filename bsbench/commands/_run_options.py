@@ -166,7 +166,10 @@ def check_flags_apply(schedulers: list[str], values: dict[str, Any]) -> None:
 def run_config_from_cli(kwargs: dict[str, Any], scheduler: str, scheduler_options: dict[str, Any]) -> RunConfig:
     """Pop the engine flags from click's kwargs and build a RunConfig: its scheduler options are validated
     and --out is checked writable here, before any model is loaded (paths.check_output_dir)."""
-    from bsbench.bench import RunConfig, build_scheduler_options  # the engine's world, imported only when a run is built
+    from bsbench.bench import (  # the engine's world, imported only when a run is built
+        RunConfig,
+        build_scheduler_options,
+    )
 
     build_scheduler_options(get_scheduler(scheduler), scheduler_options)
     model = kwargs.pop("model")

@@ -56,8 +56,8 @@ def command(ctx: click.Context, schedulers: str, target: float, start_rate: floa
     from rich.table import Table
 
     from bsbench.capacity import find_capacity
-    from bsbench.report import console as make_console
     from bsbench.jsonio import write_json_atomic
+    from bsbench.report import console as make_console
     from bsbench.sweep import parse_names
 
     tol, relative = parse_search_tolerance(tolerance)

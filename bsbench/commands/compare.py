@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import cast
 
 import click
 
@@ -76,7 +77,8 @@ def command(paths: tuple[Path, ...], reference: str | None, fmt: str, plots_dir:
     if plots_dir is not None or html_file is not None:
         from bsbench import plots
 
-        target = plots_dir if plots_dir is not None else html_file.with_name(html_file.stem + "_plots")
+        target = plots_dir if plots_dir is not None else cast(Path, html_file).with_name(
+            cast(Path, html_file).stem + "_plots")
         for i, group in enumerate(groups, start=1):
             prefix = f"group{i}_" if len(groups) > 1 else ""
             runs = [(r.label, r.record) for r in group.runs]

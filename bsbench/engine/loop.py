@@ -8,8 +8,9 @@ run incomplete; nothing is lost.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 from bsbench.engine.block_manager import BlockManager
 from bsbench.engine.clock import Clock, WallClock
@@ -90,7 +91,8 @@ class Engine:
                         wake.append(states[next_arrival].spec.arrival_s)
                     if not wake:
                         # The policy holds requests it will never schedule: a policy bug, not a hang.
-                        self.scheduler.drain(now, EndReason(EndKind.STALLED, "the policy returned no plan with nothing left to wait for"))
+                        stalled = "the policy returned no plan with nothing left to wait for"
+                        self.scheduler.drain(now, EndReason(EndKind.STALLED, stalled))
                         ended += len(self.scheduler.take_ended())
                         continue
                     self.clock.sleep_until(min(wake))
@@ -123,7 +125,8 @@ class Engine:
             output = self.runner.execute(plan)
         except ActivationOOM as exc:
             now = self.clock.now()
-            failed = self.scheduler.fail_plan(plan, now, EndReason(EndKind.OOM, "device out of memory running the step"))
+            failed = self.scheduler.fail_plan(plan, now,
+                                              EndReason(EndKind.OOM, "device out of memory running the step"))
             self.events.emit(OOM, now, failed, cause="activations", error=str(exc).splitlines()[0][:200])
             return None, 0
         end = self.clock.now()

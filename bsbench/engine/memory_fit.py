@@ -23,6 +23,7 @@ from typing import Any
 from bsbench.errors import BsbenchError
 from bsbench.units import format_bytes
 
+
 def _read_int(path: str) -> int | None:
     try:
         text = Path(path).read_text().strip()

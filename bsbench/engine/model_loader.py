@@ -29,6 +29,7 @@ from the config by `model_shape.py`, the same reading the simulated backend uses
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM, PretrainedConfig
@@ -52,9 +53,12 @@ from bsbench.hub import check_model_source, offline_error
 from bsbench.paths import looks_local
 from bsbench.safe_json import load_file
 
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
+
 WEIGHTS = ("dummy", "checkpoint")
 DEVICES = ("auto", "cpu", "cuda")
-DTYPES = {alias: getattr(torch, canonical) for alias, canonical in DTYPE_ALIASES.items()}
+DTYPES: dict[str, torch.dtype] = {alias: getattr(torch, canonical) for alias, canonical in DTYPE_ALIASES.items()}
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -86,17 +90,17 @@ def model_info(config: PretrainedConfig, dtype: torch.dtype, name: str) -> Model
     return model_shape_from_config(_config_dict(config), torch.empty((), dtype=dtype).element_size(), name).info
 
 
-def loaded_model_shape(model: torch.nn.Module, info: ModelInfo) -> ModelShape:
+def loaded_model_shape(model: PreTrainedModel, info: ModelInfo) -> ModelShape:
     """The cost-model shape of a model `load_model` built (for the real runner on a virtual clock)."""
     return model_shape_from_config(_config_dict(model.config), info.dtype_bytes, info.name)
 
 
-def _config_dict(config: PretrainedConfig) -> dict:
+def _config_dict(config: PretrainedConfig) -> dict[str, Any]:
     text = config.get_text_config() if hasattr(config, "get_text_config") else config
     return text.to_dict()
 
 
-def _raw_config(model: str, offline: str | None) -> dict:
+def _raw_config(model: str, offline: str | None) -> dict[str, Any]:
     """The config.json of a folder or hub id as plain JSON: nothing of the checkpoint's own is imported.
     `offline`: why the hub cannot be used (only the local cache is read), or None."""
     if looks_local(model):
@@ -125,7 +129,8 @@ def _load_config(model: str, offline: str | None) -> PretrainedConfig:
         return preset_config(model)
     check_supported(_raw_config(model, offline), model)
     try:
-        config = AutoConfig.from_pretrained(model, trust_remote_code=False, local_files_only=offline is not None)
+        config: PretrainedConfig = AutoConfig.from_pretrained(model, trust_remote_code=False,
+                                                              local_files_only=offline is not None)
     except Exception as exc:  # any loader failure is a user error about this name
         if offline is not None:
             raise BsbenchError(offline_error("model", model, offline)) from None
@@ -142,7 +147,7 @@ def load_model(
     dtype: str | torch.dtype = "auto",
     seed: int = 0,
     kv_bytes: int | None = None,
-) -> tuple[torch.nn.Module, ModelInfo]:
+) -> tuple[PreTrainedModel, ModelInfo]:
     """(torch model in eval mode on `device`, its ModelInfo). See the module docstring.
 
     `kv_bytes`: the KV budget that will be allocated beside the weights (None: the device's default);

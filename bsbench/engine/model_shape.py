@@ -81,15 +81,17 @@ def check_supported(config: dict[str, Any], name: str) -> None:
     model_type = config.get("model_type")
     if model_type not in SUPPORTED_MODEL_TYPES:
         raise BsbenchError(
-            f"model {name!r} has type {model_type!r}; the paged attention hook supports {', '.join(SUPPORTED_MODEL_TYPES)}"
+            f"model {name!r} has type {model_type!r}; "
+            f"the paged attention hook supports {', '.join(SUPPORTED_MODEL_TYPES)}"
         )
-    window = config.get("sliding_window")
+    window: Any = config.get("sliding_window")
     max_pos = config.get("max_position_embeddings")
     uses_window = (bool(config.get("use_sliding_window")) or model_type == "mistral") and bool(window) and (
         max_pos is None or int(window) < int(max_pos)
     )
     if uses_window or any(t != "full_attention" for t in config.get("layer_types") or []):
-        raise BsbenchError(f"model {name!r} uses sliding-window attention, which the paged attention hook does not support")
+        raise BsbenchError(
+            f"model {name!r} uses sliding-window attention, which the paged attention hook does not support")
 
 
 def _int(config: dict[str, Any], key: str, name: str) -> int:

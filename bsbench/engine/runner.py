@@ -17,6 +17,7 @@ order and attention grouping are `step_layout.py`'s.
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -28,9 +29,12 @@ from bsbench.engine.plan import ActivationOOM, SeqChunk, StepOutput, StepPlan
 from bsbench.engine.plan_check import validate_plan
 from bsbench.engine.step_layout import forward_order
 
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
+
 
 class ModelRunner:
-    def __init__(self, model: torch.nn.Module, info: ModelInfo, device: torch.device | str, dtype: torch.dtype) -> None:
+    def __init__(self, model: PreTrainedModel, info: ModelInfo, device: torch.device | str, dtype: torch.dtype) -> None:
         self.model = model
         self.info = info
         self.device = torch.device(device)
@@ -38,7 +42,8 @@ class ModelRunner:
         self.decoder = model.get_decoder() if hasattr(model, "get_decoder") else getattr(model, model.base_model_prefix)
         self.lm_head = model.get_output_embeddings()
         config = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
-        self.group_size = config.num_attention_heads // (getattr(config, "num_key_value_heads", None) or config.num_attention_heads)
+        kv_heads = getattr(config, "num_key_value_heads", None) or config.num_attention_heads
+        self.group_size = config.num_attention_heads // kv_heads
         self.cache: KVCache | None = None
 
     # --- memory --------------------------------------------------------------

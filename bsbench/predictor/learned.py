@@ -396,6 +396,7 @@ def load_or_train(*, data_path: str | None = None, tokenizer: str | None = None,
     key_text = repr((VERSION, _file_sha256(path), handle.name, handle.vocab_size, asdict(cfg), seed))
     key = hashlib.sha256(key_text.encode()).hexdigest()[:20]
     folder = os.path.expanduser(cache_dir) if cache_dir else default_cache_dir()
+    file: str | None  # None once saving it failed
     file = os.path.join(folder, f"learned-{key}.pt")
     predictor = None
     if os.path.isfile(file):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,7 @@ def record_filename(record: RunRecord) -> str:
     try:
         created = datetime.fromisoformat(record.created)
     except ValueError:
-        created = datetime.now(timezone.utc)
+        created = datetime.now(UTC)
     rate = format_rate(record.config.rate)
     return f"{created:%Y%m%d-%H%M%S}-{_slug(record.config.scheduler)}-{_slug(rate)}.json"
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -153,7 +153,7 @@ class RunRecord:
                             percentiles=DEFAULT_PERCENTILES if percentiles is None else percentiles)
         return cls(config, dict(environment), workload, summary, dict(scheduler), list(requests), list(steps),
                    list(events), complete=bool(complete),
-                   created=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+                   created=datetime.now(UTC).isoformat(timespec="seconds"))
 
     @property
     def label(self) -> str:

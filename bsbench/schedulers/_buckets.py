@@ -24,8 +24,8 @@ manager hands out; a row of a padded batch of width W reserves the slots
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
 
 from bsbench.engine.block_manager import blocks_for_tokens
 from bsbench.engine.request_state import RequestState
@@ -104,12 +104,12 @@ class DecayedHistogram:
 # ----------------------------------------------------------------------------- priority
 
 
-def priority_key(mode: str) -> Callable[[RequestState], tuple]:
+def priority_key(mode: str) -> Callable[[RequestState], tuple[int, float, float, str]]:
     """Online requests first, earliest arrival first; then offline ones, shortest (sjf) or longest (ljf)
     job first, the job being prompt + output length (the tokens the request will hold)."""
     sign = 1 if mode == "sjf" else -1
 
-    def key(state: RequestState) -> tuple:
+    def key(state: RequestState) -> tuple[int, float, float, str]:
         spec = state.spec
         if spec.priority == "online":
             return (0, spec.arrival_s, 0, spec.id)
@@ -304,7 +304,9 @@ class BucketManager:
             and bucket.up - bucket.low >= 2
         )
 
-    def rebalance(self, n_max: NMaxFn, order: Callable[[RequestState], tuple]) -> tuple[int, int]:
+    def rebalance(
+        self, n_max: NMaxFn, order: Callable[[RequestState], tuple[int, float, float, str]]
+    ) -> tuple[int, int]:
         """Apply the split/merge rule once (splits repeat while the rule holds); returns (splits, merges)."""
         if self.mode == "fixed":
             return 0, 0

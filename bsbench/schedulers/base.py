@@ -135,7 +135,7 @@ class Scheduler(ABC):
         self._ended.append(state)
         self._on_end(state)
 
-    def _on_end(self, state: RequestState) -> None:
+    def _on_end(self, state: RequestState) -> None:  # noqa: B027 - an optional hook, a no-op by default
         """Hook: drop an ended request from the policy's queues."""
 
     def take_ended(self) -> list[RequestState]:

@@ -58,6 +58,7 @@ instance, so prefill and decode steps here share it and alternate.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -68,15 +69,22 @@ from bsbench.record.reasons import EndKind, EndReason
 from bsbench.schedulers._buckets import (
     NMAX_MODES,
     PRIORITY_MODES,
+    Bucket,
     BucketManager,
     MemoryModel,
     parse_boundaries,
     priority_key,
 )
-from bsbench.schedulers.base import AdmissionBound, Scheduler
+from bsbench.schedulers.base import AdmissionBound, Scheduler, SchedulerContext
 from bsbench.schedulers.chunks import PaddedBatch, advance, max_kv_slots, next_chunk
 from bsbench.schedulers.option_rules import (
-    AT_LEAST_ONE, NON_NEGATIVE, UNIT_OPEN, Interval, PolicyOptions, check_fields, invalid,
+    AT_LEAST_ONE,
+    NON_NEGATIVE,
+    UNIT_OPEN,
+    Interval,
+    PolicyOptions,
+    check_fields,
+    invalid,
 )
 from bsbench.schedulers.registry import register
 
@@ -128,7 +136,7 @@ class BucketScheduler(Scheduler):
     name = "bucket"
     Options = BucketOptions
 
-    def __init__(self, options: BucketOptions, ctx) -> None:
+    def __init__(self, options: BucketOptions, ctx: SchedulerContext) -> None:
         super().__init__(options, ctx)
         o = options
         l_max = o.bucket_l_max or ctx.model.max_model_len
@@ -204,7 +212,7 @@ class BucketScheduler(Scheduler):
             return StepPlan(layout="packed", chunks=[next_chunk(s, self.blocks) for s in self.running])
         return None
 
-    def _n_max(self, rows) -> int:
+    def _n_max(self, rows: Sequence[RequestState]) -> int:
         return self.memory.n_max(self.options.bucket_nmax_mode, rows, self.blocks.num_free)
 
     def _evaluate(self, now: float) -> None:
@@ -219,7 +227,7 @@ class BucketScheduler(Scheduler):
             self.ctx.events.emit(BUCKET_EVENT, now, [], before=before, after=self.buckets.boundaries(),
                                  splits=splits, merges=merges, queued=self.buckets.total())
 
-    def _pick_bucket(self):
+    def _pick_bucket(self) -> Bucket | None:
         nonempty = [b for b in self.buckets.buckets if b.requests]
         if not nonempty:
             return None

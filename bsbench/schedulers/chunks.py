@@ -82,7 +82,7 @@ class PaddedBatch:
         return max(r.prompt_len + r.num_output for r in rows)
 
     @classmethod
-    def of(cls, rows: list[RequestState], pad_token_id: int) -> "PaddedBatch":
+    def of(cls, rows: list[RequestState], pad_token_id: int) -> PaddedBatch:
         """Admit `rows` as one batch: each row's `kv_pad_len` is set here. Call it only for rows that are
         admitted (their KV fits); size a candidate batch with `width_of`, which changes nothing."""
         width = cls.width_of(rows)

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from bsbench.engine.events import PREEMPTION
 from bsbench.engine.plan import SeqChunk, StepPlan
 from bsbench.engine.request_state import RequestState, Status
-from bsbench.schedulers.base import Scheduler
+from bsbench.schedulers.base import Scheduler, SchedulerContext
 from bsbench.schedulers.chunks import advance, kv_slots_needed, next_chunk, uncomputed_tokens
 from bsbench.schedulers.option_rules import AT_LEAST_ONE, Interval, PolicyOptions, check_fields
 from bsbench.schedulers.registry import register
@@ -32,9 +32,11 @@ class ContinuousOptions(PolicyOptions):
     max_num_batched_tokens: int = field(
         default=2048, metadata={"help": "Token budget of one step, prefill and decode together (continuous)."}
     )
-    chunked_prefill: bool = field(default=False, metadata={"help": "Split long prompts over several steps (continuous)."})
+    chunked_prefill: bool = field(
+        default=False, metadata={"help": "Split long prompts over several steps (continuous)."})
     watermark: float = field(
-        default=0.01, metadata={"help": "Share of KV blocks kept free when admitting, to limit preemption thrash (continuous)."}
+        default=0.01,
+        metadata={"help": "Share of KV blocks kept free when admitting, to limit preemption thrash (continuous)."}
     )
 
     def validate(self) -> None:
@@ -47,7 +49,7 @@ class ContinuousScheduler(Scheduler):
     name = "continuous"
     Options = ContinuousOptions
 
-    def __init__(self, options: ContinuousOptions, ctx) -> None:
+    def __init__(self, options: ContinuousOptions, ctx: SchedulerContext) -> None:
         super().__init__(options, ctx)
         self.waiting: deque[RequestState] = deque()
         self.running: list[RequestState] = []

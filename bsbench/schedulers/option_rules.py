@@ -20,7 +20,7 @@ import dataclasses
 import math
 import typing
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from bsbench.errors import OptionsError
 
@@ -58,6 +58,8 @@ class PolicyOptions:
     """Base of every policy's options dataclass; `validate()` raises OptionsError on a bad value."""
 
     __slots__ = ()
+    if TYPE_CHECKING:  # every subclass is a dataclass: dataclasses.fields() takes the class
+        __dataclass_fields__: ClassVar[dict[str, dataclasses.Field[Any]]]
 
     def validate(self) -> None:
         check_fields(self, {})

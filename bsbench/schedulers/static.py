@@ -15,12 +15,13 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
+from typing import Any, cast
 
 from bsbench.engine.events import OOM
 from bsbench.engine.plan import StepPlan
 from bsbench.engine.request_state import RequestState, Status
 from bsbench.record.reasons import EndKind, EndReason
-from bsbench.schedulers.base import Scheduler
+from bsbench.schedulers.base import Scheduler, SchedulerContext
 from bsbench.schedulers.chunks import PaddedBatch, row_slots
 from bsbench.schedulers.option_rules import AT_LEAST_ONE, NON_NEGATIVE, PolicyOptions, check_fields
 from bsbench.schedulers.registry import register
@@ -46,8 +47,9 @@ class StaticOptions(PolicyOptions):
 class StaticScheduler(Scheduler):
     name = "static"
     Options = StaticOptions
+    options: StaticOptions
 
-    def __init__(self, options: StaticOptions, ctx) -> None:
+    def __init__(self, options: StaticOptions, ctx: SchedulerContext) -> None:
         super().__init__(options, ctx)
         self.waiting: deque[RequestState] = deque()
         self.batch: PaddedBatch | None = None
@@ -77,7 +79,7 @@ class StaticScheduler(Scheduler):
         opts = self.options
         while self.waiting:
             full = len(self.waiting) >= opts.max_batch_size
-            timed_out = now >= self.next_wakeup(now)  # the same expression as the wake-up time
+            timed_out = now >= cast(float, self.next_wakeup(now))  # the same expression as the wake-up time
             if not (full or timed_out):
                 return None
             size = min(opts.max_batch_size, len(self.waiting))
@@ -129,5 +131,5 @@ class StaticScheduler(Scheduler):
             self.batch = None
         return failed
 
-    def summary(self) -> dict:
+    def summary(self) -> dict[str, Any]:
         return {"batches_run": self.batches_run, "batches_failed_oom": self.batches_failed}

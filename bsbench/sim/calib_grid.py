@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bsbench.engine.plan import SeqChunk, StepPlan
+from bsbench.engine.plan import Layout, SeqChunk, StepPlan
 
 
 @dataclass(slots=True, frozen=True)
@@ -33,7 +33,7 @@ class Row:
 @dataclass(slots=True, frozen=True)
 class GridPoint:
     name: str
-    layout: str
+    layout: Layout
     rows: tuple[Row, ...]
 
 

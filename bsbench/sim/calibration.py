@@ -14,7 +14,7 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 from bsbench.engine.model_shape import ModelShape
 from bsbench.errors import BsbenchError
@@ -65,7 +65,7 @@ def save_calibration(calibration: Calibration, path: Path) -> str:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n", encoding="utf-8")
     tmp.replace(path)
-    return data["content_hash"]
+    return cast(str, data["content_hash"])
 
 
 def load_calibration(path: Path) -> Calibration:

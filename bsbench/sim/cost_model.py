@@ -55,7 +55,7 @@ SOURCES = {
 class CostModel(Protocol):
     """Predicted seconds of one step. Contract: a pure, deterministic function of the work."""
 
-    tier: str
+    tier: ClassVar[str]
 
     def step_time(self, work: StepWork) -> float: ...
 

@@ -49,8 +49,8 @@ class SimRunner:
             raise ValueError("num_blocks and block_size must be positive")
         need = num_blocks * block_size * self.shape.info.kv_bytes_per_token
         if need > self.free_after_weights:
-            raise kv_cache_too_large(self.shape.info, num_blocks, block_size,
-                                     f"{self.device.name} ({format_bytes(self.free_after_weights)} free after the weights)")
+            where = f"{self.device.name} ({format_bytes(self.free_after_weights)} free after the weights)"
+            raise kv_cache_too_large(self.shape.info, num_blocks, block_size, where)
         self.num_blocks = num_blocks
         self.block_size = block_size
 

@@ -73,7 +73,8 @@ def parse_mix(source: str) -> list[tuple[str, float]]:
             raise BsbenchError(f"mixed component {item!r} needs a share, e.g. {name}=0.2")
         parts.append((name, validate(_SHARE_WEIGHT, share, f"mixed share of {name}")))
     if not parts:
-        raise BsbenchError(f"mixed source needs components, e.g. mixed:sharegpt=0.8,sharegpt-multiturn=0.2; got {source!r}")
+        raise BsbenchError(
+            f"mixed source needs components, e.g. mixed:sharegpt=0.8,sharegpt-multiturn=0.2; got {source!r}")
     total = sum(v for _, v in parts)
     return [(n, v / total) for n, v in parts]
 

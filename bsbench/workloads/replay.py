@@ -113,7 +113,8 @@ def load_jsonl(path: str, strict: bool = False, num_requests: int | None = None)
             if strict:
                 raise BsbenchError(f"malformed request in {path} {first_error}") from None
     if not requests:
-        raise BsbenchError(f"no valid requests in {path}" + (f" ({malformed} malformed; {first_error})" if malformed else ""))
+        raise BsbenchError(
+            f"no valid requests in {path}" + (f" ({malformed} malformed; {first_error})" if malformed else ""))
     ids = [r.id for r in requests]
     if len(set(ids)) != len(ids):
         raise BsbenchError(f"duplicate request ids in {path}")

@@ -10,8 +10,9 @@ All counts in the report are over the records examined.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, cast
 
 import numpy as np
 
@@ -86,8 +87,8 @@ def sample_texts(
             was_truncated = shaping.max_prompt_len is not None and len(prompt_ids) > shaping.max_prompt_len
             was_capped = shaping.max_output_len is not None and len(output_ids) > shaping.max_output_len
             if was_truncated:
-                prompt_ids = middle_truncate(prompt_ids, shaping.max_prompt_len)
-            output_len = shaping.max_output_len if was_capped else len(output_ids)
+                prompt_ids = middle_truncate(prompt_ids, cast(int, shaping.max_prompt_len))
+            output_len = cast(int, shaping.max_output_len) if was_capped else len(output_ids)
             reason = shaping.length_filter.reason(len(prompt_ids), output_len)
             if reason:
                 dropped[reason] += 1

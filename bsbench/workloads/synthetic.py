@@ -61,12 +61,14 @@ def random_prompt_ids(rng: np.random.Generator, tokenizer: TokenizerHandle, leng
     return tuple(int(i) for i in ids)
 
 
-def load_synthetic(num: int, rng: np.random.Generator, tokenizer: TokenizerHandle, options: dict[str, Any]) -> SampleSet:
+def load_synthetic(
+    num: int, rng: np.random.Generator, tokenizer: TokenizerHandle, options: dict[str, Any]
+) -> SampleSet:
     # `options` are resolved (build.resolve_options): every key present and checked, so a 0 is never
     # silently replaced by a default here
     dist = str(options["length_dist"])
-    common = dict(dist=dist, range_ratio=float(options["range_ratio"]), std_ratio=float(options["std_ratio"]),
-                  zipf_a=float(options["zipf_a"]))
+    common: dict[str, Any] = dict(dist=dist, range_ratio=float(options["range_ratio"]),
+                                  std_ratio=float(options["std_ratio"]), zipf_a=float(options["zipf_a"]))
     if num * int(options["input_len"]) > MAX_SYNTHETIC_TOKENS:
         raise BsbenchError(f"{num} synthetic prompts of {options['input_len']} tokens are over the "
                            f"{MAX_SYNTHETIC_TOKENS:,}-token limit of one workload")

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
-from typing import Any, Sequence
+from typing import Any
 
 from bsbench.errors import BsbenchError
 from bsbench.hub import TOKENIZER_FILES, check_hub_name, offline_error
