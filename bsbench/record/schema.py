@@ -54,7 +54,29 @@ class RecordConfig:
     tokenizer: str | None = None
     record_tokens: bool = False
     percentiles: list[float] = field(default_factory=list)
+    backend: str = "real"  # real | sim
+    clock: str = "wall"  # wall | virtual (sim runs are always virtual)
+    gpu: str | None = None  # the GPU preset (or measured device) the cost model describes; None on the wall clock
+    cost_model: str | None = None  # uncalibrated | calibrated; None on the wall clock
+    calibration_hash: str | None = None  # content hash of the calibration file of a calibrated cost model
     extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def simulated(self) -> bool:
+        """True when the times come from a cost model (sim backend, or the real runner on a virtual clock)."""
+        return self.backend != "real" or self.clock != "wall"
+
+    def timing_label(self) -> str:
+        """'' for measured wall-clock runs; else what produced the times, e.g.
+        'simulated (sim a100-40gb, uncalibrated cost model)'. Every report shows it beside simulated figures."""
+        if not self.simulated:
+            return ""
+        what = "simulated" if self.backend == "sim" else "virtual time"
+        tier = f"{self.cost_model} cost model" if self.cost_model else "cost model"
+        if self.calibration_hash:
+            tier += f" {self.calibration_hash[:12]}"
+        runner = "sim" if self.backend == "sim" else "real runner, tokens computed"
+        return f"{what} ({runner}, {self.gpu or 'no device'}, {tier})"
 
     def to_json(self) -> dict[str, Any]:
         out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "extra"}
@@ -75,6 +97,12 @@ class RecordConfig:
         for key in ("scheduler", "model", "device"):
             if not isinstance(known[key], str):
                 raise ValueError(f"config.{key} must be a string")
+        for key in ("backend", "clock"):  # absent in records written before the simulated backend: real, wall
+            if not isinstance(known.get(key, ""), str):
+                raise ValueError(f"config.{key} must be a string")
+        for key in ("gpu", "cost_model", "calibration_hash"):
+            if known.get(key) is not None and not isinstance(known[key], str):
+                raise ValueError(f"config.{key} must be a string or null")
         if not isinstance(known.get("scheduler_options", {}), dict):
             raise ValueError("config.scheduler_options must be an object")
         known["rate"] = float(known["rate"])
