@@ -81,6 +81,19 @@ class ModelSession:
     cost_model: Any = None  # sim.cost_model.CostModel on a virtual clock
     threads: int | None = None
 
+    def backend_id(self) -> str:
+        """The id its records will carry (RecordConfig.backend_id)."""
+        from bsbench.record.schema import backend_id
+
+        return backend_id(self.backend, self.clock_kind, self.gpu, self.calibration_hash)
+
+    def timing_label(self) -> str:
+        """What its records' times are ('' when measured; RecordConfig.timing_label)."""
+        from bsbench.record.schema import timing_label
+
+        tier = self.cost_model.tier if self.cost_model is not None else None
+        return timing_label(self.backend, self.clock_kind, self.gpu, tier, self.calibration_hash)
+
     @property
     def calibration_hash(self) -> str | None:
         described = self.cost_model.describe() if self.cost_model is not None else {}
