@@ -316,6 +316,12 @@ class InterruptedRun(KeyboardInterrupt):
         self.record = record
 
 
+# Scheduler-summary keys measured in host wall time (base.Scheduler's decision timer, bucket's controller timer).
+# On a virtual clock they move to environment["host_timing"], so that the record proper is bit-identical run to run.
+HOST_TIMED = ("decision_s", "decision_share", "decision_mean_us", "controller_s", "controller_mean_us",
+              "controller_share")
+
+
 def _make_record(workload: Workload, config: RunConfig, session: ModelSession, scheduler: Any,
                  result: EngineResult, gpu: dict[str, Any]) -> RunRecord:
     run_config = RecordConfig(
@@ -354,6 +360,8 @@ def _make_record(workload: Workload, config: RunConfig, session: ModelSession, s
         "decision_share": result.scheduler_decision_s / result.duration_s if result.duration_s > 0 else None,
         **scheduler.summary(),
     }
+    if session.clock_kind == "virtual":  # host wall time is no part of a virtual-clock run's results
+        environment["host_timing"] = {k: scheduler_summary.pop(k) for k in HOST_TIMED if k in scheduler_summary}
     return RunRecord.build(
         config=run_config,
         environment=environment,

@@ -119,7 +119,7 @@ class Group:
         first = self.runs[0].record
         title = (f"{first.workload.name} · {first.workload.num_requests} requests @ rate "
                  f"{format_rate(first.config.rate)} · {self.key[1]} · {self.key[2]}")
-        return f"{self.timing_label.upper()} · {title}" if self.timing_label else title
+        return f"{self.timing_label} · {title}" if self.timing_label else title
 
     def details(self) -> str:
         return (f"workload fingerprint {self.key[0][:16]}; model {self.key[1]}; device {self.key[2]}; "
