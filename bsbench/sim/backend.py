@@ -78,7 +78,12 @@ def open_sim(model: str, gpu: str | DevicePreset | None, *, dtype: str = "auto",
     """The simulated backend for `model` (preset or local config) on GPU preset `gpu` (None: the device a
     `calibration` was measured on, with a CPU's default KV budget when that was a CPU); user errors are
     BsbenchError."""
-    dtype_name = SIM_DEFAULT_DTYPE if str(dtype).lower() == "auto" else canonical_dtype(dtype)
+    if str(dtype).lower() != "auto":
+        dtype_name = canonical_dtype(dtype)
+    elif calibration is not None:
+        dtype_name = load_calibration(Path(calibration)).dtype  # `--dtype auto`: the calibrated one
+    else:
+        dtype_name = SIM_DEFAULT_DTYPE
     shape = model_shape(model, dtype_name)
     preset = gpu_preset(gpu) if isinstance(gpu, str) else gpu
     cost, device = load_cost_model(shape, preset, dtype_name, block_size, calibration)
