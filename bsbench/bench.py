@@ -52,9 +52,14 @@ class RunConfig:
     out_dir: Path = Path("results")
     record_tokens: bool = False
     percentiles: tuple[float, ...] = (50, 90, 99)
+    backend: str = "real"  # real | sim
+    clock: str = "wall"  # wall | virtual; the sim backend is always virtual
+    gpu: str | None = None  # device preset of the cost model (sim, or the real runner on a virtual clock)
+    calibration: Path | None = None  # a calibration file: the calibrated cost model instead of the roofline
 
     def session_key(self) -> tuple:
-        return (self.model, self.weights, self.weights_seed, self.device, self.dtype, self.kv_memory, self.block_size)
+        return (self.model, self.weights, self.weights_seed, self.device, self.dtype, self.kv_memory, self.block_size,
+                self.backend, self.clock, self.gpu, str(self.calibration) if self.calibration else None)
 
 
 @dataclass(slots=True)
@@ -69,12 +74,81 @@ class ModelSession:
     num_blocks: int
     block_size: int
     kv_budget_bytes: int
+    backend: str = "real"
+    clock_kind: str = "wall"
+    clock: Any = None  # the engine's clock: None = a fresh WallClock per run; the runner's VirtualClock otherwise
+    gpu: str | None = None  # the cost model's device (preset name, or the measured device of a calibration)
+    cost_model: Any = None  # sim.cost_model.CostModel on a virtual clock
+    threads: int | None = None
+
+    def backend_id(self) -> str:
+        """The id its records will carry (RecordConfig.backend_id)."""
+        from bsbench.record.schema import backend_id
+
+        return backend_id(self.backend, self.clock_kind, self.gpu, self.calibration_hash)
+
+    def timing_label(self) -> str:
+        """What its records' times are ('' when measured; RecordConfig.timing_label)."""
+        from bsbench.record.schema import timing_label
+
+        tier = self.cost_model.tier if self.cost_model is not None else None
+        return timing_label(self.backend, self.clock_kind, self.gpu, tier, self.calibration_hash)
+
+    @property
+    def calibration_hash(self) -> str | None:
+        described = self.cost_model.describe() if self.cost_model is not None else {}
+        return described.get("content_hash")
+
+    def describe(self) -> str:
+        """One line for banners: what runs the steps and what the times are."""
+        if self.backend == "sim":
+            return f"simulated {self.gpu} ({self.cost_model.tier} cost model, virtual clock)"
+        if self.clock_kind == "virtual":
+            return f"{self.device}, virtual clock ({self.cost_model.tier} cost model of {self.gpu})"
+        return self.device
 
 
 def open_session(config: RunConfig, progress: Progress | None = None) -> ModelSession:
-    """Load the model and allocate the KV cache for the configured (or default) budget (shown as a progress task)."""
+    """The backend of a run (the one switch between real and simulated): the loaded model and its KV cache, on a
+    wall or virtual clock, or the simulated runner (no torch, no weights). Shown as a progress task."""
     with (progress or Progress(enabled=False)).task(f"loading model {config.model}"):
-        return _open_session(config)
+        if config.backend == "sim":
+            return _open_sim_session(config)
+        session = _open_session(config)
+        return _on_virtual_clock(session, config) if config.clock == "virtual" else session
+
+
+def _open_sim_session(config: RunConfig) -> ModelSession:
+    from bsbench.sim.backend import open_sim
+
+    sim = open_sim(config.model, config.gpu, dtype=config.dtype, kv_memory=config.kv_memory,
+                   block_size=config.block_size, calibration=config.calibration)
+    return ModelSession(config.session_key(), sim.runner, sim.shape.info, "sim", sim.dtype, sim.num_blocks,
+                        sim.block_size, sim.kv_budget_bytes, backend="sim", clock_kind="virtual", clock=sim.clock,
+                        gpu=sim.device.name, cost_model=sim.cost_model)
+
+
+def _on_virtual_clock(session: ModelSession, config: RunConfig) -> ModelSession:
+    """The real runner with time from the cost model (sim.virtual_time): real tokens, deterministic scheduling.
+    With a GPU preset the activation-OOM decision is the preset's estimate too."""
+    from bsbench.engine.clock import VirtualClock
+    from bsbench.engine.model_loader import loaded_model_shape
+    from bsbench.sim.backend import load_cost_model
+    from bsbench.sim.gpus import gpu_preset
+    from bsbench.sim.memory import free_after_weights
+    from bsbench.sim.virtual_time import VirtualTimeRunner
+
+    runner = session.runner
+    shape = loaded_model_shape(runner.model, session.info)
+    preset = gpu_preset(config.gpu) if config.gpu else None
+    cost, device = load_cost_model(shape, preset, session.dtype, session.block_size, config.calibration)
+    room = None
+    if preset is not None:
+        kv_bytes = session.num_blocks * session.block_size * session.info.kv_bytes_per_token
+        room = free_after_weights(shape, preset) - kv_bytes
+    clock = VirtualClock()
+    return dataclasses.replace(session, runner=VirtualTimeRunner(runner, shape, cost, clock, room),
+                               clock_kind="virtual", clock=clock, gpu=device.name, cost_model=cost)
 
 
 def _open_session(config: RunConfig) -> ModelSession:
@@ -95,7 +169,7 @@ def _open_session(config: RunConfig) -> ModelSession:
     runner.allocate_kv(num_blocks, config.block_size)
     _warm_up(runner, config.block_size)
     return ModelSession(config.session_key(), runner, info, str(device), str(dtype).replace("torch.", ""),
-                        num_blocks, config.block_size, budget)
+                        num_blocks, config.block_size, budget, threads=_torch_threads())
 
 
 def _warm_up(runner: Any, block_size: int) -> None:
@@ -224,7 +298,7 @@ def run_benchmark(
     label = f"{config.scheduler} @ {format_rate(workload.spec.get('rate', math.inf))} req/s"
     with shown.task(label, total=len(workload.requests), unit="requests") as task:
         engine = Engine(scheduler, session.runner, events=scheduler.ctx.events, blocks=scheduler.ctx.block_manager,
-                        on_progress=_engine_progress(task))
+                        clock=session.clock, on_progress=_engine_progress(task))
         sampler.start()
         result = engine.run(workload.requests)
         gpu = sampler.stop()
@@ -243,6 +317,12 @@ class InterruptedRun(KeyboardInterrupt):
         self.record = record
 
 
+# Scheduler-summary keys measured in host wall time (base.Scheduler's decision timer, bucket's controller timer).
+# On a virtual clock they move to environment["host_timing"], so that the record proper is bit-identical run to run.
+HOST_TIMED = ("decision_s", "decision_share", "decision_mean_us", "controller_s", "controller_mean_us",
+              "controller_share")
+
+
 def _make_record(workload: Workload, config: RunConfig, session: ModelSession, scheduler: Any,
                  result: EngineResult, gpu: dict[str, Any]) -> RunRecord:
     run_config = RecordConfig(
@@ -254,20 +334,25 @@ def _make_record(workload: Workload, config: RunConfig, session: ModelSession, s
         num_requests=len(workload.requests),
         workload=workload.name,
         model=session.info.name,
-        weights=config.weights,
-        weights_seed=config.weights_seed,
+        weights=config.weights if session.backend == "real" else None,
+        weights_seed=config.weights_seed if session.backend == "real" else None,
         device=session.device,
         dtype=session.dtype,
         kv_memory_bytes=session.kv_budget_bytes,
         block_size=session.block_size,
-        threads=_torch_threads(),
+        threads=session.threads,
         num_kv_blocks=session.num_blocks,
         kv_capacity_tokens=session.num_blocks * session.block_size,
         tokenizer=workload.tokenizer,
         record_tokens=config.record_tokens,
         percentiles=list(config.percentiles),
+        backend=session.backend,
+        clock=session.clock_kind,
+        gpu=session.gpu,
+        cost_model=session.cost_model.tier if session.cost_model is not None else None,
+        calibration_hash=session.calibration_hash,
     )
-    environment = capture_environment(session.device)
+    environment = _environment(session)
     if gpu:
         environment["gpu_sampled"] = gpu
     scheduler_summary = {
@@ -276,6 +361,8 @@ def _make_record(workload: Workload, config: RunConfig, session: ModelSession, s
         "decision_share": result.scheduler_decision_s / result.duration_s if result.duration_s > 0 else None,
         **scheduler.summary(),
     }
+    if session.clock_kind == "virtual":  # host wall time is no part of a virtual-clock run's results
+        environment["host_timing"] = {k: scheduler_summary.pop(k) for k in HOST_TIMED if k in scheduler_summary}
     return RunRecord.build(
         config=run_config,
         environment=environment,
@@ -289,6 +376,20 @@ def _make_record(workload: Workload, config: RunConfig, session: ModelSession, s
         complete=result.complete,
         percentiles=config.percentiles,
     )
+
+
+def _environment(session: ModelSession) -> dict[str, Any]:
+    """capture_environment, with `device_name` saying what the times describe (reports and the gate group by it)
+    and, on a virtual clock, the cost model's full description."""
+    environment = capture_environment("sim" if session.backend == "sim" else session.device)
+    if session.backend == "sim":
+        environment["device_name"] = f"simulated {session.gpu}"
+    elif session.clock_kind == "virtual":
+        environment["device_name"] = f"{environment.get('device_name')} (virtual clock: {session.gpu}, " \
+                                     f"{session.cost_model.tier} cost model)"
+    if session.cost_model is not None:
+        environment["cost_model"] = session.cost_model.describe()
+    return environment
 
 
 def _engine_progress(task: ProgressTask) -> ProgressFn:

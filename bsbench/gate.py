@@ -90,6 +90,7 @@ def summarize_runs(records: Sequence[RunRecord]) -> dict[str, dict[str, Any]]:
             "fingerprints": sorted({r.workload.fingerprint for r in recs}),
             "complete": all(r.complete for r in recs),
             "device_names": sorted({str(r.environment.get("device_name")) for r in recs}),
+            "backends": sorted({r.config.backend_id() for r in recs}),
             "metrics": {m: _mean([_num(r.summary.get(m)) for r in recs]) for m in STORED_METRICS},
         }
     return out
@@ -105,12 +106,15 @@ def default_reference(schedulers: Sequence[str]) -> str | None:
 def build_baseline(records: Sequence[RunRecord], reference: str | None = None) -> dict[str, Any]:
     runs = summarize_runs(records)
     devices = sorted({d for r in runs.values() for d in r["device_names"]})
+    backends = sorted({b for r in runs.values() for b in r["backends"]})
     first = records[0] if records else None
     return {
         "kind": BASELINE_KIND,
         "version": BASELINE_VERSION,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "device_name": devices[0] if len(devices) == 1 else None,
+        "backend": backends[0] if len(backends) == 1 else None,
+        "timing": (first.config.timing_label() or "measured") if first else None,
         "model": first.config.model if first else None,
         "workload": first.workload.name if first else None,
         "reference": reference or default_reference([r["scheduler"] for r in runs.values()]),
@@ -141,7 +145,7 @@ def load_baseline(path: str | Path) -> dict[str, Any]:
         problem = _baseline_run_problem(run)
         if problem:
             raise BsbenchError(f"{path}: run {key!r} {problem}")
-    for key in ("reference", "device_name"):
+    for key in ("reference", "device_name", "backend"):
         if data.get(key) is not None and not isinstance(data[key], str):
             raise BsbenchError(f"{path}: {key} must be a string or null, got {data[key]!r}")
     return decode_inf(data)
@@ -244,6 +248,11 @@ def check_records(records: Sequence[RunRecord], baseline: dict[str, Any], tolera
 
     for key in sorted(set(current) - set(base_runs)):
         result.notes.append(f"{key} is not in the baseline: not gated")
+    base_backend = baseline.get("backend") or "real"  # baselines written before the sim backend: measured
+    cur_backends = sorted({b for r in current.values() for b in r["backends"]})
+    if cur_backends and cur_backends != [base_backend]:
+        result.checks.append(Check("coverage", "all", "backend", None, None, None, False,
+                                   f"records from {', '.join(cur_backends)}; the baseline is {base_backend}"))
     comparable: dict[str, dict[str, Any]] = {}
     for key, base in sorted(base_runs.items()):
         cur = current.get(key)

@@ -25,8 +25,11 @@ from bsbench import metrics  # noqa: E402
 from bsbench.record import Outcome, RequestRow, RunRecord  # noqa: E402
 
 
-def _save(fig: Any, path: Path) -> Path:
+def _save(fig: Any, path: Path, note: str = "") -> Path:
+    """Write the figure; `note` (e.g. 'simulated (sim, a100-40gb, ...)') becomes its headline."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    if note:
+        fig.suptitle(note, color="darkmagenta", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -55,7 +58,7 @@ def _cdf(ax: Any, values: Sequence[float], label: str) -> None:
     ax.step(xs, ys, where="post", label=label)
 
 
-def latency_cdfs(runs: Sequence[tuple[str, RunRecord]], path: Path) -> Path:
+def latency_cdfs(runs: Sequence[tuple[str, RunRecord]], path: Path, note: str = "") -> Path:
     """Three panels (TTFT, TPOT, E2E latency) with one CDF line per run, milliseconds on the x axis."""
     panels = (("TTFT", metrics.ttft_s), ("TPOT", metrics.tpot_s), ("E2E latency", metrics.e2el_s))
     fig, axes = plt.subplots(1, 3, figsize=(14, 4))
@@ -66,10 +69,10 @@ def latency_cdfs(runs: Sequence[tuple[str, RunRecord]], path: Path) -> Path:
         ax.set_title(f"{name} CDF (completed requests)")
         ax.set_ylim(0, 1.02)
         _label_axes(ax, f"{name} (ms)", "fraction of requests")
-    return _save(fig, path)
+    return _save(fig, path, note)
 
 
-def throughput_bars(runs: Sequence[tuple[str, RunRecord]], path: Path) -> Path:
+def throughput_bars(runs: Sequence[tuple[str, RunRecord]], path: Path, note: str = "") -> Path:
     """Bars of request throughput, output tokens/s and goodput per run."""
     panels = (("request_throughput", "requests/s"), ("output_throughput", "output tokens/s"),
               ("goodput", "goodput (req/s meeting SLOs)"))
@@ -83,11 +86,11 @@ def throughput_bars(runs: Sequence[tuple[str, RunRecord]], path: Path) -> Path:
         ax.bar_label(bars, fmt="%.3g", fontsize=8)
         ax.set_title(title)
         ax.grid(axis="y", alpha=0.3)
-    return _save(fig, path)
+    return _save(fig, path, note)
 
 
 def _timeline(runs: Sequence[tuple[str, RunRecord]], path: Path, key: str, ylabel: str,
-              scale: float = 1.0) -> Path:
+              scale: float = 1.0, note: str = "") -> Path:
     fig, ax = plt.subplots(figsize=(10, 4))
     for label, record in runs:
         xs = [s.start_s for s in record.steps]
@@ -95,25 +98,27 @@ def _timeline(runs: Sequence[tuple[str, RunRecord]], path: Path, key: str, ylabe
         if xs:
             ax.step(xs, ys, where="post", label=label, linewidth=1)
     _label_axes(ax, "time since run start (s)", ylabel)
-    return _save(fig, path)
+    return _save(fig, path, note)
 
 
-def kv_usage_timeline(runs: Sequence[tuple[str, RunRecord]], path: Path) -> Path:
-    return _timeline(runs, path, "kv_usage", "KV cache usage (%)", scale=100.0)
+def kv_usage_timeline(runs: Sequence[tuple[str, RunRecord]], path: Path, note: str = "") -> Path:
+    return _timeline(runs, path, "kv_usage", "KV cache usage (%)", scale=100.0, note=note)
 
 
-def batch_size_timeline(runs: Sequence[tuple[str, RunRecord]], path: Path) -> Path:
-    return _timeline(runs, path, "num_seqs", "requests in the step (batch size)")
+def batch_size_timeline(runs: Sequence[tuple[str, RunRecord]], path: Path, note: str = "") -> Path:
+    return _timeline(runs, path, "num_seqs", "requests in the step (batch size)", note=note)
 
 
 def comparison_plots(runs: Sequence[tuple[str, RunRecord]], out_dir: str | Path, prefix: str = "") -> list[Path]:
-    """All comparison plots of one group into `out_dir`; returns the PNG paths."""
+    """All comparison plots of one group into `out_dir`; returns the PNG paths. Simulated runs are headlined
+    as such (a group never mixes simulated and measured runs: report.comparability_key)."""
     out = Path(out_dir)
+    note = next((r.config.timing_label() for _, r in runs if r.config.simulated), "")
     return [
-        latency_cdfs(runs, out / f"{prefix}latency_cdf.png"),
-        throughput_bars(runs, out / f"{prefix}throughput.png"),
-        kv_usage_timeline(runs, out / f"{prefix}kv_usage.png"),
-        batch_size_timeline(runs, out / f"{prefix}batch_size.png"),
+        latency_cdfs(runs, out / f"{prefix}latency_cdf.png", note),
+        throughput_bars(runs, out / f"{prefix}throughput.png", note),
+        kv_usage_timeline(runs, out / f"{prefix}kv_usage.png", note),
+        batch_size_timeline(runs, out / f"{prefix}batch_size.png", note),
     ]
 
 
@@ -122,7 +127,7 @@ def _finite_rate(rate: float, max_finite: float) -> float:
 
 
 def versus_rate(points: Sequence[dict[str, Any]], key: str, ylabel: str, path: Path,
-                target: float | None = None) -> Path:
+                target: float | None = None, note: str = "") -> Path:
     """One line per scheduler: mean of `key` over repeats at each rate, with min-max band.
 
     `points`: dicts with scheduler, rate, and the summary key. An infinite rate
@@ -151,4 +156,4 @@ def versus_rate(points: Sequence[dict[str, Any]], key: str, ylabel: str, path: P
     ticks = sorted({_finite_rate(p["rate"], max_finite) for p in points})
     ax.set_xticks(ticks, [("inf" if t > max_finite else f"{t:g}") for t in ticks])
     _label_axes(ax, "request rate (req/s)", ylabel)
-    return _save(fig, path)
+    return _save(fig, path, note)

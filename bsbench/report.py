@@ -91,23 +91,39 @@ def device_id(record: RunRecord) -> str:
     return str(record.environment.get("device_name") or record.config.device)
 
 
-def comparability_key(record: RunRecord) -> tuple[str, str, str]:
-    """(workload fingerprint, model, device name): runs with equal keys are compared in one table."""
-    return workload_id(record), model_id(record), device_id(record)
+def backend_id(record: RunRecord) -> str:
+    """'real', or backend/clock/device/cost model of simulated and virtual-time runs (RecordConfig.backend_id)."""
+    return record.config.backend_id()
+
+
+Key = tuple[str, str, str, str]
+
+
+def comparability_key(record: RunRecord) -> Key:
+    """(workload fingerprint, model, device name, backend id): runs with equal keys are compared in one table,
+    so a simulated run never shares a table with a measured one, nor two cost models one table."""
+    return workload_id(record), model_id(record), device_id(record), backend_id(record)
 
 
 @dataclass(slots=True)
 class Group:
-    key: tuple[str, str, str]
+    key: Key
     runs: list[Run] = field(default_factory=list)
+
+    @property
+    def timing_label(self) -> str:
+        """'' for measured runs; 'simulated (...)' / 'virtual time (...)' otherwise (RecordConfig.timing_label)."""
+        return self.runs[0].record.config.timing_label()
 
     def title(self) -> str:
         first = self.runs[0].record
-        return (f"{first.workload.name} · {first.workload.num_requests} requests"
-                f" @ rate {format_rate(first.config.rate)} · {self.key[1]} · {self.key[2]}")
+        title = (f"{first.workload.name} · {first.workload.num_requests} requests @ rate "
+                 f"{format_rate(first.config.rate)} · {self.key[1]} · {self.key[2]}")
+        return f"{self.timing_label} · {title}" if self.timing_label else title
 
     def details(self) -> str:
-        return f"workload fingerprint {self.key[0][:16]}; model {self.key[1]}; device {self.key[2]}"
+        return (f"workload fingerprint {self.key[0][:16]}; model {self.key[1]}; device {self.key[2]}; "
+                f"times {self.timing_label or 'measured (wall clock)'}")
 
 
 def _describe_difference(a: RunRecord, b: RunRecord) -> list[str]:
@@ -131,13 +147,17 @@ def _describe_difference(a: RunRecord, b: RunRecord) -> list[str]:
         reasons.append(f"different model ({model_id(a)} vs {model_id(b)})")
     if device_id(a) != device_id(b):
         reasons.append(f"different device ({device_id(a)} vs {device_id(b)})")
+    if backend_id(a) != backend_id(b):
+        what = [a.config.timing_label() or "measured (real runner, wall clock)",
+                b.config.timing_label() or "measured (real runner, wall clock)"]
+        reasons.append(f"different backend, clock or cost model ({what[0]} vs {what[1]})")
     return reasons
 
 
 def group_records(records: Sequence[RunRecord]) -> tuple[list[Group], list[str]]:
     """Comparable groups (in first-seen order) and, for each group after the first, one plain
     sentence saying why it cannot share a table with group 1."""
-    groups: dict[tuple[str, str, str], Group] = {}
+    groups: dict[Key, Group] = {}
     for record in records:
         key = comparability_key(record)
         groups.setdefault(key, Group(key)).runs.append(Run(record))
@@ -320,12 +340,14 @@ def frame_to_markdown(runs: Sequence[Run], frame: pd.DataFrame) -> str:
 
 
 def groups_to_csv(groups: Sequence[Group], frames: Sequence[pd.DataFrame]) -> str:
-    """One CSV: group, metric, then one column per run label (raw numbers). Labels come from records, so
-    every text cell and header is guarded against spreadsheet formulas (safe_text.csv_cell)."""
+    """One CSV: group, timing ('measured' or the simulated label), metric, then one column per run label (raw
+    numbers). Labels come from records, so every text cell and header is guarded against spreadsheet formulas
+    (safe_text.csv_cell)."""
     parts = []
-    for i, (_group, frame) in enumerate(zip(groups, frames), start=1):
+    for i, (group, frame) in enumerate(zip(groups, frames), start=1):
         f = frame.copy()
         f.insert(0, "group", i)
+        f.insert(1, "timing", group.timing_label or "measured")
         parts.append(f.reset_index())
     table = pd.concat(parts, ignore_index=True)
     table.columns = [csv_cell(str(c)) for c in table.columns]
@@ -343,6 +365,7 @@ def groups_to_json(groups: Sequence[Group], frames: Sequence[pd.DataFrame], note
         out.append({
             "group": i,
             "workload_fingerprint": group.key[0], "model": group.key[1], "device": group.key[2],
+            "backend": group.key[3], "simulated": bool(group.timing_label), "timing": group.timing_label or "measured",
             "title": group.title(),
             "runs": [{"label": r.label, "path": str(r.path), "scheduler": r.scheduler,
                       "rate": r.record.config.rate, "seed": r.record.config.seed,

@@ -84,15 +84,17 @@ def parse_names(text: str, known: Sequence[str] | None = None) -> list[str]:
     return names
 
 
-def run_key(scheduler: str, rate: float, seed: Any, fingerprint: str) -> str:
-    """The identity of one run of a sweep: equal keys = the same work, done once."""
+def run_key(scheduler: str, rate: float, seed: Any, fingerprint: str, backend: str = "real") -> str:
+    """The identity of one run of a sweep: equal keys = the same work, done once. `backend` is
+    RecordConfig.backend_id(): a simulated run never stands in for a real one, nor one cost model for another."""
     rate_text = format_rate(float(rate)) if math.isinf(float(rate)) else repr(float(rate))
-    return f"{scheduler}|{rate_text}|{seed}|{fingerprint}"
+    key = f"{scheduler}|{rate_text}|{seed}|{fingerprint}"
+    return key if backend == "real" else f"{key}|{backend}"
 
 
 def record_key(record: RunRecord) -> str:
     config = record.config
-    return run_key(config.scheduler, config.rate, config.seed, record.workload.fingerprint)
+    return run_key(config.scheduler, config.rate, config.seed, record.workload.fingerprint, config.backend_id())
 
 
 @dataclass(slots=True)
@@ -100,6 +102,7 @@ class SweepPlan:
     schedulers: list[str]
     rates: list[float]
     seeds: list[int]
+    backend: str = "real"  # RecordConfig.backend_id() of the runs
 
     @property
     def size(self) -> int:
@@ -169,6 +172,7 @@ def write_summary(result: SweepResult, extra: dict[str, Any] | None = None) -> P
         "schedulers": plan.schedulers,
         "rates": plan.rates,
         "seeds": plan.seeds,
+        "backend": plan.backend,
         "planned_runs": plan.size,
         "finished_runs": sum(1 for r in result.runs if r.complete),
         "interrupted": result.interrupted,
@@ -216,7 +220,7 @@ def run_sweep(
                 fingerprint = workload.fingerprint()
                 for scheduler in plan.schedulers:
                     index += 1
-                    key = run_key(scheduler, rate, seed, fingerprint)
+                    key = run_key(scheduler, rate, seed, fingerprint, plan.backend)
                     if key in done:
                         record = done[key]
                         run = SweepRun(key, scheduler, rate, seed, fingerprint, str(record.path), True, True,
@@ -246,12 +250,14 @@ def sweep_points(runs: Sequence[SweepRun]) -> list[dict[str, Any]]:
             for run in runs]
 
 
-def sweep_plots(result: SweepResult, target: float | None = None) -> list[Path]:
+def sweep_plots(result: SweepResult, target: float | None = None, note: str = "") -> list[Path]:
+    """The versus-rate plots; `note` headlines them (RecordConfig.timing_label of simulated runs)."""
     from bsbench import plots
 
     points = sweep_points([r for r in result.runs if r.complete])
     return [
         plots.versus_rate(points, "slo_attainment", "SLO attainment", result.out_dir / "attainment_vs_rate.png",
-                          target=target),
-        plots.versus_rate(points, "output_throughput", "output tokens/s", result.out_dir / "throughput_vs_rate.png"),
+                          target=target, note=note),
+        plots.versus_rate(points, "output_throughput", "output tokens/s", result.out_dir / "throughput_vs_rate.png",
+                          note=note),
     ]

@@ -76,7 +76,7 @@ def test_text_formats():
     assert md.splitlines()[0] == "| metric | continuous | static | static / continuous |"
     assert "| TTFT median (ms) | **250.0** | 500.0 | 2.00x |" in md
     csv = report.groups_to_csv(groups, frames)
-    assert csv.splitlines()[0] == "metric,group,continuous,static,static / continuous"
+    assert csv.splitlines()[0] == "metric,group,timing,continuous,static,static / continuous"
     data = report.groups_to_json(groups, frames, notes)
     assert data["groups"][0]["metrics"]["median_ttft_ms"]["static"] == pytest.approx(500.0)
     assert data["not_comparable"] == []

@@ -107,7 +107,8 @@ def test_open_sim_with_a_calibration_on_the_measured_device(calibration, tmp_pat
     with pytest.raises(BsbenchError, match="needs --calibration"):
         open_sim("tiny", device, dtype="float32", kv_memory=64 * 2**20)
     with pytest.raises(BsbenchError, match="calibrate for it first"):
-        open_sim("tiny", "a100-40gb", calibration=path)  # bf16 by default: not what was measured
+        open_sim("tiny", "a100-40gb", dtype="bfloat16", calibration=path)  # not the dtype that was measured
+    assert open_sim("tiny", "a100-40gb", calibration=path).dtype == "float32"  # `auto`: the calibrated dtype
 
 
 def test_nonnegative_fit_recovers_coefficients_and_never_goes_negative():

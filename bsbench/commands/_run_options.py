@@ -91,7 +91,8 @@ def scheduler_group(scheduler: str) -> str:
 
 MODEL_GROUP = "Model and memory"
 RECORD_GROUP = "Run record"
-_MODEL_FLAGS = ("model", "weights", "weights_seed", "device", "dtype", "kv_memory", "block_size", "threads")
+_MODEL_FLAGS = ("backend", "clock", "gpu", "calibration", "model", "weights", "weights_seed", "device", "dtype",
+                "kv_memory", "block_size", "threads")
 _RECORD_FLAGS = ("out_dir", "record_tokens", "percentiles")
 
 
@@ -100,6 +101,19 @@ def run_options(func: Callable) -> Callable:
     for name, owners in reversed(_scheduler_fields().items()):
         func = _scheduler_option(name, owners)(func)
     decorators = [
+        click.option("--backend", type=click.Choice(["real", "sim"]), default="real", show_default=True,
+                     help="real: the model runner computes every step; sim: the same engine, schedulers and KV "
+                          "manager with step times from a cost model on a virtual clock (no torch, no weights)."),
+        click.option("--clock", type=click.Choice(["wall", "virtual"]), default=None,
+                     help="Real runner only: wall (measured time) or virtual (real tokens, time from the cost "
+                          "model: deterministic scheduling). [default: wall; sim is always virtual]"),
+        click.option("--gpu", default=None, metavar="NAME",
+                     help="Device preset of the cost model (a100-40gb, a100-80gb, h100-sxm, h200, l4, rtx4090): "
+                          "the uncalibrated roofline. Needed by --backend sim and --clock virtual unless "
+                          "--calibration is given."),
+        click.option("--calibration", type=click.Path(dir_okay=False, path_type=Path), default=None,
+                     help="Calibration file (bsbench calibrate): the calibrated cost model of the device it was "
+                          "measured on, for this model, dtype and block size."),
         click.option("--model", default="tiny", show_default=True,
                      help="Preset (tiny, llama2-7b, llama2-13b, llama3-8b, qwen2.5-7b), a local checkpoint folder, "
                           "or a hub id when online."),
@@ -172,6 +186,7 @@ def run_config_from_cli(kwargs: dict[str, Any], scheduler: str, scheduler_option
     )
 
     build_scheduler_options(get_scheduler(scheduler), scheduler_options)
+    backend, clock, gpu, calibration = _backend_flags(kwargs)
     model = kwargs.pop("model")
     weights = kwargs.pop("weights")
     if weights is None:
@@ -192,4 +207,41 @@ def run_config_from_cli(kwargs: dict[str, Any], scheduler: str, scheduler_option
         out_dir=check_output_dir(kwargs.pop("out_dir"), "--out"),
         record_tokens=kwargs.pop("record_tokens"),
         percentiles=_parse_percentiles(kwargs.pop("percentiles")),
+        backend=backend,
+        clock=clock,
+        gpu=gpu,
+        calibration=calibration,
     )
+
+
+def _backend_flags(kwargs: dict[str, Any]) -> tuple[str, str, str | None, Path | None]:
+    """Pop and check --backend, --clock, --gpu, --calibration: (backend, clock, GPU preset name, calibration file).
+
+    --backend sim is always on a virtual clock (--clock virtual is accepted, --clock wall refused); a virtual
+    clock needs a cost model (--gpu or --calibration); --gpu and --calibration mean nothing on a wall clock."""
+    backend = kwargs.pop("backend")
+    clock = kwargs.pop("clock")
+    gpu = kwargs.pop("gpu")
+    calibration = kwargs.pop("calibration")
+    if backend == "sim":
+        if clock == "wall":
+            raise BsbenchError("--backend sim runs on a virtual clock; drop --clock wall (or use --backend real)")
+        clock = "virtual"
+        if kwargs.get("device") not in (None, "auto"):
+            raise BsbenchError("--device does not apply to --backend sim; choose the simulated device with --gpu")
+    clock = clock or "wall"
+    if clock == "wall" and (gpu is not None or calibration is not None):
+        flag = "--gpu" if gpu is not None else "--calibration"
+        raise BsbenchError(f"{flag} applies to --backend sim or --clock virtual (a wall clock measures time)")
+    if clock == "virtual" and gpu is None and calibration is None:
+        what = "--backend sim" if backend == "sim" else "--clock virtual"
+        raise BsbenchError(f"{what} needs a cost model: --gpu NAME (a device preset) or --calibration FILE")
+    if gpu is not None:
+        from bsbench.sim.gpus import gpu_preset
+
+        gpu = gpu_preset(gpu).name
+    if calibration is not None:
+        from bsbench.sim.calibration import load_calibration
+
+        load_calibration(calibration)  # a missing, damaged or foreign file: exit 2 before anything loads
+    return backend, clock, gpu, calibration

@@ -69,8 +69,10 @@ def command(ctx: click.Context, schedulers: str, target: float, start_rate: floa
         raise BsbenchError(f"--reference {reference!r} is not one of --schedulers {','.join(names)}")
     reference = reference or names[0]
     seed = engine.base_seed()
+    note = engine.timing_note()
     console = make_console()
-    console.print(f"capacity of {', '.join(names)} at SLO attainment >= {100 * target:g}%: one run per probed rate, "
+    console.print(f"{markup(note)}capacity of {', '.join(names)} at SLO attainment >= {100 * target:g}%: "
+                  f"one run per probed rate, "
                   f"doubling from {start_rate:g} req/s (up to {max_rate:g}), then bisection to {tolerance} "
                   f"-> {engine.out_dir}", highlight=False)
     first = engine.workload(start_rate, seed)
@@ -83,7 +85,7 @@ def command(ctx: click.Context, schedulers: str, target: float, start_rate: floa
         def attainment_at(rate: float, name: str = name) -> tuple[float | None, dict[str, Any]]:
             record = engine.run(name, engine.workload(rate, seed), rate, seed, engine.out_dir)
             att = record.summary.get("slo_attainment")
-            console.print(f"{markup(name)} @ {format_rate(rate)} req/s: attainment "
+            console.print(f"{markup(note)}{markup(name)} @ {format_rate(rate)} req/s: attainment "
                           f"{format_percent(att, '—')} "
                           f"({'pass' if att is not None and att >= target else 'miss'})", highlight=False)
             return att, {"path": str(record.path)}
@@ -95,7 +97,7 @@ def command(ctx: click.Context, schedulers: str, target: float, start_rate: floa
             raise click.exceptions.Exit(130) from None
 
     ref_rate = results[reference].rate
-    table = Table(title=f"load capacity at SLO attainment >= {100 * target:g}%", title_justify="left",
+    table = Table(title=f"{markup(note)}load capacity at SLO attainment >= {100 * target:g}%", title_justify="left",
                   header_style="bold")
     for col in ("scheduler", "capacity (req/s)", f"vs {markup(reference)}", "bracket (pass, fail)", "runs"):
         table.add_column(col, justify="left" if col == "scheduler" else "right")
@@ -107,6 +109,7 @@ def command(ctx: click.Context, schedulers: str, target: float, start_rate: floa
         table.add_row(markup(name), cap, ratio, bracket, str(len(res.probes)))
     console.print(table)
     summary = {"kind": "bsbench-capacity-summary", "version": 1, "target": target, "reference": reference,
+               "timing": note.rstrip(": ") or "measured",
                "workload": engine.target, "workload_overrides": engine.overrides, "seed": seed,
                "schedulers": {name: res.to_dict() for name, res in results.items()},
                "ratios": {name: (res.rate / ref_rate if res.rate is not None and ref_rate else None)

@@ -80,10 +80,14 @@ def command(records: tuple[Path, ...], baseline_path: Path, tolerance: str, rati
     if update:
         path = gating.write_baseline(loaded, baseline_path, reference)
         runs = gating.build_baseline(loaded, reference)["runs"]
-        console.print(f"baseline written: {markup(path)} ({len(runs)} runs: {markup(', '.join(runs))})",
-                      highlight=False)
+        timing = gating.build_baseline(loaded, reference)["timing"]
+        console.print(f"baseline written: {markup(path)} ({len(runs)} runs: {markup(', '.join(runs))}; times "
+                      f"{markup(timing)})", highlight=False)
         return
     baseline = gating.load_baseline(baseline_path)
+    timing = sorted({r.config.timing_label() for r in loaded if r.config.simulated})
+    if timing:
+        console.print(f"[bold magenta]{markup('; '.join(timing))}[/]: gating simulated figures", highlight=False)
     result = gating.check_records(loaded, baseline, tol, reference, ratio_tolerance=ratio_tol,
                                   time_tolerance=time_tol, absolute=absolute)
     shown = result.checks if show_all else result.failures

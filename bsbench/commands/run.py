@@ -49,6 +49,8 @@ def run_summary_table(record: RunRecord) -> Table:
 
     summary = record.summary
     title = f"{markup(record.config.scheduler)} - {summary['duration_s']:.2f} s"
+    if record.config.simulated:
+        title = f"[bold magenta]{markup(record.config.timing_label())}[/]: {title}"
     if not summary.get("counts_add_up", True):
         title += " [red](counts do not add up!)[/]"
     table = Table(title=title, show_header=False)
@@ -92,8 +94,9 @@ def command(scheduler: str, quiet: bool, **kwargs) -> None:
     rate = workload.spec.get("rate", float("inf"))
     console.print(
         f"[bold]{markup(scheduler)}[/] on [bold]{markup(workload.name)}[/]: {len(workload.requests)} requests at "
-        f"{format_rate(rate)} req/s; model {markup(session.info.name)} ({config.weights} weights, {session.dtype}) on "
-        f"{session.device}; KV {session.num_blocks * session.block_size:,} tokens"
+        f"{format_rate(rate)} req/s; model {markup(session.info.name)} "
+        f"({config.weights if session.backend == 'real' else 'no'} weights, {session.dtype}) on "
+        f"{markup(session.describe())}; KV {session.num_blocks * session.block_size:,} tokens"
     )
     try:
         record = run_benchmark(workload, config, progress=progress, session=session, policy=policy)

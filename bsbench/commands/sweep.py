@@ -85,27 +85,40 @@ class EngineRunner:
         check_model_source(self.config.model)
         return names
 
+    def open(self) -> Any:
+        """The model session (loaded once, shared by every run): its backend id keys the runs, its timing
+        label heads simulated output."""
+        from bsbench.bench import open_session
+
+        if self.session is None:
+            self.session = open_session(self.config, self.progress)
+        return self.session
+
+    def timing_note(self) -> str:
+        """'simulated (...): ' before tables and lines of simulated figures; '' for measured ones."""
+        label = self.open().timing_label()
+        return f"{label}: " if label else ""
+
     def run(self, scheduler: str, workload: Any, rate: float, seed: int | None, out_dir: Path) -> RunRecord:
-        from bsbench.bench import open_session, run_benchmark
+        from bsbench.bench import run_benchmark
 
         config = dataclasses.replace(
             self.config, scheduler=scheduler, scheduler_options=options_for(scheduler, self.scheduler_flags),
             seed=seed if seed is not None else self.config.seed, out_dir=out_dir,
         )
-        if self.session is None:
-            self.session = open_session(config, self.progress)
-        return run_benchmark(workload, config, progress=self.progress, session=self.session)
+        return run_benchmark(workload, config, progress=self.progress, session=self.open())
 
 
 def _num(value: float | None) -> str:
     return "—" if value is None else f"{value:,.1f}"
 
 
-def sweep_table(result: Any):
-    """Rates as rows, schedulers as columns: 'attainment · output tok/s' (mean over repeats)."""
+def sweep_table(result: Any, note: str = ""):
+    """Rates as rows, schedulers as columns: 'attainment · output tok/s' (mean over repeats); `note` heads the
+    title ('simulated (...): ')."""
     from rich.table import Table
 
-    table = Table(title="SLO attainment · output tokens/s (mean over repeats)", title_justify="left",
+    table = Table(title=f"{markup(note)}SLO attainment · output tokens/s (mean over repeats)", title_justify="left",
                   header_style="bold")
     table.add_column("rate (req/s)", justify="right")
     for scheduler in result.plan.schedulers:
@@ -151,15 +164,18 @@ def command(ctx: click.Context, schedulers: str, rates: str, repeats: int, targe
     plan = SweepPlan(engine.check_schedulers(parse_names(schedulers, engine.known_schedulers)), parse_rates(rates), [])
     base = engine.base_seed()
     plan.seeds = [base + i for i in range(repeats)]
+    note = engine.timing_note()
+    plan.backend = engine.open().backend_id()
     console = make_console()
-    console.print(f"sweep: {len(plan.schedulers)} schedulers x {len(plan.rates)} rates x {repeats} repeats = "
+    console.print(f"{markup(note)}sweep: {len(plan.schedulers)} schedulers x {len(plan.rates)} rates x "
+                  f"{repeats} repeats = "
                   f"{plan.size} runs -> {markup(engine.out_dir)}", highlight=False)
 
     def on_run(run: Any, index: int, total: int) -> None:
         s = run.summary
         state = "[dim]resumed[/]" if run.resumed else "done"
-        console.print(f"[{index}/{total}] {markup(run.scheduler)} @ {format_rate(run.rate)} req/s seed {run.seed}: "
-                      f"{state}, "
+        console.print(f"[{index}/{total}] {markup(note)}{markup(run.scheduler)} @ {format_rate(run.rate)} req/s "
+                      f"seed {run.seed}: {state}, "
                       f"attainment {format_percent(s.get('slo_attainment'), '—')}, "
                       f"{_num(s.get('output_throughput'))} tok/s, "
                       f"failed {s.get('failed', 0)}", highlight=False)
@@ -172,14 +188,14 @@ def command(ctx: click.Context, schedulers: str, rates: str, repeats: int, targe
             out_dir=engine.out_dir,
             on_run=on_run,
             extra_summary={"workload": engine.target, "workload_overrides": engine.overrides,
-                           "model": engine.config.model},
+                           "model": engine.config.model, "timing": note.rstrip(": ") or "measured"},
         )
     except KeyboardInterrupt:
         console.print(f"[yellow]interrupted[/]: finished runs are kept in {markup(engine.out_dir)}; "
                       "run the same command again to resume", highlight=False)
         raise click.exceptions.Exit(130) from None
-    console.print(sweep_table(result))
-    pngs = sweep_plots(result, target=target)
+    console.print(sweep_table(result, note))
+    pngs = sweep_plots(result, target=target, note=note.rstrip(": "))
     console.print(f"{result.executed} runs done, {result.resumed} resumed; summary "
                   f"{markup(engine.out_dir / 'sweep_summary.json')}; plots {markup(', '.join(str(p) for p in pngs))}",
                   highlight=False)

@@ -146,5 +146,7 @@ class Engine:
             pad_tokens=plan.pad_tokens,
             kv_blocks_used=used,
             kv_usage=used / self.blocks.num_blocks,
+            measured_forward_s=output.measured_forward_s,
+            measured_step_s=output.measured_step_s,
         )
         return record, produced

@@ -152,7 +152,13 @@ def _optional_float(obj: dict[str, Any], name: str) -> float | None:
 
 @dataclass(slots=True)
 class StepRow:
-    """One forward pass: when it started, how long it took, what it computed, KV in use before it."""
+    """One forward pass: when it started, how long it took, what it computed, KV in use before it.
+
+    `forward_s` is what the clock was charged (measured on a wall clock, predicted on a
+    virtual one). The real runner on a virtual clock also records what it measured:
+    `measured_forward_s` (the forward alone) and `measured_step_s` (the whole runner call,
+    what a calibration measures); None elsewhere.
+    """
 
     start_s: float
     duration_s: float
@@ -163,11 +169,14 @@ class StepRow:
     pad_tokens: int
     kv_blocks_used: int
     kv_usage: float
+    measured_forward_s: float | None = None
+    measured_step_s: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {"start_s": self.start_s, "duration_s": self.duration_s, "forward_s": self.forward_s,
                 "layout": self.layout, "num_seqs": self.num_seqs, "num_tokens": self.num_tokens,
-                "pad_tokens": self.pad_tokens, "kv_blocks_used": self.kv_blocks_used, "kv_usage": self.kv_usage}
+                "pad_tokens": self.pad_tokens, "kv_blocks_used": self.kv_blocks_used, "kv_usage": self.kv_usage,
+                "measured_forward_s": self.measured_forward_s, "measured_step_s": self.measured_step_s}
 
     @classmethod
     def from_json(cls, obj: Any) -> StepRow:
@@ -183,6 +192,8 @@ class StepRow:
             pad_tokens=_get(obj, "pad_tokens", (int,)),
             kv_blocks_used=_get(obj, "kv_blocks_used", (int,)),
             kv_usage=float(_get(obj, "kv_usage", _NUMBER)),
+            measured_forward_s=_optional_float(obj, "measured_forward_s"),
+            measured_step_s=_optional_float(obj, "measured_step_s"),
         )
 
 

@@ -54,7 +54,25 @@ class RecordConfig:
     tokenizer: str | None = None
     record_tokens: bool = False
     percentiles: list[float] = field(default_factory=list)
+    backend: str = "real"  # real | sim
+    clock: str = "wall"  # wall | virtual (sim runs are always virtual)
+    gpu: str | None = None  # the GPU preset (or measured device) the cost model describes; None on the wall clock
+    cost_model: str | None = None  # uncalibrated | calibrated; None on the wall clock
+    calibration_hash: str | None = None  # content hash of the calibration file of a calibrated cost model
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def backend_id(self) -> str:
+        """What produced the times, as one comparable string (see `backend_id`)."""
+        return backend_id(self.backend, self.clock, self.gpu, self.calibration_hash)
+
+    @property
+    def simulated(self) -> bool:
+        """True when the times come from a cost model (sim backend, or the real runner on a virtual clock)."""
+        return self.backend != "real" or self.clock != "wall"
+
+    def timing_label(self) -> str:
+        """'' for measured wall-clock runs; else what produced the times (see `timing_label`)."""
+        return timing_label(self.backend, self.clock, self.gpu, self.cost_model, self.calibration_hash)
 
     def to_json(self) -> dict[str, Any]:
         out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "extra"}
@@ -75,10 +93,39 @@ class RecordConfig:
         for key in ("scheduler", "model", "device"):
             if not isinstance(known[key], str):
                 raise ValueError(f"config.{key} must be a string")
+        for key in ("backend", "clock"):  # absent in records written before the simulated backend: real, wall
+            if not isinstance(known.get(key, ""), str):
+                raise ValueError(f"config.{key} must be a string")
+        for key in ("gpu", "cost_model", "calibration_hash"):
+            if known.get(key) is not None and not isinstance(known[key], str):
+                raise ValueError(f"config.{key} must be a string or null")
         if not isinstance(known.get("scheduler_options", {}), dict):
             raise ValueError("config.scheduler_options must be an object")
         known["rate"] = float(known["rate"])
         return cls(**known, extra={k: v for k, v in obj.items() if k not in names})
+
+
+def timing_label(backend: str, clock: str, gpu: str | None, cost_model: str | None,
+                 calibration_hash: str | None) -> str:
+    """'' for measured wall-clock runs; else what produced the times, e.g. 'simulated (sim, a100-40gb,
+    uncalibrated cost model)'. Every report shows it beside simulated figures."""
+    if backend == "real" and clock == "wall":
+        return ""
+    what = "simulated" if backend == "sim" else "virtual time"
+    tier = f"{cost_model} cost model" if cost_model else "cost model"
+    if calibration_hash:
+        tier += f" {calibration_hash[:12]}"
+    runner = "sim" if backend == "sim" else "real runner, tokens computed"
+    return f"{what} ({runner}, {gpu or 'no device'}, {tier})"
+
+
+def backend_id(backend: str, clock: str, gpu: str | None, calibration_hash: str | None) -> str:
+    """'real' for measured wall-clock runs; else backend/clock/device/cost model ('sim/virtual/a100-40gb/roofline',
+    '.../calibrated:<hash>'). Runs with different ids never share a table, a sweep key or a gate baseline."""
+    if backend == "real" and clock == "wall":
+        return "real"
+    tier = f"calibrated:{calibration_hash[:16]}" if calibration_hash else "roofline"
+    return f"{backend}/{clock}/{gpu}/{tier}"
 
 
 @dataclass(slots=True)

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from bsbench.engine.clock import VirtualClock
-from bsbench.engine.kv_budget import DEFAULT_BLOCK_SIZE, num_blocks_for_budget
+from bsbench.engine.kv_budget import DEFAULT_BLOCK_SIZE, cpu_default_budget, num_blocks_for_budget
 from bsbench.engine.model_shape import ModelShape, canonical_dtype, model_shape
 from bsbench.errors import BsbenchError
 from bsbench.sim.calibration import CalibratedCostModel, Calibration, load_calibration
@@ -55,23 +55,47 @@ def measured_device(calibration: Calibration, memory_bytes: int) -> DevicePreset
     return DevicePreset(name, memory_bytes, 0.0, 0.0, f"measured: calibration {calibration.to_dict()['content_hash']}")
 
 
-def open_sim(model: str, gpu: str | DevicePreset, *, dtype: str = "auto", kv_memory: int | None = None,
-             block_size: int = DEFAULT_BLOCK_SIZE, calibration: str | Path | None = None) -> SimBackend:
-    """The simulated backend for `model` (preset or local config) on GPU preset `gpu`; user errors are BsbenchError."""
-    dtype_name = SIM_DEFAULT_DTYPE if str(dtype).lower() == "auto" else canonical_dtype(dtype)
-    shape = model_shape(model, dtype_name)
-    device = gpu if isinstance(gpu, DevicePreset) else gpu_preset(gpu)
+def load_cost_model(shape: ModelShape, device: DevicePreset | None, dtype: str, block_size: int,
+                    calibration: str | Path | None) -> tuple[CostModel, DevicePreset]:
+    """The cost model of a run and the device it simulates: calibrated from `calibration` (on `device`, or else
+    on the device the calibration was measured on), or the roofline of `device`; user errors are BsbenchError."""
     if calibration is not None:
         loaded = load_calibration(Path(calibration))
-        loaded.check_applies(shape, dtype_name, block_size)
-        cost: CostModel = CalibratedCostModel(loaded, str(calibration))
-    elif device.peak_flops <= 0 or device.bandwidth <= 0:
+        loaded.check_applies(shape, dtype, block_size)
+        if device is None:
+            memory = int(loaded.device.get("memory_bytes") or 0) or shape.weight_bytes * 4
+            device = measured_device(loaded, memory)
+        return CalibratedCostModel(loaded, str(calibration)), device
+    if device is None:
+        raise BsbenchError("the cost model needs --gpu NAME (a device preset) or --calibration FILE")
+    if device.peak_flops <= 0 or device.bandwidth <= 0:
         raise BsbenchError(f"device {device.name!r} has no peak figures: the simulated backend needs --calibration")
+    return RooflineCostModel(shape, device), device
+
+
+def open_sim(model: str, gpu: str | DevicePreset | None, *, dtype: str = "auto", kv_memory: int | None = None,
+             block_size: int = DEFAULT_BLOCK_SIZE, calibration: str | Path | None = None) -> SimBackend:
+    """The simulated backend for `model` (preset or local config) on GPU preset `gpu` (None: the device a
+    `calibration` was measured on, with a CPU's default KV budget when that was a CPU); user errors are
+    BsbenchError."""
+    if str(dtype).lower() != "auto":
+        dtype_name = canonical_dtype(dtype)
+    elif calibration is not None:
+        dtype_name = load_calibration(Path(calibration)).dtype  # `--dtype auto`: the calibrated one
     else:
-        cost = RooflineCostModel(shape, device)
+        dtype_name = SIM_DEFAULT_DTYPE
+    shape = model_shape(model, dtype_name)
+    preset = gpu_preset(gpu) if isinstance(gpu, str) else gpu
+    cost, device = load_cost_model(shape, preset, dtype_name, block_size, calibration)
     clock = VirtualClock()
     runner = SimRunner(shape, device, cost, clock)
-    budget = kv_memory if kv_memory is not None else default_sim_kv_budget(shape, device)
+    if kv_memory is not None:
+        budget = kv_memory
+    elif isinstance(cost, CalibratedCostModel) and preset is None \
+            and str(cost.calibration.device.get("device", "")).startswith("cpu"):
+        budget = cpu_default_budget(shape.info)  # what the real runner takes on the CPU it was calibrated on
+    else:
+        budget = default_sim_kv_budget(shape, device)
     num_blocks = num_blocks_for_budget(budget, shape.info, block_size)
     runner.allocate_kv(num_blocks, block_size)
     return SimBackend(shape, device, dtype_name, cost, clock, runner, num_blocks, block_size, budget)

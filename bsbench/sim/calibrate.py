@@ -37,6 +37,20 @@ def _synchroniser(device: Any) -> Callable[[], None]:
     return lambda: None
 
 
+def _device_memory(device: Any) -> int | None:
+    """Total memory of the calibrated device (GPU memory, or the host's RAM for a CPU), for simulating it."""
+    import os
+
+    if getattr(device, "type", str(device)).startswith("cuda"):
+        import torch
+
+        return int(torch.cuda.get_device_properties(device).total_memory)
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
 def calibrate(runner: Any, shape: ModelShape, dtype: str, *, grid: Sequence[GridPoint] | None = None,
               warmups: int = 1, repeats: int = 5, on_progress: ProgressFn | None = None) -> Calibration:
     """Time `runner` (a real ModelRunner with its KV cache allocated) on the grid and fit the cost model."""
@@ -79,7 +93,8 @@ def calibrate(runner: Any, shape: ModelShape, dtype: str, *, grid: Sequence[Grid
               for i, w, m, p in zip(kept, works, measured, predicted)]
     env = capture_environment(str(runner.device))
     return Calibration(
-        device={"name": env.get("device_name"), "device": str(runner.device), "threads": torch.get_num_threads()},
+        device={"name": env.get("device_name"), "device": str(runner.device), "threads": torch.get_num_threads(),
+                "memory_bytes": _device_memory(runner.device)},
         model=shape.describe(),
         dtype=dtype,
         block_size=cache.block_size,

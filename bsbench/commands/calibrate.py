@@ -1,0 +1,123 @@
+"""`bsbench calibrate`: time the real runner on this device over the calibration grid and save the fitted cost
+model (sim/calibrate.py) as a versioned calibration file for `--backend sim --calibration FILE`."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from bsbench.commands._types import param_type
+from bsbench.paths import check_output_file
+from bsbench.safe_text import markup
+from bsbench.values import SEED, ByteSize, Integer
+
+
+def real_model_options(func: Callable) -> Callable:
+    """The flags that choose a real model session (no scheduler, no backend): calibrate and validate-sim."""
+    decorators = [
+        click.option("--model", default="tiny", show_default=True, help="Preset, local checkpoint folder or hub id."),
+        click.option("--weights", type=click.Choice(["dummy", "checkpoint"]), default=None,
+                     help="dummy (default for presets) or checkpoint (default for folders and hub ids)."),
+        click.option("--weights-seed", type=param_type(SEED), default=0, show_default=True),
+        click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True),
+        click.option("--dtype", type=click.Choice(["auto", "float32", "float16", "bfloat16"]), default="auto",
+                     show_default=True),
+        click.option("--kv-memory", type=param_type(ByteSize()), default=None, help="KV cache budget, e.g. 512MiB."),
+        click.option("--block-size", type=param_type(Integer(1, 4096)), default=16, show_default=True),
+        click.option("--threads", type=param_type(Integer(1, 4096)), default=None,
+                     help="torch intra-op threads on CPU; 1 is steadiest on a busy machine."),
+    ]
+    for decorator in reversed(decorators):
+        func = decorator(func)
+    return func
+
+
+def real_config(kwargs: dict[str, Any]) -> Any:
+    """A real, wall-clock RunConfig from `real_model_options` (popped from kwargs)."""
+    from bsbench.bench import RunConfig
+    from bsbench.engine.model_presets import PRESETS
+
+    model = kwargs.pop("model")
+    weights = kwargs.pop("weights") or ("dummy" if model in PRESETS else "checkpoint")
+    return RunConfig(model=model, weights=weights, weights_seed=kwargs.pop("weights_seed"),
+                     device=kwargs.pop("device"), dtype=kwargs.pop("dtype"), kv_memory=kwargs.pop("kv_memory"),
+                     block_size=kwargs.pop("block_size"), threads=kwargs.pop("threads"))
+
+
+def default_calibration_path(model: str, device: str, dtype: str, block_size: int) -> Path:
+    slug = re.sub(r"[^A-Za-z0-9_.+-]+", "_", f"{Path(model).name}-{device}-{dtype}-bs{block_size}")
+    return Path("results") / "calibration" / f"{slug}.json"
+
+
+def run_calibration(config: Any, session: Any, out: Path | None, warmups: int, repeats: int,
+                    progress: Any) -> tuple[Any, Path, str]:
+    """Calibrate `session`'s runner, save the file (to `out` or the default path); (calibration, path, hash)."""
+    from bsbench.engine.model_loader import loaded_model_shape
+    from bsbench.sim.calibrate import calibrate
+    from bsbench.sim.calibration import save_calibration
+
+    shape = loaded_model_shape(session.runner.model, session.info)
+    with progress.task("timing the calibration grid", unit="plans") as task:
+        calibration = calibrate(session.runner, shape, session.dtype, warmups=warmups, repeats=repeats,
+                                on_progress=lambda done, total: task.update(done, total=total))
+    path = out or default_calibration_path(config.model, session.device, session.dtype, session.block_size)
+    return calibration, path, save_calibration(calibration, path)
+
+
+def residuals_table(points: list[dict[str, Any]], title: str):
+    """Fit residuals by layout (and over all points): n, MAPE, P90 and max APE, bias."""
+    from rich.table import Table
+
+    from bsbench.sim.accuracy import errors_by_layout
+    from bsbench.units import format_percent
+
+    stats = errors_by_layout((p["layout"], p["measured_s"], p["predicted_s"]) for p in points)
+    table = Table(title=title, title_justify="left", header_style="bold")
+    for col in ("layout", "n", "MAPE", "P90 APE", "max APE", "bias"):
+        table.add_column(col, justify="left" if col == "layout" else "right")
+    for layout, s in stats.items():
+        table.add_row(layout, str(s["n"]), *(format_percent(s[k]) for k in ("mape", "p90_ape", "max_ape", "bias")))
+    return table
+
+
+@click.command("calibrate")
+@real_model_options
+@click.option("--warmups", type=param_type(Integer(0, 100)), default=1, show_default=True,
+              help="Passes over the grid dropped before measuring.")
+@click.option("--repeats", type=param_type(Integer(1, 1000)), default=5, show_default=True,
+              help="Measured passes; each plan keeps the median.")
+@click.option("--out", "out_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Calibration file [default: results/calibration/MODEL-DEVICE-DTYPE-bsN.json].")
+@click.option("--quiet", is_flag=True, help="No progress display.")
+def command(warmups: int, repeats: int, out_file: Path | None, quiet: bool, **kwargs: Any) -> None:
+    """Fit the calibrated cost model of this device: time the real runner on ~40 synthetic step plans
+    (prefills, chunks, decode batches, padded and mixed steps), fit step time to the work, save it.
+
+    Use the file with `--backend sim --calibration FILE` (the simulated device is then this one) or
+    `--clock virtual --calibration FILE`. It holds for this model, dtype and block size only.
+    """
+    from bsbench.bench import open_session
+    from bsbench.hub import check_model_source
+    from bsbench.progress import Progress
+    from bsbench.report import console as make_console
+
+    if out_file is not None:
+        check_output_file(out_file, "--out")
+    config = real_config(kwargs)
+    check_model_source(config.model)
+    progress = Progress(enabled=not quiet)
+    session = open_session(config, progress)
+    calibration, path, digest = run_calibration(config, session, out_file, warmups, repeats, progress)
+    console = make_console()
+    console.print(residuals_table(calibration.points, f"fit residuals on the grid ({len(calibration.points)} plans, "
+                                                      f"{calibration.device.get('name')}, {session.dtype})"))
+    skipped = calibration.settings.get("skipped") or {}
+    if skipped:
+        console.print(f"[yellow]skipped[/] (out of memory): {markup(', '.join(skipped))}", highlight=False)
+    coefficients = ", ".join(f"{k} {v:.3g}" for k, v in calibration.coefficients.items())
+    console.print(f"coefficients (s per unit): {coefficients}", highlight=False)
+    console.print(f"calibration: {markup(path)} (hash {digest[:16]})", highlight=False)

@@ -1,0 +1,196 @@
+"""`bsbench validate-sim`: replay held-out workloads with the real runner and with the simulator calibrated on
+this device, and print how far the simulator is: per step, end to end, and in the ranking of the schedulers."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import click
+
+from bsbench.commands._types import param_type
+from bsbench.commands.calibrate import real_config, real_model_options, residuals_table, run_calibration
+from bsbench.paths import check_output_dir
+from bsbench.safe_text import markup
+from bsbench.units import format_percent, format_rate
+from bsbench.values import Integer
+
+RANK_KEYS = ("output_throughput", "median_e2el_ms")  # the schedulers' order is checked on each
+E2E_SHOWN = ("median_ttft_ms", "p99_ttft_ms", "median_tpot_ms", "p99_tpot_ms", "median_e2el_ms", "p99_e2el_ms",
+             "output_throughput", "slo_attainment")
+TARGET = 0.10  # issue 10's accuracy targets: per-step MAPE, throughput and median E2E within 10%
+
+
+def _pct(value: float | None) -> str:
+    return "—" if value is None else f"{100 * value:+.1f}%"
+
+
+@click.command("validate-sim")
+@real_model_options
+@click.option("--calibration", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Calibration of this device for the model [default: calibrate first, saved under --out].")
+@click.option("--calibration-repeats", type=param_type(Integer(1, 1000)), default=3, show_default=True,
+              help="Measured passes over the grid when calibrating first.")
+@click.option("--workloads", default="smoke,sharegpt-vllm", show_default=True,
+              help="Comma-separated held-out workloads (spec names or files); never the calibration grid.")
+@click.option("--schedulers", default="static,continuous,uellm,bucket", show_default=True)
+@click.option("--rates", default="4,inf", show_default=True, help="Request rates (as sweep --rates).")
+@click.option("--num-requests", "-n", type=param_type(Integer(1, 100000)), default=24, show_default=True)
+@click.option("--max-output-len", type=param_type(Integer(1, 100000)), default=16, show_default=True)
+@click.option("--max-prompt-len", type=param_type(Integer(1, 100000)), default=256, show_default=True)
+@click.option("--e2e-slo", default=None, help="End-to-end SLO in ms for every request (attainment then varies).")
+@click.option("--seed", type=param_type(Integer(0, 2**31 - 1)), default=0, show_default=True)
+@click.option("--targets", is_flag=True, help="Also print PASS/MISS against the accuracy targets of issue 10.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("results") / "validate-sim", show_default=True,
+              help="Records (real/ and sim/), the calibration and validation.json.")
+@click.option("--quiet", is_flag=True, help="No progress display.")
+def command(calibration: Path | None, calibration_repeats: int, workloads: str, schedulers: str, rates: str,
+            num_requests: int, max_output_len: int, max_prompt_len: int, e2e_slo: str | None, seed: int,
+            targets: bool, out_dir: Path, quiet: bool, **kwargs: Any) -> None:
+    """How close is the simulator to this device? Every (workload, rate, scheduler) runs twice on the same
+    request list: on the real runner (wall clock), whose every step is also priced by the calibrated cost
+    model, and on the simulated backend with that calibration, the same KV budget and block size.
+
+    Prints the per-step error by layout (MAPE, P90, bias), the end-to-end errors (TTFT, TPOT, E2E median
+    and p99, throughput, SLO attainment), and whether the simulator orders the schedulers as the real runs do.
+    """
+    from bsbench.bench import open_session, run_benchmark
+    from bsbench.engine.model_shape import model_shape
+    from bsbench.hub import check_model_source
+    from bsbench.jsonio import write_json_atomic
+    from bsbench.progress import Progress
+    from bsbench.report import console as make_console
+    from bsbench.schedulers.registry import all_schedulers
+    from bsbench.sim.accuracy import end_to_end_errors, errors_by_layout, ranking, ranking_preserved
+    from bsbench.sim.calibration import load_calibration
+    from bsbench.sim.shadow import PredictingRunner
+    from bsbench.sweep import parse_names, parse_rates
+    from bsbench.workloads.build import load_workload
+
+    names = parse_names(schedulers, sorted(all_schedulers()))
+    rate_list = parse_rates(rates)
+    workload_names = [w.strip() for w in workloads.split(",") if w.strip()]
+    out = check_output_dir(out_dir, "--out")
+    config = real_config(kwargs)
+    check_model_source(config.model)
+    calibration_file = calibration
+    if calibration_file is not None:  # a bad file, or one of another model: exit 2 before the model loads
+        given = load_calibration(calibration_file)
+        given.check_applies(model_shape(config.model, given.dtype), given.dtype, config.block_size)
+    progress = Progress(enabled=not quiet)
+    console = make_console()
+    real = open_session(config, progress)
+    if calibration_file is None:
+        fitted, calibration_file, _ = run_calibration(config, real, out / "calibration.json", 1, calibration_repeats,
+                                                      progress)
+        console.print(residuals_table(fitted.points, "calibration: fit residuals on the grid"))
+    sim_config = dataclasses.replace(config, backend="sim", clock="virtual", calibration=calibration_file,
+                                     dtype=real.dtype, kv_memory=real.kv_budget_bytes, device="auto")
+    sim = open_session(sim_config, progress)
+    shadow = PredictingRunner(real.runner, sim.cost_model, real.block_size)
+    watched = dataclasses.replace(real, runner=shadow)
+    console.print(f"validating {markup(sim.describe())} against {markup(real.describe())}: "
+                  f"{len(workload_names)} workloads x {len(rate_list)} rates x {len(names)} schedulers, "
+                  f"{num_requests} requests each", highlight=False)
+
+    cells: list[dict[str, Any]] = []
+    for workload_name in workload_names:
+        for rate in rate_list:
+            overrides = {"num_requests": num_requests, "max_output_len": max_output_len, "seed": seed, "rate": rate,
+                         "max_prompt_len": max_prompt_len, "e2e_slo": e2e_slo}
+            with progress.task("loading the workload"):
+                workload = load_workload(workload_name, overrides)
+            runs: dict[str, dict[str, Any]] = {}
+            for name in names:
+                first_row = len(shadow.rows)
+                real_record = run_benchmark(workload, dataclasses.replace(config, scheduler=name,
+                                                                          out_dir=out / "real"),
+                                            progress=progress, session=watched)
+                sim_config_one = dataclasses.replace(sim_config, scheduler=name, out_dir=out / "sim")
+                sim_record = run_benchmark(workload, sim_config_one, progress=progress, session=sim)
+                runs[name] = {"real": real_record.summary, "sim": sim_record.summary,
+                              "errors": end_to_end_errors(real_record.summary, sim_record.summary),
+                              "steps": shadow.rows[first_row:],
+                              "records": [str(real_record.path), str(sim_record.path)]}
+            preserved = {key: ranking_preserved({n: r["real"][key] for n, r in runs.items()},
+                                                {n: r["sim"][key] for n, r in runs.items()}, key) for key in RANK_KEYS}
+            cells.append({"workload": workload_name, "rate": rate, "runs": runs, "ranking_preserved": preserved,
+                          "ranking": {key: {"real": ranking({n: r["real"][key] for n, r in runs.items()}, key),
+                                            "sim": ranking({n: r["sim"][key] for n, r in runs.items()}, key)}
+                                      for key in RANK_KEYS}})
+
+    step_stats = errors_by_layout(row for cell in cells for run in cell["runs"].values() for row in run["steps"])
+    _print_report(console, cells, step_stats, sim.describe())
+    verdicts = _targets(cells, step_stats) if targets else []
+    if targets:
+        for label, passed, figure in verdicts:
+            console.print(f"{'[bold green]PASS[/]' if passed else '[bold red]MISS[/]'} {label}: {figure}",
+                          highlight=False)
+    report = {"kind": "bsbench-sim-validation", "version": 1, "calibration": str(calibration_file),
+              "simulated": sim.describe(), "real": real.describe(), "per_step": step_stats,
+              "cells": [{**c, "runs": {n: {k: v for k, v in r.items() if k != "steps"} for n, r in c["runs"].items()}}
+                        for c in cells],
+              "targets": [{"target": label, "passed": passed, "measured": figure}
+                          for label, passed, figure in verdicts]}
+    path = write_json_atomic(report, out / "validation.json")
+    console.print(f"records in {markup(out)}/real and /sim; report {markup(path)}", highlight=False)
+
+
+def _print_report(console: Any, cells: list[dict[str, Any]], step_stats: dict[str, Any], simulated: str) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"per-step error of the cost model on the real runs' steps ({markup(simulated)})",
+                  title_justify="left", header_style="bold")
+    for col in ("layout", "steps", "MAPE", "P90 APE", "bias"):
+        table.add_column(col, justify="left" if col == "layout" else "right")
+    for layout, s in step_stats.items():
+        table.add_row(layout, str(s["n"]), format_percent(s["mape"]), format_percent(s["p90_ape"]), _pct(s["bias"]))
+    console.print(table)
+    e2e = Table(title="end-to-end error, simulated vs real ((sim - real) / real)", title_justify="left",
+                header_style="bold")
+    for col in ("workload", "rate", "scheduler", *E2E_SHOWN):
+        e2e.add_column(col.replace("_ms", "").replace("median_", "p50 ").replace("_", " "),
+                       justify="left" if col in ("workload", "scheduler") else "right")
+    for cell in cells:
+        for name, run in cell["runs"].items():
+            e2e.add_row(markup(cell["workload"]), format_rate(cell["rate"]), markup(name),
+                        *(_pct(run["errors"].get(k)) for k in E2E_SHOWN))
+    console.print(e2e)
+    ranks = Table(title="ranking of the schedulers, real vs simulated", title_justify="left", header_style="bold")
+    for col in ("workload", "rate", *RANK_KEYS):
+        ranks.add_column(col)
+    for cell in cells:
+        shown = []
+        for key in RANK_KEYS:
+            order = cell["ranking"][key]
+            mark = "[green]same[/]" if cell["ranking_preserved"][key] else "[red]differs[/]"
+            shown.append(f"{mark}: real {' > '.join(order['real'])}; sim {' > '.join(order['sim'])}")
+        ranks.add_row(markup(cell["workload"]), format_rate(cell["rate"]), *shown)
+    console.print(ranks)
+
+
+def _targets(cells: list[dict[str, Any]], step_stats: dict[str, Any]) -> list[tuple[str, bool, str]]:
+    """(target, passed, measured figure) for issue 10's accuracy targets."""
+    out = []
+    mape = step_stats["all"]["mape"]
+    out.append((f"per-step MAPE <= {TARGET:.0%} on held-out workloads", mape is not None and mape <= TARGET,
+                f"{format_percent(mape)} over {step_stats['all']['n']} steps"))
+    for key, label in (("output_throughput", "throughput"), ("median_e2el_ms", "median E2E")):
+        errors = {f"{c['workload']}@{format_rate(c['rate'])}/{n}": r["errors"].get(key)
+                  for c in cells for n, r in c["runs"].items()}
+        worst = max(errors.items(), key=lambda kv: abs(kv[1]) if kv[1] is not None else float("inf"))
+        passed = all(e is not None and abs(e) <= TARGET for e in errors.values())
+        within = sum(1 for e in errors.values() if e is not None and abs(e) <= TARGET)
+        figure = f"worst {worst[0]} {_pct(worst[1])}; {within}/{len(errors)} within"
+        out.append((f"{label} within {TARGET:.0%} of the real run for each scheduler", passed, figure))
+    by_workload: dict[str, int] = {}
+    for cell in cells:
+        if all(cell["ranking_preserved"].values()):
+            by_workload[cell["workload"]] = by_workload.get(cell["workload"], 0) + 1
+    good = [w for w, n in by_workload.items() if n >= 2]
+    figure = (f"preserved (both {' and '.join(RANK_KEYS)}) in {sum(by_workload.values())}/{len(cells)} "
+              f"(workload, rate) cells; workloads with >= 2 rates: {', '.join(good) or 'none'}")
+    out.append(("four-scheduler ranking preserved on >= 2 workloads at >= 2 rates", len(good) >= 2, figure))
+    return out

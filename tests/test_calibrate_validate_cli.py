@@ -1,0 +1,59 @@
+"""`bsbench calibrate` and `bsbench validate-sim` end to end on the tiny model (small sizes)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from bsbench.record import read_record
+from bsbench.sim.calibration import load_calibration
+
+
+@pytest.fixture(scope="module")
+def calibration_file(tmp_path_factory):
+    from bsbench.cli import main
+
+    path = tmp_path_factory.mktemp("calibration") / "tiny.json"
+    with pytest.raises(SystemExit) as done:
+        main(["calibrate", "--device", "cpu", "--threads", "1", "--warmups", "0", "--repeats", "1", "--out",
+              str(path), "--quiet"])
+    assert done.value.code in (0, None)
+    return path
+
+
+def test_calibrate_writes_a_file_the_sim_backend_takes(bsbench, calibration_file, tmp_path):
+    calibration = load_calibration(calibration_file)
+    assert calibration.dtype == "float32" and calibration.device["device"] == "cpu"
+    assert calibration.device["memory_bytes"] > 0 and len(calibration.points) >= 30
+    result = bsbench("run", "--backend", "sim", "--calibration", calibration_file, "--workload", "smoke", "-n", "4",
+                     "--quiet", "--out", tmp_path)
+    assert result.code == 0, result.err
+    record = read_record(next(tmp_path.glob("*.json")))
+    assert record.config.calibration_hash == calibration.to_dict()["content_hash"]
+    assert record.config.dtype == "float32" and record.config.cost_model == "calibrated"
+
+
+def test_validate_sim_reports_step_end_to_end_and_ranking_errors(bsbench, calibration_file, tmp_path):
+    result = bsbench("validate-sim", "--device", "cpu", "--threads", "1", "--calibration", calibration_file,
+                     "--workloads", "smoke", "--rates", "inf", "--schedulers", "static,continuous", "-n", "4",
+                     "--max-output-len", "4", "--targets", "--quiet", "--out", tmp_path)
+    assert result.code == 0, result.err
+    assert "per-step error" in result.out and "ranking of the schedulers" in result.out
+    assert result.out.count("PASS") + result.out.count("MISS") == 4
+    report = json.loads((tmp_path / "validation.json").read_text())
+    assert report["per_step"]["all"]["n"] > 0 and report["per_step"]["all"]["mape"] is not None
+    (cell,) = report["cells"]
+    assert set(cell["runs"]) == {"static", "continuous"}
+    for run in cell["runs"].values():
+        real, sim = (read_record(p) for p in run["records"])
+        assert real.workload.fingerprint == sim.workload.fingerprint
+        assert (real.config.backend, sim.config.backend) == ("real", "sim")
+        assert real.config.num_kv_blocks == sim.config.num_kv_blocks
+        assert set(run["errors"]) >= {"median_ttft_ms", "p99_e2el_ms", "output_throughput", "slo_attainment"}
+
+
+def test_validate_sim_refuses_a_calibration_of_another_model(bsbench, tmp_path, calibration_file):
+    result = bsbench("validate-sim", "--model", "llama2-7b", "--device", "cpu", "--calibration", calibration_file,
+                     "--out", tmp_path, "--quiet")
+    assert result.code == 2 and "calibrate for it first" in result.err and len(result.err.strip().splitlines()) == 1
