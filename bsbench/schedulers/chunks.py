@@ -42,7 +42,7 @@ def next_chunk(state: RequestState, blocks: BlockManager, max_tokens: int | None
         req_id=state.id,
         token_ids=tokens,
         start_pos=state.kv_len,
-        block_table=list(blocks.block_table(state.id)),
+        block_table=blocks.block_table(state.id),  # an immutable snapshot: shared, not copied
         sample=count == remaining,
         pad_len=state.kv_pad_len,
     )
@@ -103,7 +103,7 @@ class PaddedBatch:
         chunks: list[SeqChunk] = []
         pad_tokens = 0
         for row in self.rows:
-            table = list(blocks.block_table(row.id))
+            table = blocks.block_table(row.id)  # an immutable snapshot: shared, not copied
             if not self.prefilled:
                 tokens = [self.pad_token_id] * row.kv_pad_len + row.all_token_ids()
                 chunks.append(SeqChunk(row.id, tokens, 0, table, sample=True, pad_len=row.kv_pad_len))

@@ -15,6 +15,7 @@ have stopped part way; we do not guess how far).
 from __future__ import annotations
 
 import zlib
+from typing import Sequence
 
 from bsbench.engine.clock import VirtualClock
 from bsbench.engine.kv_budget import kv_cache_too_large
@@ -42,6 +43,7 @@ class SimRunner:
         self.free_after_weights = free_after_weights(shape, device)
         self.num_blocks = 0
         self.block_size = 0
+        self._checked_tables: dict[str, Sequence[int]] = {}  # validate_plan's memo of tables already checked
 
     def allocate_kv(self, num_blocks: int, block_size: int) -> None:
         """Reserve `num_blocks` KV blocks of device memory; a budget beyond the device is a user error."""
@@ -53,6 +55,7 @@ class SimRunner:
                                      f"{self.device.name} ({format_bytes(self.free_after_weights)} free after the weights)")
         self.num_blocks = num_blocks
         self.block_size = block_size
+        self._checked_tables = {}
 
     @property
     def kv_bytes(self) -> int:
@@ -67,7 +70,7 @@ class SimRunner:
         if not self.num_blocks:
             raise RuntimeError("allocate_kv() must be called before execute()")
         info = self.shape.info
-        chunks = validate_plan(plan, self.block_size, self.num_blocks, info.max_model_len)
+        chunks = validate_plan(plan, self.block_size, self.num_blocks, info.max_model_len, self._checked_tables)
         work = step_work(plan, self.block_size)
         need = step_activation_bytes(work, self.shape)
         if need > self.activation_room:
