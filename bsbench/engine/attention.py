@@ -37,8 +37,8 @@ itself, so no row is fully masked (which would give NaN that could leak through
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import torch
 import torch.nn.functional as F

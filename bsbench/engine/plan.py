@@ -6,8 +6,9 @@ who runs and which KV blocks they use; the runner only computes.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Sequence
+from typing import Literal
 
 Layout = Literal["packed", "padded"]
 

@@ -10,7 +10,7 @@ the request's table is replaced (a list, which could change, is always scanned).
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from bsbench.engine.plan import SeqChunk, StepPlan
 
