@@ -205,7 +205,7 @@ class Bucket:
     give the maxima and the share below the midpoint at once.
     """
 
-    __slots__ = ("low", "up", "order", "requests", "_keys", "_prompts", "_outputs", "_online_arrivals")
+    __slots__ = ("_keys", "_online_arrivals", "_outputs", "_prompts", "low", "order", "requests", "up")
 
     def __init__(self, low: int, up: int, order: Callable[[RequestState], tuple],
                  rows: Sequence[RequestState] = ()) -> None:
