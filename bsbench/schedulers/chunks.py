@@ -35,17 +35,19 @@ def next_chunk(state: RequestState, blocks: BlockManager, max_tokens: int | None
     Samples a token only when the chunk reaches the end of the known tokens.
     The caller has already made sure the block table covers the chunk.
     """
-    remaining = uncomputed_tokens(state)
-    count = remaining if max_tokens is None else min(remaining, max_tokens)
-    tokens = state.token_ids_between(state.num_computed, state.num_computed + count)
-    return SeqChunk(
-        req_id=state.id,
-        token_ids=tokens,
-        start_pos=state.kv_len,
-        block_table=blocks.block_table(state.id),  # an immutable snapshot: shared, not copied
-        sample=count == remaining,
-        pad_len=state.kv_pad_len,
-    )
+    # uncomputed_tokens and token_ids_between inlined: this runs once per request per step
+    n = len(state.spec.prompt_ids)
+    computed = state.num_computed
+    output = state.output_ids
+    remaining = n + len(output) - computed
+    count = remaining if max_tokens is None or max_tokens >= remaining else max_tokens
+    if computed >= n:
+        tokens = output[computed - n : computed - n + count]
+    else:
+        tokens = state.token_ids_between(computed, computed + count)
+    pad = state.kv_pad_len
+    return SeqChunk(state.spec.id, tokens, pad + computed, blocks.block_table(state.spec.id),
+                    count == remaining, pad)  # the table is an immutable snapshot: shared, not copied
 
 
 def advance(plan: StepPlan, states: dict[str, RequestState]) -> list[RequestState]:

@@ -34,6 +34,11 @@ def sim_token(req_id: str, position: int, vocab_size: int) -> int:
     return zlib.crc32(f"{req_id}\x00{position}".encode()) % vocab_size
 
 
+def _id_checksum(req_id: str) -> int:
+    """crc32 of `sim_token`'s text up to the position: crc32(a + b) == crc32(b, crc32(a))."""
+    return zlib.crc32(f"{req_id}\x00".encode())
+
+
 class SimRunner:
     def __init__(self, shape: ModelShape, device: DevicePreset, cost_model: CostModel, clock: VirtualClock) -> None:
         self.shape = shape
@@ -44,6 +49,7 @@ class SimRunner:
         self.num_blocks = 0
         self.block_size = 0
         self._checked_tables: dict[str, Sequence[int]] = {}  # validate_plan's memo of tables already checked
+        self._id_crc: dict[str, int] = {}  # _id_checksum per request id, so a token costs one short crc32
 
     def allocate_kv(self, num_blocks: int, block_size: int) -> None:
         """Reserve `num_blocks` KV blocks of device memory; a budget beyond the device is a user error."""
@@ -79,6 +85,14 @@ class SimRunner:
         seconds = self.cost_model.step_time(work)
         self.clock.advance(seconds)
         vocab = self.shape.vocab_size
-        tokens = {c.req_id: sim_token(c.req_id, c.start_pos - c.pad_len + len(c.token_ids), vocab)
-                  for c in chunks if c.sample}
+        id_crc = self._id_crc
+        crc32 = zlib.crc32
+        tokens = {}
+        for c in chunks:  # sim_token, with the id's checksum computed once per request
+            if c.sample:
+                rid = c.req_id
+                prefix = id_crc.get(rid)
+                if prefix is None:
+                    prefix = id_crc[rid] = _id_checksum(rid)
+                tokens[rid] = crc32(str(c.start_pos - c.pad_len + len(c.token_ids)).encode(), prefix) % vocab
         return StepOutput(next_tokens=tokens, forward_s=seconds)
