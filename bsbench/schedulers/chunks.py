@@ -104,17 +104,21 @@ class PaddedBatch:
         """The prefill step first, then one decode step per call."""
         chunks: list[SeqChunk] = []
         pad_tokens = 0
-        for row in self.rows:
-            table = blocks.block_table(row.id)  # an immutable snapshot: shared, not copied
-            if not self.prefilled:
+        table_of = blocks.block_table  # immutable snapshots: shared, not copied
+        if not self.prefilled:
+            for row in self.rows:
                 tokens = [self.pad_token_id] * row.kv_pad_len + row.all_token_ids()
-                chunks.append(SeqChunk(row.id, tokens, 0, table, sample=True, pad_len=row.kv_pad_len))
+                chunks.append(SeqChunk(row.id, tokens, 0, table_of(row.id), sample=True, pad_len=row.kv_pad_len))
                 pad_tokens += row.kv_pad_len
                 row.pad_tokens += row.kv_pad_len
-                continue
-            finished = row.done_generating or row.status.is_final
-            last = row.output_ids[-1] if row.output_ids else self.pad_token_id
-            chunks.append(SeqChunk(row.id, [last], row.kv_len, table, sample=not finished, pad_len=row.kv_pad_len))
+            return StepPlan(layout="padded", chunks=chunks, pad_tokens=pad_tokens)
+        for row in self.rows:  # a decode step, once per output token of the batch: kept lean
+            req_id = row.spec.id
+            output = row.output_ids
+            finished = len(output) >= row.spec.output_len or row.status.is_final  # done_generating or final
+            pad = row.kv_pad_len
+            chunks.append(SeqChunk(req_id, [output[-1] if output else self.pad_token_id], pad + row.num_computed,
+                                   table_of(req_id), not finished, pad))
             if finished:
                 pad_tokens += 1
                 row.pad_tokens += 1
