@@ -39,7 +39,7 @@ TARGET_S = 30.0
 
 
 def timeline_digest(result: EngineResult) -> str:
-    rows = [(s.id, s.status.value, s.reason, s.token_times, s.output_ids) for s in result.states]
+    rows = [(s.id, s.status.value, s.reason and s.reason.to_json(), s.token_times, s.output_ids) for s in result.states]
     return hashlib.sha256(json.dumps(rows).encode()).hexdigest()[:16]
 
 
