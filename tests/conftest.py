@@ -72,3 +72,9 @@ def bsbench(capsys: pytest.CaptureFixture) -> callable:
         return CliResult(code, captured.out, captured.err)
 
     return invoke
+
+
+@pytest.fixture(autouse=True)
+def _workload_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test gets its own tokenised-sample cache: nothing is written under ~/.cache, no test sees another's."""
+    monkeypatch.setenv("BSBENCH_WORKLOAD_CACHE", str(tmp_path / "workload-cache"))

@@ -64,6 +64,21 @@ def test_malformed_plans_fail_as_on_the_real_runner():
         r.execute(StepPlan("padded", [SeqChunk("a", [5, 6], 0, [0]), SeqChunk("b", [5], 0, [1])]))
 
 
+def test_block_ids_are_checked_whenever_a_table_is_new_or_mutable():
+    """The runner skips the id scan only for the very tuple it already checked for that request."""
+    r = runner(kv_blocks=4)
+    good = (0, 1)
+    r.execute(StepPlan("packed", [SeqChunk("a", [5] * 20, 0, good)]))
+    r.execute(StepPlan("packed", [SeqChunk("a", [5], 20, good)]))  # the same snapshot: fine
+    with pytest.raises(ValueError, match="outside"):  # a new snapshot of the same request is checked again
+        r.execute(StepPlan("packed", [SeqChunk("a", [5], 21, (0, 1, 9))]))
+    mutable = [0, 1]
+    r.execute(StepPlan("packed", [SeqChunk("b", [5] * 20, 0, mutable)]))
+    mutable[1] = 7  # a list may change after it was checked: it is scanned every time
+    with pytest.raises(ValueError, match="outside"):
+        r.execute(StepPlan("packed", [SeqChunk("b", [5], 20, mutable)]))
+
+
 def test_default_kv_budget_is_the_cuda_arithmetic(monkeypatch):
     import torch
 

@@ -37,6 +37,7 @@ itself, so no row is fully masked (which would give NaN that could leak through
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -111,13 +112,13 @@ class StepContext:
                            any(grp.gather is None for grp in groups))
 
 
-def _tables(tables: list[list[int]], length: int, block_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+def _tables(tables: list[Sequence[int]], length: int, block_size: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Block ids [b, nblk] covering positions 0..length-1 of each sequence, and their slots [b, nblk*block_size] (CPU).
 
     Tables shorter than nblk are padded with block 0 (gathered, then masked out).
     """
     nblk = -(-length // block_size)
-    rows = [tb[:nblk] if len(tb) >= nblk else tb + [0] * (nblk - len(tb)) for tb in tables]
+    rows = [list(tb[:nblk]) if len(tb) >= nblk else [*tb, *[0] * (nblk - len(tb))] for tb in tables]
     blocks = torch.tensor(rows, dtype=torch.long)
     slots = (blocks[:, :, None] * block_size + torch.arange(block_size)).reshape(len(tables), -1)
     return blocks, slots

@@ -4,6 +4,10 @@ Capacity (`num_blocks`) comes from a real memory budget (see kv_budget.py); the
 runner allocates K/V tensors for exactly that many blocks, so a block id handed
 out here is real memory. Usage can never pass the budget: `allocate` raises
 rather than over-commit, and callers ask `can_allocate` first.
+
+A block table is an immutable tuple, replaced (never changed) when the request
+grows: a plan can share it without a copy, and whoever holds it never sees it
+change later.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ class BlockManager:
         self.num_blocks = num_blocks
         self.block_size = block_size
         self._free: deque[int] = deque(range(num_blocks))
-        self._owned: dict[str, list[int]] = {}
+        self._owned: dict[str, tuple[int, ...]] = {}
 
     # --- queries -------------------------------------------------------------
     def blocks_for_tokens(self, num_tokens: int) -> int:
@@ -42,9 +46,9 @@ class BlockManager:
     def num_used(self) -> int:
         return self.num_blocks - len(self._free)
 
-    def block_table(self, req_id: str) -> list[int]:
-        """The request's blocks in order (a live list; do not mutate)."""
-        return self._owned.get(req_id, [])
+    def block_table(self, req_id: str) -> tuple[int, ...]:
+        """The request's blocks in order: an immutable snapshot, replaced when the table grows."""
+        return self._owned.get(req_id, ())
 
     def num_blocks_of(self, req_id: str) -> int:
         return len(self._owned.get(req_id, ()))
@@ -57,28 +61,31 @@ class BlockManager:
         return max(0, self.blocks_for_tokens(total_tokens) - self.num_blocks_of(req_id))
 
     # --- mutations -----------------------------------------------------------
-    def allocate(self, req_id: str, num_blocks: int) -> list[int]:
-        """Append `num_blocks` blocks to `req_id`'s table; returns the whole table."""
+    def allocate(self, req_id: str, num_blocks: int) -> tuple[int, ...]:
+        """Append `num_blocks` blocks to `req_id`'s table; returns the whole (new) table."""
         if num_blocks > len(self._free):
             raise OutOfBlocks(f"asked for {num_blocks} blocks, {len(self._free)} free")
-        table = self._owned.setdefault(req_id, [])
-        for _ in range(num_blocks):
-            table.append(self._free.popleft())
+        pop = self._free.popleft
+        table = self._owned.get(req_id, ()) + tuple(pop() for _ in range(num_blocks))
+        self._owned[req_id] = table
         return table
 
     def ensure(self, req_id: str, total_tokens: int) -> bool:
         """Grow `req_id`'s table to hold `total_tokens`; False (and no change) if it does not fit."""
+        table = self._owned.get(req_id)
+        if table is not None and total_tokens <= len(table) * self.block_size:
+            return True  # the common case (a decode step inside its last block): nothing to compute
         need = self.blocks_needed(req_id, total_tokens)
         if need > len(self._free):
             return False
         if need:
             self.allocate(req_id, need)
         elif req_id not in self._owned:
-            self._owned[req_id] = []
+            self._owned[req_id] = ()
         return True
 
     def free(self, req_id: str) -> int:
         """Return all of `req_id`'s blocks; returns how many were freed."""
-        table = self._owned.pop(req_id, [])
+        table = self._owned.pop(req_id, ())
         self._free.extend(table)
         return len(table)

@@ -6,6 +6,7 @@ who runs and which KV blocks they use; the runner only computes.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -29,7 +30,7 @@ class SeqChunk:
     req_id: str
     token_ids: list[int]
     start_pos: int
-    block_table: list[int]
+    block_table: Sequence[int]  # the block manager's immutable tuple; never mutated after the plan is built
     sample: bool = True
     pad_len: int = 0
 

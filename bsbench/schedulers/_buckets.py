@@ -19,18 +19,30 @@ manager hands out; a row of a padded batch of width W reserves the slots
   exact reservation - sum over rows of blocks(W_k + out_i - 1), W_k the
   longest prompt in the prefix - fits M_safe. Never larger than the budget,
   never smaller than `paper` (a row never needs more than S_max').
+
+Bookkeeping is incremental (a run may queue thousands of requests and decide
+every few milliseconds of virtual time): each bucket keeps its requests in
+priority order with sorted prompt and output lengths beside them, so a
+decision reads a bucket's order, maxima and share below the midpoint without
+rescanning or re-sorting the queue. The order is the manager's `order`
+(the policy's priority key); its keys are unique (they end with the request id).
 """
 
 from __future__ import annotations
 
+import heapq
 import math
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from bisect import bisect_left, bisect_right, insort
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, overload
 
 from bsbench.engine.block_manager import blocks_for_tokens
 from bsbench.engine.request_state import RequestState
 from bsbench.errors import BsbenchError, OptionsError
 from bsbench.schedulers.chunks import row_slots
+
+OrderKey = Callable[[RequestState], tuple[Any, ...]]  # the priority order of requests inside a bucket
 
 BOUNDARY_MODES = ("bisect", "quantile")
 NMAX_MODES = ("paper", "actual")
@@ -147,20 +159,26 @@ class MemoryModel:
         """The paper's N_max: every request assumed S_max = longest prompt + longest output long."""
         if not rows:
             return 0
-        s_max = max(r.prompt_len for r in rows) + max(r.spec.output_len for r in rows)
+        if isinstance(rows, QueueView):
+            s_max = rows.max_prompt_len + rows.max_output_len
+        else:
+            s_max = max(r.prompt_len for r in rows) + max(r.spec.output_len for r in rows)
         per_request = self.kv_bytes_per_token * self.blocks_for(s_max) * self.block_size
         return int(self.safe_bytes(free_blocks) // per_request)
 
     def prefix_blocks(self, rows: Sequence[RequestState], limit: int | None = None) -> list[int]:
         """Exact blocks reserved by each prefix rows[:k+1] batched together (stops once past `limit`)."""
         out: list[int] = []
+        outputs: list[int] = []  # output lengths of rows[:k]
         width = 0
         total = 0
-        for k, row in enumerate(rows):
+        for row in rows:
+            output_len = row.spec.output_len
             if row.prompt_len > width:
                 width = row.prompt_len
-                total = sum(self.blocks_for(row_slots(width, r.spec.output_len)) for r in rows[:k])
-            total += self.blocks_for(row_slots(width, row.spec.output_len))
+                total = sum(self.blocks_for(row_slots(width, o)) for o in outputs)
+            total += self.blocks_for(row_slots(width, output_len))
+            outputs.append(output_len)
             out.append(total)
             if limit is not None and total > limit:
                 break
@@ -183,13 +201,26 @@ class MemoryModel:
 # ----------------------------------------------------------------------------- buckets
 
 
-@dataclass(slots=True)
 class Bucket:
-    """Half-open prompt-length interval [low, up) and the waiting requests whose length it holds."""
+    """Half-open prompt-length interval [low, up) and the waiting requests whose length it holds.
 
-    low: int
-    up: int
-    requests: list[RequestState] = field(default_factory=list)
+    `requests` is in `order` (read it, never change it: use add/remove); the sorted lengths beside it
+    give the maxima and the share below the midpoint at once.
+    """
+
+    __slots__ = ("_keys", "_online_arrivals", "_outputs", "_prompts", "low", "order", "requests", "up")
+
+    def __init__(self, low: int, up: int, order: OrderKey,
+                 rows: Sequence[RequestState] = ()) -> None:
+        self.low = low
+        self.up = up
+        self.order = order
+        keyed = sorted(((order(r), r) for r in rows), key=lambda kr: kr[0])
+        self._keys = [k for k, _ in keyed]
+        self.requests: list[RequestState] = [r for _, r in keyed]
+        self._prompts = sorted(r.prompt_len for r in rows)
+        self._outputs = sorted(r.spec.output_len for r in rows)
+        self._online_arrivals = sorted(r.spec.arrival_s for r in rows if r.spec.priority == "online")
 
     @property
     def mid(self) -> int:
@@ -198,10 +229,85 @@ class Bucket:
     def holds(self, length: int) -> bool:
         return self.low <= length < self.up
 
+    def add(self, state: RequestState) -> None:
+        key = self.order(state)
+        i = bisect_right(self._keys, key)
+        self._keys.insert(i, key)
+        self.requests.insert(i, state)
+        insort(self._prompts, state.prompt_len)
+        insort(self._outputs, state.spec.output_len)
+        if state.spec.priority == "online":
+            insort(self._online_arrivals, state.spec.arrival_s)
+
+    def remove(self, state: RequestState) -> bool:
+        """Take `state` out; False when it is not here."""
+        key = self.order(state)
+        i = bisect_left(self._keys, key)
+        while i < len(self._keys) and self._keys[i] == key and self.requests[i] is not state:
+            i += 1
+        if i >= len(self._keys) or self.requests[i] is not state:
+            return False
+        del self._keys[i], self.requests[i]
+        del self._prompts[bisect_left(self._prompts, state.prompt_len)]
+        del self._outputs[bisect_left(self._outputs, state.spec.output_len)]
+        if state.spec.priority == "online":
+            del self._online_arrivals[bisect_left(self._online_arrivals, state.spec.arrival_s)]
+        return True
+
+    @property
+    def max_prompt_len(self) -> int:
+        return self._prompts[-1] if self._prompts else 0
+
+    @property
+    def max_output_len(self) -> int:
+        return self._outputs[-1] if self._outputs else 0
+
+    def earliest_online_arrival(self) -> float | None:
+        """The earliest arrival among the bucket's online requests (None: it holds none)."""
+        return self._online_arrivals[0] if self._online_arrivals else None
+
     def share_below_mid(self) -> float:
         if not self.requests:
             return 0.0
-        return sum(1 for r in self.requests if r.prompt_len < self.mid) / len(self.requests)
+        return bisect_left(self._prompts, self.mid) / len(self.requests)
+
+
+class QueueView(Sequence[RequestState]):
+    """The waiting requests of some buckets as one sequence in the buckets' order, merged only when read;
+    its length and maxima come from the buckets at once (what `n_max_paper` needs)."""
+
+    def __init__(self, buckets: Sequence[Bucket]) -> None:
+        self._buckets = [b for b in buckets if b.requests]
+        self._rows: list[RequestState] | None = None
+        self.max_prompt_len = max((b.max_prompt_len for b in self._buckets), default=0)
+        self.max_output_len = max((b.max_output_len for b in self._buckets), default=0)
+
+    def _merged(self) -> list[RequestState]:
+        if self._rows is None:
+            if len(self._buckets) == 1:
+                self._rows = self._buckets[0].requests
+            else:
+                self._rows = list(heapq.merge(*(b.requests for b in self._buckets), key=self._buckets[0].order)) \
+                    if self._buckets else []
+        return self._rows
+
+    def __len__(self) -> int:
+        return sum(len(b.requests) for b in self._buckets)
+
+    def __iter__(self) -> Iterator[RequestState]:
+        if self._rows is None and len(self._buckets) > 1:  # lazily: a reader that stops early merges little
+            order = self._buckets[0].order
+            return heapq.merge(*(b.requests for b in self._buckets), key=order)
+        return iter(self._merged())
+
+    @overload
+    def __getitem__(self, index: int) -> RequestState: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[RequestState]: ...
+
+    def __getitem__(self, index: int | slice) -> RequestState | list[RequestState]:
+        return self._merged()[index]
 
 
 NMaxFn = Callable[[Sequence[RequestState]], int]
@@ -233,12 +339,14 @@ class BucketManager:
         theta: float = 0.5,
         max_buckets: int = 8,
         halflife: float = 256.0,
+        order: OrderKey | None = None,
     ) -> None:
         if l_max < 2:
             raise BsbenchError(f"bucket L_max must be at least 2, got {l_max}")
         if mode not in (*BOUNDARY_MODES, "fixed"):
             raise BsbenchError(f"unknown bucket boundary mode {mode!r}")
         self.l_max = l_max
+        self.order = order or priority_key("sjf")  # the order of requests inside a bucket
         self.mode = mode
         self.theta = theta
         self.max_buckets = max(1, max_buckets)
@@ -252,7 +360,7 @@ class BucketManager:
     # --- membership -------------------------------------------------------------
     def _from_cuts(self, cuts: list[int]) -> list[Bucket]:
         edges = [0, *cuts, self.l_max]
-        return [Bucket(lo, up) for lo, up in zip(edges, edges[1:])]
+        return [Bucket(lo, up, self.order) for lo, up in zip(edges, edges[1:])]
 
     def bucket_for(self, length: int) -> Bucket:
         for bucket in self.buckets:
@@ -263,17 +371,13 @@ class BucketManager:
     def add(self, state: RequestState) -> Bucket:
         self.histogram.add(state.prompt_len)
         bucket = self.bucket_for(state.prompt_len)
-        bucket.requests.append(state)
+        bucket.add(state)
         if len(bucket.requests) == 1:
             self.peak_buckets = max(self.peak_buckets, self.occupied())
         return bucket
 
     def remove(self, state: RequestState) -> bool:
-        for bucket in self.buckets:
-            if state in bucket.requests:
-                bucket.requests.remove(state)
-                return True
-        return False
+        return self.bucket_for(state.prompt_len).remove(state)  # a request sits in the bucket of its length
 
     def waiting(self) -> list[RequestState]:
         return [r for b in self.buckets for r in b.requests]
@@ -292,8 +396,14 @@ class BucketManager:
         waiting = self.waiting()
         self.buckets = self._from_cuts(cuts)
         for state in waiting:
-            self.bucket_for(state.prompt_len).requests.append(state)
+            self.bucket_for(state.prompt_len).add(state)
         self.peak_buckets = max(self.peak_buckets, self.occupied())
+
+    def _in_order(self, buckets: Sequence[Bucket], order: OrderKey) -> Sequence[RequestState]:
+        """The requests of `buckets` sorted by `order`: a view when that is the buckets' own order."""
+        if order is self.order:
+            return QueueView(buckets)
+        return sorted((r for b in buckets for r in b.requests), key=order)
 
     # --- the controller's rule -----------------------------------------------------
     def should_split(self, bucket: Bucket, total: int, n_all: int, n_bucket: int) -> bool:
@@ -311,7 +421,7 @@ class BucketManager:
         if self.mode == "fixed":
             return 0, 0
         total = self.total()
-        n_all = n_max(sorted(self.waiting(), key=order))
+        n_all = n_max(self._in_order(self.buckets, order))
         if total < n_all:
             if len(self.buckets) > 1:
                 self._refile([])
@@ -332,13 +442,13 @@ class BucketManager:
         index = 0
         while index < len(self.buckets) and self.occupied() < self.max_buckets:
             bucket = self.buckets[index]
-            n_bucket = n_max(sorted(bucket.requests, key=order))
+            n_bucket = n_max(self._in_order([bucket], order))
             if not self.should_split(bucket, total, n_all, n_bucket):
                 index += 1
                 continue
             mid = bucket.mid
-            lower = Bucket(bucket.low, mid, [r for r in bucket.requests if r.prompt_len < mid])
-            upper = Bucket(mid, bucket.up, [r for r in bucket.requests if r.prompt_len >= mid])
+            lower = Bucket(bucket.low, mid, self.order, [r for r in bucket.requests if r.prompt_len < mid])
+            upper = Bucket(mid, bucket.up, self.order, [r for r in bucket.requests if r.prompt_len >= mid])
             self.buckets[index : index + 1] = [lower, upper]
             splits += 1  # re-check the lower half at the same index: repeat while the rule holds
         self.splits += splits

@@ -72,6 +72,7 @@ from bsbench.schedulers._buckets import (
     Bucket,
     BucketManager,
     MemoryModel,
+    QueueView,
     parse_boundaries,
     priority_key,
 )
@@ -141,9 +142,10 @@ class BucketScheduler(Scheduler):
         o = options
         l_max = o.bucket_l_max or ctx.model.max_model_len
         mode, cuts = parse_boundaries(o.bucket_boundaries, l_max)
-        self.buckets = BucketManager(l_max, mode, cuts, o.bucket_theta, o.bucket_max_buckets, o.bucket_halflife)
-        self.memory = MemoryModel(ctx.model.kv_bytes_per_token, self.blocks.block_size, o.bucket_safety)
         self.order = priority_key(o.bucket_priority)
+        self.buckets = BucketManager(l_max, mode, cuts, o.bucket_theta, o.bucket_max_buckets, o.bucket_halflife,
+                                     self.order)
+        self.memory = MemoryModel(ctx.model.kv_bytes_per_token, self.blocks.block_size, o.bucket_safety)
         self.running: list[RequestState] = []
         self.prefill: PaddedBatch | None = None  # the batch whose prefill step is in flight
         self._next_eval = 0.0
@@ -231,8 +233,8 @@ class BucketScheduler(Scheduler):
         nonempty = [b for b in self.buckets.buckets if b.requests]
         if not nonempty:
             return None
-        online = [(r.spec.arrival_s, i) for i, b in enumerate(nonempty)
-                  for r in b.requests if r.spec.priority == "online"]
+        online = [(arrival, i) for i, b in enumerate(nonempty)
+                  if (arrival := b.earliest_online_arrival()) is not None]
         if online:
             return nonempty[min(online)[1]]
         return max(nonempty, key=lambda b: len(b.requests))  # max() keeps the first (shorter) on ties
@@ -242,10 +244,9 @@ class BucketScheduler(Scheduler):
         bucket = self._pick_bucket()
         if bucket is None or seats <= 0:
             return []
-        ordered = sorted(bucket.requests, key=self.order)
-        candidates = ordered[:seats]
+        candidates = bucket.requests[:seats]  # a bucket keeps its requests in self.order
         start = time.perf_counter()
-        n = min(self._n_max(ordered), seats)  # paper mode: S_max over the whole bucket
+        n = min(self._n_max(QueueView([bucket])), seats)  # paper mode: S_max over the whole bucket
         self.controller_s += time.perf_counter() - start
         self.last_n_max = n
         if n == 0 and self.blocks_to_serve_alone(candidates[0].spec) <= self.memory.safe_blocks(self.blocks.num_free):

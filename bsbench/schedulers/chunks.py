@@ -35,17 +35,19 @@ def next_chunk(state: RequestState, blocks: BlockManager, max_tokens: int | None
     Samples a token only when the chunk reaches the end of the known tokens.
     The caller has already made sure the block table covers the chunk.
     """
-    remaining = uncomputed_tokens(state)
-    count = remaining if max_tokens is None else min(remaining, max_tokens)
-    tokens = state.token_ids_between(state.num_computed, state.num_computed + count)
-    return SeqChunk(
-        req_id=state.id,
-        token_ids=tokens,
-        start_pos=state.kv_len,
-        block_table=list(blocks.block_table(state.id)),
-        sample=count == remaining,
-        pad_len=state.kv_pad_len,
-    )
+    # uncomputed_tokens and token_ids_between inlined: this runs once per request per step
+    n = len(state.spec.prompt_ids)
+    computed = state.num_computed
+    output = state.output_ids
+    remaining = n + len(output) - computed
+    count = remaining if max_tokens is None or max_tokens >= remaining else max_tokens
+    if computed >= n:
+        tokens = output[computed - n : computed - n + count]
+    else:
+        tokens = state.token_ids_between(computed, computed + count)
+    pad = state.kv_pad_len
+    return SeqChunk(state.spec.id, tokens, pad + computed, blocks.block_table(state.spec.id),
+                    count == remaining, pad)  # the table is an immutable snapshot: shared, not copied
 
 
 def advance(plan: StepPlan, states: dict[str, RequestState]) -> list[RequestState]:
@@ -102,17 +104,21 @@ class PaddedBatch:
         """The prefill step first, then one decode step per call."""
         chunks: list[SeqChunk] = []
         pad_tokens = 0
-        for row in self.rows:
-            table = list(blocks.block_table(row.id))
-            if not self.prefilled:
+        table_of = blocks.block_table  # immutable snapshots: shared, not copied
+        if not self.prefilled:
+            for row in self.rows:
                 tokens = [self.pad_token_id] * row.kv_pad_len + row.all_token_ids()
-                chunks.append(SeqChunk(row.id, tokens, 0, table, sample=True, pad_len=row.kv_pad_len))
+                chunks.append(SeqChunk(row.id, tokens, 0, table_of(row.id), sample=True, pad_len=row.kv_pad_len))
                 pad_tokens += row.kv_pad_len
                 row.pad_tokens += row.kv_pad_len
-                continue
-            finished = row.done_generating or row.status.is_final
-            last = row.output_ids[-1] if row.output_ids else self.pad_token_id
-            chunks.append(SeqChunk(row.id, [last], row.kv_len, table, sample=not finished, pad_len=row.kv_pad_len))
+            return StepPlan(layout="padded", chunks=chunks, pad_tokens=pad_tokens)
+        for row in self.rows:  # a decode step, once per output token of the batch: kept lean
+            req_id = row.spec.id
+            output = row.output_ids
+            finished = len(output) >= row.spec.output_len or row.status.is_final  # done_generating or final
+            pad = row.kv_pad_len
+            chunks.append(SeqChunk(req_id, [output[-1] if output else self.pad_token_id], pad + row.num_computed,
+                                   table_of(req_id), not finished, pad))
             if finished:
                 pad_tokens += 1
                 row.pad_tokens += 1

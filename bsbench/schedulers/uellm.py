@@ -52,7 +52,8 @@ whole model sits on it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from bisect import bisect_left, bisect_right
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -148,18 +149,24 @@ def plan_batches(items: Sequence[tuple[Any, float, int]], *, a: float = 1.0, b: 
     The first item of a batch always opens it (a lone request must run).
     """
     order = sorted(items, key=lambda it: sort_key(it[1], it[2], a, b))
-    batches: list[list[Any]] = []
+    return list(greedy_batches(((key, pred) for key, _slo, pred in order), max_batch_size=max_batch_size,
+                               overhead=overhead, threshold=threshold))
+
+
+def greedy_batches(ordered: Iterable[tuple[Any, int]], *, max_batch_size: int, overhead: float,
+                   threshold: float) -> Iterator[list[Any]]:
+    """The grouping half of `plan_batches` over (key, predicted_len) items already in sort order, lazily:
+    a reader of the first batch only reads the items it needs."""
     current: list[Any] = []
     batch_max = 0
-    for key, _slo, pred in order:
+    for key, pred in ordered:
         if current and not joins(pred, batch_max, len(current), max_batch_size, overhead, threshold):
-            batches.append(current)
+            yield current
             current, batch_max = [], 0
         current.append(key)
         batch_max = max(batch_max, pred)
     if current:
-        batches.append(current)
-    return batches
+        yield current
 
 
 @dataclass(slots=True)
@@ -183,7 +190,8 @@ class UellmScheduler(Scheduler):
             o.predictor, sigma=o.predictor_sigma, seed=ctx.seed, data_path=o.predictor_data or None,
             tokenizer=o.predictor_tokenizer or None, cache_dir=o.predictor_cache or None,
             class_length=o.predictor_class_length, progress=ctx.progress)
-        self.waiting: list[RequestState] = []
+        self.waiting: list[RequestState] = []  # arrival (and re-queue) order
+        self._by_key: list[tuple[float, float, str, RequestState]] = []  # the same requests in SLO-ODBS order
         self.running: _Running | None = None
         self.pred_total: dict[str, int] = {}   # predicted total output tokens per request
         self.batches_run = 0
@@ -204,7 +212,25 @@ class UellmScheduler(Scheduler):
         state.notes["kv_estimate_bytes"] = memory_estimate_bytes(
             self.ctx.model.kv_bytes_per_token, spec.prompt_len, length)
         self._seen.append((spec.output_len, length, pred.cls))
+        self._enqueue(state)
+
+    # --- the queue, kept in SLO-ODBS order as requests come and go ---------------
+    def _sort_entry(self, state: RequestState) -> tuple[float, float, str, RequestState]:
+        """plan_batches' order: a stable sort by a*SLO + b*pred of the arrival-ordered queue, i.e. by
+        (key, arrival, id). Fixed while the request waits (a waiting request generates nothing)."""
+        o = self.options
+        key = sort_key(self._slo_s(state), self._remaining_pred(state), o.slo_weight, o.length_weight)
+        return (key, state.spec.arrival_s, state.id, state)
+
+    def _enqueue(self, state: RequestState) -> None:
         self.waiting.append(state)
+        entry = self._sort_entry(state)
+        self._by_key.insert(bisect_right(self._by_key, entry[:3], key=lambda e: e[:3]), entry)
+
+    def _dequeue(self, state: RequestState) -> None:
+        self.waiting.remove(state)
+        entry = self._sort_entry(state)[:3]
+        del self._by_key[bisect_left(self._by_key, entry, key=lambda e: e[:3])]
 
     def _remaining_pred(self, state: RequestState) -> int:
         return max(1, self.pred_total[state.id] - state.num_output)
@@ -220,7 +246,7 @@ class UellmScheduler(Scheduler):
 
     def _on_end(self, state: RequestState) -> None:
         if state in self.waiting:
-            self.waiting.remove(state)
+            self._dequeue(state)
 
     def _schedule(self, now: float) -> StepPlan | None:
         while True:
@@ -267,11 +293,12 @@ class UellmScheduler(Scheduler):
                 self.end(state, Status.REJECTED, now, EndReason(EndKind.SLO_EXPIRED, "its SLO passed while it waited"))
 
     def _first_batch(self) -> list[RequestState]:
+        """`plan_batches(...)[0]` over the waiting queue, read from the queue kept in that order."""
         o = self.options
-        by_order = sorted(self.waiting, key=lambda s: (s.spec.arrival_s, s.id))
-        items = [(s, self._slo_s(s), self._remaining_pred(s)) for s in by_order]
-        return plan_batches(items, a=o.slo_weight, b=o.length_weight, max_batch_size=o.max_batch_size,
-                            overhead=o.overhead_factor, threshold=o.batch_threshold)[0]
+        ordered = ((entry[3], self._remaining_pred(entry[3])) for entry in self._by_key)
+        batches = greedy_batches(ordered, max_batch_size=o.max_batch_size, overhead=o.overhead_factor,
+                                 threshold=o.batch_threshold)
+        return next(batches, [])
 
     def _form_batch(self, now: float) -> _Running | None:
         if self.options.slo_expired == "reject":
@@ -293,7 +320,7 @@ class UellmScheduler(Scheduler):
         batch = PaddedBatch.of(rows, self.ctx.model.pad_token_id)
         cap = reserved_out + self.options.cap_margin if self.options.generation_cap else None
         for row in rows:
-            self.waiting.remove(row)
+            self._dequeue(row)
             self.blocks.allocate(row.id, per_row)
             row.mark_scheduled(now)
             row.notes["batch"] = self.batches_run
@@ -358,7 +385,7 @@ class UellmScheduler(Scheduler):
             row.notes["underpredict"] = "preempted"
             row.notes["predicted_len_after_preemption"] = self.pred_total[row.id]
             self.counts["underpredict_preempted"] += 1
-            self.waiting.append(row)
+            self._enqueue(row)
             self.ctx.events.emit(PREEMPTION, now, [row.id], mode="recompute", num_output=row.num_output,
                                  cause="underpredict")
         # the batch ends here: its blocks (the preempted rows' and the finished rows') go back

@@ -15,6 +15,7 @@ have stopped part way; we do not guess how far).
 from __future__ import annotations
 
 import zlib
+from collections.abc import Sequence
 
 from bsbench.engine.clock import VirtualClock
 from bsbench.engine.kv_budget import kv_cache_too_large
@@ -33,6 +34,11 @@ def sim_token(req_id: str, position: int, vocab_size: int) -> int:
     return zlib.crc32(f"{req_id}\x00{position}".encode()) % vocab_size
 
 
+def _id_checksum(req_id: str) -> int:
+    """crc32 of `sim_token`'s text up to the position: crc32(a + b) == crc32(b, crc32(a))."""
+    return zlib.crc32(f"{req_id}\x00".encode())
+
+
 class SimRunner:
     def __init__(self, shape: ModelShape, device: DevicePreset, cost_model: CostModel, clock: VirtualClock) -> None:
         self.shape = shape
@@ -42,6 +48,8 @@ class SimRunner:
         self.free_after_weights = free_after_weights(shape, device)
         self.num_blocks = 0
         self.block_size = 0
+        self._checked_tables: dict[str, Sequence[int]] = {}  # validate_plan's memo of tables already checked
+        self._id_crc: dict[str, int] = {}  # _id_checksum per request id, so a token costs one short crc32
 
     def allocate_kv(self, num_blocks: int, block_size: int) -> None:
         """Reserve `num_blocks` KV blocks of device memory; a budget beyond the device is a user error."""
@@ -53,6 +61,7 @@ class SimRunner:
             raise kv_cache_too_large(self.shape.info, num_blocks, block_size, where)
         self.num_blocks = num_blocks
         self.block_size = block_size
+        self._checked_tables = {}
 
     @property
     def kv_bytes(self) -> int:
@@ -67,7 +76,7 @@ class SimRunner:
         if not self.num_blocks:
             raise RuntimeError("allocate_kv() must be called before execute()")
         info = self.shape.info
-        chunks = validate_plan(plan, self.block_size, self.num_blocks, info.max_model_len)
+        chunks = validate_plan(plan, self.block_size, self.num_blocks, info.max_model_len, self._checked_tables)
         work = step_work(plan, self.block_size)
         need = step_activation_bytes(work, self.shape)
         if need > self.activation_room:
@@ -76,6 +85,14 @@ class SimRunner:
         seconds = self.cost_model.step_time(work)
         self.clock.advance(seconds)
         vocab = self.shape.vocab_size
-        tokens = {c.req_id: sim_token(c.req_id, c.start_pos - c.pad_len + len(c.token_ids), vocab)
-                  for c in chunks if c.sample}
+        id_crc = self._id_crc
+        crc32 = zlib.crc32
+        tokens = {}
+        for c in chunks:  # sim_token, with the id's checksum computed once per request
+            if c.sample:
+                rid = c.req_id
+                prefix = id_crc.get(rid)
+                if prefix is None:
+                    prefix = id_crc[rid] = _id_checksum(rid)
+                tokens[rid] = crc32(str(c.start_pos - c.pad_len + len(c.token_ids)).encode(), prefix) % vocab
         return StepOutput(next_tokens=tokens, forward_s=seconds)

@@ -6,11 +6,13 @@ every complete record is recovered) or `dataset_path` (JSON list or JSONL).
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import numpy as np
 
 from bsbench.workloads.records import packaged_sharegpt_path, read_records
+from bsbench.workloads.sample_cache import cached_samples
 from bsbench.workloads.sampling import Candidate, SampleSet, Shaping, sample_texts
 from bsbench.workloads.tokenizer import TokenizerHandle
 
@@ -60,9 +62,15 @@ def load_sharegpt(num: int, rng: np.random.Generator, tokenizer: TokenizerHandle
                   dataset_path: str | None = None, multiturn: bool = False, strict: bool = False,
                   oversample: bool = False) -> SampleSet:
     path = dataset_path or packaged_sharegpt_path()
-    data = read_records(path, strict=strict)
-    pick = history_pair if multiturn else first_turn_pair
-    records = data.records
-    report = {"file": data.report(), "malformed": data.malformed}
-    return sample_texts("sharegpt-multiturn" if multiturn else "sharegpt", len(records),
-                        lambda i: pick(records[i]), num, rng, tokenizer, shaping, oversample, report)
+
+    def build() -> SampleSet:
+        data = read_records(path, strict=strict)
+        pick = history_pair if multiturn else first_turn_pair
+        records = data.records
+        report = {"file": data.report(), "malformed": data.malformed}
+        return sample_texts("sharegpt-multiturn" if multiturn else "sharegpt", len(records),
+                            lambda i: pick(records[i]), num, rng, tokenizer, shaping, oversample, report)
+
+    parts = {"source": "sharegpt", "path": os.path.abspath(os.path.expanduser(path)), "multiturn": multiturn,
+             "strict": strict, "oversample": oversample, "num": num, "shaping": shaping}
+    return cached_samples(parts, os.path.expanduser(path), tokenizer, rng, build)

@@ -6,6 +6,7 @@ built with, and `TokenizerHandle.name` is what the run record names.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 from collections.abc import Sequence
@@ -35,6 +36,7 @@ class TokenizerHandle:
     eos_token_id: int | None
     _backend: Any = field(repr=False)
     _is_raw: bool = field(repr=False, default=True)  # tokenizers.Tokenizer vs transformers tokenizer
+    _fingerprint: str | None = field(repr=False, default=None)
 
     def encode(self, text: str) -> list[int]:
         return self.encode_batch([text])[0]
@@ -48,6 +50,16 @@ class TokenizerHandle:
 
     def decode(self, ids: Sequence[int]) -> str:
         return self._backend.decode(list(ids), skip_special_tokens=False)
+
+    def fingerprint(self) -> str | None:
+        """A digest of the tokenizer's own serialisation (vocabulary, merges, normalisers), for cache keys;
+        None when it has no serialisation (a slow transformers tokenizer)."""
+        if self._fingerprint is None:
+            backend = self._backend if self._is_raw else getattr(self._backend, "backend_tokenizer", None)
+            if backend is None:
+                return None
+            self._fingerprint = hashlib.sha256(backend.to_str().encode()).hexdigest()
+        return self._fingerprint
 
     def special_ids(self) -> frozenset[int]:
         """Ids of special tokens (synthetic prompts avoid them)."""
