@@ -21,6 +21,7 @@ from bsbench.engine.model_loader import load_model
 from bsbench.errors import BsbenchError
 from bsbench.interrupts import EXIT_TERMINATED, Terminated, sigterm_as_interrupt
 from bsbench.record import EndKind, Outcome, read_record
+from tests.run_process import start_run, wait_until_a_request_ends
 
 SYNTH = ["-w", "synthetic", "--input-len", "8", "--output-len", "2", "-n", "2"]
 
@@ -42,11 +43,9 @@ def _one_line(stderr: str) -> str:
 
 def test_sigterm_mid_run_writes_an_incomplete_record_and_exits_143(tmp_path):
     """CI cancellation, docker stop and timeout send SIGTERM: the Ctrl-C path, record kept, exit 143."""
-    proc = _bsbench_process("run", "-w", "synthetic", "--input-len", "16", "--output-len", "4", "-n", "12",
-                            "--rate", "1", "--arrival", "constant", "--quiet", "--out", tmp_path)
-    assert proc.stdout is not None
-    proc.stdout.readline()  # the header line: the run is starting
-    time.sleep(3.0)
+    proc = start_run("-w", "synthetic", "--input-len", "16", "--output-len", "4", "-n", "12",
+                     "--rate", "1", "--arrival", "constant", "--out", tmp_path)
+    wait_until_a_request_ends(proc, 12)
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == EXIT_TERMINATED == 143, err

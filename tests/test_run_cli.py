@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -14,6 +10,7 @@ import pytest
 from bsbench.record import EndKind, Outcome, read_record
 from bsbench.workloads.build import load_workload
 from tests.hf_reference import assert_record_matches_oracle
+from tests.run_process import start_run, wait_until_a_request_ends
 
 SMALL = ["--workload", "smoke", "-n", "6", "--max-output-len", "6", "--quiet"]
 
@@ -98,16 +95,11 @@ def test_bad_input_is_one_line_and_exit_2(bsbench, tmp_path, args, message):
 
 def test_ctrl_c_writes_an_incomplete_record(tmp_path):
     """SIGINT mid-run: exit 130, and the record is there, marked incomplete, with every request accounted for."""
-    cmd = [sys.executable, "-m", "bsbench", "run", "--workload", "smoke", "-n", "12", "--rate", "1",
-           "--arrival", "constant", "--quiet", "--out", str(tmp_path)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    assert proc.stdout is not None
-    proc.stdout.readline()  # the header line: the run is starting
-    time.sleep(4.0)
+    proc = start_run("--workload", "smoke", "-n", "12", "--rate", "1", "--arrival", "constant", "--out", tmp_path)
+    seen = wait_until_a_request_ends(proc, 12)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130, err
+    assert proc.returncode == 130, "".join(seen[-5:]) + err
     record = _only_record(tmp_path)
     assert record.complete is False
     summary = record.summary
