@@ -23,6 +23,7 @@ from typing import Any
 from bsbench.engine.model_info import ModelInfo
 from bsbench.engine.model_presets import PRESETS, preset_dict
 from bsbench.errors import BsbenchError
+from bsbench.safe_json import loads, read_text
 
 # Families whose attention layers call ALL_ATTENTION_FUNCTIONS with module.layer_idx and use full causal attention.
 SUPPORTED_MODEL_TYPES = ("llama", "mistral", "qwen2", "qwen3")
@@ -61,9 +62,9 @@ def read_model_config(model: str) -> dict[str, Any]:
         raise BsbenchError(
             f"model {model!r} is neither a preset ({', '.join(PRESETS)}) nor a local config.json file or folder"
         )
-    try:
-        values = json.loads(file.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    try:  # the one safe reader: a byte-order mark is accepted, a nesting bomb is malformed JSON
+        values = loads(read_text(file, "model config"))
+    except json.JSONDecodeError as exc:
         raise BsbenchError(f"cannot read {file}: {exc}") from None
     if not isinstance(values, dict):
         raise BsbenchError(f"{file} is not a JSON object")
