@@ -29,8 +29,9 @@ from pathlib import Path
 from typing import Any
 
 from bsbench.errors import BsbenchError
-from bsbench.jsonio import decode_inf, read_json, write_json_atomic
+from bsbench.jsonio import decode_inf, write_json_atomic
 from bsbench.record import RunRecord
+from bsbench.safe_json import load_file
 from bsbench.units import format_rate
 
 BASELINE_KIND = "bsbench-gate-baseline"
@@ -132,7 +133,7 @@ def load_baseline(path: str | Path) -> dict[str, Any]:
     if not Path(path).is_file():
         raise BsbenchError(f"no such baseline: {path} (write one with: bsbench gate RECORDS... --baseline {path} "
                            f"--update)")
-    data = read_json(Path(path), "gate baseline")
+    data = load_file(Path(path), "gate baseline")
     if not isinstance(data, dict) or data.get("kind") != BASELINE_KIND:
         raise BsbenchError(f"{path} is not a bsbench gate baseline (write one with: bsbench gate RECORDS... "
                            f"--baseline {path} --update)")

@@ -3,7 +3,8 @@
 JSON has no infinity: floats that are +-inf are written as the strings
 "inf"/"-inf" and NaN as null; `decode_inf` turns the strings back into floats.
 Every JSON file bsbench writes goes through `write_json_atomic` (a temp file in
-the same folder, then os.replace), so a crash never leaves half a file.
+the same folder, then os.replace), so a crash never leaves half a file. Reading
+is `safe_json.load_file`'s job.
 """
 
 from __future__ import annotations
@@ -14,8 +15,6 @@ import os
 import tempfile
 from pathlib import Path
 from typing import Any
-
-from bsbench.safe_json import load_file
 
 
 def to_jsonable(value: Any) -> Any:
@@ -83,9 +82,3 @@ def write_json_atomic(obj: Any, path: Path, indent: int | None = 1) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
-
-
-def read_json(path: Path, what: str = "run record") -> Any:
-    """A JSON file bsbench reads (record, baseline, summary): one-line errors naming `what`, nesting bombs
-    refused (safe_json)."""
-    return load_file(path, what)

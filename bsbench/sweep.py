@@ -26,8 +26,9 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from bsbench.errors import BsbenchError
-from bsbench.jsonio import read_json, write_json_atomic
+from bsbench.jsonio import write_json_atomic
 from bsbench.record import RunRecord, read_records
+from bsbench.safe_json import load_file
 from bsbench.units import format_rate
 from bsbench.values import parse_rate
 
@@ -184,7 +185,7 @@ def write_summary(result: SweepResult, extra: dict[str, Any] | None = None) -> P
 
 
 def load_summary(out_dir: str | Path) -> dict[str, Any]:
-    data = read_json(Path(out_dir) / SUMMARY_FILE, "sweep summary")
+    data = load_file(Path(out_dir) / SUMMARY_FILE, "sweep summary")
     if not isinstance(data, dict) or data.get("kind") != SUMMARY_KIND:
         raise BsbenchError(f"{Path(out_dir) / SUMMARY_FILE} is not a bsbench sweep summary")
     return data

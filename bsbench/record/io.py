@@ -10,14 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from bsbench.errors import BsbenchError
-from bsbench.jsonio import (
-    decode_inf,
-    dumps,
-    open_temp_beside,
-    read_json,
-    write_json_atomic,
-)
+from bsbench.jsonio import decode_inf, dumps, open_temp_beside, write_json_atomic
 from bsbench.record.schema import RunRecord
+from bsbench.safe_json import load_file
 from bsbench.units import format_rate
 
 
@@ -93,7 +88,7 @@ def parse_record(obj: Any, where: str) -> RunRecord:
 def read_record(path: str | Path) -> RunRecord:
     """Read and check one run record; a missing, malformed or foreign file raises BsbenchError (one line)."""
     path = Path(path)
-    record = parse_record(read_json(path), str(path))
+    record = parse_record(load_file(path, "run record"), str(path))
     record.path = path
     return record
 
@@ -115,7 +110,7 @@ def read_records(paths: Sequence[str | Path], skipped: list[str] | None = None) 
             found = 0
             for file in sorted(p for p in path.rglob("*.json") if not p.name.startswith(".")):
                 try:
-                    obj = read_json(file)
+                    obj = load_file(file, "run record")
                 except BsbenchError as exc:
                     if skipped is not None:
                         skipped.append(f"skipped {file}: {exc}")
