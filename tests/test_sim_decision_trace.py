@@ -5,6 +5,8 @@ start_pos, block table, sample, pad_len), every event and the final state of eve
 are hashed, step by step, for the four schedulers on a few seeded workloads under memory
 pressure (preemptions, OOM failures, under-predictions, bucket splits). The golden digests
 in tests/data/sim_decision_trace.json were produced by the code before any optimisation.
+Each case runs twice: step by step, and with decode runs (several decode steps per runner
+call, `execute_decode_run`), whose steps are hashed as the single steps they replace.
 
 A deliberate change of policy behaviour regenerates them:
 `PYTHONPATH=. python tests/test_sim_decision_trace.py --regenerate` (and say so in the commit).
@@ -26,7 +28,7 @@ import pytest
 from bsbench.engine.block_manager import BlockManager
 from bsbench.engine.events import EventLog
 from bsbench.engine.loop import Engine
-from bsbench.engine.plan import StepOutput, StepPlan
+from bsbench.engine.plan import DecodeRunOutput, SeqChunk, StepOutput, StepPlan
 from bsbench.schedulers.base import SchedulerContext
 from bsbench.schedulers.registry import get_scheduler
 from bsbench.sim.backend import open_sim
@@ -102,24 +104,45 @@ class TraceRunner:
         self.checkpoints: list[str] = []
 
     def execute(self, plan: StepPlan) -> StepOutput:
+        self.hash_plan(plan)
+        return self.inner.execute(plan)
+
+    def hash_plan(self, plan: StepPlan) -> None:
         rows = [(c.req_id, tuple(c.token_ids), c.start_pos, tuple(c.block_table), c.sample, c.pad_len)
                 for c in plan.chunks]
         self.chain.update(repr((plan.layout, plan.pad_tokens, rows)).encode())
         self.steps += 1
         if self.steps % CHECKPOINT_EVERY == 0:
             self.checkpoints.append(self.chain.hexdigest()[:16])
-        return self.inner.execute(plan)
+
+
+class DecodeRunTraceRunner(TraceRunner):
+    """Also runs decode runs, hashing each of their steps as the plan a single step would have received
+    (a sampled row feeds back the token it produced the step before)."""
+
+    runs = 0
+
+    def execute_decode_run(self, plan: StepPlan, steps: int) -> DecodeRunOutput | None:
+        run = self.inner.execute_decode_run(plan, steps)
+        if run is not None:
+            self.runs += 1
+            for j in range(steps):
+                self.hash_plan(StepPlan(plan.layout, [
+                    SeqChunk(c.req_id, [run.next_tokens[c.req_id][j - 1]] if j and c.sample else c.token_ids,
+                             c.start_pos + j, c.block_table, c.sample, c.pad_len) for c in plan.chunks],
+                    plan.pad_tokens))
+        return run
 
 
 WALL_TIME_KEYS = {"controller_s", "controller_mean_us", "controller_share", "decision_mean_us"}
 
 
-def trace(case: Case) -> dict[str, Any]:
+def trace(case: Case, decode_runs: bool = False) -> dict[str, Any]:
     sim = open_sim("llama2-13b", "a100-40gb", kv_memory=case.kv_tokens * KV_BYTES_PER_TOKEN)
     ctx = SchedulerContext(BlockManager(sim.num_blocks, sim.block_size), sim.shape.info, EventLog(), seed=0)
     cls = get_scheduler(case.scheduler)
     policy = cls(cls.Options(**case.options), ctx)
-    runner = TraceRunner(sim.runner)
+    runner = DecodeRunTraceRunner(sim.runner) if decode_runs else TraceRunner(sim.runner)
     result = Engine(policy, runner, events=ctx.events, blocks=ctx.block_manager, clock=sim.clock).run(
         sharegpt_like(case.n, case.rate, seed=len(case.name), burst=case.burst))
     states = [(s.id, s.status.value, None if s.reason is None else s.reason.to_json(), s.token_times, s.output_ids,
@@ -150,6 +173,7 @@ def trace(case: Case) -> dict[str, Any]:
         "statuses": dict(sorted(statuses.items())),
         "duration_s": result.duration_s,
         "summary": json.loads(json.dumps(summary, sort_keys=True, default=repr)),
+        "decode_runs": getattr(runner, "runs", 0),
     }
 
 
@@ -157,10 +181,14 @@ def golden() -> dict[str, Any]:
     return json.loads(GOLDEN.read_text())
 
 
+@pytest.mark.parametrize("decode_runs", [False, True], ids=["single-steps", "decode-runs"])
 @pytest.mark.parametrize("case", cases(), ids=lambda c: c.name)
-def test_decision_trace_matches_golden(case):
+def test_decision_trace_matches_golden(case, decode_runs):
     expected = golden()[case.name]
-    got = trace(case)
+    got = trace(case, decode_runs)
+    runs = got.pop("decode_runs")
+    if decode_runs and case.scheduler in ("static", "uellm"):  # the policies that promise decode runs
+        assert runs > 0
     if got["plans"] != expected["plans"]:
         first = next((i for i, (a, b) in enumerate(zip(got["checkpoints"], expected["checkpoints"])) if a != b), None)
         where = (f"before step {(first + 1) * CHECKPOINT_EVERY}" if first is not None
@@ -183,5 +211,8 @@ def test_golden_cases_exercise_the_hard_paths():
 
 if __name__ == "__main__" and "--regenerate" in sys.argv:
     GOLDEN.parent.mkdir(parents=True, exist_ok=True)
-    GOLDEN.write_text(json.dumps({c.name: trace(c) for c in cases()}, indent=1, sort_keys=True) + "\n")
+    traces = {c.name: trace(c) for c in cases()}
+    for entry in traces.values():
+        del entry["decode_runs"]
+    GOLDEN.write_text(json.dumps(traces, indent=1, sort_keys=True) + "\n")
     print(f"wrote {GOLDEN}")

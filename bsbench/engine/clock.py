@@ -46,8 +46,10 @@ class VirtualClock:
         self.t += self.tick_s
         return self.t
 
-    def advance(self, seconds: float) -> None:
+    def advance(self, seconds: float) -> float:
+        """Move the clock on by `seconds`; returns the new time."""
         self.t += seconds
+        return self.t
 
     def sleep_until(self, t: float) -> None:
         self.t = max(self.t, t)

@@ -1,7 +1,13 @@
 """The engine loop: admit arrivals, ask the policy for a plan, run it, book tokens, repeat.
 
 Invariant on return: every submitted request has a final status (completed,
-failed or rejected, the latter two with a reason). An interrupt (Ctrl-C) ends
+failed or rejected, the latter two with a reason).
+
+Decode runs: when the policy promises that the next steps repeat its plan one
+position further on (`decode_run_length`) and the runner can execute such a run
+at once (`execute_decode_run`, the simulated runner), the engine runs them in one
+call and books them as those single steps would have been booked, arrivals
+included, so the record is the same to the bit; only the loop's overhead goes. An interrupt (Ctrl-C) ends
 the unfinished ones as failed with an `interrupted` end reason and marks the
 run incomplete; nothing is lost.
 """
@@ -15,7 +21,7 @@ from typing import Any, Protocol
 from bsbench.engine.block_manager import BlockManager
 from bsbench.engine.clock import Clock, WallClock
 from bsbench.engine.events import OOM, EventLog
-from bsbench.engine.plan import ActivationOOM, StepOutput, StepPlan
+from bsbench.engine.plan import ActivationOOM, DecodeRunOutput, StepOutput, StepPlan
 from bsbench.engine.policy import Policy
 from bsbench.engine.request_state import RequestState, Status
 from bsbench.record.reasons import EndKind, EndReason
@@ -25,6 +31,10 @@ from bsbench.workloads.request import RequestSpec
 
 class Runner(Protocol):
     def execute(self, plan: StepPlan) -> StepOutput: ...
+
+
+class DecodeRunRunner(Protocol):
+    def execute_decode_run(self, plan: StepPlan, steps: int) -> DecodeRunOutput | None: ...
 
 
 @dataclass(slots=True)
@@ -62,6 +72,7 @@ class Engine:
         self.on_progress = on_progress
         self.events = events
         self.blocks = blocks
+        self._decode_runs: DecodeRunRunner | None = runner if hasattr(runner, "execute_decode_run") else None  # type: ignore[assignment]
 
     def run(self, requests: list[RequestSpec]) -> EngineResult:
         states = [RequestState(spec) for spec in sorted(requests, key=lambda r: (r.arrival_s, r.id))]
@@ -97,9 +108,13 @@ class Engine:
                         continue
                     self.clock.sleep_until(min(wake))
                     continue
-                step, produced = self._execute(plan, by_id)
-                if step is not None:
-                    steps.append(step)
+                run = self._decode_run(plan)
+                if run is not None:
+                    produced, next_arrival = self._book_decode_run(plan, run, by_id, states, next_arrival, steps)
+                else:
+                    step, produced = self._execute(plan, by_id)
+                    if step is not None:
+                        steps.append(step)
                 tokens += produced
                 ended += len(self.scheduler.take_ended())
                 if self.on_progress is not None:
@@ -150,3 +165,41 @@ class Engine:
             measured_step_s=output.measured_step_s,
         )
         return record, produced
+
+    def _decode_run(self, plan: StepPlan) -> tuple[int, DecodeRunOutput] | None:
+        """Several decode steps of `plan` at once, when the policy promises them and the runner can run
+        them: (KV blocks in use before them, the run); None: execute one step."""
+        if self._decode_runs is None:
+            return None
+        length = self.scheduler.decode_run_length(plan)
+        if length < 2:
+            return None
+        used = self.blocks.num_used
+        run = self._decode_runs.execute_decode_run(plan, length)
+        return None if run is None else (used, run)
+
+    def _book_decode_run(self, plan: StepPlan, started: tuple[int, DecodeRunOutput],
+                         by_id: dict[str, RequestState], states: list[RequestState], next_arrival: int,
+                         steps: list[StepRow]) -> tuple[int, int]:
+        """Book a decode run as its single steps would have been: tokens, one step row per step, and the
+        arrivals those steps would have admitted between them, each at the end of the step before it.
+        Returns the tokens produced and the index of the next arrival."""
+        used, run = started
+        start, ends = run.start_s, run.end_s
+        produced = 0
+        for req_id, tokens in run.next_tokens.items():
+            by_id[req_id].append_tokens(tokens, ends)
+            produced += len(tokens)
+        self.scheduler.update_decode_run(plan, len(ends), ends[-1])
+        usage = used / self.blocks.num_blocks
+        layout, num_seqs, num_tokens, pad_tokens = plan.layout, len(plan.chunks), plan.num_tokens, plan.pad_tokens
+        for end, forward in zip(ends, run.forward_s):
+            steps.append(StepRow(start_s=start, duration_s=end - start, forward_s=forward, layout=layout,
+                                 num_seqs=num_seqs, num_tokens=num_tokens, pad_tokens=pad_tokens,
+                                 kv_blocks_used=used, kv_usage=usage))
+            start = end
+        for end in ends[:-1]:  # the loop admits what arrived by the last step's end
+            while next_arrival < len(states) and states[next_arrival].spec.arrival_s <= end:
+                self.scheduler.add_request(states[next_arrival], end)
+                next_arrival += 1
+        return produced, next_arrival

@@ -81,3 +81,19 @@ class StepOutput:
     forward_s: float = 0.0
     measured_forward_s: float | None = None
     measured_step_s: float | None = None
+
+
+@dataclass(slots=True)
+class DecodeRunOutput:
+    """A runner's answer to `steps` consecutive decode steps of one plan (`execute_decode_run`).
+
+    Step j computes every chunk one position further than step j - 1. The run starts at
+    clock time `start_s`; per step: the forward seconds charged (`forward_s[j]`) and the
+    clock time it ended (`end_s[j]`); per sampled chunk, its `steps` next tokens in order
+    (`next_tokens[req_id]`).
+    """
+
+    start_s: float
+    forward_s: list[float]
+    end_s: list[float]
+    next_tokens: dict[str, list[int]]

@@ -100,6 +100,11 @@ class RequestState:
         self.output_ids.append(token_id)
         self.token_times.append(now)
 
+    def append_tokens(self, token_ids: list[int], times: list[float]) -> None:
+        """`append_token` for each pair, in order (one decode run of several steps)."""
+        self.output_ids.extend(token_ids)
+        self.token_times.extend(times)
+
     def finish(self, status: Status, now: float, reason: EndReason | None = None) -> None:
         """Move to a final status. Failing or rejecting needs a reason."""
         if not status.is_final:

@@ -10,6 +10,13 @@ Contract (the engine calls, in this order, each step):
 4. `update(plan, now)` advances the policy's bookkeeping: `num_computed`,
    finished requests (completed when `done_generating`), freed blocks.
 
+Decode runs (an optimisation; decisions unchanged): a policy whose next steps are
+`plan` again with every chunk one position further on, whatever arrives meanwhile,
+says how many from `decode_run_length(plan)` (1 by default: no promise). A runner
+that can execute several such steps at once (the simulated one) then runs them,
+and the engine books them with `update_decode_run(plan, steps, now)`: the same
+state `steps` calls of `update` would leave, `now` being the last step's end.
+
 A policy never touches tensors. It owns its queues, asks the block manager for
 memory before putting a sequence in a plan (a plan's block tables always cover
 every slot it writes), picks preemption victims, and ends every request it
@@ -91,6 +98,17 @@ class Scheduler(ABC):
     @abstractmethod
     def unfinished(self) -> list[RequestState]:
         """Every request admitted and not yet ended (waiting or running)."""
+
+    def decode_run_length(self, plan: StepPlan) -> int:
+        """Steps, `plan` first, that would each be `plan` one position further on, whatever arrives
+        meanwhile (see "Decode runs" above); 1 promises nothing."""
+        return 1
+
+    def update_decode_run(self, plan: StepPlan, steps: int, now: float) -> None:
+        """Book `steps` steps of a decode run; called only when `decode_run_length` promised them."""
+        if steps != 1:
+            raise NotImplementedError(f"{self.name} promises no decode runs")
+        self.update(plan, now)
 
     def next_wakeup(self, now: float) -> float | None:
         """A time at which `schedule` may return a plan without new arrivals (e.g. a batch timeout)."""

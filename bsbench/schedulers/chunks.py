@@ -124,14 +124,26 @@ class PaddedBatch:
                 row.pad_tokens += 1
         return StepPlan(layout="padded", chunks=chunks, pad_tokens=pad_tokens)
 
-    def book(self, plan: StepPlan) -> list[RequestState]:
-        """After a padded step: every row advanced (pads for finished rows); returns rows newly done."""
+    def decode_run_length(self) -> int:
+        """Decode steps, starting with the planned one, whose plans differ only by position: until the
+        first row still sampling produces its last token (1 before the prefill)."""
+        if not self.prefilled:
+            return 1
+        left = [r.spec.output_len - len(r.output_ids) for r in self.rows
+                if not r.status.is_final and len(r.output_ids) < r.spec.output_len]
+        return max(1, min(left, default=1))
+
+    def book(self, plan: StepPlan, steps: int = 1) -> list[RequestState]:
+        """After a padded step (or `steps` decode steps of one plan): every row advanced (pads for finished
+        rows); returns rows newly done."""
         newly_done = []
         for chunk, row in zip(plan.chunks, self.rows):
             if not self.prefilled:
                 row.num_computed += chunk.num_tokens - row.kv_pad_len
             else:
-                row.num_computed += 1
+                row.num_computed += steps
+                if not chunk.sample:
+                    row.pad_tokens += steps - 1  # next_plan counted the first step's pad
             if chunk.sample and row.done_generating:
                 newly_done.append(row)
         self.prefilled = True

@@ -116,9 +116,15 @@ class StaticScheduler(Scheduler):
             self.waiting.remove(state)
 
     def update(self, plan: StepPlan, now: float) -> None:
+        self.update_decode_run(plan, 1, now)
+
+    def decode_run_length(self, plan: StepPlan) -> int:
+        return self.batch.decode_run_length() if self.batch is not None else 1
+
+    def update_decode_run(self, plan: StepPlan, steps: int, now: float) -> None:
         batch = self.batch
         assert batch is not None
-        for row in batch.book(plan):
+        for row in batch.book(plan, steps):
             self.end(row, Status.COMPLETED, now, free=False)
         if batch.all_done():
             batch.free(self.blocks)

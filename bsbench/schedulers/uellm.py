@@ -259,9 +259,27 @@ class UellmScheduler(Scheduler):
             self._maybe_close()
 
     def update(self, plan: StepPlan, now: float) -> None:
+        self.update_decode_run(plan, 1, now)
+
+    def decode_run_length(self, plan: StepPlan) -> int:
+        """Until a row finishes, outgrows its KV reservation (`_cover_next_step` would act) or
+        reaches the generation cap."""
+        run = self.running
+        if run is None:
+            return 1
+        steps = run.batch.decode_run_length()
+        size = self.blocks.block_size
+        for row in run.batch.rows:
+            room = len(self.blocks.block_table(row.id)) * size - row.kv_len  # slots left; the plan writes one
+            steps = min(steps, room)
+            if run.cap is not None and not row.status.is_final and not row.done_generating:
+                steps = min(steps, run.cap - (row.num_output - run.start_output[row.id]))
+        return max(1, steps)
+
+    def update_decode_run(self, plan: StepPlan, steps: int, now: float) -> None:
         run = self.running
         assert run is not None
-        for row in run.batch.book(plan):
+        for row in run.batch.book(plan, steps):
             self.end(row, Status.COMPLETED, now, free=False)
         if run.cap is not None:
             cut = [r for r in run.batch.rows if not r.status.is_final and not r.done_generating

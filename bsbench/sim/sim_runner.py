@@ -10,6 +10,12 @@ so the same plans give the same tokens and the same timeline, to the bit.
 
 A step that fails with ActivationOOM is not charged to the clock (the real step would
 have stopped part way; we do not guess how far).
+
+`execute_decode_run(plan, steps)` is `execute` applied to `steps` consecutive decode
+steps of one plan (every chunk one position further each step) in one call, with the
+same checks, work, prices, clock additions and tokens, so a run gives the record that
+single steps give, to the bit. Its work changes only when the gathered context crosses a
+block boundary, so it is priced once per block, not once per step.
 """
 
 from __future__ import annotations
@@ -20,12 +26,12 @@ from collections.abc import Sequence
 from bsbench.engine.clock import VirtualClock
 from bsbench.engine.kv_budget import kv_cache_too_large
 from bsbench.engine.model_shape import ModelShape
-from bsbench.engine.plan import ActivationOOM, StepOutput, StepPlan
+from bsbench.engine.plan import ActivationOOM, DecodeRunOutput, SeqChunk, StepOutput, StepPlan
 from bsbench.engine.plan_check import validate_plan
 from bsbench.sim.cost_model import CostModel
 from bsbench.sim.gpus import DevicePreset
 from bsbench.sim.memory import free_after_weights, step_activation_bytes
-from bsbench.sim.work import step_work
+from bsbench.sim.work import StepWork, step_work
 from bsbench.units import format_bytes
 
 
@@ -75,24 +81,78 @@ class SimRunner:
     def execute(self, plan: StepPlan) -> StepOutput:
         if not self.num_blocks:
             raise RuntimeError("allocate_kv() must be called before execute()")
-        info = self.shape.info
-        chunks = validate_plan(plan, self.block_size, self.num_blocks, info.max_model_len, self._checked_tables)
+        chunks = validate_plan(plan, self.block_size, self.num_blocks, self.shape.info.max_model_len,
+                               self._checked_tables)
         work = step_work(plan, self.block_size)
+        self._check_activations(work)
+        seconds = self.cost_model.step_time(work)
+        self.clock.advance(seconds)
+        tokens = {}
+        for c in chunks:
+            if c.sample:
+                tokens[c.req_id] = self._token(c.req_id, c.start_pos - c.pad_len + len(c.token_ids))
+        return StepOutput(next_tokens=tokens, forward_s=seconds)
+
+    def execute_decode_run(self, plan: StepPlan, steps: int) -> DecodeRunOutput | None:
+        """`steps` decode steps of `plan` (1-token chunks, one position further each step); None, with
+        nothing charged, when a clock that ticks per reading or a step's activations rule out a run
+        (the caller then executes single steps, which fail where they must)."""
+        if not self.num_blocks:
+            raise RuntimeError("allocate_kv() must be called before execute()")
+        if self.clock.tick_s or any(len(c.token_ids) != 1 for c in plan.chunks):
+            return None
+        max_len = self.shape.info.max_model_len
+        validate_plan(plan, self.block_size, self.num_blocks, max_len, self._checked_tables)
+        validate_plan(shifted(plan, steps - 1), self.block_size, self.num_blocks, max_len, self._checked_tables)
+        priced: list[tuple[int, float]] = []  # (first step, seconds) per stretch of equal work
+        gathered = None
+        for j in range(steps):
+            reach = -(-(plan.chunks[0].start_pos + j + 1) // self.block_size) if plan.layout == "padded" else j
+            if reach != gathered:  # padded: the gathered context grew by a block (packed: priced every step)
+                gathered = reach
+                work = step_work(shifted(plan, j), self.block_size)
+                if step_activation_bytes(work, self.shape) > self.activation_room:
+                    return None
+                priced.append((j, self.cost_model.step_time(work)))
+        start = self.clock.t
+        forward: list[float] = []
+        ends: list[float] = []
+        bounds = [first for first, _ in priced[1:]] + [steps]
+        for (first, seconds), stop in zip(priced, bounds):
+            for _ in range(stop - first):
+                forward.append(seconds)
+                ends.append(self.clock.advance(seconds))
+        tokens = {}
+        vocab = self.shape.vocab_size
+        crc32 = zlib.crc32
+        for c in plan.chunks:  # _token for each step, the id's checksum read once
+            if c.sample:
+                prefix = self._id_prefix(c.req_id)
+                first = c.start_pos - c.pad_len + 1
+                tokens[c.req_id] = [crc32(str(p).encode(), prefix) % vocab for p in range(first, first + steps)]
+        return DecodeRunOutput(start_s=start, forward_s=forward, end_s=ends, next_tokens=tokens)
+
+    def _check_activations(self, work: StepWork) -> None:
         need = step_activation_bytes(work, self.shape)
         if need > self.activation_room:
             raise ActivationOOM(f"simulated out of memory on {self.device.name}: the step needs "
                                 f"{format_bytes(need)} of activations, {format_bytes(self.activation_room)} are free")
-        seconds = self.cost_model.step_time(work)
-        self.clock.advance(seconds)
-        vocab = self.shape.vocab_size
-        id_crc = self._id_crc
-        crc32 = zlib.crc32
-        tokens = {}
-        for c in chunks:  # sim_token, with the id's checksum computed once per request
-            if c.sample:
-                rid = c.req_id
-                prefix = id_crc.get(rid)
-                if prefix is None:
-                    prefix = id_crc[rid] = _id_checksum(rid)
-                tokens[rid] = crc32(str(c.start_pos - c.pad_len + len(c.token_ids)).encode(), prefix) % vocab
-        return StepOutput(next_tokens=tokens, forward_s=seconds)
+
+    def _token(self, req_id: str, position: int) -> int:
+        """`sim_token(req_id, position, vocab)`, with the id's checksum computed once per request."""
+        return zlib.crc32(str(position).encode(), self._id_prefix(req_id)) % self.shape.vocab_size
+
+    def _id_prefix(self, req_id: str) -> int:
+        prefix = self._id_crc.get(req_id)
+        if prefix is None:
+            prefix = self._id_crc[req_id] = _id_checksum(req_id)
+        return prefix
+
+
+def shifted(plan: StepPlan, steps: int) -> StepPlan:
+    """`plan` as it is `steps` decode steps later: every chunk `steps` positions further on."""
+    if steps == 0:
+        return plan
+    chunks = [SeqChunk(c.req_id, c.token_ids, c.start_pos + steps, c.block_table, c.sample, c.pad_len)
+              for c in plan.chunks]
+    return StepPlan(layout=plan.layout, chunks=chunks, pad_tokens=plan.pad_tokens)
