@@ -78,24 +78,26 @@ class ContinuousScheduler(Scheduler):
         opts = self.options
         budget = opts.max_num_batched_tokens
         chunks: list[SeqChunk] = []
-        scheduled: set[str] = set()
 
         # 1. running requests, oldest first; preempt the newest when blocks run out
         index = 0
-        while index < len(self.running) and budget > 0:
-            state = self.running[index]
+        running = self.running
+        ensure = self.blocks.ensure
+        while index < len(running) and budget > 0:
+            state = running[index]
             count = uncomputed_tokens(state)
             if count > 1:  # an unfinished chunked prefill
                 count = min(count, budget)
-            while not self.blocks.ensure(state.id, kv_slots_needed(state, count)):
-                victim = self.running[-1]
+            preempted = False
+            while not ensure(state.id, kv_slots_needed(state, count)):
+                victim = running[-1]
                 self._preempt(victim, now)
                 if victim is state:
+                    preempted = True
                     break
-            if state not in self.running:
+            if preempted:
                 break
             chunks.append(next_chunk(state, self.blocks, count))
-            scheduled.add(state.id)
             budget -= count
             index += 1
 
