@@ -27,8 +27,8 @@ from bsbench.units import format_percent, format_rate
 from bsbench.values import SHARE, Integer
 
 if TYPE_CHECKING:
-    from bsbench.bench import ModelSession
-    from bsbench.record import RunRecord
+    from bsbench.bench import ModelSession, RunConfig
+    from bsbench.record import RecordConfig, RunRecord
 
 
 class EngineRunner:
@@ -99,14 +99,23 @@ class EngineRunner:
         label = self.open().timing_label()
         return f"{label}: " if label else ""
 
+    def run_config(self, scheduler: str, seed: int | None, out_dir: Path | None = None) -> RunConfig:
+        return dataclasses.replace(
+            self.config, scheduler=scheduler, scheduler_options=options_for(scheduler, self.scheduler_flags),
+            seed=seed if seed is not None else self.config.seed, out_dir=out_dir or self.config.out_dir,
+        )
+
+    def planned_config(self, scheduler: str, workload: Any, seed: int | None) -> RecordConfig:
+        """The RecordConfig `run(scheduler, workload, ..., seed, ...)` will write (sweep.run_key keys it)."""
+        from bsbench.bench import planned_record_config
+
+        return planned_record_config(workload, self.run_config(scheduler, seed), self.open())
+
     def run(self, scheduler: str, workload: Any, rate: float, seed: int | None, out_dir: Path) -> RunRecord:
         from bsbench.bench import run_benchmark
 
-        config = dataclasses.replace(
-            self.config, scheduler=scheduler, scheduler_options=options_for(scheduler, self.scheduler_flags),
-            seed=seed if seed is not None else self.config.seed, out_dir=out_dir,
-        )
-        return run_benchmark(workload, config, progress=self.progress, session=self.open())
+        return run_benchmark(workload, self.run_config(scheduler, seed, out_dir), progress=self.progress,
+                             session=self.open())
 
 
 def _num(value: float | None) -> str:
@@ -186,6 +195,7 @@ def command(ctx: click.Context, schedulers: str, rates: str, repeats: int, targe
             make_workload=lambda rate, seed: engine.workload(rate, seed),
             run_one=lambda sched, wl, rate, seed: engine.run(sched, wl, rate, seed, engine.out_dir / RUNS_DIR),
             out_dir=engine.out_dir,
+            config_of=lambda sched, wl, rate, seed: engine.planned_config(sched, wl, seed),
             on_run=on_run,
             extra_summary={"workload": engine.target, "workload_overrides": engine.overrides,
                            "model": engine.config.model, "timing": note.rstrip(": ") or "measured"},
