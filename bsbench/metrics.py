@@ -14,6 +14,8 @@ Latency distributions (TTFT, TPOT, ITL, E2EL) are over COMPLETED requests, as
 vLLM reports them over successful requests; failed and rejected requests show
 up in the counts, in SLO attainment (as misses) and in the throughput
 denominators' absence. Any statistic over an empty set is None (never NaN).
+The "per submitted request" view (`submitted_latency_ms`) counts a request that
+did not complete as +inf instead (`censored_percentile`).
 
 SLOs: a request with an SLO meets it when its measured value is <= the SLO.
 A TPOT SLO is met vacuously by a completed single-token request (TPOT is
@@ -70,6 +72,22 @@ def distribution(
     for p in percentiles:
         out[percentile_key(p)] = _clean(np.percentile(arr, float(p)))
     return out
+
+
+def censored_percentile(values: Sequence[float], n_censored: int, p: float) -> float | None:
+    """The p-th percentile of `values` plus `n_censored` values at +inf (requests that never finished: failed or
+    rejected), by numpy's linear interpolation over all len(values) + n_censored of them. +inf when the
+    percentile falls in, or interpolates into, the censored tail; None when there is nothing at all. The one
+    censoring rule of every "per submitted request" view (tables, CDFs)."""
+    total = len(values) + n_censored
+    if total == 0:
+        return None
+    position = (total - 1) * float(p) / 100.0
+    if position > len(values) - 1:
+        return math.inf
+    ordered = np.sort(np.asarray(values, dtype=float))
+    low, high = math.floor(position), math.ceil(position)
+    return float(ordered[low] + (ordered[high] - ordered[low]) * (position - low))
 
 
 def time_weighted_mean(values: Sequence[float], durations: Sequence[float]) -> float | None:
@@ -142,6 +160,26 @@ def slo_checks(req: RequestRow) -> dict[str, bool]:
         v = e2el_s(req)
         checks["e2e"] = done and v is not None and _ms(v) <= req.slo_e2e_ms
     return checks
+
+
+NO_SLOS = "no SLOs set"  # what every report shows for attainment and goodput of a run whose requests carry no SLO
+SLO_KEYS = frozenset({"slo_attainment", "slo_attainment_ttft", "slo_attainment_tpot", "slo_attainment_e2e",
+                      "goodput"})
+
+
+def has_slos(summary: dict[str, Any]) -> bool:
+    """Whether any request of the run carried an SLO; without one, attainment and goodput say nothing."""
+    return bool(summary.get("num_with_slo"))
+
+
+def submitted_latency_ms(requests: Sequence[RequestRow], name: str, p: float) -> float | None:
+    """The p-th percentile of latency `name` (ttft, tpot, e2el, queue) over every submitted request, in ms:
+    a request that did not complete counts as +inf (censored_percentile); a completed one without the
+    measure (TPOT of a single-token output) is left out."""
+    measure = {"ttft": ttft_s, "tpot": tpot_s, "e2el": e2el_s, "queue": queue_s}[name]
+    done = [measure(r) for r in requests if r.status is Outcome.COMPLETED]
+    censored = sum(1 for r in requests if r.status is not Outcome.COMPLETED)
+    return censored_percentile([_ms(v) for v in done if v is not None], censored, p)
 
 
 def meets_slos(req: RequestRow) -> bool:

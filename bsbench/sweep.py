@@ -29,6 +29,7 @@ from typing import Any, Protocol
 
 from bsbench.errors import BsbenchError
 from bsbench.jsonio import to_jsonable, write_json_atomic
+from bsbench.metrics import NO_SLOS, SLO_KEYS, has_slos
 from bsbench.record import RecordConfig, RunRecord, read_records
 from bsbench.safe_json import load_file
 from bsbench.units import format_rate
@@ -201,8 +202,7 @@ class SweepRun:
             pass
         return {"key": self.key, "scheduler": self.scheduler, "rate": self.rate, "seed": self.seed,
                 "fingerprint": self.fingerprint, "path": path.as_posix(), "complete": self.complete,
-                "resumed": self.resumed, "this_sweep": self.this_sweep,
-                **{k: self.summary.get(k) for k in HEADLINE}}
+                "resumed": self.resumed, "this_sweep": self.this_sweep, **headline(self.summary)}
 
 
 @dataclass(slots=True)
@@ -331,10 +331,18 @@ def run_sweep(
     return result
 
 
+def headline(summary: dict[str, Any]) -> dict[str, Any]:
+    """The HEADLINE metrics of a run summary; attainment and goodput are None, and `slos` says NO_SLOS, when
+    no request carried an SLO (they would only repeat the completion share and the throughput)."""
+    values = {k: summary.get(k) for k in HEADLINE}
+    if not has_slos(summary):
+        values.update({k: None for k in SLO_KEYS & set(HEADLINE)}, slos=NO_SLOS)
+    return values
+
+
 def sweep_points(runs: Sequence[SweepRun]) -> list[dict[str, Any]]:
     """Plot points (scheduler, rate, headline metrics) from SweepRun objects."""
-    return [{"scheduler": run.scheduler, "rate": float(run.rate), **{k: run.summary.get(k) for k in HEADLINE}}
-            for run in runs]
+    return [{"scheduler": run.scheduler, "rate": float(run.rate), **headline(run.summary)} for run in runs]
 
 
 def sweep_plots(result: SweepResult, target: float | None = None, note: str = "") -> list[Path]:
@@ -343,9 +351,9 @@ def sweep_plots(result: SweepResult, target: float | None = None, note: str = ""
     from bsbench import plots
 
     points = sweep_points([r for r in result.runs + result.others() if r.complete])
-    return [
-        plots.versus_rate(points, "slo_attainment", "SLO attainment", result.out_dir / "attainment_vs_rate.png",
-                          target=target, note=note),
-        plots.versus_rate(points, "output_throughput", "output tokens/s", result.out_dir / "throughput_vs_rate.png",
-                          note=note),
-    ]
+    pngs = [plots.versus_rate(points, "output_throughput", "output tokens/s",
+                              result.out_dir / "throughput_vs_rate.png", note=note)]
+    if any(p["slo_attainment"] is not None for p in points):  # no SLOs: no attainment plot
+        pngs.insert(0, plots.versus_rate(points, "slo_attainment", "SLO attainment",
+                                         result.out_dir / "attainment_vs_rate.png", target=target, note=note))
+    return pngs

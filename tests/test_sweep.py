@@ -141,7 +141,13 @@ def test_real_sweep_is_paired_and_resumes(tmp_path):
     assert all(len(fps) == 1 for fps in by_rate.values()) and len(by_rate) == 2
     again = CliRunner().invoke(command, args)
     assert again.exit_code == 0 and "0 runs done, 4 resumed" in again.output
-    assert (tmp_path / "attainment_vs_rate.png").stat().st_size > 0
+    # smoke has no SLOs: the table says so, and there is no attainment plot to draw
+    assert "no SLOs set · " in again.output and "attainment 100" not in again.output
+    assert (tmp_path / "throughput_vs_rate.png").stat().st_size > 0
+    assert not (tmp_path / "attainment_vs_rate.png").exists()
+    summary = load_summary(tmp_path)
+    assert all(r["slos"] == "no SLOs set" and r["slo_attainment"] is None and r["goodput"] is None
+               for r in summary["runs"])
 
 
 @pytest.mark.parametrize("command", [["sweep", "--rates", "inf"], ["capacity", "--e2e-slo", "1000"]])

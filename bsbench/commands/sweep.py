@@ -127,6 +127,8 @@ def sweep_table(result: Any, note: str = ""):
     title ('simulated (...): ')."""
     from rich.table import Table
 
+    from bsbench.metrics import NO_SLOS, has_slos
+
     table = Table(title=f"{markup(note)}SLO attainment · output tokens/s (mean over repeats)", title_justify="left",
                   header_style="bold")
     table.add_column("rate (req/s)", justify="right")
@@ -138,8 +140,10 @@ def sweep_table(result: Any, note: str = ""):
             runs = [r for r in result.runs if r.scheduler == scheduler and r.rate == rate and r.complete]
             att = [r.summary["slo_attainment"] for r in runs if r.summary.get("slo_attainment") is not None]
             tput = [r.summary["output_throughput"] for r in runs if r.summary.get("output_throughput") is not None]
-            cells.append(f"{format_percent(sum(att) / len(att) if att else None, '—')} · "
-                         f"{_num(sum(tput) / len(tput) if tput else None)}")
+            shown = format_percent(sum(att) / len(att) if att else None, "—")
+            if runs and not any(has_slos(r.summary) for r in runs):
+                shown = NO_SLOS
+            cells.append(f"{shown} · {_num(sum(tput) / len(tput) if tput else None)}")
         table.add_row(format_rate(rate), *cells)
     return table
 
@@ -165,6 +169,7 @@ def command(ctx: click.Context, schedulers: str, rates: str, repeats: int, targe
     plots to OUT/*.png (OUT: --out, default results/sweep). Run the same
     command again to resume an interrupted sweep: finished runs are skipped.
     """
+    from bsbench.metrics import NO_SLOS, has_slos
     from bsbench.report import console as make_console
     from bsbench.sweep import RUNS_DIR, SweepPlan, parse_names, parse_rates, run_sweep, sweep_plots
 
@@ -183,9 +188,10 @@ def command(ctx: click.Context, schedulers: str, rates: str, repeats: int, targe
     def on_run(run: Any, index: int, total: int) -> None:
         s = run.summary
         state = "[dim]resumed[/]" if run.resumed else "done"
+        attainment = format_percent(s.get("slo_attainment"), "—") if has_slos(s) else NO_SLOS
         console.print(f"[{index}/{total}] {markup(note)}{markup(run.scheduler)} @ {format_rate(run.rate)} req/s "
                       f"seed {run.seed}: {state}, "
-                      f"attainment {format_percent(s.get('slo_attainment'), '—')}, "
+                      f"attainment {attainment}, "
                       f"{_num(s.get('output_throughput'))} tok/s, "
                       f"failed {s.get('failed', 0)}", highlight=False)
 
