@@ -37,6 +37,7 @@ import numpy as np
 
 from bsbench.record.reasons import EndKind
 from bsbench.record.rows import EventKind, EventRow, Outcome, RequestRow, StepRow
+from bsbench.workloads.arrivals import realised_rate
 
 DEFAULT_PERCENTILES: tuple[float, ...] = (50, 90, 99)
 
@@ -190,6 +191,12 @@ def meets_slos(req: RequestRow) -> bool:
 # ----------------------------------------------------------------------------- aggregate
 
 
+def offered_rate(requests: Sequence[RequestRow]) -> float | None:
+    """The load the run was offered: (n - 1) / (last arrival - first arrival) in req/s (arrivals.realised_rate);
+    None for fewer than two requests and when they all arrived at once (rate inf)."""
+    return _clean(realised_rate([r.arrival_s for r in requests]))
+
+
 def _latency_block(name: str, values_s: Sequence[float], percentiles: Sequence[float]) -> dict[str, float | None]:
     dist = distribution([_ms(v) for v in values_s], percentiles)
     return {f"{stat}_{name}_ms": value for stat, value in dist.items()}
@@ -293,6 +300,7 @@ def summarize(
         "total_input_tokens": input_tokens,
         "total_output_tokens": output_tokens,
         "generated_tokens": generated,
+        "offered_rate": offered_rate(requests),
         "request_throughput": _per_second(n_completed, duration_s),
         "output_throughput": _per_second(output_tokens, duration_s),
         "total_token_throughput": _per_second(input_tokens + output_tokens, duration_s),

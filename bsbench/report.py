@@ -29,6 +29,7 @@ from bsbench.units import format_percent, format_rate
 
 # (summary key, row label, kind) — kind chooses the number format.
 METRIC_ROWS: tuple[tuple[str, str, str], ...] = (
+    ("offered_rate", "Offered rate (req/s)", "float"),
     ("request_throughput", "Request throughput (req/s)", "float"),
     ("output_throughput", "Output tokens/s", "float"),
     ("total_token_throughput", "Total tokens/s", "float"),

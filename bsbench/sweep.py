@@ -38,7 +38,7 @@ from bsbench.values import parse_rate
 SUMMARY_KIND = "bsbench-sweep-summary"
 SUMMARY_FILE = "sweep_summary.json"
 RUNS_DIR = "runs"
-HEADLINE = ("completed", "failed", "rejected", "oom_events", "preemptions", "request_throughput",
+HEADLINE = ("offered_rate", "completed", "failed", "rejected", "oom_events", "preemptions", "request_throughput",
             "output_throughput", "median_ttft_ms", "p99_ttft_ms", "median_tpot_ms", "median_e2el_ms",
             "p99_e2el_ms", "slo_attainment", "goodput", "padding_ratio", "peak_kv_usage")
 

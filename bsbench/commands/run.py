@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
 _SUMMARY_ROWS = [
     ("requests completed / failed / rejected", lambda s: f"{s['completed']} / {s['failed']} / {s['rejected']}"),
+    ("offered rate (req/s)", lambda s: _num(s.get("offered_rate")) if s.get("offered_rate") else "all at once"),
     ("request throughput (req/s)", lambda s: _num(s.get("request_throughput"))),
     ("output throughput (tok/s)", lambda s: _num(s.get("output_throughput"))),
     ("total token throughput (tok/s)", lambda s: _num(s.get("total_token_throughput"))),
