@@ -323,11 +323,12 @@ HOST_TIMED = ("decision_s", "decision_share", "decision_mean_us", "controller_s"
               "controller_share")
 
 
-def _make_record(workload: Workload, config: RunConfig, session: ModelSession, scheduler: Any,
-                 result: EngineResult, gpu: dict[str, Any]) -> RunRecord:
-    run_config = RecordConfig(
+def record_config(workload: Workload, config: RunConfig, session: ModelSession, options: Any) -> RecordConfig:
+    """The RecordConfig a run of `config` on `workload` in `session` carries; `options` is the policy's options
+    dataclass (effective, defaults filled in). The sweep keys runs on it before they run (sweep.run_key)."""
+    return RecordConfig(
         scheduler=config.scheduler,
-        scheduler_options=dataclasses.asdict(scheduler.options),
+        scheduler_options=dataclasses.asdict(options),
         rate=float(workload.spec.get("rate", math.inf)),
         arrival=workload.spec.get("arrival"),
         seed=workload.spec.get("seed"),
@@ -352,6 +353,17 @@ def _make_record(workload: Workload, config: RunConfig, session: ModelSession, s
         cost_model=session.cost_model.tier if session.cost_model is not None else None,
         calibration_hash=session.calibration_hash,
     )
+
+
+def planned_record_config(workload: Workload, config: RunConfig, session: ModelSession) -> RecordConfig:
+    """`record_config` of a run not yet made: the policy's options built from `config` as the run builds them."""
+    options = build_scheduler_options(get_scheduler(config.scheduler), config.scheduler_options)
+    return record_config(workload, config, session, options)
+
+
+def _make_record(workload: Workload, config: RunConfig, session: ModelSession, scheduler: Any,
+                 result: EngineResult, gpu: dict[str, Any]) -> RunRecord:
+    run_config = record_config(workload, config, session, scheduler.options)
     environment = _environment(session)
     if gpu:
         environment["gpu_sampled"] = gpu

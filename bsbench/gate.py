@@ -30,6 +30,7 @@ from typing import Any
 
 from bsbench.errors import BsbenchError
 from bsbench.jsonio import decode_inf, write_json_atomic
+from bsbench.metrics import NO_SLOS, has_slos
 from bsbench.record import RunRecord
 from bsbench.safe_json import load_file
 from bsbench.units import format_rate
@@ -42,8 +43,8 @@ ABSOLUTE_METRICS = {
     "request_throughput": 1, "output_throughput": 1, "slo_attainment": 1,
     "median_ttft_ms": -1, "p99_ttft_ms": -1, "median_tpot_ms": -1, "median_e2el_ms": -1,
 }
-STORED_METRICS = sorted({"num_requests", "completed", "padding_ratio", *COUNT_METRICS, *RATIO_METRICS,
-                         *ABSOLUTE_METRICS})
+STORED_METRICS = sorted({"num_requests", "completed", "padding_ratio", "num_with_slo", *COUNT_METRICS,
+                         *RATIO_METRICS, *ABSOLUTE_METRICS})
 
 
 def parse_tolerance(text: str | float) -> float:
@@ -94,6 +95,9 @@ def summarize_runs(records: Sequence[RunRecord]) -> dict[str, dict[str, Any]]:
             "backends": sorted({r.config.backend_id() for r in recs}),
             "metrics": {m: _mean([_num(r.summary.get(m)) for r in recs]) for m in STORED_METRICS},
         }
+        if not any(has_slos(r.summary) for r in recs):  # attainment would only repeat the completion share
+            out[key]["metrics"]["slo_attainment"] = None
+            out[key]["slos"] = NO_SLOS
     return out
 
 
@@ -299,8 +303,13 @@ def check_records(records: Sequence[RunRecord], baseline: dict[str, Any], tolera
     if not absolute:
         result.notes.append("absolute times not gated (--no-absolute)")
     elif base_device and cur_devices == [base_device]:
+        no_slos = sorted(key for key, cur in comparable.items() if cur.get("slos") == NO_SLOS)
+        if no_slos:
+            result.notes.append(f"SLO attainment not gated for {', '.join(no_slos)}: {NO_SLOS}")
         for key, cur in comparable.items():
             for metric, sign in ABSOLUTE_METRICS.items():
+                if metric == "slo_attainment" and key in no_slos:
+                    continue
                 check = _bounded("absolute", key, metric, base_runs[key]["metrics"].get(metric),
                                  cur["metrics"].get(metric), sign, time_tol)
                 if check:

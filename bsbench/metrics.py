@@ -14,6 +14,8 @@ Latency distributions (TTFT, TPOT, ITL, E2EL) are over COMPLETED requests, as
 vLLM reports them over successful requests; failed and rejected requests show
 up in the counts, in SLO attainment (as misses) and in the throughput
 denominators' absence. Any statistic over an empty set is None (never NaN).
+The "per submitted request" view (`submitted_latency_ms`) counts a request that
+did not complete as +inf instead (`censored_percentile`).
 
 SLOs: a request with an SLO meets it when its measured value is <= the SLO.
 A TPOT SLO is met vacuously by a completed single-token request (TPOT is
@@ -35,6 +37,7 @@ import numpy as np
 
 from bsbench.record.reasons import EndKind
 from bsbench.record.rows import EventKind, EventRow, Outcome, RequestRow, StepRow
+from bsbench.workloads.arrivals import realised_rate
 
 DEFAULT_PERCENTILES: tuple[float, ...] = (50, 90, 99)
 
@@ -70,6 +73,22 @@ def distribution(
     for p in percentiles:
         out[percentile_key(p)] = _clean(np.percentile(arr, float(p)))
     return out
+
+
+def censored_percentile(values: Sequence[float], n_censored: int, p: float) -> float | None:
+    """The p-th percentile of `values` plus `n_censored` values at +inf (requests that never finished: failed or
+    rejected), by numpy's linear interpolation over all len(values) + n_censored of them. +inf when the
+    percentile falls in, or interpolates into, the censored tail; None when there is nothing at all. The one
+    censoring rule of every "per submitted request" view (tables, CDFs)."""
+    total = len(values) + n_censored
+    if total == 0:
+        return None
+    position = (total - 1) * float(p) / 100.0
+    if position > len(values) - 1:
+        return math.inf
+    ordered = np.sort(np.asarray(values, dtype=float))
+    low, high = math.floor(position), math.ceil(position)
+    return float(ordered[low] + (ordered[high] - ordered[low]) * (position - low))
 
 
 def time_weighted_mean(values: Sequence[float], durations: Sequence[float]) -> float | None:
@@ -144,12 +163,38 @@ def slo_checks(req: RequestRow) -> dict[str, bool]:
     return checks
 
 
+NO_SLOS = "no SLOs set"  # what every report shows for attainment and goodput of a run whose requests carry no SLO
+SLO_KEYS = frozenset({"slo_attainment", "slo_attainment_ttft", "slo_attainment_tpot", "slo_attainment_e2e",
+                      "goodput"})
+
+
+def has_slos(summary: dict[str, Any]) -> bool:
+    """Whether any request of the run carried an SLO; without one, attainment and goodput say nothing."""
+    return bool(summary.get("num_with_slo"))
+
+
+def submitted_latency_ms(requests: Sequence[RequestRow], name: str, p: float) -> float | None:
+    """The p-th percentile of latency `name` (ttft, tpot, e2el, queue) over every submitted request, in ms:
+    a request that did not complete counts as +inf (censored_percentile); a completed one without the
+    measure (TPOT of a single-token output) is left out."""
+    measure = {"ttft": ttft_s, "tpot": tpot_s, "e2el": e2el_s, "queue": queue_s}[name]
+    done = [measure(r) for r in requests if r.status is Outcome.COMPLETED]
+    censored = sum(1 for r in requests if r.status is not Outcome.COMPLETED)
+    return censored_percentile([_ms(v) for v in done if v is not None], censored, p)
+
+
 def meets_slos(req: RequestRow) -> bool:
     """Completed and met every SLO it has (a completed request without SLOs meets them)."""
     return req.status is Outcome.COMPLETED and all(slo_checks(req).values())
 
 
 # ----------------------------------------------------------------------------- aggregate
+
+
+def offered_rate(requests: Sequence[RequestRow]) -> float | None:
+    """The load the run was offered: (n - 1) / (last arrival - first arrival) in req/s (arrivals.realised_rate);
+    None for fewer than two requests and when they all arrived at once (rate inf)."""
+    return _clean(realised_rate([r.arrival_s for r in requests]))
 
 
 def _latency_block(name: str, values_s: Sequence[float], percentiles: Sequence[float]) -> dict[str, float | None]:
@@ -255,6 +300,7 @@ def summarize(
         "total_input_tokens": input_tokens,
         "total_output_tokens": output_tokens,
         "generated_tokens": generated,
+        "offered_rate": offered_rate(requests),
         "request_throughput": _per_second(n_completed, duration_s),
         "output_throughput": _per_second(output_tokens, duration_s),
         "total_token_throughput": _per_second(input_tokens + output_tokens, duration_s),

@@ -73,11 +73,13 @@ def latency_cdfs(runs: Sequence[tuple[str, RunRecord]], path: Path, note: str = 
 
 
 def throughput_bars(runs: Sequence[tuple[str, RunRecord]], path: Path, note: str = "") -> Path:
-    """Bars of request throughput, output tokens/s and goodput per run."""
-    panels = (("request_throughput", "requests/s"), ("output_throughput", "output tokens/s"),
-              ("goodput", "goodput (req/s meeting SLOs)"))
+    """Bars of request throughput, output tokens/s and goodput per run; no goodput panel when the runs have no
+    SLOs (runs of one group replay one request list, so they all have SLOs or none)."""
+    panels = [("request_throughput", "requests/s"), ("output_throughput", "output tokens/s")]
+    if any(metrics.has_slos(rec.summary) for _, rec in runs):
+        panels.append(("goodput", "goodput (req/s meeting SLOs)"))
     labels = [label for label, _ in runs]
-    fig, axes = plt.subplots(1, 3, figsize=(max(10, 1.6 * len(labels) * 3), 4))
+    fig, axes = plt.subplots(1, len(panels), figsize=(max(10, 1.6 * len(labels) * len(panels)), 4))
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for ax, (key, title) in zip(axes, panels):
         values = [rec.summary.get(key) or 0.0 for _, rec in runs]

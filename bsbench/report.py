@@ -21,13 +21,15 @@ from typing import Any
 import pandas as pd
 
 from bsbench.errors import BsbenchError
-from bsbench.metrics import direction
+from bsbench.jsonio import to_jsonable
+from bsbench.metrics import NO_SLOS, SLO_KEYS, direction, has_slos, submitted_latency_ms
 from bsbench.record import RunRecord
 from bsbench.safe_text import csv_cell, markup
 from bsbench.units import format_percent, format_rate
 
 # (summary key, row label, kind) — kind chooses the number format.
 METRIC_ROWS: tuple[tuple[str, str, str], ...] = (
+    ("offered_rate", "Offered rate (req/s)", "float"),
     ("request_throughput", "Request throughput (req/s)", "float"),
     ("output_throughput", "Output tokens/s", "float"),
     ("total_token_throughput", "Total tokens/s", "float"),
@@ -53,6 +55,16 @@ METRIC_ROWS: tuple[tuple[str, str, str], ...] = (
 )
 LABELS = {key: label for key, label, _ in METRIC_ROWS}
 KINDS = {key: kind for key, _, kind in METRIC_ROWS}
+# The latency rows of the "per submitted request" view (latency_over="submitted"): key -> (measure, percentile).
+# ITL is per token, not per request, so that view has no ITL rows.
+SUBMITTED_ROWS: dict[str, tuple[str, float]] = {
+    "median_ttft_ms": ("ttft", 50), "p99_ttft_ms": ("ttft", 99), "median_tpot_ms": ("tpot", 50),
+    "p99_tpot_ms": ("tpot", 99), "median_e2el_ms": ("e2el", 50), "p99_e2el_ms": ("e2el", 99),
+    "median_queue_ms": ("queue", 50),
+}
+LATENCY_VIEWS = ("completed", "submitted")
+SUBMITTED_NOTE = ("latencies per submitted request: a failed or rejected request counts as +inf; 'inf' = the "
+                  "percentile falls among them")
 
 
 # ----------------------------------------------------------------------------- grouping
@@ -222,17 +234,30 @@ def find_reference(runs: Sequence[Run], reference: str | None) -> Run | None:
 
 
 def ratio(value: float | None, ref: float | None) -> float | None:
-    if value is None or ref is None or ref == 0:
+    if value is None or ref is None or ref == 0 or math.isinf(value) or math.isinf(ref):
         return None
     return value / ref
 
 
+def _cell_value(run: Run, key: str, latency_over: str) -> float | None:
+    """The frame's value: None for attainment and goodput of a run without SLOs (shown as NO_SLOS); in the
+    submitted view, latency percentiles over every submitted request (+inf possible)."""
+    if key in SLO_KEYS and not has_slos(run.summary):
+        return None
+    if latency_over == "submitted" and key in SUBMITTED_ROWS:
+        return submitted_latency_ms(run.record.requests, *SUBMITTED_ROWS[key])
+    return _value(run.summary, key)
+
+
 def comparison_frame(runs: Sequence[Run], reference: str | None = None,
-                     metrics: Sequence[str] | None = None) -> pd.DataFrame:
-    """Rows = metric keys, columns = run labels (+ '<label> / <reference>' ratio columns)."""
+                     metrics: Sequence[str] | None = None, latency_over: str = "completed") -> pd.DataFrame:
+    """Rows = metric keys, columns = run labels (+ '<label> / <reference>' ratio columns). `latency_over`:
+    'completed' (latency over completed requests, as vLLM) or 'submitted' (SUBMITTED_ROWS, censored)."""
     keys = list(metrics or [k for k, _, _ in METRIC_ROWS])
+    if latency_over == "submitted":
+        keys = [k for k in keys if "_itl_" not in k]
     ref = find_reference(runs, reference)
-    data = {run.label: [_value(run.summary, k) for k in keys] for run in runs}
+    data = {run.label: [_cell_value(run, k, latency_over) for k in keys] for run in runs}
     frame = pd.DataFrame(data, index=pd.Index(keys, name="metric"), dtype="float64")
     if ref is not None:
         for run in runs:
@@ -241,7 +266,9 @@ def comparison_frame(runs: Sequence[Run], reference: str | None = None,
             frame[f"{run.label} / {ref.label}"] = [
                 ratio(a, b) for a, b in zip(frame[run.label].tolist(), frame[ref.label].tolist())
             ]
-    return frame.astype("float64")
+    frame = frame.astype("float64")
+    frame.attrs["latency_over"] = latency_over
+    return frame
 
 
 def best_labels(frame: pd.DataFrame, key: str, labels: Sequence[str]) -> set[str]:
@@ -254,9 +281,43 @@ def best_labels(frame: pd.DataFrame, key: str, labels: Sequence[str]) -> set[str
     return {lab for lab, v in values.items() if v == best}
 
 
+def row_marks(runs: Sequence[Run], frame: pd.DataFrame, key: str) -> tuple[set[str], set[str]]:
+    """(best, best*) labels of row `key`: the best value of the row (best_labels) goes to 'best' when its run
+    completed as many requests as any run of the group, else to 'best*': a figure over fewer completed
+    requests is never marked plain best (see `completion_note`)."""
+    best = best_labels(frame, key, [r.label for r in runs])
+    most = max((_completed(r) for r in runs), default=0)
+    fewer = {r.label for r in runs if _completed(r) < most}
+    return best - fewer, best & fewer
+
+
+def _completed(run: Run) -> int:
+    value = run.summary.get("completed")
+    return value if isinstance(value, int) else 0
+
+
+def completion_note(runs: Sequence[Run]) -> str:
+    """'' when every run completed as many requests; else the footnote of the 'best*' marks."""
+    most = max((_completed(r) for r in runs), default=0)
+    fewer = [r for r in runs if _completed(r) < most]
+    if not fewer:
+        return ""
+    counts = ", ".join(f"{r.label} completed {_completed(r)}/{r.summary.get('num_requests')}" for r in fewer)
+    return f"best*: the best figure of the row, from a run that completed fewer requests ({counts}; most: {most})"
+
+
+def cell_text(run: Run, frame: pd.DataFrame, key: str) -> str:
+    """A run's formatted cell of row `key` (NO_SLOS for attainment and goodput of a run without SLOs)."""
+    if key in SLO_KEYS and not has_slos(run.summary):
+        return NO_SLOS
+    return format_value(frame.at[key, run.label], KINDS.get(key, "float"))
+
+
 def format_value(value: float | None, kind: str) -> str:
     if value is None or pd.isna(value):
         return "—"
+    if math.isinf(value):
+        return "inf" if value > 0 else "-inf"
     if kind == "int":
         return f"{int(round(value))}"
     if kind == "pct":
@@ -299,33 +360,56 @@ def rich_table(runs: Sequence[Run], frame: pd.DataFrame, title: str | None = Non
             ref_note = "\nvalue  ratio"
         table.add_column(markup(label) + ref_note, justify="right")
     for key in frame.index:
-        best = best_labels(frame, key, labels)
+        best, starred = row_marks(runs, frame, key)
         cells = []
-        for label in labels:
-            text = format_value(frame.at[key, label], KINDS.get(key, "float"))
-            if label in best:
+        for run in runs:
+            text = markup(cell_text(run, frame, key))
+            if run.label in best:
                 text = f"[bold green]{text}[/]"
-            if label in ratio_of:
-                text += f" [dim]{format_value(frame.at[key, ratio_of[label]], 'ratio'):>6}[/]"
+            elif run.label in starred:
+                text = f"[yellow]{text} best*[/]"
+            if run.label in ratio_of:
+                text += f" [dim]{format_value(frame.at[key, ratio_of[run.label]], 'ratio'):>6}[/]"
             cells.append(text)
-        table.add_row(LABELS.get(key, key), *cells)
+        table.add_row(row_label(frame, key), *cells)
     return table
 
 
 TABLE_LEGEND = "bold green: best of the row (higher throughput and attainment, lower latency and waste)"
 
 
+def row_label(frame: pd.DataFrame, key: str) -> str:
+    """The human label of row `key`; latency rows of the submitted view say so."""
+    label = LABELS.get(key, key)
+    if frame.attrs.get("latency_over") == "submitted" and key in SUBMITTED_ROWS:
+        return label.replace(" (ms)", " per submitted (ms)")
+    return label
+
+
+def table_notes(runs: Sequence[Run], frame: pd.DataFrame) -> list[str]:
+    """The footnotes a group's table needs: best* and the censoring of the submitted view."""
+    notes = [completion_note(runs)]
+    if frame.attrs.get("latency_over") == "submitted":
+        notes.append(SUBMITTED_NOTE)
+    return [n for n in notes if n]
+
+
 def display_frame(runs: Sequence[Run], frame: pd.DataFrame, mark_best: str | None = None) -> pd.DataFrame:
-    """The frame as formatted strings with human row labels; `mark_best` wraps the best cell (e.g. '**')."""
+    """The frame as formatted strings with human row labels; `mark_best` wraps the best cell (e.g. '**'), and a
+    best figure from a run that completed fewer requests gets ' best*' instead (row_marks)."""
     labels = [r.label for r in runs]
-    out = pd.DataFrame(index=[LABELS.get(k, k) for k in frame.index], columns=list(frame.columns), dtype=object)
-    out.index.name = "metric"
-    for key, row_label in zip(frame.index, out.index):
-        best = best_labels(frame, key, labels) if mark_best else set()
+    out = pd.DataFrame(index=pd.Index([row_label(frame, k) for k in frame.index], name="metric"),
+                       columns=list(frame.columns), dtype=object)
+    by_label = {r.label: r for r in runs}
+    for key, shown in zip(frame.index, out.index):
+        best, starred = row_marks(runs, frame, key) if mark_best else (set(), set())
         for col in frame.columns:
-            kind = KINDS.get(key, "float") if col in labels else "ratio"
-            text = format_value(frame.at[key, col], kind)
-            out.at[row_label, col] = f"{mark_best}{text}{mark_best}" if col in best else text
+            text = cell_text(by_label[col], frame, key) if col in labels else format_value(frame.at[key, col], "ratio")
+            if col in best:
+                text = f"{mark_best}{text}{mark_best}"
+            elif col in starred:
+                text = f"{text} best*"
+            out.at[shown, col] = text
     return out
 
 
@@ -345,7 +429,11 @@ def groups_to_csv(groups: Sequence[Group], frames: Sequence[pd.DataFrame]) -> st
     (safe_text.csv_cell)."""
     parts = []
     for i, (group, frame) in enumerate(zip(groups, frames), start=1):
-        f = frame.copy()
+        f = frame.astype(object)
+        for run in group.runs:  # attainment and goodput of a run without SLOs: say so, not an empty cell
+            for key in SLO_KEYS & set(f.index):
+                if not has_slos(run.summary):
+                    f.at[key, run.label] = NO_SLOS
         f.insert(0, "group", i)
         f.insert(1, "timing", group.timing_label or "measured")
         parts.append(f.reset_index())
@@ -359,7 +447,8 @@ def groups_to_json(groups: Sequence[Group], frames: Sequence[pd.DataFrame], note
     out = []
     for i, (group, frame) in enumerate(zip(groups, frames), start=1):
         metrics = {
-            key: {col: (None if pd.isna(frame.at[key, col]) else float(frame.at[key, col])) for col in frame.columns}
+            key: {col: (None if pd.isna(frame.at[key, col]) else to_jsonable(float(frame.at[key, col])))
+                  for col in frame.columns}
             for key in frame.index
         }
         out.append({
@@ -369,7 +458,10 @@ def groups_to_json(groups: Sequence[Group], frames: Sequence[pd.DataFrame], note
             "title": group.title(),
             "runs": [{"label": r.label, "path": str(r.path), "scheduler": r.scheduler,
                       "rate": r.record.config.rate, "seed": r.record.config.seed,
-                      "complete": r.record.complete} for r in group.runs],
+                      "complete": r.record.complete, "completed": r.summary.get("completed"),
+                      "slos": "set" if has_slos(r.summary) else NO_SLOS} for r in group.runs],
+            "latency_over": frame.attrs.get("latency_over", "completed"),
+            "notes": table_notes(group.runs, frame),
             "metrics": metrics,
         })
     return {"groups": out, "not_comparable": list(notes)}
@@ -397,17 +489,20 @@ def frame_to_html(runs: Sequence[Run], frame: pd.DataFrame) -> str:
     head = "".join(f"<th>{html.escape(c)}</th>" if c in labels else f"<th class='ratio'>{html.escape(c)}</th>"
                    for c in frame.columns)
     rows = []
+    by_label = {r.label: r for r in runs}
     for key in frame.index:
-        best = best_labels(frame, key, labels)
+        best, starred = row_marks(runs, frame, key)
         cells = []
         for col in frame.columns:
             if col in labels:
-                text = format_value(frame.at[key, col], KINDS.get(key, "float"))
+                text = cell_text(by_label[col], frame, key)
                 cls = " class='best'" if col in best else ""
+                if col in starred:
+                    text += " best*"
             else:
                 text, cls = format_value(frame.at[key, col], "ratio"), " class='ratio'"
             cells.append(f"<td{cls}>{html.escape(text)}</td>")
-        rows.append(f"<tr><td>{html.escape(LABELS.get(key, key))}</td>{''.join(cells)}</tr>")
+        rows.append(f"<tr><td>{html.escape(row_label(frame, key))}</td>{''.join(cells)}</tr>")
     return f"<table><thead><tr><th>metric</th>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
 
 
@@ -442,6 +537,8 @@ def write_html(path: str | Path, groups: Sequence[Group], frames: Sequence[pd.Da
             f"{html.escape(r.label)}: {html.escape(str(r.path))}" for r in group.runs) + "</p>")
         body.append(frame_to_html(group.runs, frame))
         body.append(f"<p class='runs'>{html.escape(TABLE_LEGEND)}</p>")
+        for note in table_notes(group.runs, frame):
+            body.append(f"<p class='runs'>{html.escape(note)}</p>")
         for png in (plots[i] if plots and i < len(plots) else []):
             body.append(_img_tag(Path(png), path, embed))
     page = (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>"

@@ -17,6 +17,8 @@ logic is tested with fakes and the CLI plugs in `run_benchmark`.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import re
 from collections.abc import Callable, Sequence
@@ -26,8 +28,9 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from bsbench.errors import BsbenchError
-from bsbench.jsonio import write_json_atomic
-from bsbench.record import RunRecord, read_records
+from bsbench.jsonio import to_jsonable, write_json_atomic
+from bsbench.metrics import NO_SLOS, SLO_KEYS, has_slos
+from bsbench.record import RecordConfig, RunRecord, read_records
 from bsbench.safe_json import load_file
 from bsbench.units import format_rate
 from bsbench.values import parse_rate
@@ -35,12 +38,16 @@ from bsbench.values import parse_rate
 SUMMARY_KIND = "bsbench-sweep-summary"
 SUMMARY_FILE = "sweep_summary.json"
 RUNS_DIR = "runs"
-HEADLINE = ("completed", "failed", "rejected", "oom_events", "preemptions", "request_throughput",
+HEADLINE = ("offered_rate", "completed", "failed", "rejected", "oom_events", "preemptions", "request_throughput",
             "output_throughput", "median_ttft_ms", "p99_ttft_ms", "median_tpot_ms", "median_e2el_ms",
             "p99_e2el_ms", "slo_attainment", "goodput", "padding_ratio", "peak_kv_usage")
 
 
-class HasFingerprint(Protocol):
+class SweepWorkload(Protocol):
+    """What a sweep needs of a workload: its request list's fingerprint and its spec (how it was made)."""
+
+    spec: dict[str, Any]
+
     def fingerprint(self) -> str: ...
 
 
@@ -85,17 +92,74 @@ def parse_names(text: str, known: Sequence[str] | None = None) -> list[str]:
     return names
 
 
-def run_key(scheduler: str, rate: float, seed: Any, fingerprint: str, backend: str = "real") -> str:
-    """The identity of one run of a sweep: equal keys = the same work, done once. `backend` is
-    RecordConfig.backend_id(): a simulated run never stands in for a real one, nor one cost model for another."""
-    rate_text = format_rate(float(rate)) if math.isinf(float(rate)) else repr(float(rate))
-    key = f"{scheduler}|{rate_text}|{seed}|{fingerprint}"
-    return key if backend == "real" else f"{key}|{backend}"
+# Fields of RecordConfig that vary within one sweep (per run); the rest, with the workload's spec, is the sweep's
+# setting, which every run in one output folder shares (`check_same_setting`).
+PER_RUN_FIELDS = ("scheduler", "scheduler_options", "rate", "seed")
+# Fields that do not change a run's results on a virtual clock (host threads: times come from the cost model).
+HOST_ONLY_FIELDS = ("threads",)
+
+
+def run_identity(config: RecordConfig, fingerprint: str) -> dict[str, Any]:
+    """A run's full effective configuration in canonical JSON form (+-inf as strings, tuples as lists): every
+    RecordConfig field (scheduler options after defaults, model, weights, dtype, device, KV budget and block
+    size, backend, clock, GPU preset, cost-model tier and calibration hash, ...) and the request list's
+    fingerprint. Host threads count on the wall clock only."""
+    identity = config.to_json()
+    if config.simulated:
+        for name in HOST_ONLY_FIELDS:
+            identity.pop(name, None)
+    identity["workload_fingerprint"] = fingerprint
+    return to_jsonable(identity)
+
+
+def run_key(config: RecordConfig, fingerprint: str) -> str:
+    """The identity of one run of a sweep: equal keys = the same work, done once. The one function that keys a
+    planned run (bench.planned_record_config) and a finished record (`record_key`), so they cannot drift:
+    a readable prefix 'scheduler|rate|seed N|backend id|' and a hash of `run_identity`."""
+    text = json.dumps(run_identity(config, fingerprint), sort_keys=True, separators=(",", ":"))
+    digest = hashlib.sha256(text.encode()).hexdigest()[:20]
+    return f"{config.scheduler}|{format_rate(float(config.rate))}|seed {config.seed}|{config.backend_id()}|{digest}"
 
 
 def record_key(record: RunRecord) -> str:
-    config = record.config
-    return run_key(config.scheduler, config.rate, config.seed, record.workload.fingerprint, config.backend_id())
+    return run_key(record.config, record.workload.fingerprint)
+
+
+def sweep_setting(config: RecordConfig, workload_spec: dict[str, Any]) -> dict[str, Any]:
+    """What every run in one sweep folder shares: `run_identity` without the per-run fields and the request
+    list's fingerprint, plus the workload's spec without its rate and seed (source, filters, SLOs, -n, ...)."""
+    setting = {k: v for k, v in run_identity(config, "").items()
+               if k not in PER_RUN_FIELDS and k != "workload_fingerprint"}
+    workload = {k: v for k, v in workload_spec.items() if k not in ("rate", "seed")}
+    return {**setting, **{f"workload {k}": v for k, v in to_jsonable(workload).items()}}
+
+
+def _first_difference(old: dict[str, Any], new: dict[str, Any]) -> str:
+    for name in [*new, *(k for k in old if k not in new)]:  # field order: a cause before what derives from it
+        if old.get(name) != new.get(name):
+            return f"{name.replace('_', ' ')}: {old.get(name)!r:.60} there, {new.get(name)!r:.60} now"
+    return ""
+
+
+def check_same_setting(out_dir: Path, existing: Sequence[RunRecord], planned: dict[str, tuple[RecordConfig, dict]]
+                       ) -> None:
+    """Refuse (BsbenchError) when OUT/runs holds a run whose setting differs from this sweep's, or whose
+    scheduler is in this sweep with other options: one folder, one configuration, so its summary and
+    `compare OUT/runs` never mix them. `planned`: scheduler -> (its planned RecordConfig, the workload's spec)."""
+    if not planned:
+        return
+    config, spec = next(iter(planned.values()))
+    new = sweep_setting(config, spec)
+    for record in existing:
+        why = _first_difference(sweep_setting(record.config, record.workload.spec), new)
+        if not why and record.config.scheduler in planned:
+            old_options = to_jsonable(record.config.scheduler_options)
+            new_options = to_jsonable(planned[record.config.scheduler][0].scheduler_options)
+            diff = _first_difference(old_options, new_options)
+            why = f"{record.config.scheduler} option {diff}" if diff else ""
+        if why:
+            raise BsbenchError(f"{out_dir / RUNS_DIR} holds runs of another configuration ({why}; e.g. "
+                               f"{record.path}); use another --out, or empty that folder")
 
 
 @dataclass(slots=True)
@@ -121,6 +185,14 @@ class SweepRun:
     complete: bool
     resumed: bool
     summary: dict[str, Any]
+    this_sweep: bool = True  # False: a finished run already in the folder that this sweep did not (yet) plan
+
+    @classmethod
+    def of_record(cls, record: RunRecord, *, resumed: bool, this_sweep: bool = True) -> SweepRun:
+        config = record.config
+        return cls(record_key(record), config.scheduler, config.rate, int(config.seed or 0),
+                   record.workload.fingerprint, str(record.path or ""), record.complete, resumed, record.summary,
+                   this_sweep)
 
     def to_dict(self, root: Path) -> dict[str, Any]:
         path = Path(self.path)
@@ -130,7 +202,7 @@ class SweepRun:
             pass
         return {"key": self.key, "scheduler": self.scheduler, "rate": self.rate, "seed": self.seed,
                 "fingerprint": self.fingerprint, "path": path.as_posix(), "complete": self.complete,
-                "resumed": self.resumed, **{k: self.summary.get(k) for k in HEADLINE}}
+                "resumed": self.resumed, "this_sweep": self.this_sweep, **headline(self.summary)}
 
 
 @dataclass(slots=True)
@@ -139,6 +211,7 @@ class SweepResult:
     out_dir: Path
     runs: list[SweepRun] = field(default_factory=list)
     interrupted: bool = False
+    earlier: dict[str, RunRecord] = field(default_factory=dict)  # finished runs found in OUT/runs, by key
 
     @property
     def executed(self) -> int:
@@ -148,23 +221,33 @@ class SweepResult:
     def resumed(self) -> int:
         return sum(1 for r in self.runs if r.resumed)
 
+    def others(self) -> list[SweepRun]:
+        """Finished runs in the folder (same setting: check_same_setting) that this sweep did not plan."""
+        planned = {r.key for r in self.runs}
+        return [SweepRun.of_record(rec, resumed=False, this_sweep=False)
+                for key, rec in self.earlier.items() if key not in planned]
 
-def finished_runs(out_dir: Path) -> dict[str, RunRecord]:
-    """Complete run records already in OUT/runs, by run key (the newest wins)."""
+
+def folder_records(out_dir: Path) -> list[RunRecord]:
+    """Every run record in OUT/runs, complete or not."""
     runs = Path(out_dir) / RUNS_DIR
     if not runs.is_dir() or not any(runs.rglob("*.json")):
-        return {}
-    found: dict[str, RunRecord] = {}
-    for record in read_records([str(runs)], skipped=[]):
-        if record.complete:
-            found[record_key(record)] = record
-    return found
+        return []
+    return read_records([str(runs)], skipped=[])
+
+
+def finished_runs(records: Sequence[RunRecord]) -> dict[str, RunRecord]:
+    """The complete records by run key (the newest wins)."""
+    return {record_key(r): r for r in records if r.complete}
 
 
 def write_summary(result: SweepResult, extra: dict[str, Any] | None = None) -> Path:
+    """OUT/sweep_summary.json: this sweep's grid, and every finished run in the folder (`this_sweep` says which
+    this sweep planned), so a smaller re-run never hides the runs of a larger one."""
     plan = result.plan
+    runs = result.runs + result.others()
     pairing: dict[str, str] = {}
-    for run in result.runs:
+    for run in runs:
         pairing.setdefault(f"{format_rate(run.rate)}|{run.seed}", run.fingerprint)
     summary = {
         "kind": SUMMARY_KIND,
@@ -175,10 +258,10 @@ def write_summary(result: SweepResult, extra: dict[str, Any] | None = None) -> P
         "seeds": plan.seeds,
         "backend": plan.backend,
         "planned_runs": plan.size,
-        "finished_runs": sum(1 for r in result.runs if r.complete),
+        "finished_runs": sum(1 for r in runs if r.complete),
         "interrupted": result.interrupted,
         "workload_by_rate_seed": pairing,
-        "runs": [r.to_dict(result.out_dir) for r in result.runs],
+        "runs": [r.to_dict(result.out_dir) for r in runs],
         **(extra or {}),
     }
     return write_json_atomic(summary, result.out_dir / SUMMARY_FILE)
@@ -193,47 +276,50 @@ def load_summary(out_dir: str | Path) -> dict[str, Any]:
 
 def run_sweep(
     plan: SweepPlan,
-    make_workload: Callable[[float, int], HasFingerprint],
-    run_one: Callable[[str, HasFingerprint, float, int], RunRecord],
+    make_workload: Callable[[float, int], SweepWorkload],
+    run_one: Callable[[str, SweepWorkload, float, int], RunRecord],
     out_dir: str | Path,
     *,
+    config_of: Callable[[str, SweepWorkload, float, int], RecordConfig],
     on_run: Callable[[SweepRun, int, int], None] | None = None,
     extra_summary: dict[str, Any] | None = None,
 ) -> SweepResult:
     """Run the grid (seed, then rate, then scheduler), skipping runs whose complete record exists.
 
     `make_workload(rate, seed)` is called once per (rate, seed) and its result
-    goes to every scheduler (paired); `run_one(scheduler, workload, rate, seed)`
-    runs and saves one record under OUT/runs and returns it (with its "path").
-    The summary file is rewritten after every run, so an interrupted sweep
+    goes to every scheduler (paired); `config_of(scheduler, workload, rate,
+    seed)` is the RecordConfig that run will carry (its key: `run_key`);
+    `run_one(scheduler, workload, rate, seed)` runs and saves one record under
+    OUT/runs and returns it (with its "path"). Before anything runs, a folder
+    holding runs of another setting is refused (check_same_setting). The
+    summary file is rewritten after every run, so an interrupted sweep
     (KeyboardInterrupt from run_one) leaves a valid summary and is resumed by
     running the same sweep again.
     """
     out = Path(out_dir)
     (out / RUNS_DIR).mkdir(parents=True, exist_ok=True)
-    done = finished_runs(out)
-    result = SweepResult(plan, out)
+    existing = folder_records(out)
+    result = SweepResult(plan, out, earlier=finished_runs(existing))
     index = 0
     try:
         for seed in plan.seeds:
             for rate in plan.rates:
                 workload = make_workload(rate, seed)
                 fingerprint = workload.fingerprint()
+                configs = {s: config_of(s, workload, rate, seed) for s in plan.schedulers}
+                check_same_setting(out, existing, {s: (c, workload.spec) for s, c in configs.items()})
                 for scheduler in plan.schedulers:
                     index += 1
-                    key = run_key(scheduler, rate, seed, fingerprint, plan.backend)
-                    if key in done:
-                        record = done[key]
-                        run = SweepRun(key, scheduler, rate, seed, fingerprint, str(record.path), True, True,
-                                       record.summary)
+                    key = run_key(configs[scheduler], fingerprint)
+                    if key in result.earlier:
+                        run = SweepRun.of_record(result.earlier[key], resumed=True)
                     else:
                         record = run_one(scheduler, workload, rate, seed)
                         got = record_key(record)
                         if got != key:
                             raise BsbenchError(f"run {key} produced a record with key {got}: the engine did not "
-                                               f"replay the sweep's workload")
-                        run = SweepRun(key, scheduler, rate, seed, fingerprint, str(record.path or ""),
-                                       record.complete, False, record.summary)
+                                               f"run the sweep's workload and configuration")
+                        run = SweepRun.of_record(record, resumed=False)
                     result.runs.append(run)
                     write_summary(result, extra_summary)
                     if on_run is not None:
@@ -245,20 +331,29 @@ def run_sweep(
     return result
 
 
+def headline(summary: dict[str, Any]) -> dict[str, Any]:
+    """The HEADLINE metrics of a run summary; attainment and goodput are None, and `slos` says NO_SLOS, when
+    no request carried an SLO (they would only repeat the completion share and the throughput)."""
+    values = {k: summary.get(k) for k in HEADLINE}
+    if not has_slos(summary):
+        values.update({k: None for k in SLO_KEYS & set(HEADLINE)}, slos=NO_SLOS)
+    return values
+
+
 def sweep_points(runs: Sequence[SweepRun]) -> list[dict[str, Any]]:
     """Plot points (scheduler, rate, headline metrics) from SweepRun objects."""
-    return [{"scheduler": run.scheduler, "rate": float(run.rate), **{k: run.summary.get(k) for k in HEADLINE}}
-            for run in runs]
+    return [{"scheduler": run.scheduler, "rate": float(run.rate), **headline(run.summary)} for run in runs]
 
 
 def sweep_plots(result: SweepResult, target: float | None = None, note: str = "") -> list[Path]:
-    """The versus-rate plots; `note` headlines them (RecordConfig.timing_label of simulated runs)."""
+    """The versus-rate plots of every finished run in the folder; `note` headlines them (RecordConfig.timing_label
+    of simulated runs)."""
     from bsbench import plots
 
-    points = sweep_points([r for r in result.runs if r.complete])
-    return [
-        plots.versus_rate(points, "slo_attainment", "SLO attainment", result.out_dir / "attainment_vs_rate.png",
-                          target=target, note=note),
-        plots.versus_rate(points, "output_throughput", "output tokens/s", result.out_dir / "throughput_vs_rate.png",
-                          note=note),
-    ]
+    points = sweep_points([r for r in result.runs + result.others() if r.complete])
+    pngs = [plots.versus_rate(points, "output_throughput", "output tokens/s",
+                              result.out_dir / "throughput_vs_rate.png", note=note)]
+    if any(p["slo_attainment"] is not None for p in points):  # no SLOs: no attainment plot
+        pngs.insert(0, plots.versus_rate(points, "slo_attainment", "SLO attainment",
+                                         result.out_dir / "attainment_vs_rate.png", target=target, note=note))
+    return pngs

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
@@ -49,6 +50,11 @@ def make_workload(rate, seed):
     return Workload(name="fake", requests=reqs, tokenizer="t", spec={"rate": rate, "seed": seed})
 
 
+def config_of(scheduler, workload, rate, seed, **config_extra):
+    """The RecordConfig FakeEngine's record of this run carries (make_record's)."""
+    return make_record(scheduler, rate, seed=seed, **config_extra).config
+
+
 class FakeEngine:
     def __init__(self, out, fail_at=None):
         self.out, self.calls, self.workloads, self.fail_at = out, [], {}, fail_at
@@ -67,7 +73,7 @@ class FakeEngine:
 def test_sweep_pairs_schedulers_and_writes_summary_and_plots(tmp_path):
     plan = SweepPlan(["static", "continuous"], [1.0, 2.0, math.inf], [0, 1])
     engine = FakeEngine(tmp_path)
-    result = run_sweep(plan, make_workload, engine, tmp_path)
+    result = run_sweep(plan, make_workload, engine, tmp_path, config_of=config_of)
     assert len(engine.calls) == plan.size == 12 and result.executed == 12
     # paired: one workload object per (rate, seed), shared by both schedulers
     assert all(len(ids) == 1 for ids in engine.workloads.values())
@@ -88,20 +94,20 @@ def test_resume_skips_finished_runs(tmp_path):
     plan = SweepPlan(["static", "continuous"], [1.0, 4.0], [0])
     first = FakeEngine(tmp_path, fail_at=3)
     with pytest.raises(KeyboardInterrupt):
-        run_sweep(plan, make_workload, first, tmp_path)
+        run_sweep(plan, make_workload, first, tmp_path, config_of=config_of)
     assert len(first.calls) == 3
     interrupted = load_summary(tmp_path)
     assert interrupted["interrupted"] and interrupted["finished_runs"] == 3
     second = FakeEngine(tmp_path)
-    result = run_sweep(plan, make_workload, second, tmp_path)
+    result = run_sweep(plan, make_workload, second, tmp_path, config_of=config_of)
     assert second.calls == [("continuous", 4.0, 0)]
     assert (result.resumed, result.executed) == (3, 1)
     third = FakeEngine(tmp_path)
-    run_sweep(plan, make_workload, third, tmp_path)
+    run_sweep(plan, make_workload, third, tmp_path, config_of=config_of)
     assert third.calls == []
     # a different workload (another seed) is new work, not a resumed run
     fourth = FakeEngine(tmp_path)
-    run_sweep(SweepPlan(["static"], [1.0], [5]), make_workload, fourth, tmp_path)
+    run_sweep(SweepPlan(["static"], [1.0], [5]), make_workload, fourth, tmp_path, config_of=config_of)
     assert fourth.calls == [("static", 1.0, 5)]
 
 
@@ -111,8 +117,8 @@ def test_engine_that_ignores_the_workload_is_caught(tmp_path):
         save_record(rec, tmp_path / "runs")
         return rec
 
-    with pytest.raises(BsbenchError, match="did not replay"):
-        run_sweep(SweepPlan(["static"], [1.0], [0]), make_workload, wrong, tmp_path)
+    with pytest.raises(BsbenchError, match="did not run the sweep.s workload and configuration"):
+        run_sweep(SweepPlan(["static"], [1.0], [0]), make_workload, wrong, tmp_path, config_of=config_of)
 
 
 def test_real_sweep_is_paired_and_resumes(tmp_path):
@@ -135,7 +141,13 @@ def test_real_sweep_is_paired_and_resumes(tmp_path):
     assert all(len(fps) == 1 for fps in by_rate.values()) and len(by_rate) == 2
     again = CliRunner().invoke(command, args)
     assert again.exit_code == 0 and "0 runs done, 4 resumed" in again.output
-    assert (tmp_path / "attainment_vs_rate.png").stat().st_size > 0
+    # smoke has no SLOs: the table says so, and there is no attainment plot to draw
+    assert "no SLOs set · " in again.output and "attainment 100" not in again.output
+    assert (tmp_path / "throughput_vs_rate.png").stat().st_size > 0
+    assert not (tmp_path / "attainment_vs_rate.png").exists()
+    summary = load_summary(tmp_path)
+    assert all(r["slos"] == "no SLOs set" and r["slo_attainment"] is None and r["goodput"] is None
+               for r in summary["runs"])
 
 
 @pytest.mark.parametrize("command", [["sweep", "--rates", "inf"], ["capacity", "--e2e-slo", "1000"]])
@@ -146,3 +158,72 @@ def test_a_scheduler_flag_no_chosen_scheduler_has_is_an_error(bsbench, tmp_path,
     assert result.code == 2
     assert result.err.strip() == "bsbench: error: --max-num-seqs does not apply to any of the schedulers static"
     assert not any(tmp_path.iterdir())  # refused before any run
+
+
+def test_run_key_covers_the_full_configuration(tmp_path):
+    """Any change to what a run was configured with gives another key; a record read back keeps its key."""
+    from bsbench.record import read_record
+    from bsbench.sweep import record_key, run_key
+
+    base = make_record("continuous", scheduler_options={"max_num_seqs": 64}, kv_memory_bytes=64 << 20,
+                       block_size=16, weights="dummy", dtype="float32", threads=2)
+    changes = {"scheduler_options": {"max_num_seqs": 2}, "kv_memory_bytes": 4 << 20, "block_size": 32,
+               "model": "other", "weights": "/ckpt", "dtype": "float16", "device": "cuda", "threads": 1,
+               "backend": "sim", "clock": "virtual", "gpu": "a100-40gb", "cost_model": "calibrated",
+               "calibration_hash": "abc", "record_tokens": True, "percentiles": [50, 95], "seed": 3, "rate": 8.0}
+    key = run_key(base.config, "fp")
+    for name, value in changes.items():
+        changed = dataclasses.replace(base.config, **{name: value})
+        assert run_key(changed, "fp") != key, name
+    assert run_key(base.config, "fp2") != key
+    save_record(base, tmp_path)
+    assert record_key(read_record(base.path)) == record_key(base)
+    # host threads do not change a virtual-clock run's results
+    sim = dataclasses.replace(base.config, backend="sim", clock="virtual")
+    assert run_key(dataclasses.replace(sim, threads=8), "fp") == run_key(sim, "fp")
+
+
+def test_changed_configuration_never_resumes(tmp_path):
+    """A re-sweep into the same folder with another KV budget or other scheduler options is refused, naming
+    the difference, before anything runs; nothing is resumed."""
+    plan = SweepPlan(["static", "continuous"], [1.0, 4.0], [0])
+    run_sweep(plan, make_workload, FakeEngine(tmp_path), tmp_path, config_of=config_of)
+    for extra, why in (({"kv_memory_bytes": 4 << 20}, "kv memory bytes: None there, 4194304 now"),
+                       ({"scheduler_options": {"max_num_seqs": 2}}, "continuous option max num seqs")):
+        engine = FakeEngine(tmp_path)
+        with pytest.raises(BsbenchError, match=why):
+            run_sweep(plan, make_workload, engine, tmp_path,
+                      config_of=lambda s, w, r, seed, extra=extra: config_of(s, w, r, seed, **extra))
+        assert engine.calls == []
+
+
+def test_smaller_rerun_keeps_every_run_in_the_summary(tmp_path):
+    plan = SweepPlan(["static", "continuous"], [1.0, 2.0, 4.0], [0])
+    run_sweep(plan, make_workload, FakeEngine(tmp_path), tmp_path, config_of=config_of)
+    smaller = run_sweep(SweepPlan(["continuous"], [1.0], [0]), make_workload, FakeEngine(tmp_path), tmp_path,
+                        config_of=config_of)
+    assert (smaller.executed, smaller.resumed) == (0, 1)
+    summary = load_summary(tmp_path)
+    assert summary["finished_runs"] == 6 and len(summary["runs"]) == 6
+    assert sorted((r["scheduler"], r["rate"], r["this_sweep"]) for r in summary["runs"]) == [
+        ("continuous", 1.0, True), ("continuous", 2.0, False), ("continuous", 4.0, False),
+        ("static", 1.0, False), ("static", 2.0, False), ("static", 4.0, False)]
+    assert summary["rates"] == [1.0] and summary["planned_runs"] == 1
+
+
+def test_cli_resweep_with_another_config_never_resumes(tmp_path, bsbench):
+    """`bsbench sweep` again into the same folder with --max-num-seqs 2 or --kv-memory 4MiB: exit 2 naming
+    the difference, no run resumed or added; the same command again resumes every run."""
+    args = ["sweep", "--schedulers", "static,continuous", "--rates", "4,inf", "-w", "smoke", "-n", "3",
+            "--backend", "sim", "--gpu", "a100-40gb", "--out", str(tmp_path), "--quiet"]
+    first = bsbench(*args)
+    assert first.code == 0, first.err
+    for extra, why in ((["--max-num-seqs", "2"], "continuous option max num seqs: 64 there, 2 now"),
+                       (["--kv-memory", "4MiB"], "kv memory bytes: ")):
+        again = bsbench(*args, *extra)
+        assert again.code == 2 and "resumed" not in again.out, again.out
+        assert len(again.err.strip().splitlines()) == 1
+        assert "holds runs of another configuration" in again.err and why in again.err, again.err
+    assert len(list((tmp_path / "runs").glob("*.json"))) == 4
+    same = bsbench(*args)
+    assert same.code == 0 and "0 runs done, 4 resumed" in " ".join(same.out.split()), same.out

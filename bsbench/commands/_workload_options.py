@@ -63,17 +63,21 @@ _OPTIONS: list[tuple[tuple[str, ...], str, str]] = [
 _FLAGS: list[tuple[tuple[str, ...], str, str]] = [
     (("--strict",), "strict", "Malformed records are fatal instead of counted and skipped."),
     (("--oversample",), "oversample", "Resample with replacement when fewer requests exist than asked for."),
+    (("--normalise-arrivals", "--normalize-arrivals"), "normalise_arrivals",
+     "Scale the arrival gaps so that the realised rate, (n-1) / (last - first arrival), equals --rate exactly."),
 ]
 WORKLOAD_KEYS = tuple(key for _, key, _ in _OPTIONS) + tuple(key for _, key, _ in _FLAGS)
 # when requests arrive and what they must meet; commands that only look at the requests (profile-predictor) omit them
-ARRIVAL_KEYS = ("rate", "arrival", "burstiness", "cv", "time_scale", "ttft_slo", "tpot_slo", "e2e_slo", "online_share")
+ARRIVAL_KEYS = ("rate", "arrival", "burstiness", "cv", "normalise_arrivals", "time_scale", "ttft_slo", "tpot_slo",
+                "e2e_slo", "online_share")
 WORKLOAD_GROUP = "Workload"
 ARRIVAL_GROUP = "Arrivals and SLOs"
 
 
 def _add_workload_flags(func: Callable, arrivals: bool) -> Callable:
     for names, key, _help in reversed(_FLAGS):
-        func = click.option(*names, key, is_flag=True, default=None, help=_help)(func)
+        if arrivals or key not in ARRIVAL_KEYS:
+            func = click.option(*names, key, is_flag=True, default=None, help=_help)(func)
     for names, key, _help in reversed(_OPTIONS):
         if arrivals or key not in ARRIVAL_KEYS:
             kind = param_type(OPTION_RULES[key]) if key in OPTION_RULES else str  # --workload: a name or a path

@@ -22,10 +22,14 @@ from bsbench.safe_text import markup, plain
               help="Write PNG plots (latency CDFs, throughput, KV usage and batch size over time) here.")
 @click.option("--html", "html_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write a report page (tables + plots) that opens in a browser with no server.")
+@click.option("--latency-over", type=click.Choice(["completed", "submitted"]), default="completed",
+              show_default=True,
+              help="Latency percentiles over completed requests (as vLLM), or over every submitted request with "
+                   "failed and rejected ones counted as +inf ('inf' when the percentile falls among them).")
 @click.option("--embed-plots", is_flag=True,
               help="Embed the plots in the HTML page (one file) instead of referencing PNGs next to it.")
 def command(paths: tuple[Path, ...], reference: str | None, fmt: str, plots_dir: Path | None,
-            html_file: Path | None, embed_plots: bool) -> None:
+            html_file: Path | None, latency_over: str, embed_plots: bool) -> None:
     """Compare run records (files or folders of them) side by side.
 
     Runs are compared only when they replayed the same request list on the
@@ -44,7 +48,7 @@ def command(paths: tuple[Path, ...], reference: str | None, fmt: str, plots_dir:
     loaded = read_records([str(p) for p in paths], skipped=skipped)
     groups, notes = report.group_records(loaded)
     notes = notes + report.check_reference(groups, reference)
-    frames = [report.comparison_frame(g.runs, reference) for g in groups]
+    frames = [report.comparison_frame(g.runs, reference, latency_over=latency_over) for g in groups]
     err = report.console(stderr=True)
     for line in skipped:
         err.print(f"[dim]{markup(line)}[/]", highlight=False)
@@ -56,6 +60,8 @@ def command(paths: tuple[Path, ...], reference: str | None, fmt: str, plots_dir:
             console.print(f"[dim]{markup(group.details())}[/]", highlight=False)
             for run in group.runs:
                 console.print(f"[dim]  {markup(run.label)}: {markup(run.path)}[/]", highlight=False)
+            for note in report.table_notes(group.runs, frame):
+                console.print(f"[yellow]{markup(note)}[/]", highlight=False)
             console.print()
         console.print(f"[dim]{report.TABLE_LEGEND}[/]", highlight=False)
         for note in notes:
@@ -64,11 +70,12 @@ def command(paths: tuple[Path, ...], reference: str | None, fmt: str, plots_dir:
         chunks = []
         for i, (group, frame) in enumerate(zip(groups, frames), start=1):
             chunks.append(f"**Group {i}**: {group.title()}\n\n{report.frame_to_markdown(group.runs, frame)}")
+            chunks += [f"> {n}" for n in report.table_notes(group.runs, frame)]
         chunks += [f"> note: {n}" for n in notes]
         click.echo(plain("\n\n".join(chunks)))
     elif fmt == "csv":
         click.echo(report.groups_to_csv(groups, frames), nl=False)
-        for note in notes:
+        for note in notes + [n for g, f in zip(groups, frames) for n in report.table_notes(g.runs, f)]:
             err.print(f"note: {markup(note)}", highlight=False)
     else:
         click.echo(json.dumps(report.groups_to_json(groups, frames, notes), indent=2))

@@ -10,6 +10,7 @@ import click
 from bsbench.commands._help import GroupedCommand
 from bsbench.commands._run_options import run_config_from_cli, run_options, scheduler_values
 from bsbench.commands._workload_options import workload_from_cli, workload_options
+from bsbench.metrics import NO_SLOS, has_slos
 from bsbench.record import RunRecord
 from bsbench.safe_text import markup
 from bsbench.units import format_percent, format_rate
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
 
 _SUMMARY_ROWS = [
     ("requests completed / failed / rejected", lambda s: f"{s['completed']} / {s['failed']} / {s['rejected']}"),
+    ("offered rate (req/s)", lambda s: _num(s.get("offered_rate")) if s.get("offered_rate") else "all at once"),
     ("request throughput (req/s)", lambda s: _num(s.get("request_throughput"))),
     ("output throughput (tok/s)", lambda s: _num(s.get("output_throughput"))),
     ("total token throughput (tok/s)", lambda s: _num(s.get("total_token_throughput"))),
@@ -27,16 +29,13 @@ _SUMMARY_ROWS = [
     ("TPOT median / p99 (ms)", lambda s: f"{_num(s.get('median_tpot_ms'))} / {_num(s.get('p99_tpot_ms'))}"),
     ("ITL median / p99 (ms)", lambda s: f"{_num(s.get('median_itl_ms'))} / {_num(s.get('p99_itl_ms'))}"),
     ("E2E median / p99 (ms)", lambda s: f"{_num(s.get('median_e2el_ms'))} / {_num(s.get('p99_e2el_ms'))}"),
-    ("SLO attainment", lambda s: format_percent(s.get("slo_attainment")) if s.get("num_with_slo") else _NO_SLO),
-    ("goodput (req/s)", lambda s: _num(s.get("goodput")) if s.get("num_with_slo") else _NO_SLO),
+    ("SLO attainment", lambda s: format_percent(s.get("slo_attainment")) if has_slos(s) else NO_SLOS),
+    ("goodput (req/s)", lambda s: _num(s.get("goodput")) if has_slos(s) else NO_SLOS),
     ("padding ratio", lambda s: format_percent(s.get("padding_ratio"))),
     ("KV usage mean / peak",
      lambda s: f"{format_percent(s.get('mean_kv_usage'))} / {format_percent(s.get('peak_kv_usage'))}"),
     ("OOM events / preemptions", lambda s: f"{s.get('oom_events', 0)} / {s.get('preemptions', 0)}"),
 ]
-
-
-_NO_SLO = "no SLOs set"
 
 
 def _num(value: float | None) -> str:

@@ -27,8 +27,8 @@ from bsbench.units import format_percent, format_rate
 from bsbench.values import SHARE, Integer
 
 if TYPE_CHECKING:
-    from bsbench.bench import ModelSession
-    from bsbench.record import RunRecord
+    from bsbench.bench import ModelSession, RunConfig
+    from bsbench.record import RecordConfig, RunRecord
 
 
 class EngineRunner:
@@ -99,14 +99,23 @@ class EngineRunner:
         label = self.open().timing_label()
         return f"{label}: " if label else ""
 
+    def run_config(self, scheduler: str, seed: int | None, out_dir: Path | None = None) -> RunConfig:
+        return dataclasses.replace(
+            self.config, scheduler=scheduler, scheduler_options=options_for(scheduler, self.scheduler_flags),
+            seed=seed if seed is not None else self.config.seed, out_dir=out_dir or self.config.out_dir,
+        )
+
+    def planned_config(self, scheduler: str, workload: Any, seed: int | None) -> RecordConfig:
+        """The RecordConfig `run(scheduler, workload, ..., seed, ...)` will write (sweep.run_key keys it)."""
+        from bsbench.bench import planned_record_config
+
+        return planned_record_config(workload, self.run_config(scheduler, seed), self.open())
+
     def run(self, scheduler: str, workload: Any, rate: float, seed: int | None, out_dir: Path) -> RunRecord:
         from bsbench.bench import run_benchmark
 
-        config = dataclasses.replace(
-            self.config, scheduler=scheduler, scheduler_options=options_for(scheduler, self.scheduler_flags),
-            seed=seed if seed is not None else self.config.seed, out_dir=out_dir,
-        )
-        return run_benchmark(workload, config, progress=self.progress, session=self.open())
+        return run_benchmark(workload, self.run_config(scheduler, seed, out_dir), progress=self.progress,
+                             session=self.open())
 
 
 def _num(value: float | None) -> str:
@@ -117,6 +126,8 @@ def sweep_table(result: Any, note: str = ""):
     """Rates as rows, schedulers as columns: 'attainment · output tok/s' (mean over repeats); `note` heads the
     title ('simulated (...): ')."""
     from rich.table import Table
+
+    from bsbench.metrics import NO_SLOS, has_slos
 
     table = Table(title=f"{markup(note)}SLO attainment · output tokens/s (mean over repeats)", title_justify="left",
                   header_style="bold")
@@ -129,8 +140,10 @@ def sweep_table(result: Any, note: str = ""):
             runs = [r for r in result.runs if r.scheduler == scheduler and r.rate == rate and r.complete]
             att = [r.summary["slo_attainment"] for r in runs if r.summary.get("slo_attainment") is not None]
             tput = [r.summary["output_throughput"] for r in runs if r.summary.get("output_throughput") is not None]
-            cells.append(f"{format_percent(sum(att) / len(att) if att else None, '—')} · "
-                         f"{_num(sum(tput) / len(tput) if tput else None)}")
+            shown = format_percent(sum(att) / len(att) if att else None, "—")
+            if runs and not any(has_slos(r.summary) for r in runs):
+                shown = NO_SLOS
+            cells.append(f"{shown} · {_num(sum(tput) / len(tput) if tput else None)}")
         table.add_row(format_rate(rate), *cells)
     return table
 
@@ -156,6 +169,7 @@ def command(ctx: click.Context, schedulers: str, rates: str, repeats: int, targe
     plots to OUT/*.png (OUT: --out, default results/sweep). Run the same
     command again to resume an interrupted sweep: finished runs are skipped.
     """
+    from bsbench.metrics import NO_SLOS, has_slos
     from bsbench.report import console as make_console
     from bsbench.sweep import RUNS_DIR, SweepPlan, parse_names, parse_rates, run_sweep, sweep_plots
 
@@ -174,9 +188,10 @@ def command(ctx: click.Context, schedulers: str, rates: str, repeats: int, targe
     def on_run(run: Any, index: int, total: int) -> None:
         s = run.summary
         state = "[dim]resumed[/]" if run.resumed else "done"
+        attainment = format_percent(s.get("slo_attainment"), "—") if has_slos(s) else NO_SLOS
         console.print(f"[{index}/{total}] {markup(note)}{markup(run.scheduler)} @ {format_rate(run.rate)} req/s "
                       f"seed {run.seed}: {state}, "
-                      f"attainment {format_percent(s.get('slo_attainment'), '—')}, "
+                      f"attainment {attainment}, "
                       f"{_num(s.get('output_throughput'))} tok/s, "
                       f"failed {s.get('failed', 0)}", highlight=False)
 
@@ -186,6 +201,7 @@ def command(ctx: click.Context, schedulers: str, rates: str, repeats: int, targe
             make_workload=lambda rate, seed: engine.workload(rate, seed),
             run_one=lambda sched, wl, rate, seed: engine.run(sched, wl, rate, seed, engine.out_dir / RUNS_DIR),
             out_dir=engine.out_dir,
+            config_of=lambda sched, wl, rate, seed: engine.planned_config(sched, wl, seed),
             on_run=on_run,
             extra_summary={"workload": engine.target, "workload_overrides": engine.overrides,
                            "model": engine.config.model, "timing": note.rstrip(": ") or "measured"},

@@ -5,11 +5,21 @@ the same seed gives the same unit-rate draws at every rate, so request i of a
 workload at rate r1 and at rate r2 is the same request, arriving at
 unit_i / r1 and unit_i / r2 (a paired sweep). The first request arrives at t = 0.
 Gamma gaps have shape k and mean 1 / rate (k = 1 is Poisson; cv = 1 / sqrt(k)).
+
+Normalised arrivals (`normalised=True`) scale the drawn gaps so that the
+realised offered rate, (n - 1) / (last arrival - first arrival), equals the
+rate exactly: n draws of a Poisson process at rate 4 can otherwise offer 5.2
+req/s. The shape of the gaps (burstiness) is kept. vLLM's benchmark
+(vllm/benchmarks/serve.py, since PR #21108) always rescales this way, with no
+flag, and counts a gap before its first request (the last request is sent at
+n / rate); here the first request arrives at t = 0, and normalisation is a
+choice, off by default, so that existing workloads keep their arrivals.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,10 +35,11 @@ class ArrivalSpec:
     process: str = "poisson"
     rate: float = math.inf
     burstiness: float = 1.0
+    normalised: bool = False  # gaps scaled so that the realised rate equals `rate` exactly
 
 
 def make_arrival_spec(process: str | None, rate: str | float | None, burstiness: float | None = None,
-                      cv: float | None = None) -> ArrivalSpec:
+                      cv: float | None = None, normalised: bool = False) -> ArrivalSpec:
     name = (process or "poisson").lower()
     if name not in PROCESSES:
         raise BsbenchError(f"unknown arrival process {process!r} (choose from {', '.join(PROCESSES)})")
@@ -43,7 +54,7 @@ def make_arrival_spec(process: str | None, rate: str | float | None, burstiness:
         raise BsbenchError(f"burstiness must be > 0, got {burstiness}")
     if burstiness is not None and name != "gamma" and burstiness != 1.0:
         raise BsbenchError(f"--burstiness/--cv applies to --arrival gamma, not {name}")
-    return ArrivalSpec(name, value, float(burstiness if burstiness is not None else 1.0))
+    return ArrivalSpec(name, value, float(burstiness if burstiness is not None else 1.0), bool(normalised))
 
 
 def unit_arrivals(spec: ArrivalSpec, n: int, rng: np.random.Generator) -> np.ndarray:
@@ -64,4 +75,15 @@ def arrival_times(spec: ArrivalSpec, n: int, rng: np.random.Generator) -> list[f
     unit = unit_arrivals(spec, n, rng)  # drawn even at rate inf, so the rng stream is rate-independent
     if math.isinf(spec.rate):
         return [0.0] * n
+    if spec.normalised and n > 1 and unit[-1] > 0:
+        unit = unit * ((n - 1) / unit[-1])  # the last arrival at exactly (n - 1) / rate
     return [float(t) for t in unit / spec.rate]
+
+
+def realised_rate(times: Sequence[float]) -> float | None:
+    """The offered rate a list of arrival times realises: (n - 1) / (last - first); inf when they all arrive at
+    once, None for fewer than two requests."""
+    if len(times) < 2:
+        return None
+    span = max(times) - min(times)
+    return (len(times) - 1) / span if span > 0 else math.inf

@@ -50,7 +50,7 @@ from bsbench.workloads.workload import Workload
 
 SOURCES = ("sharegpt", "sharegpt-multiturn", "longbench", "synthetic", "trace")
 _SHARE_WEIGHT = Real(low=0, low_open=True, high=1e6)  # normalised over the components
-ARRIVAL_KEYS = ("rate", "arrival", "burstiness", "cv")
+ARRIVAL_KEYS = ("rate", "arrival", "burstiness", "cv", "normalise_arrivals")
 # numpy stream ids derived from the seed
 _SAMPLE, _MIX, _ARRIVALS, _SLO, _PRIORITY = range(5)
 
@@ -159,10 +159,13 @@ def build_workload(source: str | None = None, **options: Any) -> Workload:
     """Materialise a workload from a source and options (see specs.DEFAULTS for every option)."""
     opts = resolve_options({**options, "source": source or options.get("source")})
     source = str(opts["source"])
-    arrival = make_arrival_spec(opts["arrival"], opts["rate"], opts["burstiness"], opts["cv"])
+    arrival = make_arrival_spec(opts["arrival"], opts["rate"], opts["burstiness"], opts["cv"],
+                                bool(opts["normalise_arrivals"]))
     bounds = {k: parse_bound(opts[k], "--" + k.replace("_", "-")) for k in ("ttft_slo", "tpot_slo", "e2e_slo")}
     tokenizer = load_tokenizer(opts["tokenizer"])
     num, seed = opts["num_requests"], opts["seed"]
+    if arrival.normalised and source == "trace":
+        raise BsbenchError("--normalise-arrivals does not apply to a trace: it replays its own arrival times")
     if source.startswith("mixed"):
         result = _sample_mixed(source, num, opts, tokenizer)
     else:
@@ -177,6 +180,8 @@ def build_workload(source: str | None = None, **options: Any) -> Workload:
         times = arrival_times(arrival, num, _rng(seed, _ARRIVALS))
         arrival_info = {"arrival": arrival.process, "rate": arrival.rate,
                         "burstiness": arrival.burstiness if arrival.process == "gamma" else None}
+        if arrival.normalised:
+            arrival_info["normalise_arrivals"] = True
     check_arrivals(times)
     slos = draw_slos(num, _rng(seed, _SLO), bounds["ttft_slo"], bounds["tpot_slo"], bounds["e2e_slo"])
     priorities = assign_priorities(num, _rng(seed, _PRIORITY), float(opts["online_share"]))
@@ -184,7 +189,7 @@ def build_workload(source: str | None = None, **options: Any) -> Workload:
     requests = [RequestSpec(id=f"r{i:0{width}d}", prompt_ids=s.prompt_ids, output_len=s.output_len, arrival_s=t,
                             slo=slo, priority=prio, source=s.source)
                 for i, (s, t, slo, prio) in enumerate(zip(samples, times, slos, priorities))]
-    spec = {k: v for k, v in opts.items() if v is not None and k not in ("rate", "arrival", "burstiness", "cv")}
+    spec = {k: v for k, v in opts.items() if v is not None and k not in ARRIVAL_KEYS}
     spec.update(arrival_info, tokenizer=tokenizer.name)  # rate is a float (inf allowed), arrival the process
     spec["slo"] = {k: (b.text() if b else None) for k, b in bounds.items()}
     spec["filter_bounds"] = make_filter(opts["filter"], opts).to_dict()
@@ -235,7 +240,8 @@ def with_rate(workload: Workload, rate: str | float) -> Workload:
     if process not in ("poisson", "gamma", "constant") or "seed" not in workload.spec:
         raise BsbenchError(f"workload {workload.name!r} has fixed arrival times (trace or saved file); "
                            "its rate cannot be changed")
-    spec = make_arrival_spec(process, rate, workload.spec.get("burstiness"))
+    spec = make_arrival_spec(process, rate, workload.spec.get("burstiness"),
+                             normalised=bool(workload.spec.get("normalise_arrivals")))
     times = arrival_times(spec, len(workload.requests), _rng(int(workload.spec["seed"]), _ARRIVALS))
     check_arrivals(times)
     requests = [dataclasses.replace(r, arrival_s=t) for r, t in zip(workload.requests, times)]

@@ -42,7 +42,7 @@ from bsbench.workloads.synthetic import DISTRIBUTIONS
 DEFAULTS: dict[str, Any] = {
     "name": None, "description": "",
     "source": "sharegpt", "num_requests": 100, "seed": 0,
-    "rate": "inf", "arrival": "poisson", "burstiness": None, "cv": None,
+    "rate": "inf", "arrival": "poisson", "burstiness": None, "cv": None, "normalise_arrivals": False,
     "dataset_path": None, "tokenizer": None,
     "filter": "vllm", "filter_min_prompt": None, "filter_min_output": None,
     "filter_max_prompt": None, "filter_max_output": None, "filter_max_total": None,
@@ -60,7 +60,7 @@ OPTION_KEYS = frozenset(DEFAULTS)
 OPTION_RULES: dict[str, Rule] = {
     "name": Text(), "description": Text(), "source": Text(nonempty=True),
     "num_requests": REQUEST_COUNT, "seed": SEED,
-    "rate": RATE, "arrival": Choice(PROCESSES),
+    "rate": RATE, "arrival": Choice(PROCESSES), "normalise_arrivals": Flag(),
     "burstiness": Real(low=1e-4, high=1e4), "cv": Real(low=0.01, high=100),  # k = 1/cv^2: the same range
     "dataset_path": Text(nonempty=True), "tokenizer": Text(nonempty=True),
     "filter": Choice(tuple(FILTER_PRESETS)),

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from bsbench.workloads.arrivals import realised_rate
 from bsbench.workloads.workload import Workload
 
 PERCENTILES = (0, 50, 90, 99, 100)
@@ -22,8 +23,9 @@ def length_stats(values: list[int]) -> dict[str, float]:
 def arrival_stats(workload: Workload) -> dict[str, Any]:
     times = [r.arrival_s for r in workload.requests]
     span = times[-1] - times[0] if times else 0.0
+    effective = realised_rate(times)
     return {"process": workload.spec.get("arrival"), "rate": workload.spec.get("rate"), "span_s": span,
-            "effective_rate": (len(times) - 1) / span if span > 0 else math.inf}
+            "effective_rate": math.inf if effective is None else effective}
 
 
 def histogram(values: list[int], bins: int = 10) -> list[tuple[int, int, int]]:
