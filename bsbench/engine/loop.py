@@ -136,6 +136,8 @@ class Engine:
                 by_id[chunk.req_id].append_token(output.next_tokens[chunk.req_id], end)
                 produced += 1
         self.scheduler.update(plan, end)
+        for chunk in plan.chunks:
+            by_id[chunk.req_id].note_computed(end)
         record = StepRow(
             start_s=start,
             duration_s=end - start,
