@@ -55,8 +55,9 @@ class TailSplit:
 
     @property
     def dominant(self) -> str:
-        """The largest part (the first in PARTS order on a tie)."""
-        return max(self.parts_s, key=lambda name: (self.parts_s[name], -PARTS.index(name)))
+        """The largest part (the first listed on a tie)."""
+        names = list(self.parts_s)
+        return max(names, key=lambda name: (self.parts_s[name], -names.index(name)))
 
     def to_json(self) -> dict[str, Any]:
         return {"metric": self.metric, "percentile": self.percentile, "value_ms": self.value_s * 1000,
