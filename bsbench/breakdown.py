@@ -128,7 +128,8 @@ def run_breakdown(label: str, record: RunRecord, percentile: float = 99.0) -> Ru
 def explain(run: RunBreakdown, ref: RunBreakdown, metric: str = "ttft") -> str | None:
     """'<run> vs <ref>: p99 TTFT +1.20 s (1.35 s vs 150.0 ms), of which queueing +1.10 s': the difference of the
     tail latency and the part whose change explains most of it (the part that moved furthest in the direction
-    of the difference). None when either run has no breakdown."""
+    of the difference; when it moved further than the whole, the part that moved most the other way is named
+    too: ', offset by queueing -360.0 ms'). None when either run has no breakdown."""
     mine, theirs = getattr(run, metric), getattr(ref, metric)
     if mine is None or theirs is None:
         return None
@@ -140,9 +141,13 @@ def explain(run: RunBreakdown, ref: RunBreakdown, metric: str = "ttft") -> str |
     moved = {name: mine.parts_s[name] - theirs.parts_s[name] for name in mine.parts_s}
     pick: Callable[[str], float] = (lambda n: moved[n]) if delta > 0 else (lambda n: -moved[n])
     part = max(moved, key=pick)
-    return (f"{head} {format_duration(delta, signed=True)} ({format_duration(mine.value_s)} vs "
+    line = (f"{head} {format_duration(delta, signed=True)} ({format_duration(mine.value_s)} vs "
             f"{format_duration(theirs.value_s)}), of which {PART_LABELS[part]} "
             f"{format_duration(moved[part], signed=True)}")
+    if abs(moved[part]) > abs(delta):  # another part moved the other way: name the largest such
+        other = min(moved, key=pick)
+        line += f", offset by {PART_LABELS[other]} {format_duration(moved[other], signed=True)}"
+    return line
 
 
 def explanations(items: Sequence[RunBreakdown], reference: str | None) -> list[str]:

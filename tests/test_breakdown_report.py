@@ -68,14 +68,16 @@ def test_explanation_names_the_part_that_moved_most():
     line = explain(bucket, ref, "ttft")
     assert line is not None
     # p99 TTFT: 0.25 s vs 0.125 + 0.99 * 1.75 (queue at the p99 position) s; the queue grew, the prefill shrank
-    assert line.startswith("bucket vs continuous: p99 TTFT +1.61 s (1.86 s vs 250.0 ms), of which queueing +1.73 s")
+    assert line == ("bucket vs continuous: p99 TTFT +1.61 s (1.86 s vs 250.0 ms), of which queueing +1.73 s, "
+                    "offset by prefill -125.0 ms")
     # decode is the largest part of bucket's p99 E2E, but queueing is what differs
     assert bucket.e2e is not None and bucket.e2e.dominant == "decode"
     assert explain(bucket, ref, "e2e") == ("bucket vs continuous: p99 E2E +1.61 s (3.86 s vs 2.25 s), of which "
-                                           "queueing +1.73 s")
+                                           "queueing +1.73 s, offset by prefill -125.0 ms")
     # the other way round the difference is negative, and queueing is still what moved it
     back = explain(ref, bucket, "ttft")
-    assert back == "continuous vs bucket: p99 TTFT -1.61 s (250.0 ms vs 1.86 s), of which queueing -1.73 s"
+    assert back == ("continuous vs bucket: p99 TTFT -1.61 s (250.0 ms vs 1.86 s), of which queueing -1.73 s, "
+                    "offset by prefill +125.0 ms")
     # a run that lost its time to preemption after the first token: E2E is explained by it, TTFT is equal
     lost = [timed(f"r{i}", 0.25 * i, queue=0.0, prefill=0.25, decode=2.0, lost_after=0.4 * i) for i in range(8)]
     preempting = run_breakdown("uellm", make_record("uellm", requests=lost))
