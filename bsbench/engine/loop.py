@@ -15,12 +15,15 @@ from typing import Any, Protocol
 from bsbench.engine.block_manager import BlockManager
 from bsbench.engine.clock import Clock, WallClock
 from bsbench.engine.events import OOM, EventLog
+from bsbench.engine.phases import Phase
 from bsbench.engine.plan import ActivationOOM, StepOutput, StepPlan
 from bsbench.engine.policy import Policy
 from bsbench.engine.request_state import RequestState, Status
 from bsbench.record.reasons import EndKind, EndReason
 from bsbench.record.rows import StepRow
 from bsbench.workloads.request import RequestSpec
+
+PREEMPTED_PHASE = Phase.PREEMPTED
 
 
 class Runner(Protocol):
@@ -136,8 +139,10 @@ class Engine:
                 by_id[chunk.req_id].append_token(output.next_tokens[chunk.req_id], end)
                 produced += 1
         self.scheduler.update(plan, end)
-        for chunk in plan.chunks:
-            by_id[chunk.req_id].note_computed(end)
+        for chunk in plan.chunks:  # a recompute that caught up ends its preempted time (engine/phases.py)
+            state = by_id[chunk.req_id]
+            if state.phases.phase is PREEMPTED_PHASE:  # checked here: this runs once per request per step
+                state.note_computed(end)
         record = StepRow(
             start_s=start,
             duration_s=end - start,

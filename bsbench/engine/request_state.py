@@ -107,7 +107,8 @@ class RequestState:
     def append_token(self, token_id: int, now: float) -> None:
         self.output_ids.append(token_id)
         self.token_times.append(now)
-        self.phases.token(now)
+        if len(self.output_ids) == 1:  # only the first token can end prefill
+            self.phases.token(now)
 
     def note_computed(self, now: float) -> None:
         """After a step this request took part in (its `num_computed` booked): ends a caught-up recompute."""
