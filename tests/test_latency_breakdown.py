@@ -158,6 +158,20 @@ def test_uellm_underprediction_preemption_is_charged():
         check_partition(row)
 
 
+def test_requests_failed_in_the_engine_carry_their_time_up_to_the_failure():
+    # static batching over a 12-block cache: the 8-row padded batch cannot fit, its rows fail while queued (OOM)
+    ctx = make_context(num_blocks=12, block_size=4)
+    reqs = [RequestSpec(f"r{i}", tuple(range(5 + i, 15 + i)), 6, i / 64) for i in range(8)]
+    policy = get_scheduler("static")(get_scheduler("static").Options(max_batch_size=8, batch_timeout=0.0), ctx)
+    failed = [r for r in rows(run_exact(policy, ctx, reqs)) if r.status is Outcome.FAILED]
+    assert failed
+    for row in failed:
+        assert row.breakdown is not None and row.finish_s is not None
+        assert row.breakdown.total_s == row.finish_s - row.arrival_s > 0
+        if row.first_scheduled_s is None:  # never ran: all of it was queueing
+            assert row.breakdown.queue_s == row.breakdown.total_s
+
+
 def test_phase_timer_recompute_inside_a_chunked_prefill_resumes_prefill():
     timer = PhaseTimer(since_s=0.0)
     timer.scheduled(1.0)
