@@ -258,6 +258,7 @@ def request_row(state: RequestState, record_tokens: bool) -> RequestRow:
         slo_e2e_ms=spec.slo.e2e_ms,
         notes=dict(state.notes),
         output_ids=list(state.output_ids) if record_tokens else None,
+        breakdown=state.phases.breakdown(),
     )
 
 

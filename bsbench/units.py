@@ -49,6 +49,15 @@ def format_percent(fraction: float | None, missing: str = "-") -> str:
     return missing if fraction is None else f"{100 * fraction:.1f}%"
 
 
+def format_duration(seconds: float, *, signed: bool = False) -> str:
+    """1.234 -> '1.23 s', 0.0456 -> '45.6 ms', 0.0000123 -> '0.01 ms'; `signed` adds '+' to a positive value."""
+    sign = "+" if signed and seconds > 0 else ""
+    if abs(seconds) >= 1:
+        return f"{sign}{seconds:,.2f} s"
+    ms = seconds * 1000
+    return f"{sign}{ms:.1f} ms" if abs(ms) >= 1 else f"{sign}{ms:.2f} ms"
+
+
 def format_bytes(num: int) -> str:
     """536870912 -> '512.0 MiB'."""
     value = float(num)

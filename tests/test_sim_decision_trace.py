@@ -174,6 +174,7 @@ def trace(case: Case, decode_runs: bool = False) -> dict[str, Any]:
         "duration_s": result.duration_s,
         "summary": json.loads(json.dumps(summary, sort_keys=True, default=repr)),
         "decode_runs": getattr(runner, "runs", 0),
+        "breakdowns": digest([s.phases.breakdown().to_json() for s in result.states]),
     }
 
 
@@ -187,6 +188,7 @@ def test_decision_trace_matches_golden(case, decode_runs):
     expected = golden()[case.name]
     got = trace(case, decode_runs)
     runs = got.pop("decode_runs")
+    got.pop("breakdowns")
     if decode_runs and case.scheduler in ("static", "uellm"):  # the policies that promise decode runs
         assert runs > 0
     if got["plans"] != expected["plans"]:
@@ -195,6 +197,12 @@ def test_decision_trace_matches_golden(case, decode_runs):
                  else f"after the last checkpoint ({len(expected['checkpoints']) * CHECKPOINT_EVERY} steps)")
         pytest.fail(f"{case.name}: the plans differ {where}; steps {got['steps']} vs {expected['steps']}")
     assert got == expected
+
+
+@pytest.mark.parametrize("case", [c for c in cases() if c.scheduler in ("static", "uellm")], ids=lambda c: c.name)
+def test_decode_runs_give_the_same_latency_breakdown(case):
+    """The breakdown is not in the golden digests (it came later), so single steps are its reference."""
+    assert trace(case, decode_runs=True)["breakdowns"] == trace(case, decode_runs=False)["breakdowns"]
 
 
 def test_golden_cases_exercise_the_hard_paths():
@@ -213,6 +221,6 @@ if __name__ == "__main__" and "--regenerate" in sys.argv:
     GOLDEN.parent.mkdir(parents=True, exist_ok=True)
     traces = {c.name: trace(c) for c in cases()}
     for entry in traces.values():
-        del entry["decode_runs"]
+        del entry["decode_runs"], entry["breakdowns"]
     GOLDEN.write_text(json.dumps(traces, indent=1, sort_keys=True) + "\n")
     print(f"wrote {GOLDEN}")

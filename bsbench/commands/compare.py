@@ -41,7 +41,7 @@ def command(paths: tuple[Path, ...], reference: str | None, fmt: str, plots_dir:
         check_output_file(html_file, "--html")
         if plots_dir is None:
             check_output_dir(html_file.with_name(html_file.stem + "_plots"), "--html")
-    from bsbench import report  # pandas and numpy: imported only when records are compared
+    from bsbench import breakdown, report  # pandas and numpy: imported only when records are compared
     from bsbench.record import read_records
 
     skipped: list[str] = []
@@ -49,6 +49,9 @@ def command(paths: tuple[Path, ...], reference: str | None, fmt: str, plots_dir:
     groups, notes = report.group_records(loaded)
     notes = notes + report.check_reference(groups, reference)
     frames = [report.comparison_frame(g.runs, reference, latency_over=latency_over) for g in groups]
+    refs = [report.find_reference(g.runs, reference) for g in groups]
+    splits = [breakdown.group_breakdown([(r.label, r.record) for r in g.runs], ref.label if ref else None)
+              for g, ref in zip(groups, refs)]
     err = report.console(stderr=True)
     for line in skipped:
         err.print(f"[dim]{markup(line)}[/]", highlight=False)
@@ -62,6 +65,9 @@ def command(paths: tuple[Path, ...], reference: str | None, fmt: str, plots_dir:
                 console.print(f"[dim]  {markup(run.label)}: {markup(run.path)}[/]", highlight=False)
             for note in report.table_notes(group.runs, frame):
                 console.print(f"[yellow]{markup(note)}[/]", highlight=False)
+            console.print(breakdown.rich_table(splits[i - 1].runs))
+            for line in splits[i - 1].lines:
+                console.print(markup(line), highlight=False)
             console.print()
         console.print(f"[dim]{report.TABLE_LEGEND}[/]", highlight=False)
         for note in notes:
@@ -71,6 +77,7 @@ def command(paths: tuple[Path, ...], reference: str | None, fmt: str, plots_dir:
         for i, (group, frame) in enumerate(zip(groups, frames), start=1):
             chunks.append(f"**Group {i}**: {group.title()}\n\n{report.frame_to_markdown(group.runs, frame)}")
             chunks += [f"> {n}" for n in report.table_notes(group.runs, frame)]
+            chunks.append("\n\n".join([breakdown.markdown(splits[i - 1].runs), *splits[i - 1].lines]))
         chunks += [f"> note: {n}" for n in notes]
         click.echo(plain("\n\n".join(chunks)))
     elif fmt == "csv":
@@ -78,7 +85,10 @@ def command(paths: tuple[Path, ...], reference: str | None, fmt: str, plots_dir:
         for note in notes + [n for g, f in zip(groups, frames) for n in report.table_notes(g.runs, f)]:
             err.print(f"note: {markup(note)}", highlight=False)
     else:
-        click.echo(json.dumps(report.groups_to_json(groups, frames, notes), indent=2))
+        data = report.groups_to_json(groups, frames, notes)
+        for entry, split in zip(data["groups"], splits):
+            entry["breakdown"] = split.to_json()
+        click.echo(json.dumps(data, indent=2))
 
     plot_sets: list[list[Path]] = []
     if plots_dir is not None or html_file is not None:
@@ -94,3 +104,5 @@ def command(paths: tuple[Path, ...], reference: str | None, fmt: str, plots_dir:
     if html_file is not None:
         path = report.write_html(html_file, groups, frames, notes, plot_sets, embed=embed_plots)
         err.print(f"report: {markup(path)}", highlight=False)
+
+

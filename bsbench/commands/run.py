@@ -43,7 +43,7 @@ def _num(value: float | None) -> str:
 
 
 def run_summary_table(record: RunRecord) -> Table:
-    """The end-of-run table: the headline figures of one record."""
+    """The end-of-run table: the headline figures of one record, then where its time went (bsbench.breakdown)."""
     from rich.table import Table
 
     summary = record.summary
@@ -57,6 +57,10 @@ def run_summary_table(record: RunRecord) -> Table:
     table.add_column("value", justify="right")
     for label, cell in _SUMMARY_ROWS:
         table.add_row(label, cell(summary))
+    from bsbench.breakdown import run_breakdown, table_rows
+
+    for label, cells in table_rows([run_breakdown(record.config.scheduler, record)]):
+        table.add_row(label, *cells)
     return table
 
 

@@ -21,12 +21,15 @@ from typing import Any, Protocol
 from bsbench.engine.block_manager import BlockManager
 from bsbench.engine.clock import Clock, WallClock
 from bsbench.engine.events import OOM, EventLog
+from bsbench.engine.phases import Phase
 from bsbench.engine.plan import ActivationOOM, DecodeRunOutput, StepOutput, StepPlan
 from bsbench.engine.policy import Policy
 from bsbench.engine.request_state import RequestState, Status
 from bsbench.record.reasons import EndKind, EndReason
 from bsbench.record.rows import StepRow
 from bsbench.workloads.request import RequestSpec
+
+PREEMPTED_PHASE = Phase.PREEMPTED
 
 
 class Runner(Protocol):
@@ -108,7 +111,7 @@ class Engine:
                         continue
                     self.clock.sleep_until(min(wake))
                     continue
-                run = self._decode_run(plan)
+                run = self._decode_run(plan, by_id)
                 if run is not None:
                     produced, next_arrival = self._book_decode_run(plan, run, by_id, states, next_arrival, steps)
                 else:
@@ -151,6 +154,10 @@ class Engine:
                 by_id[chunk.req_id].append_token(output.next_tokens[chunk.req_id], end)
                 produced += 1
         self.scheduler.update(plan, end)
+        for chunk in plan.chunks:  # a recompute that caught up ends its preempted time (engine/phases.py)
+            state = by_id[chunk.req_id]
+            if state.phases.phase is PREEMPTED_PHASE:  # checked here: this runs once per request per step
+                state.note_computed(end)
         record = StepRow(
             start_s=start,
             duration_s=end - start,
@@ -166,7 +173,7 @@ class Engine:
         )
         return record, produced
 
-    def _decode_run(self, plan: StepPlan) -> tuple[int, DecodeRunOutput] | None:
+    def _decode_run(self, plan: StepPlan, by_id: dict[str, RequestState]) -> tuple[int, DecodeRunOutput] | None:
         """Several decode steps of `plan` at once, when the policy promises them and the runner can run
         them: (KV blocks in use before them, the run); None: execute one step."""
         if self._decode_runs is None:
@@ -174,6 +181,8 @@ class Engine:
         length = self.scheduler.decode_run_length(plan)
         if length < 2:
             return None
+        if any(by_id[c.req_id].phases.phase is PREEMPTED_PHASE for c in plan.chunks):
+            return None  # a recompute may catch up inside the run: single steps end its preempted time exactly
         used = self.blocks.num_used
         run = self._decode_runs.execute_decode_run(plan, length)
         return None if run is None else (used, run)

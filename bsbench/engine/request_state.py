@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
+from bsbench.engine.phases import PhaseTimer
 from bsbench.record.reasons import EndReason
 from bsbench.workloads.request import RequestSpec
 
@@ -29,7 +30,8 @@ class RequestState:
     (0 after a preemption by recompute), stored after `kv_pad_len` slots of left
     padding (non-zero only when the request was prefilled in a padded batch); `token_times[i]` is the wall time at
     which `output_ids[i]` was produced; a final status has a `reason` unless it
-    is COMPLETED (a typed `EndReason`).
+    is COMPLETED (a typed `EndReason`). `phases` accrues where its time goes (engine/phases.py):
+    the transitions below feed it, and the engine tells it after each step how much KV is computed.
     """
 
     spec: RequestSpec
@@ -46,6 +48,10 @@ class RequestState:
     truncated: bool = False
     # free-form per-policy annotations that end up in the run record (e.g. predicted length)
     notes: dict[str, object] = field(default_factory=dict)
+    phases: PhaseTimer = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.phases = PhaseTimer(self.spec.arrival_s)
 
     @property
     def id(self) -> str:
@@ -87,10 +93,12 @@ class RequestState:
     def mark_scheduled(self, now: float) -> None:
         if self.first_scheduled_s is None:
             self.first_scheduled_s = now
+        self.phases.scheduled(now)
         self.status = Status.RUNNING
 
-    def reset_for_recompute(self) -> None:
-        """Preempted by recompute: back to waiting with no KV (the caller frees the blocks)."""
+    def reset_for_recompute(self, now: float) -> None:
+        """Preempted by recompute at `now`: back to waiting with no KV (the caller frees the blocks)."""
+        self.phases.preempted(now, self.num_computed)
         self.num_computed = 0
         self.kv_pad_len = 0
         self.preemptions += 1
@@ -99,11 +107,20 @@ class RequestState:
     def append_token(self, token_id: int, now: float) -> None:
         self.output_ids.append(token_id)
         self.token_times.append(now)
+        if len(self.output_ids) == 1:  # only the first token can end prefill
+            self.phases.token(now)
+
+    def note_computed(self, now: float) -> None:
+        """After a step this request took part in (its `num_computed` booked): ends a caught-up recompute."""
+        self.phases.computed(now, self.num_computed, bool(self.output_ids))
 
     def append_tokens(self, token_ids: list[int], times: list[float]) -> None:
         """`append_token` for each pair, in order (one decode run of several steps)."""
+        first = not self.output_ids
         self.output_ids.extend(token_ids)
         self.token_times.extend(times)
+        if first and times:
+            self.phases.token(times[0])
 
     def finish(self, status: Status, now: float, reason: EndReason | None = None) -> None:
         """Move to a final status. Failing or rejecting needs a reason."""
@@ -116,3 +133,4 @@ class RequestState:
         self.status = status
         self.reason = reason
         self.finish_s = now
+        self.phases.ended(now)

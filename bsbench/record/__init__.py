@@ -9,10 +9,10 @@ only through `read_record` / `read_records` (io.py) and the typed objects.
 
 from bsbench.record.io import read_record, read_records, save_record
 from bsbench.record.reasons import EndKind, EndReason
-from bsbench.record.rows import EventKind, EventRow, Outcome, RequestRow, StepRow
+from bsbench.record.rows import EventKind, EventRow, LatencyBreakdown, Outcome, RequestRow, StepRow
 from bsbench.record.schema import SCHEMA_VERSION, RecordConfig, RunRecord, WorkloadInfo
 
 __all__ = [
-    "SCHEMA_VERSION", "EndKind", "EndReason", "EventKind", "EventRow", "Outcome", "RecordConfig", "RequestRow",
-    "RunRecord", "StepRow", "WorkloadInfo", "read_record", "read_records", "save_record",
+    "SCHEMA_VERSION", "EndKind", "EndReason", "EventKind", "EventRow", "LatencyBreakdown", "Outcome", "RecordConfig",
+    "RequestRow", "RunRecord", "StepRow", "WorkloadInfo", "read_record", "read_records", "save_record",
 ]

@@ -60,11 +60,52 @@ def _number_list(obj: dict[str, Any], name: str) -> list[float]:
 
 
 @dataclass(slots=True)
+class LatencyBreakdown:
+    """Where a request's time went, in seconds; the parts partition arrival -> finish (see engine/phases.py).
+
+    queue_s: arrival until first scheduled (or until it ended, if never scheduled); prefill_s: first scheduled
+    until the first token, chunked-prefill gaps included; decode_s: first token until finish; preempted_s: from
+    each preemption until the request has recomputed the KV it lost. Queueing and prefill lie wholly before the
+    first token and decode wholly after, so TTFT = queue + prefill + the preempted time before the first token.
+    """
+
+    queue_s: float = 0.0
+    prefill_s: float = 0.0
+    decode_s: float = 0.0
+    preempted_s: float = 0.0
+
+    @property
+    def total_s(self) -> float:
+        """Arrival to finish: E2E for a completed request (up to float rounding)."""
+        return self.queue_s + self.prefill_s + self.decode_s + self.preempted_s
+
+    def to_json(self) -> dict[str, float]:
+        return {"queue_s": self.queue_s, "prefill_s": self.prefill_s, "decode_s": self.decode_s,
+                "preempted_s": self.preempted_s}
+
+    @classmethod
+    def from_json(cls, obj: Any) -> LatencyBreakdown:
+        if not isinstance(obj, dict):
+            raise ValueError("field 'breakdown' must be an object")
+        parts = {}
+        for name in ("queue_s", "prefill_s", "decode_s", "preempted_s"):
+            try:
+                value = float(_get(obj, name, _NUMBER))
+            except ValueError as exc:
+                raise ValueError(f"breakdown: {exc}") from None
+            if value < 0:
+                raise ValueError(f"breakdown: field {name!r} must not be negative, got {value}")
+            parts[name] = value
+        return cls(**parts)
+
+
+@dataclass(slots=True)
 class RequestRow:
     """One submitted request, start to end. Times are seconds from the run start.
 
     `reason` is set exactly when `status` is not completed. `token_times[i]` is
     when output token i was produced; `first_token_s` is `token_times[0]`.
+    `breakdown` says where its time went (None in records older than schema version 3).
     """
 
     id: str
@@ -88,6 +129,7 @@ class RequestRow:
     slo_e2e_ms: float | None = None
     notes: dict[str, Any] = field(default_factory=dict)
     output_ids: list[int] | None = None
+    breakdown: LatencyBreakdown | None = None
 
     def __post_init__(self) -> None:
         if (self.status is Outcome.COMPLETED) != (self.reason is None):
@@ -102,7 +144,7 @@ class RequestRow:
             "status": self.status.value, "reason": self.reason.to_json() if self.reason else None,
             "preemptions": self.preemptions, "pad_tokens": self.pad_tokens, "truncated": self.truncated,
             "slo_ttft_ms": self.slo_ttft_ms, "slo_tpot_ms": self.slo_tpot_ms, "slo_e2e_ms": self.slo_e2e_ms,
-            "notes": self.notes,
+            "notes": self.notes, "breakdown": self.breakdown.to_json() if self.breakdown else None,
         }
         if self.output_ids is not None:
             row["output_ids"] = self.output_ids
@@ -120,6 +162,7 @@ class RequestRow:
         if output_ids is not None and not (isinstance(output_ids, list) and all(type(t) is int for t in output_ids)):
             raise ValueError("field 'output_ids' must be a list of integers")
         reason = obj.get("reason")
+        breakdown = obj.get("breakdown")
         return cls(
             id=_get(obj, "id", (str,)),
             source=_get(obj, "source", (str,), optional=True, default=""),
@@ -142,6 +185,7 @@ class RequestRow:
             slo_e2e_ms=_optional_float(obj, "slo_e2e_ms"),
             notes=_get(obj, "notes", (dict,), optional=True, default={}),
             output_ids=output_ids,
+            breakdown=None if breakdown is None else LatencyBreakdown.from_json(breakdown),
         )
 
 

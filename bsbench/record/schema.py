@@ -1,6 +1,7 @@
 """The run record: one typed object per run, its schema version, and its JSON form.
 
-    schema_version  int, SCHEMA_VERSION (a record of another version is refused, by name)
+    schema_version  int, SCHEMA_VERSION; versions in READABLE_VERSIONS are read too (another is refused, by name).
+                    Version 3 added each request's latency breakdown; in a version-2 record it is None.
     complete        False when the run was stopped early (Ctrl-C, SIGTERM)
     created         ISO-8601 UTC time the record was built
     config          RecordConfig: how the run was configured
@@ -27,7 +28,8 @@ from typing import Any
 
 from bsbench.record.rows import EventRow, RequestRow, StepRow
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
+READABLE_VERSIONS = (2, 3)  # what 3 added over 2 is optional in the rows (RequestRow.breakdown)
 
 
 @dataclass(slots=True)
@@ -223,9 +225,10 @@ class RunRecord:
         if not isinstance(obj, dict) or "schema_version" not in obj:
             raise ValueError("not a bsbench run record (no schema_version)")
         version = obj["schema_version"]
-        if version != SCHEMA_VERSION:
-            raise ValueError(f"run-record schema version {version!r:.20}; this bsbench reads version "
-                             f"{SCHEMA_VERSION} (re-run to get a current record)")
+        if type(version) is not int or version not in READABLE_VERSIONS:
+            readable = " and ".join(str(v) for v in READABLE_VERSIONS)
+            raise ValueError(f"run-record schema version {version!r:.20}; this bsbench reads versions "
+                             f"{readable} (re-run to get a current record)")
         for key, kind in (("environment", dict), ("summary", dict), ("scheduler", dict),
                           ("requests", list), ("steps", list), ("events", list)):
             if not isinstance(obj.get(key), kind):
@@ -243,6 +246,7 @@ class RunRecord:
             events=[_row(EventRow, e, "event", i) for i, e in enumerate(obj["events"])],
             complete=obj.get("complete", True),
             created=str(obj.get("created", "")),
+            schema_version=version,
         )
         record.check()
         return record

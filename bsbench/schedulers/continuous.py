@@ -70,7 +70,7 @@ class ContinuousScheduler(Scheduler):
     def _preempt(self, victim: RequestState, now: float) -> None:
         self.running.remove(victim)
         self.blocks.free(victim.id)
-        victim.reset_for_recompute()
+        victim.reset_for_recompute(now)
         self.waiting.appendleft(victim)
         self.ctx.events.emit(PREEMPTION, now, [victim.id], mode="recompute", num_output=victim.num_output)
 

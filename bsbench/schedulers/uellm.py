@@ -398,7 +398,7 @@ class UellmScheduler(Scheduler):
 
     def _preempt(self, rows: list[RequestState], now: float) -> None:
         for row in rows:
-            row.reset_for_recompute()
+            row.reset_for_recompute(now)
             self.pred_total[row.id] = max(self.pred_total[row.id], 2 * row.num_output)
             row.notes["underpredict"] = "preempted"
             row.notes["predicted_len_after_preemption"] = self.pred_total[row.id]
