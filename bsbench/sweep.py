@@ -9,7 +9,8 @@ there. Layout of the output folder:
 
     OUT/runs/*.json          one run record per run
     OUT/sweep_summary.json   the grid, each run's key, record path and headline metrics
-    OUT/attainment_vs_rate.png, OUT/throughput_vs_rate.png
+    OUT/*.png                plots against the rate (bsbench.plots_sweep)
+    OUT/report.html          the self-contained report page (bsbench.html_report)
 
 The engine is reached through callables (`make_workload`, `run_one`), so the
 logic is tested with fakes and the CLI plugs in `run_benchmark`.
@@ -251,14 +252,30 @@ def sweep_points(runs: Sequence[SweepRun]) -> list[dict[str, Any]]:
             for run in runs]
 
 
-def sweep_plots(result: SweepResult, target: float | None = None, note: str = "") -> list[Path]:
-    """The versus-rate plots; `note` headlines them (RecordConfig.timing_label of simulated runs)."""
-    from bsbench import plots
+def sweep_plots(result: SweepResult, target: float | None = None, note: str = "",
+                points: Sequence[dict[str, Any]] | None = None) -> list[Path]:
+    """The sweep's plots into OUT: attainment vs rate (only when some request carries an SLO: without SLOs
+    attainment is vacuous), throughput vs rate, p50/p99 latency vs load, the throughput-latency Pareto view.
+    `points` default to one per finished run (sweep_points); points carrying `<key>_low/_high` get bands.
+    `note` headlines them (RecordConfig.timing_label of simulated runs)."""
+    from bsbench import plots_sweep
 
-    points = sweep_points([r for r in result.runs if r.complete])
-    return [
-        plots.versus_rate(points, "slo_attainment", "SLO attainment", result.out_dir / "attainment_vs_rate.png",
-                          target=target, note=note),
-        plots.versus_rate(points, "output_throughput", "output tokens/s", result.out_dir / "throughput_vs_rate.png",
-                          note=note),
+    complete = [r for r in result.runs if r.complete]
+    points = list(points) if points is not None else sweep_points(complete)
+    out = result.out_dir
+    pngs = []
+    if slos_set(complete):
+        pngs.append(plots_sweep.versus_rate(points, "slo_attainment", "SLO attainment",
+                                            out / "attainment_vs_rate.png", target=target, note=note))
+    pngs += [
+        plots_sweep.versus_rate(points, "output_throughput", "output tokens/s", out / "throughput_vs_rate.png",
+                                note=note),
+        plots_sweep.latency_vs_load(points, out / "latency_vs_rate.png", note=note),
+        plots_sweep.pareto_view(points, out / "pareto_throughput_latency.png", note=note),
     ]
+    return pngs
+
+
+def slos_set(runs: Sequence[SweepRun]) -> bool:
+    """True when some request of some run carried an SLO (summary `num_with_slo`)."""
+    return any(run.summary.get("num_with_slo") for run in runs)
