@@ -30,7 +30,7 @@ from bsbench.errors import BsbenchError
 from bsbench.jsonio import write_json_atomic
 from bsbench.record import RunRecord, read_records
 from bsbench.safe_json import load_file
-from bsbench.units import format_rate
+from bsbench.units import format_percent, format_rate
 from bsbench.values import parse_rate
 
 SUMMARY_KIND = "bsbench-sweep-summary"
@@ -244,6 +244,33 @@ def run_sweep(
         write_summary(result, extra_summary)
         raise
     return result
+
+
+def mean_over_repeats(runs: Sequence[SweepRun], scheduler: str, rate: float, key: str) -> float | None:
+    """The mean of summary `key` over the finished runs (repeats) of one (scheduler, rate); None when none."""
+    values = [float(r.summary[key]) for r in runs
+              if r.complete and r.scheduler == scheduler and r.rate == rate and r.summary.get(key) is not None]
+    return sum(values) / len(values) if values else None
+
+
+def grid(result: SweepResult) -> tuple[str, list[str], list[list[str]]]:
+    """The sweep as text: what a cell shows, a header (rate, then the schedulers) and a row per rate whose
+    cells read 'attainment · output tok/s · p99 TTFT' (mean over repeats); without SLOs, no attainment."""
+    with_slos = slos_set([r for r in result.runs if r.complete])
+    rows = []
+    for rate in result.plan.rates:
+        cells = [format_rate(rate)]
+        for scheduler in result.plan.schedulers:
+            att, tput, ttft = (mean_over_repeats(result.runs, scheduler, rate, key)
+                               for key in ("slo_attainment", "output_throughput", "p99_ttft_ms"))
+            parts = [format_percent(att, "—")] if with_slos else []
+            parts += ["—" if tput is None else f"{tput:,.1f} tok/s", "—" if ttft is None else f"{ttft:,.0f} ms"]
+            cells.append(" · ".join(parts))
+        rows.append(cells)
+    what = ("SLO attainment · " if with_slos else "") + "output tokens/s · p99 TTFT (mean over repeats)"
+    if not with_slos:
+        what += "; no SLOs set"
+    return what, ["rate (req/s)", *result.plan.schedulers], rows
 
 
 def sweep_points(runs: Sequence[SweepRun]) -> list[dict[str, Any]]:
