@@ -152,15 +152,14 @@ def latency_cdfs(runs: Runs, path: Path) -> Path:
 # ----------------------------------------------------------------------------- throughput
 
 
-def throughput_bars(runs: Runs, path: Path) -> Path:
-    """Bars of request throughput and output tokens/s per run, and goodput when some request has an SLO
-    (otherwise the panel says 'no SLOs set')."""
+def draw_throughput_bars(axes: Sequence[Any], runs: Runs) -> None:
+    """Three panels: request throughput, output tokens/s, and goodput only when some request has an SLO
+    (otherwise the third panel says 'no SLOs set')."""
     panels = (("request_throughput", "requests/s"), ("output_throughput", "output tokens/s"),
               ("goodput", "goodput (req/s meeting SLOs)"))
     labels = [label for label, _ in runs]
     colors = [color for color, _ in run_styles([rec.config.scheduler for _, rec in runs])]
     with_slos = slos_set([rec for _, rec in runs])
-    fig, axes = plt.subplots(1, 3, figsize=(max(12, 1.6 * len(labels) * 3), 4.4))
     for ax, (key, title) in zip(axes, panels):
         if key == "goodput" and not with_slos:
             ax.axis("off")
@@ -172,6 +171,12 @@ def throughput_bars(runs: Runs, path: Path) -> Path:
         ax.bar_label(bars, fmt="%.3g", fontsize=8)
         ax.set_title(title, fontsize=10)
         ax.grid(axis="y", alpha=0.3)
+
+
+def throughput_bars(runs: Runs, path: Path) -> Path:
+    """Bars of request throughput, output tokens/s and (with SLOs) goodput per run."""
+    fig, axes = plt.subplots(1, 3, figsize=(max(12, 1.6 * len(runs) * 3), 4.4))
+    draw_throughput_bars(axes, runs)
     if runs:
         _headline(fig, runs[0][1])
     return save(fig, path)

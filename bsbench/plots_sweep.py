@@ -118,6 +118,8 @@ def versus_rate(points: Sequence[Point], key: str, ylabel: str, path: Path, targ
     if target is not None:
         ax.axhline(target, color="grey", linestyle="--", linewidth=1, label=f"target {target:g}")
     axis.apply(ax, _rates(points))
+    if key.startswith("slo_attainment"):
+        ax.set_ylim(-0.02, 1.05)  # a share: the whole 0..1 range, so a dip reads at its true size
     ax.set_title(_interval_note(drawn), fontsize=8)
     label_axes(ax, "request rate (req/s)", ylabel)
     return save(fig, path, note)
