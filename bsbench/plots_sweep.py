@@ -60,10 +60,10 @@ def series(points: Sequence[Point], key: str) -> list[Series]:
         for rate in sorted(by_rate):
             group = by_rate[rate]
             s.rates.append(rate)
-            s.mean.append(float(np.mean([_number(p[key]) for p in group])))
+            s.mean.append(float(np.mean([float(p[key]) for p in group])))  # every point here has a number
             for side, values in (("low", s.low), ("high", s.high)):
-                bounds = [_number(p.get(f"{key}_{side}")) for p in group]
-                values.append(float(np.mean(bounds)) if all(b is not None for b in bounds) else math.nan)
+                bounds = [b for p in group if (b := _number(p.get(f"{key}_{side}"))) is not None]
+                values.append(float(np.mean(bounds)) if len(bounds) == len(group) else math.nan)
         out.append(s)
     return out
 

@@ -118,7 +118,8 @@ def command(ctx: click.Context, schedulers: str, target: float, start_rate: floa
     path = write_json_atomic(summary, engine.out_dir / "capacity_summary.json")
     console.print(f"records in {markup(engine.out_dir)}; summary {markup(path)}", highlight=False)
     if write_html:
-        page = write_capacity_page(engine.out_dir, summary, results, header, rows, target, note.rstrip(": "))
+        with engine.progress.task("writing report.html"):
+            page = write_capacity_page(engine.out_dir, summary, results, header, rows, target, note.rstrip(": "))
         console.print(f"report: {markup(page)}", highlight=False)
 
 

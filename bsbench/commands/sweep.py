@@ -210,6 +210,8 @@ def command(ctx: click.Context, schedulers: str, rates: str, repeats: int, targe
                   f"{markup(engine.out_dir / 'sweep_summary.json')}; plots {markup(', '.join(str(p) for p in pngs))}",
                   highlight=False)
     if write_html:
-        console.print(f"report: {markup(write_sweep_page(result, pngs))}", highlight=False)
+        with engine.progress.task("writing report.html"):
+            page = write_sweep_page(result, pngs)
+        console.print(f"report: {markup(page)}", highlight=False)
     console.print(f"compare one rate: bsbench compare {markup(engine.out_dir / RUNS_DIR)}", highlight=False)
 
