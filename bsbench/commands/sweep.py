@@ -164,7 +164,16 @@ def command(ctx: click.Context, schedulers: str, rates: str, repeats: int, targe
     command again to resume an interrupted sweep: finished runs are skipped.
     """
     from bsbench.report import console as make_console
-    from bsbench.sweep import RUNS_DIR, SweepPlan, parse_names, parse_rates, run_sweep, slos_set, sweep_plots
+    from bsbench.sweep import (
+        RUNS_DIR,
+        SweepPlan,
+        load_summary,
+        parse_names,
+        parse_rates,
+        run_sweep,
+        slos_set,
+        sweep_plots,
+    )
 
     engine = EngineRunner(ctx, kwargs, "sweep", quiet)
     check_output_dir(engine.out_dir / RUNS_DIR, "--out")
@@ -202,7 +211,10 @@ def command(ctx: click.Context, schedulers: str, rates: str, repeats: int, targe
                       "run the same command again to resume", highlight=False)
         raise click.exceptions.Exit(130) from None
     console.print(sweep_table(result, note))
-    pngs = sweep_plots(result, target=target, note=note.rstrip(": "))
+    # per-(scheduler, rate) points with their intervals across repeats when the summary has them, else per run
+    points = load_summary(engine.out_dir).get("points")
+    pngs = sweep_plots(result, target=target, note=note.rstrip(": "),
+                       points=points if isinstance(points, list) else None)
     if not slos_set([r for r in result.runs if r.complete]):
         console.print("[yellow]no SLOs set[/]: no attainment plot (set --ttft-slo / --tpot-slo / --e2e-slo)",
                       highlight=False)
