@@ -10,9 +10,7 @@ columns, optional ratio columns to a reference scheduler.
 
 from __future__ import annotations
 
-import html
 import math
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,10 +19,11 @@ from typing import Any
 import pandas as pd
 
 from bsbench.errors import BsbenchError
+from bsbench.html_page import swatch
 from bsbench.jsonio import to_jsonable
 from bsbench.metrics import NO_SLOS, SLO_KEYS, direction, has_slos, submitted_latency_ms
 from bsbench.record import RunRecord
-from bsbench.safe_text import csv_cell, markup
+from bsbench.safe_text import csv_cell, html_text, markup
 from bsbench.units import format_percent, format_rate
 
 # (summary key, row label, kind) — kind chooses the number format.
@@ -469,25 +468,13 @@ def groups_to_json(groups: Sequence[Group], frames: Sequence[pd.DataFrame], note
 
 # ----------------------------------------------------------------------------- HTML
 
-_CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:2em auto;max-width:1200px;
-color:#222;padding:0 1em}
-h1{font-size:1.5em}h2{font-size:1.15em;margin-top:2em}
-table{border-collapse:collapse;font-size:.9em;margin:.5em 0}
-th,td{border-bottom:1px solid #ddd;padding:.3em .7em;text-align:right}
-th:first-child,td:first-child{text-align:left}
-thead th{background:#f4f4f4}td.best{font-weight:bold;color:#0a7d2c}
-td.ratio,th.ratio{color:#777}
-.note{background:#fff6e0;border-left:4px solid #f0a500;padding:.5em 1em;margin:.5em 0}
-img{max-width:100%;border:1px solid #eee;margin:.5em 0}
-.runs{font-size:.85em;color:#555}
-"""
-
 
 def frame_to_html(runs: Sequence[Run], frame: pd.DataFrame) -> str:
+    """The comparison table as HTML: each run's header with its scheduler's colour swatch, best cells marked."""
     labels = [r.label for r in runs]
-    head = "".join(f"<th>{html.escape(c)}</th>" if c in labels else f"<th class='ratio'>{html.escape(c)}</th>"
-                   for c in frame.columns)
+    scheduler_of = {r.label: r.scheduler for r in runs}
+    head = "".join(f"<th>{swatch(scheduler_of[c])}{html_text(c)}</th>" if c in labels
+                   else f"<th class='ratio'>{html_text(c)}</th>" for c in frame.columns)
     rows = []
     by_label = {r.label: r for r in runs}
     for key in frame.index:
@@ -501,52 +488,32 @@ def frame_to_html(runs: Sequence[Run], frame: pd.DataFrame) -> str:
                     text += " best*"
             else:
                 text, cls = format_value(frame.at[key, col], "ratio"), " class='ratio'"
-            cells.append(f"<td{cls}>{html.escape(text)}</td>")
-        rows.append(f"<tr><td>{html.escape(row_label(frame, key))}</td>{''.join(cells)}</tr>")
+            cells.append(f"<td{cls}>{html_text(text)}</td>")
+        rows.append(f"<tr><td>{html_text(row_label(frame, key))}</td>{''.join(cells)}</tr>")
     return f"<table><thead><tr><th>metric</th>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
-
-
-def _img_tag(png: Path, html_path: Path, embed: bool) -> str:
-    alt = html.escape(png.stem.replace("_", " "))
-    if embed:
-        import base64
-
-        data = base64.b64encode(png.read_bytes()).decode()
-        return f"<img alt='{alt}' src='data:image/png;base64,{data}'>"
-    rel = Path(os.path.relpath(png.resolve(), html_path.resolve().parent)).as_posix()
-    return f"<img alt='{alt}' src='{html.escape(rel)}'>"
 
 
 def write_html(path: str | Path, groups: Sequence[Group], frames: Sequence[pd.DataFrame], notes: Sequence[str],
                plots: Sequence[Sequence[Path]] | None = None, embed: bool = False,
                title: str = "bsbench comparison") -> Path:
-    """One report page: per group its table and its plots, then the not-comparable notes.
+    """One report page: a table of contents, per group its table and its plots; the not-comparable notes first.
 
     Plots are referenced by paths relative to the page (they must sit next to
     it, as `compare --html` arranges), or embedded as data URIs with `embed`;
     either way the page opens from disk with no server.
     """
+    from bsbench.html_page import Section, img_tag, paragraph, write_page
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    body = [f"<h1>{html.escape(title)}</h1>"]
-    for note in notes:
-        body.append(f"<p class='note'>{html.escape(note)}</p>")
+    sections = []
     for i, (group, frame) in enumerate(zip(groups, frames)):
-        body.append(f"<h2>Group {i + 1}: {html.escape(group.title())}</h2>")
-        body.append(f"<p class='runs'>{html.escape(group.details())}<br>" + "<br>".join(
-            f"{html.escape(r.label)}: {html.escape(str(r.path))}" for r in group.runs) + "</p>")
-        body.append(frame_to_html(group.runs, frame))
-        body.append(f"<p class='runs'>{html.escape(TABLE_LEGEND)}</p>")
-        for note in table_notes(group.runs, frame):
-            body.append(f"<p class='runs'>{html.escape(note)}</p>")
-        for png in (plots[i] if plots and i < len(plots) else []):
-            body.append(_img_tag(Path(png), path, embed))
-    page = (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-            f"<style>{_CSS}</style></head><body>{''.join(body)}</body></html>\n")
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(page, encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+        body = [f"<p class='runs'>{html_text(group.details())}<br>" + "<br>".join(
+            f"{html_text(r.label)}: {html_text(r.path)}" for r in group.runs) + "</p>",
+            frame_to_html(group.runs, frame), paragraph(TABLE_LEGEND, "runs")]
+        body += [paragraph(note, "runs") for note in table_notes(group.runs, frame)]
+        body += [img_tag(Path(png), path, embed) for png in (plots[i] if plots and i < len(plots) else [])]
+        sections.append(Section(f"Group {i + 1}: {group.title()}", body, anchor=f"group-{i + 1}"))
+    return write_page(path, title, sections, intro=[paragraph(note, "note") for note in notes])
 
 
 def check_reference(groups: Sequence[Group], reference: str | None) -> list[str]:

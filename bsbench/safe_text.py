@@ -6,12 +6,15 @@
 - `markup`: `plain`, then rich markup escaped, for anything interpolated into
   a rich string, table title, column or cell: a scheduler named `[/x]` or an
   --out path with brackets prints as written instead of crashing rich.
+- `html_text`: `plain`, then HTML-escaped (quotes too), for any text put into
+  an HTML page (element content or attribute value).
 - `csv_cell`: `plain`, and a cell a spreadsheet would run as a formula
   (= + - @ tab CR at the start) gets a leading apostrophe (OWASP's advice).
 """
 
 from __future__ import annotations
 
+import html
 import re
 from typing import Any
 
@@ -29,6 +32,11 @@ def plain(value: Any) -> str:
 def markup(value: Any) -> str:
     """str(value) safe to interpolate into rich markup: control characters and markup escaped."""
     return escape(plain(value))
+
+
+def html_text(value: Any) -> str:
+    """str(value) safe inside HTML text or a quoted attribute: control characters shown, & < > " ' escaped."""
+    return html.escape(plain(value), quote=True)
 
 
 def csv_cell(value: Any) -> Any:

@@ -9,7 +9,8 @@ there. Layout of the output folder:
 
     OUT/runs/*.json          one run record per run
     OUT/sweep_summary.json   the grid, each run's key, record path and headline metrics
-    OUT/attainment_vs_rate.png, OUT/throughput_vs_rate.png
+    OUT/*.png                plots against the rate (bsbench.plots_sweep)
+    OUT/report.html          the self-contained report page (bsbench.html_report)
 
 The engine is reached through callables (`make_workload`, `run_one`), so the
 logic is tested with fakes and the CLI plugs in `run_benchmark`.
@@ -32,7 +33,7 @@ from bsbench.jsonio import to_jsonable, write_json_atomic
 from bsbench.metrics import NO_SLOS, SLO_KEYS, has_slos
 from bsbench.record import RecordConfig, RunRecord, read_records
 from bsbench.safe_json import load_file
-from bsbench.units import format_rate
+from bsbench.units import format_percent, format_rate
 from bsbench.values import parse_rate
 
 SUMMARY_KIND = "bsbench-sweep-summary"
@@ -340,20 +341,57 @@ def headline(summary: dict[str, Any]) -> dict[str, Any]:
     return values
 
 
+def mean_over_repeats(runs: Sequence[SweepRun], scheduler: str, rate: float, key: str) -> float | None:
+    """The mean of summary `key` over the finished runs (repeats) of one (scheduler, rate); None when none."""
+    values = [float(r.summary[key]) for r in runs
+              if r.complete and r.scheduler == scheduler and r.rate == rate and r.summary.get(key) is not None]
+    return sum(values) / len(values) if values else None
+
+
+def grid(result: SweepResult) -> tuple[str, list[str], list[list[str]]]:
+    """The sweep as text: what a cell shows, a header (rate, then the schedulers) and a row per rate whose
+    cells read 'attainment · output tok/s · p99 TTFT' (mean over repeats); without SLOs, no attainment."""
+    with_slos = any(has_slos(r.summary) for r in result.runs if r.complete)
+    rows = []
+    for rate in result.plan.rates:
+        cells = [format_rate(rate)]
+        for scheduler in result.plan.schedulers:
+            att, tput, ttft = (mean_over_repeats(result.runs, scheduler, rate, key)
+                               for key in ("slo_attainment", "output_throughput", "p99_ttft_ms"))
+            parts = [format_percent(att, "—")] if with_slos else []
+            parts += ["—" if tput is None else f"{tput:,.1f} tok/s", "—" if ttft is None else f"{ttft:,.0f} ms"]
+            cells.append(" · ".join(parts))
+        rows.append(cells)
+    what = ("SLO attainment · " if with_slos else "") + "output tokens/s · p99 TTFT (mean over repeats)"
+    if not with_slos:
+        what += "; no SLOs set"
+    return what, ["rate (req/s)", *result.plan.schedulers], rows
+
+
 def sweep_points(runs: Sequence[SweepRun]) -> list[dict[str, Any]]:
     """Plot points (scheduler, rate, headline metrics) from SweepRun objects."""
     return [{"scheduler": run.scheduler, "rate": float(run.rate), **headline(run.summary)} for run in runs]
 
 
-def sweep_plots(result: SweepResult, target: float | None = None, note: str = "") -> list[Path]:
-    """The versus-rate plots of every finished run in the folder; `note` headlines them (RecordConfig.timing_label
-    of simulated runs)."""
-    from bsbench import plots
+def sweep_plots(result: SweepResult, target: float | None = None, note: str = "",
+                points: Sequence[dict[str, Any]] | None = None) -> list[Path]:
+    """The sweep's plots into OUT: attainment vs rate (only when some request carries an SLO: without SLOs
+    attainment is vacuous), throughput vs rate, p50/p99 latency vs load, the throughput-latency Pareto view.
+    `points` default to one per finished run (sweep_points); points carrying `<key>_low/_high` get bands.
+    `note` headlines them (RecordConfig.timing_label of simulated runs)."""
+    from bsbench import plots_sweep
 
-    points = sweep_points([r for r in result.runs + result.others() if r.complete])
-    pngs = [plots.versus_rate(points, "output_throughput", "output tokens/s",
-                              result.out_dir / "throughput_vs_rate.png", note=note)]
-    if any(p["slo_attainment"] is not None for p in points):  # no SLOs: no attainment plot
-        pngs.insert(0, plots.versus_rate(points, "slo_attainment", "SLO attainment",
-                                         result.out_dir / "attainment_vs_rate.png", target=target, note=note))
+    complete = [r for r in result.runs + result.others() if r.complete]
+    points = list(points) if points is not None else sweep_points(complete)
+    out = result.out_dir
+    pngs = []
+    if any(has_slos(r.summary) for r in complete):
+        pngs.append(plots_sweep.versus_rate(points, "slo_attainment", "SLO attainment",
+                                            out / "attainment_vs_rate.png", target=target, note=note))
+    pngs += [
+        plots_sweep.versus_rate(points, "output_throughput", "output tokens/s", out / "throughput_vs_rate.png",
+                                note=note),
+        plots_sweep.latency_vs_load(points, out / "latency_vs_rate.png", note=note),
+        plots_sweep.pareto_view(points, out / "pareto_throughput_latency.png", note=note),
+    ]
     return pngs

@@ -78,3 +78,11 @@ def bsbench(capsys: pytest.CaptureFixture) -> callable:
 def _workload_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Each test gets its own tokenised-sample cache: nothing is written under ~/.cache, no test sees another's."""
     monkeypatch.setenv("BSBENCH_WORKLOAD_CACHE", str(tmp_path / "workload-cache"))
+
+
+@pytest.fixture(scope="session")
+def sweep_report_page(tmp_path_factory) -> Path:
+    """A sweep report.html built once from hand-made records (tests/report_pages.py): read it, do not change it."""
+    from tests.report_pages import sweep_page
+
+    return sweep_page(tmp_path_factory.mktemp("sweep-report"))

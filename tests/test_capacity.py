@@ -79,3 +79,6 @@ def test_real_capacity_run(tmp_path):
     summary = json.loads((tmp_path / "capacity_summary.json").read_text())
     found = summary["schedulers"]["continuous"]
     assert found["rate"] == 8 and found["capped"] and len(found["probes"]) == 1
+    page = (tmp_path / "report.html").read_text()
+    assert "<h2 id='capacity'>Capacity</h2>" in page and "E2E &lt;= 600,000 ms (3 of 3 requests)" in page
+    assert page.count("<img ") == 1 + 4 and "report: " in result.output  # attainment at probes + one group

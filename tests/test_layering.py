@@ -7,7 +7,8 @@ import bsbench
 
 PACKAGE = Path(bsbench.__file__).parent
 ABOVE_ENGINE = ("bsbench.schedulers", "bsbench.bench", "bsbench.commands", "bsbench.cli", "bsbench.report",
-                "bsbench.sweep", "bsbench.gate", "bsbench.capacity", "bsbench.plots")
+                "bsbench.sweep", "bsbench.gate", "bsbench.capacity", "bsbench.plots", "bsbench.plot_base",
+                "bsbench.html_page", "bsbench.html_report")
 
 
 def _imports(path: Path) -> list[str]:

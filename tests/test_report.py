@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from bsbench import plots, report
+from bsbench import plots, plots_sweep, report
 from bsbench.errors import BsbenchError
 
 try:
@@ -111,7 +111,7 @@ def test_plots_and_html_written(tmp_path):
 def test_versus_rate_plot(tmp_path):
     points = [{"scheduler": s, "rate": r, "slo_attainment": a}
               for s, off in (("a", 0.0), ("b", 0.1)) for r, a in ((1, 1.0), (2, 0.9), (math.inf, 0.2))]
-    path = plots.versus_rate(points, "slo_attainment", "SLO attainment", tmp_path / "x.png", target=0.8)
+    path = plots_sweep.versus_rate(points, "slo_attainment", "SLO attainment", tmp_path / "x.png", target=0.8)
     assert path.stat().st_size > 1000
 
 

@@ -139,10 +139,16 @@ def test_real_sweep_is_paired_and_resumes(tmp_path):
         by_rate.setdefault(rec.config.rate, set()).add(rec.workload.fingerprint)
         assert rec.summary["completed"] == 3
     assert all(len(fps) == 1 for fps in by_rate.values()) and len(by_rate) == 2
-    again = CliRunner().invoke(command, args)
+    page = tmp_path / "report.html"
+    assert page.read_text().count("<img ") == 3 + 2 * 4  # sweep plots (no attainment: no SLOs), 2 groups x 4
+    page.unlink()
+    again = CliRunner().invoke(command, [*args, "--no-html"])
     assert again.exit_code == 0 and "0 runs done, 4 resumed" in again.output
+    assert not page.exists()
+    # the smoke workload sets no SLO: attainment would be vacuous, so no attainment plot, and the output says so
+    assert not (tmp_path / "attainment_vs_rate.png").exists() and "no SLOs set" in again.output
     # smoke has no SLOs: the table says so, and there is no attainment plot to draw
-    assert "no SLOs set · " in again.output and "attainment 100" not in again.output
+    assert "; no SLOs set" in again.output and "attainment 100" not in again.output
     assert (tmp_path / "throughput_vs_rate.png").stat().st_size > 0
     assert not (tmp_path / "attainment_vs_rate.png").exists()
     summary = load_summary(tmp_path)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import click
@@ -41,12 +42,15 @@ def parse_search_tolerance(text: str) -> tuple[float, bool]:
 @click.option("--tolerance", default="5%", show_default=True,
               help="Bisection stops when the bracket is this narrow: 5% of the rate, or req/s (0.25).")
 @click.option("--reference", default=None, metavar="NAME", help="Scheduler the ratios divide by [default: first].")
+@click.option("--html/--no-html", "write_html", default=True, show_default=True,
+              help="Write OUT/report.html: one self-contained page (plots embedded) with the capacities, attainment "
+                   "at every probe and every group's table and configuration.")
 @click.option("--quiet", is_flag=True, help="No progress display.")
 @workload_options
 @run_options
 @click.pass_context
 def command(ctx: click.Context, schedulers: str, target: float, start_rate: float, max_rate: float, tolerance: str,
-            reference: str | None, quiet: bool, **kwargs: Any) -> None:
+            reference: str | None, write_html: bool, quiet: bool, **kwargs: Any) -> None:
     """Find each scheduler's load capacity: the highest rate with SLO attainment >= --attainment.
 
     Doubling then bisection, one engine run per probed rate on the same
@@ -55,7 +59,7 @@ def command(ctx: click.Context, schedulers: str, target: float, start_rate: floa
     """
     from rich.table import Table
 
-    from bsbench.capacity import find_capacity
+    from bsbench.capacity import capacity_table, find_capacity
     from bsbench.jsonio import write_json_atomic
     from bsbench.report import console as make_console
     from bsbench.sweep import parse_names
@@ -97,16 +101,13 @@ def command(ctx: click.Context, schedulers: str, target: float, start_rate: floa
             raise click.exceptions.Exit(130) from None
 
     ref_rate = results[reference].rate
+    header, rows = capacity_table(results, reference)
     table = Table(title=f"{markup(note)}load capacity at SLO attainment >= {100 * target:g}%", title_justify="left",
                   header_style="bold")
-    for col in ("scheduler", "capacity (req/s)", f"vs {markup(reference)}", "bracket (pass, fail)", "runs"):
-        table.add_column(col, justify="left" if col == "scheduler" else "right")
-    for name, res in results.items():
-        cap = "none" if res.rate is None else (">= " if res.capped else "") + f"{res.rate:.3g}"
-        ratio = (f"{res.rate / ref_rate:.2f}x" if res.rate is not None and ref_rate else "—")
-        lo, hi = res.bracket
-        bracket = f"{'—' if lo is None else f'{lo:.3g}'}, {'—' if hi is None else f'{hi:.3g}'}"
-        table.add_row(markup(name), cap, ratio, bracket, str(len(res.probes)))
+    for col in header:
+        table.add_column(markup(col), justify="left" if col == "scheduler" else "right")
+    for row in rows:
+        table.add_row(*(markup(cell) for cell in row))
     console.print(table)
     summary = {"kind": "bsbench-capacity-summary", "version": 1, "target": target, "reference": reference,
                "timing": note.rstrip(": ") or "measured",
@@ -116,3 +117,24 @@ def command(ctx: click.Context, schedulers: str, target: float, start_rate: floa
                           for name, res in results.items()}}
     path = write_json_atomic(summary, engine.out_dir / "capacity_summary.json")
     console.print(f"records in {markup(engine.out_dir)}; summary {markup(path)}", highlight=False)
+    if write_html:
+        with engine.progress.task("writing report.html"):
+            page = write_capacity_page(engine.out_dir, summary, results, header, rows, target, note.rstrip(": "))
+        console.print(f"report: {markup(page)}", highlight=False)
+
+
+def write_capacity_page(out_dir: Path, summary: dict[str, Any], results: dict[str, Any], header: list[str],
+                        rows: list[list[str]], target: float, note: str) -> Path:
+    """OUT/report.html: the capacity table, attainment at every probed rate (OUT/attainment_at_probes.png) and
+    the probes' records grouped."""
+    from bsbench.html_report import write_capacity_report
+    from bsbench.plots_sweep import versus_rate
+    from bsbench.record import read_records
+
+    points = [{"scheduler": name, "rate": p.rate, "slo_attainment": p.attainment}
+              for name, res in results.items() for p in res.probes]
+    png = versus_rate(points, "slo_attainment", "SLO attainment", out_dir / "attainment_at_probes.png",
+                      target=target, note=note)
+    paths = list(dict.fromkeys(p.info["path"] for res in results.values() for p in res.probes if p.info.get("path")))
+    records = read_records(paths) if paths else []
+    return write_capacity_report(out_dir, summary, records, rows, header, png)

@@ -123,29 +123,29 @@ def _num(value: float | None) -> str:
 
 
 def sweep_table(result: Any, note: str = ""):
-    """Rates as rows, schedulers as columns: 'attainment · output tok/s' (mean over repeats); `note` heads the
-    title ('simulated (...): ')."""
+    """Rates as rows, schedulers as columns (sweep.grid); `note` heads the title ('simulated (...): ')."""
     from rich.table import Table
 
-    from bsbench.metrics import NO_SLOS, has_slos
+    from bsbench.sweep import grid
 
-    table = Table(title=f"{markup(note)}SLO attainment · output tokens/s (mean over repeats)", title_justify="left",
-                  header_style="bold")
-    table.add_column("rate (req/s)", justify="right")
-    for scheduler in result.plan.schedulers:
-        table.add_column(markup(scheduler), justify="right")
-    for rate in result.plan.rates:
-        cells = []
-        for scheduler in result.plan.schedulers:
-            runs = [r for r in result.runs if r.scheduler == scheduler and r.rate == rate and r.complete]
-            att = [r.summary["slo_attainment"] for r in runs if r.summary.get("slo_attainment") is not None]
-            tput = [r.summary["output_throughput"] for r in runs if r.summary.get("output_throughput") is not None]
-            shown = format_percent(sum(att) / len(att) if att else None, "—")
-            if runs and not any(has_slos(r.summary) for r in runs):
-                shown = NO_SLOS
-            cells.append(f"{shown} · {_num(sum(tput) / len(tput) if tput else None)}")
-        table.add_row(format_rate(rate), *cells)
+    what, header, rows = grid(result)
+    table = Table(title=f"{markup(note)}{markup(what)}", title_justify="left", header_style="bold")
+    for name in header:
+        table.add_column(markup(name), justify="right")
+    for row in rows:
+        table.add_row(*(markup(cell) for cell in row))
     return table
+
+
+def write_sweep_page(result: Any, pngs: list[Path]) -> Path:
+    """OUT/report.html from the sweep's summary file, its finished records and its plots."""
+    from bsbench.html_report import write_sweep_report
+    from bsbench.record import read_records
+    from bsbench.sweep import grid, load_summary
+
+    records = read_records([r.path for r in result.runs if r.complete and r.path]) if result.runs else []
+    what, header, rows = grid(result)
+    return write_sweep_report(result.out_dir, load_summary(result.out_dir), records, pngs, what, header, rows)
 
 
 @click.command("sweep", cls=GroupedCommand)
@@ -156,12 +156,15 @@ def sweep_table(result: Any, note: str = ""):
               help="Runs per (scheduler, rate) with seeds SEED, SEED+1, ...: the spread of the result.")
 @click.option("--attainment", "target", type=param_type(SHARE), default=0.8, show_default=True,
               help="Target line drawn on the attainment plot.")
+@click.option("--html/--no-html", "write_html", default=True, show_default=True,
+              help="Write OUT/report.html: one self-contained page (plots embedded) with the sweep, its plots and "
+                   "every group's table and configuration.")
 @click.option("--quiet", is_flag=True, help="No progress display.")
 @workload_options
 @run_options
 @click.pass_context
-def command(ctx: click.Context, schedulers: str, rates: str, repeats: int, target: float, quiet: bool,
-            **kwargs: Any) -> None:
+def command(ctx: click.Context, schedulers: str, rates: str, repeats: int, target: float, write_html: bool,
+            quiet: bool, **kwargs: Any) -> None:
     """Run every scheduler at every rate on the same request list, resumably.
 
     At each rate (and seed) every scheduler replays the identical requests and
@@ -171,7 +174,15 @@ def command(ctx: click.Context, schedulers: str, rates: str, repeats: int, targe
     """
     from bsbench.metrics import NO_SLOS, has_slos
     from bsbench.report import console as make_console
-    from bsbench.sweep import RUNS_DIR, SweepPlan, parse_names, parse_rates, run_sweep, sweep_plots
+    from bsbench.sweep import (
+        RUNS_DIR,
+        SweepPlan,
+        load_summary,
+        parse_names,
+        parse_rates,
+        run_sweep,
+        sweep_plots,
+    )
 
     engine = EngineRunner(ctx, kwargs, "sweep", quiet)
     check_output_dir(engine.out_dir / RUNS_DIR, "--out")
@@ -211,9 +222,19 @@ def command(ctx: click.Context, schedulers: str, rates: str, repeats: int, targe
                       "run the same command again to resume", highlight=False)
         raise click.exceptions.Exit(130) from None
     console.print(sweep_table(result, note))
-    pngs = sweep_plots(result, target=target, note=note.rstrip(": "))
+    # per-(scheduler, rate) points with their intervals across repeats when the summary has them, else per run
+    points = load_summary(engine.out_dir).get("points")
+    pngs = sweep_plots(result, target=target, note=note.rstrip(": "),
+                       points=points if isinstance(points, list) else None)
+    if not any(has_slos(r.summary) for r in result.runs if r.complete):
+        console.print("[yellow]no SLOs set[/]: no attainment plot (set --ttft-slo / --tpot-slo / --e2e-slo)",
+                      highlight=False)
     console.print(f"{result.executed} runs done, {result.resumed} resumed; summary "
                   f"{markup(engine.out_dir / 'sweep_summary.json')}; plots {markup(', '.join(str(p) for p in pngs))}",
                   highlight=False)
+    if write_html:
+        with engine.progress.task("writing report.html"):
+            page = write_sweep_page(result, pngs)
+        console.print(f"report: {markup(page)}", highlight=False)
     console.print(f"compare one rate: bsbench compare {markup(engine.out_dir / RUNS_DIR)}", highlight=False)
 
