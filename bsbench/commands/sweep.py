@@ -24,7 +24,7 @@ from bsbench.paths import check_output_dir
 from bsbench.progress import Progress
 from bsbench.safe_text import markup
 from bsbench.units import format_percent, format_rate
-from bsbench.values import SHARE, Integer
+from bsbench.values import SHARE
 
 if TYPE_CHECKING:
     from bsbench.bench import ModelSession
@@ -99,12 +99,14 @@ class EngineRunner:
         label = self.open().timing_label()
         return f"{label}: " if label else ""
 
-    def run(self, scheduler: str, workload: Any, rate: float, seed: int | None, out_dir: Path) -> RunRecord:
+    def run(self, scheduler: str, workload: Any, rate: float, seed: int | None, out_dir: Path, *,
+            repeat: int = 0, base_seed: int | None = None) -> RunRecord:
+        """One run; `repeat` and `base_seed` (the seed of repeat 0) go into the record, so compare groups repeats."""
         from bsbench.bench import run_benchmark
 
         config = dataclasses.replace(
             self.config, scheduler=scheduler, scheduler_options=options_for(scheduler, self.scheduler_flags),
-            seed=seed if seed is not None else self.config.seed, out_dir=out_dir,
+            seed=seed if seed is not None else self.config.seed, out_dir=out_dir, repeat=repeat, base_seed=base_seed,
         )
         return run_benchmark(workload, config, progress=self.progress, session=self.open())
 
@@ -139,8 +141,6 @@ def sweep_table(result: Any, note: str = ""):
 @click.option("--schedulers", required=True, help="Comma-separated schedulers, e.g. static,continuous,uellm,bucket.")
 @click.option("--rates", required=True,
               help="Request rates: a list (1,2,4,inf) or ranges START:STOP:xFACTOR (1:16:x2) or START:STOP:+STEP.")
-@click.option("--repeats", type=param_type(Integer(1, 1000)), default=1, show_default=True,
-              help="Runs per (scheduler, rate) with seeds SEED, SEED+1, ...: the spread of the result.")
 @click.option("--attainment", "target", type=param_type(SHARE), default=0.8, show_default=True,
               help="Target line drawn on the attainment plot.")
 @click.option("--quiet", is_flag=True, help="No progress display.")
@@ -184,7 +184,8 @@ def command(ctx: click.Context, schedulers: str, rates: str, repeats: int, targe
         result = run_sweep(
             plan,
             make_workload=lambda rate, seed: engine.workload(rate, seed),
-            run_one=lambda sched, wl, rate, seed: engine.run(sched, wl, rate, seed, engine.out_dir / RUNS_DIR),
+            run_one=lambda sched, wl, rate, seed: engine.run(sched, wl, rate, seed, engine.out_dir / RUNS_DIR,
+                                                             repeat=seed - base, base_seed=base),
             out_dir=engine.out_dir,
             on_run=on_run,
             extra_summary={"workload": engine.target, "workload_overrides": engine.overrides,
