@@ -30,6 +30,10 @@ def command(paths: tuple[Path, ...], reference: str | None, fmt: str, plots_dir:
 
     Runs are compared only when they replayed the same request list on the
     same model and device; other runs go in separate tables, with the reason.
+    Repeats (runs that differ only by the repeat seed) form one column: its
+    mean over seeds with a 95% t-interval; a single run gets a bootstrap
+    interval over its requests. Ratios to --reference get paired intervals;
+    one containing 1 reads "no clear difference".
     """
     if plots_dir is not None:
         check_output_dir(plots_dir, "--plots")  # before reading anything
@@ -38,6 +42,7 @@ def command(paths: tuple[Path, ...], reference: str | None, fmt: str, plots_dir:
         if plots_dir is None:
             check_output_dir(html_file.with_name(html_file.stem + "_plots"), "--html")
     from bsbench import report  # pandas and numpy: imported only when records are compared
+    from bsbench.cell_stats import group_stats
     from bsbench.record import read_records
 
     skipped: list[str] = []
@@ -45,33 +50,44 @@ def command(paths: tuple[Path, ...], reference: str | None, fmt: str, plots_dir:
     groups, notes = report.group_records(loaded)
     notes = notes + report.check_reference(groups, reference)
     frames = [report.comparison_frame(g.runs, reference) for g in groups]
+    stats = []
+    for group, frame in zip(groups, frames):
+        ref = report.find_reference(group.runs, reference)
+        found = group_stats([(r.label, r.repeats) for r in group.runs], list(frame.index),
+                            ref.label if ref is not None else None)
+        report.apply_paired_ratios(frame, group.runs, found)
+        stats.append(found)
     err = report.console(stderr=True)
     for line in skipped:
         err.print(f"[dim]{markup(line)}[/]", highlight=False)
 
     if fmt == "table":
         console = report.console()
-        for i, (group, frame) in enumerate(zip(groups, frames), start=1):
-            console.print(report.rich_table(group.runs, frame, title=f"[bold]Group {i}[/]: {markup(group.title())}"))
+        for i, (group, frame, found) in enumerate(zip(groups, frames, stats), start=1):
+            console.print(report.rich_table(group.runs, frame, title=f"[bold]Group {i}[/]: {markup(group.title())}",
+                                            stats=found))
             console.print(f"[dim]{markup(group.details())}[/]", highlight=False)
+            console.print(f"[dim]{markup(found.describe())}[/]", highlight=False)
             for run in group.runs:
-                console.print(f"[dim]  {markup(run.label)}: {markup(run.path)}[/]", highlight=False)
+                more = f" and {len(run.repeats) - 1} more repeats" if len(run.repeats) > 1 else ""
+                console.print(f"[dim]  {markup(run.label)}: {markup(run.path)}{more}[/]", highlight=False)
             console.print()
         console.print(f"[dim]{report.TABLE_LEGEND}[/]", highlight=False)
         for note in notes:
             console.print(f"[yellow]note:[/] {markup(note)}", highlight=False)
     elif fmt == "markdown":
         chunks = []
-        for i, (group, frame) in enumerate(zip(groups, frames), start=1):
-            chunks.append(f"**Group {i}**: {group.title()}\n\n{report.frame_to_markdown(group.runs, frame)}")
+        for i, (group, frame, found) in enumerate(zip(groups, frames, stats), start=1):
+            chunks.append(f"**Group {i}**: {group.title()}\n\n{report.frame_to_markdown(group.runs, frame, found)}"
+                          f"\n\n{found.describe()}")
         chunks += [f"> note: {n}" for n in notes]
         click.echo(plain("\n\n".join(chunks)))
     elif fmt == "csv":
-        click.echo(report.groups_to_csv(groups, frames), nl=False)
+        click.echo(report.groups_to_csv(groups, frames, stats), nl=False)
         for note in notes:
             err.print(f"note: {markup(note)}", highlight=False)
     else:
-        click.echo(json.dumps(report.groups_to_json(groups, frames, notes), indent=2))
+        click.echo(json.dumps(report.groups_to_json(groups, frames, notes, stats), indent=2))
 
     plot_sets: list[list[Path]] = []
     if plots_dir is not None or html_file is not None:
@@ -85,5 +101,5 @@ def command(paths: tuple[Path, ...], reference: str | None, fmt: str, plots_dir:
             plot_sets.append(plots.comparison_plots(runs, target, prefix=prefix))
         err.print(f"plots: {markup(target)}/ ({sum(len(s) for s in plot_sets)} PNG files)", highlight=False)
     if html_file is not None:
-        path = report.write_html(html_file, groups, frames, notes, plot_sets, embed=embed_plots)
+        path = report.write_html(html_file, groups, frames, notes, plot_sets, embed=embed_plots, stats=stats)
         err.print(f"report: {markup(path)}", highlight=False)

@@ -80,9 +80,9 @@ def command(scheduler: str, quiet: bool, repeats: int, **kwargs) -> None:
     from rich.console import Console
 
     from bsbench.bench import InterruptedRun, build_policy, check_workload_fits, open_session, run_benchmark
-    from bsbench.workloads.build import load_workload
     from bsbench.hub import check_model_source
     from bsbench.progress import Progress
+    from bsbench.workloads.build import load_workload
 
     # an unknown scheduler, a flag it lacks, a bad value or an unwritable --out: exit 2 now
     config = run_config_from_cli(kwargs, scheduler, scheduler_values(kwargs))

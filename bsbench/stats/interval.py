@@ -26,7 +26,9 @@ class Interval:
     n: int
 
     def contains(self, value: float) -> bool:
-        return self.low <= value <= self.high
+        """low <= value <= high, up to rounding (a ratio of two equal figures computed apart can be 1 - 1e-16)."""
+        slack = 1e-9 * max(abs(value), abs(self.low), abs(self.high))
+        return self.low - slack <= value <= self.high + slack
 
     @property
     def width(self) -> float:
