@@ -91,13 +91,19 @@ def _within_range(interval: Interval, metric: str) -> Interval:
     return dataclasses.replace(interval, low=max(interval.low, 0.0), high=high)
 
 
+def across_seeds(summaries: Sequence[dict], metric: str) -> Interval | None:
+    """The 95% t-interval of `metric` over K >= 2 runs' summaries (one per seed), clipped to the figure's range;
+    None with fewer runs or when one lacks the figure."""
+    values = [_figure(s, metric) for s in summaries]
+    if len(values) < 2 or any(v is None for v in values):
+        return None
+    return _within_range(t_interval([v for v in values if v is not None], LEVEL), metric)
+
+
 def figure_interval(records: Sequence[RunRecord], metric: str) -> Interval | None:
     """The 95% interval of `metric` over a cell's repeats (see the module docstring); None when it has none."""
     if len(records) >= 2:
-        values = [_figure(r.summary, metric) for r in records]
-        if any(v is None for v in values):
-            return None
-        return _within_range(t_interval([v for v in values if v is not None], LEVEL), metric)
+        return across_seeds([r.summary for r in records], metric)
     sample = request_samples(records[0], metric) if records else None
     if sample is None or not sample.values:
         return None
