@@ -128,7 +128,8 @@ def ratio_interval(runs: Sequence[RunRecord], refs: Sequence[RunRecord], metric:
         b = [_figure(ref.summary, metric) for _, ref in pairs]
         if any(v is None for v in a + b):
             return None
-        return paired_t_interval([v for v in a if v is not None], [v for v in b if v is not None], LEVEL)
+        got = paired_t_interval([v for v in a if v is not None], [v for v in b if v is not None], LEVEL)
+        return None if got is None else dataclasses.replace(got, low=max(got.low, 0.0))  # figures are >= 0
     strata_a, strata_b = [], []
     statistic: Statistic | None = None
     for run, ref in pairs:
