@@ -77,9 +77,9 @@ def command(ctx: click.Context, schedulers: str, target: float, start_rate: floa
     seeds = [seed + i for i in range(repeats)]
     note = engine.timing_note()
     console = make_console()
-    searches = f", {repeats} searches (seeds {seeds[0]}..{seeds[-1]})" if repeats > 1 else ""
+    plural = f", {repeats} searches (seeds {seeds[0]}..{seeds[-1]})" if repeats > 1 else ""
     console.print(f"{markup(note)}capacity of {', '.join(names)} at SLO attainment >= {100 * target:g}%: "
-                  f"one run per probed rate{searches}, "
+                  f"one run per probed rate{plural}, "
                   f"doubling from {start_rate:g} req/s (up to {max_rate:g}), then bisection to {tolerance} "
                   f"-> {engine.out_dir}", highlight=False)
     first = engine.workload(start_rate, seed)
