@@ -303,11 +303,13 @@ def check_records(records: Sequence[RunRecord], baseline: dict[str, Any], tolera
 
     base_ratios = _ratios(base_runs, reference)
     cur_ratios = _ratios(comparable, reference)
+    # the records behind each ratio, named as _ratios names it (scheduler names are free text: never parsed back)
+    pair_keys = {f"{run['scheduler']}/{reference}@{key.split('@', 1)[1]}": (key, run_key(str(reference), run["rate"]))
+                 for key, run in comparable.items()}
     for name, ratios in sorted(base_ratios.items()):
         if name not in cur_ratios:
             continue  # its runs already failed coverage
-        pair, at = name.split("@", 1)
-        runs, refs = by_key[f"{pair.split('/')[0]}@{at}"], by_key[f"{reference}@{at}"]
+        runs, refs = (by_key[k] for k in pair_keys[name])
         for metric, sign in RATIO_METRICS.items():
             interval = ratio_interval(runs, refs, metric) if noisy else None
             check = _bounded("ratio", name, metric, ratios.get(metric), cur_ratios[name].get(metric), sign, ratio_tol,
