@@ -56,6 +56,8 @@ class RunConfig:
     clock: str = "wall"  # wall | virtual; the sim backend is always virtual
     gpu: str | None = None  # device preset of the cost model (sim, or the real runner on a virtual clock)
     calibration: Path | None = None  # a calibration file: the calibrated cost model instead of the roofline
+    repeat: int = 0  # repeat index of --repeats (the workload's seed is base_seed + repeat)
+    base_seed: int | None = None  # the workload seed of repeat 0; None: the workload's own seed (one run)
 
     def session_key(self) -> tuple:
         return (self.model, self.weights, self.weights_seed, self.device, self.dtype, self.kv_memory, self.block_size,
@@ -353,6 +355,8 @@ def record_config(workload: Workload, config: RunConfig, session: ModelSession, 
         gpu=session.gpu,
         cost_model=session.cost_model.tier if session.cost_model is not None else None,
         calibration_hash=session.calibration_hash,
+        repeat=config.repeat,
+        base_seed=config.base_seed if config.base_seed is not None else workload.spec.get("seed"),
     )
 
 

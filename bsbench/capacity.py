@@ -122,19 +122,3 @@ def find_capacity(
         else:
             hi = mid
     return CapacityResult(lo, probes, target, bracket=(lo, hi))
-
-
-def capacity_table(results: dict[str, CapacityResult], reference: str) -> tuple[list[str], list[list[str]]]:
-    """Header and one row per scheduler: capacity ('>= ' when capped, 'none' when nothing passed), the ratio to
-    `reference`'s capacity, the (pass, fail) bracket and the number of runs. The CLI table and the HTML report
-    both show these rows."""
-    ref_rate = results[reference].rate if reference in results else None
-    header = ["scheduler", "capacity (req/s)", f"vs {reference}", "bracket (pass, fail)", "runs"]
-    rows = []
-    for name, res in results.items():
-        cap = "none" if res.rate is None else (">= " if res.capped else "") + f"{res.rate:.3g}"
-        ratio = f"{res.rate / ref_rate:.2f}x" if res.rate is not None and ref_rate else "—"
-        lo, hi = res.bracket
-        bracket = f"{'—' if lo is None else f'{lo:.3g}'}, {'—' if hi is None else f'{hi:.3g}'}"
-        rows.append([name, cap, ratio, bracket, str(len(res.probes))])
-    return header, rows

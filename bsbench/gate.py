@@ -16,6 +16,12 @@ and absolute times only on the same hardware:
    ONLY when the baseline's device name equals the records' device name.
 
 Repeats (several seeds at one scheduler @ rate) are averaged before checking.
+Measured (wall-clock) figures are noisy, so ratios and absolute figures are
+checked with the intervals compare shows (cell_stats): a regression is flagged
+only when the 95% interval lies beyond the baseline by more than the tolerance
+(over seeds with repeats, over requests for one run; ratios paired). Counts,
+padding and every figure of a virtual-time (simulated) run are exact and are
+compared exactly.
 The baseline file is plain JSON written by `bsbench gate --update`.
 """
 
@@ -28,11 +34,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bsbench.cell_stats import figure_interval, ratio_interval
 from bsbench.errors import BsbenchError
 from bsbench.jsonio import decode_inf, write_json_atomic
 from bsbench.metrics import NO_SLOS, has_slos
 from bsbench.record import RunRecord
 from bsbench.safe_json import load_file
+from bsbench.stats import Interval
 from bsbench.units import format_rate
 
 BASELINE_KIND = "bsbench-gate-baseline"
@@ -202,17 +210,21 @@ class GateResult:
 
 
 def _bounded(category: str, run: str, metric: str, base: float | None, cur: float | None, sign: int,
-             tol: float, slack: float = 0.0) -> Check | None:
-    """Higher-is-better (sign 1): cur >= base*(1-tol) - slack; lower-is-better: cur <= base*(1+tol) + slack."""
+             tol: float, slack: float = 0.0, interval: Interval | None = None) -> Check | None:
+    """Higher-is-better (sign 1): cur >= base*(1-tol) - slack; lower-is-better: cur <= base*(1+tol) + slack.
+    With the current figure's 95% `interval`, it regressed only when the whole interval is beyond the limit."""
     if base is None:
         return None
     if cur is None:
         return Check(category, run, metric, base, None, None, False, "missing in the records")
+    note = "" if interval is None else f"95% interval {interval.low:.4g}..{interval.high:.4g}"
     if sign > 0:
         limit = base * (1 - tol) - slack
-        return Check(category, run, metric, base, cur, limit, cur >= limit)
+        best = cur if interval is None else max(cur, interval.high)
+        return Check(category, run, metric, base, cur, limit, best >= limit, note)
     limit = base * (1 + tol) + slack
-    return Check(category, run, metric, base, cur, limit, cur <= limit)
+    best = cur if interval is None else min(cur, interval.low)
+    return Check(category, run, metric, base, cur, limit, best <= limit, note)
 
 
 def _ratios(runs: dict[str, dict[str, Any]], reference: str | None) -> dict[str, dict[str, float | None]]:
@@ -248,6 +260,11 @@ def check_records(records: Sequence[RunRecord], baseline: dict[str, Any], tolera
     time_tol = tolerance if time_tolerance is None else time_tolerance
     result = GateResult()
     current = summarize_runs(records)
+    by_key: dict[str, list[RunRecord]] = {}
+    for rec in records:
+        by_key.setdefault(run_key(rec.config.scheduler, rec.config.rate), []).append(rec)
+    # measured figures get intervals; virtual-time (simulated) figures are exact and compared exactly
+    noisy = bool(records) and not all(r.config.simulated for r in records)
     base_runs: dict[str, dict[str, Any]] = baseline["runs"]
     reference = reference or baseline.get("reference")
 
@@ -290,11 +307,17 @@ def check_records(records: Sequence[RunRecord], baseline: dict[str, Any], tolera
 
     base_ratios = _ratios(base_runs, reference)
     cur_ratios = _ratios(comparable, reference)
+    # the records behind each ratio, named as _ratios names it (scheduler names are free text: never parsed back)
+    pair_keys = {f"{run['scheduler']}/{reference}@{key.split('@', 1)[1]}": (key, run_key(str(reference), run["rate"]))
+                 for key, run in comparable.items()}
     for name, ratios in sorted(base_ratios.items()):
         if name not in cur_ratios:
             continue  # its runs already failed coverage
+        runs, refs = (by_key[k] for k in pair_keys[name])
         for metric, sign in RATIO_METRICS.items():
-            check = _bounded("ratio", name, metric, ratios.get(metric), cur_ratios[name].get(metric), sign, ratio_tol)
+            interval = ratio_interval(runs, refs, metric) if noisy else None
+            check = _bounded("ratio", name, metric, ratios.get(metric), cur_ratios[name].get(metric), sign, ratio_tol,
+                             interval=interval)
             if check:
                 result.checks.append(check)
 
@@ -310,8 +333,9 @@ def check_records(records: Sequence[RunRecord], baseline: dict[str, Any], tolera
             for metric, sign in ABSOLUTE_METRICS.items():
                 if metric == "slo_attainment" and key in no_slos:
                     continue
+                interval = figure_interval(by_key[key], metric) if noisy else None
                 check = _bounded("absolute", key, metric, base_runs[key]["metrics"].get(metric),
-                                 cur["metrics"].get(metric), sign, time_tol)
+                                 cur["metrics"].get(metric), sign, time_tol, interval=interval)
                 if check:
                     result.checks.append(check)
     else:

@@ -12,6 +12,12 @@ there. Layout of the output folder:
     OUT/*.png                plots against the rate (bsbench.plots_sweep)
     OUT/report.html          the self-contained report page (bsbench.html_report)
 
+`sweep_summary.json` keys: "runs" (one entry per run: key, scheduler, rate, seed, path, complete, resumed and
+the HEADLINE metrics of its record) and "points" (one entry per (scheduler, rate), over its complete runs):
+"scheduler", "rate", "repeats" (K, the complete runs), "seeds", and per headline metric M the mean M over the
+repeats; with K >= 2 also "M_low" and "M_high", the 95% t-interval over the K seeds (cell_stats.across_seeds:
+clipped at 0, and at 1 for shares), null when a run lacks M. With K = 1 there is no M_low / M_high.
+
 The engine is reached through callables (`make_workload`, `run_one`), so the
 logic is tested with fakes and the CLI plugs in `run_benchmark`.
 """
@@ -263,9 +269,35 @@ def write_summary(result: SweepResult, extra: dict[str, Any] | None = None) -> P
         "interrupted": result.interrupted,
         "workload_by_rate_seed": pairing,
         "runs": [r.to_dict(result.out_dir) for r in runs],
+        "points": summary_points(runs),
         **(extra or {}),
     }
     return write_json_atomic(summary, result.out_dir / SUMMARY_FILE)
+
+
+def summary_points(runs: Sequence[SweepRun]) -> list[dict[str, Any]]:
+    """One point per (scheduler, rate) over its complete runs: mean of each HEADLINE metric over the repeats and,
+    with two or more, its 95% interval across seeds as M_low / M_high (see the module docstring)."""
+    from bsbench.cell_stats import across_seeds
+
+    cells: dict[tuple[str, float], list[SweepRun]] = {}
+    for run in runs:
+        if run.complete:
+            cells.setdefault((run.scheduler, float(run.rate)), []).append(run)
+    points = []
+    for (scheduler, rate), members in cells.items():
+        point: dict[str, Any] = {"scheduler": scheduler, "rate": rate, "repeats": len(members),
+                                 "seeds": [r.seed for r in members]}
+        for metric in HEADLINE:
+            values = [r.summary.get(metric) for r in members]
+            numbers = [float(v) for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
+            point[metric] = sum(numbers) / len(numbers) if numbers and len(numbers) == len(values) else None
+            if len(members) >= 2:
+                interval = across_seeds([r.summary for r in members], metric)
+                point[f"{metric}_low"] = interval.low if interval is not None else None
+                point[f"{metric}_high"] = interval.high if interval is not None else None
+        points.append(point)
+    return points
 
 
 def load_summary(out_dir: str | Path) -> dict[str, Any]:

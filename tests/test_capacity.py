@@ -65,8 +65,10 @@ def test_bad_arguments():
 
 
 def test_real_capacity_run(tmp_path):
-    """A short real search: a generous SLO passes at the start rate, which is also the max rate."""
+    """A short real search: a generous SLO passes at the start rate, which is also the max rate: it says the SLO
+    is too loose and names it, instead of '>= 8'."""
     import json
+    import re
 
     from click.testing import CliRunner
 
@@ -78,7 +80,12 @@ def test_real_capacity_run(tmp_path):
     assert result.exit_code == 0, result.output
     summary = json.loads((tmp_path / "capacity_summary.json").read_text())
     found = summary["schedulers"]["continuous"]
-    assert found["rate"] == 8 and found["capped"] and len(found["probes"]) == 1
+    (search,) = found["repeats"]
+    assert search["rate"] == 8 and search["capped"] and len(search["probes"]) == 1
+    assert not found["found"] and found["capacity"] is None
+    assert found["problem"].startswith("SLO too loose: E2E <= 600000")
+    text = " ".join(result.output.split())
+    assert "SLO too loose: E2E <= 600000" in text and not re.search(r">= 8(?![0-9])", text)
     page = (tmp_path / "report.html").read_text()
     assert "<h2 id='capacity'>Capacity</h2>" in page and "E2E &lt;= 600,000 ms (3 of 3 requests)" in page
     assert page.count("<img ") == 1 + 4 and "report: " in result.output  # attainment at probes + one group

@@ -49,7 +49,7 @@ def test_fewer_completions_are_never_plain_best(tmp_path, bsbench):
     tpot = rows["TPOT median (ms)"]
     assert "best*" in tpot and "**" not in tpot.split(" | ")[2]  # static's lower TPOT: marked best*, not bold
     assert "static completed 2/4" in out.out and "most: 4" in out.out
-    assert "**" in rows["SLO attainment"].split(" | ")[1]  # a full completer still gets plain best
+    assert "best*" not in rows["SLO attainment"].split(" | ")[1]  # a full completer is never starred
     table = _compare(tmp_path, bsbench, [])
     assert "best*" in table.out and "static completed 2/4" in " ".join(table.out.split())
 

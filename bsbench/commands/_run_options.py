@@ -93,7 +93,7 @@ MODEL_GROUP = "Model and memory"
 RECORD_GROUP = "Run record"
 _MODEL_FLAGS = ("backend", "clock", "gpu", "calibration", "model", "weights", "weights_seed", "device", "dtype",
                 "kv_memory", "block_size", "threads")
-_RECORD_FLAGS = ("out_dir", "record_tokens", "percentiles")
+_RECORD_FLAGS = ("repeats", "out_dir", "record_tokens", "percentiles")
 
 
 def run_options(func: Callable) -> Callable:
@@ -132,6 +132,10 @@ def run_options(func: Callable) -> Callable:
                      help="Tokens per KV block."),
         click.option("--threads", type=param_type(Integer(1, 4096)), default=None,
                      help="torch intra-op threads on CPU [default: torch's choice]; 1 is fastest on a busy machine."),
+        click.option("--repeats", type=param_type(Integer(1, 1000)), default=1, show_default=True,
+                     help="Runs of each configuration, repeat i with workload seed SEED + i (arrivals and "
+                          "sampling); every scheduler replays the same requests within a repeat. Records carry "
+                          "the repeat index and base seed; compare shows the mean and a 95% interval over repeats."),
         click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("results"),
                      show_default=True, help="Folder for run records."),
         click.option("--record-tokens", is_flag=True, help="Store every request's generated token ids in the record."),

@@ -38,7 +38,7 @@ def parse_search_tolerance(text: str) -> tuple[float, bool]:
 @click.option("--start-rate", type=param_type(POSITIVE), default=1.0, show_default=True,
               help="First rate probed (req/s); doubled while the target holds, halved while it does not.")
 @click.option("--max-rate", type=param_type(POSITIVE), default=256.0, show_default=True,
-              help="Stop doubling here (the capacity is then reported as >= this).")
+              help="Stop doubling here (a search still passing here says the SLO is too loose).")
 @click.option("--tolerance", default="5%", show_default=True,
               help="Bisection stops when the bracket is this narrow: 5% of the rate, or req/s (0.25).")
 @click.option("--reference", default=None, metavar="NAME", help="Scheduler the ratios divide by [default: first].")
@@ -50,16 +50,21 @@ def parse_search_tolerance(text: str) -> tuple[float, bool]:
 @run_options
 @click.pass_context
 def command(ctx: click.Context, schedulers: str, target: float, start_rate: float, max_rate: float, tolerance: str,
-            reference: str | None, write_html: bool, quiet: bool, **kwargs: Any) -> None:
+            reference: str | None, write_html: bool, quiet: bool, repeats: int, **kwargs: Any) -> None:
     """Find each scheduler's load capacity: the highest rate with SLO attainment >= --attainment.
 
     Doubling then bisection, one engine run per probed rate on the same
-    seeded request list (arrivals rescaled to the rate). Records go to OUT
-    (--out, default results/capacity), with capacity_summary.json.
+    seeded request list (arrivals rescaled to the rate). With --repeats K one
+    search per seed (SEED, SEED+1, ...): the capacity is the mean with a 95%
+    interval over them, each search's bracketing probes shown. A search that
+    still passes at --max-rate (or misses at its lowest probe) says the SLO is
+    too loose (too tight) and names it. Records go to OUT (--out, default
+    results/capacity), with capacity_summary.json.
     """
     from rich.table import Table
 
-    from bsbench.capacity import capacity_table, find_capacity
+    from bsbench.capacity import find_capacity
+    from bsbench.capacity_repeats import CapacityOverRepeats, capacity_ratio, capacity_table, slo_text
     from bsbench.jsonio import write_json_atomic
     from bsbench.report import console as make_console
     from bsbench.sweep import parse_names
@@ -73,48 +78,63 @@ def command(ctx: click.Context, schedulers: str, target: float, start_rate: floa
         raise BsbenchError(f"--reference {reference!r} is not one of --schedulers {','.join(names)}")
     reference = reference or names[0]
     seed = engine.base_seed()
+    seeds = [seed + i for i in range(repeats)]
     note = engine.timing_note()
     console = make_console()
+    plural = f", {repeats} searches (seeds {seeds[0]}..{seeds[-1]})" if repeats > 1 else ""
     console.print(f"{markup(note)}capacity of {', '.join(names)} at SLO attainment >= {100 * target:g}%: "
-                  f"one run per probed rate, "
+                  f"one run per probed rate{plural}, "
                   f"doubling from {start_rate:g} req/s (up to {max_rate:g}), then bisection to {tolerance} "
                   f"-> {engine.out_dir}", highlight=False)
     first = engine.workload(start_rate, seed)
     if all(r.slo.is_empty() for r in first.requests):
         console.print("[yellow]note[/]: the workload has no SLOs, so attainment is the share of completed "
                       "requests; set --ttft-slo / --tpot-slo / --e2e-slo", highlight=False)
+    slo = slo_text(first.spec.get("slo") or {}, target)
 
-    results = {}
+    results: dict[str, CapacityOverRepeats] = {}
     for name in names:
-        def attainment_at(rate: float, name: str = name) -> tuple[float | None, dict[str, Any]]:
-            record = engine.run(name, engine.workload(rate, seed), rate, seed, engine.out_dir)
-            att = record.summary.get("slo_attainment")
-            console.print(f"{markup(note)}{markup(name)} @ {format_rate(rate)} req/s: attainment "
-                          f"{format_percent(att, '—')} "
-                          f"({'pass' if att is not None and att >= target else 'miss'})", highlight=False)
-            return att, {"path": str(record.path)}
+        searches = []
+        for repeat, repeat_seed in enumerate(seeds):
+            def attainment_at(rate: float, name: str = name, repeat: int = repeat,
+                              repeat_seed: int = repeat_seed) -> tuple[float | None, dict[str, Any]]:
+                record = engine.run(name, engine.workload(rate, repeat_seed), rate, repeat_seed, engine.out_dir,
+                                    repeat=repeat, base_seed=seed)
+                att = record.summary.get("slo_attainment")
+                console.print(f"{markup(note)}{markup(name)} @ {format_rate(rate)} req/s"
+                              f"{f' seed {repeat_seed}' if repeats > 1 else ''}: attainment "
+                              f"{format_percent(att, '—')} "
+                              f"({'pass' if att is not None and att >= target else 'miss'})", highlight=False)
+                return att, {"path": str(record.path)}
 
-        try:
-            results[name] = find_capacity(attainment_at, target, start_rate, tol, max_rate, relative=relative)
-        except KeyboardInterrupt:
-            console.print("[yellow]interrupted[/]", highlight=False)
-            raise click.exceptions.Exit(130) from None
+            try:
+                searches.append(find_capacity(attainment_at, target, start_rate, tol, max_rate, relative=relative))
+            except KeyboardInterrupt:
+                console.print("[yellow]interrupted[/]", highlight=False)
+                raise click.exceptions.Exit(130) from None
+        results[name] = CapacityOverRepeats(name, seeds, searches, slo, max_rate)
 
-    ref_rate = results[reference].rate
+    title = f"{markup(note)}load capacity at SLO attainment >= {100 * target:g}%"
+    if repeats > 1:
+        title += f": mean and 95% t-interval over {repeats} seeds, ratios paired by seed"
+    table = Table(title=title, title_justify="left", header_style="bold")
     header, rows = capacity_table(results, reference)
-    table = Table(title=f"{markup(note)}load capacity at SLO attainment >= {100 * target:g}%", title_justify="left",
-                  header_style="bold")
     for col in header:
         table.add_column(markup(col), justify="left" if col == "scheduler" else "right")
     for row in rows:
         table.add_row(*(markup(cell) for cell in row))
+    ratios = {name: capacity_ratio(res, results[reference]) for name, res in results.items()}
     console.print(table)
-    summary = {"kind": "bsbench-capacity-summary", "version": 1, "target": target, "reference": reference,
-               "timing": note.rstrip(": ") or "measured",
-               "workload": engine.target, "workload_overrides": engine.overrides, "seed": seed,
+    for name, res in results.items():
+        problem = res.problem()
+        if problem:
+            console.print(f"[yellow]{markup(name)}[/]: {markup(problem)}", highlight=False)
+    summary = {"kind": "bsbench-capacity-summary", "version": 2, "target": target, "reference": reference,
+               "timing": note.rstrip(": ") or "measured", "slo": slo,
+               "workload": engine.target, "workload_overrides": engine.overrides, "seed": seed, "seeds": seeds,
                "schedulers": {name: res.to_dict() for name, res in results.items()},
-               "ratios": {name: (res.rate / ref_rate if res.rate is not None and ref_rate else None)
-                          for name, res in results.items()}}
+               "ratios": {name: ({"text": text, **interval.to_json()} if interval is not None else text)
+                          for name, (text, interval) in ratios.items()}}
     path = write_json_atomic(summary, engine.out_dir / "capacity_summary.json")
     console.print(f"records in {markup(engine.out_dir)}; summary {markup(path)}", highlight=False)
     if write_html:
@@ -132,9 +152,10 @@ def write_capacity_page(out_dir: Path, summary: dict[str, Any], results: dict[st
     from bsbench.record import read_records
 
     points = [{"scheduler": name, "rate": p.rate, "slo_attainment": p.attainment}
-              for name, res in results.items() for p in res.probes]
+              for name, res in results.items() for search in res.results for p in search.probes]
     png = versus_rate(points, "slo_attainment", "SLO attainment", out_dir / "attainment_at_probes.png",
                       target=target, note=note)
-    paths = list(dict.fromkeys(p.info["path"] for res in results.values() for p in res.probes if p.info.get("path")))
+    paths = list(dict.fromkeys(p.info["path"] for res in results.values() for search in res.results
+                               for p in search.probes if p.info.get("path")))
     records = read_records(paths) if paths else []
     return write_capacity_report(out_dir, summary, records, rows, header, png)

@@ -34,6 +34,10 @@ def command(paths: tuple[Path, ...], reference: str | None, fmt: str, plots_dir:
 
     Runs are compared only when they replayed the same request list on the
     same model and device; other runs go in separate tables, with the reason.
+    Repeats (runs that differ only by the repeat seed) form one column: its
+    mean over seeds with a 95% t-interval; a single run gets a bootstrap
+    interval over its requests. Ratios to --reference get paired intervals;
+    one containing 1 reads "no clear difference".
     """
     if plots_dir is not None:
         check_output_dir(plots_dir, "--plots")  # before reading anything
@@ -42,6 +46,7 @@ def command(paths: tuple[Path, ...], reference: str | None, fmt: str, plots_dir:
         if plots_dir is None:
             check_output_dir(html_file.with_name(html_file.stem + "_plots"), "--html")
     from bsbench import breakdown, report  # pandas and numpy: imported only when records are compared
+    from bsbench.cell_stats import group_stats
     from bsbench.record import read_records
 
     skipped: list[str] = []
@@ -49,20 +54,32 @@ def command(paths: tuple[Path, ...], reference: str | None, fmt: str, plots_dir:
     groups, notes = report.group_records(loaded)
     notes = notes + report.check_reference(groups, reference)
     frames = [report.comparison_frame(g.runs, reference, latency_over=latency_over) for g in groups]
-    refs = [report.find_reference(g.runs, reference) for g in groups]
-    splits = [breakdown.group_breakdown([(r.label, r.record) for r in g.runs], ref.label if ref else None)
-              for g, ref in zip(groups, refs)]
+    stats = []
+    splits = []
+    for group, frame in zip(groups, frames):
+        ref = report.find_reference(group.runs, reference)
+        found = group_stats([(r.label, r.repeats) for r in group.runs], list(frame.index),
+                            ref.label if ref is not None else None)
+        if latency_over == "submitted":  # the intervals resample completed requests: not this view's figures
+            found = found.without(set(report.SUBMITTED_ROWS))
+        report.apply_paired_ratios(frame, group.runs, found)
+        stats.append(found)
+        splits.append(breakdown.group_breakdown([(r.label, r.record) for r in group.runs],
+                                                ref.label if ref else None))
     err = report.console(stderr=True)
     for line in skipped:
         err.print(f"[dim]{markup(line)}[/]", highlight=False)
 
     if fmt == "table":
         console = report.console()
-        for i, (group, frame) in enumerate(zip(groups, frames), start=1):
-            console.print(report.rich_table(group.runs, frame, title=f"[bold]Group {i}[/]: {markup(group.title())}"))
+        for i, (group, frame, found) in enumerate(zip(groups, frames, stats), start=1):
+            console.print(report.rich_table(group.runs, frame, title=f"[bold]Group {i}[/]: {markup(group.title())}",
+                                            stats=found))
             console.print(f"[dim]{markup(group.details())}[/]", highlight=False)
+            console.print(f"[dim]{markup(found.describe())}[/]", highlight=False)
             for run in group.runs:
-                console.print(f"[dim]  {markup(run.label)}: {markup(run.path)}[/]", highlight=False)
+                more = f" and {len(run.repeats) - 1} more repeats" if len(run.repeats) > 1 else ""
+                console.print(f"[dim]  {markup(run.label)}: {markup(run.path)}{more}[/]", highlight=False)
             for note in report.table_notes(group.runs, frame):
                 console.print(f"[yellow]{markup(note)}[/]", highlight=False)
             console.print(breakdown.rich_table(splits[i - 1].runs))
@@ -74,18 +91,19 @@ def command(paths: tuple[Path, ...], reference: str | None, fmt: str, plots_dir:
             console.print(f"[yellow]note:[/] {markup(note)}", highlight=False)
     elif fmt == "markdown":
         chunks = []
-        for i, (group, frame) in enumerate(zip(groups, frames), start=1):
-            chunks.append(f"**Group {i}**: {group.title()}\n\n{report.frame_to_markdown(group.runs, frame)}")
+        for i, (group, frame, found) in enumerate(zip(groups, frames, stats), start=1):
+            chunks.append(f"**Group {i}**: {group.title()}\n\n{report.frame_to_markdown(group.runs, frame, found)}"
+                          f"\n\n{found.describe()}")
             chunks += [f"> {n}" for n in report.table_notes(group.runs, frame)]
             chunks.append("\n\n".join([breakdown.markdown(splits[i - 1].runs), *splits[i - 1].lines]))
         chunks += [f"> note: {n}" for n in notes]
         click.echo(plain("\n\n".join(chunks)))
     elif fmt == "csv":
-        click.echo(report.groups_to_csv(groups, frames), nl=False)
+        click.echo(report.groups_to_csv(groups, frames, stats), nl=False)
         for note in notes + [n for g, f in zip(groups, frames) for n in report.table_notes(g.runs, f)]:
             err.print(f"note: {markup(note)}", highlight=False)
     else:
-        data = report.groups_to_json(groups, frames, notes)
+        data = report.groups_to_json(groups, frames, notes, stats)
         for entry, split in zip(data["groups"], splits):
             entry["breakdown"] = split.to_json()
         click.echo(json.dumps(data, indent=2))
@@ -102,7 +120,7 @@ def command(paths: tuple[Path, ...], reference: str | None, fmt: str, plots_dir:
             plot_sets.append(plots.comparison_plots(runs, target, prefix=prefix))
         err.print(f"plots: {markup(target)}/ ({sum(len(s) for s in plot_sets)} PNG files)", highlight=False)
     if html_file is not None:
-        path = report.write_html(html_file, groups, frames, notes, plot_sets, embed=embed_plots)
+        path = report.write_html(html_file, groups, frames, notes, plot_sets, embed=embed_plots, stats=stats)
         err.print(f"report: {markup(path)}", highlight=False)
 
 

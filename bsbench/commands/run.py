@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from typing import TYPE_CHECKING
 
@@ -9,7 +10,7 @@ import click
 
 from bsbench.commands._help import GroupedCommand
 from bsbench.commands._run_options import run_config_from_cli, run_options, scheduler_values
-from bsbench.commands._workload_options import workload_from_cli, workload_options
+from bsbench.commands._workload_options import workload_options, workload_overrides
 from bsbench.metrics import NO_SLOS, has_slos
 from bsbench.record import RunRecord
 from bsbench.safe_text import markup
@@ -70,26 +71,30 @@ def run_summary_table(record: RunRecord) -> Table:
 @workload_options
 @run_options
 @click.option("--quiet", is_flag=True, help="No progress display.")
-def command(scheduler: str, quiet: bool, **kwargs) -> None:
+def command(scheduler: str, quiet: bool, repeats: int, **kwargs) -> None:
     """Replay a workload through one scheduler on the shared model runner and write a run record.
 
     What can be checked is checked before the model loads (the scheduler, its
     flags, the model source, the workload options) or at least before the run
     (the workload fits the model). Progress goes to stderr: a bar on a
     terminal, one line every few seconds elsewhere (BSBENCH_PROGRESS_INTERVAL).
+    With --repeats K it runs K times, repeat i on the workload with seed SEED + i, one record each.
     """
     from rich.console import Console
 
     from bsbench.bench import InterruptedRun, build_policy, check_workload_fits, open_session, run_benchmark
     from bsbench.hub import check_model_source
     from bsbench.progress import Progress
+    from bsbench.workloads.build import load_workload
 
     # an unknown scheduler, a flag it lacks, a bad value or an unwritable --out: exit 2 now
     config = run_config_from_cli(kwargs, scheduler, scheduler_values(kwargs))
     check_model_source(config.model)  # a hub id while offline and not cached: exit 2 in a moment
     progress = Progress(enabled=not quiet)
+    target, overrides = workload_overrides(kwargs)
     with progress.task("loading the workload"):
-        workload = workload_from_cli(kwargs)
+        workload = load_workload(target, overrides)
+    base_seed = int(workload.spec.get("seed") or 0)
     session = open_session(config, progress)
     policy = build_policy(config, session, progress)
     check_workload_fits(workload, session.info, policy)
@@ -101,10 +106,22 @@ def command(scheduler: str, quiet: bool, **kwargs) -> None:
         f"({config.weights if session.backend == 'real' else 'no'} weights, {session.dtype}) on "
         f"{markup(session.describe())}; KV {session.num_blocks * session.block_size:,} tokens"
     )
-    try:
-        record = run_benchmark(workload, config, progress=progress, session=session, policy=policy)
-    except InterruptedRun as stop:
-        console.print(f"[yellow]interrupted[/]: incomplete record written to {markup(stop.record.path)}")
-        sys.exit(130)
-    console.print(run_summary_table(record))
-    console.print(f"record: {markup(record.path)}")
+    for repeat in range(repeats):
+        if repeat:
+            with progress.task("loading the workload"):
+                workload = load_workload(target, {**overrides, "seed": base_seed + repeat})
+            config = dataclasses.replace(config, seed=config.seed + 1)
+            policy = build_policy(config, session, progress)
+            check_workload_fits(workload, session.info, policy)
+            console.print(f"repeat {repeat + 1}/{repeats}: workload seed {base_seed + repeat}")
+        config = dataclasses.replace(config, repeat=repeat, base_seed=base_seed)
+        try:
+            record = run_benchmark(workload, config, progress=progress, session=session, policy=policy)
+        except InterruptedRun as stop:
+            console.print(f"[yellow]interrupted[/]: incomplete record written to {markup(stop.record.path)}")
+            sys.exit(130)
+        console.print(run_summary_table(record))
+        console.print(f"record: {markup(record.path)}")
+    if repeats > 1:
+        console.print(f"{repeats} repeats: compare them (mean and 95% interval over seeds) with "
+                      f"bsbench compare {markup(config.out_dir)}", highlight=False)

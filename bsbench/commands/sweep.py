@@ -24,7 +24,7 @@ from bsbench.paths import check_output_dir
 from bsbench.progress import Progress
 from bsbench.safe_text import markup
 from bsbench.units import format_percent, format_rate
-from bsbench.values import SHARE, Integer
+from bsbench.values import SHARE
 
 if TYPE_CHECKING:
     from bsbench.bench import ModelSession, RunConfig
@@ -99,23 +99,31 @@ class EngineRunner:
         label = self.open().timing_label()
         return f"{label}: " if label else ""
 
-    def run_config(self, scheduler: str, seed: int | None, out_dir: Path | None = None) -> RunConfig:
+    def run_config(self, scheduler: str, seed: int | None, out_dir: Path | None = None, *,
+                   repeat: int = 0, base_seed: int | None = None) -> RunConfig:
+        """The run's config; `repeat` and `base_seed` (the seed of repeat 0) go into the record, so compare
+        groups repeats (and the sweep's run key tells them apart)."""
         return dataclasses.replace(
             self.config, scheduler=scheduler, scheduler_options=options_for(scheduler, self.scheduler_flags),
             seed=seed if seed is not None else self.config.seed, out_dir=out_dir or self.config.out_dir,
+            repeat=repeat, base_seed=base_seed,
         )
 
-    def planned_config(self, scheduler: str, workload: Any, seed: int | None) -> RecordConfig:
+    def planned_config(self, scheduler: str, workload: Any, seed: int | None, *,
+                       repeat: int = 0, base_seed: int | None = None) -> RecordConfig:
         """The RecordConfig `run(scheduler, workload, ..., seed, ...)` will write (sweep.run_key keys it)."""
         from bsbench.bench import planned_record_config
 
-        return planned_record_config(workload, self.run_config(scheduler, seed), self.open())
+        return planned_record_config(workload, self.run_config(scheduler, seed, repeat=repeat, base_seed=base_seed),
+                                     self.open())
 
-    def run(self, scheduler: str, workload: Any, rate: float, seed: int | None, out_dir: Path) -> RunRecord:
+    def run(self, scheduler: str, workload: Any, rate: float, seed: int | None, out_dir: Path, *,
+            repeat: int = 0, base_seed: int | None = None) -> RunRecord:
+        """One run, saved under `out_dir`."""
         from bsbench.bench import run_benchmark
 
-        return run_benchmark(workload, self.run_config(scheduler, seed, out_dir), progress=self.progress,
-                             session=self.open())
+        return run_benchmark(workload, self.run_config(scheduler, seed, out_dir, repeat=repeat, base_seed=base_seed),
+                             progress=self.progress, session=self.open())
 
 
 def _num(value: float | None) -> str:
@@ -152,8 +160,6 @@ def write_sweep_page(result: Any, pngs: list[Path]) -> Path:
 @click.option("--schedulers", required=True, help="Comma-separated schedulers, e.g. static,continuous,uellm,bucket.")
 @click.option("--rates", required=True,
               help="Request rates: a list (1,2,4,inf) or ranges START:STOP:xFACTOR (1:16:x2) or START:STOP:+STEP.")
-@click.option("--repeats", type=param_type(Integer(1, 1000)), default=1, show_default=True,
-              help="Runs per (scheduler, rate) with seeds SEED, SEED+1, ...: the spread of the result.")
 @click.option("--attainment", "target", type=param_type(SHARE), default=0.8, show_default=True,
               help="Target line drawn on the attainment plot.")
 @click.option("--html/--no-html", "write_html", default=True, show_default=True,
@@ -210,9 +216,11 @@ def command(ctx: click.Context, schedulers: str, rates: str, repeats: int, targe
         result = run_sweep(
             plan,
             make_workload=lambda rate, seed: engine.workload(rate, seed),
-            run_one=lambda sched, wl, rate, seed: engine.run(sched, wl, rate, seed, engine.out_dir / RUNS_DIR),
+            run_one=lambda sched, wl, rate, seed: engine.run(sched, wl, rate, seed, engine.out_dir / RUNS_DIR,
+                                                             repeat=seed - base, base_seed=base),
             out_dir=engine.out_dir,
-            config_of=lambda sched, wl, rate, seed: engine.planned_config(sched, wl, seed),
+            config_of=lambda sched, wl, rate, seed: engine.planned_config(sched, wl, seed, repeat=seed - base,
+                                                                          base_seed=base),
             on_run=on_run,
             extra_summary={"workload": engine.target, "workload_overrides": engine.overrides,
                            "model": engine.config.model, "timing": note.rstrip(": ") or "measured"},

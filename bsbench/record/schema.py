@@ -61,6 +61,8 @@ class RecordConfig:
     gpu: str | None = None  # the GPU preset (or measured device) the cost model describes; None on the wall clock
     cost_model: str | None = None  # uncalibrated | calibrated; None on the wall clock
     calibration_hash: str | None = None  # content hash of the calibration file of a calibrated cost model
+    repeat: int | None = None  # repeat index i of a --repeats run: its workload seed is base_seed + i
+    base_seed: int | None = None  # the seed of repeat 0; runs differing only by repeat share it (one compare cell)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def backend_id(self) -> str:
@@ -101,6 +103,9 @@ class RecordConfig:
         for key in ("gpu", "cost_model", "calibration_hash"):
             if known.get(key) is not None and not isinstance(known[key], str):
                 raise ValueError(f"config.{key} must be a string or null")
+        for key in ("repeat", "base_seed"):
+            if known.get(key) is not None and (isinstance(known[key], bool) or not isinstance(known[key], int)):
+                raise ValueError(f"config.{key} must be an integer or null")
         if not isinstance(known.get("scheduler_options", {}), dict):
             raise ValueError("config.scheduler_options must be an object")
         known["rate"] = float(known["rate"])
