@@ -85,11 +85,13 @@ class ContinuousScheduler(Scheduler):
         ensure = self.blocks.ensure
         while index < len(running) and budget > 0:
             state = running[index]
-            count = uncomputed_tokens(state)
+            # uncomputed_tokens and kv_slots_needed inlined: this runs once per running request per step
+            computed = state.num_computed
+            count = len(state.spec.prompt_ids) + len(state.output_ids) - computed
             if count > 1:  # an unfinished chunked prefill
                 count = min(count, budget)
             preempted = False
-            while not ensure(state.id, kv_slots_needed(state, count)):
+            while not ensure(state.spec.id, state.kv_pad_len + computed + count):
                 victim = running[-1]
                 self._preempt(victim, now)
                 if victim is state:

@@ -88,9 +88,15 @@ class SimRunner:
         seconds = self.cost_model.step_time(work)
         self.clock.advance(seconds)
         tokens = {}
-        for c in chunks:
+        id_crc = self._id_crc
+        vocab = self.shape.vocab_size
+        for c in chunks:  # _token inlined: this runs once per sampled request per step
             if c.sample:
-                tokens[c.req_id] = self._token(c.req_id, c.start_pos - c.pad_len + len(c.token_ids))
+                rid = c.req_id
+                prefix = id_crc.get(rid)
+                if prefix is None:
+                    prefix = self._id_prefix(rid)
+                tokens[rid] = zlib.crc32(str(c.start_pos - c.pad_len + len(c.token_ids)).encode(), prefix) % vocab
         return StepOutput(next_tokens=tokens, forward_s=seconds)
 
     def execute_decode_run(self, plan: StepPlan, steps: int) -> DecodeRunOutput | None:
@@ -137,10 +143,6 @@ class SimRunner:
         if need > self.activation_room:
             raise ActivationOOM(f"simulated out of memory on {self.device.name}: the step needs "
                                 f"{format_bytes(need)} of activations, {format_bytes(self.activation_room)} are free")
-
-    def _token(self, req_id: str, position: int) -> int:
-        """`sim_token(req_id, position, vocab)`, with the id's checksum computed once per request."""
-        return zlib.crc32(str(position).encode(), self._id_prefix(req_id)) % self.shape.vocab_size
 
     def _id_prefix(self, req_id: str) -> int:
         prefix = self._id_crc.get(req_id)
