@@ -26,7 +26,8 @@ def _bsbench(*args: str) -> subprocess.CompletedProcess:
 def _sweep(out: Path, options: argparse.Namespace) -> None:
     done = _bsbench("sweep", "--schedulers", options.schedulers, "--rates", options.rates, "-w", "smoke",
                     "-n", str(options.num_requests), "--max-output-len", str(options.max_output),
-                    "--device", "cpu", "--threads", "1", "--out", str(out), "--quiet")
+                    "--repeats", str(options.repeats), "--device", "cpu", "--threads", "1", "--out", str(out),
+                    "--quiet")
     if done.returncode != 0:
         sys.exit(f"sweep failed ({done.returncode}): {done.stderr.strip()[-2000:]}")
 
@@ -36,6 +37,8 @@ def main() -> None:
     parser.add_argument("--sweeps", type=int, default=10, help="identical re-sweeps gated against the baseline")
     parser.add_argument("--schedulers", default="continuous,static")
     parser.add_argument("--rates", default="8,inf")
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="repeats (seeds) per point: measured timings are gated over seeds")
     parser.add_argument("--num-requests", "-n", type=int, default=16)
     parser.add_argument("--max-output", type=int, default=8)
     parser.add_argument("--tolerance", default="5%", help="gate --tolerance (ratios and times default to it)")
