@@ -117,19 +117,28 @@ def _pairs(runs: Sequence[RunRecord], refs: Sequence[RunRecord]) -> list[tuple[R
             if r.config.seed in by_seed and r.workload.fingerprint == by_seed[r.config.seed].workload.fingerprint]
 
 
+def _ratio_per_repeat(pairs: Sequence[tuple[RunRecord, RunRecord]], metric: str) -> Interval | None:
+    a = [_figure(r.summary, metric) for r, _ in pairs]
+    b = [_figure(ref.summary, metric) for _, ref in pairs]
+    if len(pairs) < 2 or any(v is None for v in a + b):
+        return None
+    got = paired_t_interval([v for v in a if v is not None], [v for v in b if v is not None], LEVEL)
+    return None if got is None else dataclasses.replace(got, low=max(got.low, 0.0))  # figures are >= 0
+
+
+def ratio_over_seeds(runs: Sequence[RunRecord], refs: Sequence[RunRecord], metric: str) -> Interval | None:
+    """The paired 95% t-interval of `metric` of `runs` / of `refs` over seeds (one ratio per repeat), for every
+    figure, latency included: the interval that sees run-to-run noise. None with fewer than 2 paired repeats."""
+    return _ratio_per_repeat(_pairs(runs, refs), metric)
+
+
 def ratio_interval(runs: Sequence[RunRecord], refs: Sequence[RunRecord], metric: str) -> Interval | None:
     """The paired 95% interval of `metric` of `runs` / of `refs` (see the module docstring); None when it has none."""
     pairs = _pairs(runs, refs)
     if not pairs:
         return None
-    per_repeat = len(pairs) >= 2 and (metric in _RATES or request_samples(pairs[0][0], metric) is None)
-    if per_repeat:
-        a = [_figure(r.summary, metric) for r, _ in pairs]
-        b = [_figure(ref.summary, metric) for _, ref in pairs]
-        if any(v is None for v in a + b):
-            return None
-        got = paired_t_interval([v for v in a if v is not None], [v for v in b if v is not None], LEVEL)
-        return None if got is None else dataclasses.replace(got, low=max(got.low, 0.0))  # figures are >= 0
+    if len(pairs) >= 2 and (metric in _RATES or request_samples(pairs[0][0], metric) is None):
+        return _ratio_per_repeat(pairs, metric)
     strata_a, strata_b = [], []
     statistic: Statistic | None = None
     for run, ref in pairs:

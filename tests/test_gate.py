@@ -41,7 +41,7 @@ def test_parse_tolerance():
 def test_same_records_pass():
     base = gate.build_baseline(_sweep())
     assert base["reference"] == "continuous" and set(base["runs"]) == {"continuous@4", "static@4"}
-    result = gate.check_records(_sweep(), base, 0.05)
+    result = gate.check_records(_sweep(), base, 0.05, single_runs=True)
     assert result.passed, result.failures
     cats = {c.category for c in result.checks}
     assert cats == {"counts", "padding", "ratio", "absolute"}
@@ -50,8 +50,8 @@ def test_same_records_pass():
 def test_no_absolute_skips_absolute_times_but_still_gates_counts_and_ratios():
     base = gate.build_baseline(_sweep(device_name="Test CPU"))
     slower = _sweep(speed_cont=1.3, speed_static=1.95, device_name="Test CPU")  # everything 30% slower
-    assert not gate.check_records(slower, base, 0.05).passed
-    relaxed = gate.check_records(slower, base, 0.05, absolute=False)
+    assert not gate.check_records(slower, base, 0.05, single_runs=True).passed
+    relaxed = gate.check_records(slower, base, 0.05, absolute=False, single_runs=True)
     assert relaxed.passed, relaxed.failures
     assert "absolute" not in {c.category for c in relaxed.checks}
     assert any("--no-absolute" in n for n in relaxed.notes)
@@ -63,11 +63,12 @@ def test_uniformly_slower_machine_passes_on_other_device():
     """Everything 30% slower on another device: ratios hold, absolute times are not gated."""
     base = gate.build_baseline(_sweep())
     slow = _sweep(speed_cont=1.3, speed_static=1.5 * 1.3, device_name="Other CPU")
-    result = gate.check_records(slow, base, 0.05)
+    result = gate.check_records(slow, base, 0.05, single_runs=True)
     assert result.passed, result.failures
     assert any("absolute times not gated" in n for n in result.notes)
     # the same slow-down on the baseline's device is an absolute regression
-    same_device = gate.check_records(_sweep(speed_cont=1.3, speed_static=1.5 * 1.3), base, 0.05)
+    same_device = gate.check_records(_sweep(speed_cont=1.3, speed_static=1.5 * 1.3), base, 0.05,
+                                     single_runs=True)
     assert not same_device.passed
     assert {c.category for c in same_device.failures} == {"absolute"}
 
@@ -75,7 +76,7 @@ def test_uniformly_slower_machine_passes_on_other_device():
 def test_ratio_regression_fails():
     base = gate.build_baseline(_sweep())
     worse = _sweep(speed_static=2.0, device_name="Other CPU")  # static got slower relative to continuous
-    failures = gate.check_records(worse, base, 0.05).failures
+    failures = gate.check_records(worse, base, 0.05, single_runs=True).failures
     assert [(c.category, c.run, c.metric) for c in failures] == [
         ("ratio", "static/continuous@4", "output_throughput"), ("ratio", "static/continuous@4", "median_e2el_ms")]
 
@@ -83,8 +84,8 @@ def test_ratio_regression_fails():
 def test_separate_ratio_and_time_tolerances():
     base = gate.build_baseline(_sweep())
     worse = _sweep(speed_static=1.8)  # static 20% slower, same device
-    assert not gate.check_records(worse, base, 0.05).passed
-    loose = gate.check_records(worse, base, 0.05, ratio_tolerance=0.5, time_tolerance=0.5)
+    assert not gate.check_records(worse, base, 0.05, single_runs=True).passed
+    loose = gate.check_records(worse, base, 0.05, ratio_tolerance=0.5, time_tolerance=0.5, single_runs=True)
     assert loose.passed, loose.failures
 
 
@@ -120,7 +121,7 @@ def test_cli_update_then_pass_then_fail(tmp_path):
     ok = runner.invoke(command, [str(good), "--baseline", str(baseline)])
     assert ok.exit_code == 0, ok.output
     assert "PASS" in ok.output
-    ko = runner.invoke(command, [str(bad), "--baseline", str(baseline), "--tolerance", "10%"])
+    ko = runner.invoke(command, [str(bad), "--baseline", str(baseline), "--tolerance", "10%", "--single-runs"])
     assert ko.exit_code == 1, ko.output
     assert "REGRESSED" in ko.output and "static/continuous@inf" in ko.output
 

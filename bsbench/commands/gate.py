@@ -49,19 +49,23 @@ def _change(check: gating.Check) -> str:
 @click.option("--absolute/--no-absolute", default=True, show_default=True,
               help="Gate absolute throughput and latency when the baseline's device name matches; "
                    "--no-absolute on a shared or noisy runner (counts, padding and ratios are still gated).")
+@click.option("--single-runs", is_flag=True,
+              help="Judge measured (wall-clock) ratios and times of single runs too, on intervals over their "
+                   "requests, which cannot see run-to-run noise [default: not gated; sweep with --repeats].")
 @click.option("--reference", default=None, metavar="NAME",
               help="Scheduler the ratios divide by [default: the baseline's, else continuous].")
 @click.option("--update", is_flag=True, help="Write the baseline from RECORDS instead of checking.")
 @click.option("--show-all", is_flag=True, help="List passing checks too.")
 def command(records: tuple[Path, ...], baseline_path: Path, tolerance: str, ratio_tolerance: str | None,
-            time_tolerance: str | None, absolute: bool, reference: str | None, update: bool,
-            show_all: bool) -> None:
+            time_tolerance: str | None, absolute: bool, single_runs: bool, reference: str | None,
+            update: bool, show_all: bool) -> None:
     """Check run records against a baseline; exit 1 with a table of what regressed.
 
     Gates first on what a noisy machine cannot fake (OOM/failed/rejected
     counts, padding ratio, throughput and latency ratios between schedulers
     at the same rate), and on absolute times only when the baseline was
-    taken on the same device.
+    taken on the same device. Measured ratios and times are judged two-sample
+    (the current 95% interval against the baseline's) and only over repeats.
     """
     from rich.table import Table
 
@@ -89,7 +93,7 @@ def command(records: tuple[Path, ...], baseline_path: Path, tolerance: str, rati
     if timing:
         console.print(f"[bold magenta]{markup('; '.join(timing))}[/]: gating simulated figures", highlight=False)
     result = gating.check_records(loaded, baseline, tol, reference, ratio_tolerance=ratio_tol,
-                                  time_tolerance=time_tol, absolute=absolute)
+                                  time_tolerance=time_tol, absolute=absolute, single_runs=single_runs)
     shown = result.checks if show_all else result.failures
     if shown:
         table = Table(title="regressions" if not show_all else "gate checks", title_justify="left",
