@@ -139,7 +139,7 @@ def write_sweep_report(out_dir: Path, summary: dict[str, Any], records: Sequence
     overview = [
         ("schedulers", ", ".join(summary.get("schedulers", []))),
         ("rates (req/s)", ", ".join(format_rate(float(r)) for r in summary.get("rates", []))),
-        ("seeds (repeats)", ", ".join(str(s) for s in summary.get("seeds", []))),
+        ("workload seeds", _seeds_text(summary.get("seeds", []))),
         ("runs", f"{summary.get('finished_runs')} finished of {summary.get('planned_runs')} planned"
                  + (" (interrupted)" if summary.get("interrupted") else "")),
         ("workload", _workload_text(summary)),
@@ -177,3 +177,8 @@ def write_capacity_report(out_dir: Path, summary: dict[str, Any], records: Seque
     head = [Section("Capacity", [key_value_table(overview), *slo_note, table(header, rows)]),
             Section("Attainment at each probed rate", plots)]
     return _write(path, "bsbench capacity report", head, records, [])
+
+
+def _seeds_text(seeds: list[int]) -> str:
+    """'0 (1 repeat)' or '0, 1, 2 (3 repeats)': the workload seed of each repeat."""
+    return f"{', '.join(str(s) for s in seeds)} ({len(seeds)} repeat{'s' if len(seeds) != 1 else ''})"

@@ -25,6 +25,7 @@ def test_sweep_page_is_self_contained_with_contents_and_largest_group_first(page
     titles = re.findall(r"<h2 id='[^']+'>([^<]+)</h2>", page)
     assert titles[:3] == ["Sweep overview", "Results by rate", "Plots against the rate"]
     assert [t.split(":")[0] for t in titles[3:]] == ["Group 1 (3 runs)", "Group 2 (1 runs)", "Group 3 (1 runs)"]
+    assert "<td>workload seeds</td><td>0 (1 repeat)</td>" in page.replace(" class='key'", "")
     # nothing outside the file: no URL, no script, every image an embedded PNG
     assert "http://" not in page and "https://" not in page and "<script" not in page.lower()
     sources = re.findall(r"<img [^>]*src='([^']*)'", page)
