@@ -383,8 +383,9 @@ def run_sweep(
     write_summary(result, extra_summary)
     if watch is not None:
         watch.planned(result.resumed)
+    outcomes = (executor or SerialExecutor()).run(tasks, run_one, watch)
     try:
-        for outcome in (executor or SerialExecutor()).run(tasks, run_one, watch):
+        for outcome in outcomes:
             result.retries += outcome.attempts - 1
             if outcome.record is None:
                 task = outcome.task
@@ -412,6 +413,10 @@ def run_sweep(
         result.interrupted = True
         write_summary(result, extra_summary)
         raise
+    finally:
+        close = getattr(outcomes, "close", None)
+        if close is not None:  # an executor's generator stops its workers when closed early
+            close()
     return result
 
 
