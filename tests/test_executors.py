@@ -161,3 +161,25 @@ def test_sim_sweep_records_are_bit_identical_serial_and_process(bsbench, tmp_pat
         assert one[key] == two[key], key
     runs = [{k: v for k, v in r.items() if k != "path"} for r in load_summary(tmp_path / "process")["runs"]]
     assert runs == [{k: v for k, v in r.items() if k != "path"} for r in load_summary(tmp_path / "serial")["runs"]]
+
+
+def _searches(folder: Path) -> dict:
+    """capacity_summary.json's searches without the record paths (names carry creation times)."""
+    schedulers = json.loads((folder / "capacity_summary.json").read_text())["schedulers"]
+    for entry in schedulers.values():
+        for search in entry["repeats"]:
+            for probe in search["probes"]:
+                assert Path(probe.pop("path")).parent == folder  # written by the driver, into OUT
+    return schedulers
+
+
+def test_capacity_in_parallel_keeps_each_search_and_its_result(bsbench, tmp_path):
+    args = ("capacity", "--backend", "sim", "--model", "llama2-13b", "--gpu", "a100-40gb", "-w", "synthetic",
+            "-n", "24", "--schedulers", "static,continuous", "--repeats", "2", "--ttft-slo", "2000",
+            "--start-rate", "2", "--max-rate", "16", "--no-html", "--quiet")
+    serial = bsbench(*args, "--out", tmp_path / "serial")
+    pooled = bsbench(*args, "--out", tmp_path / "process", "--executor", "process", "--workers", "2")
+    assert serial.code == 0 and pooled.code == 0, pooled.err[-2000:]
+    one, two = _searches(tmp_path / "serial"), _searches(tmp_path / "process")
+    assert one == two
+    assert sum(len(s["probes"]) for entry in one.values() for s in entry["repeats"]) >= 8  # the searches ran

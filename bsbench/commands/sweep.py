@@ -32,12 +32,12 @@ if TYPE_CHECKING:
     from bsbench.bench import ModelSession, RunConfig
     from bsbench.executors import Executor
     from bsbench.executors.engine_task import EngineTask
-    from bsbench.record import RecordConfig, RunRecord
+    from bsbench.record import RecordConfig
 
 
 class EngineRunner:
     """What sweep and capacity share: the workload target and overrides, the base run config,
-    one model session reused across runs, one progress display, and `run(scheduler, workload, rate, seed)`."""
+    one model session reused across runs, one progress display, and `task_runner(base_seed)` (an executor's RunOne)."""
 
     def __init__(self, ctx: click.Context, kwargs: dict[str, Any], default_out: str, quiet: bool) -> None:
         from bsbench.schedulers.registry import all_schedulers
@@ -135,14 +135,6 @@ class EngineRunner:
         return planned_record_config(workload, self.run_config(scheduler, seed, repeat=repeat, base_seed=base_seed),
                                      self.open())
 
-    def run(self, scheduler: str, workload: Any, rate: float, seed: int | None, out_dir: Path, *,
-            repeat: int = 0, base_seed: int | None = None) -> RunRecord:
-        """One run, saved under `out_dir`."""
-        from bsbench.bench import run_benchmark
-
-        return run_benchmark(workload, self.run_config(scheduler, seed, out_dir, repeat=repeat, base_seed=base_seed),
-                             progress=self.progress, session=self.open())
-
 
 def sweep_table(result: Any, note: str = ""):
     """Rates as rows, schedulers as columns (sweep.grid); `note` heads the title ('simulated (...): ')."""
@@ -210,16 +202,16 @@ def command(ctx: click.Context, schedulers: str, rates: str, repeats: int, targe
     plan = SweepPlan(engine.check_schedulers(parse_names(schedulers, engine.known_schedulers)), parse_rates(rates), [])
     base = engine.base_seed()
     plan.seeds = [base + i for i in range(repeats)]
+    runner = engine.executor(executor, workers, ray_address)
     note = engine.timing_note()
     plan.backend = engine.open().backend_id()
     console = make_console()
     console.print(f"{markup(note)}sweep: {len(plan.schedulers)} schedulers x {len(plan.rates)} rates x "
                   f"{repeats} repeats = "
-                  f"{plan.size} runs -> {markup(engine.out_dir)}", highlight=False)
+                  f"{plan.size} runs -> {markup(engine.out_dir)}"
+                  + (f" ({runner.name} executor, {runner.workers} workers)" if runner.name != "serial" else ""),
+                  highlight=False)
 
-    runner = engine.executor(executor, workers, ray_address)
-    if runner.workers > 1:
-        console.print(f"executor: {runner.name}, {runner.workers} workers", highlight=False)
     try:
         with engine.progress.task(f"{note}sweep", total=plan.size, unit="runs") as progress:
             watch = SweepWatch(progress)
