@@ -353,7 +353,8 @@ def run_sweep(
     `make_workload(rate, seed)` is called once per (rate, seed), on the driver, and its result goes to every
     scheduler (paired); `config_of(scheduler, workload, rate, seed)` is the RecordConfig that run will carry
     (its key: `run_key`). The runs left are RunTasks for `executor` (default serial), one per key;
-    `run_one(task)` runs one and returns its record unsaved, and this driver writes it under OUT/runs. Before
+    `run_one(task)` runs one and returns its record unsaved, and this driver writes it under OUT/runs; the
+    executor is closed when the sweep ends. Before
     anything runs, a folder holding runs of another setting is refused (check_same_setting). A run that failed
     twice is in `result.failures` with its reason, and the sweep goes on; `result.retries` counts the second
     tries. The summary file is rewritten after every run, so an interrupted sweep (KeyboardInterrupt) leaves
@@ -383,7 +384,8 @@ def run_sweep(
     write_summary(result, extra_summary)
     if watch is not None:
         watch.planned(result.resumed)
-    outcomes = (executor or SerialExecutor()).run(tasks, run_one, watch)
+    executor = executor or SerialExecutor()
+    outcomes = executor.run(tasks, run_one, watch)
     try:
         for outcome in outcomes:
             result.retries += outcome.attempts - 1
@@ -414,9 +416,8 @@ def run_sweep(
         write_summary(result, extra_summary)
         raise
     finally:
-        close = getattr(outcomes, "close", None)
-        if close is not None:  # an executor's generator stops its workers when closed early
-            close()
+        outcomes.close()  # closed early (Ctrl-C, an error), an executor's generator stops its workers
+        executor.close()
     return result
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -116,21 +117,22 @@ def command(ctx: click.Context, schedulers: str, target: float, start_rate: floa
                                             fingerprint)
         by_index = {task.index: search for search, task in tasks.items()}
         got: dict[Any, tuple[float | None, dict[str, Any]]] = {}
-        for outcome in runner.run(list(tasks.values()), task_runner):
-            name, repeat = by_index[outcome.task.index]
-            label = f"{markup(note)}{markup(name)} @ {format_rate(outcome.task.rate)} req/s" + (
-                f" seed {outcome.task.seed}" if repeats > 1 else "")
-            if outcome.record is None:
-                console.print(f"{label}: [red]failed[/] after {outcome.attempts} tries: {markup(outcome.error)}",
-                              highlight=False)
-                got[(name, repeat)] = None, {"failed": outcome.error}
-                continue
-            path = save_record(outcome.record, engine.out_dir)
-            att = outcome.record.summary.get("slo_attainment")
-            retried = f", after {outcome.attempts} tries" if outcome.attempts > 1 else ""
-            console.print(f"{label}: attainment {format_percent(att, '—')} "
-                          f"({'pass' if att is not None and att >= target else 'miss'}{retried})", highlight=False)
-            got[(name, repeat)] = att, {"path": str(path)}
+        with closing(runner.run(list(tasks.values()), task_runner)) as outcomes:  # closed early: workers stop
+            for outcome in outcomes:
+                name, repeat = by_index[outcome.task.index]
+                label = f"{markup(note)}{markup(name)} @ {format_rate(outcome.task.rate)} req/s" + (
+                    f" seed {outcome.task.seed}" if repeats > 1 else "")
+                if outcome.record is None:
+                    console.print(f"{label}: [red]failed[/] after {outcome.attempts} tries: {markup(outcome.error)}",
+                                  highlight=False)
+                    got[(name, repeat)] = None, {"failed": outcome.error}
+                    continue
+                path = save_record(outcome.record, engine.out_dir)
+                att = outcome.record.summary.get("slo_attainment")
+                retried = f", after {outcome.attempts} tries" if outcome.attempts > 1 else ""
+                console.print(f"{label}: attainment {format_percent(att, '—')} "
+                              f"({'pass' if att is not None and att >= target else 'miss'}{retried})", highlight=False)
+                got[(name, repeat)] = att, {"path": str(path)}
         return got
 
     try:
@@ -138,6 +140,8 @@ def command(ctx: click.Context, schedulers: str, target: float, start_rate: floa
     except KeyboardInterrupt:
         console.print("[yellow]interrupted[/]", highlight=False)
         raise click.exceptions.Exit(130) from None
+    finally:
+        runner.close()
     results = {name: CapacityOverRepeats(name, seeds, [found[(name, repeat)] for repeat in range(repeats)], slo,
                                          max_rate) for name in names}
 

@@ -10,13 +10,14 @@ driver alone writes records (atomically), so no shared filesystem is needed. Con
   it took (2 = one retry) and a task that fails twice ends with its reason, while the others go on;
 - a BsbenchError (a user error: the workload does not fit the model, ...) is not retried: it ends the whole
   batch, as it would a serial sweep;
-- KeyboardInterrupt cancels the outstanding tasks and propagates; outcomes already yielded stay valid.
+- KeyboardInterrupt cancels the outstanding tasks and propagates; outcomes already yielded stay valid;
+- the driver calls `close()` when it has no more batches.
 `run_one` must be picklable for the process and Ray executors (a module-level function or dataclass).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -54,6 +55,7 @@ class TaskOutcome:
 
 
 RunOne = Callable[[RunTask], "RunRecord"]
+Outcomes = Generator[TaskOutcome, None, None]  # close() it to stop early: the executor's workers stop
 
 
 class Watch(Protocol):
@@ -77,8 +79,12 @@ class Executor(Protocol):
     name: str
     workers: int
 
-    def run(self, tasks: Sequence[RunTask], run_one: RunOne, watch: Watch | None = None) -> Iterator[TaskOutcome]:
+    def run(self, tasks: Sequence[RunTask], run_one: RunOne, watch: Watch | None = None) -> Outcomes:
         """Run every task (see the module docstring), yielding outcomes as they end."""
+        ...
+
+    def close(self) -> None:
+        """End the workers; the executor may serve several batches before."""
         ...
 
 

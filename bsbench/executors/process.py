@@ -1,6 +1,7 @@
 """The process executor: a local pool of `workers` processes (spawn context), one task per run key.
 
-At most `workers` tasks are in flight (slots.run_on_slots), so a task handed to the pool is running on a worker.
+The pool lives until `close()`. At most `workers` tasks are in flight (slots.run_on_slots), so a task handed
+to the pool is running on a worker.
 When a worker dies (os._exit, a segfault, the OOM killer) concurrent.futures breaks the whole pool and every task
 in flight with it ends; each is tried once more on a fresh pool, and that try counts against it (a crash cannot
 be pinned on one task). Workers ignore SIGINT: Ctrl-C reaches the driver alone, which cancels what is queued,
@@ -11,13 +12,13 @@ from __future__ import annotations
 
 import multiprocessing
 import signal
-from collections.abc import Hashable, Iterator, Sequence
+from collections.abc import Hashable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
-from bsbench.executors.base import RunOne, RunTask, TaskOutcome, Watch, execute
+from bsbench.executors.base import Outcomes, RunOne, RunTask, Watch, execute
 from bsbench.executors.slots import run_on_slots
 
 if TYPE_CHECKING:
@@ -34,16 +35,15 @@ class FuturesPool:
 
     workers: int
     start_method: str
-    _pool: Any = field(default=None, init=False)
-
-    def __post_init__(self) -> None:
-        self._pool = self._new()
+    _pool: Any = field(default=None, init=False)  # started at the first submit, again after stop()
 
     def _new(self) -> ProcessPoolExecutor:
         return ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context(self.start_method),
                                    initializer=_ignore_sigint)
 
     def submit(self, run_one: RunOne, task: RunTask) -> Hashable:
+        if self._pool is None:
+            self._pool = self._new()
         return self._pool.submit(execute, run_one, task)
 
     def wait_any(self, handles: Sequence[Hashable]) -> list[Hashable]:
@@ -62,8 +62,11 @@ class FuturesPool:
         self._pool = self._new()
 
     def stop(self) -> None:
+        if self._pool is None:
+            return
         processes = list((getattr(self._pool, "_processes", None) or {}).values())  # no public way before 3.14
         self._pool.shutdown(wait=False, cancel_futures=True)
+        self._pool = None
         for process in processes:
             if process.is_alive():
                 process.terminate()
@@ -71,16 +74,26 @@ class FuturesPool:
             process.join(timeout=5)
 
     def close(self) -> None:
-        self._pool.shutdown(wait=True)
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
 
 
 @dataclass(slots=True)
 class ProcessExecutor:
+    """Its workers live from the first task to `close()`, so successive batches (capacity's probe rounds)
+    reuse them and the models they loaded."""
+
     workers: int
     name: str = "process"
     start_method: str = "spawn"
+    _pool: FuturesPool | None = field(default=None, init=False, repr=False)
 
-    def run(self, tasks: Sequence[RunTask], run_one: RunOne, watch: Watch | None = None) -> Iterator[TaskOutcome]:
-        if not tasks:
-            return iter(())
-        return run_on_slots(FuturesPool(self.workers, self.start_method), self.workers, tasks, run_one, watch)
+    def run(self, tasks: Sequence[RunTask], run_one: RunOne, watch: Watch | None = None) -> Outcomes:
+        if self._pool is None:
+            self._pool = FuturesPool(self.workers, self.start_method)
+        return run_on_slots(self._pool, self.workers, tasks, run_one, watch)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.close()

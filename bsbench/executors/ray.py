@@ -10,12 +10,12 @@ come back to the driver as task results, so no shared filesystem is needed.
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterator, Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from bsbench.errors import BsbenchError
-from bsbench.executors.base import RunOne, RunTask, TaskOutcome, Watch, execute
+from bsbench.executors.base import Outcomes, RunOne, RunTask, Watch, execute
 from bsbench.executors.slots import run_on_slots
 
 if TYPE_CHECKING:
@@ -104,7 +104,8 @@ class RayExecutor:
                                f"{need} per task" + (" (use --device cpu or the sim backend)" if gpu_tasks else ""))
         return cls(workers or have, {"num_gpus": 1} if gpu_tasks else {"num_cpus": 1})
 
-    def run(self, tasks: Sequence[RunTask], run_one: RunOne, watch: Watch | None = None) -> Iterator[TaskOutcome]:
-        if not tasks:
-            return iter(())
+    def run(self, tasks: Sequence[RunTask], run_one: RunOne, watch: Watch | None = None) -> Outcomes:
         return run_on_slots(RayPool(self.resources), self.workers, tasks, run_one, watch)
+
+    def close(self) -> None:
+        pass  # the Ray instance outlives the command only when it was joined (--ray-address); a local one ends with it

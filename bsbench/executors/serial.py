@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterator, Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from bsbench.executors.base import RunOne, RunTask, TaskOutcome, Watch, execute
+from bsbench.executors.base import Outcomes, RunOne, RunTask, Watch, execute
 from bsbench.executors.slots import run_on_slots
 
 if TYPE_CHECKING:
@@ -55,5 +55,8 @@ class SerialExecutor:
     name: str = "serial"
     workers: int = 1
 
-    def run(self, tasks: Sequence[RunTask], run_one: RunOne, watch: Watch | None = None) -> Iterator[TaskOutcome]:
+    def run(self, tasks: Sequence[RunTask], run_one: RunOne, watch: Watch | None = None) -> Outcomes:
         return run_on_slots(InlinePool(), 1, tasks, run_one, watch)
+
+    def close(self) -> None:
+        pass

@@ -5,11 +5,11 @@ A `Pool` adapts one engine (concurrent.futures, Ray) to it."""
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Hashable, Iterator, Sequence
+from collections.abc import Hashable, Sequence
 from typing import TYPE_CHECKING, Protocol
 
 from bsbench.errors import BsbenchError
-from bsbench.executors.base import MAX_ATTEMPTS, RunOne, RunTask, TaskOutcome, Watch, failure_reason
+from bsbench.executors.base import MAX_ATTEMPTS, Outcomes, RunOne, RunTask, TaskOutcome, Watch, failure_reason
 
 if TYPE_CHECKING:
     from bsbench.record import RunRecord
@@ -38,11 +38,13 @@ class Pool(Protocol):
         """Cancel and end everything now (Ctrl-C, or a BsbenchError)."""
         ...
 
-    def close(self) -> None: ...
+    def close(self) -> None:
+        """End the workers (the executor's close(); a batch leaves them running for the next)."""
+        ...
 
 
 def run_on_slots(pool: Pool, workers: int, tasks: Sequence[RunTask], run_one: RunOne,
-                 watch: Watch | None) -> Iterator[TaskOutcome]:
+                 watch: Watch | None) -> Outcomes:
     pending = deque(tasks)
     attempts = {task.index: 0 for task in tasks}
     in_flight: dict[Hashable, tuple[RunTask, int]] = {}
@@ -80,4 +82,3 @@ def run_on_slots(pool: Pool, workers: int, tasks: Sequence[RunTask], run_one: Ru
     except BaseException:
         pool.stop()
         raise
-    pool.close()
