@@ -111,7 +111,7 @@ def command(ctx: click.Context, schedulers: str, target: float, start_rate: floa
             repeat_seed = seeds[repeat]
             workload = workloads.get((rate, repeat_seed)) or workloads.setdefault(
                 (rate, repeat_seed), engine.workload(rate, repeat_seed))
-            config = engine.planned_config(name, workload, repeat_seed, repeat=repeat, base_seed=seed)
+            config = engine.planned_config(name, workload, repeat_seed, seed)
             fingerprint = workload.fingerprint()
             tasks[(name, repeat)] = RunTask(index, run_key(config, fingerprint), name, rate, repeat_seed, workload,
                                             fingerprint)

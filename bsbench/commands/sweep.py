@@ -29,7 +29,7 @@ from bsbench.units import format_rate
 from bsbench.values import SHARE
 
 if TYPE_CHECKING:
-    from bsbench.bench import ModelSession, RunConfig
+    from bsbench.bench import ModelSession
     from bsbench.executors import Executor
     from bsbench.executors.engine_task import EngineTask
     from bsbench.record import RecordConfig
@@ -117,23 +117,12 @@ class EngineRunner:
         label = self.open().timing_label()
         return f"{label}: " if label else ""
 
-    def run_config(self, scheduler: str, seed: int | None, out_dir: Path | None = None, *,
-                   repeat: int = 0, base_seed: int | None = None) -> RunConfig:
-        """The run's config; `repeat` and `base_seed` (the seed of repeat 0) go into the record, so compare
-        groups repeats (and the sweep's run key tells them apart)."""
-        return dataclasses.replace(
-            self.config, scheduler=scheduler, scheduler_options=options_for(scheduler, self.scheduler_flags),
-            seed=seed if seed is not None else self.config.seed, out_dir=out_dir or self.config.out_dir,
-            repeat=repeat, base_seed=base_seed,
-        )
-
-    def planned_config(self, scheduler: str, workload: Any, seed: int | None, *,
-                       repeat: int = 0, base_seed: int | None = None) -> RecordConfig:
-        """The RecordConfig `run(scheduler, workload, ..., seed, ...)` will write (sweep.run_key keys it)."""
+    def planned_config(self, scheduler: str, workload: Any, seed: int, base_seed: int) -> RecordConfig:
+        """The RecordConfig the run of `scheduler` on `workload` (of `seed`) will carry (sweep.run_key keys it):
+        made from the same run config as the run itself (EngineTask.config_for), so they cannot drift."""
         from bsbench.bench import planned_record_config
 
-        return planned_record_config(workload, self.run_config(scheduler, seed, repeat=repeat, base_seed=base_seed),
-                                     self.open())
+        return planned_record_config(workload, self.task_runner(base_seed).config_for(scheduler, seed), self.open())
 
 
 def sweep_table(result: Any, note: str = ""):
@@ -220,8 +209,7 @@ def command(ctx: click.Context, schedulers: str, rates: str, repeats: int, targe
                 make_workload=lambda rate, seed: engine.workload(rate, seed),
                 run_one=engine.task_runner(base),
                 out_dir=engine.out_dir,
-                config_of=lambda sched, wl, rate, seed: engine.planned_config(sched, wl, seed, repeat=seed - base,
-                                                                              base_seed=base),
+                config_of=lambda sched, wl, rate, seed: engine.planned_config(sched, wl, seed, base),
                 executor=runner,
                 watch=watch,
                 extra_summary={"workload": engine.target, "workload_overrides": engine.overrides,

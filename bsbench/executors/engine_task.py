@@ -23,12 +23,13 @@ class EngineTask:
     options: dict[str, dict[str, Any]]
     base_seed: int
 
-    def config(self, task: RunTask) -> RunConfig:
-        return dataclasses.replace(self.base, scheduler=task.scheduler, scheduler_options=self.options[task.scheduler],
-                                   seed=task.seed, repeat=task.seed - self.base_seed, base_seed=self.base_seed)
+    def config_for(self, scheduler: str, seed: int) -> RunConfig:
+        """The run config of `scheduler` on the workload of `seed`."""
+        return dataclasses.replace(self.base, scheduler=scheduler, scheduler_options=self.options[scheduler],
+                                   seed=seed, repeat=seed - self.base_seed, base_seed=self.base_seed)
 
     def __call__(self, task: RunTask) -> RunRecord:
         from bsbench.bench import run_benchmark, session_for
 
-        config = self.config(task)
+        config = self.config_for(task.scheduler, task.seed)
         return run_benchmark(task.workload, config, progress=False, session=session_for(config), save=False)
