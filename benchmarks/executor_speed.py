@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -73,7 +74,8 @@ def main() -> None:
     executors = ["process"] + (["ray"] if importlib.util.find_spec("ray") else [])
     size = len(SCHEDULERS) * len(RATES) * args.repeats
     print(f"sim sweep: {len(SCHEDULERS)} schedulers x {len(RATES)} rates x {args.repeats} repeats = {size} runs, "
-          f"{args.num_requests} {args.workload} requests each, {args.model} on {args.gpu}")
+          f"{args.num_requests} {args.workload} requests each, {args.model} on {args.gpu}; "
+          f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}")
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         serial_s = sweep("serial", None, args, root / "serial")
@@ -84,7 +86,8 @@ def main() -> None:
             same = records(root / name) == reference
             speedup = serial_s / took
             verdict = "PASS" if speedup >= TARGET and same else "MISS"
-            print(f"{name} ({args.workers} workers): {took:.1f} s, speed-up {speedup:.2f}x "
+            print(f"{name} ({args.workers} workers): {took:.1f} s (load average {os.getloadavg()[0]:.2f}), "
+                  f"speed-up {speedup:.2f}x "
                   f"(target >= {TARGET}x): {verdict}; records {'identical' if same else 'DIFFER'} to serial")
         if "ray" not in executors:
             print("ray: not installed (pip install -e '.[ray]'), not measured")

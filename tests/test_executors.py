@@ -13,6 +13,7 @@ from bsbench.errors import BsbenchError
 from bsbench.executors import RunTask, execute, make_executor
 from bsbench.executors.process import ProcessExecutor
 from bsbench.executors.serial import SerialExecutor
+from bsbench.record.io import record_text
 from bsbench.sweep import SweepPlan, load_summary, run_sweep
 
 try:
@@ -90,7 +91,9 @@ def test_a_workload_altered_on_the_way_is_refused_where_it_lands(tmp_path):
     changed = dataclasses.replace(task, workload=make_workload(1.0, 1))
     with pytest.raises(BsbenchError, match="arrived with fingerprint"):
         execute(FakeRun(str(_tries(tmp_path))), changed)
-    assert execute(FakeRun(str(_tries(tmp_path))), task).workload.fingerprint == task.fingerprint
+    finished = execute(FakeRun(str(_tries(tmp_path))), task)
+    assert finished.record.workload.fingerprint == task.fingerprint
+    assert json.loads(finished.text) == json.loads(record_text(finished.record))
 
 
 class InterruptAtThird:

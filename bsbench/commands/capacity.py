@@ -127,7 +127,7 @@ def command(ctx: click.Context, schedulers: str, target: float, start_rate: floa
                                   highlight=False)
                     got[(name, repeat)] = None, {"failed": outcome.error}
                     continue
-                path = save_record(outcome.record, engine.out_dir)
+                path = save_record(outcome.record, engine.out_dir, text=outcome.text)
                 att = outcome.record.summary.get("slo_attainment")
                 retried = f", after {outcome.attempts} tries" if outcome.attempts > 1 else ""
                 console.print(f"{label}: attainment {format_percent(att, '—')} "

@@ -47,11 +47,21 @@ class RunTask:
 
 
 @dataclass(slots=True)
+class Finished:
+    """What a task sends back: its record, and the record's file text (record.io.record_text), rendered where
+    the task ran so that the driver only writes it."""
+
+    record: RunRecord
+    text: str
+
+
+@dataclass(slots=True)
 class TaskOutcome:
     task: RunTask
     record: RunRecord | None
     error: str | None  # why it failed, when record is None
     attempts: int
+    text: str | None = None  # the record's file text: save_record(record, folder, text=text)
 
 
 RunOne = Callable[[RunTask], "RunRecord"]
@@ -88,13 +98,16 @@ class Executor(Protocol):
         ...
 
 
-def execute(run_one: RunOne, task: RunTask) -> RunRecord:
-    """Run one task where it landed: check the shipped workload's fingerprint, then run it."""
+def execute(run_one: RunOne, task: RunTask) -> Finished:
+    """Run one task where it landed: check the shipped workload's fingerprint, run it, render its record."""
+    from bsbench.record.io import record_text
+
     got = task.workload.fingerprint()
     if got != task.fingerprint:
         raise BsbenchError(f"run {task.key}: the workload arrived with fingerprint {got}, not the driver's "
                            f"{task.fingerprint}")
-    return run_one(task)
+    record = run_one(task)
+    return Finished(record, record_text(record))
 
 
 def failure_reason(exc: BaseException) -> str:

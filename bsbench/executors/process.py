@@ -16,13 +16,10 @@ from collections.abc import Hashable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
-from bsbench.executors.base import Outcomes, RunOne, RunTask, Watch, execute
+from bsbench.executors.base import Finished, Outcomes, RunOne, RunTask, Watch, execute
 from bsbench.executors.slots import run_on_slots
-
-if TYPE_CHECKING:
-    from bsbench.record import RunRecord
 
 
 def _ignore_sigint() -> None:
@@ -50,7 +47,7 @@ class FuturesPool:
         done, _ = wait(cast("list[Future]", handles), return_when=FIRST_COMPLETED)
         return list(done)
 
-    def result(self, handle: Hashable) -> RunRecord:
+    def result(self, handle: Hashable) -> Finished:
         return cast("Future", handle).result()
 
     def crashed(self, exc: BaseException) -> str | None:

@@ -12,14 +12,11 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from bsbench.errors import BsbenchError
-from bsbench.executors.base import Outcomes, RunOne, RunTask, Watch, execute
+from bsbench.executors.base import Finished, Outcomes, RunOne, RunTask, Watch, execute
 from bsbench.executors.slots import run_on_slots
-
-if TYPE_CHECKING:
-    from bsbench.record import RunRecord
 
 INSTALL = "pip install -e '.[ray]'"
 
@@ -52,7 +49,7 @@ class RayPool:
         ready, _ = _ray().wait(list(handles), num_returns=1)
         return list(ready)
 
-    def result(self, handle: Hashable) -> RunRecord:
+    def result(self, handle: Hashable) -> Finished:
         ray = _ray()
         self._submitted.discard(handle)
         try:

@@ -4,20 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
-from bsbench.executors.base import Outcomes, RunOne, RunTask, Watch, execute
+from bsbench.executors.base import Finished, Outcomes, RunOne, RunTask, Watch, execute
 from bsbench.executors.slots import run_on_slots
-
-if TYPE_CHECKING:
-    from bsbench.record import RunRecord
 
 
 @dataclass(slots=True)
 class InlinePool:
     """slots.Pool that runs a task when it is submitted, here; KeyboardInterrupt propagates from `submit`."""
 
-    _ended: dict[int, RunRecord | Exception] = field(default_factory=dict)
+    _ended: dict[int, Finished | Exception] = field(default_factory=dict)
     _submitted: int = 0
 
     def submit(self, run_one: RunOne, task: RunTask) -> Hashable:
@@ -31,7 +27,7 @@ class InlinePool:
     def wait_any(self, handles: Sequence[Hashable]) -> list[Hashable]:
         return list(handles)
 
-    def result(self, handle: Hashable) -> RunRecord:
+    def result(self, handle: Hashable) -> Finished:
         got = self._ended.pop(handle)  # type: ignore[call-overload]
         if isinstance(got, Exception):
             raise got

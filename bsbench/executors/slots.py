@@ -6,13 +6,10 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Hashable, Sequence
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from bsbench.errors import BsbenchError
-from bsbench.executors.base import MAX_ATTEMPTS, Outcomes, RunOne, RunTask, TaskOutcome, Watch, failure_reason
-
-if TYPE_CHECKING:
-    from bsbench.record import RunRecord
+from bsbench.executors.base import MAX_ATTEMPTS, Finished, Outcomes, RunOne, RunTask, TaskOutcome, Watch, failure_reason
 
 
 class Pool(Protocol):
@@ -22,8 +19,8 @@ class Pool(Protocol):
         """The handles among `handles` that have ended (at least one; blocks until then)."""
         ...
 
-    def result(self, handle: Hashable) -> RunRecord:
-        """The ended task's record, or its exception raised, unwrapped (the run's own BsbenchError, ...)."""
+    def result(self, handle: Hashable) -> Finished:
+        """The ended task's record and text, or its exception raised, unwrapped (the run's own BsbenchError, ...)."""
         ...
 
     def crashed(self, exc: BaseException) -> str | None:
@@ -62,7 +59,7 @@ def run_on_slots(pool: Pool, workers: int, tasks: Sequence[RunTask], run_one: Ru
                 task, slot = in_flight.pop(handle)
                 free_slots.append(slot)
                 try:
-                    record = pool.result(handle)
+                    finished = pool.result(handle)
                 except (BsbenchError, KeyboardInterrupt):
                     raise
                 except Exception as exc:
@@ -76,7 +73,7 @@ def run_on_slots(pool: Pool, workers: int, tasks: Sequence[RunTask], run_one: Ru
                     else:
                         yield TaskOutcome(task, None, reason, attempts[task.index])
                     continue
-                yield TaskOutcome(task, record, None, attempts[task.index])
+                yield TaskOutcome(task, finished.record, None, attempts[task.index], finished.text)
             if crashed:
                 pool.rebuild(list(in_flight))
     except BaseException:
