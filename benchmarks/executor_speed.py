@@ -41,7 +41,8 @@ def records(folder: Path) -> dict[tuple, dict]:
     return out
 
 
-def sweep(executor: str, workers: int | None, args: argparse.Namespace, out: Path) -> float:
+def sweep(executor: str, workers: int | None, args: argparse.Namespace, out: Path) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of this driver process) of one sweep."""
     config = RunConfig(backend="sim", clock="virtual", model=args.model, gpu=args.gpu)
     session = session_for(config)
     base_seed = 0
@@ -54,12 +55,12 @@ def sweep(executor: str, workers: int | None, args: argparse.Namespace, out: Pat
     def config_of(scheduler: str, workload, rate: float, seed: int):
         return planned_record_config(workload, task.config_for(scheduler, seed), session)
 
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     result = run_sweep(plan, make_workload, task, out, config_of=config_of,
                        executor=make_executor(executor, workers))
     elapsed = time.perf_counter() - start
     assert result.executed == plan.size and not result.failures, (result.executed, result.failures)
-    return elapsed
+    return elapsed, time.process_time() - cpu
 
 
 def main() -> None:
@@ -78,15 +79,16 @@ def main() -> None:
           f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}")
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        serial_s = sweep("serial", None, args, root / "serial")
+        serial_s, _ = sweep("serial", None, args, root / "serial")
         print(f"serial: {serial_s:.1f} s")
         reference = records(root / "serial")
         for name in executors:
-            took = sweep(name, args.workers, args, root / name)
+            took, driver_cpu = sweep(name, args.workers, args, root / name)
             same = records(root / name) == reference
             speedup = serial_s / took
             verdict = "PASS" if speedup >= TARGET and same else "MISS"
-            print(f"{name} ({args.workers} workers): {took:.1f} s (load average {os.getloadavg()[0]:.2f}), "
+            print(f"{name} ({args.workers} workers): {took:.1f} s (driver CPU {driver_cpu:.1f} s, load average "
+                  f"{os.getloadavg()[0]:.2f}), "
                   f"speed-up {speedup:.2f}x "
                   f"(target >= {TARGET}x): {verdict}; records {'identical' if same else 'DIFFER'} to serial")
         if "ray" not in executors:

@@ -17,6 +17,7 @@ driver alone writes records (atomically), so no shared filesystem is needed. Con
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
@@ -48,8 +49,10 @@ class RunTask:
 
 @dataclass(slots=True)
 class Finished:
-    """What a task sends back: its record, and the record's file text (record.io.record_text), rendered where
-    the task ran so that the driver only writes it."""
+    """What a task sends back: its record's file text (record.io.record_text), rendered where the task ran so
+    that the driver only writes it, and the record without its rows (requests, steps, events: in the text
+    only), which is all the driver reads (config, workload, summary); shipping the rows twice cost the driver
+    more than a fifth of a core at 2 workers."""
 
     record: RunRecord
     text: str
@@ -58,7 +61,7 @@ class Finished:
 @dataclass(slots=True)
 class TaskOutcome:
     task: RunTask
-    record: RunRecord | None
+    record: RunRecord | None  # without its rows when `text` is set (Finished)
     error: str | None  # why it failed, when record is None
     attempts: int
     text: str | None = None  # the record's file text: save_record(record, folder, text=text)
@@ -107,7 +110,7 @@ def execute(run_one: RunOne, task: RunTask) -> Finished:
         raise BsbenchError(f"run {task.key}: the workload arrived with fingerprint {got}, not the driver's "
                            f"{task.fingerprint}")
     record = run_one(task)
-    return Finished(record, record_text(record))
+    return Finished(dataclasses.replace(record, requests=[], steps=[], events=[]), record_text(record))
 
 
 def failure_reason(exc: BaseException) -> str:
