@@ -4,6 +4,7 @@ run that fails twice is recorded as failed and the sweep goes on; Ctrl-C keeps f
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import json
 from pathlib import Path
 
@@ -157,16 +158,33 @@ def _records(folder: Path) -> dict[tuple, dict]:
     return out
 
 
-def test_sim_sweep_records_are_bit_identical_serial_and_process(bsbench, tmp_path):
+needs_ray = pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="Ray not installed (.[ray])")
+
+
+@pytest.mark.parametrize("executor", ["process", pytest.param("ray", marks=needs_ray)])
+def test_sim_sweep_records_are_bit_identical_serial_and_pooled(bsbench, tmp_path, executor):
     serial = bsbench("sweep", *SIM, "--out", tmp_path / "serial")
-    pooled = bsbench("sweep", *SIM, "--out", tmp_path / "process", "--executor", "process", "--workers", "2")
+    pooled = bsbench("sweep", *SIM, "--out", tmp_path / executor, "--executor", executor, "--workers", "2")
     assert serial.code == 0 and pooled.code == 0, pooled.err[-2000:]
-    one, two = _records(tmp_path / "serial"), _records(tmp_path / "process")
+    one, two = _records(tmp_path / "serial"), _records(tmp_path / executor)
     assert len(one) == 8 and one.keys() == two.keys()
     for key in one:
         assert one[key] == two[key], key
-    runs = [{k: v for k, v in r.items() if k != "path"} for r in load_summary(tmp_path / "process")["runs"]]
+    runs = [{k: v for k, v in r.items() if k != "path"} for r in load_summary(tmp_path / executor)["runs"]]
     assert runs == [{k: v for k, v in r.items() if k != "path"} for r in load_summary(tmp_path / "serial")["runs"]]
+
+
+@needs_ray
+def test_ray_gpu_tasks_on_a_cluster_without_gpus_stop_at_once():
+    import ray
+
+    from bsbench.executors.ray import RayExecutor
+
+    if ray.is_initialized() and ray.cluster_resources().get("GPU", 0) >= 1:
+        pytest.skip("this Ray cluster has a GPU")
+    with pytest.raises(BsbenchError, match="has no GPU; these runs need one GPU per task"):
+        RayExecutor.connect(None, None, gpu_tasks=True)
+    assert RayExecutor.connect(None, None, gpu_tasks=False).resources == {"num_cpus": 1}
 
 
 def _searches(folder: Path) -> dict:
