@@ -110,6 +110,20 @@ class ModelSession:
         return self.device
 
 
+def session_for(config: RunConfig, progress: Progress | None = None) -> ModelSession:
+    """The session of `config`, opened once per process: the sweep's driver and every executor worker reuse
+    it across their runs (one model load per process). Only the last one is kept, so memory holds one model."""
+    key = config.session_key()
+    if key not in _SESSIONS:
+        _SESSIONS.clear()
+        _SESSIONS[key] = open_session(config, progress)
+    return _SESSIONS[key]
+
+
+# Per-process cache of session_for: a worker process has no other place to keep its loaded model between tasks.
+_SESSIONS: dict[tuple, ModelSession] = {}
+
+
 def open_session(config: RunConfig, progress: Progress | None = None) -> ModelSession:
     """The backend of a run (the one switch between real and simulated): the loaded model and its KV cache, on a
     wall or virtual clock, or the simulated runner (no torch, no weights). Shown as a progress task."""
@@ -280,8 +294,10 @@ def run_benchmark(
     progress: bool | Progress = True,
     session: ModelSession | None = None,
     policy: Scheduler | None = None,
+    save: bool = True,
 ) -> RunRecord:
-    """Run `workload` through `config.scheduler` and save the run record; returns the record.
+    """Run `workload` through `config.scheduler` and save the run record (unless not `save`: a sweep's driver
+    writes the records its executor's workers return); returns the record.
 
     `progress`: a Progress to show the model loading, the policy's set-up and
     the run on (True: a new one; False: nothing shown). `policy`: one already
@@ -306,7 +322,8 @@ def run_benchmark(
         result = engine.run(workload.requests)
         gpu = sampler.stop()
     record = _make_record(workload, config, session, scheduler, result, gpu)
-    save_record(record, config.out_dir)
+    if save:
+        save_record(record, config.out_dir)
     if not result.complete:
         raise InterruptedRun(record)
     return record

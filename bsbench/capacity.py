@@ -4,17 +4,19 @@ Search as vLLM's serve_sla and DistServe's search_binary do: probe a start
 rate; double while the target is met (halve while it is not), which brackets
 the capacity between a passing rate `lo` and a failing rate `hi`; then bisect
 until hi - lo <= tolerance, or until the midpoint is a rate already probed
-(floats cannot split the bracket any finer: a tiny tolerance must end too). The curve is assumed to fall with the
-rate; a noisy, non-monotone curve gives one passing rate of the bracket, not a proof
-that every lower rate passes.
+(floats cannot split the bracket any finer: a tiny tolerance must end too).
+The curve is assumed to fall with the rate; a noisy, non-monotone curve gives
+one passing rate of the bracket, not a proof that every lower rate passes.
+Several searches (schedulers, repeats) run in lock step with
+`find_capacities`: each round's probes at once, each search in its own order.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Generator, Hashable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 
 @dataclass(slots=True)
@@ -46,19 +48,14 @@ class CapacityResult:
 
 
 ProbeFn = Callable[[float], "float | None | tuple[float | None, dict[str, Any]]"]
+Got = "float | None | tuple[float | None, dict[str, Any]]"  # what a probe returns: attainment, or (it, info)
+Search = Generator[float, Any, CapacityResult]
+K = TypeVar("K", bound=Hashable)  # what names a search (scheduler, repeat)
 
 
-def find_capacity(
-    attainment_at: ProbeFn,
-    target: float = 0.8,
-    start_rate: float = 1.0,
-    tol: float = 0.05,
-    max_rate: float = 1024.0,
-    *,
-    relative: bool = True,
-    min_rate: float | None = None,
-) -> CapacityResult:
-    """Doubling, then bisection, over `attainment_at(rate)` (a number in 0..1, or None = failed run).
+def find_capacity(attainment_at: ProbeFn, *search: Any, **options: Any) -> CapacityResult:
+    """Doubling, then bisection, over `attainment_at(rate)` (a number in 0..1, or None = failed run);
+    `search` and `options` are capacity_search's (target, start_rate, tol, max_rate; relative, min_rate).
 
     `attainment_at` may also return (attainment, info) to attach info (e.g. a
     record path) to the probe. `tol` is relative to the passing rate when
@@ -66,6 +63,44 @@ def find_capacity(
     is probed at most once. Below `min_rate` (default start_rate / 1024) the
     search gives up and returns rate None.
     """
+    return find_capacities({0: capacity_search(*search, **options)},
+                           lambda rates: {k: attainment_at(rate) for k, rate in rates.items()})[0]
+
+
+def find_capacities(searches: dict[K, Search], probe_all: Callable[[dict[K, float]], dict[K, Any]]
+                    ) -> dict[K, CapacityResult]:
+    """Several searches in lock step: each round, every unfinished search's next rate goes to `probe_all`
+    at once (so an executor can run them in parallel), which returns what each probe got (`Got`). Each
+    search keeps its own doubling-then-bisection order."""
+    results: dict[K, CapacityResult] = {}
+    asked: dict[K, float] = {}
+    for key, search in searches.items():
+        try:
+            asked[key] = next(search)
+        except StopIteration as stop:
+            results[key] = stop.value
+    while asked:
+        got = probe_all(dict(asked))
+        for key in list(asked):
+            try:
+                asked[key] = searches[key].send(got[key])
+            except StopIteration as stop:
+                results[key] = stop.value
+                del asked[key]
+    return {key: results[key] for key in searches}
+
+
+def capacity_search(
+    target: float = 0.8,
+    start_rate: float = 1.0,
+    tol: float = 0.05,
+    max_rate: float = 1024.0,
+    *,
+    relative: bool = True,
+    min_rate: float | None = None,
+) -> Search:
+    """The search of `find_capacity` as a generator: it yields each rate to probe, is sent what the probe got
+    (`Got`), and returns the CapacityResult."""
     if not 0 < target <= 1:
         raise ValueError("target attainment must be in (0, 1]")
     if not (start_rate > 0 and math.isfinite(start_rate) and math.isfinite(max_rate)) or max_rate < start_rate:
@@ -76,10 +111,10 @@ def find_capacity(
     probes: list[Probe] = []
     seen: dict[float, bool] = {}
 
-    def probe(rate: float) -> bool:
+    def probe(rate: float) -> Generator[float, Any, bool]:
         if rate in seen:
             return seen[rate]
-        got = attainment_at(rate)
+        got = yield rate
         attainment, info = got if isinstance(got, tuple) else (got, {})
         passed = attainment is not None and not math.isnan(attainment) and attainment >= target
         probes.append(Probe(rate, attainment, passed, dict(info)))
@@ -89,13 +124,13 @@ def find_capacity(
     lo: float | None = None
     hi: float | None = None
     rate = start_rate
-    if probe(rate):
+    if (yield from probe(rate)):
         lo = rate
         while hi is None:
             if lo >= max_rate:
                 return CapacityResult(lo, probes, target, capped=True, bracket=(lo, None))
             rate = min(lo * 2, max_rate)
-            if probe(rate):
+            if (yield from probe(rate)):
                 lo = rate
             else:
                 hi = rate
@@ -105,7 +140,7 @@ def find_capacity(
             rate = hi / 2
             if rate < floor:
                 return CapacityResult(None, probes, target, bracket=(None, hi))
-            if probe(rate):
+            if (yield from probe(rate)):
                 lo = rate
             else:
                 hi = rate
@@ -117,7 +152,7 @@ def find_capacity(
         mid = (lo + hi) / 2
         if mid in seen or not lo < mid < hi:  # the bracket is as narrow as floats allow
             break
-        if probe(mid):
+        if (yield from probe(mid)):
             lo = mid
         else:
             hi = mid

@@ -19,7 +19,10 @@ repeats; with K >= 2 also "M_low" and "M_high", the 95% t-interval over the K se
 clipped at 0, and at 1 for shares), null when a run lacks M. With K = 1 there is no M_low / M_high.
 
 The engine is reached through callables (`make_workload`, `run_one`), so the
-logic is tested with fakes and the CLI plugs in `run_benchmark`.
+logic is tested with fakes and the CLI plugs in `run_benchmark`; an executor
+(bsbench.executors: serial, process, ray) spreads the runs, and the driver
+alone writes their records. "retries" counts second tries of runs whose first
+died, "failed_runs" lists the runs that failed twice, with their reasons.
 """
 
 from __future__ import annotations
@@ -35,9 +38,10 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from bsbench.errors import BsbenchError
+from bsbench.executors.base import Executor, RunOne, RunTask, Watch
 from bsbench.jsonio import to_jsonable, write_json_atomic
 from bsbench.metrics import NO_SLOS, SLO_KEYS, has_slos
-from bsbench.record import RecordConfig, RunRecord, read_records
+from bsbench.record import RecordConfig, RunRecord, read_records, save_record
 from bsbench.safe_json import load_file
 from bsbench.units import format_percent, format_rate
 from bsbench.values import parse_rate
@@ -213,12 +217,36 @@ class SweepRun:
 
 
 @dataclass(slots=True)
+class FailedRun:
+    """A run that failed on both tries: why (the last try's reason) and how many tries it had."""
+
+    key: str
+    scheduler: str
+    rate: float
+    seed: int
+    reason: str
+    attempts: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"key": self.key, "scheduler": self.scheduler, "rate": self.rate, "seed": self.seed,
+                "reason": self.reason, "attempts": self.attempts}
+
+
+@dataclass(slots=True)
 class SweepResult:
     plan: SweepPlan
     out_dir: Path
     runs: list[SweepRun] = field(default_factory=list)
     interrupted: bool = False
     earlier: dict[str, RunRecord] = field(default_factory=dict)  # finished runs found in OUT/runs, by key
+    order: dict[str, int] = field(default_factory=dict)  # run key -> its place in the plan's grid order
+    failures: list[FailedRun] = field(default_factory=list)  # runs that failed twice (none had a record)
+    retries: int = 0  # second tries of runs whose first try died
+
+    def add(self, run: SweepRun) -> None:
+        """Keep `runs` in grid order, whatever order an executor ends them in (a stable summary)."""
+        self.runs.append(run)
+        self.runs.sort(key=lambda r: self.order.get(r.key, len(self.order)))
 
     @property
     def executed(self) -> int:
@@ -267,6 +295,8 @@ def write_summary(result: SweepResult, extra: dict[str, Any] | None = None) -> P
         "planned_runs": plan.size,
         "finished_runs": sum(1 for r in runs if r.complete),
         "interrupted": result.interrupted,
+        "retries": result.retries,
+        "failed_runs": [f.to_dict() for f in result.failures],
         "workload_by_rate_seed": pairing,
         "runs": [r.to_dict(result.out_dir) for r in runs],
         "points": summary_points(runs),
@@ -310,57 +340,84 @@ def load_summary(out_dir: str | Path) -> dict[str, Any]:
 def run_sweep(
     plan: SweepPlan,
     make_workload: Callable[[float, int], SweepWorkload],
-    run_one: Callable[[str, SweepWorkload, float, int], RunRecord],
+    run_one: RunOne,
     out_dir: str | Path,
     *,
     config_of: Callable[[str, SweepWorkload, float, int], RecordConfig],
-    on_run: Callable[[SweepRun, int, int], None] | None = None,
+    executor: Executor | None = None,
+    watch: Watch | None = None,
     extra_summary: dict[str, Any] | None = None,
 ) -> SweepResult:
     """Run the grid (seed, then rate, then scheduler), skipping runs whose complete record exists.
 
-    `make_workload(rate, seed)` is called once per (rate, seed) and its result
-    goes to every scheduler (paired); `config_of(scheduler, workload, rate,
-    seed)` is the RecordConfig that run will carry (its key: `run_key`);
-    `run_one(scheduler, workload, rate, seed)` runs and saves one record under
-    OUT/runs and returns it (with its "path"). Before anything runs, a folder
-    holding runs of another setting is refused (check_same_setting). The
-    summary file is rewritten after every run, so an interrupted sweep
-    (KeyboardInterrupt from run_one) leaves a valid summary and is resumed by
-    running the same sweep again.
+    `make_workload(rate, seed)` is called once per (rate, seed), on the driver, and its result goes to every
+    scheduler (paired); `config_of(scheduler, workload, rate, seed)` is the RecordConfig that run will carry
+    (its key: `run_key`). The runs left are RunTasks for `executor` (default serial), one per key;
+    `run_one(task)` runs one and returns its record unsaved, and this driver writes it under OUT/runs; the
+    executor is closed when the sweep ends. Before
+    anything runs, a folder holding runs of another setting is refused (check_same_setting). A run that failed
+    twice is in `result.failures` with its reason, and the sweep goes on; `result.retries` counts the second
+    tries. The summary file is rewritten after every run, so an interrupted sweep (KeyboardInterrupt) leaves
+    a valid summary, keeps every finished record, and is resumed by running the same sweep again.
     """
+    from bsbench.executors.serial import SerialExecutor
+
     out = Path(out_dir)
-    (out / RUNS_DIR).mkdir(parents=True, exist_ok=True)
+    runs_dir = out / RUNS_DIR
+    runs_dir.mkdir(parents=True, exist_ok=True)
     existing = folder_records(out)
     result = SweepResult(plan, out, earlier=finished_runs(existing))
-    index = 0
+    tasks: list[RunTask] = []
+    for seed in plan.seeds:
+        for rate in plan.rates:
+            workload = make_workload(rate, seed)
+            fingerprint = workload.fingerprint()
+            configs = {s: config_of(s, workload, rate, seed) for s in plan.schedulers}
+            check_same_setting(out, existing, {s: (c, workload.spec) for s, c in configs.items()})
+            for scheduler in plan.schedulers:
+                key = run_key(configs[scheduler], fingerprint)
+                result.order[key] = len(result.order)
+                if key in result.earlier:
+                    result.add(SweepRun.of_record(result.earlier[key], resumed=True))
+                else:
+                    tasks.append(RunTask(len(result.order) - 1, key, scheduler, rate, seed, workload, fingerprint))
+    write_summary(result, extra_summary)
+    if watch is not None:
+        watch.planned(result.resumed)
+    executor = executor or SerialExecutor()
+    outcomes = executor.run(tasks, run_one, watch)
     try:
-        for seed in plan.seeds:
-            for rate in plan.rates:
-                workload = make_workload(rate, seed)
-                fingerprint = workload.fingerprint()
-                configs = {s: config_of(s, workload, rate, seed) for s in plan.schedulers}
-                check_same_setting(out, existing, {s: (c, workload.spec) for s, c in configs.items()})
-                for scheduler in plan.schedulers:
-                    index += 1
-                    key = run_key(configs[scheduler], fingerprint)
-                    if key in result.earlier:
-                        run = SweepRun.of_record(result.earlier[key], resumed=True)
-                    else:
-                        record = run_one(scheduler, workload, rate, seed)
-                        got = record_key(record)
-                        if got != key:
-                            raise BsbenchError(f"run {key} produced a record with key {got}: the engine did not "
-                                               f"run the sweep's workload and configuration")
-                        run = SweepRun.of_record(record, resumed=False)
-                    result.runs.append(run)
-                    write_summary(result, extra_summary)
-                    if on_run is not None:
-                        on_run(run, index, plan.size)
-    except KeyboardInterrupt:
+        for outcome in outcomes:
+            result.retries += outcome.attempts - 1
+            if outcome.record is None:
+                task = outcome.task
+                result.failures.append(FailedRun(task.key, task.scheduler, task.rate, task.seed,
+                                                 outcome.error or "", outcome.attempts))
+                write_summary(result, extra_summary)
+                if watch is not None:
+                    watch.ended(outcome.task.key, failed=True)
+                continue
+            record = outcome.record
+            got = record_key(record)
+            if got != outcome.task.key:
+                raise BsbenchError(f"run {outcome.task.key} produced a record with key {got}: the engine did not "
+                                   f"run the sweep's workload and configuration")
+            save_record(record, runs_dir, text=outcome.text)
+            run = SweepRun.of_record(record, resumed=False)
+            result.add(run)
+            write_summary(result, extra_summary)
+            if watch is not None:
+                watch.ended(run.key)
+    except KeyboardInterrupt as exc:
+        unfinished = getattr(exc, "record", None)  # bench.InterruptedRun: the serial run Ctrl-C ended
+        if isinstance(unfinished, RunRecord) and unfinished.path is None:
+            save_record(unfinished, runs_dir)
         result.interrupted = True
         write_summary(result, extra_summary)
         raise
+    finally:
+        outcomes.close()  # closed early (Ctrl-C, an error), an executor's generator stops its workers
+        executor.close()
     return result
 
 

@@ -14,6 +14,7 @@ Run: python -m pytest -q tests/test_bad_inputs.py
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import json
 import os
 import signal
@@ -583,3 +584,25 @@ def test_the_output_check_creates_nothing(bsbench, tmp_path):
     target = tmp_path / "new" / "deeper"
     _refused(bsbench("run", "-w", tmp_path / "missing.jsonl", "--out", target), "not found")
     assert os.listdir(tmp_path) == []
+
+
+EXECUTOR_CASES = [
+    (("--executor", "ray"), "pip install -e '.[ray]'"),
+    (("--workers", "2"), "needs --executor process or ray"),
+    (("--executor", "process", "--workers", "0"), "--workers must be an integer >= 1"),
+    (("--executor", "process", "--workers", "x"), "--workers must be an integer"),
+    (("--executor", "process", "--ray-address", "auto"), "--ray-address applies to --executor ray"),
+    (("--executor", "dask"), "--executor"),
+]
+
+
+@pytest.mark.parametrize("command", ["sweep", "capacity"])
+@pytest.mark.parametrize(("args", "needle"), EXECUTOR_CASES, ids=[" ".join(a) for a, _ in EXECUTOR_CASES])
+def test_executor_flags_refused(bsbench, tmp_path, command, args, needle):
+    if args == ("--executor", "ray") and importlib.util.find_spec("ray") is not None:
+        pytest.skip("Ray is installed: --executor ray is legal here")
+    extra = ("--schedulers", "static", "--rates", "2") if command == "sweep" else ()
+    _refused(bsbench(command, *SYNTH, *extra, "--backend", "sim", "--model", "llama2-13b", "--gpu", "a100-40gb",
+                     "--out", tmp_path / "out", *args), needle)
+    assert not (tmp_path / "out" / "runs").exists() or not any((tmp_path / "out" / "runs").iterdir())
+

@@ -59,15 +59,14 @@ class FakeEngine:
     def __init__(self, out, fail_at=None):
         self.out, self.calls, self.workloads, self.fail_at = out, [], {}, fail_at
 
-    def __call__(self, scheduler, workload, rate, seed):
+    def __call__(self, task):
+        scheduler, workload, rate, seed = task.scheduler, task.workload, task.rate, task.seed
         if self.fail_at is not None and len(self.calls) == self.fail_at:
             raise KeyboardInterrupt
         self.calls.append((scheduler, rate, seed))
         self.workloads.setdefault((rate, seed), set()).add(id(workload))
         speed = {"static": 2.0, "continuous": 1.0}[scheduler] * (1 + (0 if math.isinf(rate) else rate / 10))
-        record = make_record(scheduler, rate, speed=speed, seed=seed, fingerprint=workload.fingerprint())
-        save_record(record, self.out / "runs")
-        return record
+        return make_record(scheduler, rate, speed=speed, seed=seed, fingerprint=workload.fingerprint())
 
 
 def test_sweep_pairs_schedulers_and_writes_summary_and_plots(tmp_path):
@@ -112,10 +111,8 @@ def test_resume_skips_finished_runs(tmp_path):
 
 
 def test_engine_that_ignores_the_workload_is_caught(tmp_path):
-    def wrong(scheduler, workload, rate, seed):
-        rec = make_record(scheduler, rate, seed=seed, fingerprint="not-the-sweeps")
-        save_record(rec, tmp_path / "runs")
-        return rec
+    def wrong(task):
+        return make_record(task.scheduler, task.rate, seed=task.seed, fingerprint="not-the-sweeps")
 
     with pytest.raises(BsbenchError, match="did not run the sweep.s workload and configuration"):
         run_sweep(SweepPlan(["static"], [1.0], [0]), make_workload, wrong, tmp_path, config_of=config_of)

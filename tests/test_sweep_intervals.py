@@ -7,7 +7,6 @@ import math
 import numpy as np
 import pytest
 
-from bsbench.record import save_record
 from bsbench.sweep import HEADLINE, SweepPlan, load_summary, run_sweep
 from bsbench.workloads.request import RequestSpec
 from bsbench.workloads.workload import Workload
@@ -26,11 +25,10 @@ def _workload(rate, seed):
 
 
 def _engine(out):
-    def run(scheduler, workload, rate, seed):
-        speed = (2.0 if scheduler == "static" else 1.0) * (1 + 0.3 * seed)  # figures that differ by seed
-        record = make_record(scheduler, rate, speed=speed, seed=seed, fingerprint=workload.fingerprint())
-        save_record(record, out / "runs")
-        return record
+    def run(task):
+        speed = (2.0 if task.scheduler == "static" else 1.0) * (1 + 0.3 * task.seed)  # figures that differ by seed
+        return make_record(task.scheduler, task.rate, speed=speed, seed=task.seed,
+                           fingerprint=task.workload.fingerprint())
 
     return run
 

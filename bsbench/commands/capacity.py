@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
 import click
 
+from bsbench.commands._executor_options import executor_options
 from bsbench.commands._help import GroupedCommand
 from bsbench.commands._run_options import run_options
 from bsbench.commands._types import param_type
@@ -46,11 +48,13 @@ def parse_search_tolerance(text: str) -> tuple[float, bool]:
               help="Write OUT/report.html: one self-contained page (plots embedded) with the capacities, attainment "
                    "at every probe and every group's table and configuration.")
 @click.option("--quiet", is_flag=True, help="No progress display.")
+@executor_options
 @workload_options
 @run_options
 @click.pass_context
 def command(ctx: click.Context, schedulers: str, target: float, start_rate: float, max_rate: float, tolerance: str,
-            reference: str | None, write_html: bool, quiet: bool, repeats: int, **kwargs: Any) -> None:
+            reference: str | None, write_html: bool, quiet: bool, repeats: int, executor: str, workers: int | None,
+            ray_address: str | None, **kwargs: Any) -> None:
     """Find each scheduler's load capacity: the highest rate with SLO attainment >= --attainment.
 
     Doubling then bisection, one engine run per probed rate on the same
@@ -63,11 +67,13 @@ def command(ctx: click.Context, schedulers: str, target: float, start_rate: floa
     """
     from rich.table import Table
 
-    from bsbench.capacity import find_capacity
+    from bsbench.capacity import capacity_search, find_capacities
     from bsbench.capacity_repeats import CapacityOverRepeats, capacity_ratio, capacity_table, slo_text
+    from bsbench.executors import RunTask
     from bsbench.jsonio import write_json_atomic
+    from bsbench.record import save_record
     from bsbench.report import console as make_console
-    from bsbench.sweep import parse_names
+    from bsbench.sweep import parse_names, run_key
 
     tol, relative = parse_search_tolerance(tolerance)
     if max_rate < start_rate:
@@ -77,6 +83,7 @@ def command(ctx: click.Context, schedulers: str, target: float, start_rate: floa
     if reference is not None and reference not in names:
         raise BsbenchError(f"--reference {reference!r} is not one of --schedulers {','.join(names)}")
     reference = reference or names[0]
+    runner = engine.executor(executor, workers, ray_address)
     seed = engine.base_seed()
     seeds = [seed + i for i in range(repeats)]
     note = engine.timing_note()
@@ -92,27 +99,51 @@ def command(ctx: click.Context, schedulers: str, target: float, start_rate: floa
                       "requests; set --ttft-slo / --tpot-slo / --e2e-slo", highlight=False)
     slo = slo_text(first.spec.get("slo") or {}, target)
 
-    results: dict[str, CapacityOverRepeats] = {}
-    for name in names:
-        searches = []
-        for repeat, repeat_seed in enumerate(seeds):
-            def attainment_at(rate: float, name: str = name, repeat: int = repeat,
-                              repeat_seed: int = repeat_seed) -> tuple[float | None, dict[str, Any]]:
-                record = engine.run(name, engine.workload(rate, repeat_seed), rate, repeat_seed, engine.out_dir,
-                                    repeat=repeat, base_seed=seed)
-                att = record.summary.get("slo_attainment")
-                console.print(f"{markup(note)}{markup(name)} @ {format_rate(rate)} req/s"
-                              f"{f' seed {repeat_seed}' if repeats > 1 else ''}: attainment "
-                              f"{format_percent(att, '—')} "
-                              f"({'pass' if att is not None and att >= target else 'miss'})", highlight=False)
-                return att, {"path": str(record.path)}
+    task_runner = engine.task_runner(seed)
+    searches = {(name, repeat): capacity_search(target, start_rate, tol, max_rate, relative=relative)
+                for name in names for repeat in range(repeats)}
 
-            try:
-                searches.append(find_capacity(attainment_at, target, start_rate, tol, max_rate, relative=relative))
-            except KeyboardInterrupt:
-                console.print("[yellow]interrupted[/]", highlight=False)
-                raise click.exceptions.Exit(130) from None
-        results[name] = CapacityOverRepeats(name, seeds, searches, slo, max_rate)
+    def probe_all(rates: dict[Any, float]) -> dict[Any, tuple[float | None, dict[str, Any]]]:
+        """One round: every search's next probe, run at once on the executor; the driver writes the records."""
+        workloads: dict[tuple[float, int], Any] = {}  # one per (rate, seed), shared by the schedulers (paired)
+        tasks = {}
+        for index, ((name, repeat), rate) in enumerate(rates.items()):
+            repeat_seed = seeds[repeat]
+            workload = workloads.get((rate, repeat_seed)) or workloads.setdefault(
+                (rate, repeat_seed), engine.workload(rate, repeat_seed))
+            config = engine.planned_config(name, workload, repeat_seed, seed)
+            fingerprint = workload.fingerprint()
+            tasks[(name, repeat)] = RunTask(index, run_key(config, fingerprint), name, rate, repeat_seed, workload,
+                                            fingerprint)
+        by_index = {task.index: search for search, task in tasks.items()}
+        got: dict[Any, tuple[float | None, dict[str, Any]]] = {}
+        with closing(runner.run(list(tasks.values()), task_runner)) as outcomes:  # closed early: workers stop
+            for outcome in outcomes:
+                name, repeat = by_index[outcome.task.index]
+                label = f"{markup(note)}{markup(name)} @ {format_rate(outcome.task.rate)} req/s" + (
+                    f" seed {outcome.task.seed}" if repeats > 1 else "")
+                if outcome.record is None:
+                    console.print(f"{label}: [red]failed[/] after {outcome.attempts} tries: {markup(outcome.error)}",
+                                  highlight=False)
+                    got[(name, repeat)] = None, {"failed": outcome.error}
+                    continue
+                path = save_record(outcome.record, engine.out_dir, text=outcome.text)
+                att = outcome.record.summary.get("slo_attainment")
+                retried = f", after {outcome.attempts} tries" if outcome.attempts > 1 else ""
+                console.print(f"{label}: attainment {format_percent(att, '—')} "
+                              f"({'pass' if att is not None and att >= target else 'miss'}{retried})", highlight=False)
+                got[(name, repeat)] = att, {"path": str(path)}
+        return got
+
+    try:
+        found = find_capacities(searches, probe_all)
+    except KeyboardInterrupt:
+        console.print("[yellow]interrupted[/]", highlight=False)
+        raise click.exceptions.Exit(130) from None
+    finally:
+        runner.close()
+    results = {name: CapacityOverRepeats(name, seeds, [found[(name, repeat)] for repeat in range(repeats)], slo,
+                                         max_rate) for name in names}
 
     title = f"{markup(note)}load capacity at SLO attainment >= {100 * target:g}%"
     if repeats > 1:

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from bsbench.commands._executor_options import executor_options
 from bsbench.commands._help import GroupedCommand
 from bsbench.commands._run_options import (
     check_flags_apply,
@@ -23,17 +24,20 @@ from bsbench.hub import check_model_source
 from bsbench.paths import check_output_dir
 from bsbench.progress import Progress
 from bsbench.safe_text import markup
-from bsbench.units import format_percent, format_rate
+from bsbench.sweep_progress import SweepWatch
+from bsbench.units import format_rate
 from bsbench.values import SHARE
 
 if TYPE_CHECKING:
-    from bsbench.bench import ModelSession, RunConfig
-    from bsbench.record import RecordConfig, RunRecord
+    from bsbench.bench import ModelSession
+    from bsbench.executors import Executor
+    from bsbench.executors.engine_task import EngineTask
+    from bsbench.record import RecordConfig
 
 
 class EngineRunner:
     """What sweep and capacity share: the workload target and overrides, the base run config,
-    one model session reused across runs, one progress display, and `run(scheduler, workload, rate, seed)`."""
+    one model session reused across runs, one progress display, and `task_runner(base_seed)` (an executor's RunOne)."""
 
     def __init__(self, ctx: click.Context, kwargs: dict[str, Any], default_out: str, quiet: bool) -> None:
         from bsbench.schedulers.registry import all_schedulers
@@ -86,48 +90,39 @@ class EngineRunner:
         return names
 
     def open(self) -> Any:
-        """The model session (loaded once, shared by every run): its backend id keys the runs, its timing
-        label heads simulated output."""
-        from bsbench.bench import open_session
+        """The model session (loaded once per process, shared by every run here: bench.session_for): its
+        backend id keys the runs, its timing label heads simulated output."""
+        from bsbench.bench import session_for
 
         if self.session is None:
-            self.session = open_session(self.config, self.progress)
+            self.session = session_for(self.config, self.progress)
         return self.session
+
+    def executor(self, name: str, workers: int | None, ray_address: str | None) -> Executor:
+        """The executor of --executor/--workers/--ray-address; Ray tasks ask for a GPU when runs use CUDA."""
+        from bsbench.executors import make_executor
+
+        gpu_tasks = name == "ray" and self.config.backend == "real" and self.open().device.startswith("cuda")
+        return make_executor(name, workers, ray_address, gpu_tasks)
+
+    def task_runner(self, base_seed: int) -> EngineTask:
+        """What runs one task (here or in a worker): the base config, each scheduler's flags, the base seed."""
+        from bsbench.executors.engine_task import EngineTask
+
+        options = {name: options_for(name, self.scheduler_flags) for name in self.known_schedulers}
+        return EngineTask(self.config, options, base_seed)
 
     def timing_note(self) -> str:
         """'simulated (...): ' before tables and lines of simulated figures; '' for measured ones."""
         label = self.open().timing_label()
         return f"{label}: " if label else ""
 
-    def run_config(self, scheduler: str, seed: int | None, out_dir: Path | None = None, *,
-                   repeat: int = 0, base_seed: int | None = None) -> RunConfig:
-        """The run's config; `repeat` and `base_seed` (the seed of repeat 0) go into the record, so compare
-        groups repeats (and the sweep's run key tells them apart)."""
-        return dataclasses.replace(
-            self.config, scheduler=scheduler, scheduler_options=options_for(scheduler, self.scheduler_flags),
-            seed=seed if seed is not None else self.config.seed, out_dir=out_dir or self.config.out_dir,
-            repeat=repeat, base_seed=base_seed,
-        )
-
-    def planned_config(self, scheduler: str, workload: Any, seed: int | None, *,
-                       repeat: int = 0, base_seed: int | None = None) -> RecordConfig:
-        """The RecordConfig `run(scheduler, workload, ..., seed, ...)` will write (sweep.run_key keys it)."""
+    def planned_config(self, scheduler: str, workload: Any, seed: int, base_seed: int) -> RecordConfig:
+        """The RecordConfig the run of `scheduler` on `workload` (of `seed`) will carry (sweep.run_key keys it):
+        made from the same run config as the run itself (EngineTask.config_for), so they cannot drift."""
         from bsbench.bench import planned_record_config
 
-        return planned_record_config(workload, self.run_config(scheduler, seed, repeat=repeat, base_seed=base_seed),
-                                     self.open())
-
-    def run(self, scheduler: str, workload: Any, rate: float, seed: int | None, out_dir: Path, *,
-            repeat: int = 0, base_seed: int | None = None) -> RunRecord:
-        """One run, saved under `out_dir`."""
-        from bsbench.bench import run_benchmark
-
-        return run_benchmark(workload, self.run_config(scheduler, seed, out_dir, repeat=repeat, base_seed=base_seed),
-                             progress=self.progress, session=self.open())
-
-
-def _num(value: float | None) -> str:
-    return "—" if value is None else f"{value:,.1f}"
+        return planned_record_config(workload, self.task_runner(base_seed).config_for(scheduler, seed), self.open())
 
 
 def sweep_table(result: Any, note: str = ""):
@@ -166,11 +161,12 @@ def write_sweep_page(result: Any, pngs: list[Path]) -> Path:
               help="Write OUT/report.html: one self-contained page (plots embedded) with the sweep, its plots and "
                    "every group's table and configuration.")
 @click.option("--quiet", is_flag=True, help="No progress display.")
+@executor_options
 @workload_options
 @run_options
 @click.pass_context
 def command(ctx: click.Context, schedulers: str, rates: str, repeats: int, target: float, write_html: bool,
-            quiet: bool, **kwargs: Any) -> None:
+            quiet: bool, executor: str, workers: int | None, ray_address: str | None, **kwargs: Any) -> None:
     """Run every scheduler at every rate on the same request list, resumably.
 
     At each rate (and seed) every scheduler replays the identical requests and
@@ -178,7 +174,7 @@ def command(ctx: click.Context, schedulers: str, rates: str, repeats: int, targe
     plots to OUT/*.png (OUT: --out, default results/sweep). Run the same
     command again to resume an interrupted sweep: finished runs are skipped.
     """
-    from bsbench.metrics import NO_SLOS, has_slos
+    from bsbench.metrics import has_slos
     from bsbench.report import console as make_console
     from bsbench.sweep import (
         RUNS_DIR,
@@ -195,40 +191,38 @@ def command(ctx: click.Context, schedulers: str, rates: str, repeats: int, targe
     plan = SweepPlan(engine.check_schedulers(parse_names(schedulers, engine.known_schedulers)), parse_rates(rates), [])
     base = engine.base_seed()
     plan.seeds = [base + i for i in range(repeats)]
+    runner = engine.executor(executor, workers, ray_address)
     note = engine.timing_note()
     plan.backend = engine.open().backend_id()
     console = make_console()
     console.print(f"{markup(note)}sweep: {len(plan.schedulers)} schedulers x {len(plan.rates)} rates x "
                   f"{repeats} repeats = "
-                  f"{plan.size} runs -> {markup(engine.out_dir)}", highlight=False)
-
-    def on_run(run: Any, index: int, total: int) -> None:
-        s = run.summary
-        state = "[dim]resumed[/]" if run.resumed else "done"
-        attainment = format_percent(s.get("slo_attainment"), "—") if has_slos(s) else NO_SLOS
-        console.print(f"[{index}/{total}] {markup(note)}{markup(run.scheduler)} @ {format_rate(run.rate)} req/s "
-                      f"seed {run.seed}: {state}, "
-                      f"attainment {attainment}, "
-                      f"{_num(s.get('output_throughput'))} tok/s, "
-                      f"failed {s.get('failed', 0)}", highlight=False)
+                  f"{plan.size} runs -> {markup(engine.out_dir)}"
+                  + (f" ({runner.name} executor, {runner.workers} workers)" if runner.name != "serial" else ""),
+                  highlight=False)
 
     try:
-        result = run_sweep(
-            plan,
-            make_workload=lambda rate, seed: engine.workload(rate, seed),
-            run_one=lambda sched, wl, rate, seed: engine.run(sched, wl, rate, seed, engine.out_dir / RUNS_DIR,
-                                                             repeat=seed - base, base_seed=base),
-            out_dir=engine.out_dir,
-            config_of=lambda sched, wl, rate, seed: engine.planned_config(sched, wl, seed, repeat=seed - base,
-                                                                          base_seed=base),
-            on_run=on_run,
-            extra_summary={"workload": engine.target, "workload_overrides": engine.overrides,
-                           "model": engine.config.model, "timing": note.rstrip(": ") or "measured"},
-        )
+        with engine.progress.task(f"{note}sweep", total=plan.size, unit="runs") as progress:
+            watch = SweepWatch(progress)
+            result = run_sweep(
+                plan,
+                make_workload=lambda rate, seed: engine.workload(rate, seed),
+                run_one=engine.task_runner(base),
+                out_dir=engine.out_dir,
+                config_of=lambda sched, wl, rate, seed: engine.planned_config(sched, wl, seed, base),
+                executor=runner,
+                watch=watch,
+                extra_summary={"workload": engine.target, "workload_overrides": engine.overrides,
+                               "model": engine.config.model, "timing": note.rstrip(": ") or "measured",
+                               "executor": runner.name, "workers": runner.workers},
+            )
     except KeyboardInterrupt:
         console.print(f"[yellow]interrupted[/]: finished runs are kept in {markup(engine.out_dir)}; "
                       "run the same command again to resume", highlight=False)
         raise click.exceptions.Exit(130) from None
+    for failure in result.failures:
+        console.print(f"[red]failed[/] {markup(failure.scheduler)} @ {format_rate(failure.rate)} req/s seed "
+                      f"{failure.seed} after {failure.attempts} tries: {markup(failure.reason)}", highlight=False)
     console.print(sweep_table(result, note))
     # per-(scheduler, rate) points with their intervals across repeats when the summary has them, else per run
     points = load_summary(engine.out_dir).get("points")
@@ -237,7 +231,9 @@ def command(ctx: click.Context, schedulers: str, rates: str, repeats: int, targe
     if not any(has_slos(r.summary) for r in result.runs if r.complete):
         console.print("[yellow]no SLOs set[/]: no attainment plot (set --ttft-slo / --tpot-slo / --e2e-slo)",
                       highlight=False)
-    console.print(f"{result.executed} runs done, {result.resumed} resumed; summary "
+    retried = f", {result.retries} retried" if result.retries else ""
+    failed = f", {len(result.failures)} failed" if result.failures else ""
+    console.print(f"{result.executed} runs done, {result.resumed} resumed{retried}{failed}; summary "
                   f"{markup(engine.out_dir / 'sweep_summary.json')}; plots {markup(', '.join(str(p) for p in pngs))}",
                   highlight=False)
     if write_html:
