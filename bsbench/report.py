@@ -321,7 +321,7 @@ def ratio(value: float | None, ref: float | None) -> float | None:
 def _cell_value(run: Run, key: str, latency_over: str) -> float | None:
     """The frame's value: None for attainment and goodput of a run without SLOs (shown as NO_SLOS); in the
     submitted view, latency percentiles over every submitted request (+inf possible)."""
-    if key in SLO_KEYS and not has_slos(run.summary):
+    if shows_no_slos(run, key):
         return None
     if latency_over == "submitted" and key in SUBMITTED_ROWS:
         return submitted_latency_ms(run.record.requests, *SUBMITTED_ROWS[key])
@@ -424,11 +424,16 @@ def completion_note(runs: Sequence[Run]) -> str:
     return f"best*: the best figure of the row, from a run that completed fewer requests ({counts}; most: {most})"
 
 
+def shows_no_slos(run: Run, key: str) -> bool:
+    """Row `key` of this run reads NO_SLOS (attainment and goodput of a run without SLOs)."""
+    return key in SLO_KEYS and not has_slos(run.summary)
+
+
 def cell_text(run: Run, frame: pd.DataFrame, key: str, stats: GroupStats | None = None,
               best: str = "") -> str:
     """A run's formatted cell of row `key`, wrapped in `best` (e.g. '**') when given, then its 95% interval
     with `stats`; NO_SLOS for attainment and goodput of a run without SLOs."""
-    if key in SLO_KEYS and not has_slos(run.summary):
+    if shows_no_slos(run, key):
         return NO_SLOS
     kind = KINDS.get(key, "float")
     return f"{best}{format_value(frame.at[key, run.label], kind)}{best}" + interval_text(stats, key, run.label, kind)
@@ -492,7 +497,7 @@ def rich_table(runs: Sequence[Run], frame: pd.DataFrame, title: str | None = Non
                 text = f"[bold green]{text}[/]"
             elif label in starred:
                 text = f"[yellow]{text} best*[/]"
-            if text != NO_SLOS:
+            if not shows_no_slos(run, key):
                 text += f"[dim]{markup(interval_text(stats, key, label, KINDS.get(key, 'float')))}[/]"
             if label in ratio_of:
                 ratio = ratio_text(stats, key, label, frame.at[key, ratio_of[label]], short=True)

@@ -36,10 +36,6 @@ class Runner(Protocol):
     def execute(self, plan: StepPlan) -> StepOutput: ...
 
 
-class DecodeRunRunner(Protocol):
-    def execute_decode_run(self, plan: StepPlan, steps: int) -> DecodeRunOutput | None: ...
-
-
 @dataclass(slots=True)
 class EngineResult:
     states: list[RequestState]
@@ -75,7 +71,9 @@ class Engine:
         self.on_progress = on_progress
         self.events = events
         self.blocks = blocks
-        self._decode_runs: DecodeRunRunner | None = runner if hasattr(runner, "execute_decode_run") else None  # type: ignore[assignment]
+        # a runner that can execute several decode steps at once (the simulated one) has this method
+        self._execute_decode_run: Callable[[StepPlan, int], DecodeRunOutput | None] | None = getattr(
+            runner, "execute_decode_run", None)
 
     def run(self, requests: list[RequestSpec]) -> EngineResult:
         states = [RequestState(spec) for spec in sorted(requests, key=lambda r: (r.arrival_s, r.id))]
@@ -92,9 +90,7 @@ class Engine:
         try:
             while True:
                 now = self.clock.now()
-                while next_arrival < len(states) and states[next_arrival].spec.arrival_s <= now:
-                    self.scheduler.add_request(states[next_arrival], now)
-                    next_arrival += 1
+                next_arrival = self._admit(states, next_arrival, now)
                 plan = self.scheduler.schedule(now)
                 ended += len(self.scheduler.take_ended())
                 if plan is None:
@@ -176,7 +172,7 @@ class Engine:
     def _decode_run(self, plan: StepPlan, by_id: dict[str, RequestState]) -> tuple[int, DecodeRunOutput] | None:
         """Several decode steps of `plan` at once, when the policy promises them and the runner can run
         them: (KV blocks in use before them, the run); None: execute one step."""
-        if self._decode_runs is None:
+        if self._execute_decode_run is None:
             return None
         length = self.scheduler.decode_run_length(plan)
         if length < 2:
@@ -184,7 +180,7 @@ class Engine:
         if any(by_id[c.req_id].phases.phase is PREEMPTED_PHASE for c in plan.chunks):
             return None  # a recompute may catch up inside the run: single steps end its preempted time exactly
         used = self.blocks.num_used
-        run = self._decode_runs.execute_decode_run(plan, length)
+        run = self._execute_decode_run(plan, length)
         return None if run is None else (used, run)
 
     def _book_decode_run(self, plan: StepPlan, started: tuple[int, DecodeRunOutput],
@@ -208,7 +204,13 @@ class Engine:
                                  kv_blocks_used=used, kv_usage=usage))
             start = end
         for end in ends[:-1]:  # the loop admits what arrived by the last step's end
-            while next_arrival < len(states) and states[next_arrival].spec.arrival_s <= end:
-                self.scheduler.add_request(states[next_arrival], end)
-                next_arrival += 1
+            next_arrival = self._admit(states, next_arrival, end)
         return produced, next_arrival
+
+    def _admit(self, states: list[RequestState], next_arrival: int, now: float) -> int:
+        """Hand the policy every request (in arrival order, from index `next_arrival`) that has arrived by
+        `now`; returns the index of the next one to arrive."""
+        while next_arrival < len(states) and states[next_arrival].spec.arrival_s <= now:
+            self.scheduler.add_request(states[next_arrival], now)
+            next_arrival += 1
+        return next_arrival

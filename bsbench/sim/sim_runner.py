@@ -28,6 +28,7 @@ from bsbench.engine.kv_budget import kv_cache_too_large
 from bsbench.engine.model_shape import ModelShape
 from bsbench.engine.plan import ActivationOOM, DecodeRunOutput, SeqChunk, StepOutput, StepPlan
 from bsbench.engine.plan_check import validate_plan
+from bsbench.engine.step_layout import whole_blocks
 from bsbench.sim.cost_model import CostModel
 from bsbench.sim.gpus import DevicePreset
 from bsbench.sim.memory import free_after_weights, step_activation_bytes
@@ -90,7 +91,7 @@ class SimRunner:
         tokens = {}
         id_crc = self._id_crc
         vocab = self.shape.vocab_size
-        for c in chunks:  # _token inlined: this runs once per sampled request per step
+        for c in chunks:  # sim_token, inlined: this runs once per sampled request per step
             if c.sample:
                 rid = c.req_id
                 prefix = id_crc.get(rid)
@@ -113,7 +114,7 @@ class SimRunner:
         priced: list[tuple[int, float]] = []  # (first step, seconds) per stretch of equal work
         gathered = None
         for j in range(steps):
-            reach = -(-(plan.chunks[0].start_pos + j + 1) // self.block_size) if plan.layout == "padded" else j
+            reach = whole_blocks(plan.chunks[0].start_pos + j + 1, self.block_size) if plan.layout == "padded" else j
             if reach != gathered:  # padded: the gathered context grew by a block (packed: priced every step)
                 gathered = reach
                 work = step_work(shifted(plan, j), self.block_size)
@@ -131,7 +132,7 @@ class SimRunner:
         tokens = {}
         vocab = self.shape.vocab_size
         crc32 = zlib.crc32
-        for c in plan.chunks:  # _token for each step, the id's checksum read once
+        for c in plan.chunks:  # sim_token for each step, the id's checksum read once
             if c.sample:
                 prefix = self._id_prefix(c.req_id)
                 first = c.start_pos - c.pad_len + 1
