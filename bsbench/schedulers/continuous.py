@@ -58,6 +58,7 @@ class ContinuousScheduler(Scheduler):
 
     def __init__(self, options: ContinuousOptions, ctx: SchedulerContext) -> None:
         super().__init__(options, ctx)
+        self.max_num_seqs: int = options.max_num_seqs
         self.waiting: deque[RequestState] = deque()
         self.running: list[RequestState] = []
         self._watermark_blocks = int(options.watermark * self.blocks.num_blocks)
@@ -70,7 +71,7 @@ class ContinuousScheduler(Scheduler):
 
     def free_seats(self) -> int:
         """Decode role: how many more requests may join (running and recomputing ones count)."""
-        return self.options.max_num_seqs - len(self.running) - len(self.waiting)
+        return self.max_num_seqs - len(self.running) - len(self.waiting)
 
     def accept_transferred(self, state: RequestState, now: float) -> None:
         """Decode role: `state`'s prompt KV is in this instance's blocks (num_computed of it): it runs from now."""
