@@ -125,12 +125,14 @@ class DecodeRunTraceRunner(TraceRunner):
         super().__init__(inner)
         self.blocks = blocks
         self.runs = 0
+        self.cut = 0  # runs that ended before the promised length (an arrival, a deadline)
 
     def execute_decode_run(self, plan: StepPlan, steps: int, until: float | None = None) -> DecodeRunOutput | None:
         held = {c.req_id: len(self.blocks.block_table(c.req_id)) for c in plan.chunks}  # nothing allocated yet
         run = self.inner.execute_decode_run(plan, steps, until)
         if run is not None:
             self.runs += 1
+            self.cut += len(run.end_s) < steps
             for j in range(len(run.end_s)):
                 self.hash_plan(StepPlan(plan.layout, [
                     SeqChunk(c.req_id, [run.next_tokens[c.req_id][j - 1]] if j and c.sample else c.token_ids,
@@ -181,6 +183,7 @@ def trace(case: Case, decode_runs: bool = False) -> dict[str, Any]:
         "duration_s": result.duration_s,
         "summary": json.loads(json.dumps(summary, sort_keys=True, default=repr)),
         "decode_runs": getattr(runner, "runs", 0),
+        "decode_runs_cut": getattr(runner, "cut", 0),
         "breakdowns": digest([s.phases.breakdown().to_json() for s in result.states]),
     }
 
@@ -195,9 +198,12 @@ def test_decision_trace_matches_golden(case, decode_runs):
     expected = golden()[case.name]
     got = trace(case, decode_runs)
     runs = got.pop("decode_runs")
+    cut = got.pop("decode_runs_cut")
     got.pop("breakdowns")
     if decode_runs:  # every policy promises decode runs
         assert runs > 0
+        if case.scheduler in ("continuous", "bucket") and math.isfinite(case.rate):
+            assert cut > 0  # arrivals landed inside promised runs and ended them
     if got["plans"] != expected["plans"]:
         first = next((i for i, (a, b) in enumerate(zip(got["checkpoints"], expected["checkpoints"])) if a != b), None)
         where = (f"before step {(first + 1) * CHECKPOINT_EVERY}" if first is not None
@@ -228,6 +234,6 @@ if __name__ == "__main__" and "--regenerate" in sys.argv:
     GOLDEN.parent.mkdir(parents=True, exist_ok=True)
     traces = {c.name: trace(c) for c in cases()}
     for entry in traces.values():
-        del entry["decode_runs"], entry["breakdowns"]
+        del entry["decode_runs"], entry["decode_runs_cut"], entry["breakdowns"]
     GOLDEN.write_text(json.dumps(traces, indent=1, sort_keys=True) + "\n")
     print(f"wrote {GOLDEN}")
