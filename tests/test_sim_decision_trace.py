@@ -118,18 +118,27 @@ class TraceRunner:
 
 class DecodeRunTraceRunner(TraceRunner):
     """Also runs decode runs, hashing each of their steps as the plan a single step would have received
-    (a sampled row feeds back the token it produced the step before)."""
+    (a sampled row feeds back the token it produced the step before; a block table the policy grows during
+    the run holds, at step j, the blocks it had at the start plus those covering slot start_pos + j)."""
 
-    runs = 0
+    def __init__(self, inner: Any, blocks: BlockManager) -> None:
+        super().__init__(inner)
+        self.blocks = blocks
+        self.runs = 0
+        self.cut = 0  # runs that ended before the promised length (an arrival, a deadline)
 
-    def execute_decode_run(self, plan: StepPlan, steps: int) -> DecodeRunOutput | None:
-        run = self.inner.execute_decode_run(plan, steps)
+    def execute_decode_run(self, plan: StepPlan, steps: int, until: float | None = None) -> DecodeRunOutput | None:
+        held = {c.req_id: len(self.blocks.block_table(c.req_id)) for c in plan.chunks}  # nothing allocated yet
+        run = self.inner.execute_decode_run(plan, steps, until)
         if run is not None:
             self.runs += 1
-            for j in range(steps):
+            self.cut += len(run.end_s) < steps
+            for j in range(len(run.end_s)):
                 self.hash_plan(StepPlan(plan.layout, [
                     SeqChunk(c.req_id, [run.next_tokens[c.req_id][j - 1]] if j and c.sample else c.token_ids,
-                             c.start_pos + j, c.block_table, c.sample, c.pad_len) for c in plan.chunks],
+                             c.start_pos + j,
+                             c.block_table[:max(held[c.req_id], self.blocks.blocks_for_tokens(c.start_pos + j + 1))],
+                             c.sample, c.pad_len) for c in plan.chunks],
                     plan.pad_tokens))
         return run
 
@@ -142,7 +151,7 @@ def trace(case: Case, decode_runs: bool = False) -> dict[str, Any]:
     ctx = SchedulerContext(BlockManager(sim.num_blocks, sim.block_size), sim.shape.info, EventLog(), seed=0)
     cls = get_scheduler(case.scheduler)
     policy = cls(cls.Options(**case.options), ctx)
-    runner = DecodeRunTraceRunner(sim.runner) if decode_runs else TraceRunner(sim.runner)
+    runner = DecodeRunTraceRunner(sim.runner, ctx.block_manager) if decode_runs else TraceRunner(sim.runner)
     result = Engine(policy, runner, events=ctx.events, blocks=ctx.block_manager, clock=sim.clock).run(
         sharegpt_like(case.n, case.rate, seed=len(case.name), burst=case.burst))
     states = [(s.id, s.status.value, None if s.reason is None else s.reason.to_json(), s.token_times, s.output_ids,
@@ -174,6 +183,7 @@ def trace(case: Case, decode_runs: bool = False) -> dict[str, Any]:
         "duration_s": result.duration_s,
         "summary": json.loads(json.dumps(summary, sort_keys=True, default=repr)),
         "decode_runs": getattr(runner, "runs", 0),
+        "decode_runs_cut": getattr(runner, "cut", 0),
         "breakdowns": digest([s.phases.breakdown().to_json() for s in result.states]),
     }
 
@@ -188,9 +198,12 @@ def test_decision_trace_matches_golden(case, decode_runs):
     expected = golden()[case.name]
     got = trace(case, decode_runs)
     runs = got.pop("decode_runs")
+    cut = got.pop("decode_runs_cut")
     got.pop("breakdowns")
-    if decode_runs and case.scheduler in ("static", "uellm"):  # the policies that promise decode runs
+    if decode_runs:  # every policy promises decode runs
         assert runs > 0
+        if case.scheduler in ("continuous", "bucket") and math.isfinite(case.rate):
+            assert cut > 0  # arrivals landed inside promised runs and ended them
     if got["plans"] != expected["plans"]:
         first = next((i for i, (a, b) in enumerate(zip(got["checkpoints"], expected["checkpoints"])) if a != b), None)
         where = (f"before step {(first + 1) * CHECKPOINT_EVERY}" if first is not None
@@ -199,7 +212,7 @@ def test_decision_trace_matches_golden(case, decode_runs):
     assert got == expected
 
 
-@pytest.mark.parametrize("case", [c for c in cases() if c.scheduler in ("static", "uellm")], ids=lambda c: c.name)
+@pytest.mark.parametrize("case", cases(), ids=lambda c: c.name)
 def test_decode_runs_give_the_same_latency_breakdown(case):
     """The breakdown is not in the golden digests (it came later), so single steps are its reference."""
     assert trace(case, decode_runs=True)["breakdowns"] == trace(case, decode_runs=False)["breakdowns"]
@@ -221,6 +234,6 @@ if __name__ == "__main__" and "--regenerate" in sys.argv:
     GOLDEN.parent.mkdir(parents=True, exist_ok=True)
     traces = {c.name: trace(c) for c in cases()}
     for entry in traces.values():
-        del entry["decode_runs"], entry["breakdowns"]
+        del entry["decode_runs"], entry["decode_runs_cut"], entry["breakdowns"]
     GOLDEN.write_text(json.dumps(traces, indent=1, sort_keys=True) + "\n")
     print(f"wrote {GOLDEN}")

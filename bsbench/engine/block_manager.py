@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from itertools import islice
 
 
 def blocks_for_tokens(num_tokens: int, block_size: int) -> int:
@@ -52,6 +53,10 @@ class BlockManager:
 
     def num_blocks_of(self, req_id: str) -> int:
         return len(self._owned.get(req_id, ()))
+
+    def next_free(self, num_blocks: int) -> tuple[int, ...]:
+        """The ids the next `num_blocks` single-block allocations will hand out, in order (changes nothing)."""
+        return tuple(islice(self._free, num_blocks))
 
     def can_allocate(self, num_blocks: int) -> bool:
         return num_blocks <= len(self._free)

@@ -4,9 +4,11 @@ Invariant on return: every submitted request has a final status (completed,
 failed or rejected, the latter two with a reason).
 
 Decode runs: when the policy promises that the next steps repeat its plan one
-position further on (`decode_run_length`) and the runner can execute such a run
-at once (`execute_decode_run`, the simulated runner), the engine runs them in one
-call and books them as those single steps would have been booked, arrivals
+position further on (`decode_run_length`, on the terms of `decode_run_terms`) and
+the runner can execute such a run at once (`execute_decode_run`, the simulated
+runner), the engine runs them in one call, ended early by the step in which the
+next request arrives when the policy says arrivals matter, and books them as
+those single steps would have been booked, arrivals and KV blocks in use
 included, so the record is the same to the bit; only the loop's overhead goes. An interrupt (Ctrl-C) ends
 the unfinished ones as failed with an `interrupted` end reason and marks the
 run incomplete; nothing is lost.
@@ -22,7 +24,7 @@ from bsbench.engine.block_manager import BlockManager
 from bsbench.engine.clock import Clock, WallClock
 from bsbench.engine.events import OOM, EventLog
 from bsbench.engine.phases import Phase
-from bsbench.engine.plan import ActivationOOM, DecodeRunOutput, StepOutput, StepPlan
+from bsbench.engine.plan import ActivationOOM, DecodeRunOutput, DecodeRunTerms, StepOutput, StepPlan
 from bsbench.engine.policy import Policy
 from bsbench.engine.request_state import RequestState, Status
 from bsbench.record.reasons import EndKind, EndReason
@@ -81,7 +83,7 @@ class Engine:
         self.events = events
         self.blocks = blocks
         # a runner that can execute several decode steps at once (the simulated one) has this method
-        self._execute_decode_run: Callable[[StepPlan, int], DecodeRunOutput | None] | None = getattr(
+        self._execute_decode_run: Callable[[StepPlan, int, float | None], DecodeRunOutput | None] | None = getattr(
             runner, "execute_decode_run", None)
 
     def run(self, requests: list[RequestSpec]) -> EngineResult:
@@ -113,7 +115,7 @@ class Engine:
                         continue
                     self.clock.sleep_until(min(wake))
                     continue
-                run = self._decode_run(plan, by_id)
+                run = self._decode_run(plan, by_id, states, next_arrival)
                 if run is not None:
                     produced, next_arrival = self._book_decode_run(plan, run, by_id, states, next_arrival, steps)
                 else:
@@ -188,9 +190,10 @@ class Engine:
         )
         return record, produced
 
-    def _decode_run(self, plan: StepPlan, by_id: dict[str, RequestState]) -> tuple[int, DecodeRunOutput] | None:
+    def _decode_run(self, plan: StepPlan, by_id: dict[str, RequestState], states: list[RequestState],
+                    next_arrival: int) -> tuple[DecodeRunTerms, DecodeRunOutput] | None:
         """Several decode steps of `plan` at once, when the policy promises them and the runner can run
-        them: (KV blocks in use before them, the run); None: execute one step."""
+        them: (the policy's terms, the run); None: execute one step."""
         if self._execute_decode_run is None:
             return None
         length = self.scheduler.decode_run_length(plan)
@@ -198,29 +201,33 @@ class Engine:
             return None
         if any(by_id[c.req_id].phases.phase is PREEMPTED_PHASE for c in plan.chunks):
             return None  # a recompute may catch up inside the run: single steps end its preempted time exactly
-        used = self.blocks.num_used
-        run = self._execute_decode_run(plan, length)
-        return None if run is None else (used, run)
+        terms = self.scheduler.decode_run_terms(plan, length)
+        until = terms.until
+        if terms.arrivals_matter and next_arrival < len(states):  # the step it arrives in ends the run
+            arrival = states[next_arrival].spec.arrival_s
+            until = arrival if until is None else min(until, arrival)
+        run = self._execute_decode_run(terms.plan, length, until)
+        return None if run is None else (terms, run)
 
-    def _book_decode_run(self, plan: StepPlan, started: tuple[int, DecodeRunOutput],
+    def _book_decode_run(self, plan: StepPlan, started: tuple[DecodeRunTerms, DecodeRunOutput],
                          by_id: dict[str, RequestState], states: list[RequestState], next_arrival: int,
                          steps: list[StepRow]) -> tuple[int, int]:
         """Book a decode run as its single steps would have been: tokens, one step row per step, and the
         arrivals those steps would have admitted between them, each at the end of the step before it.
         Returns the tokens produced and the index of the next arrival."""
-        used, run = started
+        terms, run = started
         start, ends = run.start_s, run.end_s
         produced = 0
         for req_id, tokens in run.next_tokens.items():
             by_id[req_id].append_tokens(tokens, ends)
             produced += len(tokens)
-        self.scheduler.update_decode_run(plan, len(ends), ends[-1])
-        usage = used / self.blocks.num_blocks
+        self.scheduler.update_decode_run(plan, ends)
+        total = self.blocks.num_blocks
         layout, num_seqs, num_tokens, pad_tokens = plan.layout, len(plan.chunks), plan.num_tokens, plan.pad_tokens
-        for end, forward in zip(ends, run.forward_s):
+        for end, forward, used in zip(ends, run.forward_s, terms.blocks_used):
             steps.append(StepRow(start_s=start, duration_s=end - start, forward_s=forward, layout=layout,
                                  num_seqs=num_seqs, num_tokens=num_tokens, pad_tokens=pad_tokens,
-                                 kv_blocks_used=used, kv_usage=usage))
+                                 kv_blocks_used=used, kv_usage=used / total))
             start = end
         for end in ends[:-1]:  # the loop admits what arrived by the last step's end
             next_arrival = self._admit(states, next_arrival, end)

@@ -7,9 +7,10 @@ whose `Scheduler` base class satisfies it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Protocol
 
-from bsbench.engine.plan import StepPlan
+from bsbench.engine.plan import DecodeRunTerms, StepPlan
 from bsbench.engine.request_state import RequestState
 from bsbench.record.reasons import EndReason
 
@@ -27,7 +28,9 @@ class Policy(Protocol):
 
     def decode_run_length(self, plan: StepPlan) -> int: ...
 
-    def update_decode_run(self, plan: StepPlan, steps: int, now: float) -> None: ...
+    def decode_run_terms(self, plan: StepPlan, steps: int) -> DecodeRunTerms: ...
+
+    def update_decode_run(self, plan: StepPlan, ends: Sequence[float]) -> None: ...
 
     def next_wakeup(self, now: float) -> float | None: ...
 

@@ -25,6 +25,8 @@ start at position 0, else `GATHERED`).
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from bsbench.engine.plan import SeqChunk
@@ -83,15 +85,39 @@ def forward_order(layout: str, chunks: list[SeqChunk]) -> list[SeqChunk]:
 
 def decode_splits(chunks: list[SeqChunk], nd: int) -> list[int]:
     """End indices of the decode groups among the first `nd` chunks (ascending context length expected)."""
+    return split_ends([c.start_pos for c in chunks[:nd]])
+
+
+def split_ends(starts: Sequence[int]) -> list[int]:
+    """`decode_splits` of 1-token chunks at positions `starts` (ascending): the one place of the split rule."""
     ends: list[int] = []
     lo = 0
-    for j in range(nd):
-        if j - lo >= DECODE_MIN_GROUP and chunks[j].start_pos + 1 > DECODE_SPLIT_RATIO * (chunks[lo].start_pos + 1):
+    for j in range(len(starts)):
+        if j - lo >= DECODE_MIN_GROUP and starts[j] + 1 > DECODE_SPLIT_RATIO * (starts[lo] + 1):
             ends.append(j)
             lo = j
-    if nd:
-        ends.append(nd)
+    if starts:
+        ends.append(len(starts))
     return ends
+
+
+def next_decode_change(starts: Sequence[int], shift: int, block_size: int) -> int:
+    """For 1-token chunks at positions `starts` (ascending) moved on by `shift`, all alike: the least larger
+    shift at which their decode calls may differ. Until then the groups stay (a split k after a group start
+    lo holds while starts[k] + shift + 1 > 2 (starts[lo] + shift + 1), i.e. shift < starts[k] - 2 starts[lo]
+    - 1, and a pair that does not split never will) and so do their gathered lengths (each group's longest
+    context, in whole blocks)."""
+    moved = [s + shift for s in starts]
+    change = shift + block_size  # any group's gathered length changes within one block
+    lo = 0
+    for hi in split_ends(moved):
+        longest = moved[hi - 1] + 1
+        change = min(change, shift + whole_blocks(longest, block_size) - longest + 1)
+        if hi < len(starts):
+            change = min(change, math.ceil((starts[hi] + 1 - DECODE_SPLIT_RATIO * (starts[lo] + 1))
+                                           / (DECODE_SPLIT_RATIO - 1)))
+        lo = hi
+    return max(change, shift + 1)
 
 
 def attention_calls(layout: str, ordered: list[SeqChunk], block_size: int) -> list[AttnCall]:

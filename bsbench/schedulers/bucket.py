@@ -69,7 +69,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bsbench.engine.events import REJECTION
-from bsbench.engine.plan import StepPlan
+from bsbench.engine.plan import DecodeRunTerms, StepPlan
 from bsbench.engine.request_state import RequestState, Status
 from bsbench.record.reasons import EndKind, EndReason
 from bsbench.schedulers._buckets import (
@@ -83,7 +83,7 @@ from bsbench.schedulers._buckets import (
     priority_key,
 )
 from bsbench.schedulers.base import AdmissionBound, Scheduler, SchedulerContext
-from bsbench.schedulers.chunks import PaddedBatch, advance, max_kv_slots, next_chunk
+from bsbench.schedulers.chunks import PaddedBatch, advance, advance_decoding, max_kv_slots, next_chunk
 from bsbench.schedulers.continuous import ContinuousOptions
 from bsbench.schedulers.option_rules import (
     AT_LEAST_ONE,
@@ -158,6 +158,8 @@ class BucketScheduler(Scheduler):
         self._next_eval = 0.0
         self._added_since_eval = 0
         self._last_now = 0.0
+        self._queue_version = 0  # bumped whenever the queue changes
+        self._quiet: tuple[int, int] | None = None  # (free blocks, queue version) a no-op evaluation saw
         # figures for summary()
         self.controller_s = 0.0
         self.evaluations = 0
@@ -184,6 +186,7 @@ class BucketScheduler(Scheduler):
             return
         start = time.perf_counter()
         self.buckets.add(state)
+        self._queue_version += 1
         self.controller_s += time.perf_counter() - start
         self._added_since_eval += 1
 
@@ -196,6 +199,7 @@ class BucketScheduler(Scheduler):
             self.running.remove(state)
         else:
             self.buckets.remove(state)
+            self._queue_version += 1
 
     def next_wakeup(self, now: float) -> float | None:
         return None  # every decision is made on arrival or after a step; no timed batching
@@ -210,6 +214,7 @@ class BucketScheduler(Scheduler):
         if rows:
             for row in rows:
                 self.buckets.remove(row)
+            self._queue_version += 1
             self.prefill = PaddedBatch.of(rows, self.ctx.model.pad_token_id)
             prefill_only = self.ctx.role == "prefill"
             for row in rows:  # full reservation: decode never allocates, so never runs out
@@ -234,6 +239,7 @@ class BucketScheduler(Scheduler):
         self.evaluations += 1
         self._next_eval = now + self.options.bucket_interval
         self._added_since_eval = 0
+        self._quiet = None if splits or merges else (self.blocks.num_free, self._queue_version)
         if splits or merges:
             self.ctx.events.emit(BUCKET_EVENT, now, [], before=before, after=self.buckets.boundaries(),
                                  splits=splits, merges=merges, queued=self.buckets.total())
@@ -289,6 +295,47 @@ class BucketScheduler(Scheduler):
             return
         for state in advance(plan, {s.id: s for s in self.running}):
             self.end(state, Status.COMPLETED, now)
+
+    # --- decode runs ------------------------------------------------------------------
+    def decode_run_length(self, plan: StepPlan) -> int:
+        """Decode steps until the first running request finishes (its last token ends the run). Nothing
+        else changes inside: no block is allocated or freed, so N_max and the batch `_form_batch` declined
+        stay; the terms end the run at an arrival and at the controller's next look unless that look
+        cannot change anything (`_controller_quiet`)."""
+        running = self.running
+        if (self.prefill is not None or len(plan.chunks) != len(running)
+                or self._added_since_eval >= self.options.bucket_queue_threshold):
+            return 1
+        steps = None
+        for state, chunk in zip(running, plan.chunks):
+            output = len(state.output_ids)
+            if chunk.num_tokens != 1 or not output:
+                return 1
+            left = state.spec.output_len - output
+            steps = left if steps is None or left < steps else steps
+        return 1 if steps is None else max(steps, 1)
+
+    def _controller_quiet(self) -> bool:
+        """The last evaluation changed nothing and neither free KV nor the queue changed since: every
+        evaluation before one of them changes gives the same answer, so it is only counted."""
+        return self._quiet == (self.blocks.num_free, self._queue_version)
+
+    def decode_run_terms(self, plan: StepPlan, steps: int) -> DecodeRunTerms:
+        until = None if self._controller_quiet() else self._next_eval
+        return DecodeRunTerms(plan, [self.blocks.num_used] * steps, until, arrivals_matter=True)
+
+    def update_decode_run(self, plan: StepPlan, ends: Sequence[float]) -> None:
+        steps = len(ends)
+        self.decisions += steps - 1  # the schedule() calls of steps 1.. (each also looked at the controller)
+        interval = self.options.bucket_interval
+        for now in ends[:-1]:
+            if now >= self._next_eval:  # a quiet evaluation (the terms ended the run before any other)
+                self.evaluations += 1
+                self._next_eval = now + interval
+                self._added_since_eval = 0
+        self._last_now = max(self._last_now, ends[-1])
+        for state in advance_decoding(self.running, steps):
+            self.end(state, Status.COMPLETED, ends[-1])
 
     def fail_plan(self, plan: StepPlan, now: float, reason: EndReason) -> list[str]:
         if self.prefill is not None:

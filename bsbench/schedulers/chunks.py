@@ -63,6 +63,16 @@ def advance(plan: StepPlan, states: dict[str, RequestState]) -> list[RequestStat
     return done
 
 
+def advance_decoding(states: list[RequestState], steps: int) -> list[RequestState]:
+    """Book `steps` decode steps of every request in `states` (a decode run); returns those done generating."""
+    done = []
+    for state in states:
+        state.num_computed += steps
+        if state.done_generating:
+            done.append(state)
+    return done
+
+
 @dataclass(slots=True)
 class PaddedBatch:
     """A rectangular, left-padded batch that prefills together and decodes together.

@@ -17,18 +17,27 @@ its blocks already reserved by the transfer; it is the newest, so the first
 preemption victim), up to `max_num_seqs` (`free_seats`). A preempted request is
 recomputed here, on the decode instance, from its prompt and generated tokens
 (a packed prefill priced by this instance's cost model), never sent back.
+
+Decode runs: when every running request decodes, the next steps repeat the plan one
+position further until the first request finishes (its last token ends the run), a
+block allocation would fail (a preemption), or the queue could admit someone. The
+queue's head blocked now stays blocked (its budget, the sequence cap and its tokens
+stay the same; free blocks only shrink), and arrivals join behind it; with no one
+waiting and room, the run ends with the step the next request arrives in.
 """
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from bsbench.engine.events import PREEMPTION
-from bsbench.engine.plan import SeqChunk, StepPlan
+from bsbench.engine.plan import DecodeRunTerms, SeqChunk, StepPlan
 from bsbench.engine.request_state import RequestState, Status
 from bsbench.schedulers.base import Scheduler, SchedulerContext
-from bsbench.schedulers.chunks import advance, kv_slots_needed, next_chunk, uncomputed_tokens
+from bsbench.schedulers.chunks import advance, advance_decoding, kv_slots_needed, next_chunk, uncomputed_tokens
 from bsbench.schedulers.option_rules import AT_LEAST_ONE, Interval, PolicyOptions, check_fields
 from bsbench.schedulers.registry import register
 
@@ -62,6 +71,7 @@ class ContinuousScheduler(Scheduler):
         self.waiting: deque[RequestState] = deque()
         self.running: list[RequestState] = []
         self._watermark_blocks = int(options.watermark * self.blocks.num_blocks)
+        self._growth: tuple[StepPlan | None, list[tuple[int, int]]] = (None, [])  # the last run's _run_growth
 
     def add_request(self, state: RequestState, now: float) -> None:
         self.waiting.append(state)
@@ -146,3 +156,63 @@ class ContinuousScheduler(Scheduler):
     def update(self, plan: StepPlan, now: float) -> None:
         for state in advance(plan, {s.id: s for s in self.running}):
             self.end(state, Status.COMPLETED, now)
+
+    # --- decode runs (see the module docstring) ----------------------------------
+    def decode_run_length(self, plan: StepPlan) -> int:
+        running = self.running
+        if len(plan.chunks) != len(running):
+            return 1
+        steps = None
+        for state, chunk in zip(running, plan.chunks):
+            output = len(state.output_ids)
+            if chunk.num_tokens != 1 or not output or state.num_computed != state.prompt_len + output - 1:
+                return 1  # a prefill (or its last piece) in the plan
+            left = state.spec.output_len - output  # the step that samples the last token finishes it
+            steps = left if steps is None or left < steps else steps
+        if steps is None or steps < 2:
+            return 1
+        growth = self._run_growth(plan, steps)
+        self._growth = (plan, growth)  # its terms and booking read prefixes of it
+        if len(growth) > self.blocks.num_free:
+            steps = growth[self.blocks.num_free][0]  # that step would preempt: the run ends before it
+        return steps
+
+    def _run_growth(self, plan: StepPlan, steps: int) -> list[tuple[int, int]]:
+        """(step, chunk index) of every block single steps 1..steps-1 of the run would allocate, in their order:
+        a chunk writes slot start_pos + j at step j and gets a block when that slot begins one."""
+        plan_seen, growth = self._growth
+        if plan_seen is plan:  # decode_run_length's list, for at least as many steps
+            return growth[:bisect_left(growth, (steps, -1))]
+        size = self.blocks.block_size
+        growth = []
+        for i, chunk in enumerate(plan.chunks):
+            first = len(chunk.block_table) * size - chunk.start_pos  # the step that writes past its table
+            growth.extend((j, i) for j in range(max(first, 1), steps, size))
+        growth.sort()
+        return growth
+
+    def decode_run_terms(self, plan: StepPlan, steps: int) -> DecodeRunTerms:
+        growth = self._run_growth(plan, steps)
+        ids = iter(self.blocks.next_free(len(growth)))
+        new: dict[int, list[int]] = {}
+        used = [self.blocks.num_used] * steps
+        for j, i in growth:
+            new.setdefault(i, []).append(next(ids))
+            used[j] += 1
+        for j in range(1, steps):
+            used[j] += used[j - 1] - self.blocks.num_used
+        chunks = [c if i not in new else
+                  SeqChunk(c.req_id, c.token_ids, c.start_pos, (*c.block_table, *new[i]), c.sample, c.pad_len)
+                  for i, c in enumerate(plan.chunks)]
+        opts = self.options
+        admission_open = (not self.waiting and len(self.running) < opts.max_num_seqs
+                          and opts.max_num_batched_tokens > len(self.running))  # else it stays shut for the run
+        return DecodeRunTerms(StepPlan(plan.layout, chunks, plan.pad_tokens), used, arrivals_matter=admission_open)
+
+    def update_decode_run(self, plan: StepPlan, ends: Sequence[float]) -> None:
+        steps = len(ends)
+        allocate = self.blocks.allocate
+        for _step, i in self._run_growth(plan, steps):
+            allocate(plan.chunks[i].req_id, 1)
+        for state in advance_decoding(self.running, steps):
+            self.end(state, Status.COMPLETED, ends[-1])

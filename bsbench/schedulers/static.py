@@ -14,6 +14,7 @@ One batch runs at a time.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -116,12 +117,13 @@ class StaticScheduler(Scheduler):
             self.waiting.remove(state)
 
     def update(self, plan: StepPlan, now: float) -> None:
-        self.update_decode_run(plan, 1, now)
+        self.update_decode_run(plan, (now,))
 
     def decode_run_length(self, plan: StepPlan) -> int:
         return self.batch.decode_run_length() if self.batch is not None else 1
 
-    def update_decode_run(self, plan: StepPlan, steps: int, now: float) -> None:
+    def update_decode_run(self, plan: StepPlan, ends: Sequence[float]) -> None:
+        steps, now = len(ends), ends[-1]
         batch = self.batch
         assert batch is not None
         for row in batch.book(plan, steps):

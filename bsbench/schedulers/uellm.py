@@ -259,7 +259,7 @@ class UellmScheduler(Scheduler):
             self._maybe_close()
 
     def update(self, plan: StepPlan, now: float) -> None:
-        self.update_decode_run(plan, 1, now)
+        self.update_decode_run(plan, (now,))
 
     def decode_run_length(self, plan: StepPlan) -> int:
         """Until a row finishes, outgrows its KV reservation (`_cover_next_step` would act) or
@@ -276,7 +276,8 @@ class UellmScheduler(Scheduler):
                 steps = min(steps, run.cap - (row.num_output - run.start_output[row.id]))
         return max(1, steps)
 
-    def update_decode_run(self, plan: StepPlan, steps: int, now: float) -> None:
+    def update_decode_run(self, plan: StepPlan, ends: Sequence[float]) -> None:
+        steps, now = len(ends), ends[-1]
         run = self.running
         assert run is not None
         for row in run.batch.book(plan, steps):

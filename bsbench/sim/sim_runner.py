@@ -11,11 +11,12 @@ so the same plans give the same tokens and the same timeline, to the bit.
 A step that fails with ActivationOOM is not charged to the clock (the real step would
 have stopped part way; we do not guess how far).
 
-`execute_decode_run(plan, steps)` is `execute` applied to `steps` consecutive decode
+`execute_decode_run(plan, steps, until)` is `execute` applied to `steps` consecutive decode
 steps of one plan (every chunk one position further each step) in one call, with the
 same checks, work, prices, clock additions and tokens, so a run gives the record that
-single steps give, to the bit. Its work changes only when the gathered context crosses a
-block boundary, so it is priced once per block, not once per step.
+single steps give, to the bit; it stops after the first step that ends at or after
+`until`. Its work changes only when a gathered context crosses a block boundary (or,
+packed, when two decode groups join), so it is priced once per change, not once per step.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from bsbench.engine.kv_budget import kv_cache_too_large
 from bsbench.engine.model_shape import ModelShape
 from bsbench.engine.plan import ActivationOOM, DecodeRunOutput, SeqChunk, StepOutput, StepPlan
 from bsbench.engine.plan_check import validate_plan
-from bsbench.engine.step_layout import whole_blocks
+from bsbench.engine.step_layout import next_decode_change, whole_blocks
 from bsbench.sim.cost_model import CostModel
 from bsbench.sim.gpus import DevicePreset
 from bsbench.sim.memory import free_after_weights, step_activation_bytes
@@ -100,10 +101,11 @@ class SimRunner:
                 tokens[rid] = zlib.crc32(str(c.start_pos - c.pad_len + len(c.token_ids)).encode(), prefix) % vocab
         return StepOutput(next_tokens=tokens, forward_s=seconds)
 
-    def execute_decode_run(self, plan: StepPlan, steps: int) -> DecodeRunOutput | None:
-        """`steps` decode steps of `plan` (1-token chunks, one position further each step); None, with
-        nothing charged, when a clock that ticks per reading or a step's activations rule out a run
-        (the caller then executes single steps, which fail where they must)."""
+    def execute_decode_run(self, plan: StepPlan, steps: int, until: float | None = None) -> DecodeRunOutput | None:
+        """`steps` decode steps of `plan` (1-token chunks, one position further each step), or fewer: the run
+        ends with the first step that ends at or after `until`. None, with nothing charged, when a clock that
+        ticks per reading or a step's activations rule out a run (the caller then executes single steps, which
+        fail where they must)."""
         if not self.num_blocks:
             raise RuntimeError("allocate_kv() must be called before execute()")
         if self.clock.tick_s or any(len(c.token_ids) != 1 for c in plan.chunks):
@@ -111,32 +113,38 @@ class SimRunner:
         max_len = self.shape.info.max_model_len
         validate_plan(plan, self.block_size, self.num_blocks, max_len, self._checked_tables)
         validate_plan(shifted(plan, steps - 1), self.block_size, self.num_blocks, max_len, self._checked_tables)
-        priced: list[tuple[int, float]] = []  # (first step, seconds) per stretch of equal work
-        gathered = None
-        for j in range(steps):
-            reach = whole_blocks(plan.chunks[0].start_pos + j + 1, self.block_size) if plan.layout == "padded" else j
-            if reach != gathered:  # padded: the gathered context grew by a block (packed: priced every step)
-                gathered = reach
-                work = step_work(shifted(plan, j), self.block_size)
-                if step_activation_bytes(work, self.shape) > self.activation_room:
-                    return None
-                priced.append((j, self.cost_model.step_time(work)))
-        start = self.clock.t
+        bs = self.block_size
+        padded = plan.layout == "padded"
+        starts = [] if padded else sorted(c.start_pos for c in plan.chunks)
         forward: list[float] = []
         ends: list[float] = []
-        bounds = [first for first, _ in priced[1:]] + [steps]
-        for (first, seconds), stop in zip(priced, bounds):
-            for _ in range(stop - first):
-                forward.append(seconds)
-                ends.append(self.clock.advance(seconds))
+        start = self.clock.t
+        change = 0  # the next step whose work may differ from the step before
+        seconds = 0.0
+        for j in range(steps):
+            if j == change:
+                work = step_work(shifted(plan, j), bs)
+                if step_activation_bytes(work, self.shape) > self.activation_room:
+                    self.clock.t = start  # nothing charged: single steps fail where they must
+                    return None
+                seconds = self.cost_model.step_time(work)
+                # padded: the gathered context grows by a block; packed: see next_decode_change
+                change = (whole_blocks(plan.chunks[0].start_pos + j + 1, bs) - plan.chunks[0].start_pos
+                          if padded else next_decode_change(starts, j, bs))
+            forward.append(seconds)
+            end = self.clock.advance(seconds)
+            ends.append(end)
+            if until is not None and end >= until:
+                break
         tokens = {}
         vocab = self.shape.vocab_size
         crc32 = zlib.crc32
+        done = len(ends)
         for c in plan.chunks:  # sim_token for each step, the id's checksum read once
             if c.sample:
                 prefix = self._id_prefix(c.req_id)
                 first = c.start_pos - c.pad_len + 1
-                tokens[c.req_id] = [crc32(str(p).encode(), prefix) % vocab for p in range(first, first + steps)]
+                tokens[c.req_id] = [crc32(str(p).encode(), prefix) % vocab for p in range(first, first + done)]
         return DecodeRunOutput(start_s=start, forward_s=forward, end_s=ends, next_tokens=tokens)
 
     def _check_activations(self, work: StepWork) -> None:
