@@ -51,17 +51,11 @@ def command(scheduler: str, host: str, port: int, served_model_name: str | None,
     with the reason "the server shut down".
     """
     _check_installed()
-    from bsbench.bench import build_policy, open_session, request_misfit
-    from bsbench.engine.clock import WallClock
-    from bsbench.engine.loop import Engine
+    from bsbench.bench import build_policy, open_session
     from bsbench.engine.model_presets import PRESETS
-    from bsbench.engine.online import EngineThread
     from bsbench.hub import check_model_source
     from bsbench.progress import Progress
-    from bsbench.serve.app import ServeState
-    from bsbench.serve.metrics import metrics_registry
-    from bsbench.serve.requests import ServedModel
-    from bsbench.serve.server import bind, serve
+    from bsbench.serve.server import bind, serve, serve_state
     from bsbench.workloads.tokenizer import load_tokenizer
 
     config = run_config_from_cli(kwargs, scheduler, scheduler_values(kwargs))
@@ -74,20 +68,19 @@ def command(scheduler: str, host: str, port: int, served_model_name: str | None,
         sock = bind(host, port)
     except OSError as exc:
         raise BsbenchError(f"cannot listen on {host}:{port}: {first_line(exc)}") from None
-    engine = Engine(policy, session.runner, events=policy.ctx.events, blocks=policy.ctx.block_manager,
-                    clock=WallClock())
-    thread = EngineThread(engine, lambda spec: request_misfit(spec, session.info, policy))
-    name = served_model_name or session.info.name
-    state = ServeState(thread, ServedModel(name, handle, session.info.vocab_size), scheduler,
-                       metrics_registry(thread.arrivals, policy.ctx.block_manager), max_requests, idle_exit)
+    state = serve_state(session, policy, handle, name=served_model_name, max_requests=max_requests,
+                        idle_exit_s=idle_exit)
+    thread, name = state.engine, state.model.name
     address = sock.getsockname()
     click.echo(f"bsbench serve: {scheduler} on {name} ({config.weights} weights, {session.dtype}, {session.device}; "
                f"KV {session.num_blocks * session.block_size:,} tokens) at http://{host}:{address[1]}/v1", err=False)
-    serve(state, sock)
-    stats = thread.arrivals.stats()
-    ended = {status: sum(n for (s, _), n in stats.ended.items() if s == status)
-             for status in ("completed", "failed", "rejected")}
-    click.echo(f"bsbench serve: stopped; {stats.submitted} requests: {ended['completed']} completed, "
-               f"{ended['failed']} failed, {ended['rejected']} rejected")
+    try:
+        serve(state, sock)
+    finally:  # after a signal too (uvicorn raises it again once shut down: exit 130 / 143)
+        stats = thread.arrivals.stats()
+        ended = {status: sum(n for (s, _), n in stats.ended.items() if s == status)
+                 for status in ("completed", "failed", "rejected")}
+        click.echo(f"bsbench serve: stopped; {stats.submitted} requests: {ended['completed']} completed, "
+                   f"{ended['failed']} failed, {ended['rejected']} rejected")
     if thread.error is not None:
         raise BsbenchError(f"the engine failed: {first_line(thread.error)}")

@@ -12,14 +12,23 @@ from __future__ import annotations
 import socket
 from collections.abc import Callable
 from types import FrameType
+from typing import Any
 
 import uvicorn
 
+from bsbench.bench import request_misfit
+from bsbench.engine.clock import WallClock
+from bsbench.engine.loop import Engine
+from bsbench.engine.online import EngineThread
 from bsbench.record.reasons import EndKind, EndReason
+from bsbench.schedulers.base import Scheduler
 from bsbench.serve.app import ServeState, build_app
+from bsbench.serve.metrics import metrics_registry
+from bsbench.serve.requests import ServedModel
+from bsbench.workloads.tokenizer import TokenizerHandle
 
 SHUTDOWN = EndReason(EndKind.INTERRUPTED, "the server shut down")
-JOIN_TIMEOUT_S = 30.0
+JOIN_TIMEOUT_S = 30
 
 
 class _Server(uvicorn.Server):
@@ -32,6 +41,18 @@ class _Server(uvicorn.Server):
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         self.on_exit()
         super().handle_exit(sig, frame)
+
+
+def serve_state(session: Any, policy: Scheduler, tokenizer: TokenizerHandle, *, name: str | None = None,
+                max_requests: int | None = None, idle_exit_s: float | None = None) -> ServeState:
+    """The server's state for `policy` over `session` (a bench.ModelSession on the wall clock): an online engine
+    that rejects what `bench.request_misfit` refuses, its metrics, the served name (default: the model's)."""
+    engine = Engine(policy, session.runner, events=policy.ctx.events, blocks=policy.ctx.block_manager,
+                    clock=WallClock())
+    thread = EngineThread(engine, lambda spec: request_misfit(spec, session.info, policy))
+    model = ServedModel(name or session.info.name, tokenizer, session.info.vocab_size)
+    return ServeState(thread, model, policy.name, metrics_registry(thread.arrivals, policy.ctx.block_manager),
+                      max_requests, idle_exit_s)
 
 
 def bind(host: str, port: int) -> socket.socket:
