@@ -18,6 +18,7 @@ from bsbench.record import EndKind
 from bsbench.record.reasons import EndReason
 from bsbench.schedulers.continuous import ContinuousOptions, ContinuousScheduler
 from bsbench.schedulers.static import StaticOptions, StaticScheduler
+from bsbench.schedulers.uellm import UellmOptions, UellmScheduler
 from tests.fakes import ChecksumRunner, make_context, reference_generate
 
 TIMEOUT_S = 20.0
@@ -96,6 +97,7 @@ def test_submitted_requests_get_their_tokens_as_generated_and_the_counts_add_up(
 @pytest.mark.parametrize("policy_cls, options", [
     (ContinuousScheduler, ContinuousOptions()),
     (StaticScheduler, StaticOptions(max_batch_size=2, batch_timeout=0.0)),  # a padded batch keeps KV until it ends
+    (UellmScheduler, UellmOptions(predictor="oracle")),  # its running batch too
 ])
 def test_cancel_ends_the_request_failed_and_frees_its_kv(policy_cls, options):
     thread, ctx = start(policy_cls, options, num_blocks=256, step_s=0.01)

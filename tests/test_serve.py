@@ -124,6 +124,8 @@ def test_models_health_and_metrics_that_move(served):
 @pytest.mark.parametrize("path, body, status, param, words", [
     ("/v1/completions", b"{not json", 400, None, "not valid JSON"),
     ("/v1/completions", b"[1, 2]", 400, None, "JSON object"),
+    ("/v1/completions", b"[" * 100_000, 400, None, "not valid JSON"),  # a nesting bomb
+    ("/v1/completions", b"\xff\xfe", 400, None, "not valid JSON"),
     ("/v1/completions", {"prompt": "x", "n": 2}, 400, "n", "must be 1"),
     ("/v1/completions", {"max_tokens": 3}, 400, "prompt", "required"),
     ("/v1/completions", {"prompt": ""}, 400, "prompt", "at least one token"),
@@ -194,3 +196,18 @@ def test_the_server_stops_by_itself_after_idle_exit():
         assert server.state.engine.error is None
         with pytest.raises(httpx.TransportError):
             httpx.get(f"{server.url}/health", timeout=2)
+
+
+def test_an_engine_that_dies_fails_its_requests_with_the_reason_and_stops_the_server():
+    class LostDevice:
+        def execute(self, plan):
+            raise RuntimeError("device lost")
+
+    with running_server() as server:
+        server.state.engine.engine.runner = LostDevice()
+        response = httpx.post(f"{server.url}/v1/completions", json={"prompt": [5, 6], "max_tokens": 4},
+                              timeout=TIMEOUT_S)
+        assert response.status_code == 500 and "device lost" in response.json()["error"]["message"]
+        server.thread.join(TIMEOUT_S)
+        assert not server.thread.is_alive()
+        assert isinstance(server.state.engine.error, RuntimeError)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import click
 
 from bsbench.commands._help import GroupedCommand
@@ -82,5 +84,6 @@ def command(scheduler: str, host: str, port: int, served_model_name: str | None,
                  for status in ("completed", "failed", "rejected")}
         click.echo(f"bsbench serve: stopped; {stats.submitted} requests: {ended['completed']} completed, "
                    f"{ended['failed']} failed, {ended['rejected']} rejected")
-    if thread.error is not None:
-        raise BsbenchError(f"the engine failed: {first_line(thread.error)}")
+    if thread.error is not None:  # not a user error: exit 1, still one line
+        click.echo(f"bsbench: error: the engine failed: {first_line(thread.error)}", err=True)
+        sys.exit(1)

@@ -99,7 +99,8 @@ class OnlineArrivals:
         self._live: dict[str, _Live] = {}  # admitted, not yet delivered as ended (the engine's thread only)
         # ended, still holding KV in a padded batch that goes on (its rows stay in plans until the batch ends)
         self._retired: list[str] = []
-        self._lock = threading.Condition()
+        # reentrant: a signal handler (the server's shutdown) may close() on a thread inside submit() or stats()
+        self._lock = threading.Condition(threading.RLock())
         self._incoming: list[_Live] = []
         self._cancels: list[str] = []
         self._closing: EndReason | None = None

@@ -28,6 +28,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from bsbench import safe_json
 from bsbench.engine.online import Ended, EngineClosed, EngineThread, Event, Submitted, Tokens
 from bsbench.engine.request_state import Status
 from bsbench.serve.errors import ApiError
@@ -104,7 +105,7 @@ async def _server_error(request: Request, exc: Exception) -> Response:
 
 async def _generate(request: Request, state: ServeState, *, chat: bool) -> Response:
     try:
-        body = json.loads(await request.body())
+        body = safe_json.loads((await request.body()).decode("utf-8"))  # a nesting bomb is malformed JSON too
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ApiError(400, f"the request body is not valid JSON: {exc}") from None
     gen = (parse_chat if chat else parse_completion)(body, state.model)
@@ -201,13 +202,15 @@ async def _stream(state: ServeState, gen: GenerationRequest, submitted: Submitte
 
 
 async def _watch(state: ServeState) -> None:
-    """Stop the server by itself after `max_requests` ended, or `idle_exit_s` with none in flight."""
-    if state.max_requests is None and state.idle_exit_s is None:
-        return
+    """Stop the server by itself when its engine died (an error the command reports), after `max_requests`
+    ended, or after `idle_exit_s` with none in flight."""
     loop = asyncio.get_running_loop()
     idle_since = loop.time()
     while True:
         await asyncio.sleep(WATCH_INTERVAL_S)
+        if state.engine.error is not None:
+            state.request_exit()
+            return
         stats = state.engine.arrivals.stats()
         ended = sum(stats.ended.values())
         if state.max_requests is not None and ended >= state.max_requests:
