@@ -20,26 +20,30 @@ FINISH_REASON = "length"
 
 @dataclass(slots=True)
 class Detokenizer:
-    """Text of a growing token list, handed out in pieces: a piece never ends in a broken UTF-8 sequence
-    (held back until the next token completes it, or until `flush`)."""
+    """Text of a growing token list, handed out in pieces that join to the text of all of it. A piece never
+    ends in a broken UTF-8 sequence (held back until the next token completes it, or until `flush`). Only the
+    ids since the last piece are decoded again (with the ones before it as context), not the whole output."""
 
     tokenizer: TokenizerHandle
     ids: list[int] = field(default_factory=list)
-    sent: int = 0  # characters handed out
+    prefix: int = 0  # ids[prefix:read] give the context text already handed out
+    read: int = 0
 
     def add(self, ids: list[int]) -> str:
         self.ids.extend(ids)
-        text = self.tokenizer.decode(self.ids)
-        end = len(text)
-        while end > self.sent and text[end - 1] == "\ufffd":
-            end -= 1
-        piece, self.sent = text[self.sent:end], max(self.sent, end)
-        return piece
+        decode = self.tokenizer.decode
+        known = decode(self.ids[self.prefix:self.read])
+        text = decode(self.ids[self.prefix:])
+        if text.endswith("\ufffd") or len(text) <= len(known):
+            return ""
+        self.prefix, self.read = self.read, len(self.ids)
+        return text[len(known):]
 
     def flush(self) -> str:
-        text = self.tokenizer.decode(self.ids)
-        piece, self.sent = text[self.sent:], len(text)
-        return piece
+        decode = self.tokenizer.decode
+        text, known = decode(self.ids[self.prefix:]), decode(self.ids[self.prefix:self.read])
+        self.prefix = self.read = len(self.ids)
+        return text[len(known):]
 
 
 @dataclass(slots=True, frozen=True)
