@@ -37,9 +37,11 @@ from bsbench.environment import GpuSampler, capture_environment
 from bsbench.errors import BsbenchError, OptionsError
 from bsbench.progress import Progress, ProgressTask, rate_text
 from bsbench.record import Outcome, RecordConfig, RequestRow, RunRecord, WorkloadInfo, save_record
+from bsbench.record.reasons import EndKind, EndReason
 from bsbench.schedulers.base import Scheduler, SchedulerContext
 from bsbench.schedulers.registry import get_scheduler
 from bsbench.units import format_rate
+from bsbench.workloads.request import RequestSpec
 from bsbench.workloads.workload import Workload
 
 
@@ -221,24 +223,45 @@ def check_workload_fits(workload: Workload, info: ModelInfo, scheduler: Schedule
         raise BsbenchError("the workload has no requests")
     check_token_ids(workload, info)
     longest = max(workload.requests, key=lambda r: r.prompt_len + r.output_len)
-    total = longest.prompt_len + longest.output_len
-    if total > info.max_model_len:
-        raise BsbenchError(
-            f"request {longest.id} needs {total} tokens (prompt {longest.prompt_len} + output {longest.output_len}) "
-            f"but {info.name} has a context of {info.max_model_len}; filter the workload "
-            f"(--max-prompt-len / --max-output-len) or use another model"
-        )
-    bound = scheduler.admission_bound()
-    over = [(scheduler.blocks_to_serve_alone(r), r) for r in workload.requests]
-    over = [(need, r) for need, r in over if need > bound.max_blocks]
+    too_long = context_excess(longest, info)
+    if too_long is not None:
+        raise BsbenchError(f"request {longest.id} {too_long}; filter the workload "
+                           f"(--max-prompt-len / --max-output-len) or use another model")
+    bound = scheduler.admission_bound().max_blocks
+    over = [(need, r) for r in workload.requests if (need := scheduler.blocks_to_serve_alone(r)) > bound]
     if over:
         need, spec = max(over, key=lambda item: item[0])
         more = f" (and {len(over) - 1} more)" if len(over) > 1 else ""
-        raise BsbenchError(
-            f"request {spec.id}{more} needs {need} KV blocks of {scheduler.blocks.block_size} tokens (prompt "
-            f"{spec.prompt_len} + output {spec.output_len}) "
-            f"but {scheduler.name} lets one request hold at most {bound.max_blocks}, {bound.why}; raise --kv-memory"
-        )
+        raise BsbenchError(f"request {spec.id}{more} {kv_excess(spec, scheduler)}; raise --kv-memory")
+
+
+def context_excess(spec: RequestSpec, info: ModelInfo) -> str | None:
+    """Why `spec` passes the model's context ("needs N tokens ... but"), or None when it fits."""
+    total = spec.prompt_len + spec.output_len
+    if total <= info.max_model_len:
+        return None
+    return (f"needs {total} tokens (prompt {spec.prompt_len} + output {spec.output_len}) "
+            f"but {info.name} has a context of {info.max_model_len}")
+
+
+def kv_excess(spec: RequestSpec, scheduler: Scheduler) -> str | None:
+    """Why `scheduler` would never serve `spec`, even alone in an empty cache (its admission bound), or None."""
+    need = scheduler.blocks_to_serve_alone(spec)
+    bound = scheduler.admission_bound()
+    if need <= bound.max_blocks:
+        return None
+    return (f"needs {need} KV blocks of {scheduler.blocks.block_size} tokens (prompt {spec.prompt_len} + output "
+            f"{spec.output_len}) but {scheduler.name} lets one request hold at most {bound.max_blocks}, {bound.why}")
+
+
+def request_misfit(spec: RequestSpec, info: ModelInfo, scheduler: Scheduler) -> EndReason | None:
+    """Why one request can never be served (the model's context, the policy's admission bound), typed for
+    its end reason; None when it can. An online engine rejects such a request before it enters."""
+    too_long = context_excess(spec, info)
+    if too_long is not None:
+        return EndReason(EndKind.TOO_LONG, f"the request {too_long}")
+    over = kv_excess(spec, scheduler)
+    return None if over is None else EndReason(EndKind.KV_REJECTED, f"the request {over}")
 
 
 def check_token_ids(workload: Workload, info: ModelInfo) -> None:

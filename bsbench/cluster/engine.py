@@ -33,9 +33,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from bsbench.cluster.links import LinkPreset
+from bsbench.engine.arrivals import request_states
 from bsbench.engine.clock import VirtualClock
 from bsbench.engine.events import EventLog
-from bsbench.engine.loop import Engine, EngineResult, ProgressFn, request_states
+from bsbench.engine.loop import Engine, EngineResult, ProgressFn
 from bsbench.engine.plan import StepOutput, StepPlan
 from bsbench.engine.request_state import RequestState, Status
 from bsbench.record.reasons import EndKind, EndReason

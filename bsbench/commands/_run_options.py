@@ -94,12 +94,32 @@ RECORD_GROUP = "Run record"
 _MODEL_FLAGS = ("backend", "clock", "gpu", "calibration", "instances", "link", "model", "weights", "weights_seed",
                 "device", "dtype", "kv_memory", "block_size", "threads")
 _RECORD_FLAGS = ("repeats", "out_dir", "record_tokens", "percentiles")
+_SERVE_FLAGS = ("model", "weights", "weights_seed", "device", "dtype", "kv_memory", "block_size", "threads")
 
 
 def run_options(func: Callable) -> Callable:
     """Add engine, model and every scheduler's flags to a command (grouped in --help by GroupedCommand)."""
+    return _engine_options(func, _MODEL_FLAGS + _RECORD_FLAGS)
+
+
+def serve_options(func: Callable) -> Callable:
+    """run_options for `bsbench serve`: the scheduler and model flags, without the backend, clock and record
+    flags (a server runs the real model on the wall clock and writes no record)."""
+    return _engine_options(func, _SERVE_FLAGS)
+
+
+def _engine_options(func: Callable, names: tuple[str, ...]) -> Callable:
     for name, owners in reversed(_scheduler_fields().items()):
         func = _scheduler_option(name, owners)(func)
+    for decorator in reversed([d for name, d in _flag_decorators().items() if name in names]):
+        func = decorator(func)
+    func = group_options(MODEL_GROUP, [n for n in _MODEL_FLAGS if n in names])(func)
+    record = [n for n in _RECORD_FLAGS if n in names]
+    return group_options(RECORD_GROUP, record)(func) if record else func
+
+
+def _flag_decorators() -> dict[str, Callable]:
+    """Each engine flag's click option, by its Python name, in --help order."""
     decorators = [
         click.option("--backend", type=click.Choice(["real", "sim"]), default="real", show_default=True,
                      help="real: the model runner computes every step; sim: the same engine, schedulers and KV "
@@ -148,10 +168,7 @@ def run_options(func: Callable) -> Callable:
         click.option("--record-tokens", is_flag=True, help="Store every request's generated token ids in the record."),
         click.option("--percentiles", default="50,90,99", show_default=True, help="Latency percentiles to report."),
     ]
-    for decorator in reversed(decorators):
-        func = decorator(func)
-    func = group_options(MODEL_GROUP, _MODEL_FLAGS)(func)
-    return group_options(RECORD_GROUP, _RECORD_FLAGS)(func)
+    return dict(zip(_MODEL_FLAGS + _RECORD_FLAGS, decorators, strict=True))
 
 
 def _parse_percentiles(text: str) -> tuple[float, ...]:
@@ -190,7 +207,8 @@ def check_flags_apply(schedulers: list[str], values: dict[str, Any]) -> None:
 
 def run_config_from_cli(kwargs: dict[str, Any], scheduler: str, scheduler_options: dict[str, Any]) -> RunConfig:
     """Pop the engine flags from click's kwargs and build a RunConfig: its scheduler options are validated
-    and --out is checked writable here, before any model is loaded (paths.check_output_dir)."""
+    and --out is checked writable here, before any model is loaded (paths.check_output_dir). A command
+    without the backend or record flags (serve_options) gets their defaults."""
     from bsbench.bench import (  # the engine's world, imported only when a run is built
         RunConfig,
         build_scheduler_options,
@@ -216,9 +234,9 @@ def run_config_from_cli(kwargs: dict[str, Any], scheduler: str, scheduler_option
         kv_memory=kwargs.pop("kv_memory"),  # bytes (ByteSize) or None
         block_size=kwargs.pop("block_size"),
         threads=kwargs.pop("threads"),
-        out_dir=check_output_dir(kwargs.pop("out_dir"), "--out"),
-        record_tokens=kwargs.pop("record_tokens"),
-        percentiles=_parse_percentiles(kwargs.pop("percentiles")),
+        out_dir=check_output_dir(kwargs.pop("out_dir"), "--out") if "out_dir" in kwargs else Path("results"),
+        record_tokens=kwargs.pop("record_tokens", False),
+        percentiles=_parse_percentiles(kwargs.pop("percentiles", "50,90,99")),
         backend=backend,
         clock=clock,
         gpu=gpu,
@@ -234,7 +252,7 @@ def _cluster_flags(kwargs: dict[str, Any], backend: str) -> tuple[str | None, st
     from bsbench.cluster.links import link_preset
     from bsbench.cluster.topology import parse_instances
 
-    instances, link = kwargs.pop("instances"), kwargs.pop("link")
+    instances, link = kwargs.pop("instances", None), kwargs.pop("link", None)
     if instances is not None:
         instances = str(parse_instances(instances))
     if link is not None:
@@ -251,10 +269,10 @@ def _backend_flags(kwargs: dict[str, Any]) -> tuple[str, str, str | None, Path |
 
     --backend sim is always on a virtual clock (--clock virtual is accepted, --clock wall refused); a virtual
     clock needs a cost model (--gpu or --calibration); --gpu and --calibration mean nothing on a wall clock."""
-    backend = kwargs.pop("backend")
-    clock = kwargs.pop("clock")
-    gpu = kwargs.pop("gpu")
-    calibration = kwargs.pop("calibration")
+    backend = kwargs.pop("backend", "real")
+    clock = kwargs.pop("clock", None)
+    gpu = kwargs.pop("gpu", None)
+    calibration = kwargs.pop("calibration", None)
     if backend == "sim":
         if clock == "wall":
             raise BsbenchError("--backend sim runs on a virtual clock; drop --clock wall (or use --backend real)")

@@ -1,5 +1,8 @@
 """The engine loop: admit arrivals, ask the policy for a plan, run it, book tokens, repeat.
 
+Requests come from an `Arrivals` (engine/arrivals.py): a replayed workload (`run`), or
+requests submitted while the loop runs on the wall clock (`drive` with engine/online.py).
+
 Invariant on return: every submitted request has a final status (completed,
 failed or rejected, the latter two with a reason).
 
@@ -20,13 +23,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from bsbench.engine.arrivals import Arrivals, ReplayArrivals
 from bsbench.engine.block_manager import BlockManager
 from bsbench.engine.clock import Clock, WallClock
 from bsbench.engine.events import OOM, EventLog
 from bsbench.engine.phases import Phase
 from bsbench.engine.plan import ActivationOOM, DecodeRunOutput, DecodeRunTerms, StepOutput, StepPlan
 from bsbench.engine.policy import Policy
-from bsbench.engine.request_state import RequestState, Status
+from bsbench.engine.request_state import RequestState
 from bsbench.record.reasons import EndKind, EndReason
 from bsbench.record.rows import StepRow
 from bsbench.workloads.request import RequestSpec
@@ -49,16 +53,15 @@ class EngineResult:
     notes: dict[str, Any] = field(default_factory=dict)
 
 
+class StopRun(KeyboardInterrupt):
+    """Raised by an `Arrivals` to stop the loop as an interrupt does, ending the unfinished with `reason`."""
+
+    def __init__(self, reason: EndReason) -> None:
+        super().__init__(str(reason))
+        self.reason = reason
+
+
 ProgressFn = Callable[[int, int, int], None]  # (ended, submitted, tokens generated so far)
-
-
-def request_states(requests: list[RequestSpec]) -> tuple[list[RequestState], dict[str, RequestState]]:
-    """A fresh state per request, in arrival order (ties by id), and the same by id; ids must be unique."""
-    states = [RequestState(spec) for spec in sorted(requests, key=lambda r: (r.arrival_s, r.id))]
-    by_id = {s.id: s for s in states}
-    if len(by_id) != len(states):
-        raise ValueError("request ids must be unique")
-    return states, by_id
 
 
 class Engine:
@@ -87,37 +90,43 @@ class Engine:
             runner, "execute_decode_run", None)
 
     def run(self, requests: list[RequestSpec]) -> EngineResult:
-        states, by_id = request_states(requests)
+        """Replay `requests` (each admitted when the clock passes its arrival time) until all have ended."""
+        return self.drive(ReplayArrivals(requests))
+
+    def drive(self, arrivals: Arrivals, *, start_clock: bool = True) -> EngineResult:
+        """The loop: runs until no request may arrive and none is unfinished, or until interrupted (Ctrl-C, or
+        `StopRun` raised by `arrivals`: the unfinished and the not yet admitted then end failed with its reason).
+        `start_clock=False`: the caller started the clock (arrivals were stamped on it already)."""
         steps: list[StepRow] = []
         ended = 0
         tokens = 0
-        next_arrival = 0
         complete = True
-        self.clock.start()
+        by_id = arrivals.by_id
+        if start_clock:
+            self.clock.start()
         now = 0.0
         try:
             while True:
                 now = self.clock.now()
-                next_arrival = self._admit(states, next_arrival, now)
+                arrivals.admit(self.scheduler, now)
                 plan = self.scheduler.schedule(now)
                 ended += len(self.scheduler.take_ended())
                 if plan is None:
-                    if next_arrival >= len(states) and not self.scheduler.has_unfinished():
+                    unfinished = self.scheduler.has_unfinished()
+                    if not unfinished and not arrivals.more():
                         break
-                    wake = [t for t in (self.scheduler.next_wakeup(now),) if t is not None]
-                    if next_arrival < len(states):
-                        wake.append(states[next_arrival].spec.arrival_s)
-                    if not wake:
+                    wake = [t for t in (self.scheduler.next_wakeup(now), arrivals.next_arrival_s()) if t is not None]
+                    if not wake and unfinished:
                         # The policy holds requests it will never schedule: a policy bug, not a hang.
                         stalled = "the policy returned no plan with nothing left to wait for"
                         self.scheduler.drain(now, EndReason(EndKind.STALLED, stalled))
                         ended += len(self.scheduler.take_ended())
                         continue
-                    self.clock.sleep_until(min(wake))
+                    arrivals.wait(self.clock, min(wake) if wake else None)
                     continue
-                run = self._decode_run(plan, by_id, states, next_arrival)
+                run = self._decode_run(plan, by_id, arrivals)
                 if run is not None:
-                    produced, next_arrival = self._book_decode_run(plan, run, by_id, states, next_arrival, steps)
+                    produced = self._book_decode_run(plan, run, by_id, arrivals, steps)
                 else:
                     step, produced = self._execute(plan, by_id)
                     if step is not None:
@@ -125,15 +134,17 @@ class Engine:
                 tokens += produced
                 ended += len(self.scheduler.take_ended())
                 if self.on_progress is not None:
-                    self.on_progress(ended, len(states), tokens)
-        except KeyboardInterrupt:
+                    self.on_progress(ended, arrivals.submitted(), tokens)
+        except KeyboardInterrupt as stop:
             complete = False
             now = self.clock.now()
             stopped = EndReason(EndKind.INTERRUPTED, "the run was stopped")
+            if isinstance(stop, StopRun):
+                stopped = stop.reason
             self.scheduler.drain(now, stopped)
-            for state in states[next_arrival:]:
-                state.finish(Status.FAILED, now, stopped)
+            arrivals.fail_pending(now, stopped)
             self.scheduler.take_ended()
+        states = arrivals.tracked()
         duration = max([now] + [s.finish_s for s in states if s.finish_s is not None])
         lost = [s.id for s in states if not s.status.is_final]
         if lost:
@@ -190,8 +201,8 @@ class Engine:
         )
         return record, produced
 
-    def _decode_run(self, plan: StepPlan, by_id: dict[str, RequestState], states: list[RequestState],
-                    next_arrival: int) -> tuple[DecodeRunTerms, DecodeRunOutput] | None:
+    def _decode_run(self, plan: StepPlan, by_id: dict[str, RequestState], arrivals: Arrivals
+                    ) -> tuple[DecodeRunTerms, DecodeRunOutput] | None:
         """Several decode steps of `plan` at once, when the policy promises them and the runner can run
         them: (the policy's terms, the run); None: execute one step."""
         if self._execute_decode_run is None:
@@ -203,18 +214,17 @@ class Engine:
             return None  # a recompute may catch up inside the run: single steps end its preempted time exactly
         terms = self.scheduler.decode_run_terms(plan, length)
         until = terms.until
-        if terms.arrivals_matter and next_arrival < len(states):  # the step it arrives in ends the run
-            arrival = states[next_arrival].spec.arrival_s
+        arrival = arrivals.next_arrival_s() if terms.arrivals_matter else None
+        if arrival is not None:  # the step it arrives in ends the run
             until = arrival if until is None else min(until, arrival)
         run = self._execute_decode_run(terms.plan, length, until)
         return None if run is None else (terms, run)
 
     def _book_decode_run(self, plan: StepPlan, started: tuple[DecodeRunTerms, DecodeRunOutput],
-                         by_id: dict[str, RequestState], states: list[RequestState], next_arrival: int,
-                         steps: list[StepRow]) -> tuple[int, int]:
+                         by_id: dict[str, RequestState], arrivals: Arrivals, steps: list[StepRow]) -> int:
         """Book a decode run as its single steps would have been: tokens, one step row per step, and the
         arrivals those steps would have admitted between them, each at the end of the step before it.
-        Returns the tokens produced and the index of the next arrival."""
+        Returns the tokens produced."""
         terms, run = started
         start, ends = run.start_s, run.end_s
         produced = 0
@@ -230,13 +240,5 @@ class Engine:
                                  kv_blocks_used=used, kv_usage=used / total))
             start = end
         for end in ends[:-1]:  # the loop admits what arrived by the last step's end
-            next_arrival = self._admit(states, next_arrival, end)
-        return produced, next_arrival
-
-    def _admit(self, states: list[RequestState], next_arrival: int, now: float) -> int:
-        """Hand the policy every request (in arrival order, from index `next_arrival`) that has arrived by
-        `now`; returns the index of the next one to arrive."""
-        while next_arrival < len(states) and states[next_arrival].spec.arrival_s <= now:
-            self.scheduler.add_request(states[next_arrival], now)
-            next_arrival += 1
-        return next_arrival
+            arrivals.admit(self.scheduler, end)
+        return produced

@@ -22,6 +22,8 @@ class EndKind(str, enum.Enum):
     TRUNCATED = "truncated"            # cut short of its output length (a generation cap)
     INTERRUPTED = "interrupted"        # the run was stopped (Ctrl-C, SIGTERM) before it ended
     STALLED = "stalled"                # the policy returned no plan with nothing left to wait for
+    CANCELLED = "cancelled"            # its client cancelled it or went away (bsbench serve)
+    TOO_LONG = "too-long"              # refused: prompt + output pass the model's context (bsbench serve)
 
 
 @dataclass(slots=True, frozen=True)

@@ -204,6 +204,11 @@ class Scheduler(ABC):
         for state in list(self.unfinished()):
             self.end(state, Status.FAILED, now, reason)
 
+    def cancel(self, state: RequestState, now: float, reason: EndReason) -> None:
+        """End an admitted, unfinished request between steps (its client went away): failed with `reason`, its
+        KV freed. A policy whose padded batch keeps a row's KV until the batch ends overrides this."""
+        self.end(state, Status.FAILED, now, reason)
+
     def fail_plan(self, plan: StepPlan, now: float, reason: EndReason) -> list[str]:
         """End the unfinished requests of a plan that could not execute (e.g. activation OOM)."""
         by_id = {s.id: s for s in self.unfinished()}

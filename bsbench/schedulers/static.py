@@ -132,6 +132,17 @@ class StaticScheduler(Scheduler):
             batch.free(self.blocks)
             self.batch = None
 
+    def cancel(self, state: RequestState, now: float, reason: EndReason) -> None:
+        """A row of the running batch keeps its KV until the batch ends (its later steps compute it as padding)."""
+        batch = self.batch
+        if batch is None or state not in batch.rows:
+            super().cancel(state, now, reason)
+            return
+        self.end(state, Status.FAILED, now, reason, free=False)
+        if batch.all_done():
+            batch.free(self.blocks)
+            self.batch = None
+
     def fail_plan(self, plan: StepPlan, now: float, reason: EndReason) -> list[str]:
         failed = super().fail_plan(plan, now, reason)
         if self.batch is not None:

@@ -289,6 +289,15 @@ class UellmScheduler(Scheduler):
                 self._truncate(cut, run.cap, now)
         self._maybe_close()
 
+    def cancel(self, state: RequestState, now: float, reason: EndReason) -> None:
+        """A row of the running batch keeps its KV until the batch ends (its later steps compute it as padding)."""
+        run = self.running
+        if run is None or state not in run.batch.rows:
+            super().cancel(state, now, reason)
+            return
+        self.end(state, Status.FAILED, now, reason, free=False)
+        self._maybe_close()
+
     def fail_plan(self, plan: StepPlan, now: float, reason: EndReason) -> list[str]:
         failed = super().fail_plan(plan, now, reason)
         if self.running is not None:

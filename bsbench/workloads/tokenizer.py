@@ -51,6 +51,14 @@ class TokenizerHandle:
     def decode(self, ids: Sequence[int]) -> str:
         return self._backend.decode(list(ids), skip_special_tokens=False)
 
+    def chat_prompt_ids(self, messages: list[dict[str, str]]) -> list[int]:
+        """The prompt of a chat: the tokenizer's chat template with the generation prompt, when it has one;
+        else the plain join `"{role}: {content}\n"` per message, then `"assistant:"` (the shipped tokenizer)."""
+        if not self._is_raw and getattr(self._backend, "chat_template", None):
+            ids = self._backend.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
+            return list(ids["input_ids"] if hasattr(ids, "keys") else ids)  # a BatchEncoding in newer transformers
+        return self.encode("".join(f"{m['role']}: {m['content']}\n" for m in messages) + "assistant:")
+
     def fingerprint(self) -> str | None:
         """A digest of the tokenizer's own serialisation (vocabulary, merges, normalisers), for cache keys;
         None when it has no serialisation (a slow transformers tokenizer)."""

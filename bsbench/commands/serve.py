@@ -1,0 +1,94 @@
+"""`bsbench serve`: one scheduler behind an OpenAI-compatible HTTP server (bsbench/serve/)."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from bsbench.commands._help import GroupedCommand
+from bsbench.commands._run_options import run_config_from_cli, scheduler_values, serve_options
+from bsbench.commands._types import param_type
+from bsbench.errors import BsbenchError, first_line
+from bsbench.values import REQUEST_COUNT, SECONDS, Integer
+
+INSTALL = "pip install 'bsbench[serve]'"
+
+
+def _check_installed() -> None:
+    """The server's libraries are an extra: without them, one line naming the install command."""
+    try:
+        import prometheus_client  # noqa: F401
+        import starlette  # noqa: F401
+        import uvicorn  # noqa: F401
+    except ImportError as exc:
+        raise BsbenchError(f"bsbench serve needs starlette, uvicorn and prometheus-client ({exc.name} is missing): "
+                           f"{INSTALL}") from None
+
+
+@click.command("serve", cls=GroupedCommand)
+@click.option("--scheduler", default="continuous", show_default=True,
+              help="Batching policy: static, continuous, uellm, bucket (or any registered one).")
+@serve_options
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", type=param_type(Integer(0, 65535)), default=8000, show_default=True,
+              help="Port to listen on; 0 picks a free one (the address is printed).")
+@click.option("--served-model-name", default=None,
+              help="The model name clients send and /v1/models lists [default: the model's name].")
+@click.option("--tokenizer", default=None,
+              help="Tokenizer folder, tokenizer.json or hub id [default: the shipped bsbench-bpe-32k for presets, "
+                   "the checkpoint's own otherwise].")
+@click.option("--max-requests", type=param_type(REQUEST_COUNT), default=None,
+              help="Stop by itself once this many requests have ended (tests, scripted runs).")
+@click.option("--idle-exit", type=param_type(SECONDS), default=None, metavar="SECONDS",
+              help="Stop by itself after this long with no request in flight.")
+@click.option("--quiet", is_flag=True, help="No progress display while the model loads.")
+def command(scheduler: str, host: str, port: int, served_model_name: str | None, tokenizer: str | None,
+            max_requests: int | None, idle_exit: float | None, quiet: bool, **kwargs) -> None:
+    """Serve one scheduler over the in-process engine on the wall clock, behind an OpenAI-compatible API.
+
+    Endpoints: POST /v1/completions and /v1/chat/completions (streaming or not), GET /v1/models,
+    /health and /metrics (Prometheus). Decoding is greedy and every request generates exactly
+    max_tokens tokens (EOS ignored). Stops on Ctrl-C / SIGTERM: in-flight requests end failed
+    with the reason "the server shut down".
+    """
+    _check_installed()
+    from bsbench.bench import build_policy, open_session
+    from bsbench.engine.model_presets import PRESETS
+    from bsbench.hub import check_model_source
+    from bsbench.progress import Progress
+    from bsbench.serve.server import bind, serve, serve_state
+    from bsbench.workloads.tokenizer import load_tokenizer
+
+    config = run_config_from_cli(kwargs, scheduler, scheduler_values(kwargs))
+    try:
+        config.cluster()
+    except BsbenchError:
+        raise BsbenchError(f"bsbench serve runs one instance of the real model; scheduler {scheduler} is "
+                           "disaggregated and runs in simulation only (bsbench run --backend sim)") from None
+    check_model_source(config.model)
+    handle = load_tokenizer(tokenizer or (None if config.model in PRESETS else config.model))
+    progress = Progress(enabled=not quiet)
+    session = open_session(config, progress)
+    policy = build_policy(config, session, progress)
+    try:
+        sock = bind(host, port)
+    except OSError as exc:
+        raise BsbenchError(f"cannot listen on {host}:{port}: {first_line(exc)}") from None
+    state = serve_state(session, policy, handle, name=served_model_name, max_requests=max_requests,
+                        idle_exit_s=idle_exit)
+    thread, name = state.engine, state.model.name
+    address = sock.getsockname()
+    click.echo(f"bsbench serve: {scheduler} on {name} ({config.weights} weights, {session.dtype}, {session.device}; "
+               f"KV {session.num_blocks * session.block_size:,} tokens) at http://{host}:{address[1]}/v1", err=False)
+    try:
+        serve(state, sock)
+    finally:  # after a signal too (uvicorn raises it again once shut down: exit 130 / 143)
+        stats = thread.arrivals.stats()
+        ended = {status: sum(n for (s, _), n in stats.ended.items() if s == status)
+                 for status in ("completed", "failed", "rejected")}
+        click.echo(f"bsbench serve: stopped; {stats.submitted} requests: {ended['completed']} completed, "
+                   f"{ended['failed']} failed, {ended['rejected']} rejected")
+    if thread.error is not None:  # not a user error: exit 1, still one line
+        click.echo(f"bsbench: error: the engine failed: {first_line(thread.error)}", err=True)
+        sys.exit(1)

@@ -1,0 +1,278 @@
+"""The engine online: the same loop on the wall clock, fed by requests submitted while it runs.
+
+`OnlineArrivals` is the loop's `Arrivals` (engine/arrivals.py) for requests that
+other threads `submit` (a server's event loop). Each request gets a `deliver`
+callback, called on the engine's thread: `Tokens` as they are generated (once per
+step, at the start of the next loop iteration), then one `Ended` with its final
+status and reason. `cancel(id)` ends a request between steps (failed, `cancelled`)
+and frees its KV; a request that could never be served (`vet` says why) is rejected
+at `submit`, before it enters. `close(reason)` stops the loop as an interrupt does:
+the unfinished end failed with that reason. `EngineThread` runs the loop on a thread.
+
+Counts add up: submitted == completed + failed + rejected + in flight (`stats()`).
+Ended requests are dropped once delivered, and the policy's event log is counted and
+emptied as it goes, so a long-lived server's memory stays bounded.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from bsbench.engine.block_manager import BlockManager
+from bsbench.engine.clock import Clock, WallClock
+from bsbench.engine.events import OOM, PREEMPTION, EventLog
+from bsbench.engine.loop import Engine, EngineResult, StopRun
+from bsbench.engine.policy import Policy
+from bsbench.engine.request_state import RequestState, Status
+from bsbench.record.reasons import EndKind, EndReason
+from bsbench.workloads.request import RequestSpec
+
+
+@dataclass(slots=True, frozen=True)
+class Tokens:
+    """Token ids generated since the last delivery, with the engine-clock time of each."""
+
+    ids: list[int]
+    times: list[float]
+
+
+@dataclass(slots=True, frozen=True)
+class Ended:
+    """The request's end: its final status, the reason unless completed, and the tokens it produced in all."""
+
+    status: Status
+    reason: EndReason | None
+    num_output: int
+
+
+Event = Tokens | Ended
+Deliver = Callable[[Event], None]
+Vet = Callable[[RequestSpec], EndReason | None]  # why a request can never be served; None: it can
+
+
+class EngineClosed(RuntimeError):
+    """Submitting to an engine that has stopped."""
+
+
+@dataclass(slots=True)
+class Submitted:
+    """What `submit` returns: the request's id, and the reason when it was rejected before entering."""
+
+    id: str
+    rejected: EndReason | None = None
+
+
+@dataclass(slots=True)
+class OnlineStats:
+    """Counters and gauges of an online engine (a consistent snapshot)."""
+
+    submitted: int = 0
+    waiting: int = 0  # submitted or admitted, not yet running (preempted ones included)
+    running: int = 0
+    tokens: int = 0  # generated so far
+    oom_events: int = 0
+    preemptions: int = 0
+    ended: Counter[tuple[str, str]] = field(default_factory=Counter)  # (status, end kind or "") -> count
+
+
+@dataclass(slots=True)
+class _Live:
+    state: RequestState
+    deliver: Deliver
+    sent: int = 0  # tokens delivered
+
+
+class OnlineArrivals:
+    """Requests submitted from any thread while the engine runs; see the module docstring."""
+
+    def __init__(self, clock: Clock, events: EventLog, blocks: BlockManager, vet: Vet,
+                 id_prefix: str = "req-") -> None:
+        self.clock = clock
+        self.events = events
+        self.blocks = blocks
+        self.vet = vet
+        self.id_prefix = id_prefix
+        self.by_id: dict[str, RequestState] = {}  # admitted and unfinished (the engine's thread only)
+        self._live: dict[str, _Live] = {}  # admitted, not yet delivered as ended (the engine's thread only)
+        # ended, still holding KV in a padded batch that goes on (its rows stay in plans until the batch ends)
+        self._retired: list[str] = []
+        # reentrant: a signal handler (the server's shutdown) may close() on a thread inside submit() or stats()
+        self._lock = threading.Condition(threading.RLock())
+        self._incoming: list[_Live] = []
+        self._cancels: list[str] = []
+        self._closing: EndReason | None = None
+        self._closed = False
+        self._count = 0
+        self._stats = OnlineStats()
+
+    # --- any thread ---------------------------------------------------------------
+    def submit(self, prompt_ids: Sequence[int], output_len: int, deliver: Deliver) -> Submitted:
+        """Queue a request arriving now; `deliver` gets its events on the engine's thread. A request `vet`
+        refuses ends rejected at once (no event is delivered). Raises EngineClosed once the engine stops."""
+        with self._lock:
+            if self._closing is not None or self._closed:
+                raise EngineClosed("the engine has stopped")
+            self._count += 1
+            spec = RequestSpec(f"{self.id_prefix}{self._count}", tuple(prompt_ids), output_len, self.clock.now())
+            self._stats.submitted += 1
+            why = self.vet(spec)
+            if why is not None:
+                RequestState(spec).finish(Status.REJECTED, spec.arrival_s, why)
+                self._stats.ended[(Status.REJECTED.value, why.kind.value)] += 1
+                return Submitted(spec.id, why)
+            self._incoming.append(_Live(RequestState(spec), deliver))
+            self._lock.notify_all()
+        return Submitted(spec.id)
+
+    def cancel(self, req_id: str) -> None:
+        """Ask the engine to end `req_id` (failed, cancelled) and free its KV; a no-op once it has ended."""
+        with self._lock:
+            self._cancels.append(req_id)
+            self._lock.notify_all()
+
+    def close(self, reason: EndReason) -> None:
+        """Stop the engine: no more submissions; every unfinished request ends failed with `reason`."""
+        with self._lock:
+            if self._closing is None:
+                self._closing = reason
+            self._lock.notify_all()
+
+    def stats(self) -> OnlineStats:
+        with self._lock:
+            s = self._stats
+            return OnlineStats(s.submitted, s.waiting, s.running, s.tokens, s.oom_events, s.preemptions,
+                               Counter(s.ended))
+
+    # --- the engine's thread (the Arrivals protocol) -------------------------------
+    def admit(self, policy: Policy, now: float) -> None:
+        self.publish()
+        with self._lock:
+            if self._closing is not None:
+                raise StopRun(self._closing)
+            incoming, self._incoming = self._incoming, []
+            cancels, self._cancels = self._cancels, []
+        for live in incoming:
+            self._live[live.state.id] = live
+            self.by_id[live.state.id] = live.state
+            policy.add_request(live.state, now)
+        for req_id in cancels:
+            state = self.by_id.get(req_id)
+            if state is not None and not state.status.is_final:
+                policy.cancel(state, now, EndReason(EndKind.CANCELLED, "the client cancelled it or went away"))
+
+    def more(self) -> bool:
+        return True  # until closed (admit then raises StopRun)
+
+    def next_arrival_s(self) -> float | None:
+        return None  # a submission wakes `wait`; the next loop iteration admits it
+
+    def wait(self, clock: Clock, until: float | None) -> None:
+        self.publish()  # the last step's tokens and ends, before idling
+        with self._lock:
+            if self._incoming or self._cancels or self._closing is not None:
+                return
+            timeout = None if until is None else max(0.0, until - clock.now())
+            self._lock.wait(timeout)
+
+    def fail_pending(self, now: float, reason: EndReason) -> None:
+        with self._lock:
+            incoming, self._incoming = self._incoming, []
+            self._closed = True
+        for live in incoming:
+            live.state.finish(Status.FAILED, now, reason)
+            self._live[live.state.id] = live
+
+    def abort(self, now: float, reason: EndReason) -> None:
+        """After the loop died of an error: every request not yet ended fails with `reason` (no policy call)."""
+        self.fail_pending(now, reason)
+        for live in self._live.values():
+            if not live.state.status.is_final:
+                live.state.finish(Status.FAILED, now, reason)
+
+    def submitted(self) -> int:
+        return self._stats.submitted
+
+    def tracked(self) -> list[RequestState]:
+        return [live.state for live in self._live.values()]
+
+    def publish(self) -> None:
+        """Deliver new tokens and ends, drop ended requests, and refresh the stats (the engine's thread)."""
+        ended: list[str] = []
+        waiting = running = produced = 0
+        for req_id, live in self._live.items():
+            state = live.state
+            if len(state.output_ids) > live.sent:
+                new = slice(live.sent, len(state.output_ids))
+                live.deliver(Tokens(state.output_ids[new], state.token_times[new]))
+                produced += len(state.output_ids) - live.sent
+                live.sent = len(state.output_ids)
+            if state.status.is_final:
+                live.deliver(Ended(state.status, state.reason, len(state.output_ids)))
+                ended.append(req_id)
+            elif state.status is Status.RUNNING:
+                running += 1
+            else:
+                waiting += 1
+        self._retire(ended)
+        events = self.events.events
+        ooms = sum(1 for e in events if e.kind == OOM)
+        preemptions = sum(1 for e in events if e.kind == PREEMPTION)
+        events.clear()
+        with self._lock:
+            stats = self._stats
+            for req_id in ended:
+                state = self._live.pop(req_id).state
+                stats.ended[(state.status.value, state.reason.kind.value if state.reason else "")] += 1
+            stats.waiting = waiting + len(self._incoming)
+            stats.running = running
+            stats.tokens += produced
+            stats.oom_events += ooms
+            stats.preemptions += preemptions
+
+
+    def _retire(self, ended: list[str]) -> None:
+        """Drop ended requests from `by_id` once they hold no KV (a padded batch's rows stay until it ends)."""
+        holds = self.blocks.num_blocks_of
+        retired = self._retired + ended
+        for req_id in retired:
+            if not holds(req_id):
+                self.by_id.pop(req_id, None)
+        self._retired = [req_id for req_id in retired if req_id in self.by_id]
+
+
+class EngineThread:
+    """The engine loop over `OnlineArrivals` on a daemon thread: `start`, then `stop(reason)` and `join`."""
+
+    def __init__(self, engine: Engine, vet: Vet) -> None:
+        if not isinstance(engine.clock, WallClock):
+            raise ValueError("an online engine runs on the wall clock")
+        self.engine = engine
+        self.arrivals = OnlineArrivals(engine.clock, engine.events, engine.blocks, vet)
+        self.result: EngineResult | None = None
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(target=self._main, name="bsbench-engine", daemon=True)
+
+    def start(self) -> None:
+        self.engine.clock.start()
+        self._thread.start()
+
+    def _main(self) -> None:
+        try:
+            self.result = self.engine.drive(self.arrivals, start_clock=False)
+        except BaseException as exc:  # kept for the server to report: the thread must not die silently
+            self.error = exc
+            self.arrivals.abort(self.engine.clock.now(), EndReason(EndKind.INTERRUPTED, f"the engine failed: {exc}"))
+        finally:
+            self.arrivals.publish()
+
+    def stop(self, reason: EndReason, timeout: float | None = None) -> None:
+        """Close the arrivals (the unfinished end failed with `reason`) and wait for the loop to return."""
+        self.arrivals.close(reason)
+        self._thread.join(timeout)
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()

@@ -1,0 +1,223 @@
+"""The ASGI app: OpenAI-compatible endpoints over an online engine (engine/online.py).
+
+    POST /v1/completions, /v1/chat/completions   streaming (SSE) or not (serve/requests.py says what is accepted)
+    GET  /v1/models                              the one served model
+    GET  /health                                 200 while the engine runs, 503 after it stopped
+    GET  /metrics                                Prometheus text (serve/metrics.py)
+
+A request the engine could never serve (longer than the context, more KV than the policy
+lets one request hold) gets 400 with the reason. A client that disconnects cancels its
+request: the engine ends it failed (cancelled) and frees its KV. A request that fails in
+the engine (shutdown, OOM, ...) gets 500, or an error event in its stream, with the reason.
+Every error is OpenAI-style JSON (serve/errors.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from bsbench import safe_json
+from bsbench.engine.online import Ended, EngineClosed, EngineThread, Event, Submitted, Tokens
+from bsbench.engine.request_state import Status
+from bsbench.serve.errors import ApiError
+from bsbench.serve.requests import GenerationRequest, ServedModel, parse_chat, parse_completion
+from bsbench.serve.responses import Detokenizer, Shape, sse, usage
+
+WATCH_INTERVAL_S = 0.1
+
+
+@dataclass(slots=True)
+class ServeState:
+    """What the endpoints share: the engine, the served model, the metrics, and when to stop by itself."""
+
+    engine: EngineThread
+    model: ServedModel
+    scheduler: str
+    registry: CollectorRegistry
+    max_requests: int | None = None  # stop once this many requests have ended
+    idle_exit_s: float | None = None  # stop after this long with no request in flight
+    request_exit: Callable[[], None] = field(default=lambda: None)  # set by the server (uvicorn's should_exit)
+
+
+def build_app(state: ServeState) -> Starlette:
+    async def completions(request: Request) -> Response:
+        return await _generate(request, state, chat=False)
+
+    async def chat(request: Request) -> Response:
+        return await _generate(request, state, chat=True)
+
+    async def models(request: Request) -> Response:
+        return JSONResponse({"object": "list", "data": [
+            {"id": state.model.name, "object": "model", "created": 0, "owned_by": "bsbench",
+             "root": state.model.name, "scheduler": state.scheduler}]})
+
+    async def health(request: Request) -> Response:
+        alive = state.engine.alive
+        return JSONResponse({"status": "ok" if alive else "stopped"}, status_code=200 if alive else 503)
+
+    async def metrics(request: Request) -> Response:
+        return Response(generate_latest(state.registry), media_type=CONTENT_TYPE_LATEST)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        watcher = asyncio.create_task(_watch(state))
+        try:
+            yield
+        finally:
+            watcher.cancel()
+
+    routes = [Route("/v1/completions", completions, methods=["POST"]),
+              Route("/v1/chat/completions", chat, methods=["POST"]),
+              Route("/v1/models", models, methods=["GET"]),
+              Route("/health", health, methods=["GET"]),
+              Route("/metrics", metrics, methods=["GET"])]
+    handlers: dict[Any, Callable[..., Any]] = {ApiError: _api_error, HTTPException: _http_error,
+                                               Exception: _server_error}
+    return Starlette(routes=routes, lifespan=lifespan, exception_handlers=handlers)
+
+
+async def _api_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ApiError)
+    return JSONResponse(exc.body(), status_code=exc.status)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    text = {404: f"no route {request.url.path}", 405: f"{request.method} is not allowed on {request.url.path}"}
+    return await _api_error(request, ApiError(exc.status_code, text.get(exc.status_code, str(exc.detail))))
+
+
+async def _server_error(request: Request, exc: Exception) -> Response:
+    return await _api_error(request, ApiError(500, f"internal error: {type(exc).__name__}: {exc}"))
+
+
+async def _generate(request: Request, state: ServeState, *, chat: bool) -> Response:
+    try:
+        body = safe_json.loads((await request.body()).decode("utf-8"))  # a nesting bomb is malformed JSON too
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ApiError(400, f"the request body is not valid JSON: {exc}") from None
+    gen = (parse_chat if chat else parse_completion)(body, state.model)
+    queue: asyncio.Queue[Event] = asyncio.Queue()
+    submitted = _submit(state, gen, _deliverer(queue))
+    shape = Shape.of(chat, state.model.name, submitted.id)
+    if gen.stream:
+        return StreamingResponse(_stream(state, gen, submitted, shape, queue), media_type="text/event-stream")
+    return await _whole(request, state, gen, submitted, shape, queue)
+
+
+def _deliverer(queue: asyncio.Queue[Event]) -> Callable[[Event], None]:
+    """The engine thread's callback: hands an event to this request's queue on the server's event loop."""
+    loop = asyncio.get_running_loop()
+
+    def deliver(event: Event) -> None:
+        with contextlib.suppress(RuntimeError):  # the event loop has closed (the server stopped): nobody listens
+            loop.call_soon_threadsafe(queue.put_nowait, event)
+
+    return deliver
+
+
+def _submit(state: ServeState, gen: GenerationRequest, deliver: Callable[[Event], None]) -> Submitted:
+    try:
+        submitted = state.engine.arrivals.submit(gen.prompt_ids, gen.max_tokens, deliver)
+    except EngineClosed:
+        raise ApiError(503, "the server is shutting down") from None
+    if submitted.rejected is not None:
+        raise ApiError(400, submitted.rejected.detail, "max_tokens", submitted.rejected.kind.value)
+    return submitted
+
+
+def _failure(end: Ended) -> ApiError:
+    reason = end.reason
+    return ApiError(500, f"the request failed: {reason}", code=reason.kind.value if reason else None)
+
+
+async def _whole(request: Request, state: ServeState, gen: GenerationRequest, submitted: Submitted, shape: Shape,
+                 queue: asyncio.Queue[Event]) -> Response:
+    """A non-streaming answer; a client that leaves first cancels the request."""
+
+    async def collect() -> tuple[list[int], Ended]:
+        ids: list[int] = []
+        while True:
+            event = await queue.get()
+            if isinstance(event, Tokens):
+                ids.extend(event.ids)
+            else:
+                return ids, event
+
+    async def disconnected() -> None:
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
+
+    collecting, listening = asyncio.ensure_future(collect()), asyncio.ensure_future(disconnected())
+    await asyncio.wait({collecting, listening}, return_when=asyncio.FIRST_COMPLETED)
+    listening.cancel()
+    if not collecting.done():
+        collecting.cancel()
+        state.engine.arrivals.cancel(submitted.id)
+        return Response(status_code=499)  # nobody reads it: the client has gone
+    ids, end = collecting.result()
+    if end.status is not Status.COMPLETED:
+        raise _failure(end)
+    text = state.model.tokenizer.decode(ids)
+    return JSONResponse(shape.full(text, ids if gen.return_token_ids else None, usage(len(gen.prompt_ids), len(ids))))
+
+
+async def _stream(state: ServeState, gen: GenerationRequest, submitted: Submitted, shape: Shape,
+                  queue: asyncio.Queue[Event]) -> AsyncIterator[bytes]:
+    """SSE chunks as tokens arrive; a client that disconnects (the generator is cancelled) cancels the request."""
+    text = Detokenizer(state.model.tokenizer)
+    first, produced, ended = True, 0, False
+    try:
+        while True:
+            event = await queue.get()
+            if isinstance(event, Tokens):
+                produced += len(event.ids)
+                yield sse(shape.chunk(text.add(event.ids), event.ids if gen.return_token_ids else None, first=first))
+                first = False
+                continue
+            ended = True
+            if event.status is Status.COMPLETED:
+                yield sse(shape.chunk(text.flush(), [] if gen.return_token_ids else None, first=first, last=True))
+                if gen.include_usage:
+                    yield sse(shape.usage_chunk(usage(len(gen.prompt_ids), produced)))
+            else:
+                yield sse(_failure(event).body())
+            yield sse("[DONE]")
+            return
+    finally:
+        if not ended:
+            state.engine.arrivals.cancel(submitted.id)
+
+
+async def _watch(state: ServeState) -> None:
+    """Stop the server by itself when its engine died (an error the command reports), after `max_requests`
+    ended, or after `idle_exit_s` with none in flight."""
+    loop = asyncio.get_running_loop()
+    idle_since = loop.time()
+    while True:
+        await asyncio.sleep(WATCH_INTERVAL_S)
+        if state.engine.error is not None:
+            state.request_exit()
+            return
+        stats = state.engine.arrivals.stats()
+        ended = sum(stats.ended.values())
+        if state.max_requests is not None and ended >= state.max_requests:
+            state.request_exit()
+            return
+        if stats.submitted > ended:
+            idle_since = loop.time()
+        elif state.idle_exit_s is not None and loop.time() - idle_since >= state.idle_exit_s:
+            state.request_exit()
+            return

@@ -1,0 +1,86 @@
+"""Run the app under uvicorn on one socket, with the engine on its own thread.
+
+Shutdown (SIGINT, SIGTERM, --max-requests, --idle-exit): uvicorn stops accepting; the
+engine is closed at once, so in-flight requests end failed ("the server shut down") and
+their responses finish; then the engine thread is joined. After a signal uvicorn raises it
+again once it has shut down, so `bsbench` exits 130 / 143 as after an interrupted run
+(cli.py); a server that stopped by itself exits 0.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable
+from types import FrameType
+from typing import Any
+
+import uvicorn
+
+from bsbench.bench import request_misfit
+from bsbench.engine.clock import WallClock
+from bsbench.engine.loop import Engine
+from bsbench.engine.online import EngineThread
+from bsbench.record.reasons import EndKind, EndReason
+from bsbench.schedulers.base import Scheduler
+from bsbench.serve.app import ServeState, build_app
+from bsbench.serve.metrics import metrics_registry
+from bsbench.serve.requests import ServedModel
+from bsbench.workloads.tokenizer import TokenizerHandle
+
+SHUTDOWN = EndReason(EndKind.INTERRUPTED, "the server shut down")
+JOIN_TIMEOUT_S = 30
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, closing the engine as soon as it is told to exit (before it waits for connections)."""
+
+    def __init__(self, config: uvicorn.Config, on_exit: Callable[[], None]) -> None:
+        super().__init__(config)
+        self.on_exit = on_exit
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        self.on_exit()
+        super().handle_exit(sig, frame)
+
+
+def serve_state(session: Any, policy: Scheduler, tokenizer: TokenizerHandle, *, name: str | None = None,
+                max_requests: int | None = None, idle_exit_s: float | None = None) -> ServeState:
+    """The server's state for `policy` over `session` (a bench.ModelSession on the wall clock): an online engine
+    that rejects what `bench.request_misfit` refuses, its metrics, the served name (default: the model's)."""
+    engine = Engine(policy, session.runner, events=policy.ctx.events, blocks=policy.ctx.block_manager,
+                    clock=WallClock())
+    thread = EngineThread(engine, lambda spec: request_misfit(spec, session.info, policy))
+    model = ServedModel(name or session.info.name, tokenizer, session.info.vocab_size)
+    return ServeState(thread, model, policy.name, metrics_registry(thread.arrivals, policy.ctx.block_manager),
+                      max_requests, idle_exit_s)
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """The listening socket (port 0: a free one), bound before the app starts so its address can be told."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+def serve(state: ServeState, sock: socket.socket, log_level: str = "warning") -> None:
+    """Serve until told to stop; the engine is started here and stopped (joined) on the way out."""
+    config = uvicorn.Config(build_app(state), log_level=log_level, timeout_graceful_shutdown=JOIN_TIMEOUT_S,
+                            lifespan="on")
+    stop_engine = lambda: state.engine.arrivals.close(SHUTDOWN)  # noqa: E731
+    server = _Server(config, stop_engine)
+
+    def request_exit() -> None:
+        stop_engine()
+        server.should_exit = True
+
+    state.request_exit = request_exit
+    state.engine.start()
+    try:
+        server.run(sockets=[sock])
+    finally:
+        state.engine.stop(SHUTDOWN, timeout=JOIN_TIMEOUT_S)
+        sock.close()

@@ -1,0 +1,92 @@
+"""Helpers of the `bsbench serve` tests: an in-process server on a free 127.0.0.1 port, SSE parsing, metrics."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import httpx
+
+from bsbench.bench import RunConfig, build_policy, open_session
+from bsbench.progress import Progress
+from bsbench.schedulers.base import Scheduler
+from bsbench.serve.app import ServeState
+from bsbench.serve.server import bind, serve, serve_state
+from bsbench.workloads.tokenizer import load_tokenizer
+
+TIMEOUT_S = 60.0
+KV_MEMORY = 8 << 20  # 2,048 tokens of the tiny model: less than its 4,096-token context
+
+
+@dataclass(slots=True)
+class Served:
+    url: str
+    state: ServeState
+    policy: Scheduler
+    config: RunConfig
+    thread: threading.Thread  # uvicorn's
+
+
+@contextmanager
+def running_server(scheduler: str = "continuous", idle_exit_s: float | None = None, **options) -> Iterator[Served]:
+    """`bsbench serve` in this process (uvicorn on a thread, its engine on another), stopped on exit."""
+    config = RunConfig(scheduler=scheduler, scheduler_options=options, model="tiny", threads=1, kv_memory=KV_MEMORY)
+    session = open_session(config)
+    policy = build_policy(config, session, Progress(enabled=False))
+    state = serve_state(session, policy, load_tokenizer(None), idle_exit_s=idle_exit_s)
+    sock = bind("127.0.0.1", 0)
+    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    thread = threading.Thread(target=serve, args=(state, sock), daemon=True)
+    thread.start()
+    wait_healthy(url)
+    try:
+        yield Served(url, state, policy, config, thread)
+    finally:
+        state.request_exit()
+        thread.join(TIMEOUT_S)
+        assert not thread.is_alive(), "the server did not stop"
+
+
+def wait_healthy(url: str) -> None:
+    deadline = time.monotonic() + TIMEOUT_S
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.05)
+    raise AssertionError(f"{url} never became healthy")
+
+
+def sse_events(lines: Iterator[str]) -> list[dict | str]:
+    """The `data:` payloads of an SSE stream: dicts, and the final "[DONE]"."""
+    events: list[dict | str] = []
+    for line in lines:
+        if line.startswith("data: "):
+            data = line[len("data: "):]
+            events.append(data if data == "[DONE]" else json.loads(data))
+    return events
+
+
+def metric(url: str, name: str, **labels: str) -> float:
+    """One sample of /metrics (0.0 when absent: a labelled counter not yet seen)."""
+    text = httpx.get(f"{url}/metrics", timeout=TIMEOUT_S).text
+    wanted = name + ("{" + ",".join(f'{k}="{v}"' for k, v in sorted(labels.items())) + "}" if labels else "")
+    for line in text.splitlines():
+        if line.startswith(wanted + " "):
+            return float(line.split()[-1])
+    return 0.0
+
+
+def wait_for(condition, what: str, timeout: float = TIMEOUT_S) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")

@@ -1,0 +1,108 @@
+"""`bsbench serve` as a user runs it: a subprocess on a free 127.0.0.1 port (--port 0), driven by the official
+`openai` client, stopping by itself (--max-requests) or on SIGTERM; and its one-line errors."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.serve_helpers import TIMEOUT_S, sse_events, wait_for, wait_healthy
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@contextmanager
+def serve_process(*args: str) -> Iterator[tuple[subprocess.Popen, str]]:
+    """`python -m bsbench serve --port 0 ARGS`; yields the process and its base URL once healthy."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    process = subprocess.Popen([sys.executable, "-m", "bsbench", "serve", "--port", "0", "--threads", "1", "--quiet",
+                                *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        line = process.stdout.readline()
+        found = re.search(r"http://127\.0\.0\.1:(\d+)", line)
+        assert found, f"no address in {line!r}; stderr: {process.stderr.read() if process.poll() is not None else ''}"
+        url = f"http://127.0.0.1:{found.group(1)}"
+        wait_healthy(url)
+        yield process, url
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(TIMEOUT_S)
+
+
+def test_the_openai_client_streams_completions_and_chat_and_the_server_stops_by_itself():
+    from openai import OpenAI
+
+    with serve_process("--max-requests", "3") as (process, url):
+        client = OpenAI(base_url=f"{url}/v1", api_key="unused", timeout=TIMEOUT_S, max_retries=0)
+        stream = client.completions.create(model="tiny", prompt="Once upon a time", max_tokens=8, stream=True,
+                                           stream_options={"include_usage": True},
+                                           extra_body={"ignore_eos": True, "return_token_ids": True})
+        chunks = list(stream)
+        assert chunks[-1].usage.completion_tokens == 8 and chunks[-1].choices == []
+        ids = [t for c in chunks[:-1] for t in c.choices[0].model_extra["token_ids"]]
+        assert len(ids) == 8 and chunks[-2].choices[0].finish_reason == "length"
+        text = "".join(c.choices[0].text for c in chunks[:-1])
+        whole = client.completions.create(model="tiny", prompt="Once upon a time", max_tokens=8)
+        assert whole.choices[0].text == text  # greedy: the same tokens either way
+        chat = client.chat.completions.create(model="tiny", messages=[{"role": "user", "content": "Hello!"}],
+                                              max_tokens=5, stream=True)
+        deltas = [c.choices[0].delta for c in chat if c.choices]
+        assert deltas[0].role == "assistant" and len("".join(d.content or "" for d in deltas)) > 0
+        assert process.wait(TIMEOUT_S) == 0  # --max-requests 3: it stops by itself, cleanly
+        out = process.stdout.read()
+        assert "3 requests: 3 completed, 0 failed, 0 rejected" in out
+        assert "Traceback" not in process.stderr.read()
+
+
+def test_sigterm_ends_in_flight_requests_failed_and_exits_cleanly():
+    with serve_process("--idle-exit", "120") as (process, url):
+        events: list = []
+
+        def stream_long() -> None:
+            body = {"prompt": [5, 6, 7], "max_tokens": 3000, "stream": True}
+            with httpx.stream("POST", f"{url}/v1/completions", json=body, timeout=TIMEOUT_S) as response:
+                events.extend(sse_events(response.iter_lines()))
+
+        reader = threading.Thread(target=stream_long, daemon=True)
+        reader.start()
+        wait_for(lambda: httpx.get(f"{url}/metrics", timeout=TIMEOUT_S).text.count("bsbench_requests_running 1.0"),
+                 "the request to run")
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(TIMEOUT_S) == 143  # 128 + SIGTERM, as after an interrupted run
+        reader.join(TIMEOUT_S)
+        err = process.stderr.read()
+        assert "Traceback" not in err and "bsbench: terminated" in err
+        assert "1 requests: 0 completed, 1 failed, 0 rejected" in process.stdout.read()
+    assert events[-1] == "[DONE]"
+    assert "the server shut down" in events[-2]["error"]["message"] and events[-2]["error"]["code"] == "interrupted"
+
+
+def test_a_missing_server_library_is_one_line_naming_the_install(bsbench, monkeypatch):
+    monkeypatch.setitem(sys.modules, "uvicorn", None)  # import uvicorn now raises ImportError
+    result = bsbench("serve", "--port", "0")
+    assert result.code == 2
+    assert result.err.strip().splitlines() == [
+        "bsbench: error: bsbench serve needs starlette, uvicorn and prometheus-client (uvicorn is missing): "
+        "pip install 'bsbench[serve]'"]
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--port", "70000"], "--port"),
+    (["--scheduler", "nope"], "nope"),
+    (["--max-requests", "0"], "--max-requests"),
+    (["--scheduler", "distserve"], "runs in simulation only"),
+])
+def test_bad_flags_are_one_line_errors(bsbench, args, words):
+    result = bsbench("serve", *args)
+    assert result.code == 2 and words in result.err and len(result.err.strip().splitlines()) == 1
