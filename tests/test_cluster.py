@@ -6,6 +6,7 @@ Llama-2-13B in bf16 holds 819,200 KV bytes per token (2 x 40 layers x 40 heads x
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -183,3 +184,32 @@ def test_sweep_refuses_a_scheduler_without_a_disaggregated_form(bsbench, tmp_pat
                      "prefill=1,decode=1", "--backend", "sim", "--gpu", "a100-40gb", "--workload", "smoke", "-n", "4",
                      "--out", tmp_path, "--quiet")
     assert result.code == 2 and "'continuous' has no disaggregated form" in result.err
+
+
+def test_run_key_covers_topology_and_link_and_leaves_single_instance_keys_alone():
+    from bsbench.sweep import run_key
+
+    record = _run([_request("a", 30, 3)], scheduler="bucket", instances="prefill=1,decode=1")
+    config = record.config
+    keys = {run_key(config, "fp")}
+    for change in ({"link": "ib-200g"}, {"instances": "prefill=1,decode=2"}, {"instances": None, "link": None}):
+        keys.add(run_key(dataclasses.replace(config, **change), "fp"))
+    assert len(keys) == 4
+    single = dataclasses.replace(config, instances=None, link=None)
+    assert "instances" not in single.to_json() and "link" not in single.to_json()  # older records key the same
+
+
+def test_timeline_draws_one_line_per_instance(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from bsbench.plots import draw_timeline
+
+    record = _run([_request(f"r{i}", 40, 6) for i in range(4)], instances="prefill=1,decode=2")
+    fig, ax = plt.subplots()
+    draw_timeline(ax, [("distserve", record)], "kv_usage")
+    labels = sorted(line.get_label() for line in ax.get_lines())
+    plt.close(fig)
+    assert labels == ["distserve decode0", "distserve decode1", "distserve prefill0"]
