@@ -172,6 +172,10 @@ def test_parse_instances():
     (["--scheduler", "continuous", "--instances", "prefill=1,decode=1", "--backend", "sim", "--gpu", "a100-40gb"],
      "no disaggregated form"),
     (["--scheduler", "bucket", "--link", "nvlink", "--backend", "sim", "--gpu", "a100-40gb"], "give --instances"),
+    (["--scheduler", "bucket", "--decode-gpu", "h100-sxm", "--backend", "sim", "--gpu", "a100-40gb"],
+     "give --instances"),
+    (["--scheduler", "bucket", "--instances", "prefill=1,decode=1", "--decode-gpu", "tpu", "--backend", "sim",
+      "--gpu", "a100-40gb"], "tpu"),
 ])
 def test_bad_topology_or_link_is_one_line_exit_2(bsbench, tmp_path, args, message):
     result = bsbench("run", *args, "--workload", "smoke", "-n", "4", "--out", tmp_path, "--quiet")
@@ -213,3 +217,18 @@ def test_timeline_draws_one_line_per_instance(tmp_path):
     labels = sorted(line.get_label() for line in ax.get_lines())
     plt.close(fig)
     assert labels == ["distserve decode0", "distserve decode1", "distserve prefill0"]
+
+
+def test_decode_gpu_changes_only_the_decode_instances():
+    requests = [_request(f"r{i}", 200 + 50 * i, 20) for i in range(4)]
+    same = _run(requests, model="llama2-13b", instances="prefill=1,decode=1")
+    faster = _run(requests, model="llama2-13b", instances="prefill=1,decode=1", decode_gpu="h100-sxm")
+    assert faster.config.decode_gpu == "h100-sxm" and same.config.decode_gpu is None
+    assert faster.scheduler["instances"]["decode0"]["gpu"] == "h100-sxm"
+    assert faster.scheduler["instances"]["prefill0"]["gpu"] == "a100-40gb"
+
+    def durations(record: RunRecord, instance: str) -> list[float]:
+        return [s.duration_s for s in record.steps if s.instance == instance]
+
+    assert durations(faster, "prefill0") == durations(same, "prefill0")  # the same prefill batches, same device
+    assert sum(durations(faster, "decode0")) < sum(durations(same, "decode0"))  # H100: more bandwidth per step

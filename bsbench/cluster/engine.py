@@ -61,6 +61,7 @@ class Instance:
     role: str  # "prefill" | "decode"
     engine: Engine
     clock: VirtualClock
+    gpu: str = ""  # the device preset its cost model describes
     pending: PendingStep | None = None
     steps: int = 0
     busy_s: float = 0.0

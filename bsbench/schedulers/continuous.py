@@ -70,7 +70,8 @@ class ContinuousScheduler(Scheduler):
 
     def free_seats(self) -> int:
         """Decode role: how many more requests may join (running and recomputing ones count)."""
-        return self.options.max_num_seqs - len(self.running) - len(self.waiting)
+        seats: int = self.options.max_num_seqs
+        return seats - len(self.running) - len(self.waiting)
 
     def accept_transferred(self, state: RequestState, now: float) -> None:
         """Decode role: `state`'s prompt KV is in this instance's blocks (num_computed of it): it runs from now."""
