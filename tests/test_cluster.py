@@ -232,3 +232,50 @@ def test_decode_gpu_changes_only_the_decode_instances():
 
     assert durations(faster, "prefill0") == durations(same, "prefill0")  # the same prefill batches, same device
     assert sum(durations(faster, "decode0")) < sum(durations(same, "decode0"))  # H100: more bandwidth per step
+
+
+def test_hand_off_goes_to_the_decode_instance_with_most_free_kv_and_waits_for_its_link():
+    # one prefill batch of three; r0 (100 tokens, 7 blocks) -> decode0 (both empty: the lower index); r1 (40, 3
+    # blocks) -> decode1 (more free now) at once, on the other link; r2 (20) -> decode1 again (its 3 reserved
+    # blocks < decode0's 7), but that link carries r1, so r2 starts exactly when r1's transfer ends
+    requests = [_request("r0", 100, 4), _request("r1", 40, 4), _request("r2", 20, 4)]
+    rows = _rows(_run(requests, model="llama2-13b", instances="prefill=1,decode=2", link="ib-200g"))
+    assert [rows[r].notes["decode_instance"] for r in ("r0", "r1", "r2")] == ["decode0", "decode1", "decode1"]
+    assert rows["r0"].transfer_start_s == rows["r1"].transfer_start_s == rows["r0"].first_token_s
+    assert rows["r2"].transfer_start_s == rows["r1"].transfer_end_s < rows["r0"].transfer_end_s
+
+
+def test_an_interrupt_ends_every_request_and_marks_the_run_incomplete():
+    from bsbench.cluster.run import build_cluster
+    from bsbench.engine.request_state import Status
+
+    requests = [_request(f"r{i:02d}", 30 + i, 30, arrival=0.01 * i) for i in range(20)]
+    config = RunConfig(scheduler="distserve", backend="sim", clock="virtual", gpu="a100-40gb", model="tiny")
+    cluster = build_cluster(config, config.cluster(), _workload(requests))
+    def stop_after_a_while(ended: int, total: int, tokens: int) -> None:
+        if ended >= 5:
+            raise KeyboardInterrupt
+
+    result = cluster.make_engine(stop_after_a_while).run(requests)
+    assert not result.complete
+    assert all(s.status.is_final for s in result.states)
+    interrupted = [s for s in result.states if s.status is Status.FAILED]
+    assert interrupted and all(s.reason.kind.value == "interrupted" for s in interrupted)
+    completed = [s for s in result.states if s.status is Status.COMPLETED]
+    assert completed and len(completed) + len(interrupted) == 20  # some done, the rest stopped: none lost
+
+
+def test_step_figures_of_several_instances_are_per_instance_means():
+    from bsbench.metrics import summarize
+    from bsbench.record.rows import StepRow
+
+    def step(instance: str, start: float, seconds: float, usage: float, pads: int) -> StepRow:
+        return StepRow(start, seconds, seconds, "packed", 1, 10, pads, int(usage * 100), usage, instance=instance)
+
+    # 4 s run: prefill0 busy 1 s at 50% KV, decode0 busy 2 s (two steps) at 100%
+    steps = [step("prefill0", 0.0, 1.0, 0.5, 4), step("decode0", 0.0, 1.0, 1.0, 0), step("decode0", 1.0, 1.0, 1.0, 0)]
+    summary = summarize([], steps, [], 4.0)
+    assert summary["mean_kv_usage"] == pytest.approx((0.5 * 1 / 4 + 1.0 * 2 / 4) / 2)  # 0.3125
+    assert summary["forward_share"] == pytest.approx(3.0 / (4.0 * 2))  # 3 busy seconds of 2 instances x 4 s
+    assert summary["padding_ratio"] == pytest.approx(4 / 30)
+    assert summary["peak_kv_usage"] == 1.0

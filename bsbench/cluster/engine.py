@@ -19,7 +19,7 @@ order), then queued transfers start.
   queue waits (FCFS: nobody overtakes the head). On start, the decode side reserves blocks for the prompt's
   KV; the transfer takes `link.transfer_s(prompt tokens x KV bytes per token)` (left padding never travels);
   at its end the prefill side frees its blocks and the decode policy runs the request
-  (`accept_transferred`).
+  (`accept_transferred`). The request's notes name its decode instance (`decode_instance`).
 - A decode instance that must preempt recomputes there (continuous.py, "Decode role").
 
 Invariant on return, as in the single engine: every request has a final status; a stall (nothing can run and
@@ -196,6 +196,7 @@ class ClusterEngine:
             state.kv_pad_len = 0  # the prefill side's left padding stays there
             blocks.allocate(state.id, need)
             state.transfer_start_s = now
+            state.notes["decode_instance"] = target.name  # in the record's request notes
             end = now + self.link.transfer_s(state.prompt_len * self.kv_bytes_per_token)
             self.in_flight.append(Transfer(state, source, target, end))
             self.transfers += 1
