@@ -41,6 +41,7 @@ from bsbench.engine.request_state import RequestState, Status
 from bsbench.record.reasons import EndKind, EndReason
 from bsbench.record.rows import StepRow
 from bsbench.schedulers.base import Scheduler
+from bsbench.schedulers.continuous import ContinuousScheduler
 from bsbench.workloads.request import RequestSpec
 
 
@@ -55,20 +56,18 @@ class PendingStep:
 
 @dataclass(slots=True)
 class Instance:
-    """One instance: `engine` holds its policy, runner, block manager and event log; `clock` is its runner's."""
+    """One instance: `policy` (the one `engine` drives over its runner, block manager and event log); `clock`
+    is its runner's. A decode instance's policy is the continuous one (its decode role)."""
 
     name: str
     role: str  # "prefill" | "decode"
+    policy: Scheduler
     engine: Engine
     clock: VirtualClock
     gpu: str = ""  # the device preset its cost model describes
     pending: PendingStep | None = None
     steps: int = 0
     busy_s: float = 0.0
-
-    @property
-    def policy(self) -> Scheduler:
-        return self.engine.scheduler  # type: ignore[return-value]  # the cluster builds it from a Scheduler
 
 
 @dataclass(slots=True)
@@ -87,6 +86,11 @@ class ClusterEngine:
         self.decode = [i for i in self.instances if i.role == "decode"]
         if not self.prefill or not self.decode:
             raise ValueError("a cluster needs at least one prefill and one decode instance")
+        self.decoders: dict[str, ContinuousScheduler] = {}  # decode instance name -> its policy, typed
+        for instance in self.decode:
+            if not isinstance(instance.policy, ContinuousScheduler):
+                raise ValueError(f"decode instance {instance.name} must run the continuous policy")
+            self.decoders[instance.name] = instance.policy
         self.link = link
         self.kv_bytes_per_token = kv_bytes_per_token
         self.on_progress = on_progress
@@ -159,7 +163,7 @@ class ClusterEngine:
             state = transfer.state
             transfer.source.policy.blocks.free(state.id)
             state.transfer_end_s = transfer.end_s
-            transfer.target.policy.accept_transferred(state, transfer.end_s)  # type: ignore[attr-defined]
+            self.decoders[transfer.target.name].accept_transferred(state, transfer.end_s)
 
     def _admit(self, states: list[RequestState], next_arrival: int, now: float) -> int:
         while next_arrival < len(states) and states[next_arrival].spec.arrival_s <= now:
@@ -204,7 +208,7 @@ class ClusterEngine:
     def _decode_target(self) -> Instance | None:
         """The decode instance with a free seat and the most free KV blocks (ties: the lower index)."""
         open_seats = [i for i in self.decode
-                      if i.policy.free_seats() - sum(t.target is i for t in self.in_flight) > 0]  # type: ignore
+                      if self.decoders[i.name].free_seats() - sum(t.target is i for t in self.in_flight) > 0]
         return max(open_seats, key=lambda i: i.policy.blocks.num_free, default=None)  # max keeps the first
 
     # --- time and ends ---------------------------------------------------------------------------

@@ -72,5 +72,5 @@ def build_cluster(config: Any, setting: ClusterSetting, workload: Workload, prog
             ContinuousScheduler(dataclasses.replace(decode_options), ctx)
         check_workload_fits(workload, sim.shape.info, policy)
         engine = Engine(policy, sim.runner, events=ctx.events, blocks=ctx.block_manager, clock=sim.clock)
-        instances.append(Instance(name, role, engine, sim.clock, sim.device.name))
+        instances.append(Instance(name, role, policy, engine, sim.clock, sim.device.name))
     return Cluster(setting, instances, kv_bytes, options)
