@@ -5,7 +5,8 @@
 across runs of the same model, so a sweep loads the model once.
 
 Disaggregated runs (sim backend only): `RunConfig.instances` ("prefill=N,decode=M") and `RunConfig.link`
-(nvlink | pcie4-x16 | ib-200g; default nvlink) make `run_benchmark(workload, config)` run the scheduler's
+(nvlink | pcie4-x16 | ib-200g; default nvlink), with `RunConfig.decode_gpu` (a GPU preset for the decode
+instances; default `gpu`), make `run_benchmark(workload, config)` run the scheduler's
 disaggregated form on several instances of the simulated GPU (bsbench/cluster): `distserve` always runs
 so (prefill=1,decode=1 without `instances`), `bucket` when `instances` is given. E.g.
 `run_benchmark(workload, RunConfig(scheduler="distserve", backend="sim", clock="virtual", gpu="a100-40gb",
@@ -71,12 +72,14 @@ class RunConfig:
     base_seed: int | None = None  # the workload seed of repeat 0; None: the workload's own seed (one run)
     instances: str | None = None  # disaggregated topology "prefill=N,decode=M" (sim only); None: one instance
     link: str | None = None  # KV-transfer link preset of a disaggregated run; None: nvlink
+    decode_gpu: str | None = None  # GPU preset of the decode instances of a disaggregated run; None: `gpu`
 
     def cluster(self) -> Any:
         """Its cluster.setting.ClusterSetting, or None for one instance (user errors are BsbenchError)."""
         from bsbench.cluster.setting import cluster_setting
 
-        return cluster_setting(self.scheduler, self.instances, self.link, self.backend, self.scheduler_options)
+        return cluster_setting(self.scheduler, self.instances, self.link, self.backend, self.scheduler_options,
+                               self.decode_gpu)
 
     def session_key(self) -> tuple:
         return (self.model, self.weights, self.weights_seed, self.device, self.dtype, self.kv_memory, self.block_size,
@@ -438,7 +441,9 @@ def record_config(workload: Workload, config: RunConfig, session: ModelSession, 
 def _cluster_fields(config: RunConfig) -> dict[str, Any]:
     """RecordConfig's `instances` and `link` of a disaggregated run (canonical names); nothing for one instance."""
     setting = config.cluster()
-    return {} if setting is None else {"instances": str(setting.topology), "link": setting.link.name}
+    if setting is None:
+        return {}
+    return {"instances": str(setting.topology), "link": setting.link.name, "decode_gpu": setting.decode_gpu}
 
 
 def planned_record_config(workload: Workload, config: RunConfig, session: ModelSession) -> RecordConfig:

@@ -187,23 +187,29 @@ def event_times(record: RunRecord, kind: str) -> list[float]:
 
 
 def draw_timeline(ax: Any, runs: Runs, key: str, scale: float = 1.0) -> None:
-    """StepRow.<key> over time per run, with its OOM and preemption events marked on its line."""
+    """StepRow.<key> over time per run (per instance of a disaggregated run, labelled with the instance), with its
+    OOM and preemption events marked on its line."""
     drawn: set[str] = set()
     for (label, record), (color, dash) in zip(runs, run_styles([rec.config.scheduler for _, rec in runs])):
-        xs = np.array([s.start_s for s in record.steps], dtype=float)
-        ys = np.array([scale * getattr(s, key) for s in record.steps], dtype=float)
-        if len(xs):
-            ax.step(xs, ys, where="post", label=label, linewidth=1, color=color, linestyle=dash)
-        for kind, (marker, size, _) in EVENT_MARKERS.items():
-            times = event_times(record, kind)
-            if not times:
-                continue
-            # each event sits on its run's line: the value of the step running at that time
-            heights = ys[np.clip(np.searchsorted(xs, times, side="right") - 1, 0, None)] if len(xs) else \
-                np.zeros(len(times))
-            ax.plot(times, heights, linestyle="none", marker=marker, markersize=size, color=color,
-                    markeredgecolor="black", markeredgewidth=0.6, zorder=4)
-            drawn.add(kind)
+        instances: dict[str | None, list[Any]] = {}
+        for step in record.steps:
+            instances.setdefault(step.instance, []).append(step)
+        for instance, steps in instances.items() or [(None, [])]:
+            xs = np.array([s.start_s for s in steps], dtype=float)
+            ys = np.array([scale * getattr(s, key) for s in steps], dtype=float)
+            if len(xs):
+                ax.step(xs, ys, where="post", label=label if instance is None else f"{label} {instance}",
+                        linewidth=1, color=color, linestyle=dash)
+            for kind, (marker, size, _) in EVENT_MARKERS.items():
+                times = sorted(e.t_s for e in record.events if e.kind == kind and e.detail.get("instance") == instance)
+                if not times:
+                    continue
+                # each event sits on its run's line: the value of the step running at that time
+                heights = ys[np.clip(np.searchsorted(xs, times, side="right") - 1, 0, None)] if len(xs) else \
+                    np.zeros(len(times))
+                ax.plot(times, heights, linestyle="none", marker=marker, markersize=size, color=color,
+                        markeredgecolor="black", markeredgewidth=0.6, zorder=4)
+                drawn.add(kind)
     for kind in sorted(drawn):  # legend entries for the event markers, in black
         marker, size, name = EVENT_MARKERS[kind]
         ax.plot([], [], linestyle="none", marker=marker, markersize=size, color="white", markeredgecolor="black",

@@ -6,6 +6,7 @@ Llama-2-13B in bf16 holds 819,200 KV bytes per token (2 x 40 layers x 40 heads x
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -171,6 +172,10 @@ def test_parse_instances():
     (["--scheduler", "continuous", "--instances", "prefill=1,decode=1", "--backend", "sim", "--gpu", "a100-40gb"],
      "no disaggregated form"),
     (["--scheduler", "bucket", "--link", "nvlink", "--backend", "sim", "--gpu", "a100-40gb"], "give --instances"),
+    (["--scheduler", "bucket", "--decode-gpu", "h100-sxm", "--backend", "sim", "--gpu", "a100-40gb"],
+     "give --instances"),
+    (["--scheduler", "bucket", "--instances", "prefill=1,decode=1", "--decode-gpu", "tpu", "--backend", "sim",
+      "--gpu", "a100-40gb"], "tpu"),
 ])
 def test_bad_topology_or_link_is_one_line_exit_2(bsbench, tmp_path, args, message):
     result = bsbench("run", *args, "--workload", "smoke", "-n", "4", "--out", tmp_path, "--quiet")
@@ -183,3 +188,94 @@ def test_sweep_refuses_a_scheduler_without_a_disaggregated_form(bsbench, tmp_pat
                      "prefill=1,decode=1", "--backend", "sim", "--gpu", "a100-40gb", "--workload", "smoke", "-n", "4",
                      "--out", tmp_path, "--quiet")
     assert result.code == 2 and "'continuous' has no disaggregated form" in result.err
+
+
+def test_run_key_covers_topology_and_link_and_leaves_single_instance_keys_alone():
+    from bsbench.sweep import run_key
+
+    record = _run([_request("a", 30, 3)], scheduler="bucket", instances="prefill=1,decode=1")
+    config = record.config
+    keys = {run_key(config, "fp")}
+    for change in ({"link": "ib-200g"}, {"instances": "prefill=1,decode=2"}, {"instances": None, "link": None}):
+        keys.add(run_key(dataclasses.replace(config, **change), "fp"))
+    assert len(keys) == 4
+    single = dataclasses.replace(config, instances=None, link=None)
+    assert "instances" not in single.to_json() and "link" not in single.to_json()  # older records key the same
+
+
+def test_timeline_draws_one_line_per_instance(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from bsbench.plots import draw_timeline
+
+    record = _run([_request(f"r{i}", 40, 6) for i in range(4)], instances="prefill=1,decode=2")
+    fig, ax = plt.subplots()
+    draw_timeline(ax, [("distserve", record)], "kv_usage")
+    labels = sorted(line.get_label() for line in ax.get_lines())
+    plt.close(fig)
+    assert labels == ["distserve decode0", "distserve decode1", "distserve prefill0"]
+
+
+def test_decode_gpu_changes_only_the_decode_instances():
+    requests = [_request(f"r{i}", 200 + 50 * i, 20) for i in range(4)]
+    same = _run(requests, model="llama2-13b", instances="prefill=1,decode=1")
+    faster = _run(requests, model="llama2-13b", instances="prefill=1,decode=1", decode_gpu="h100-sxm")
+    assert faster.config.decode_gpu == "h100-sxm" and same.config.decode_gpu is None
+    assert faster.scheduler["instances"]["decode0"]["gpu"] == "h100-sxm"
+    assert faster.scheduler["instances"]["prefill0"]["gpu"] == "a100-40gb"
+
+    def durations(record: RunRecord, instance: str) -> list[float]:
+        return [s.duration_s for s in record.steps if s.instance == instance]
+
+    assert durations(faster, "prefill0") == durations(same, "prefill0")  # the same prefill batches, same device
+    assert sum(durations(faster, "decode0")) < sum(durations(same, "decode0"))  # H100: more bandwidth per step
+
+
+def test_hand_off_goes_to_the_decode_instance_with_most_free_kv_and_waits_for_its_link():
+    # one prefill batch of three; r0 (100 tokens, 7 blocks) -> decode0 (both empty: the lower index); r1 (40, 3
+    # blocks) -> decode1 (more free now) at once, on the other link; r2 (20) -> decode1 again (its 3 reserved
+    # blocks < decode0's 7), but that link carries r1, so r2 starts exactly when r1's transfer ends
+    requests = [_request("r0", 100, 4), _request("r1", 40, 4), _request("r2", 20, 4)]
+    rows = _rows(_run(requests, model="llama2-13b", instances="prefill=1,decode=2", link="ib-200g"))
+    assert [rows[r].notes["decode_instance"] for r in ("r0", "r1", "r2")] == ["decode0", "decode1", "decode1"]
+    assert rows["r0"].transfer_start_s == rows["r1"].transfer_start_s == rows["r0"].first_token_s
+    assert rows["r2"].transfer_start_s == rows["r1"].transfer_end_s < rows["r0"].transfer_end_s
+
+
+def test_an_interrupt_ends_every_request_and_marks_the_run_incomplete():
+    from bsbench.cluster.run import build_cluster
+    from bsbench.engine.request_state import Status
+
+    requests = [_request(f"r{i:02d}", 30 + i, 30, arrival=0.01 * i) for i in range(20)]
+    config = RunConfig(scheduler="distserve", backend="sim", clock="virtual", gpu="a100-40gb", model="tiny")
+    cluster = build_cluster(config, config.cluster(), _workload(requests))
+    def stop_after_a_while(ended: int, total: int, tokens: int) -> None:
+        if ended >= 5:
+            raise KeyboardInterrupt
+
+    result = cluster.make_engine(stop_after_a_while).run(requests)
+    assert not result.complete
+    assert all(s.status.is_final for s in result.states)
+    interrupted = [s for s in result.states if s.status is Status.FAILED]
+    assert interrupted and all(s.reason.kind.value == "interrupted" for s in interrupted)
+    completed = [s for s in result.states if s.status is Status.COMPLETED]
+    assert completed and len(completed) + len(interrupted) == 20  # some done, the rest stopped: none lost
+
+
+def test_step_figures_of_several_instances_are_per_instance_means():
+    from bsbench.metrics import summarize
+    from bsbench.record.rows import StepRow
+
+    def step(instance: str, start: float, seconds: float, usage: float, pads: int) -> StepRow:
+        return StepRow(start, seconds, seconds, "packed", 1, 10, pads, int(usage * 100), usage, instance=instance)
+
+    # 4 s run: prefill0 busy 1 s at 50% KV, decode0 busy 2 s (two steps) at 100%
+    steps = [step("prefill0", 0.0, 1.0, 0.5, 4), step("decode0", 0.0, 1.0, 1.0, 0), step("decode0", 1.0, 1.0, 1.0, 0)]
+    summary = summarize([], steps, [], 4.0)
+    assert summary["mean_kv_usage"] == pytest.approx((0.5 * 1 / 4 + 1.0 * 2 / 4) / 2)  # 0.3125
+    assert summary["forward_share"] == pytest.approx(3.0 / (4.0 * 2))  # 3 busy seconds of 2 instances x 4 s
+    assert summary["padding_ratio"] == pytest.approx(4 / 30)
+    assert summary["peak_kv_usage"] == 1.0

@@ -19,7 +19,7 @@ order), then queued transfers start.
   queue waits (FCFS: nobody overtakes the head). On start, the decode side reserves blocks for the prompt's
   KV; the transfer takes `link.transfer_s(prompt tokens x KV bytes per token)` (left padding never travels);
   at its end the prefill side frees its blocks and the decode policy runs the request
-  (`accept_transferred`).
+  (`accept_transferred`). The request's notes name its decode instance (`decode_instance`).
 - A decode instance that must preempt recomputes there (continuous.py, "Decode role").
 
 Invariant on return, as in the single engine: every request has a final status; a stall (nothing can run and
@@ -42,6 +42,7 @@ from bsbench.engine.request_state import RequestState, Status
 from bsbench.record.reasons import EndKind, EndReason
 from bsbench.record.rows import StepRow
 from bsbench.schedulers.base import Scheduler
+from bsbench.schedulers.continuous import ContinuousScheduler
 from bsbench.workloads.request import RequestSpec
 
 
@@ -56,19 +57,18 @@ class PendingStep:
 
 @dataclass(slots=True)
 class Instance:
-    """One instance: `engine` holds its policy, runner, block manager and event log; `clock` is its runner's."""
+    """One instance: `policy` (the one `engine` drives over its runner, block manager and event log); `clock`
+    is its runner's. A decode instance's policy is the continuous one (its decode role)."""
 
     name: str
     role: str  # "prefill" | "decode"
+    policy: Scheduler
     engine: Engine
     clock: VirtualClock
+    gpu: str = ""  # the device preset its cost model describes
     pending: PendingStep | None = None
     steps: int = 0
     busy_s: float = 0.0
-
-    @property
-    def policy(self) -> Scheduler:
-        return self.engine.scheduler  # type: ignore[return-value]  # the cluster builds it from a Scheduler
 
 
 @dataclass(slots=True)
@@ -87,6 +87,11 @@ class ClusterEngine:
         self.decode = [i for i in self.instances if i.role == "decode"]
         if not self.prefill or not self.decode:
             raise ValueError("a cluster needs at least one prefill and one decode instance")
+        self.decoders: dict[str, ContinuousScheduler] = {}  # decode instance name -> its policy, typed
+        for instance in self.decode:
+            if not isinstance(instance.policy, ContinuousScheduler):
+                raise ValueError(f"decode instance {instance.name} must run the continuous policy")
+            self.decoders[instance.name] = instance.policy
         self.link = link
         self.kv_bytes_per_token = kv_bytes_per_token
         self.on_progress = on_progress
@@ -159,7 +164,7 @@ class ClusterEngine:
             state = transfer.state
             transfer.source.policy.blocks.free(state.id)
             state.transfer_end_s = transfer.end_s
-            transfer.target.policy.accept_transferred(state, transfer.end_s)  # type: ignore[attr-defined]
+            self.decoders[transfer.target.name].accept_transferred(state, transfer.end_s)
 
     def _admit(self, states: list[RequestState], next_arrival: int, now: float) -> int:
         while next_arrival < len(states) and states[next_arrival].spec.arrival_s <= now:
@@ -196,6 +201,7 @@ class ClusterEngine:
             state.kv_pad_len = 0  # the prefill side's left padding stays there
             blocks.allocate(state.id, need)
             state.transfer_start_s = now
+            state.notes["decode_instance"] = target.name  # in the record's request notes
             end = now + self.link.transfer_s(state.prompt_len * self.kv_bytes_per_token)
             self.in_flight.append(Transfer(state, source, target, end))
             self.transfers += 1
@@ -203,7 +209,7 @@ class ClusterEngine:
     def _decode_target(self) -> Instance | None:
         """The decode instance with a free seat and the most free KV blocks (ties: the lower index)."""
         open_seats = [i for i in self.decode
-                      if i.policy.free_seats() - sum(t.target is i for t in self.in_flight) > 0]  # type: ignore
+                      if self.decoders[i.name].free_seats() - sum(t.target is i for t in self.in_flight) > 0]
         return max(open_seats, key=lambda i: i.policy.blocks.num_free, default=None)  # max keeps the first
 
     # --- time and ends ---------------------------------------------------------------------------

@@ -43,7 +43,7 @@ class Cluster:
         per_instance = {}
         for instance in self.instances:
             figures = {k: v for k, v in instance.policy.summary().items() if not k.startswith(_HOST_TIMED_PREFIXES)}
-            per_instance[instance.name] = {"role": instance.role, "policy": instance.policy.name,
+            per_instance[instance.name] = {"role": instance.role, "gpu": instance.gpu, "policy": instance.policy.name,
                                            "num_kv_blocks": instance.policy.blocks.num_blocks,
                                            "steps": instance.steps, "busy_s": instance.busy_s, **figures}
         return {**first, "topology": self.setting.note(), "link": self.setting.link.describe(),
@@ -62,7 +62,8 @@ def build_cluster(config: Any, setting: ClusterSetting, workload: Workload, prog
     instances = []
     kv_bytes = 0
     for name, role in setting.topology.names():
-        sim = open_sim(config.model, config.gpu, dtype=config.dtype, kv_memory=config.kv_memory,
+        gpu = setting.decode_gpu if role == "decode" and setting.decode_gpu is not None else config.gpu
+        sim = open_sim(config.model, gpu, dtype=config.dtype, kv_memory=config.kv_memory,
                        block_size=config.block_size, calibration=config.calibration)
         kv_bytes = sim.shape.info.kv_bytes_per_token
         ctx = SchedulerContext(BlockManager(sim.num_blocks, sim.block_size), sim.shape.info, EventLog(),
@@ -71,5 +72,5 @@ def build_cluster(config: Any, setting: ClusterSetting, workload: Workload, prog
             ContinuousScheduler(dataclasses.replace(decode_options), ctx)
         check_workload_fits(workload, sim.shape.info, policy)
         engine = Engine(policy, sim.runner, events=ctx.events, blocks=ctx.block_manager, clock=sim.clock)
-        instances.append(Instance(name, role, engine, sim.clock))
+        instances.append(Instance(name, role, policy, engine, sim.clock, sim.device.name))
     return Cluster(setting, instances, kv_bytes, options)

@@ -15,6 +15,7 @@ class ClusterSetting:
     topology: Topology
     link: LinkPreset
     defaulted: bool  # the topology is the scheduler's default (distserve given no --instances)
+    decode_gpu: str | None = None  # the decode instances' GPU preset (canonical name); None: the run's --gpu
 
     def note(self) -> str:
         """What the record says about where the topology came from."""
@@ -24,15 +25,18 @@ class ClusterSetting:
 
 
 def cluster_setting(scheduler: str, instances: str | None, link: str | None, backend: str,
-                    scheduler_options: dict[str, Any] | None = None) -> ClusterSetting | None:
-    """The disaggregated setting of a run, or None for one instance; user errors (a bad topology or link name,
-    a scheduler without a disaggregated form, a backend other than sim, --link alone) are BsbenchError."""
+                    scheduler_options: dict[str, Any] | None = None,
+                    decode_gpu: str | None = None) -> ClusterSetting | None:
+    """The disaggregated setting of a run, or None for one instance; user errors (a bad topology, link or GPU
+    name, a scheduler without a disaggregated form, a backend other than sim, --link or --decode-gpu alone) are
+    BsbenchError."""
     from bsbench.schedulers.registry import get_scheduler
 
     cls = get_scheduler(scheduler)
     if instances is None and not cls.disaggregated_only:
-        if link is not None:
-            raise BsbenchError("--link applies to disaggregated runs: give --instances prefill=N,decode=M too")
+        for flag, value in (("--link", link), ("--decode-gpu", decode_gpu)):
+            if value is not None:
+                raise BsbenchError(f"{flag} applies to disaggregated runs: give --instances prefill=N,decode=M too")
         return None
     topology = parse_instances(instances) if instances is not None else Topology()
     preset = link_preset(link if link is not None else DEFAULT_LINK)
@@ -41,4 +45,8 @@ def cluster_setting(scheduler: str, instances: str | None, link: str | None, bac
         raise BsbenchError(f"{what} runs on the simulated backend only: use --backend sim --gpu NAME")
     if cls.decode_options(cls.Options(**(scheduler_options or {}))) is None:
         raise BsbenchError(f"--instances: scheduler {scheduler!r} has no disaggregated form (distserve and bucket do)")
-    return ClusterSetting(topology, preset, instances is None)
+    if decode_gpu is not None:
+        from bsbench.sim.gpus import gpu_preset
+
+        decode_gpu = gpu_preset(decode_gpu).name
+    return ClusterSetting(topology, preset, instances is None, decode_gpu)

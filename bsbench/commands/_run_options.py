@@ -91,7 +91,8 @@ def scheduler_group(scheduler: str) -> str:
 
 MODEL_GROUP = "Model and memory"
 RECORD_GROUP = "Run record"
-_MODEL_FLAGS = ("backend", "clock", "gpu", "calibration", "instances", "link", "model", "weights", "weights_seed",
+_MODEL_FLAGS = ("backend", "clock", "gpu", "calibration", "instances", "link", "decode_gpu", "model", "weights",
+                "weights_seed",
                 "device", "dtype", "kv_memory", "block_size", "threads")
 _RECORD_FLAGS = ("repeats", "out_dir", "record_tokens", "percentiles")
 _SERVE_FLAGS = ("model", "weights", "weights_seed", "device", "dtype", "kv_memory", "block_size", "threads")
@@ -141,6 +142,8 @@ def _flag_decorators() -> dict[str, Callable]:
         click.option("--link", default=None, metavar="NAME",
                      help="KV-transfer link of --instances: nvlink (300 GB/s one way), pcie4-x16 (31.5 GB/s) or "
                           "ib-200g (25 GB/s). [default: nvlink]"),
+        click.option("--decode-gpu", default=None, metavar="NAME",
+                     help="Device preset of the decode instances of --instances. [default: --gpu]"),
         click.option("--model", default="tiny", show_default=True,
                      help="Preset (tiny, llama2-7b, llama2-13b, llama3-8b, qwen2.5-7b), a local checkpoint folder, "
                           "or a hub id when online."),
@@ -216,7 +219,7 @@ def run_config_from_cli(kwargs: dict[str, Any], scheduler: str, scheduler_option
 
     build_scheduler_options(get_scheduler(scheduler), scheduler_options)
     backend, clock, gpu, calibration = _backend_flags(kwargs)
-    instances, link = _cluster_flags(kwargs, backend)
+    instances, link, decode_gpu = _cluster_flags(kwargs)
     model = kwargs.pop("model")
     weights = kwargs.pop("weights")
     if weights is None:
@@ -243,25 +246,14 @@ def run_config_from_cli(kwargs: dict[str, Any], scheduler: str, scheduler_option
         calibration=calibration,
         instances=instances,
         link=link,
+        decode_gpu=decode_gpu,
     )
 
 
-def _cluster_flags(kwargs: dict[str, Any], backend: str) -> tuple[str | None, str | None]:
-    """Pop and check --instances and --link (their syntax, and the sim backend); whether the scheduler has a
-    disaggregated form is checked with the scheduler (RunConfig.cluster)."""
-    from bsbench.cluster.links import link_preset
-    from bsbench.cluster.topology import parse_instances
-
-    instances, link = kwargs.pop("instances", None), kwargs.pop("link", None)
-    if instances is not None:
-        instances = str(parse_instances(instances))
-    if link is not None:
-        link = link_preset(link).name
-        if instances is None:
-            raise BsbenchError("--link applies to disaggregated runs: give --instances prefill=N,decode=M too")
-    if instances is not None and backend != "sim":
-        raise BsbenchError(f"--instances {instances} runs on the simulated backend only: use --backend sim --gpu NAME")
-    return instances, link
+def _cluster_flags(kwargs: dict[str, Any]) -> tuple[str | None, str | None, str | None]:
+    """Pop --instances, --link and --decode-gpu; RunConfig.cluster() checks them with the scheduler (the run
+    command and sweep's check_schedulers call it before anything loads)."""
+    return kwargs.pop("instances", None), kwargs.pop("link", None), kwargs.pop("decode_gpu", None)
 
 
 def _backend_flags(kwargs: dict[str, Any]) -> tuple[str, str, str | None, Path | None]:

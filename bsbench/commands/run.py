@@ -67,7 +67,7 @@ def run_summary_table(record: RunRecord) -> Table:
 
 @click.command("run", cls=GroupedCommand)
 @click.option("--scheduler", default="continuous", show_default=True,
-              help="Batching policy: static, continuous, uellm, bucket (or any registered one).")
+              help="Batching policy: static, continuous, uellm, bucket, distserve (or any registered one).")
 @workload_options
 @run_options
 @click.option("--quiet", is_flag=True, help="No progress display.")

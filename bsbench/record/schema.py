@@ -2,9 +2,9 @@
 
     schema_version  int, SCHEMA_VERSION; versions in READABLE_VERSIONS are read too (another is refused, by name).
                     Version 3 added each request's latency breakdown; in a version-2 record it is None.
-                    Version 4 added disaggregated runs (optional, absent from single-instance rows): config.instances
-                    and config.link, the step row's instance, the request row's transfer start/end and the
-                    breakdown's transfer part.
+                    Version 4 added disaggregated runs (optional, absent from single-instance rows):
+                    config.instances, config.link and config.decode_gpu, the step row's instance, the request
+                    row's transfer start/end and the breakdown's transfer part.
     complete        False when the run was stopped early (Ctrl-C, SIGTERM)
     created         ISO-8601 UTC time the record was built
     config          RecordConfig: how the run was configured
@@ -68,6 +68,7 @@ class RecordConfig:
     base_seed: int | None = None  # the seed of repeat 0; runs differing only by repeat share it (one compare cell)
     instances: str | None = None  # disaggregated topology, e.g. "prefill=1,decode=1"; None: one instance
     link: str | None = None  # the KV-transfer link preset of a disaggregated run (cluster/links.py)
+    decode_gpu: str | None = None  # a disaggregated run's decode-instance GPU preset when it differs from `gpu`
     extra: dict[str, Any] = field(default_factory=dict)
 
     def backend_id(self) -> str:
@@ -106,7 +107,7 @@ class RecordConfig:
         for key in ("backend", "clock"):  # absent in records written before the simulated backend: real, wall
             if not isinstance(known.get(key, ""), str):
                 raise ValueError(f"config.{key} must be a string")
-        for key in ("gpu", "cost_model", "calibration_hash", "instances", "link"):
+        for key in ("gpu", "cost_model", "calibration_hash", "instances", "link", "decode_gpu"):
             if known.get(key) is not None and not isinstance(known[key], str):
                 raise ValueError(f"config.{key} must be a string or null")
         for key in ("repeat", "base_seed"):
@@ -118,7 +119,8 @@ class RecordConfig:
         return cls(**known, extra={k: v for k, v in obj.items() if k not in names})
 
 
-_SINGLE_INSTANCE_ABSENT = ("instances", "link")  # left out when None: single-instance records and run keys unchanged
+# left out when None: single-instance records (and their run keys) stay as they were
+_SINGLE_INSTANCE_ABSENT = ("instances", "link", "decode_gpu")
 
 
 def timing_label(backend: str, clock: str, gpu: str | None, cost_model: str | None,
