@@ -103,5 +103,6 @@ def calibrate(runner: Any, shape: ModelShape, dtype: str, *, grid: Sequence[Grid
         points=points,
         settings={"warmups": warmups, "repeats": repeats, "torch": torch.__version__,
                   "bsbench": package_versions(("bsbench",))["bsbench"],
-                  "skipped": {grid[i].name: why for i, why in skipped.items()}},
+                  "skipped": {grid[i].name: why for i, why in skipped.items()},
+                  "malloc_tuning": getattr(runner, "malloc_tuning", {})},
     )
