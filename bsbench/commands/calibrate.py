@@ -94,8 +94,9 @@ def residuals_table(points: list[dict[str, Any]], title: str):
               help="Calibration file [default: results/calibration/MODEL-DEVICE-DTYPE-bsN.json].")
 @click.option("--quiet", is_flag=True, help="No progress display.")
 def command(warmups: int, repeats: int, out_file: Path | None, quiet: bool, **kwargs: Any) -> None:
-    """Fit the calibrated cost model of this device: time the real runner on ~40 synthetic step plans
-    (prefills, chunks, decode batches, padded and mixed steps), fit step time to the work, save it.
+    """Fit the calibrated cost model of this device: time the real runner on ~110 synthetic step plans
+    (34 fixed: prefills, chunks, decode batches, padded and mixed steps; 80 drawn like a scheduler's steps),
+    fit step time to the work, save it.
 
     Use the file with `--backend sim --calibration FILE` (the simulated device is then this one) or
     `--clock virtual --calibration FILE`. It holds for this model, dtype and block size only.

@@ -4,8 +4,10 @@ For every grid plan (`calib_grid.py`) the real runner's whole `execute` call is
 timed, which is what a wall-clock engine records as the step's duration (host
 preparation included); on CUDA the device is synchronised before the clock starts
 and after it stops. Passes over the grid are interleaved (every plan once per pass)
-so that a slow spell of a shared machine spreads over all plans; the first `warmups`
-passes are dropped and the median of the remaining `repeats` is kept. A plan that
+so that a slow spell of a shared machine spreads over all plans, and every pass
+draws fresh scattered block tables (the same work, another memory layout, as in a
+real run); the first `warmups` passes are dropped and the median of the remaining
+`repeats` is kept. A plan that
 runs out of device memory is skipped and listed. The fit and its residuals on the
 grid go into a `Calibration`.
 """
@@ -18,7 +20,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from bsbench.engine.model_shape import ModelShape
-from bsbench.engine.plan import ActivationOOM
+from bsbench.engine.plan import ActivationOOM, StepPlan
 from bsbench.environment import capture_environment, package_versions
 from bsbench.sim.accuracy import error_stats
 from bsbench.sim.calib_grid import GridPoint, default_grid, synthetic_plan
@@ -60,13 +62,16 @@ def calibrate(runner: Any, shape: ModelShape, dtype: str, *, grid: Sequence[Grid
         raise ValueError("warmups must be >= 0 and repeats >= 1")
     grid = list(grid) if grid is not None else default_grid()
     cache = runner.cache
-    plans = [synthetic_plan(p, cache.block_size, cache.num_blocks, shape.vocab_size) for p in grid]
+    def plans_of_pass(seed: int) -> list[StepPlan]:
+        return [synthetic_plan(p, cache.block_size, cache.num_blocks, shape.vocab_size, seed) for p in grid]
+
+    plans = plans_of_pass(0)
     sync = _synchroniser(runner.device)
     samples: list[list[float]] = [[] for _ in plans]
     skipped: dict[int, str] = {}
     passes = warmups + repeats
     for r in range(passes):
-        for i, plan in enumerate(plans):
+        for i, plan in enumerate(plans if r == 0 else plans_of_pass(r)):
             if i in skipped:
                 continue
             sync()
