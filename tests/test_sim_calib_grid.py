@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from bsbench.engine.model_shape import model_shape
-from bsbench.engine.plan import SeqChunk, StepOutput, StepPlan
+from bsbench.engine.plan import SeqChunk, StepPlan
 from bsbench.engine.plan_check import validate_plan
 from bsbench.sim.calib_grid import default_grid, fixed_points, sampled_points, synthetic_plan
 from bsbench.sim.calibrate import calibrate
 from bsbench.sim.linear_fit import FEATURES, features
 from bsbench.sim.work import step_work
+from tests.fakes import RecordingRunner
 
 BS, BLOCKS, VOCAB = 16, 1024, 32000
 
@@ -66,24 +65,9 @@ def test_block_tables_are_scattered_per_seed_and_the_work_does_not_change():
     validate_plan(wrapped, BS, 20, 4096)
 
 
-class RecordingRunner:
-    """Answers every plan at once and remembers each plan's block tables, in call order."""
-
-    def __init__(self) -> None:
-        self.cache = type("Cache", (), {"block_size": BS, "num_blocks": BLOCKS})()
-        self.device = "cpu"
-        self.malloc_tuning = {"top_pad": 1}
-        self.tables: list[tuple[str, tuple]] = []
-
-    def execute(self, plan: StepPlan) -> StepOutput:
-        self.tables.append((plan.chunks[0].req_id, tuple(tuple(c.block_table) for c in plan.chunks)))
-        time.sleep(1e-4)  # the fit needs positive times
-        return StepOutput(next_tokens={}, forward_s=0.0)
-
-
 def test_calibration_draws_fresh_block_tables_every_pass_and_records_the_allocator_settings():
     grid = fixed_points()
-    runner = RecordingRunner()
+    runner = RecordingRunner(BS, BLOCKS)
     calibration = calibrate(runner, model_shape("tiny", "float32"), "float32", grid=grid, warmups=1, repeats=2)
     n = len(grid)
     passes = [runner.tables[k * n:(k + 1) * n] for k in range(3)]

@@ -8,8 +8,10 @@ so that a slow spell of a shared machine spreads over all plans, and every pass
 draws fresh scattered block tables (the same work, another memory layout, as in a
 real run); the first `warmups` passes are dropped and the median of the remaining
 `repeats` is kept. A plan that
-runs out of device memory is skipped and listed. The fit and its residuals on the
-grid go into a `Calibration`.
+runs out of device memory is skipped and listed. Steps of engine runs on synthetic
+workloads (`calib_runs.py`), when given, join the grid points in the fit (one
+measurement each). The fit and its residuals go into a `Calibration`; every point
+says its `source` (grid or run).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from bsbench.engine.plan import ActivationOOM, StepPlan
 from bsbench.environment import capture_environment, package_versions
 from bsbench.sim.accuracy import error_stats
 from bsbench.sim.calib_grid import GridPoint, default_grid, synthetic_plan
+from bsbench.sim.calib_runs import RunStep
 from bsbench.sim.calibration import Calibration
 from bsbench.sim.linear_fit import FEATURES, features, fit_nonnegative, predict
 from bsbench.sim.work import step_work
@@ -54,8 +57,12 @@ def _device_memory(device: Any) -> int | None:
 
 
 def calibrate(runner: Any, shape: ModelShape, dtype: str, *, grid: Sequence[GridPoint] | None = None,
-              warmups: int = 1, repeats: int = 5, on_progress: ProgressFn | None = None) -> Calibration:
-    """Time `runner` (a real ModelRunner with its KV cache allocated) on the grid and fit the cost model."""
+              warmups: int = 1, repeats: int = 5, on_progress: ProgressFn | None = None,
+              run_steps: Sequence[RunStep] = (), runs: Sequence[dict[str, Any]] = ()) -> Calibration:
+    """Time `runner` (a real ModelRunner with its KV cache allocated) on the grid and fit the cost model.
+
+    `run_steps`: measured steps of calibration runs to fit as well; `runs`: what ran (kept in the settings).
+    """
     import torch
 
     if warmups < 0 or repeats < 1:
@@ -89,13 +96,15 @@ def calibrate(runner: Any, shape: ModelShape, dtype: str, *, grid: Sequence[Grid
     kept = [i for i in range(len(plans)) if i not in skipped]
     if len(kept) < len(FEATURES):
         raise RuntimeError(f"only {len(kept)} grid plans ran; the fit needs at least {len(FEATURES)}")
-    works = [step_work(plans[i], cache.block_size) for i in kept]
-    measured = [statistics.median(samples[i]) for i in kept]
+    named = [(grid[i].name, "grid", step_work(plans[i], cache.block_size), samples[i]) for i in kept]
+    named += [(step.source, "run", step.work, [step.measured_s]) for step in run_steps]
+    works = [w for _, _, w, _ in named]
+    measured = [statistics.median(times) for _, _, _, times in named]
     coefficients = fit_nonnegative([features(w) for w in works], measured)
     predicted = [predict(coefficients, w) for w in works]
-    points = [{"name": grid[i].name, "layout": grid[i].layout, "features": dict(zip(FEATURES, features(w))),
-               "measured_s": m, "predicted_s": p, "samples_s": samples[i]}
-              for i, w, m, p in zip(kept, works, measured, predicted)]
+    points = [{"name": name, "source": source, "layout": w.layout, "features": dict(zip(FEATURES, features(w))),
+               "measured_s": m, "predicted_s": p, "samples_s": times}
+              for (name, source, w, times), m, p in zip(named, measured, predicted)]
     env = capture_environment(str(runner.device))
     return Calibration(
         device={"name": env.get("device_name"), "device": str(runner.device), "threads": torch.get_num_threads(),
@@ -109,5 +118,5 @@ def calibrate(runner: Any, shape: ModelShape, dtype: str, *, grid: Sequence[Grid
         settings={"warmups": warmups, "repeats": repeats, "torch": torch.__version__,
                   "bsbench": package_versions(("bsbench",))["bsbench"],
                   "skipped": {grid[i].name: why for i, why in skipped.items()},
-                  "malloc_tuning": getattr(runner, "malloc_tuning", {})},
+                  "malloc_tuning": getattr(runner, "malloc_tuning", {}), "runs": list(runs)},
     )
