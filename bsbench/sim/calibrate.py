@@ -69,6 +69,7 @@ def calibrate(runner: Any, shape: ModelShape, dtype: str, *, grid: Sequence[Grid
         raise ValueError("warmups must be >= 0 and repeats >= 1")
     grid = list(grid) if grid is not None else default_grid()
     cache = runner.cache
+
     def plans_of_pass(seed: int) -> list[StepPlan]:
         return [synthetic_plan(p, cache.block_size, cache.num_blocks, shape.vocab_size, seed) for p in grid]
 
