@@ -1,26 +1,39 @@
 """Issue 10's accuracy targets for the simulated backend, printed PASS/MISS with the measured figures.
 
 Calibrates the simulator on this device (tiny model unless --model), then replays held-out workloads
-(not the calibration grid) with the real runner and the calibrated simulator, every scheduler, two
-workloads at two rates, and checks:
+(not the calibration grid, nor the synthetic calibration runs) with the real runner and the calibrated
+simulator, every scheduler, two workloads at two rates, and checks:
 - per-step MAPE <= 10% (the real runs' steps, priced by the cost model);
 - throughput and median E2E within 10% of the real run for each scheduler;
 - the four schedulers ranked the same (throughput and median E2E) on >= 2 workloads at >= 2 rates.
 
 It is `bsbench validate-sim --targets` with these defaults; any extra flag goes through, e.g.
     python benchmarks/sim_accuracy.py --device cpu --threads 1
-A benchmark, not a test: the figures depend on the machine and its load.
+It prints the load average before and after and the wall time: real-runner timings are only
+meaningful on a quiet machine. A benchmark, not a test: the figures depend on the machine and its load.
 """
 
 from __future__ import annotations
 
+import os
 import sys
+import time
 
 from bsbench.cli import main
 
 DEFAULTS = ["validate-sim", "--targets", "--workloads", "smoke,sharegpt-vllm", "--rates", "4,inf",
             "--schedulers", "static,continuous,uellm,bucket", "-n", "24", "--max-output-len", "16",
-            "--out", "results/sim-accuracy"]
+            "--calibrate-with-runs", "--out", "results/sim-accuracy"]
+
+
+def _load() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
 
 if __name__ == "__main__":
-    main(DEFAULTS + sys.argv[1:])
+    print(f"load average before: {_load()}", flush=True)
+    start = time.perf_counter()
+    try:
+        main(DEFAULTS + sys.argv[1:])
+    finally:
+        print(f"load average after: {_load()}; wall time {time.perf_counter() - start:.0f} s", flush=True)

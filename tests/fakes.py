@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from bsbench.engine.block_manager import BlockManager
 from bsbench.engine.events import EventLog
 from bsbench.engine.model_info import ModelInfo
@@ -92,3 +94,19 @@ class ScaledPredictor:
         from bsbench.predictor import Prediction
 
         return Prediction(max(1, int(spec.output_len * self.share)))
+
+
+class RecordingRunner:
+    """A stand-in for a real runner in calibration: answers every plan at once (after 0.1 ms, so times are
+    positive) and remembers each plan's first request id and block tables, in call order."""
+
+    def __init__(self, block_size: int, num_blocks: int) -> None:
+        self.cache = type("Cache", (), {"block_size": block_size, "num_blocks": num_blocks})()
+        self.device = "cpu"
+        self.malloc_tuning = {"top_pad": 1}
+        self.tables: list[tuple[str, tuple]] = []
+
+    def execute(self, plan: StepPlan) -> StepOutput:
+        self.tables.append((plan.chunks[0].req_id, tuple(tuple(c.block_table) for c in plan.chunks)))
+        time.sleep(1e-4)
+        return StepOutput(next_tokens={}, forward_s=0.0)

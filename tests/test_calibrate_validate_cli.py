@@ -57,3 +57,22 @@ def test_validate_sim_refuses_a_calibration_of_another_model(bsbench, tmp_path, 
     result = bsbench("validate-sim", "--model", "llama2-7b", "--device", "cpu", "--calibration", calibration_file,
                      "--out", tmp_path, "--quiet")
     assert result.code == 2 and "calibrate for it first" in result.err and len(result.err.strip().splitlines()) == 1
+
+
+def test_validate_sim_refuses_a_workload_the_calibration_ran(bsbench, calibration_file, tmp_path):
+    import dataclasses
+
+    from bsbench.sim.calibration import save_calibration
+    from bsbench.workloads.build import load_workload
+
+    smoke = load_workload("smoke", {"num_requests": 4, "max_output_len": 4, "seed": 0, "rate": float("inf"),
+                                    "max_prompt_len": 256})
+    calibration = load_calibration(calibration_file)
+    ran = [{"workload": "leaked", "fingerprint": smoke.fingerprint(), "scheduler": "static", "steps": 1}]
+    leaked = tmp_path / "leaked.json"
+    save_calibration(dataclasses.replace(calibration, settings={**calibration.settings, "runs": ran}), leaked)
+    result = bsbench("validate-sim", "--device", "cpu", "--threads", "1", "--calibration", leaked, "--workloads",
+                     "smoke", "--rates", "inf", "--schedulers", "static", "-n", "4", "--max-output-len", "4",
+                     "--quiet", "--out", tmp_path / "out")
+    assert result.code == 2 and "is the calibration run 'leaked'" in result.err
+    assert len(result.err.strip().splitlines()) == 1

@@ -22,7 +22,13 @@ from bsbench.sim.accuracy import error_stats
 from bsbench.sim.backend import measured_device, open_sim
 from bsbench.sim.calib_grid import default_grid, synthetic_plan
 from bsbench.sim.calibrate import calibrate
-from bsbench.sim.calibration import CalibratedCostModel, load_calibration, save_calibration
+from bsbench.sim.calibration import (
+    SCHEMA_VERSION,
+    CalibratedCostModel,
+    content_hash,
+    load_calibration,
+    save_calibration,
+)
 from bsbench.sim.linear_fit import FEATURES, fit_nonnegative
 from bsbench.sim.virtual_time import VirtualTimeRunner
 from bsbench.sim.work import step_work
@@ -68,7 +74,7 @@ def test_round_trip_hash_and_tier_c(calibration, tmp_path):
     digest = save_calibration(calibration, path)
     loaded = load_calibration(path)
     assert loaded == calibration and loaded.to_dict()["content_hash"] == digest
-    assert json.loads(path.read_text())["schema_version"] == 1
+    assert json.loads(path.read_text())["schema_version"] == SCHEMA_VERSION == 2
     cost = CalibratedCostModel(loaded, str(path))
     for point, grid_point in zip(loaded.points, GRID, strict=True):
         work = step_work(synthetic_plan(grid_point, BS, BLOCKS, SHAPE.vocab_size), BS)
@@ -88,6 +94,13 @@ def test_damaged_or_foreign_files_are_user_errors(calibration, tmp_path):
     data["schema_version"] = 99
     path.write_text(json.dumps(data))
     with pytest.raises(BsbenchError, match="schema version 99"):
+        load_calibration(path)
+    # a version-1 file (seven features) is refused in one line that says what to do, even with a good hash
+    old = {k: v for k, v in data.items() if k != "content_hash"} | {"schema_version": 1}
+    old["coefficients"] = dict.fromkeys(("step", "tokens", "sampled", "attn_pairs", "kv_read_slots", "attn_calls",
+                                         "seqs"), 1e-3)
+    path.write_text(json.dumps(old | {"content_hash": content_hash(old)}))
+    with pytest.raises(BsbenchError, match=r"schema version 1; this bsbench reads 2: run `bsbench calibrate` again"):
         load_calibration(path)
     path.write_text("[]")
     with pytest.raises(BsbenchError, match="not a bsbench calibration"):
@@ -113,12 +126,14 @@ def test_open_sim_with_a_calibration_on_the_measured_device(calibration, tmp_pat
 
 def test_nonnegative_fit_recovers_coefficients_and_never_goes_negative():
     rng = random.Random(0)
-    rows = [[1.0, rng.randint(1, 2000), rng.randint(1, 64), rng.randint(0, 10**6), rng.randint(0, 10**5),
-             rng.randint(1, 5), rng.randint(1, 64)] for _ in range(40)]
-    truth = [2e-3, 1e-5, 5e-5, 3e-8, 0.0, 1e-4, 2e-6]
+    # one column per feature: the fixed cost, counts of several magnitudes, and 0/1 indicators
+    rows = [[1.0, rng.randint(1, 2000), rng.randint(1, 64), rng.randint(0, 1), rng.randint(0, 1),
+             rng.randint(0, 10**6), rng.randint(0, 10**5), rng.randint(0, 3), rng.randint(0, 4), rng.randint(0, 2),
+             rng.randint(1, 64)] for _ in range(60)]
+    truth = [2e-3, 1e-5, 5e-5, 4e-3, 0.0, 3e-8, 0.0, 1e-4, 3e-4, 2e-4, 2e-6]
     y = [sum(c * x for c, x in zip(truth, row)) for row in rows]
     assert fit_nonnegative(rows, y) == pytest.approx(truth, rel=1e-6, abs=1e-12)
-    y_neg = [t - 4e-9 * row[3] + 0.01 for t, row in zip(y, rows)]  # a cost that shrinks with work: not allowed
+    y_neg = [t - 4e-9 * row[5] + 0.01 for t, row in zip(y, rows)]  # a cost that shrinks with work: not allowed
     assert all(c >= 0 for c in fit_nonnegative(rows, [max(v, 1e-4) for v in y_neg]))
     assert len(FEATURES) == len(rows[0])
 

@@ -54,28 +54,37 @@ def default_calibration_path(model: str, device: str, dtype: str, block_size: in
 
 
 def run_calibration(config: Any, session: Any, out: Path | None, warmups: int, repeats: int,
-                    progress: Any) -> tuple[Any, Path, str]:
-    """Calibrate `session`'s runner, save the file (to `out` or the default path); (calibration, path, hash)."""
+                    progress: Any, with_runs: bool = False) -> tuple[Any, Path, str]:
+    """Calibrate `session`'s runner (with the steps of synthetic engine runs too when `with_runs`), save the file
+    (to `out` or the default path); (calibration, path, hash)."""
     from bsbench.engine.model_loader import loaded_model_shape
+    from bsbench.sim.calib_runs import run_steps
     from bsbench.sim.calibrate import calibrate
     from bsbench.sim.calibration import save_calibration
 
     shape = loaded_model_shape(session.runner.model, session.info)
+    steps, runs = run_steps(config, session, progress) if with_runs else ([], [])
     with progress.task("timing the calibration grid", unit="plans") as task:
         calibration = calibrate(session.runner, shape, session.dtype, warmups=warmups, repeats=repeats,
-                                on_progress=lambda done, total: task.update(done, total=total))
+                                on_progress=lambda done, total: task.update(done, total=total),
+                                run_steps=steps, runs=runs)
     path = out or default_calibration_path(config.model, session.device, session.dtype, session.block_size)
     return calibration, path, save_calibration(calibration, path)
 
 
 def residuals_table(points: list[dict[str, Any]], title: str):
-    """Fit residuals by layout (and over all points): n, MAPE, P90 and max APE, bias."""
+    """Fit residuals by layout (and over all points, and by source when runs were fitted too): n, MAPE, P90 and
+    max APE, bias."""
     from rich.table import Table
 
     from bsbench.sim.accuracy import errors_by_layout
     from bsbench.units import format_percent
 
     stats = errors_by_layout((p["layout"], p["measured_s"], p["predicted_s"]) for p in points)
+    sources = {p.get("source", "grid") for p in points}
+    if len(sources) > 1:
+        by_source = errors_by_layout((p.get("source", "grid"), p["measured_s"], p["predicted_s"]) for p in points)
+        stats |= {f"{key} steps": value for key, value in by_source.items() if key != "all"}
     table = Table(title=title, title_justify="left", header_style="bold")
     for col in ("layout", "n", "MAPE", "P90 APE", "max APE", "bias"):
         table.add_column(col, justify="left" if col == "layout" else "right")
@@ -92,10 +101,14 @@ def residuals_table(points: list[dict[str, Any]], title: str):
               help="Measured passes; each plan keeps the median.")
 @click.option("--out", "out_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Calibration file [default: results/calibration/MODEL-DEVICE-DTYPE-bsN.json].")
+@click.option("--with-runs", is_flag=True,
+              help="Also fit the steps of engine runs of the four schedulers on synthetic workloads (never a "
+                   "validation workload): the step mix of real runs, about a minute more on the tiny model.")
 @click.option("--quiet", is_flag=True, help="No progress display.")
-def command(warmups: int, repeats: int, out_file: Path | None, quiet: bool, **kwargs: Any) -> None:
-    """Fit the calibrated cost model of this device: time the real runner on ~40 synthetic step plans
-    (prefills, chunks, decode batches, padded and mixed steps), fit step time to the work, save it.
+def command(warmups: int, repeats: int, out_file: Path | None, with_runs: bool, quiet: bool, **kwargs: Any) -> None:
+    """Fit the calibrated cost model of this device: time the real runner on ~110 synthetic step plans
+    (34 fixed: prefills, chunks, decode batches, padded and mixed steps; 80 drawn like a scheduler's steps),
+    fit step time to the work, save it.
 
     Use the file with `--backend sim --calibration FILE` (the simulated device is then this one) or
     `--clock virtual --calibration FILE`. It holds for this model, dtype and block size only.
@@ -111,10 +124,12 @@ def command(warmups: int, repeats: int, out_file: Path | None, quiet: bool, **kw
     check_model_source(config.model)
     progress = Progress(enabled=not quiet)
     session = open_session(config, progress)
-    calibration, path, digest = run_calibration(config, session, out_file, warmups, repeats, progress)
+    calibration, path, digest = run_calibration(config, session, out_file, warmups, repeats, progress, with_runs)
     console = make_console()
-    console.print(residuals_table(calibration.points, f"fit residuals on the grid ({len(calibration.points)} plans, "
-                                                      f"{calibration.device.get('name')}, {session.dtype})"))
+    runs = sum(p.get("source") == "run" for p in calibration.points)
+    fitted = f"{len(calibration.points) - runs} grid plans" + (f" + {runs} run steps" if runs else "")
+    console.print(residuals_table(calibration.points, f"fit residuals ({fitted}, {calibration.device.get('name')}, "
+                                                      f"{session.dtype})"))
     skipped = calibration.settings.get("skipped") or {}
     if skipped:
         console.print(f"[yellow]skipped[/] (out of memory): {markup(', '.join(skipped))}", highlight=False)

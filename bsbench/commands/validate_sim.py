@@ -32,6 +32,8 @@ def _pct(value: float | None) -> str:
               help="Calibration of this device for the model [default: calibrate first, saved under --out].")
 @click.option("--calibration-repeats", type=param_type(Integer(1, 1000)), default=3, show_default=True,
               help="Measured passes over the grid when calibrating first.")
+@click.option("--calibrate-with-runs", is_flag=True,
+              help="When calibrating first, also fit synthetic engine runs (as `calibrate --with-runs`).")
 @click.option("--workloads", default="smoke,sharegpt-vllm", show_default=True,
               help="Comma-separated held-out workloads (spec names or files); never the calibration grid.")
 @click.option("--schedulers", default="static,continuous,uellm,bucket", show_default=True)
@@ -46,9 +48,9 @@ def _pct(value: float | None) -> str:
               default=Path("results") / "validate-sim", show_default=True,
               help="Records (real/ and sim/), the calibration and validation.json.")
 @click.option("--quiet", is_flag=True, help="No progress display.")
-def command(calibration: Path | None, calibration_repeats: int, workloads: str, schedulers: str, rates: str,
-            num_requests: int, max_output_len: int, max_prompt_len: int, e2e_slo: str | None, seed: int,
-            targets: bool, out_dir: Path, quiet: bool, **kwargs: Any) -> None:
+def command(calibration: Path | None, calibration_repeats: int, calibrate_with_runs: bool, workloads: str,
+            schedulers: str, rates: str, num_requests: int, max_output_len: int, max_prompt_len: int,
+            e2e_slo: str | None, seed: int, targets: bool, out_dir: Path, quiet: bool, **kwargs: Any) -> None:
     """How close is the simulator to this device? Every (workload, rate, scheduler) runs twice on the same
     request list: on the real runner (wall clock), whose every step is also priced by the calibrated cost
     model, and on the simulated backend with that calibration, the same KV budget and block size.
@@ -64,6 +66,7 @@ def command(calibration: Path | None, calibration_repeats: int, workloads: str, 
     from bsbench.report import console as make_console
     from bsbench.schedulers.registry import all_schedulers
     from bsbench.sim.accuracy import end_to_end_errors, errors_by_layout, ranking, ranking_preserved
+    from bsbench.sim.calib_runs import check_held_out
     from bsbench.sim.calibration import load_calibration
     from bsbench.sim.shadow import PredictingRunner
     from bsbench.sweep import parse_names, parse_rates
@@ -76,15 +79,18 @@ def command(calibration: Path | None, calibration_repeats: int, workloads: str, 
     config = real_config(kwargs)
     check_model_source(config.model)
     calibration_file = calibration
+    calibration_runs: list[dict[str, Any]] = []
     if calibration_file is not None:  # a bad file, or one of another model: exit 2 before the model loads
         given = load_calibration(calibration_file)
         given.check_applies(model_shape(config.model, given.dtype), given.dtype, config.block_size)
+        calibration_runs = given.settings.get("runs") or []
     progress = Progress(enabled=not quiet)
     console = make_console()
     real = open_session(config, progress)
     if calibration_file is None:
         fitted, calibration_file, _ = run_calibration(config, real, out / "calibration.json", 1, calibration_repeats,
-                                                      progress)
+                                                      progress, calibrate_with_runs)
+        calibration_runs = fitted.settings["runs"]
         console.print(residuals_table(fitted.points, "calibration: fit residuals on the grid"))
     sim_config = dataclasses.replace(config, backend="sim", clock="virtual", calibration=calibration_file,
                                      dtype=real.dtype, kv_memory=real.kv_budget_bytes, device="auto")
@@ -102,6 +108,7 @@ def command(calibration: Path | None, calibration_repeats: int, workloads: str, 
                          "max_prompt_len": max_prompt_len, "e2e_slo": e2e_slo}
             with progress.task("loading the workload"):
                 workload = load_workload(workload_name, overrides)
+            check_held_out(calibration_runs, [workload])
             runs: dict[str, dict[str, Any]] = {}
             for name in names:
                 first_row = len(shadow.rows)

@@ -11,7 +11,9 @@ The LM head runs only on the last token of every chunk with `sample=True`;
 decoding is greedy (argmax). A CUDA out-of-memory error inside `execute` is
 re-raised as `ActivationOOM` so the engine records it as an event; a
 malformed plan (a policy bug) raises ValueError (plan_check.py). The forward
-order and attention grouping are `step_layout.py`'s.
+order and attention grouping are `step_layout.py`'s. Starting a runner tunes
+glibc malloc to keep freed memory (`malloc_tuning.py`; `malloc_tuning` says what
+was set).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import torch
 from bsbench.engine.attention import CTX_KWARG, StepContext
 from bsbench.engine.kv_budget import kv_cache_too_large
 from bsbench.engine.kv_cache import KVCache
+from bsbench.engine.malloc_tuning import tune_malloc
 from bsbench.engine.model_info import ModelInfo
 from bsbench.engine.plan import ActivationOOM, SeqChunk, StepOutput, StepPlan
 from bsbench.engine.plan_check import validate_plan
@@ -45,6 +48,7 @@ class ModelRunner:
         kv_heads = getattr(config, "num_key_value_heads", None) or config.num_attention_heads
         self.group_size = config.num_attention_heads // kv_heads
         self.cache: KVCache | None = None
+        self.malloc_tuning = tune_malloc()  # before the first step allocates anything
 
     # --- memory --------------------------------------------------------------
     def allocate_kv(self, num_blocks: int, block_size: int) -> KVCache:

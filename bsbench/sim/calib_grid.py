@@ -1,20 +1,32 @@
 """The calibration grid: synthetic step plans covering every kind of work the runner does.
 
-Prefills of several sizes (alone and several per step), later prompt chunks over a
-cached context, decode batches x context lengths (including one whose contexts are
-spread enough to split into several gather groups), padded rectangles (prefill with
-left padding, and decode), and mixed steps (decode + prefill in one forward).
+Two parts (`default_grid`):
+- fixed points: prefills of several sizes (alone and several per step), later prompt
+  chunks over a cached context, decode batches x context lengths (including one whose
+  contexts are spread enough to split into several gather groups), padded rectangles
+  (prefill with left padding, and decode), and mixed steps (decode + prefill in one
+  forward);
+- sampled points (`sampled_points`, a fixed seed): steps shaped like a scheduler's,
+  drawn log-uniformly so that small steps, where real runs spend most of theirs, are
+  covered as densely as large ones: decode batches of 1-48 rows with contexts spread
+  around a base, the same with one or two prefills or later chunks mixed in, packed
+  prefills, padded prefill rectangles with random left padding, and padded decode
+  steps with finished (unsampled) rows.
 
 The grid is deliberately not a workload: sim validation replays real workloads
 through the schedulers, whose steps are never these plans.
 
-Block tables are consecutive block ids wrapping around the cache, so a grid point
-may need more slots than the cache holds: rows then share blocks, which changes
-nothing about the time a step takes (tokens are synthetic too).
+Block tables are scattered over the cache, drawn afresh for every `seed` (the
+calibration draws one per pass), so no measured pass replays the exact memory
+layout of another; a plan that needs more blocks than the cache holds takes
+consecutive ids wrapping around it (rows then share blocks, which changes nothing
+about the time a step takes; tokens are synthetic too).
 """
 
 from __future__ import annotations
 
+import math
+import random
 from dataclasses import dataclass
 
 from bsbench.engine.plan import Layout, SeqChunk, StepPlan
@@ -50,8 +62,17 @@ def _padded_decode(batch: int, width: int, step: int) -> tuple[Row, ...]:
     return tuple(Row(1, width + step, (i * 7) % (width // 2)) for i in range(batch))
 
 
+SAMPLED_POINTS = 80
+SAMPLED_SEED = 20261122
+
+
 def default_grid() -> list[GridPoint]:
-    """About 40 plans; the tiny model on 2 CPU cores measures them in seconds."""
+    """The fixed points and `SAMPLED_POINTS` sampled ones; the tiny model on 2 CPU cores measures a pass in ~5 s."""
+    return fixed_points() + sampled_points(SAMPLED_POINTS, SAMPLED_SEED)
+
+
+def fixed_points() -> list[GridPoint]:
+    """34 hand-picked plans, from a 16-token prefill to a decode of 48 rows at context 1024."""
     grid: list[GridPoint] = []
     for n in (16, 64, 128, 256, 512, 1024):
         grid.append(GridPoint(f"prefill-{n}", "packed", (Row(n),)))
@@ -75,15 +96,65 @@ def default_grid() -> list[GridPoint]:
     return grid
 
 
-def synthetic_plan(point: GridPoint, block_size: int, num_blocks: int, vocab_size: int) -> StepPlan:
-    """The StepPlan of a grid point on a cache of `num_blocks` blocks (see the module docstring)."""
+def sampled_points(count: int, seed: int) -> list[GridPoint]:
+    """`count` scheduler-like steps drawn with `seed` (see the module docstring); deterministic."""
+    rng = random.Random(seed)
+
+    def log_uniform(lo: int, hi: int) -> int:
+        return round(math.exp(rng.uniform(math.log(lo), math.log(hi))))
+
+    points: list[GridPoint] = []
+    kinds = ("decode", "mixed", "prefill", "padded-prefill", "padded-decode")
+    for n in range(count):
+        kind = kinds[n % len(kinds)]
+        rows: tuple[Row, ...]
+        if kind in ("decode", "mixed"):
+            base = log_uniform(8, 900)
+            rows = tuple(Row(1, max(1, min(1024, round(base * rng.uniform(0.3, 1.7)))))
+                         for _ in range(log_uniform(1, 48)))
+            if kind == "mixed":
+                for _ in range(rng.choice((1, 1, 2))):
+                    if rng.random() < 0.7:
+                        rows += (Row(log_uniform(2, 512)),)
+                    else:
+                        rows += (Row(log_uniform(16, 256), log_uniform(16, 512), sample=rng.random() < 0.5),)
+        elif kind == "prefill":
+            rows = tuple(Row(log_uniform(2, 1024)) for _ in range(rng.choice((1, 1, 1, 2, 4))))
+        elif kind == "padded-prefill":
+            width = log_uniform(4, 256)
+            lengths = [width] + [rng.randint(1, width) for _ in range(log_uniform(1, 32) - 1)]
+            rows = _padded_prefill(tuple(lengths))
+        else:
+            width = log_uniform(4, 512)
+            start = width + log_uniform(1, 128)
+            rows = tuple(Row(1, start, rng.randint(0, width // 2), sample=rng.random() < 0.9)
+                         for _ in range(log_uniform(1, 32)))
+        layout: Layout = "padded" if kind.startswith("padded") else "packed"
+        points.append(GridPoint(f"sampled-{n}-{kind}", layout, rows))
+    return points
+
+
+def _block_tables(sizes: list[int], num_blocks: int, seed: int) -> list[list[int]]:
+    """Tables of `sizes` blocks, scattered over the cache by `seed` (consecutive ids wrapping if they do not fit)."""
+    total = sum(sizes)
+    rng = random.Random(seed)
+    if total <= num_blocks:
+        ids = rng.sample(range(num_blocks), total)
+    else:
+        first = rng.randrange(num_blocks)
+        ids = [(first + j) % num_blocks for j in range(total)]
+    tables, at = [], 0
+    for size in sizes:
+        tables.append(ids[at:at + size])
+        at += size
+    return tables
+
+
+def synthetic_plan(point: GridPoint, block_size: int, num_blocks: int, vocab_size: int, seed: int = 0) -> StepPlan:
+    """The StepPlan of a grid point on a cache of `num_blocks` blocks, its block tables drawn with `seed`."""
     chunks: list[SeqChunk] = []
-    next_block = 0
-    for i, row in enumerate(point.rows):
-        end = row.start_pos + row.tokens
-        nblk = -(-end // block_size)
-        table = [(next_block + j) % num_blocks for j in range(nblk)]
-        next_block = (next_block + nblk) % num_blocks
+    tables = _block_tables([-(-(row.start_pos + row.tokens) // block_size) for row in point.rows], num_blocks, seed)
+    for i, (row, table) in enumerate(zip(point.rows, tables)):
         tokens = [4 + (31 * i + j) % (vocab_size - 4) for j in range(row.tokens)]
         chunks.append(SeqChunk(f"{point.name}/{i}", tokens, row.start_pos, table, row.sample, row.pad_len))
     pad_tokens = sum(row.pad_len for row in point.rows if row.start_pos == 0)

@@ -4,10 +4,14 @@ For every grid plan (`calib_grid.py`) the real runner's whole `execute` call is
 timed, which is what a wall-clock engine records as the step's duration (host
 preparation included); on CUDA the device is synchronised before the clock starts
 and after it stops. Passes over the grid are interleaved (every plan once per pass)
-so that a slow spell of a shared machine spreads over all plans; the first `warmups`
-passes are dropped and the median of the remaining `repeats` is kept. A plan that
-runs out of device memory is skipped and listed. The fit and its residuals on the
-grid go into a `Calibration`.
+so that a slow spell of a shared machine spreads over all plans, and every pass
+draws fresh scattered block tables (the same work, another memory layout, as in a
+real run); the first `warmups` passes are dropped and the median of the remaining
+`repeats` is kept. A plan that
+runs out of device memory is skipped and listed. Steps of engine runs on synthetic
+workloads (`calib_runs.py`), when given, join the grid points in the fit (one
+measurement each). The fit and its residuals go into a `Calibration`; every point
+says its `source` (grid or run).
 """
 
 from __future__ import annotations
@@ -18,10 +22,11 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from bsbench.engine.model_shape import ModelShape
-from bsbench.engine.plan import ActivationOOM
+from bsbench.engine.plan import ActivationOOM, StepPlan
 from bsbench.environment import capture_environment, package_versions
 from bsbench.sim.accuracy import error_stats
 from bsbench.sim.calib_grid import GridPoint, default_grid, synthetic_plan
+from bsbench.sim.calib_runs import RunStep
 from bsbench.sim.calibration import Calibration
 from bsbench.sim.linear_fit import FEATURES, features, fit_nonnegative, predict
 from bsbench.sim.work import step_work
@@ -52,21 +57,29 @@ def _device_memory(device: Any) -> int | None:
 
 
 def calibrate(runner: Any, shape: ModelShape, dtype: str, *, grid: Sequence[GridPoint] | None = None,
-              warmups: int = 1, repeats: int = 5, on_progress: ProgressFn | None = None) -> Calibration:
-    """Time `runner` (a real ModelRunner with its KV cache allocated) on the grid and fit the cost model."""
+              warmups: int = 1, repeats: int = 5, on_progress: ProgressFn | None = None,
+              run_steps: Sequence[RunStep] = (), runs: Sequence[dict[str, Any]] = ()) -> Calibration:
+    """Time `runner` (a real ModelRunner with its KV cache allocated) on the grid and fit the cost model.
+
+    `run_steps`: measured steps of calibration runs to fit as well; `runs`: what ran (kept in the settings).
+    """
     import torch
 
     if warmups < 0 or repeats < 1:
         raise ValueError("warmups must be >= 0 and repeats >= 1")
     grid = list(grid) if grid is not None else default_grid()
     cache = runner.cache
-    plans = [synthetic_plan(p, cache.block_size, cache.num_blocks, shape.vocab_size) for p in grid]
+
+    def plans_of_pass(seed: int) -> list[StepPlan]:
+        return [synthetic_plan(p, cache.block_size, cache.num_blocks, shape.vocab_size, seed) for p in grid]
+
+    plans = plans_of_pass(0)
     sync = _synchroniser(runner.device)
     samples: list[list[float]] = [[] for _ in plans]
     skipped: dict[int, str] = {}
     passes = warmups + repeats
     for r in range(passes):
-        for i, plan in enumerate(plans):
+        for i, plan in enumerate(plans if r == 0 else plans_of_pass(r)):
             if i in skipped:
                 continue
             sync()
@@ -84,13 +97,15 @@ def calibrate(runner: Any, shape: ModelShape, dtype: str, *, grid: Sequence[Grid
     kept = [i for i in range(len(plans)) if i not in skipped]
     if len(kept) < len(FEATURES):
         raise RuntimeError(f"only {len(kept)} grid plans ran; the fit needs at least {len(FEATURES)}")
-    works = [step_work(plans[i], cache.block_size) for i in kept]
-    measured = [statistics.median(samples[i]) for i in kept]
+    named = [(grid[i].name, "grid", step_work(plans[i], cache.block_size), samples[i]) for i in kept]
+    named += [(step.source, "run", step.work, [step.measured_s]) for step in run_steps]
+    works = [w for _, _, w, _ in named]
+    measured = [statistics.median(times) for _, _, _, times in named]
     coefficients = fit_nonnegative([features(w) for w in works], measured)
     predicted = [predict(coefficients, w) for w in works]
-    points = [{"name": grid[i].name, "layout": grid[i].layout, "features": dict(zip(FEATURES, features(w))),
-               "measured_s": m, "predicted_s": p, "samples_s": samples[i]}
-              for i, w, m, p in zip(kept, works, measured, predicted)]
+    points = [{"name": name, "source": source, "layout": w.layout, "features": dict(zip(FEATURES, features(w))),
+               "measured_s": m, "predicted_s": p, "samples_s": times}
+              for (name, source, w, times), m, p in zip(named, measured, predicted)]
     env = capture_environment(str(runner.device))
     return Calibration(
         device={"name": env.get("device_name"), "device": str(runner.device), "threads": torch.get_num_threads(),
@@ -103,5 +118,6 @@ def calibrate(runner: Any, shape: ModelShape, dtype: str, *, grid: Sequence[Grid
         points=points,
         settings={"warmups": warmups, "repeats": repeats, "torch": torch.__version__,
                   "bsbench": package_versions(("bsbench",))["bsbench"],
-                  "skipped": {grid[i].name: why for i, why in skipped.items()}},
+                  "skipped": {grid[i].name: why for i, why in skipped.items()},
+                  "malloc_tuning": getattr(runner, "malloc_tuning", {}), "runs": list(runs)},
     )

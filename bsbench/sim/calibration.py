@@ -22,7 +22,7 @@ from bsbench.sim.linear_fit import FEATURES, predict
 from bsbench.sim.work import StepWork
 
 SCHEMA = "bsbench-calibration"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: the features of linear_fit.FEATURES (v1 had seven, no LM-head or per-kind calls)
 
 
 @dataclass(slots=True, frozen=True)
@@ -81,7 +81,8 @@ def load_calibration(path: Path) -> Calibration:
         raise BsbenchError(f"{path} is not a bsbench calibration file")
     version = data.get("schema_version")
     if version != SCHEMA_VERSION:
-        raise BsbenchError(f"{path} has calibration schema version {version}; this bsbench reads {SCHEMA_VERSION}")
+        raise BsbenchError(f"{path} has calibration schema version {version}; this bsbench reads {SCHEMA_VERSION}: "
+                           "run `bsbench calibrate` again")
     stored = data.pop("content_hash", None)
     if stored != content_hash(data):
         raise BsbenchError(f"{path}: content hash mismatch (the file was edited or is damaged); calibrate again")

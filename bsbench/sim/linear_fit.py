@@ -1,14 +1,25 @@
 """The calibrated cost model's form: step time = non-negative coefficients x features of the work.
 
-Features come from the same work description the roofline prices (`work.StepWork`):
-a fixed cost per step, tokens through the linear layers (pads included), rows through
-the LM head, attention (query, key) pairs, gathered KV slots, attention calls (each a
-kernel launch per layer in the real runner) and sequences (per-row host work).
+Features come from the same work description the roofline prices (`work.StepWork`),
+including the runner's own attention grouping (`engine/step_layout.py`):
+
+- `step`: a fixed cost per step;
+- `tokens`: rows through the linear layers (pads included);
+- `sampled`: rows through the LM head; `lm_head`: 1 when any row is sampled (one pass over
+  the LM head's weights, whatever the rows); `lm_head_matrix`: 1 when two or more are (a
+  matrix-matrix product, another kernel than the single row's matrix-vector one: on a CPU
+  it costs about as much again as the single-row pass);
+- `attn_pairs`: attention (query, key) pairs; `kv_read_slots`: gathered KV slots;
+- attention calls by kind, each a kernel launch and its set-up per layer: `decode_calls`
+  (a padded gather of a decode group, with its mask), `causal_calls` (a whole prompt over
+  its own k/v, no mask), `masked_calls` (a left-padded prompt, a padded rectangle or a
+  later chunk: a mask built and applied);
+- `seqs`: sequences (per-row host work: positions, block tables).
 
 The fit minimises the squared RELATIVE error (rows weighted by 1 / measured time), so a
 2 ms decode step counts as much as a 200 ms prefill, and keeps every coefficient
 non-negative (a cost never makes a step faster): exact non-negative least squares by
-trying every subset of features, which is cheap for seven.
+trying every subset of features (2,047 small solves for eleven features: well under a second).
 """
 
 from __future__ import annotations
@@ -18,15 +29,22 @@ from itertools import combinations
 
 import numpy as np
 
+from bsbench.engine.step_layout import DECODE, FRESH_CAUSAL
 from bsbench.sim.work import StepWork
 
-FEATURES = ("step", "tokens", "sampled", "attn_pairs", "kv_read_slots", "attn_calls", "seqs")
+FEATURES = ("step", "tokens", "sampled", "lm_head", "lm_head_matrix", "attn_pairs", "kv_read_slots", "decode_calls",
+            "causal_calls", "masked_calls", "seqs")
 
 
 def features(work: StepWork) -> tuple[float, ...]:
     """The feature vector of one step, in `FEATURES` order."""
-    return (1.0, float(work.tokens), float(work.sampled), float(work.attn_pairs), float(work.kv_read_slots),
-            float(work.num_calls), float(work.num_seqs))
+    decode = causal = 0
+    for call in work.calls:
+        decode += call.kind == DECODE
+        causal += call.kind == FRESH_CAUSAL
+    return (1.0, float(work.tokens), float(work.sampled), float(work.sampled >= 1), float(work.sampled >= 2),
+            float(work.attn_pairs), float(work.kv_read_slots), float(decode), float(causal),
+            float(work.num_calls - decode - causal), float(work.num_seqs))
 
 
 def predict(coefficients: Sequence[float], work: StepWork) -> float:

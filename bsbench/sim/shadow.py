@@ -1,9 +1,10 @@
-"""A real runner watched by a cost model: what sim validation compares step by step.
+"""Real runners watched step by step: what calibration from runs and sim validation measure.
 
-`PredictingRunner.execute` runs the plan on the real runner and times the whole call
-(what a calibration measures and what a wall-clock engine charges the step), then
-prices the same plan's work with the cost model. Nothing is changed: the clock, the
-tokens and the scheduling are the real run's. Rows: (layout, measured_s, predicted_s).
+`TimedRunner.execute` runs the plan on the real runner and times the whole call (what
+a calibration measures and what a wall-clock engine charges the step), and keeps the
+plan's work (`work.step_work`) with the measured seconds. `PredictingRunner` also
+prices every step with a cost model. Nothing is changed: the clock, the tokens and the
+scheduling are the real run's.
 """
 
 from __future__ import annotations
@@ -13,19 +14,35 @@ from typing import Any
 
 from bsbench.engine.plan import StepOutput, StepPlan
 from bsbench.sim.cost_model import CostModel
-from bsbench.sim.work import step_work
+from bsbench.sim.work import StepWork, step_work
 
 
-class PredictingRunner:
-    def __init__(self, runner: Any, cost_model: CostModel, block_size: int) -> None:
+class TimedRunner:
+    """`steps`: (work, measured_s) of every plan executed, in order."""
+
+    def __init__(self, runner: Any, block_size: int) -> None:
         self.runner = runner
-        self.cost_model = cost_model
         self.block_size = block_size
-        self.rows: list[tuple[str, float, float]] = []
+        self.steps: list[tuple[StepWork, float]] = []
 
     def execute(self, plan: StepPlan) -> StepOutput:
         start = time.perf_counter()
         out: StepOutput = self.runner.execute(plan)
         measured = time.perf_counter() - start
-        self.rows.append((plan.layout, measured, self.cost_model.step_time(step_work(plan, self.block_size))))
+        self.steps.append((step_work(plan, self.block_size), measured))
+        return out
+
+
+class PredictingRunner(TimedRunner):
+    """`rows`: (layout, measured_s, predicted_s) of every step, the prediction from `cost_model`."""
+
+    def __init__(self, runner: Any, cost_model: CostModel, block_size: int) -> None:
+        super().__init__(runner, block_size)
+        self.cost_model = cost_model
+        self.rows: list[tuple[str, float, float]] = []
+
+    def execute(self, plan: StepPlan) -> StepOutput:
+        out = super().execute(plan)
+        work, measured = self.steps[-1]
+        self.rows.append((work.layout, measured, self.cost_model.step_time(work)))
         return out

@@ -1,0 +1,89 @@
+"""Calibration from engine runs of SYNTHETIC workloads: the steps real schedulers make, timed on this device.
+
+The grid (`calib_grid.py`) covers every kind of step but not in the proportions, nor
+in the back-to-back sequence, of a real run. With `--with-runs`, calibration also
+runs the four schedulers on the workloads below (the real runner, wall clock) and
+adds every step they made, its work and its measured time, to the fit.
+
+These workloads are synthetic (random token ids, lengths drawn by the synthetic
+source) with seeds from `SEED_BASE` up, so they are never a validation workload:
+validation replays dataset workloads (smoke, sharegpt-vllm, ...). The calibration
+file lists the fingerprint of every workload it ran, and `check_held_out` refuses to
+validate against any of them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Iterable
+from typing import Any
+
+from bsbench.errors import BsbenchError
+from bsbench.sim.shadow import TimedRunner
+from bsbench.sim.work import StepWork
+
+SEED_BASE = 1000
+SCHEDULERS = ("static", "continuous", "uellm", "bucket")
+# (name, overrides of the synthetic source): short and long prompts, short and longer outputs, saturated and
+# partly idle; 24 requests each, so the whole set runs in well under a minute on the tiny model on a CPU
+WORKLOADS: tuple[tuple[str, dict[str, Any]], ...] = (
+    ("calib-short", {"input_len": 64, "output_len": 12, "length_dist": "uniform", "range_ratio": 0.9,
+                     "rate": math.inf, "seed": SEED_BASE + 1}),
+    ("calib-long", {"input_len": 192, "output_len": 16, "length_dist": "uniform", "range_ratio": 0.9,
+                    "rate": 16.0, "seed": SEED_BASE + 2}),
+    ("calib-zipf", {"input_len": 128, "output_len": 24, "length_dist": "zipf", "rate": 8.0, "seed": SEED_BASE + 3}),
+)
+NUM_REQUESTS = 24
+
+
+@dataclasses.dataclass(slots=True, frozen=True)
+class RunStep:
+    """One step of a calibration run: where it came from, its work, its measured seconds."""
+
+    source: str  # "workload/scheduler"
+    work: StepWork
+    measured_s: float
+
+
+def calibration_workloads() -> list[Any]:
+    """The synthetic workloads of `WORKLOADS`, built (deterministic: fixed seeds)."""
+    from bsbench.workloads.build import load_workload
+
+    out = []
+    for name, overrides in WORKLOADS:
+        workload = load_workload("synthetic", {"num_requests": NUM_REQUESTS, **overrides})
+        out.append(dataclasses.replace(workload, name=name))
+    return out
+
+
+def run_steps(config: Any, session: Any, progress: Any) -> tuple[list[RunStep], list[dict[str, Any]]]:
+    """Run every scheduler on every calibration workload with `session`'s real runner; (steps, what ran).
+
+    `config` is the session's RunConfig; records are not saved.
+    """
+    from bsbench.bench import run_benchmark
+
+    timed = TimedRunner(session.runner, session.block_size)
+    watched = dataclasses.replace(session, runner=timed)
+    steps: list[RunStep] = []
+    ran: list[dict[str, Any]] = []
+    for workload in calibration_workloads():
+        for scheduler in SCHEDULERS:
+            first = len(timed.steps)
+            run_benchmark(workload, dataclasses.replace(config, scheduler=scheduler), progress=progress,
+                          session=watched, save=False)
+            source = f"{workload.name}/{scheduler}"
+            steps.extend(RunStep(source, work, measured) for work, measured in timed.steps[first:])
+            ran.append({"workload": workload.name, "fingerprint": workload.fingerprint(), "scheduler": scheduler,
+                        "steps": len(timed.steps) - first})
+    return steps, ran
+
+
+def check_held_out(calibration_runs: Iterable[dict[str, Any]], workloads: Iterable[Any]) -> None:
+    """BsbenchError when a workload to validate on was one the calibration ran (same fingerprint)."""
+    seen = {run["fingerprint"]: run["workload"] for run in calibration_runs}
+    for workload in workloads:
+        if workload.fingerprint() in seen:
+            raise BsbenchError(f"workload {workload.name!r} is the calibration run {seen[workload.fingerprint()]!r}: "
+                               "validate on workloads the calibration never ran")

@@ -1,0 +1,80 @@
+"""The calibration grid (sampled scheduler-like steps, scattered per-pass block tables) and the fit's features."""
+
+from __future__ import annotations
+
+import pytest
+
+from bsbench.engine.model_shape import model_shape
+from bsbench.engine.plan import SeqChunk, StepPlan
+from bsbench.engine.plan_check import validate_plan
+from bsbench.sim.calib_grid import default_grid, fixed_points, sampled_points, synthetic_plan
+from bsbench.sim.calibrate import calibrate
+from bsbench.sim.linear_fit import FEATURES, features
+from bsbench.sim.work import step_work
+from tests.fakes import RecordingRunner
+
+BS, BLOCKS, VOCAB = 16, 1024, 32000
+
+
+def test_features_count_the_lm_head_passes_and_the_attention_calls_by_kind():
+    def chunk(i: int, tokens: int, start: int, sample: bool = True, pad: int = 0) -> SeqChunk:
+        return SeqChunk(f"r{i}", [5] * tokens, start, list(range(-(-(start + tokens) // BS))), sample, pad)
+
+    one_decode = StepPlan("packed", [chunk(0, 1, 40)])
+    f = dict(zip(FEATURES, features(step_work(one_decode, BS))))
+    assert (f["sampled"], f["lm_head"], f["lm_head_matrix"], f["decode_calls"], f["seqs"]) == (1, 1, 0, 1, 1)
+    # 3 decodes (one group), a whole prompt (causal), a left-padded prompt and a later unsampled chunk (masked)
+    mixed = StepPlan("packed", [chunk(0, 1, 40), chunk(1, 1, 41), chunk(2, 1, 45), chunk(3, 10, 0),
+                                chunk(4, 6, 0, pad=2), chunk(5, 32, 64, sample=False)])
+    f = dict(zip(FEATURES, features(step_work(mixed, BS))))
+    assert (f["tokens"], f["sampled"], f["lm_head"], f["lm_head_matrix"]) == (51, 5, 1, 1)
+    assert (f["decode_calls"], f["causal_calls"], f["masked_calls"], f["seqs"], f["step"]) == (1, 1, 2, 6, 1)
+    assert f["kv_read_slots"] == 3 * 48 + 96  # the decode group padded to its longest context, the chunk's context
+    nothing_sampled = StepPlan("packed", [chunk(0, 32, 0, sample=False)])
+    f = dict(zip(FEATURES, features(step_work(nothing_sampled, BS))))
+    assert (f["sampled"], f["lm_head"], f["lm_head_matrix"], f["causal_calls"]) == (0, 0, 0, 1)
+
+
+def test_sampled_points_are_deterministic_valid_and_cover_small_and_every_kind_of_step():
+    points = sampled_points(60, 7)
+    assert points == sampled_points(60, 7) and points != sampled_points(60, 8)
+    works = [step_work(synthetic_plan(p, BS, BLOCKS, VOCAB), BS) for p in points]
+    for p in points:
+        validate_plan(synthetic_plan(p, BS, BLOCKS, VOCAB), BS, BLOCKS, 4096)
+    kinds = {p.name.split("-", 2)[2] for p in points}
+    assert kinds == {"decode", "mixed", "prefill", "padded-prefill", "padded-decode"}
+    assert {w.layout for w in works} == {"packed", "padded"}
+    assert any(w.sampled == 1 for w in works) and any(w.sampled >= 8 for w in works)
+    assert any(w.tokens <= 8 for w in works) and any(w.tokens >= 512 for w in works)
+    assert any(w.sampled < w.num_seqs for w in works if w.layout == "padded")  # finished rows in a padded decode
+    assert any({c.kind for c in w.calls} >= {"decode", "fresh_causal"} for w in works)  # mixed steps
+    assert len(default_grid()) == len(fixed_points()) + 80
+    assert default_grid()[len(fixed_points()):] == sampled_points(80, 20261122)
+
+
+def test_block_tables_are_scattered_per_seed_and_the_work_does_not_change():
+    point = next(p for p in default_grid() if p.name == "decode-16x256")
+    a, b = synthetic_plan(point, BS, BLOCKS, VOCAB, 1), synthetic_plan(point, BS, BLOCKS, VOCAB, 2)
+    ids_a = [i for c in a.chunks for i in c.block_table]
+    assert len(set(ids_a)) == len(ids_a)  # they fit: no two rows share a block
+    assert ids_a != sorted(ids_a)  # scattered, not consecutive
+    assert ids_a != [i for c in b.chunks for i in c.block_table]
+    assert step_work(a, BS) == step_work(b, BS)
+    assert synthetic_plan(point, BS, BLOCKS, VOCAB, 1) == a
+    wrapped = synthetic_plan(point, BS, 20, VOCAB, 1)  # needs 272 blocks of 20: consecutive ids wrapping around
+    validate_plan(wrapped, BS, 20, 4096)
+
+
+def test_calibration_draws_fresh_block_tables_every_pass_and_records_the_allocator_settings():
+    grid = fixed_points()
+    runner = RecordingRunner(BS, BLOCKS)
+    calibration = calibrate(runner, model_shape("tiny", "float32"), "float32", grid=grid, warmups=1, repeats=2)
+    n = len(grid)
+    passes = [runner.tables[k * n:(k + 1) * n] for k in range(3)]
+    assert len(runner.tables) == 3 * n and [name for name, _ in passes[0]] == [name for name, _ in passes[2]]
+    changed = sum(a != b for (_, a), (_, b) in zip(passes[0], passes[1]))
+    assert changed >= n - 2  # a one-block plan may draw the same block again
+    assert calibration.settings["malloc_tuning"] == {"top_pad": 1}
+    assert [p["name"] for p in calibration.points] == [p.name for p in grid]
+    with pytest.raises(ValueError):
+        calibrate(runner, model_shape("tiny", "float32"), "float32", grid=grid, warmups=0, repeats=0)
