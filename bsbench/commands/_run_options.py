@@ -96,14 +96,17 @@ _MODEL_FLAGS = ("backend", "clock", "gpu", "calibration", "model", "weights", "w
 _RECORD_FLAGS = ("repeats", "out_dir", "record_tokens", "percentiles")
 
 
-def run_options(func: Callable) -> Callable:
-    """Add engine, model and every scheduler's flags to a command (grouped in --help by GroupedCommand)."""
+def run_options(func: Callable, backends: tuple[str, ...] = ("real", "sim")) -> Callable:
+    """Add engine, model and every scheduler's flags to a command (grouped in --help by GroupedCommand).
+    `backends`: the --backend choices (`run` adds openai, a remote server: commands/_openai_options.py)."""
     for name, owners in reversed(_scheduler_fields().items()):
         func = _scheduler_option(name, owners)(func)
     decorators = [
-        click.option("--backend", type=click.Choice(["real", "sim"]), default="real", show_default=True,
+        click.option("--backend", type=click.Choice(list(backends)), default="real", show_default=True,
                      help="real: the model runner computes every step; sim: the same engine, schedulers and KV "
-                          "manager with step times from a cost model on a virtual clock (no torch, no weights)."),
+                          "manager with step times from a cost model on a virtual clock (no torch, no weights)."
+                          + ("; openai: replay against an OpenAI-compatible server (--base-url)."
+                             if "openai" in backends else "")),
         click.option("--clock", type=click.Choice(["wall", "virtual"]), default=None,
                      help="Real runner only: wall (measured time) or virtual (real tokens, time from the cost "
                           "model: deterministic scheduling). [default: wall; sim is always virtual]"),
@@ -147,7 +150,7 @@ def run_options(func: Callable) -> Callable:
     return group_options(RECORD_GROUP, _RECORD_FLAGS)(func)
 
 
-def _parse_percentiles(text: str) -> tuple[float, ...]:
+def parse_percentiles(text: str) -> tuple[float, ...]:
     try:
         values = tuple(float(p) for p in text.split(",") if p.strip())
     except ValueError:
@@ -210,7 +213,7 @@ def run_config_from_cli(kwargs: dict[str, Any], scheduler: str, scheduler_option
         threads=kwargs.pop("threads"),
         out_dir=check_output_dir(kwargs.pop("out_dir"), "--out"),
         record_tokens=kwargs.pop("record_tokens"),
-        percentiles=_parse_percentiles(kwargs.pop("percentiles")),
+        percentiles=parse_percentiles(kwargs.pop("percentiles")),
         backend=backend,
         clock=clock,
         gpu=gpu,

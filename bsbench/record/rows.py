@@ -106,6 +106,9 @@ class RequestRow:
     `reason` is set exactly when `status` is not completed. `token_times[i]` is
     when output token i was produced; `first_token_s` is `token_times[0]`.
     `breakdown` says where its time went (None in records older than schema version 3).
+    Rows of the openai backend (schema version 4) also say when the client really sent the request (`sent_s`),
+    whether that was late against `arrival_s` (`late`, openai_client.LATE_THRESHOLD_S) and where `num_output`
+    came from (`token_count_source`: "usage" as the server reported it, "counted" by the client); None elsewhere.
     """
 
     id: str
@@ -130,6 +133,9 @@ class RequestRow:
     notes: dict[str, Any] = field(default_factory=dict)
     output_ids: list[int] | None = None
     breakdown: LatencyBreakdown | None = None
+    sent_s: float | None = None
+    late: bool = False
+    token_count_source: str | None = None
 
     def __post_init__(self) -> None:
         if (self.status is Outcome.COMPLETED) != (self.reason is None):
@@ -148,6 +154,8 @@ class RequestRow:
         }
         if self.output_ids is not None:
             row["output_ids"] = self.output_ids
+        if self.sent_s is not None:  # the openai backend's fields; absent from engine rows (their files unchanged)
+            row.update(sent_s=self.sent_s, late=self.late, token_count_source=self.token_count_source)
         return row
 
     @classmethod
@@ -186,6 +194,9 @@ class RequestRow:
             notes=_get(obj, "notes", (dict,), optional=True, default={}),
             output_ids=output_ids,
             breakdown=None if breakdown is None else LatencyBreakdown.from_json(breakdown),
+            sent_s=_optional_float(obj, "sent_s"),
+            late=_get(obj, "late", (bool,), optional=True, default=False),
+            token_count_source=_get(obj, "token_count_source", (str,), optional=True),
         )
 
 
