@@ -86,8 +86,8 @@ async def _read_stream(response: Any, endpoint: str, exchange: Exchange) -> None
     broken: str | None = None
     async for line in response.aiter_lines():
         payload = data_payload(line)
-        if payload is None or not payload:
-            continue
+        if payload is None or not payload or done:  # read on after [DONE]: a body read to its end keeps the
+            continue                                 # connection for the next request (else it is closed)
         now = time.perf_counter()
         if broken is not None:
             raise StreamFormatError(broken)
@@ -98,7 +98,8 @@ async def _read_stream(response: Any, endpoint: str, exchange: Exchange) -> None
             continue
         if event.done:
             done = True
-            break
+            exchange.finished_at = now
+            continue
         if event.error is not None:
             exchange.failure = EndReason(EndKind.HTTP_ERROR, f"error in stream: {event.error[:_DETAIL_CHARS]}")
             return
@@ -112,7 +113,8 @@ async def _read_stream(response: Any, endpoint: str, exchange: Exchange) -> None
             exchange.usage_tokens = event.completion_tokens
         if event.prompt_tokens is not None:
             exchange.server_prompt_tokens = event.prompt_tokens
-    exchange.finished_at = time.perf_counter()
+    if exchange.finished_at is None:
+        exchange.finished_at = time.perf_counter()
     if broken is not None:
         exchange.failure = EndReason(EndKind.STREAM_CUT, f"the stream ended inside an event ({broken})")
     elif not done and exchange.finish_reason is None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import itertools
 import time
 from pathlib import Path
 from typing import Any
@@ -19,6 +21,9 @@ from bsbench.workloads.request import RequestSpec
 from bsbench.workloads.workload import Workload
 
 INSTALL_HINT = "pip install 'bsbench[http]'"
+# httpcore's pool scans every connection of a client for each request (cost ~ connections in flight): requests
+# are spread over this many clients, so that a backlog of thousands in flight does not make the client itself slow
+CLIENT_SHARDS = 16
 _MODELS_TIMEOUT_S = 10.0
 
 
@@ -66,9 +71,12 @@ def run_openai(workload: Workload, options: ClientOptions, *, out_dir: Path, rec
             task.update(ended[0], detail=rate_text(ended[1], task.elapsed_s, "tok/s"))
 
         async def main() -> None:
-            async with _client(httpx, options) as client:
-                await dispatch(workload.requests, lambda spec, ex: send(client, spec, ex), state,
-                               max_concurrency=options.max_concurrency, duration_s=options.duration_s, on_end=on_end)
+            async with contextlib.AsyncExitStack() as stack:
+                clients = [await stack.enter_async_context(_client(httpx, options)) for _ in range(CLIENT_SHARDS)]
+                turn = itertools.count()
+                await dispatch(workload.requests, lambda spec, ex: send(clients[next(turn) % CLIENT_SHARDS], spec, ex),
+                               state, max_concurrency=options.max_concurrency, duration_s=options.duration_s,
+                               on_end=on_end)
 
         try:
             asyncio.run(main())
