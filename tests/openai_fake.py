@@ -49,6 +49,7 @@ class Seen:
     in_flight: int = 0
     peak_in_flight: int = 0
     completed_streams: int = 0
+    client_ports: set[int] = field(default_factory=set)  # one per connection the client opened
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -110,6 +111,8 @@ class FakeServer:
             self.seen.requests += 1
             index = self.seen.requests
             self.seen.bodies.append(body)
+            if request.client is not None:
+                self.seen.client_ports.add(request.client.port)
         if b.die_after is not None and index >= b.die_after:
             self.stop()
         if b.status is not None or (b.error_every and index % b.error_every == 0):

@@ -244,3 +244,46 @@ def test_stream_events_parse_as_vllm_sends_them():
     for bad in ('{"choi', "[1, 2]", '{"choices": [{"text": 5}]}', '{"choices": [{"token_ids": ["a"]}]}'):
         with pytest.raises(StreamFormatError):
             parse_event(bad, "completions")
+
+
+def test_connections_are_reused():
+    """A stream read to its end (past [DONE]) leaves its connection open for the next request: 40 requests one
+    after another need at most one connection per client shard, not one each."""
+    from bsbench.openai_client.run import CLIENT_SHARDS
+
+    with FakeServer() as server:
+        record = run_openai(workload(40, "inf"), ClientOptions(base_url=server.base_url, max_concurrency=1),
+                            out_dir=Path(server.base_url.replace(":", "_").replace("/", "_")), save=False)
+    assert record.summary["completed"] == 40
+    assert len(server.seen.client_ports) <= CLIENT_SHARDS < 40
+
+
+def test_without_httpx_the_error_names_the_install_command(bsbench, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "httpx", None)  # import httpx now raises ImportError
+    result = bsbench("run", "--backend", "openai", "--base-url", "http://127.0.0.1:9", "-n", 2)
+    assert result.code == 2 and "pip install 'bsbench[http]'" in result.err
+    assert len(result.err.strip().splitlines()) == 1
+
+
+def test_ctrl_c_writes_an_incomplete_record_with_every_request_accounted(tmp_path):
+    import signal
+
+    from tests.run_process import start_run, wait_until_a_request_ends
+
+    with FakeServer(Behaviour(token_delay_s=0.05)) as server:
+        proc = start_run("--backend", "openai", "--base-url", server.base_url, "-w", "synthetic", "-n", 20,
+                         "--rate", 10, "--input-len", 16, "--output-len", 6, "--out", tmp_path)
+        try:
+            wait_until_a_request_ends(proc, 20)
+            proc.send_signal(signal.SIGINT)
+            proc.communicate(timeout=60)
+        finally:
+            proc.kill()
+    assert proc.returncode == 130
+    record = read_record(next(tmp_path.glob("*.json")))
+    assert not record.complete and len(record.requests) < 20  # the rest were never submitted
+    assert record.summary["completed"] >= 1 and record.summary["completed"] + record.summary["failed"] == \
+        len(record.requests)
+    assert set(kinds(record)) <= {"interrupted"}, [str(r.reason) for r in record.requests if r.reason]

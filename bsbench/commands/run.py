@@ -165,10 +165,12 @@ def _run_openai(options: ClientOptions, kwargs: dict[str, Any], repeats: int, qu
     from bsbench.bench import InterruptedRun
     from bsbench.commands._run_options import parse_percentiles
     from bsbench.openai_client import run_openai
+    from bsbench.openai_client.run import require_httpx
     from bsbench.paths import check_output_dir
     from bsbench.progress import Progress
     from bsbench.workloads.build import load_workload
 
+    require_httpx()  # before the workload loads
     out_dir = check_output_dir(kwargs.pop("out_dir"), "--out")
     percentiles = parse_percentiles(kwargs.pop("percentiles"))
     record_tokens = bool(kwargs.pop("record_tokens"))

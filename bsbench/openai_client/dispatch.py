@@ -13,7 +13,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
-from bsbench.openai_client.exchange import Exchange
+from bsbench.openai_client.exchange import INTERRUPTED, Exchange
 from bsbench.workloads.request import RequestSpec
 
 Send = Callable[[RequestSpec, Exchange], Awaitable[None]]
@@ -29,6 +29,7 @@ class Dispatch:
     exchanges: list[Exchange] = field(default_factory=list)
     unsent: int = 0
     peak_in_flight: int = 0
+    stopping: bool = False  # the run was cancelled (Ctrl-C): failures from then on are the stop's doing
 
 
 async def dispatch(specs: Sequence[RequestSpec], send: Send, state: Dispatch, *, max_concurrency: int | None = None,
@@ -36,7 +37,7 @@ async def dispatch(specs: Sequence[RequestSpec], send: Send, state: Dispatch, *,
     """Replay `specs` (sorted by arrival) through `send`, recording into `state`; returns when every submitted
     request has ended."""
     slots = asyncio.Semaphore(max_concurrency) if max_concurrency else None
-    tasks: set[asyncio.Task[None]] = set()
+    tasks: list[asyncio.Task[None]] = []
     in_flight = 0
 
     async def one(spec: RequestSpec, exchange: Exchange) -> None:
@@ -46,6 +47,8 @@ async def dispatch(specs: Sequence[RequestSpec], send: Send, state: Dispatch, *,
         try:
             await send(spec, exchange)
         finally:
+            if state.stopping and exchange.failure is not None:  # a connection torn down by the stop
+                exchange.failure = INTERRUPTED
             in_flight -= 1
             if slots is not None:
                 slots.release()
@@ -69,10 +72,17 @@ async def dispatch(specs: Sequence[RequestSpec], send: Send, state: Dispatch, *,
                     break
             exchange = Exchange(spec.id)
             state.exchanges.append(exchange)
-            task = asyncio.create_task(one(spec, exchange))
-            tasks.add(task)
-            task.add_done_callback(tasks.discard)
+            tasks.append(asyncio.create_task(one(spec, exchange)))
         if tasks:
-            await asyncio.gather(*tasks)
+            await asyncio.wait(tasks)  # unlike gather, a cancel of this task reaches the handler below first
+        for task in tasks:  # a bug in a request's code is not a request's failure: raise it
+            task.result()
+    except asyncio.CancelledError:
+        state.stopping = True
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks)
+        raise
     finally:
         state.end = time.perf_counter()

@@ -43,8 +43,6 @@ async def run_exchange(client: Any, url: str, body: dict[str, Any], headers: dic
                        timeout_s: float, exchange: Exchange) -> None:
     """Send `body` to `url` and fill `exchange` as the stream arrives (`client` is an httpx.AsyncClient).
     Never raises but CancelledError (then the request is marked interrupted)."""
-    import httpx
-
     exchange.sent_at = time.perf_counter()
     responded = False
     try:
@@ -57,26 +55,41 @@ async def run_exchange(client: Any, url: str, body: dict[str, Any], headers: dic
                                                  f"HTTP {response.status_code}: {_error_message(text)}")
                 else:
                     await _read_stream(response, endpoint, exchange)
-    except (TimeoutError, httpx.TimeoutException):
-        exchange.failure = EndReason(EndKind.TIMEOUT, f"no complete response within {timeout_s:g} s "
-                                                      f"({len(exchange.token_times)} token chunks by then)")
-    except httpx.ConnectError as exc:
-        exchange.failure = EndReason(EndKind.CONNECTION, f"cannot connect: {first_line(exc)}")
-    except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError, httpx.CloseError) as exc:
-        kind = EndKind.STREAM_CUT if responded else EndKind.CONNECTION
-        exchange.failure = EndReason(kind, f"{'stream broke' if responded else 'connection lost'} after "
-                                           f"{len(exchange.token_times)} token chunks: {first_line(exc)}")
-    except httpx.HTTPError as exc:
-        exchange.failure = EndReason(EndKind.CONNECTION, f"{type(exc).__name__}: {first_line(exc)}")
-    except StreamFormatError as exc:
-        exchange.failure = EndReason(EndKind.BAD_RESPONSE, str(exc))
-    except asyncio.CancelledError:
-        exchange.failure = EndReason(EndKind.INTERRUPTED, "the run was stopped while the request was in flight")
+    except Exception as exc:  # every failure of the request's own becomes its typed reason
+        exchange.failure = _failure(exc, timeout_s, exchange, responded)
+    except BaseException:  # cancelled, or a Ctrl-C raised inside this task's step
+        exchange.failure = INTERRUPTED
         raise
     finally:
         if exchange.finished_at is None:
             exchange.finished_at = time.perf_counter()
         exchange.ended = True
+
+
+INTERRUPTED = EndReason(EndKind.INTERRUPTED, "the run was stopped while the request was in flight")
+
+
+def _failure(exc: Exception, timeout_s: float, exchange: Exchange, responded: bool) -> EndReason:
+    """The typed reason of an exception that ended a request. Unknown exceptions are bugs: re-raised."""
+    import httpx
+
+    task = asyncio.current_task()
+    if task is not None and task.cancelling() > 0:  # the run was stopped; httpx may surface that as a read error
+        return INTERRUPTED
+    chunks = len(exchange.token_times)
+    if isinstance(exc, (TimeoutError, httpx.TimeoutException)):
+        return EndReason(EndKind.TIMEOUT, f"no complete response within {timeout_s:g} s ({chunks} token chunks)")
+    if isinstance(exc, httpx.ConnectError):
+        return EndReason(EndKind.CONNECTION, f"cannot connect: {first_line(exc)}")
+    if isinstance(exc, (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError, httpx.CloseError)):
+        what = "stream broke" if responded else "connection lost"
+        return EndReason(EndKind.STREAM_CUT if responded else EndKind.CONNECTION,
+                         f"{what} after {chunks} token chunks: {first_line(exc)}")
+    if isinstance(exc, httpx.HTTPError):
+        return EndReason(EndKind.CONNECTION, f"{type(exc).__name__}: {first_line(exc)}")
+    if isinstance(exc, StreamFormatError):
+        return EndReason(EndKind.BAD_RESPONSE, str(exc))
+    raise exc
 
 
 async def _read_stream(response: Any, endpoint: str, exchange: Exchange) -> None:

@@ -27,7 +27,8 @@ CLIENT_SHARDS = 16
 _MODELS_TIMEOUT_S = 10.0
 
 
-def _httpx() -> Any:
+def require_httpx() -> Any:
+    """The httpx module; without it a one-line user error naming the install command."""
     try:
         import httpx
     except ImportError:
@@ -45,7 +46,7 @@ def run_openai(workload: Workload, options: ClientOptions, *, out_dir: Path, rec
     and bench.InterruptedRun is raised after."""
     from bsbench.bench import InterruptedRun
 
-    httpx = _httpx()
+    httpx = require_httpx()
     check_options(options)
     if not workload.requests:
         raise BsbenchError("the workload has no requests")
