@@ -152,7 +152,7 @@ def test_open_loop_a_slow_server_does_not_delay_sending(tmp_path):
     with FakeServer(Behaviour(first_token_delay_s=0.3)) as server:
         record = replay(server, workload(10, 50), tmp_path)
     assert server.seen.peak_in_flight >= 5
-    assert max(r.sent_s - r.arrival_s for r in record.requests) < 0.1  # generous for a shared machine
+    assert max(r.sent_s - r.arrival_s for r in record.requests) < 0.25  # a closed loop would be >= 0.3 s late
     assert all(r.first_token_s - r.arrival_s >= 0.3 for r in record.requests)
 
 
