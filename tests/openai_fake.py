@@ -50,6 +50,7 @@ class Seen:
     peak_in_flight: int = 0
     completed_streams: int = 0
     client_ports: set[int] = field(default_factory=set)  # one per connection the client opened
+    authorization: set[str] = field(default_factory=set)  # the Authorization headers seen
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -113,6 +114,7 @@ class FakeServer:
             self.seen.bodies.append(body)
             if request.client is not None:
                 self.seen.client_ports.add(request.client.port)
+            self.seen.authorization.add(request.headers.get("authorization", ""))
         if b.die_after is not None and index >= b.die_after:
             self.stop()
         if b.status is not None or (b.error_every and index % b.error_every == 0):

@@ -34,13 +34,13 @@ def kinds(record: RunRecord) -> list[str]:
     return [r.reason.kind.value for r in record.requests if r.reason is not None]
 
 
-def test_record_schema_counts_timestamps_and_tokens(tmp_path, monkeypatch):
-    monkeypatch.setenv("FAKE_KEY", "sk-secret-do-not-record")
+def test_record_schema_counts_timestamps_and_tokens(tmp_path):
     load = workload(30, 100)
     with FakeServer() as server:
         record = run_openai(load, ClientOptions(base_url=server.base_url, api_key="sk-secret-do-not-record"),
                             out_dir=tmp_path, record_tokens=True)
-    assert "sk-secret-do-not-record" not in Path(record.path).read_text()
+    assert server.seen.authorization == {"Bearer sk-secret-do-not-record"}  # sent with every request
+    assert "sk-secret-do-not-record" not in Path(record.path).read_text()  # and never recorded
     record = read_record(record.path)
     config = record.config
     assert (config.backend, config.clock, config.endpoint, config.served_model, config.model) == \
@@ -190,6 +190,17 @@ def test_duration_stops_submitting_and_warmup_is_not_recorded(tmp_path):
     assert 0 < submitted < 40 and record.summary["unsent_requests"] == 40 - submitted
     assert all(r.arrival_s < 0.25 for r in record.requests)
     assert server.seen.requests == submitted + 2 and record.scheduler["warmup_requests"] == 2
+
+
+def test_the_api_key_comes_from_the_named_variable(bsbench, tmp_path, monkeypatch):
+    monkeypatch.setenv("BSBENCH_TEST_KEY", "sk-from-env")
+    with FakeServer() as server:
+        result = bsbench("run", "--backend", "openai", "--base-url", server.base_url, "--api-key-env",
+                         "BSBENCH_TEST_KEY", "-w", "synthetic", "-n", 2, "--input-len", 8, "--output-len", 2,
+                         "--out", tmp_path, "--quiet")
+    assert result.code == 0, result.err
+    assert server.seen.authorization == {"Bearer sk-from-env"}
+    assert "sk-from-env" not in next(tmp_path.glob("*.json")).read_text()
 
 
 @pytest.mark.parametrize(("args", "message"), [
