@@ -90,10 +90,13 @@ class FakeServer:
             if time.monotonic() > deadline:
                 raise RuntimeError("fake server did not start")
             time.sleep(0.01)
-        threading.Timer(self.lifetime_s, self.stop).start()
+        self.timer = threading.Timer(self.lifetime_s, self.stop)
+        self.timer.daemon = True  # never keeps the test process alive
+        self.timer.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self.timer.cancel()
         self.stop()
         self.thread.join(timeout=10)
 
