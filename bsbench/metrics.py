@@ -214,6 +214,21 @@ def _slo_metrics(requests: Sequence[RequestRow], duration_s: float) -> dict[str,
     return out
 
 
+def lateness_s(req: RequestRow) -> float | None:
+    """How long after its scheduled arrival the client really sent the request (openai backend; None elsewhere)."""
+    return None if req.sent_s is None else max(0.0, req.sent_s - req.arrival_s)
+
+
+def _client_metrics(requests: Sequence[RequestRow], percentiles: Sequence[float]) -> dict[str, Any]:
+    """The client's own punctuality (openai backend): requests flagged late, and the lateness distribution.
+    Empty for engine runs, whose requests are admitted at their arrival by construction."""
+    late = [v for v in map(lateness_s, requests) if v is not None]
+    if not late:
+        return {}
+    return {"late_requests": sum(1 for r in requests if r.late), "max_lateness_ms": _ms(max(late)),
+            **_latency_block("lateness", late, percentiles)}
+
+
 def _step_metrics(steps: Sequence[StepRow], duration_s: float, percentiles: Sequence[float]) -> dict[str, Any]:
     out: dict[str, Any] = {"num_steps": len(steps)}
     total_tokens = sum(s.num_tokens for s in steps)
@@ -328,6 +343,7 @@ def summarize(
     s.update(_slo_metrics(requests, duration_s))
     s.update(_step_metrics(steps, duration_s, percentiles))
     s.update(_event_metrics(requests, events))
+    s.update(_client_metrics(requests, percentiles))
     s["num_kv_blocks"] = num_kv_blocks
     s["percentiles"] = list(percentiles)
     return s

@@ -171,7 +171,7 @@ class Group:
         workload = f"workload fingerprint {self.key[0][:16]}" if len(seeds) < 2 else \
             f"{len(seeds)} repeats: workload seeds {', '.join(map(str, seeds))}, runs paired by seed"
         return (f"{workload}; model {self.key[1]}; device {self.key[2]}; "
-                f"times {self.timing_label or 'measured (wall clock)'}")
+                f"times {self.runs[0].record.config.times_text()}")
 
 
 def _describe_difference(a: RunRecord, b: RunRecord) -> list[str]:
@@ -196,9 +196,7 @@ def _describe_difference(a: RunRecord, b: RunRecord) -> list[str]:
     if device_id(a) != device_id(b):
         reasons.append(f"different device ({device_id(a)} vs {device_id(b)})")
     if backend_id(a) != backend_id(b):
-        what = [a.config.timing_label() or "measured (real runner, wall clock)",
-                b.config.timing_label() or "measured (real runner, wall clock)"]
-        reasons.append(f"different backend, clock or cost model ({what[0]} vs {what[1]})")
+        reasons.append(f"different backend, clock or cost model ({a.config.times_text()} vs {b.config.times_text()})")
     return reasons
 
 

@@ -196,3 +196,23 @@ def test_gpu_sampler_is_noop_without_gpu():
     sampler = GpuSampler("cpu").start()
     assert sampler.stop() == {}
     assert not sampler.active
+
+
+def test_version_3_records_still_read_and_openai_fields_round_trip(tmp_path):
+    """Schema 4 added the openai backend's fields, all optional: a version-3 file reads (its rows without them),
+    and a row with them writes and reads back the same."""
+    old = _json(make_record())
+    old["schema_version"] = 3
+    for row in old["requests"]:
+        for key in ("sent_s", "late", "token_count_source"):
+            row.pop(key, None)
+    back = read_record(_write(tmp_path / "v3.json", old))
+    assert back.schema_version == 3 and all(r.sent_s is None and not r.late for r in back.requests)
+    rec = make_record()
+    rec.requests[0].sent_s, rec.requests[0].late, rec.requests[0].token_count_source = 0.25, True, "usage"
+    rec.config.base_url, rec.config.endpoint = "http://h:1/v1", "chat"
+    again = read_record(_write(tmp_path / "v4.json", _json(rec)))
+    first = again.requests[0]
+    assert (first.sent_s, first.late, first.token_count_source) == (0.25, True, "usage")
+    assert (again.config.base_url, again.config.endpoint) == ("http://h:1/v1", "chat")
+    assert "sent_s" not in _json(make_record())["requests"][0]  # engine rows are written as before

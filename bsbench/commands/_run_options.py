@@ -98,33 +98,36 @@ _RECORD_FLAGS = ("repeats", "out_dir", "record_tokens", "percentiles")
 _SERVE_FLAGS = ("model", "weights", "weights_seed", "device", "dtype", "kv_memory", "block_size", "threads")
 
 
-def run_options(func: Callable) -> Callable:
-    """Add engine, model and every scheduler's flags to a command (grouped in --help by GroupedCommand)."""
-    return _engine_options(func, _MODEL_FLAGS + _RECORD_FLAGS)
+def run_options(func: Callable, backends: tuple[str, ...] = ("real", "sim")) -> Callable:
+    """Add engine, model and every scheduler's flags to a command (grouped in --help by GroupedCommand).
+    `backends`: the --backend choices (`run` adds openai, a remote server: commands/_openai_options.py)."""
+    return _engine_options(func, _MODEL_FLAGS + _RECORD_FLAGS, backends)
 
 
 def serve_options(func: Callable) -> Callable:
     """run_options for `bsbench serve`: the scheduler and model flags, without the backend, clock and record
     flags (a server runs the real model on the wall clock and writes no record)."""
-    return _engine_options(func, _SERVE_FLAGS)
+    return _engine_options(func, _SERVE_FLAGS, ("real",))
 
 
-def _engine_options(func: Callable, names: tuple[str, ...]) -> Callable:
+def _engine_options(func: Callable, names: tuple[str, ...], backends: tuple[str, ...]) -> Callable:
     for name, owners in reversed(_scheduler_fields().items()):
         func = _scheduler_option(name, owners)(func)
-    for decorator in reversed([d for name, d in _flag_decorators().items() if name in names]):
+    for decorator in reversed([d for name, d in _flag_decorators(backends).items() if name in names]):
         func = decorator(func)
     func = group_options(MODEL_GROUP, [n for n in _MODEL_FLAGS if n in names])(func)
     record = [n for n in _RECORD_FLAGS if n in names]
     return group_options(RECORD_GROUP, record)(func) if record else func
 
 
-def _flag_decorators() -> dict[str, Callable]:
+def _flag_decorators(backends: tuple[str, ...]) -> dict[str, Callable]:
     """Each engine flag's click option, by its Python name, in --help order."""
     decorators = [
-        click.option("--backend", type=click.Choice(["real", "sim"]), default="real", show_default=True,
+        click.option("--backend", type=click.Choice(list(backends)), default="real", show_default=True,
                      help="real: the model runner computes every step; sim: the same engine, schedulers and KV "
-                          "manager with step times from a cost model on a virtual clock (no torch, no weights)."),
+                          "manager with step times from a cost model on a virtual clock (no torch, no weights)."
+                          + ("; openai: replay against an OpenAI-compatible server (--base-url)."
+                             if "openai" in backends else "")),
         click.option("--clock", type=click.Choice(["wall", "virtual"]), default=None,
                      help="Real runner only: wall (measured time) or virtual (real tokens, time from the cost "
                           "model: deterministic scheduling). [default: wall; sim is always virtual]"),
@@ -174,7 +177,7 @@ def _flag_decorators() -> dict[str, Callable]:
     return dict(zip(_MODEL_FLAGS + _RECORD_FLAGS, decorators, strict=True))
 
 
-def _parse_percentiles(text: str) -> tuple[float, ...]:
+def parse_percentiles(text: str) -> tuple[float, ...]:
     try:
         values = tuple(float(p) for p in text.split(",") if p.strip())
     except ValueError:
@@ -239,7 +242,7 @@ def run_config_from_cli(kwargs: dict[str, Any], scheduler: str, scheduler_option
         threads=kwargs.pop("threads"),
         out_dir=check_output_dir(kwargs.pop("out_dir"), "--out") if "out_dir" in kwargs else Path("results"),
         record_tokens=kwargs.pop("record_tokens", False),
-        percentiles=_parse_percentiles(kwargs.pop("percentiles", "50,90,99")),
+        percentiles=parse_percentiles(kwargs.pop("percentiles", "50,90,99")),
         backend=backend,
         clock=clock,
         gpu=gpu,

@@ -6,6 +6,7 @@ key: "--rate must be a number > 0 (or inf), got 'nan'".
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import click
@@ -54,3 +55,26 @@ def param_type(rule: Rule, name: str | None = None) -> click.ParamType:
 # check is generic (a finite number of sane magnitude); each policy validates its own ranges.
 GENERIC_FLOAT = RuleType(Real(low=-MAX_MAGNITUDE, high=MAX_MAGNITUDE), "number")
 GENERIC_INT = RuleType(Integer(-MAX_INT_FLAG, MAX_INT_FLAG), "integer")
+
+
+_PAIR = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*:[^:]+$")
+
+
+class PairsOption(click.Option):
+    """An option taking one or more KEY:VALUE words the way argparse's nargs='+' does, so that vLLM's spelling
+    `--goodput ttft:500 tpot:50` works: the words after the option that look like KEY:VALUE join its value
+    (space-separated). `--goodput "ttft:500 tpot:50"` and repeating the option work too (multiple=True)."""
+
+    def add_to_parser(self, parser: Any, ctx: click.Context) -> None:
+        super().add_to_parser(parser, ctx)
+        for opt in self.opts:
+            target = parser._long_opt.get(opt) or parser._short_opt.get(opt)
+            original = target.process
+
+            def process(value: Any, state: Any, original: Any = original) -> None:
+                words = [value]
+                while state.rargs and _PAIR.match(state.rargs[0]):
+                    words.append(state.rargs.pop(0))
+                original(" ".join(words), state)
+
+            target.process = process

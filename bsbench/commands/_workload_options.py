@@ -14,13 +14,15 @@ same requests, arrivals rescaled from the same unit-rate draws (paired).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import click
 
 from bsbench.commands._help import group_options
-from bsbench.commands._types import param_type
+from bsbench.commands._types import PairsOption, param_type
+from bsbench.errors import BsbenchError
+from bsbench.values import Invalid
 from bsbench.workloads.specs import OPTION_RULES
 
 if TYPE_CHECKING:
@@ -33,12 +35,13 @@ _OPTIONS: list[tuple[tuple[str, ...], str, str]] = [
      "Spec name (smoke, sharegpt-vllm, mixed-longtail, longbench), a .toml spec, a saved .jsonl request list, "
      "or a source: sharegpt | sharegpt-multiturn | longbench | synthetic | trace | mixed:SRC=SHARE,...  "
      "[default: sharegpt-vllm]"),
-    (("--num-requests", "-n"), "num_requests", "Number of requests [spec; default 100]."),
+    (("--num-requests", "-n", "--num-prompts"), "num_requests", "Number of requests [spec; default 100]."),
     (("--seed",), "seed", "Seed for sampling, arrivals, SLOs and priorities [default 0]."),
-    (("--rate",), "rate", "Request rate in req/s, or 'inf' for every request at t = 0 [default inf]."),
+    (("--rate", "--request-rate"), "rate",
+     "Request rate in req/s, or 'inf' for every request at t = 0 [default inf]."),
     (("--arrival",), "arrival", "Arrival process [default poisson]."),
-    (("--burstiness",), "burstiness", "Gamma shape k (1 = Poisson, < 1 burstier); needs --arrival gamma."),
-    (("--cv",), "cv", "Gamma coefficient of variation (k = 1/cv^2); needs --arrival gamma."),
+    (("--burstiness",), "burstiness", "Gamma shape k (1 = Poisson, < 1 burstier); implies --arrival gamma."),
+    (("--cv",), "cv", "Gamma coefficient of variation (k = 1/cv^2); implies --arrival gamma."),
     (("--dataset-path",), "dataset_path",
      "Dataset file or folder: ShareGPT JSON/JSONL, LongBench JSONL file/folder, trace CSV."),
     (("--tokenizer",), "tokenizer", "Tokenizer folder, tokenizer.json or hub id [default: shipped bsbench-bpe-32k]."),
@@ -67,9 +70,12 @@ _FLAGS: list[tuple[tuple[str, ...], str, str]] = [
      "Scale the arrival gaps so that the realised rate, (n-1) / (last - first arrival), equals --rate exactly."),
 ]
 WORKLOAD_KEYS = tuple(key for _, key, _ in _OPTIONS) + tuple(key for _, key, _ in _FLAGS)
+GOODPUT_HELP = ("vLLM's spelling of the SLOs: --goodput ttft:MS tpot:MS e2el:MS (any of them) sets --ttft-slo, "
+                "--tpot-slo, --e2e-slo.")
+_GOODPUT_KEYS = {"ttft": "ttft_slo", "tpot": "tpot_slo", "e2el": "e2e_slo"}
 # when requests arrive and what they must meet; commands that only look at the requests (profile-predictor) omit them
 ARRIVAL_KEYS = ("rate", "arrival", "burstiness", "cv", "normalise_arrivals", "time_scale", "ttft_slo", "tpot_slo",
-                "e2e_slo", "online_share")
+                "e2e_slo", "goodput", "online_share")
 WORKLOAD_GROUP = "Workload"
 ARRIVAL_GROUP = "Arrivals and SLOs"
 
@@ -78,6 +84,9 @@ def _add_workload_flags(func: Callable, arrivals: bool) -> Callable:
     for names, key, _help in reversed(_FLAGS):
         if arrivals or key not in ARRIVAL_KEYS:
             func = click.option(*names, key, is_flag=True, default=None, help=_help)(func)
+    if arrivals:
+        func = click.option("--goodput", "goodput", cls=PairsOption, multiple=True, metavar="KEY:MS...",
+                            help=GOODPUT_HELP)(func)
     for names, key, _help in reversed(_OPTIONS):
         if arrivals or key not in ARRIVAL_KEYS:
             kind = param_type(OPTION_RULES[key]) if key in OPTION_RULES else str  # --workload: a name or a path
@@ -99,8 +108,30 @@ def workload_request_options(func: Callable) -> Callable:
 def workload_overrides(kwargs: dict[str, Any]) -> tuple[str | None, dict[str, Any]]:
     """Pop the workload keys from kwargs: (the --workload target, the overrides that were given)."""
     values = {key: kwargs.pop(key, None) for key in WORKLOAD_KEYS}
+    values.update(goodput_slos(kwargs.pop("goodput", None) or (), values))
+    if values["arrival"] is None and (values["burstiness"] is not None or values["cv"] is not None):
+        values["arrival"] = "gamma"  # as vLLM's --burstiness: a shape means gamma arrivals (over a spec's process)
     target = values.pop("workload")
     return target, {k: v for k, v in values.items() if v is not None}
+
+
+def goodput_slos(words: Sequence[str], given: dict[str, Any]) -> dict[str, Any]:
+    """vLLM's `--goodput ttft:MS tpot:MS e2el:MS` as SLO overrides {ttft_slo: MS, ...}, each checked by the rule
+    of the flag it stands for; a bad key or value, or an SLO also given by its own flag, is a one-line error."""
+    out: dict[str, Any] = {}
+    for pair in " ".join(words).replace(",", " ").split():
+        name, _, value = pair.partition(":")
+        key = _GOODPUT_KEYS.get(name.lower())
+        if key is None or not value:
+            raise BsbenchError(f"--goodput takes ttft:MS, tpot:MS or e2el:MS (vLLM's keys), got {pair!r:.40}")
+        if given.get(key) is not None or key in out:
+            raise BsbenchError(f"--goodput {name} and --{key.replace('_slo', '-slo')} both set the {name} SLO; "
+                               "give one")
+        try:
+            out[key] = OPTION_RULES[key].check(value)
+        except Invalid as exc:
+            raise BsbenchError(f"--goodput {name}: {exc}") from None
+    return out
 
 
 def workload_from_cli(kwargs: dict[str, Any]) -> Workload:

@@ -32,6 +32,9 @@ def command(paths: tuple[Path, ...], reference: str | None, fmt: str, plots_dir:
             html_file: Path | None, latency_over: str, embed_plots: bool) -> None:
     """Compare run records (files or folders of them) side by side.
 
+    vLLM benchmark results (`vllm bench serve --save-result` JSON) are read too and shown beside the bsbench
+    records of the same workload; what vLLM does not measure shows as n/a.
+
     Runs are compared only when they replayed the same request list on the
     same model and device; other runs go in separate tables, with the reason.
     Repeats (runs that differ only by the repeat seed) form one column: its
@@ -48,9 +51,16 @@ def command(paths: tuple[Path, ...], reference: str | None, fmt: str, plots_dir:
     from bsbench import breakdown, report  # pandas and numpy: imported only when records are compared
     from bsbench.cell_stats import group_stats
     from bsbench.record import read_records
+    from bsbench.vllm_result import place_beside, split_inputs
 
     skipped: list[str] = []
-    loaded = read_records([str(p) for p in paths], skipped=skipped)
+    ours, imported = split_inputs(list(paths))
+    loaded = read_records([str(p) for p in ours], skipped=skipped) if ours or not imported else []
+    for record in imported:
+        place_beside(record, loaded)
+    loaded += imported
+    seen = {str(r.path) for r in imported}
+    skipped = [line for line in skipped if not any(line.startswith(f"skipped {path}:") for path in seen)]
     groups, notes = report.group_records(loaded)
     notes = notes + report.check_reference(groups, reference)
     frames = [report.comparison_frame(g.runs, reference, latency_over=latency_over) for g in groups]

@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from bsbench.commands._help import GroupedCommand
+from bsbench.commands._openai_options import (
+    client_options,
+    openai_options,
+    pop_openai_values,
+    refuse_engine_flags,
+    refuse_openai_values,
+)
 from bsbench.commands._run_options import run_config_from_cli, run_options, scheduler_values
 from bsbench.commands._workload_options import workload_options, workload_overrides
 from bsbench.metrics import NO_SLOS, has_slos
@@ -18,6 +26,8 @@ from bsbench.units import format_percent, format_rate
 
 if TYPE_CHECKING:
     from rich.table import Table
+
+    from bsbench.openai_client import ClientOptions
 
 
 _SUMMARY_ROWS = [
@@ -36,6 +46,15 @@ _SUMMARY_ROWS = [
     ("KV usage mean / peak",
      lambda s: f"{format_percent(s.get('mean_kv_usage'))} / {format_percent(s.get('peak_kv_usage'))}"),
     ("OOM events / preemptions", lambda s: f"{s.get('oom_events', 0)} / {s.get('preemptions', 0)}"),
+]
+_STEP_LABELS = ("padding ratio", "KV usage mean / peak", "OOM events / preemptions")
+NO_STEPS = "n/a (remote server: no step rows)"
+# the client's own figures of an openai-backend run (metrics._client_metrics)
+_CLIENT_ROWS = [
+    ("requests sent late (> 1 ms)", lambda s: f"{s.get('late_requests', 0)}"),
+    ("client lateness p99 / max (ms)",
+     lambda s: f"{_num(s.get('p99_lateness_ms'))} / {_num(s.get('max_lateness_ms'))}"),
+    ("not submitted (--duration)", lambda s: f"{s.get('unsent_requests', 0)}"),
 ]
 
 
@@ -56,12 +75,15 @@ def run_summary_table(record: RunRecord) -> Table:
     table = Table(title=title, show_header=False)
     table.add_column("metric")
     table.add_column("value", justify="right")
+    remote = record.config.backend == "openai"
     for label, cell in _SUMMARY_ROWS:
+        table.add_row(label, NO_STEPS if remote and label in _STEP_LABELS else cell(summary))
+    for label, cell in _CLIENT_ROWS if remote else []:
         table.add_row(label, cell(summary))
     from bsbench.breakdown import run_breakdown, table_rows
 
-    for label, cells in table_rows([run_breakdown(record.config.scheduler, record)]):
-        table.add_row(label, *cells)
+    for label, cells in [] if remote else table_rows([run_breakdown(record.config.scheduler, record)]):
+        table.add_row(label, *cells)  # a remote server's queueing and prefill are not visible to the client
     return table
 
 
@@ -69,9 +91,11 @@ def run_summary_table(record: RunRecord) -> Table:
 @click.option("--scheduler", default="continuous", show_default=True,
               help="Batching policy: static, continuous, uellm, bucket, distserve (or any registered one).")
 @workload_options
-@run_options
+@functools.partial(run_options, backends=("real", "sim", "openai"))
+@openai_options
 @click.option("--quiet", is_flag=True, help="No progress display.")
-def command(scheduler: str, quiet: bool, repeats: int, **kwargs) -> None:
+@click.pass_context
+def command(ctx: click.Context, scheduler: str, quiet: bool, repeats: int, **kwargs) -> None:
     """Replay a workload through one scheduler on the shared model runner and write a run record.
 
     What can be checked is checked before the model loads (the scheduler, its
@@ -79,7 +103,14 @@ def command(scheduler: str, quiet: bool, repeats: int, **kwargs) -> None:
     (the workload fits the model). Progress goes to stderr: a bar on a
     terminal, one line every few seconds elsewhere (BSBENCH_PROGRESS_INTERVAL).
     With --repeats K it runs K times, repeat i on the workload with seed SEED + i, one record each.
+    With --backend openai the same workload is replayed against an OpenAI-compatible server (--base-url).
     """
+    openai_values = pop_openai_values(kwargs)
+    if kwargs["backend"] == "openai":
+        refuse_engine_flags(ctx, scheduler_values(kwargs))
+        _run_openai(client_options(openai_values), kwargs, repeats, quiet)
+        return
+    refuse_openai_values(openai_values, kwargs["backend"])
     from rich.console import Console
 
     from bsbench.bench import InterruptedRun, build_policy, check_workload_fits, open_session, run_benchmark
@@ -129,3 +160,44 @@ def command(scheduler: str, quiet: bool, repeats: int, **kwargs) -> None:
     if repeats > 1:
         console.print(f"{repeats} repeats: compare them (mean and 95% interval over seeds) with "
                       f"bsbench compare {markup(config.out_dir)}", highlight=False)
+
+
+def _run_openai(options: ClientOptions, kwargs: dict[str, Any], repeats: int, quiet: bool) -> None:
+    """`run --backend openai`: the workload (and its repeats) replayed against the server, one record each."""
+    from rich.console import Console
+
+    from bsbench.bench import InterruptedRun
+    from bsbench.commands._run_options import parse_percentiles
+    from bsbench.openai_client import run_openai
+    from bsbench.openai_client.run import require_httpx
+    from bsbench.paths import check_output_dir
+    from bsbench.progress import Progress
+    from bsbench.workloads.build import load_workload
+
+    require_httpx()  # before the workload loads
+    out_dir = check_output_dir(kwargs.pop("out_dir"), "--out")
+    percentiles = parse_percentiles(kwargs.pop("percentiles"))
+    record_tokens = bool(kwargs.pop("record_tokens"))
+    progress = Progress(enabled=not quiet)
+    target, overrides = workload_overrides(kwargs)
+    with progress.task("loading the workload"):
+        workload = load_workload(target, overrides)
+    base_seed = int(workload.spec.get("seed") or 0)
+    console = Console(stderr=False)
+    how = f"at most {options.max_concurrency} in flight" if options.max_concurrency else "open loop"
+    console.print(f"[bold]{markup(options.base_url)}[/] on [bold]{markup(workload.name)}[/]: "
+                  f"{len(workload.requests)} requests at {format_rate(workload.spec.get('rate', float('inf')))} "
+                  f"req/s, {how}, /v1/{options.endpoint}", highlight=False)
+    for repeat in range(repeats):
+        if repeat:
+            with progress.task("loading the workload"):
+                workload = load_workload(target, {**overrides, "seed": base_seed + repeat})
+            console.print(f"repeat {repeat + 1}/{repeats}: workload seed {base_seed + repeat}")
+        try:
+            record = run_openai(workload, options, out_dir=out_dir, record_tokens=record_tokens,
+                                percentiles=percentiles, repeat=repeat, base_seed=base_seed, progress=progress)
+        except InterruptedRun as stop:
+            console.print(f"[yellow]interrupted[/]: incomplete record written to {markup(stop.record.path)}")
+            sys.exit(130)
+        console.print(run_summary_table(record))
+        console.print(f"record: {markup(record.path)}")

@@ -24,6 +24,13 @@ class EndKind(str, enum.Enum):
     STALLED = "stalled"                # the policy returned no plan with nothing left to wait for
     CANCELLED = "cancelled"            # its client cancelled it or went away (bsbench serve)
     TOO_LONG = "too-long"              # refused: prompt + output pass the model's context (bsbench serve)
+    # the openai backend (a remote server), schema version 4:
+    TIMEOUT = "timeout"                # no complete response within --request-timeout
+    HTTP_ERROR = "http-error"          # the server answered with an HTTP error status
+    CONNECTION = "connection-error"    # could not connect (refused, reset before a response)
+    STREAM_CUT = "stream-cut"          # the response stream ended or broke before its final event
+    BAD_RESPONSE = "bad-response"      # the server's response was not the OpenAI format
+    SHORT_OUTPUT = "short-output"      # the server finished with fewer tokens than asked for
 
 
 @dataclass(slots=True, frozen=True)

@@ -115,6 +115,9 @@ class RequestRow:
     `breakdown` says where its time went (None in records older than schema version 3).
     `transfer_start_s` / `transfer_end_s`: when its prompt KV began and finished moving from the prefill to the
     decode instance (disaggregated runs only, schema 4; None elsewhere and for requests that never moved).
+    Rows of the openai backend (schema version 4) also say when the client really sent the request (`sent_s`),
+    whether that was late against `arrival_s` (`late`, openai_client.LATE_THRESHOLD_S) and where `num_output`
+    came from (`token_count_source`: "usage" as the server reported it, "counted" by the client); None elsewhere.
     """
 
     id: str
@@ -141,6 +144,9 @@ class RequestRow:
     breakdown: LatencyBreakdown | None = None
     transfer_start_s: float | None = None
     transfer_end_s: float | None = None
+    sent_s: float | None = None
+    late: bool = False
+    token_count_source: str | None = None
 
     def __post_init__(self) -> None:
         if (self.status is Outcome.COMPLETED) != (self.reason is None):
@@ -162,6 +168,8 @@ class RequestRow:
         if self.transfer_start_s is not None:
             row["transfer_start_s"] = self.transfer_start_s
             row["transfer_end_s"] = self.transfer_end_s
+        if self.sent_s is not None:  # the openai backend's fields; absent from engine rows (their files unchanged)
+            row.update(sent_s=self.sent_s, late=self.late, token_count_source=self.token_count_source)
         return row
 
     @classmethod
@@ -202,6 +210,9 @@ class RequestRow:
             breakdown=None if breakdown is None else LatencyBreakdown.from_json(breakdown),
             transfer_start_s=_optional_float(obj, "transfer_start_s"),
             transfer_end_s=_optional_float(obj, "transfer_end_s"),
+            sent_s=_optional_float(obj, "sent_s"),
+            late=_get(obj, "late", (bool,), optional=True, default=False),
+            token_count_source=_get(obj, "token_count_source", (str,), optional=True),
         )
 
 

@@ -2,9 +2,11 @@
 
     schema_version  int, SCHEMA_VERSION; versions in READABLE_VERSIONS are read too (another is refused, by name).
                     Version 3 added each request's latency breakdown; in a version-2 record it is None.
-                    Version 4 added disaggregated runs (optional, absent from single-instance rows):
-                    config.instances, config.link and config.decode_gpu, the step row's instance, the request
-                    row's transfer start/end and the breakdown's transfer part.
+                    Version 4 added, all optional: disaggregated runs (config.instances, config.link and
+                    config.decode_gpu, the step row's instance, the request row's transfer start/end, the
+                    breakdown's transfer part; absent from single-instance rows) and the openai backend
+                    (config base_url / served_model / endpoint, request rows' sent_s / late /
+                    token_count_source, its end-reason kinds in reasons.py).
     complete        False when the run was stopped early (Ctrl-C, SIGTERM)
     created         ISO-8601 UTC time the record was built
     config          RecordConfig: how the run was configured
@@ -32,7 +34,7 @@ from typing import Any
 from bsbench.record.rows import EventRow, RequestRow, StepRow
 
 SCHEMA_VERSION = 4
-READABLE_VERSIONS = (2, 3, 4)  # what 3 and 4 added is optional in the rows (RequestRow.breakdown, transfers)
+READABLE_VERSIONS = (2, 3, 4)  # what 3 and 4 added is optional (breakdown, transfers, the openai backend's fields)
 
 
 @dataclass(slots=True)
@@ -59,7 +61,7 @@ class RecordConfig:
     tokenizer: str | None = None
     record_tokens: bool = False
     percentiles: list[float] = field(default_factory=list)
-    backend: str = "real"  # real | sim
+    backend: str = "real"  # real | sim | openai (a remote server; no steps, the policy is the server's)
     clock: str = "wall"  # wall | virtual (sim runs are always virtual)
     gpu: str | None = None  # the GPU preset (or measured device) the cost model describes; None on the wall clock
     cost_model: str | None = None  # uncalibrated | calibrated; None on the wall clock
@@ -69,6 +71,9 @@ class RecordConfig:
     instances: str | None = None  # disaggregated topology, e.g. "prefill=1,decode=1"; None: one instance
     link: str | None = None  # the KV-transfer link preset of a disaggregated run (cluster/links.py)
     decode_gpu: str | None = None  # a disaggregated run's decode-instance GPU preset when it differs from `gpu`
+    base_url: str | None = None  # openai backend: the server's base URL (never the API key)
+    served_model: str | None = None  # openai backend: the model name sent in each request
+    endpoint: str | None = None  # openai backend: completions | chat
     extra: dict[str, Any] = field(default_factory=dict)
 
     def backend_id(self) -> str:
@@ -78,15 +83,21 @@ class RecordConfig:
     @property
     def simulated(self) -> bool:
         """True when the times come from a cost model (sim backend, or the real runner on a virtual clock)."""
-        return self.backend != "real" or self.clock != "wall"
+        return self.backend == "sim" or self.clock == "virtual"
 
     def timing_label(self) -> str:
         """'' for measured wall-clock runs; else what produced the times (see `timing_label`)."""
         return timing_label(self.backend, self.clock, self.gpu, self.cost_model, self.calibration_hash)
 
+    def times_text(self) -> str:
+        """What the times are, in words, for every run (timing_label says it for simulated runs only)."""
+        if self.backend == "openai":
+            return "measured (remote server over HTTP, client clock)"
+        return self.timing_label() or "measured (real runner, wall clock)"
+
     def to_json(self) -> dict[str, Any]:
         out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "extra"
-               and not (f.name in _SINGLE_INSTANCE_ABSENT and getattr(self, f.name) is None)}
+               and not (f.name in _ABSENT_WHEN_NONE and getattr(self, f.name) is None)}
         out.update(self.extra)
         return out
 
@@ -107,7 +118,8 @@ class RecordConfig:
         for key in ("backend", "clock"):  # absent in records written before the simulated backend: real, wall
             if not isinstance(known.get(key, ""), str):
                 raise ValueError(f"config.{key} must be a string")
-        for key in ("gpu", "cost_model", "calibration_hash", "instances", "link", "decode_gpu"):
+        for key in ("gpu", "cost_model", "calibration_hash", "instances", "link", "decode_gpu", "base_url",
+                    "served_model", "endpoint"):
             if known.get(key) is not None and not isinstance(known[key], str):
                 raise ValueError(f"config.{key} must be a string or null")
         for key in ("repeat", "base_seed"):
@@ -119,15 +131,15 @@ class RecordConfig:
         return cls(**known, extra={k: v for k, v in obj.items() if k not in names})
 
 
-# left out when None: single-instance records (and their run keys) stay as they were
-_SINGLE_INSTANCE_ABSENT = ("instances", "link", "decode_gpu")
+# left out when None: records of one in-process instance (and their run keys) stay as they were
+_ABSENT_WHEN_NONE = ("instances", "link", "decode_gpu", "base_url", "served_model", "endpoint")
 
 
 def timing_label(backend: str, clock: str, gpu: str | None, cost_model: str | None,
                  calibration_hash: str | None) -> str:
     """'' for measured wall-clock runs; else what produced the times, e.g. 'simulated (sim, a100-40gb,
     uncalibrated cost model)'. Every report shows it beside simulated figures."""
-    if backend == "real" and clock == "wall":
+    if backend in ("real", "openai") and clock == "wall":
         return ""
     what = "simulated" if backend == "sim" else "virtual time"
     tier = f"{cost_model} cost model" if cost_model else "cost model"
@@ -139,9 +151,10 @@ def timing_label(backend: str, clock: str, gpu: str | None, cost_model: str | No
 
 def backend_id(backend: str, clock: str, gpu: str | None, calibration_hash: str | None) -> str:
     """'real' for measured wall-clock runs; else backend/clock/device/cost model ('sim/virtual/a100-40gb/roofline',
-    '.../calibrated:<hash>'). Runs with different ids never share a table, a sweep key or a gate baseline."""
-    if backend == "real" and clock == "wall":
-        return "real"
+    '.../calibrated:<hash>'), 'openai' for a remote server. Runs with different ids never share a table, a sweep
+    key or a gate baseline."""
+    if backend in ("real", "openai") and clock == "wall":
+        return backend
     tier = f"calibrated:{calibration_hash[:16]}" if calibration_hash else "roofline"
     return f"{backend}/{clock}/{gpu}/{tier}"
 
