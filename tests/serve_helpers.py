@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
+import re
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 
@@ -19,6 +24,7 @@ from bsbench.serve.server import bind, serve, serve_state
 from bsbench.workloads.tokenizer import load_tokenizer
 
 TIMEOUT_S = 60.0
+_ROOT = Path(__file__).resolve().parents[1]
 KV_MEMORY = 8 << 20  # 2,048 tokens of the tiny model: less than its 4,096-token context
 
 
@@ -90,3 +96,22 @@ def wait_for(condition, what: str, timeout: float = TIMEOUT_S) -> None:
             return
         time.sleep(0.05)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+@contextmanager
+def serve_process(*args: str) -> Iterator[tuple[subprocess.Popen, str]]:
+    """`python -m bsbench serve --port 0 ARGS`; yields the process and its base URL once healthy."""
+    env = {**os.environ, "PYTHONPATH": str(_ROOT)}
+    process = subprocess.Popen([sys.executable, "-m", "bsbench", "serve", "--port", "0", "--threads", "1", "--quiet",
+                                *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        line = process.stdout.readline()
+        found = re.search(r"http://127\.0\.0\.1:(\d+)", line)
+        assert found, f"no address in {line!r}; stderr: {process.stderr.read() if process.poll() is not None else ''}"
+        url = f"http://127.0.0.1:{found.group(1)}"
+        wait_healthy(url)
+        yield process, url
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(TIMEOUT_S)

@@ -3,41 +3,14 @@
 
 from __future__ import annotations
 
-import os
-import re
 import signal
-import subprocess
 import sys
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.serve_helpers import TIMEOUT_S, sse_events, wait_for, wait_healthy
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-@contextmanager
-def serve_process(*args: str) -> Iterator[tuple[subprocess.Popen, str]]:
-    """`python -m bsbench serve --port 0 ARGS`; yields the process and its base URL once healthy."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    process = subprocess.Popen([sys.executable, "-m", "bsbench", "serve", "--port", "0", "--threads", "1", "--quiet",
-                                *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    try:
-        line = process.stdout.readline()
-        found = re.search(r"http://127\.0\.0\.1:(\d+)", line)
-        assert found, f"no address in {line!r}; stderr: {process.stderr.read() if process.poll() is not None else ''}"
-        url = f"http://127.0.0.1:{found.group(1)}"
-        wait_healthy(url)
-        yield process, url
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait(TIMEOUT_S)
+from tests.serve_helpers import TIMEOUT_S, serve_process, sse_events, wait_for
 
 
 def test_the_openai_client_streams_completions_and_chat_and_the_server_stops_by_itself():
