@@ -3,6 +3,15 @@
 `run_benchmark` is the single entry point every command uses (`run`, `sweep`,
 `capacity`). A `ModelSession` (weights + KV tensors + runner) can be reused
 across runs of the same model, so a sweep loads the model once.
+
+Disaggregated runs (sim backend only): `RunConfig.instances` ("prefill=N,decode=M") and `RunConfig.link`
+(nvlink | pcie4-x16 | ib-200g; default nvlink) make `run_benchmark(workload, config)` run the scheduler's
+disaggregated form on several instances of the simulated GPU (bsbench/cluster): `distserve` always runs
+so (prefill=1,decode=1 without `instances`), `bucket` when `instances` is given. E.g.
+`run_benchmark(workload, RunConfig(scheduler="distserve", backend="sim", clock="virtual", gpu="a100-40gb",
+model="llama2-13b", instances="prefill=1,decode=1", link="nvlink"), progress=False, save=False)`.
+The KV budget (`kv_memory`, or the device's default) is per instance; the record's config says the
+topology and link, its step rows the instance, its request rows the KV transfer's start and end.
 """
 
 from __future__ import annotations
@@ -58,6 +67,14 @@ class RunConfig:
     calibration: Path | None = None  # a calibration file: the calibrated cost model instead of the roofline
     repeat: int = 0  # repeat index of --repeats (the workload's seed is base_seed + repeat)
     base_seed: int | None = None  # the workload seed of repeat 0; None: the workload's own seed (one run)
+    instances: str | None = None  # disaggregated topology "prefill=N,decode=M" (sim only); None: one instance
+    link: str | None = None  # KV-transfer link preset of a disaggregated run; None: nvlink
+
+    def cluster(self) -> Any:
+        """Its cluster.setting.ClusterSetting, or None for one instance (user errors are BsbenchError)."""
+        from bsbench.cluster.setting import cluster_setting
+
+        return cluster_setting(self.scheduler, self.instances, self.link, self.backend, self.scheduler_options)
 
     def session_key(self) -> tuple:
         return (self.model, self.weights, self.weights_seed, self.device, self.dtype, self.kv_memory, self.block_size,
@@ -275,6 +292,8 @@ def request_row(state: RequestState, record_tokens: bool) -> RequestRow:
         notes=dict(state.notes),
         output_ids=list(state.output_ids) if record_tokens else None,
         breakdown=state.phases.breakdown(),
+        transfer_start_s=state.transfer_start_s,
+        transfer_end_s=state.transfer_end_s,
     )
 
 
@@ -311,17 +330,32 @@ def run_benchmark(
     shown = progress if isinstance(progress, Progress) else Progress(enabled=progress)
     if session is None or session.key != config.session_key():
         session = open_session(config, shown)
-    scheduler = policy if policy is not None else build_policy(config, session, shown)
-    check_workload_fits(workload, session.info, scheduler)
+    setting = config.cluster()
+    cluster = None
+    if setting is None:
+        scheduler = policy if policy is not None else build_policy(config, session, shown)
+        check_workload_fits(workload, session.info, scheduler)
+    else:
+        from bsbench.cluster.run import build_cluster
+
+        cluster = build_cluster(config, setting, workload, shown)
     sampler = GpuSampler(session.device)
     label = f"{config.scheduler} @ {format_rate(workload.spec.get('rate', math.inf))} req/s"
     with shown.task(label, total=len(workload.requests), unit="requests") as task:
-        engine = Engine(scheduler, session.runner, events=scheduler.ctx.events, blocks=scheduler.ctx.block_manager,
-                        clock=session.clock, on_progress=_engine_progress(task))
+        if cluster is None:
+            engine: Any = Engine(scheduler, session.runner, events=scheduler.ctx.events,
+                                 blocks=scheduler.ctx.block_manager, clock=session.clock,
+                                 on_progress=_engine_progress(task))
+        else:
+            engine = cluster.make_engine(_engine_progress(task))
         sampler.start()
         result = engine.run(workload.requests)
         gpu = sampler.stop()
-    record = _make_record(workload, config, session, scheduler, result, gpu)
+    if cluster is None:
+        options, summary = scheduler.options, scheduler.summary()
+    else:
+        options, summary = cluster.options, cluster.summary()
+    record = _make_record(workload, config, session, options, summary, result, gpu)
     if save:
         save_record(record, config.out_dir)
     if not result.complete:
@@ -374,7 +408,14 @@ def record_config(workload: Workload, config: RunConfig, session: ModelSession, 
         calibration_hash=session.calibration_hash,
         repeat=config.repeat,
         base_seed=config.base_seed if config.base_seed is not None else workload.spec.get("seed"),
+        **_cluster_fields(config),
     )
+
+
+def _cluster_fields(config: RunConfig) -> dict[str, Any]:
+    """RecordConfig's `instances` and `link` of a disaggregated run (canonical names); nothing for one instance."""
+    setting = config.cluster()
+    return {} if setting is None else {"instances": str(setting.topology), "link": setting.link.name}
 
 
 def planned_record_config(workload: Workload, config: RunConfig, session: ModelSession) -> RecordConfig:
@@ -383,9 +424,9 @@ def planned_record_config(workload: Workload, config: RunConfig, session: ModelS
     return record_config(workload, config, session, options)
 
 
-def _make_record(workload: Workload, config: RunConfig, session: ModelSession, scheduler: Any,
-                 result: EngineResult, gpu: dict[str, Any]) -> RunRecord:
-    run_config = record_config(workload, config, session, scheduler.options)
+def _make_record(workload: Workload, config: RunConfig, session: ModelSession, options: Any,
+                 policy_summary: dict[str, Any], result: EngineResult, gpu: dict[str, Any]) -> RunRecord:
+    run_config = record_config(workload, config, session, options)
     environment = _environment(session)
     if gpu:
         environment["gpu_sampled"] = gpu
@@ -393,7 +434,7 @@ def _make_record(workload: Workload, config: RunConfig, session: ModelSession, s
         "name": config.scheduler,
         "decision_s": result.scheduler_decision_s,
         "decision_share": result.scheduler_decision_s / result.duration_s if result.duration_s > 0 else None,
-        **scheduler.summary(),
+        **policy_summary,
     }
     if session.clock_kind == "virtual":  # host wall time is no part of a virtual-clock run's results
         environment["host_timing"] = {k: scheduler_summary.pop(k) for k in HOST_TIMED if k in scheduler_summary}

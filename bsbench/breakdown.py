@@ -3,7 +3,9 @@ of a difference against a reference run.
 
 Each request row carries its time split into queueing, prefill, decode and preemption (with recompute)
 (`RequestRow.breakdown`, engine/phases.py); the parts add up to E2E, and TTFT = queueing + prefill +
-the preemption time before the first token (so that last part is TTFT - queueing - prefill). Figures are over
+the preemption time before the first token (so that last part is TTFT - queueing - prefill). A disaggregated run
+(bsbench/cluster) has a fifth part, `transfer` (first token on the prefill instance -> prompt KV on a decode
+instance, waits included), part of E2E and not of TTFT; tables show it only when a run has it. Figures are over
 completed requests, like the latency distributions (metrics.py). Records of schema version 2 have no breakdown:
 their figures are None and the tables say "n/a".
 
@@ -25,8 +27,9 @@ from bsbench.record import LatencyBreakdown, Outcome, RequestRow, RunRecord
 from bsbench.units import format_duration
 
 PARTS: tuple[str, ...] = ("queue", "prefill", "decode", "preempted")
+TRANSFER = "transfer"  # the part only disaggregated runs have
 PART_LABELS = {"queue": "queueing", "prefill": "prefill", "decode": "decode",
-               "preempted": "preemption + recompute"}
+               "preempted": "preemption + recompute", TRANSFER: "KV transfer"}
 TTFT_PARTS: tuple[str, ...] = ("queue", "prefill", "preempted")  # nothing decodes before the first token
 METRIC_LABELS = {"ttft": "TTFT", "e2e": "E2E"}
 NOT_AVAILABLE = "n/a"
@@ -40,8 +43,16 @@ def ttft_parts(row: RequestRow, parts: LatencyBreakdown) -> dict[str, float]:
 
 
 def e2e_parts(row: RequestRow, parts: LatencyBreakdown) -> dict[str, float]:
-    return {"queue": parts.queue_s, "prefill": parts.prefill_s, "decode": parts.decode_s,
-            "preempted": parts.preempted_s}
+    out = {"queue": parts.queue_s, "prefill": parts.prefill_s, "decode": parts.decode_s,
+           "preempted": parts.preempted_s}
+    if parts.transfer_s is not None:
+        out[TRANSFER] = parts.transfer_s
+    return out
+
+
+def parts_of(items: Sequence[RunBreakdown]) -> tuple[str, ...]:
+    """The parts a table of `items` shows: PARTS, and the transfer when any run has one."""
+    return PARTS + ((TRANSFER,) if any(TRANSFER in item.mean_s for item in items) else ())
 
 
 @dataclass(slots=True)
@@ -117,8 +128,9 @@ def run_breakdown(label: str, record: RunRecord, percentile: float = 99.0) -> Ru
         return out
     out.completed = len(rows)
     key = percentile_key(percentile)
-    for name in PARTS:
-        stats = distribution([getattr(parts, f"{name}_s") for _, parts in rows], [percentile])
+    names = PARTS + ((TRANSFER,) if any(parts.transfer_s is not None for _, parts in rows) else ())
+    for name in names:
+        stats = distribution([getattr(parts, f"{name}_s") or 0.0 for _, parts in rows], [percentile])
         out.mean_s[name], out.tail_s[name] = stats["mean"], stats[key]
     out.ttft = tail_split("ttft", [(r.id, ttft_s(r) or 0.0, ttft_parts(r, p)) for r, p in rows], percentile)
     out.e2e = tail_split("e2e", [(r.id, e2el_s(r) or 0.0, e2e_parts(r, p)) for r, p in rows], percentile)
@@ -138,7 +150,8 @@ def explain(run: RunBreakdown, ref: RunBreakdown, metric: str = "ttft") -> str |
     head = f"{run.label} vs {ref.label}: {what}"
     if delta == 0:
         return f"{head} equal ({format_duration(mine.value_s)})"
-    moved = {name: mine.parts_s[name] - theirs.parts_s[name] for name in mine.parts_s}
+    names = list(mine.parts_s) + [n for n in theirs.parts_s if n not in mine.parts_s]  # a transfer on one side only
+    moved = {name: mine.parts_s.get(name, 0.0) - theirs.parts_s.get(name, 0.0) for name in names}
     pick: Callable[[str], float] = (lambda n: moved[n]) if delta > 0 else (lambda n: -moved[n])
     part = max(moved, key=pick)
     line = (f"{head} {format_duration(delta, signed=True)} ({format_duration(mine.value_s)} vs "
@@ -181,7 +194,7 @@ class GroupBreakdown:
         return self.explanations + self.notes
 
     def to_json(self) -> dict[str, Any]:
-        return {"percentile": self.runs[0].percentile if self.runs else None, "parts": list(PARTS),
+        return {"percentile": self.runs[0].percentile if self.runs else None, "parts": list(parts_of(self.runs)),
                 "part_labels": dict(PART_LABELS), "runs": [b.to_json() for b in self.runs],
                 "explanations": self.explanations, "notes": self.notes}
 
@@ -211,7 +224,7 @@ def table_rows(items: Sequence[RunBreakdown]) -> list[tuple[str, list[str]]]:
         return []
     key = percentile_key(items[0].percentile)
     rows = []
-    for name in PARTS:
+    for name in parts_of(items):
         cells = []
         for item in items:
             mean, tail = item.mean_s.get(name), item.tail_s.get(name)

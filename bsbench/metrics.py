@@ -238,7 +238,8 @@ def _step_metrics(steps: Sequence[StepRow], duration_s: float, percentiles: Sequ
     out["mean_step_ms"] = _clean(_ms(cast(float, np.mean(step_durations)))) if step_durations else None
     forward = sum(s.forward_s for s in steps)
     out["forward_s"] = forward
-    out["forward_share"] = forward / duration_s if steps and duration_s and duration_s > 0 else None
+    instances = len({s.instance for s in steps}) or 1  # a disaggregated run: its instances' mean busy share
+    out["forward_share"] = forward / (duration_s * instances) if steps and duration_s and duration_s > 0 else None
     layouts = Counter(s.layout for s in steps)
     out["steps_by_layout"] = dict(sorted(layouts.items()))
     return out
@@ -247,12 +248,22 @@ def _step_metrics(steps: Sequence[StepRow], duration_s: float, percentiles: Sequ
 def _mean_kv_usage(steps: Sequence[StepRow], duration_s: float) -> float | None:
     """KV usage averaged over the run's time. Blocks change only between steps, so a step's usage holds for its
     whole duration; the time outside steps counts as empty, since the engine is then either choosing the next
-    plan (microseconds) or idle with nothing to run, and a policy with nothing to run holds no KV."""
+    plan (microseconds) or idle with nothing to run, and a policy with nothing to run holds no KV. A disaggregated
+    run (steps of several instances): the mean over its instances of each one's own figure."""
     if not steps:
         return None
-    busy = sum(s.duration_s for s in steps)
-    idle = max(0.0, (duration_s or 0.0) - busy)
-    return time_weighted_mean([s.kv_usage for s in steps] + [0.0], [s.duration_s for s in steps] + [idle])
+    by_instance: dict[str | None, list[StepRow]] = {}
+    for step in steps:
+        by_instance.setdefault(step.instance, []).append(step)
+    means = []
+    for own in by_instance.values():
+        busy = sum(s.duration_s for s in own)
+        idle = max(0.0, (duration_s or 0.0) - busy)
+        means.append(time_weighted_mean([s.kv_usage for s in own] + [0.0], [s.duration_s for s in own] + [idle]))
+    if len(means) == 1:
+        return means[0]
+    known = [m for m in means if m is not None]
+    return sum(known) / len(known) if known else None
 
 
 def _event_metrics(requests: Sequence[RequestRow], events: Sequence[EventRow]) -> dict[str, Any]:

@@ -105,7 +105,7 @@ def parse_names(text: str, known: Sequence[str] | None = None) -> list[str]:
 
 # Fields of RecordConfig that vary within one sweep (per run); the rest, with the workload's spec, is the sweep's
 # setting, which every run in one output folder shares (`check_same_setting`).
-PER_RUN_FIELDS = ("scheduler", "scheduler_options", "rate", "seed")
+PER_RUN_FIELDS = ("scheduler", "scheduler_options", "rate", "seed", "repeat")
 # Fields that do not change a run's results on a virtual clock (host threads: times come from the cost model).
 HOST_ONLY_FIELDS = ("threads",)
 

@@ -32,7 +32,8 @@ def _run_alone(name: str, spec: RequestSpec):
     return result.states[0]
 
 
-@pytest.mark.parametrize("name", sorted(all_schedulers()))
+# a disaggregated-only policy (distserve) never runs on one instance: tests/test_cluster.py checks it per instance
+@pytest.mark.parametrize("name", sorted(n for n, cls in all_schedulers().items() if not cls.disaggregated_only))
 def test_the_check_passes_exactly_what_the_policy_serves_alone(name):
     cls = all_schedulers()[name]
     ctx = make_context(num_blocks=NUM_BLOCKS, block_size=BLOCK)

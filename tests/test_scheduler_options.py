@@ -61,6 +61,10 @@ BAD = [
     ("bucket", "bucket_max_buckets", 0, ">= 1"),
     ("bucket", "bucket_halflife", -1.0, ">= 0"),
     ("bucket", "bucket_max_prefill_tokens", -1, ">= 0"),
+    ("distserve", "max_prefill_tokens", 0, ">= 1"),
+    ("distserve", "max_prefill_seqs", 0, ">= 1"),
+    ("distserve", "max_num_seqs", 0, ">= 1"),
+    ("distserve", "max_num_batched_tokens", 0, ">= 1"),
 ]
 
 

@@ -214,6 +214,19 @@ def test_smaller_rerun_keeps_every_run_in_the_summary(tmp_path):
     assert summary["rates"] == [1.0] and summary["planned_runs"] == 1
 
 
+def test_cli_resweep_with_repeats_resumes_every_run(tmp_path, bsbench):
+    """A --repeats sweep run again into its folder resumes all its runs: the repeat index differs run to run
+    within one sweep, so it is not part of the folder's shared setting (it once refused: 'repeat: 0 there,
+    1 now')."""
+    args = ["sweep", "--schedulers", "static,continuous", "--rates", "4", "-w", "smoke", "-n", "3", "--repeats",
+            "2", "--backend", "sim", "--gpu", "a100-40gb", "--out", str(tmp_path), "--quiet"]
+    first = bsbench(*args)
+    assert first.code == 0, first.err
+    again = bsbench(*args)
+    assert again.code == 0, again.err
+    assert "0 runs done, 4 resumed" in " ".join(again.out.split()), again.out
+
+
 def test_cli_resweep_with_another_config_never_resumes(tmp_path, bsbench):
     """`bsbench sweep` again into the same folder with --max-num-seqs 2 or --kv-memory 4MiB: exit 2 naming
     the difference, no run resumed or added; the same command again resumes every run."""

@@ -91,8 +91,8 @@ def scheduler_group(scheduler: str) -> str:
 
 MODEL_GROUP = "Model and memory"
 RECORD_GROUP = "Run record"
-_MODEL_FLAGS = ("backend", "clock", "gpu", "calibration", "model", "weights", "weights_seed", "device", "dtype",
-                "kv_memory", "block_size", "threads")
+_MODEL_FLAGS = ("backend", "clock", "gpu", "calibration", "instances", "link", "model", "weights", "weights_seed",
+                "device", "dtype", "kv_memory", "block_size", "threads")
 _RECORD_FLAGS = ("repeats", "out_dir", "record_tokens", "percentiles")
 
 
@@ -114,6 +114,13 @@ def run_options(func: Callable) -> Callable:
         click.option("--calibration", type=click.Path(dir_okay=False, path_type=Path), default=None,
                      help="Calibration file (bsbench calibrate): the calibrated cost model of the device it was "
                           "measured on, for this model, dtype and block size."),
+        click.option("--instances", default=None, metavar="prefill=N,decode=M",
+                     help="Sim only: disaggregate prefill and decode onto N + M instances of the simulated GPU on "
+                          "one virtual clock, KV moved over --link (schedulers distserve and bucket; distserve "
+                          "always runs so, prefill=1,decode=1 by default). The KV budget is per instance."),
+        click.option("--link", default=None, metavar="NAME",
+                     help="KV-transfer link of --instances: nvlink (300 GB/s one way), pcie4-x16 (31.5 GB/s) or "
+                          "ib-200g (25 GB/s). [default: nvlink]"),
         click.option("--model", default="tiny", show_default=True,
                      help="Preset (tiny, llama2-7b, llama2-13b, llama3-8b, qwen2.5-7b), a local checkpoint folder, "
                           "or a hub id when online."),
@@ -191,6 +198,7 @@ def run_config_from_cli(kwargs: dict[str, Any], scheduler: str, scheduler_option
 
     build_scheduler_options(get_scheduler(scheduler), scheduler_options)
     backend, clock, gpu, calibration = _backend_flags(kwargs)
+    instances, link = _cluster_flags(kwargs, backend)
     model = kwargs.pop("model")
     weights = kwargs.pop("weights")
     if weights is None:
@@ -215,7 +223,27 @@ def run_config_from_cli(kwargs: dict[str, Any], scheduler: str, scheduler_option
         clock=clock,
         gpu=gpu,
         calibration=calibration,
+        instances=instances,
+        link=link,
     )
+
+
+def _cluster_flags(kwargs: dict[str, Any], backend: str) -> tuple[str | None, str | None]:
+    """Pop and check --instances and --link (their syntax, and the sim backend); whether the scheduler has a
+    disaggregated form is checked with the scheduler (RunConfig.cluster)."""
+    from bsbench.cluster.links import link_preset
+    from bsbench.cluster.topology import parse_instances
+
+    instances, link = kwargs.pop("instances"), kwargs.pop("link")
+    if instances is not None:
+        instances = str(parse_instances(instances))
+    if link is not None:
+        link = link_preset(link).name
+        if instances is None:
+            raise BsbenchError("--link applies to disaggregated runs: give --instances prefill=N,decode=M too")
+    if instances is not None and backend != "sim":
+        raise BsbenchError(f"--instances {instances} runs on the simulated backend only: use --backend sim --gpu NAME")
+    return instances, link
 
 
 def _backend_flags(kwargs: dict[str, Any]) -> tuple[str, str, str | None, Path | None]:

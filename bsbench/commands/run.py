@@ -89,6 +89,7 @@ def command(scheduler: str, quiet: bool, repeats: int, **kwargs) -> None:
 
     # an unknown scheduler, a flag it lacks, a bad value or an unwritable --out: exit 2 now
     config = run_config_from_cli(kwargs, scheduler, scheduler_values(kwargs))
+    cluster = config.cluster()  # a disaggregated run (--instances, or distserve): checked now, exit 2
     check_model_source(config.model)  # a hub id while offline and not cached: exit 2 in a moment
     progress = Progress(enabled=not quiet)
     target, overrides = workload_overrides(kwargs)
@@ -96,8 +97,9 @@ def command(scheduler: str, quiet: bool, repeats: int, **kwargs) -> None:
         workload = load_workload(target, overrides)
     base_seed = int(workload.spec.get("seed") or 0)
     session = open_session(config, progress)
-    policy = build_policy(config, session, progress)
-    check_workload_fits(workload, session.info, policy)
+    policy = None if cluster else build_policy(config, session, progress)  # a cluster builds its own per instance
+    if policy is not None:
+        check_workload_fits(workload, session.info, policy)
     console = Console(stderr=False)
     rate = workload.spec.get("rate", float("inf"))
     console.print(
@@ -105,14 +107,16 @@ def command(scheduler: str, quiet: bool, repeats: int, **kwargs) -> None:
         f"{format_rate(rate)} req/s; model {markup(session.info.name)} "
         f"({config.weights if session.backend == 'real' else 'no'} weights, {session.dtype}) on "
         f"{markup(session.describe())}; KV {session.num_blocks * session.block_size:,} tokens"
+        + (f" per instance; instances {cluster.topology}, KV over {cluster.link.name}" if cluster else "")
     )
     for repeat in range(repeats):
         if repeat:
             with progress.task("loading the workload"):
                 workload = load_workload(target, {**overrides, "seed": base_seed + repeat})
             config = dataclasses.replace(config, seed=config.seed + 1)
-            policy = build_policy(config, session, progress)
-            check_workload_fits(workload, session.info, policy)
+            if policy is not None:
+                policy = build_policy(config, session, progress)
+                check_workload_fits(workload, session.info, policy)
             console.print(f"repeat {repeat + 1}/{repeats}: workload seed {base_seed + repeat}")
         config = dataclasses.replace(config, repeat=repeat, base_seed=base_seed)
         try:

@@ -85,7 +85,9 @@ class EngineRunner:
 
         check_flags_apply(names, self.scheduler_flags)
         for name in names:
-            build_scheduler_options(get_scheduler(name), options_for(name, self.scheduler_flags))
+            options = options_for(name, self.scheduler_flags)
+            build_scheduler_options(get_scheduler(name), options)
+            dataclasses.replace(self.config, scheduler=name, scheduler_options=options).cluster()  # exit 2 now
         check_model_source(self.config.model)
         return names
 

@@ -50,6 +50,15 @@ class EngineResult:
 ProgressFn = Callable[[int, int, int], None]  # (ended, submitted, tokens generated so far)
 
 
+def request_states(requests: list[RequestSpec]) -> tuple[list[RequestState], dict[str, RequestState]]:
+    """A fresh state per request, in arrival order (ties by id), and the same by id; ids must be unique."""
+    states = [RequestState(spec) for spec in sorted(requests, key=lambda r: (r.arrival_s, r.id))]
+    by_id = {s.id: s for s in states}
+    if len(by_id) != len(states):
+        raise ValueError("request ids must be unique")
+    return states, by_id
+
+
 class Engine:
     """Drives one policy and one runner over a request list; `events` and `blocks` are the
     event log and block manager the policy was built with (the engine reads KV usage from
@@ -76,10 +85,7 @@ class Engine:
             runner, "execute_decode_run", None)
 
     def run(self, requests: list[RequestSpec]) -> EngineResult:
-        states = [RequestState(spec) for spec in sorted(requests, key=lambda r: (r.arrival_s, r.id))]
-        by_id = {s.id: s for s in states}
-        if len(by_id) != len(states):
-            raise ValueError("request ids must be unique")
+        states, by_id = request_states(requests)
         steps: list[StepRow] = []
         ended = 0
         tokens = 0
@@ -135,15 +141,28 @@ class Engine:
     def _execute(self, plan: StepPlan, by_id: dict[str, RequestState]) -> tuple[StepRow | None, int]:
         start = self.clock.now()
         used = self.blocks.num_used
+        output = self.run_plan(plan)
+        if output is None:
+            return None, 0
+        return self.book_step(plan, output, start, self.clock.now(), used, by_id)
+
+    def run_plan(self, plan: StepPlan) -> StepOutput | None:
+        """Execute `plan` on the runner; None when it failed for activation memory (its requests then failed and
+        the OOM is logged). The multi-instance engine (bsbench/cluster) calls it at a step's start."""
         try:
-            output = self.runner.execute(plan)
+            return self.runner.execute(plan)
         except ActivationOOM as exc:
             now = self.clock.now()
             failed = self.scheduler.fail_plan(plan, now,
                                               EndReason(EndKind.OOM, "device out of memory running the step"))
             self.events.emit(OOM, now, failed, cause="activations", error=str(exc).splitlines()[0][:200])
-            return None, 0
-        end = self.clock.now()
+            return None
+
+    def book_step(self, plan: StepPlan, output: StepOutput, start: float, end: float, used: int,
+                  by_id: dict[str, RequestState]) -> tuple[StepRow, int]:
+        """Book an executed step that ran from `start` to `end` with `used` KV blocks in use before it: tokens,
+        the policy's update, recompute catch-up; returns its step row and the tokens produced. The multi-instance
+        engine calls it at the step's end."""
         produced = 0
         for chunk in plan.chunks:
             if chunk.sample:

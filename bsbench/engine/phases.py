@@ -6,6 +6,8 @@ life from its scheduled arrival to its end (their sum is its E2E when it complet
     queued     arrival -> first scheduled for prefill (`RequestState.mark_scheduled`)
     prefill    first scheduled -> first token; steps it sits out between chunks of a chunked prefill included
     decode     first token -> finish
+    transfer   (disaggregated runs) first token on the prefill instance -> its prompt KV has arrived on a decode
+               instance: the wait for a link and for decode blocks, then the transfer itself
     preempted  a preemption by recompute -> the end of the step in which its recomputed KV again reaches the
                length it had when preempted (the engine checks after every step it takes part in); it then goes
                back to prefill (no token yet) or decode. The wait for re-admission and the recompute of the lost
@@ -30,6 +32,7 @@ class Phase(enum.Enum):
     PREFILL = "prefill"
     DECODE = "decode"
     PREEMPTED = "preempted"
+    TRANSFER = "transfer"
     ENDED = "ended"
 
 
@@ -43,6 +46,7 @@ class PhaseTimer:
     prefill_s: float = 0.0
     decode_s: float = 0.0
     preempted_s: float = 0.0
+    transfer_s: float | None = None  # None until the request is handed off to another instance
     recompute_to: int = 0  # in the preempted phase: the KV length (tokens) whose recompute ends it
 
     def _enter(self, phase: Phase, now: float) -> None:
@@ -56,6 +60,8 @@ class PhaseTimer:
             self.decode_s += spent
         elif current is Phase.PREEMPTED:
             self.preempted_s += spent
+        elif current is Phase.TRANSFER:
+            self.transfer_s = (self.transfer_s or 0.0) + spent
         self.phase = phase
         self.since_s = now
 
@@ -80,9 +86,19 @@ class PhaseTimer:
         if self.phase is Phase.PREEMPTED and num_computed >= self.recompute_to:
             self._enter(Phase.DECODE if has_token else Phase.PREFILL, now)
 
+    def handed_off(self, now: float) -> None:
+        """Its prefill instance is done with it (first token produced): it waits for, then makes, its transfer."""
+        self._enter(Phase.TRANSFER, now)
+        if self.transfer_s is None:
+            self.transfer_s = 0.0
+
+    def transferred(self, now: float) -> None:
+        """Its prompt KV is on the decode instance: decoding time from now on."""
+        self._enter(Phase.DECODE, now)
+
     def ended(self, now: float) -> None:
         self._enter(Phase.ENDED, now)
 
     def breakdown(self) -> LatencyBreakdown:
         """What each phase accrued so far (the current phase up to its last change)."""
-        return LatencyBreakdown(self.queue_s, self.prefill_s, self.decode_s, self.preempted_s)
+        return LatencyBreakdown(self.queue_s, self.prefill_s, self.decode_s, self.preempted_s, self.transfer_s)

@@ -73,15 +73,19 @@ class LatencyBreakdown:
     prefill_s: float = 0.0
     decode_s: float = 0.0
     preempted_s: float = 0.0
+    transfer_s: float | None = None  # disaggregated runs only (schema 4): first token -> KV on the decode instance
 
     @property
     def total_s(self) -> float:
         """Arrival to finish: E2E for a completed request (up to float rounding)."""
-        return self.queue_s + self.prefill_s + self.decode_s + self.preempted_s
+        return self.queue_s + self.prefill_s + self.decode_s + self.preempted_s + (self.transfer_s or 0.0)
 
     def to_json(self) -> dict[str, float]:
-        return {"queue_s": self.queue_s, "prefill_s": self.prefill_s, "decode_s": self.decode_s,
-                "preempted_s": self.preempted_s}
+        out = {"queue_s": self.queue_s, "prefill_s": self.prefill_s, "decode_s": self.decode_s,
+               "preempted_s": self.preempted_s}
+        if self.transfer_s is not None:
+            out["transfer_s"] = self.transfer_s
+        return out
 
     @classmethod
     def from_json(cls, obj: Any) -> LatencyBreakdown:
@@ -96,7 +100,10 @@ class LatencyBreakdown:
             if value < 0:
                 raise ValueError(f"breakdown: field {name!r} must not be negative, got {value}")
             parts[name] = value
-        return cls(**parts)
+        transfer = _optional_float(obj, "transfer_s")
+        if transfer is not None and transfer < 0:
+            raise ValueError(f"breakdown: field 'transfer_s' must not be negative, got {transfer}")
+        return cls(**parts, transfer_s=transfer)
 
 
 @dataclass(slots=True)
@@ -106,6 +113,8 @@ class RequestRow:
     `reason` is set exactly when `status` is not completed. `token_times[i]` is
     when output token i was produced; `first_token_s` is `token_times[0]`.
     `breakdown` says where its time went (None in records older than schema version 3).
+    `transfer_start_s` / `transfer_end_s`: when its prompt KV began and finished moving from the prefill to the
+    decode instance (disaggregated runs only, schema 4; None elsewhere and for requests that never moved).
     """
 
     id: str
@@ -130,6 +139,8 @@ class RequestRow:
     notes: dict[str, Any] = field(default_factory=dict)
     output_ids: list[int] | None = None
     breakdown: LatencyBreakdown | None = None
+    transfer_start_s: float | None = None
+    transfer_end_s: float | None = None
 
     def __post_init__(self) -> None:
         if (self.status is Outcome.COMPLETED) != (self.reason is None):
@@ -148,6 +159,9 @@ class RequestRow:
         }
         if self.output_ids is not None:
             row["output_ids"] = self.output_ids
+        if self.transfer_start_s is not None:
+            row["transfer_start_s"] = self.transfer_start_s
+            row["transfer_end_s"] = self.transfer_end_s
         return row
 
     @classmethod
@@ -186,6 +200,8 @@ class RequestRow:
             notes=_get(obj, "notes", (dict,), optional=True, default={}),
             output_ids=output_ids,
             breakdown=None if breakdown is None else LatencyBreakdown.from_json(breakdown),
+            transfer_start_s=_optional_float(obj, "transfer_start_s"),
+            transfer_end_s=_optional_float(obj, "transfer_end_s"),
         )
 
 
@@ -201,7 +217,8 @@ class StepRow:
     `forward_s` is what the clock was charged (measured on a wall clock, predicted on a
     virtual one). The real runner on a virtual clock also records what it measured:
     `measured_forward_s` (the forward alone) and `measured_step_s` (the whole runner call,
-    what a calibration measures); None elsewhere.
+    what a calibration measures); None elsewhere. `instance` names the instance that ran the step in a
+    disaggregated run ("prefill0", "decode0"; schema 4); None in a single-instance run.
     """
 
     start_s: float
@@ -215,12 +232,16 @@ class StepRow:
     kv_usage: float
     measured_forward_s: float | None = None
     measured_step_s: float | None = None
+    instance: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"start_s": self.start_s, "duration_s": self.duration_s, "forward_s": self.forward_s,
-                "layout": self.layout, "num_seqs": self.num_seqs, "num_tokens": self.num_tokens,
-                "pad_tokens": self.pad_tokens, "kv_blocks_used": self.kv_blocks_used, "kv_usage": self.kv_usage,
-                "measured_forward_s": self.measured_forward_s, "measured_step_s": self.measured_step_s}
+        row = {"start_s": self.start_s, "duration_s": self.duration_s, "forward_s": self.forward_s,
+               "layout": self.layout, "num_seqs": self.num_seqs, "num_tokens": self.num_tokens,
+               "pad_tokens": self.pad_tokens, "kv_blocks_used": self.kv_blocks_used, "kv_usage": self.kv_usage,
+               "measured_forward_s": self.measured_forward_s, "measured_step_s": self.measured_step_s}
+        if self.instance is not None:
+            row["instance"] = self.instance
+        return row
 
     @classmethod
     def from_json(cls, obj: Any) -> StepRow:
@@ -238,6 +259,7 @@ class StepRow:
             kv_usage=float(_get(obj, "kv_usage", _NUMBER)),
             measured_forward_s=_optional_float(obj, "measured_forward_s"),
             measured_step_s=_optional_float(obj, "measured_step_s"),
+            instance=_get(obj, "instance", (str,), optional=True),
         )
 
 

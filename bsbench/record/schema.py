@@ -2,6 +2,9 @@
 
     schema_version  int, SCHEMA_VERSION; versions in READABLE_VERSIONS are read too (another is refused, by name).
                     Version 3 added each request's latency breakdown; in a version-2 record it is None.
+                    Version 4 added disaggregated runs (optional, absent from single-instance rows): config.instances
+                    and config.link, the step row's instance, the request row's transfer start/end and the
+                    breakdown's transfer part.
     complete        False when the run was stopped early (Ctrl-C, SIGTERM)
     created         ISO-8601 UTC time the record was built
     config          RecordConfig: how the run was configured
@@ -28,8 +31,8 @@ from typing import Any
 
 from bsbench.record.rows import EventRow, RequestRow, StepRow
 
-SCHEMA_VERSION = 3
-READABLE_VERSIONS = (2, 3)  # what 3 added over 2 is optional in the rows (RequestRow.breakdown)
+SCHEMA_VERSION = 4
+READABLE_VERSIONS = (2, 3, 4)  # what 3 and 4 added is optional in the rows (RequestRow.breakdown, transfers)
 
 
 @dataclass(slots=True)
@@ -63,6 +66,8 @@ class RecordConfig:
     calibration_hash: str | None = None  # content hash of the calibration file of a calibrated cost model
     repeat: int | None = None  # repeat index i of a --repeats run: its workload seed is base_seed + i
     base_seed: int | None = None  # the seed of repeat 0; runs differing only by repeat share it (one compare cell)
+    instances: str | None = None  # disaggregated topology, e.g. "prefill=1,decode=1"; None: one instance
+    link: str | None = None  # the KV-transfer link preset of a disaggregated run (cluster/links.py)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def backend_id(self) -> str:
@@ -79,7 +84,8 @@ class RecordConfig:
         return timing_label(self.backend, self.clock, self.gpu, self.cost_model, self.calibration_hash)
 
     def to_json(self) -> dict[str, Any]:
-        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "extra"}
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "extra"
+               and not (f.name in _SINGLE_INSTANCE_ABSENT and getattr(self, f.name) is None)}
         out.update(self.extra)
         return out
 
@@ -100,7 +106,7 @@ class RecordConfig:
         for key in ("backend", "clock"):  # absent in records written before the simulated backend: real, wall
             if not isinstance(known.get(key, ""), str):
                 raise ValueError(f"config.{key} must be a string")
-        for key in ("gpu", "cost_model", "calibration_hash"):
+        for key in ("gpu", "cost_model", "calibration_hash", "instances", "link"):
             if known.get(key) is not None and not isinstance(known[key], str):
                 raise ValueError(f"config.{key} must be a string or null")
         for key in ("repeat", "base_seed"):
@@ -110,6 +116,9 @@ class RecordConfig:
             raise ValueError("config.scheduler_options must be an object")
         known["rate"] = float(known["rate"])
         return cls(**known, extra={k: v for k, v in obj.items() if k not in names})
+
+
+_SINGLE_INSTANCE_ABSENT = ("instances", "link")  # left out when None: single-instance records and run keys unchanged
 
 
 def timing_label(backend: str, clock: str, gpu: str | None, cost_model: str | None,

@@ -24,6 +24,13 @@ cannot serve through `end()` with a typed `EndReason`, so that
 completed + failed + rejected == submitted always holds. Memory exhaustion is
 an event (`events.OOM`), never an exception out of `schedule`.
 
+Roles (disaggregated runs, bsbench/cluster): `ctx.role` is "single" (one instance does everything), "prefill"
+or "decode". A prefill-role policy computes prompts only: a request whose first token is out and that has more
+to generate leaves it through `hand_off` (kept out of `unfinished()`, its blocks kept until the cluster frees
+them after the KV transfer); the cluster collects them with `take_handoffs()`. A policy that can run
+disaggregated says so with `decode_options(options)`: the options of the continuous policy its decode
+instances run (None: it cannot).
+
 Admission bound: `blocks_to_serve_alone(spec)` and `admission_bound()` say,
 before the run, which requests the policy would never serve even alone in an
 empty cache (need > bound). A policy that keeps part of the cache back, or
@@ -57,6 +64,7 @@ class SchedulerContext:
     events: EventLog
     seed: int = 0
     progress: Any = None  # a bsbench.progress.Progress for slow set-up (predictor training); None: silent
+    role: str = "single"  # "single" | "prefill" | "decode" (see "Roles" above)
 
 
 @dataclass(slots=True, frozen=True)
@@ -77,12 +85,14 @@ class Scheduler(ABC):
 
     name: ClassVar[str]
     Options: ClassVar[type[PolicyOptions]] = NoOptions  # a dataclass whose validate() checks every field
+    disaggregated_only: ClassVar[bool] = False  # True: always runs on a cluster (prefill=1,decode=1 by default)
 
     def __init__(self, options: Any, ctx: SchedulerContext) -> None:
         self.options = options
         self.ctx = ctx
         self.blocks = ctx.block_manager
         self._ended: list[RequestState] = []
+        self._handoffs: list[RequestState] = []
         self.decision_s = 0.0  # wall time spent inside schedule(), for overhead reports
 
     # --- the protocol ---------------------------------------------------------
@@ -126,6 +136,11 @@ class Scheduler(ABC):
         """The most blocks one request may hold under this policy: by default the whole cache."""
         return AdmissionBound(self.blocks.num_blocks, f"the whole KV cache of {self.blocks.num_blocks} blocks")
 
+    @classmethod
+    def decode_options(cls, options: Any) -> Any:
+        """The continuous policy's options for this policy's decode instances; None: no disaggregated form."""
+        return None
+
     # --- shared machinery -------------------------------------------------------
     def schedule(self, now: float) -> StepPlan | None:
         """Times the policy's decision so its overhead can be reported."""
@@ -155,6 +170,16 @@ class Scheduler(ABC):
 
     def _on_end(self, state: RequestState) -> None:  # noqa: B027 - an optional hook, a no-op by default
         """Hook: drop an ended request from the policy's queues."""
+
+    def hand_off(self, state: RequestState, now: float) -> None:
+        """Prefill role: `state` has its first token and leaves for a decode instance (blocks kept, see Roles)."""
+        state.phases.handed_off(now)
+        self._handoffs.append(state)
+
+    def take_handoffs(self) -> list[RequestState]:
+        """Requests handed off since the last call, in hand-off order."""
+        handed, self._handoffs = self._handoffs, []
+        return handed
 
     def take_ended(self) -> list[RequestState]:
         """Requests ended since the last call (the engine uses this for progress)."""

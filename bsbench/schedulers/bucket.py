@@ -50,9 +50,15 @@ other bucket jumps ahead (decode runs and frees memory); offline-only traffic
 in a small bucket may wait while fuller buckets are served, until the merge
 rule folds it back in.
 
-Not reproduced: the paper runs prefill and decode on separate instances with
-KV moved over NVLink (disaggregation). One in-process runner has one
-instance, so prefill and decode steps here share it and alternate.
+Disaggregated (the paper's form, `--instances prefill=N,decode=M`, sim backend only,
+bsbench/cluster): this policy runs on the prefill instances (`ctx.role == "prefill"`):
+the controller, the buckets and the padded prefill as above, but a batch reserves
+only its prefill's KV (pads + prompt, `width` slots per row) and, after the prefill
+step, every row with tokens still to generate is handed off FCFS (arrival order
+within a batch) for its KV transfer; the decode instances run the continuous
+policy (`decode_options`: `max_num_seqs`, no chunking). N_max keeps its form above
+(outputs included), so on a prefill instance it is conservative. On one instance
+(the default) prefill and decode steps share it and alternate, as described above.
 """
 
 from __future__ import annotations
@@ -78,6 +84,7 @@ from bsbench.schedulers._buckets import (
 )
 from bsbench.schedulers.base import AdmissionBound, Scheduler, SchedulerContext
 from bsbench.schedulers.chunks import PaddedBatch, advance, max_kv_slots, next_chunk
+from bsbench.schedulers.continuous import ContinuousOptions
 from bsbench.schedulers.option_rules import (
     AT_LEAST_ONE,
     NON_NEGATIVE,
@@ -204,8 +211,10 @@ class BucketScheduler(Scheduler):
             for row in rows:
                 self.buckets.remove(row)
             self.prefill = PaddedBatch.of(rows, self.ctx.model.pad_token_id)
+            prefill_only = self.ctx.role == "prefill"
             for row in rows:  # full reservation: decode never allocates, so never runs out
-                self.blocks.allocate(row.id, self.blocks.blocks_for_tokens(max_kv_slots(row)))
+                slots = self.prefill.width if prefill_only else max_kv_slots(row)
+                self.blocks.allocate(row.id, self.blocks.blocks_for_tokens(slots))
                 row.mark_scheduled(now)
             self.batches += 1
             self.batch_rows += len(rows)
@@ -271,8 +280,12 @@ class BucketScheduler(Scheduler):
             assert batch is not None
             for row in batch.book(plan):
                 self.end(row, Status.COMPLETED, now)
-            self.running.extend(sorted((r for r in batch.rows if not r.status.is_final),
-                                       key=lambda r: (r.spec.arrival_s, r.id)))
+            decoding = sorted((r for r in batch.rows if not r.status.is_final), key=lambda r: (r.spec.arrival_s, r.id))
+            if self.ctx.role == "prefill":
+                for row in decoding:
+                    self.hand_off(row, now)
+            else:
+                self.running.extend(decoding)
             return
         for state in advance(plan, {s.id: s for s in self.running}):
             self.end(state, Status.COMPLETED, now)
@@ -282,6 +295,11 @@ class BucketScheduler(Scheduler):
             self.running.extend(self.prefill.rows)  # so that base.fail_plan finds and ends them
             self.prefill = None
         return super().fail_plan(plan, now, reason)
+
+    @classmethod
+    def decode_options(cls, options: BucketOptions) -> ContinuousOptions:
+        """Decode instances: continuous batching of up to `max_num_seqs` requests (nothing to chunk there)."""
+        return ContinuousOptions(max_num_seqs=options.max_num_seqs)
 
     def summary(self) -> dict[str, Any]:
         run_s = self._last_now

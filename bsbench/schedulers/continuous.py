@@ -10,6 +10,13 @@ block and none is free, the newest running request is preempted by recompute
 prompt + generated tokens). With `chunked_prefill`, a prompt longer than the
 remaining budget is split over several steps; without it, a prompt waits for a
 step with room (a prompt larger than the whole budget runs alone).
+
+Decode role (disaggregated runs, bsbench/cluster): a request whose prompt KV arrived
+from a prefill instance joins the running requests at once (`accept_transferred`,
+its blocks already reserved by the transfer; it is the newest, so the first
+preemption victim), up to `max_num_seqs` (`free_seats`). A preempted request is
+recomputed here, on the decode instance, from its prompt and generated tokens
+(a packed prefill priced by this instance's cost model), never sent back.
 """
 
 from __future__ import annotations
@@ -51,6 +58,7 @@ class ContinuousScheduler(Scheduler):
 
     def __init__(self, options: ContinuousOptions, ctx: SchedulerContext) -> None:
         super().__init__(options, ctx)
+        self.max_num_seqs: int = options.max_num_seqs
         self.waiting: deque[RequestState] = deque()
         self.running: list[RequestState] = []
         self._watermark_blocks = int(options.watermark * self.blocks.num_blocks)
@@ -60,6 +68,15 @@ class ContinuousScheduler(Scheduler):
 
     def unfinished(self) -> list[RequestState]:
         return self.running + list(self.waiting)
+
+    def free_seats(self) -> int:
+        """Decode role: how many more requests may join (running and recomputing ones count)."""
+        return self.max_num_seqs - len(self.running) - len(self.waiting)
+
+    def accept_transferred(self, state: RequestState, now: float) -> None:
+        """Decode role: `state`'s prompt KV is in this instance's blocks (num_computed of it): it runs from now."""
+        state.phases.transferred(now)
+        self.running.append(state)
 
     def _on_end(self, state: RequestState) -> None:
         if state in self.running:
