@@ -39,8 +39,9 @@ class CapacitySetting:
 
 @dataclass(slots=True)
 class Bench:
-    """One model setup (`config`: model, backend, device or GPU preset), each scheduler's options, the seeds of
-    the repeats, the executor, and `say` for one line of progress."""
+    """One model setup (`config`: model, backend, device or GPU preset), each scheduler's options (and topology,
+    `instances`: e.g. bucket disaggregated), the seeds of the repeats, the executor, and `say` for one line of
+    progress."""
 
     config: RunConfig
     options: dict[str, dict[str, Any]]
@@ -48,11 +49,12 @@ class Bench:
     executor: Executor
     say: Callable[[str], None] = print
     done: list[str] = field(default_factory=list)  # the folders written, in order
+    instances: dict[str, str] = field(default_factory=dict)  # scheduler -> its disaggregated topology
 
     def task(self) -> EngineTask:
         from bsbench.executors.engine_task import EngineTask
 
-        return EngineTask(self.config, self.options, self.seeds[0])
+        return EngineTask(self.config, self.options, self.seeds[0], self.instances)
 
     def config_of(self, scheduler: str, workload: Workload, seed: int) -> RecordConfig:
         from bsbench.bench import planned_record_config, session_for

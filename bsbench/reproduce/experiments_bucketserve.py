@@ -1,19 +1,19 @@
-"""BucketServe (arXiv 2507.17120): its experiments on LLaMA-2-13B on an A100-40GB, simulated.
+"""BucketServe (arXiv 2507.17120): its experiments on LLaMA-2-13B on A100-40GBs, simulated.
 
-Per stand-in workload (alpaca, longbench, mixed; stand_ins.py): a sweep of every scheduler over the request
-rate (throughput and SLO attainment against the rate, the paper's figures), and each scheduler's load capacity
-(the highest rate with SLO attainment >= 80%; bsbench.capacity). Claims (claims.py): throughput vs UELLM up to
-3.58x (Mixed), load capacity vs UELLM 1.975x (Alpaca) and 3.47x (Mixed), load at 80% attainment vs DistServe
-1.93x (Mixed).
-
-Where DistServe and the disaggregated bucket plug in: `DISTSERVE` is run (and its claim computed) as soon as a
-scheduler of that name is registered; `BUCKET_DISAGGREGATED` holds bucket's options for its paper form
-(prefill and decode instances) once the multi-instance simulation provides it. Until then the DistServe claim
-reads "not comparable: needs distserve" and bucket runs in its single-instance form (Param bucket_form).
+Two groups, each on equal hardware:
+- one GPU per system: bucket (its single-instance form), UELLM and continuous (the harness's reference line);
+- two GPUs per system (prefill and decode instances over NVLink, bsbench/cluster): bucket in its paper form
+  (disaggregated) and DistServe; on the simulated backend only, and only when `distserve` is registered.
+Per stand-in workload (alpaca, longbench, mixed; stand_ins.py): a sweep over the request rate (throughput and
+SLO attainment against the rate, the paper's figures) and each scheduler's load capacity (the highest rate with
+SLO attainment >= 80%; bsbench.capacity). Claims (claims.py): throughput vs UELLM up to 3.58x (Mixed), load
+capacity vs UELLM 1.975x (Alpaca) and 3.47x (Mixed), from the first group; load at 80% attainment vs DistServe
+1.93x (Mixed), from the second. A claim whose baseline cannot run reads "not comparable" with the reason.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,7 @@ from bsbench.reproduce.verdict import Measured
 from bsbench.sweep import load_summary
 
 DISTSERVE = "distserve"
-BUCKET_DISAGGREGATED: dict[str, Any] | None = None  # bucket's options for its disaggregated form, once it exists
+TWO_GPUS = "2gpu"  # suffix of the folders and figure groups of the disaggregated group
 RATES = {  # req/s; around the capacities of the schedulers on the simulated A100-40GB
     "full": {"alpaca": [1, 2, 4, 6, 8, 12, 16], "longbench": [0.25, 0.5, 1, 1.5, 2, 3, 4],
              "mixed": [1, 2, 3, 4, 6, 8, 16]},
@@ -43,25 +43,34 @@ def registered(name: str) -> bool:
     return name in all_schedulers()
 
 
+def disaggregated_group(backend: str) -> str:
+    """Why the two-GPU group cannot run here ('' when it can)."""
+    if backend != "sim":
+        return "disaggregated runs are simulated only (--backend sim)"
+    if not registered(DISTSERVE):
+        return "needs distserve: no scheduler of that name is registered"
+    return ""
+
+
 def params(quick: bool, backend: str) -> Params:
     size = "real" if backend == "real" else "quick" if quick else "full"
-    disaggregated = BUCKET_DISAGGREGATED is not None
-    schedulers = ["bucket", "uellm", "continuous"] + ([DISTSERVE] if registered(DISTSERVE) else [])
     model = [
         Param("model", "llama2-13b", "the paper's LLaMA-2-13B (preset shape, no weights: simulated)"),
         Param("gpu", "a100-40gb", "the paper's A100-40GB (roofline cost model unless --calibration)"),
     ] if backend == "sim" else [Param("model", "tiny", REAL_NOTE)]
+    why_not = disaggregated_group(backend)
     return Params([
         *model,
-        Param("bucket_form", "disaggregated" if disaggregated else "single-instance",
-              "the paper runs prefill and decode on separate instances; "
-              + ("its disaggregated form runs here" if disaggregated else
-                 "that form needs the multi-instance simulation (issue 13, not merged yet): bucket runs on one "
-                 "instance, its buckets, padded prefill and N_max from free memory unchanged")),
-        Param("schedulers", schedulers,
-              "bucket and its baselines UELLM and DistServe (" + ("registered" if registered(DISTSERVE) else
-                                                                  "DistServe not registered in this build")
-              + "); continuous (vLLM-style) as the harness's reference line"),
+        Param("schedulers", ["bucket", "uellm", "continuous"],
+              "one GPU each: bucket in its single-instance form against UELLM (whose paper form, HELR aside, is "
+              "one instance), so the claims vs UELLM compare equal hardware; continuous (vLLM-style) as the "
+              "harness's reference line"),
+        Param("disaggregated_schedulers", [] if why_not else ["bucket", DISTSERVE],
+              "two GPUs each: bucket in its paper form (prefill and decode instances) against DistServe, for the "
+              "DistServe claim" + (f"; not run: {why_not}" if why_not else "")),
+        Param("instances", "prefill=1,decode=1", "the paper's 4 A100s split is not given: one prefill and one "
+                                                 "decode instance, each an A100-40GB holding the whole model"),
+        Param("link", "nvlink", "the paper moves KV over NVLink"),
         Param("uellm_predictor", "oracle", "UELLM's profiler as an oracle (true lengths): UELLM at its best, so "
                                            "the claims against it are tested conservatively"),
         Param("uellm_max_batch", 10, "UELLM's public code: batches of at most 10"),
@@ -80,14 +89,14 @@ def params(quick: bool, backend: str) -> Params:
               "pass), so the capacity would be the request count's, not the scheduler's; --backend real is a "
               "small-scale check"),
         Param("rates", RATES[size], "req/s of the sweeps, around the capacities measured here"
-              + ("; --quick sweeps the Mixed workload only (the throughput claim's)" if size == "quick" else "")),
+              + ("" if size == "full" else f"; {size} sweeps the Mixed workload only (the throughput claim's)")),
         Param("capacity_workloads", list(NAMES) if size == "full" else ["alpaca", "mixed"],
-              "workloads of the capacity searches" + ("" if size == "full" else
-                                                      f": {size} searches only those of the claims")),
-        Param("capacity_schedulers", [n for n in schedulers if size == "full" or n != "continuous"],
-              "schedulers searched" + ("" if size == "full" else
-                                       f": {size} leaves out the reference line (continuous)")),
-        Param("capacity_search", {"full": [1.0, 64.0, 0.05], "quick": [1.0, 32.0, 0.25],
+              "workloads of the capacity searches (the two-GPU group: Mixed only, the DistServe claim's)"
+              + ("" if size == "full" else f"; {size} searches only those of the claims")),
+        Param("capacity_schedulers", ["bucket", "uellm"] + (["continuous"] if size == "full" else []),
+              "schedulers searched in the one-GPU group" + ("" if size == "full" else
+                                                            f"; {size} leaves out the reference line")),
+        Param("capacity_search", {"full": [1.0, 128.0, 0.05], "quick": [1.0, 64.0, 0.25],
                                   "real": [0.5, 16.0, 0.25]}[size],
               "start rate, ceiling (req/s) and relative tolerance of each search (doubling, then bisection)"),
     ])
@@ -95,7 +104,7 @@ def params(quick: bool, backend: str) -> Params:
 
 def scheduler_options(p: Params) -> dict[str, dict[str, Any]]:
     options: dict[str, dict[str, Any]] = {
-        "bucket": {"max_num_seqs": p["bucket_max_num_seqs"], **(BUCKET_DISAGGREGATED or {})},
+        "bucket": {"max_num_seqs": p["bucket_max_num_seqs"]},
         "uellm": {"predictor": p["uellm_predictor"], "max_batch_size": p["uellm_max_batch"]},
         "continuous": {},
     }
@@ -105,30 +114,38 @@ def scheduler_options(p: Params) -> dict[str, dict[str, Any]]:
 
 
 def run(bench: Bench, p: Params, out: Path) -> Reproduction:
-    """Every experiment into OUT/<name>-sweep and OUT/<name>-capacity; the claims judged from them."""
+    """Each group's experiments into OUT/<workload>-sweep, OUT/<workload>-capacity (one GPU) and
+    OUT/mixed-2gpu-sweep, OUT/mixed-2gpu-capacity (two); then the claims judged from them."""
     result = Reproduction(BUCKETSERVE, p)
-    names = list(p["schedulers"])
     start, ceiling, tolerance = p["capacity_search"]
     setting = CapacitySetting(float(p["target_attainment"]), start, ceiling, tolerance)
-    cells = {}
-    for workload in NAMES:
-        make = maker(workload, p, int(p["num_requests"]))
-        if workload in p["rates"]:
-            sweep = bench.sweep(out / f"{workload}-sweep", names, [float(r) for r in p["rates"][workload]], make)
-            cells[workload] = sweep_records(sweep)
-            result.sweeps[workload] = load_summary(sweep.out_dir)["points"]
-        if workload in p["capacity_workloads"]:
-            result.capacities[workload] = bench.capacities(out / f"{workload}-capacity", p["capacity_schedulers"],
-                                                           make, setting)
+    cells: dict[str, Any] = {}
+    groups = [("", bench, list(p["schedulers"]), list(p["capacity_schedulers"]), NAMES)]
+    if p["disaggregated_schedulers"]:
+        two = Bench(dataclasses.replace(bench.config, link=p["link"]), bench.options, bench.seeds, bench.executor,
+                    bench.say, bench.done, {name: p["instances"] for name in p["disaggregated_schedulers"]})
+        groups.append((f"-{TWO_GPUS}", two, list(p["disaggregated_schedulers"]), list(p["disaggregated_schedulers"]),
+                       ("mixed",)))
+    for suffix, group, names, searched, workloads in groups:
+        for workload in workloads:
+            make = maker(workload, p, int(p["num_requests"]))
+            label = f"{workload}{suffix}"
+            if workload in p["rates"]:
+                sweep = group.sweep(out / f"{label}-sweep", names, [float(r) for r in p["rates"][workload]], make)
+                cells[label] = sweep_records(sweep)
+                result.sweeps[label] = load_summary(sweep.out_dir)["points"]
+            if workload in p["capacity_workloads"]:
+                result.capacities[label] = group.capacities(out / f"{label}-capacity", searched, make, setting)
     result.folders = list(bench.done)
     for claim in BUCKETSERVE_CLAIMS:
-        if claim.baseline not in names:
-            measured = Measured(None, missing=f"needs {claim.baseline}: no scheduler of that name is registered")
+        label = claim.workload + (f"-{TWO_GPUS}" if claim.baseline == DISTSERVE else "")
+        if claim.baseline == DISTSERVE and not p["disaggregated_schedulers"]:
+            measured = Measured(None, missing=disaggregated_group(bench.config.backend))
         elif claim.metric == "capacity":
-            caps = result.capacities[claim.workload]
-            measured = capacity_factor(caps[claim.ours], caps[claim.baseline], f"{claim.workload} capacity")
+            caps = result.capacities[label]
+            measured = capacity_factor(caps[claim.ours], caps[claim.baseline], f"{label} capacity")
         else:
-            measured = best_rate_factor(cells[claim.workload], claim.ours, claim.baseline, claim.metric)
-            measured.source = f"{claim.workload} sweep, {measured.source}"
+            measured = best_rate_factor(cells[label], claim.ours, claim.baseline, claim.metric)
+            measured.source = f"{label} sweep, {measured.source}"
         result.results.append(ClaimResult(claim, measured))
     return result
