@@ -56,7 +56,7 @@ class Bench:
 
         return EngineTask(self.config, self.options, self.seeds[0], self.instances)
 
-    def config_of(self, scheduler: str, workload: Workload, seed: int) -> RecordConfig:
+    def config_of(self, scheduler: str, workload: Any, seed: int) -> RecordConfig:
         from bsbench.bench import planned_record_config, session_for
 
         return planned_record_config(workload, self.task().config_for(scheduler, seed), session_for(self.config))

@@ -120,12 +120,12 @@ def run(bench: Bench, p: Params, out: Path) -> Reproduction:
     start, ceiling, tolerance = p["capacity_search"]
     setting = CapacitySetting(float(p["target_attainment"]), start, ceiling, tolerance)
     cells: dict[str, Any] = {}
-    groups = [("", bench, list(p["schedulers"]), list(p["capacity_schedulers"]), NAMES)]
+    groups = [("", bench, list(p["schedulers"]), list(p["capacity_schedulers"]), list(NAMES))]
     if p["disaggregated_schedulers"]:
         two = Bench(dataclasses.replace(bench.config, link=p["link"]), bench.options, bench.seeds, bench.executor,
                     bench.say, bench.done, {name: p["instances"] for name in p["disaggregated_schedulers"]})
         groups.append((f"-{TWO_GPUS}", two, list(p["disaggregated_schedulers"]), list(p["disaggregated_schedulers"]),
-                       ("mixed",)))
+                       ["mixed"]))
     for suffix, group, names, searched, workloads in groups:
         for workload in workloads:
             make = maker(workload, p, int(p["num_requests"]))
