@@ -146,3 +146,18 @@ def test_uellm_quick_verdict_table_and_factors(uellm: tuple[Path, dict]) -> None
 def test_bad_flags_are_one_line_errors(bsbench, args: list[str]) -> None:
     got = bsbench(*args)
     assert got.code == 2 and len(got.err.strip().splitlines()) == 1 and "Traceback" not in got.err
+
+
+@pytest.mark.slow
+def test_uellm_on_the_real_runner_small_scale(tmp_path: Path) -> None:
+    """--backend real: the same experiment on the tiny model, 12 requests; the records are measured, not
+    simulated, and the table says what ran."""
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer), pytest.raises(SystemExit) as ended:
+        main(["reproduce", "uellm", "--backend", "real", "--repeats", "1", "--out", str(tmp_path)])
+    assert ended.value.code == 0, buffer.getvalue()[-2000:]
+    summary = json.loads((tmp_path / "reproduce_summary.json").read_text())
+    assert summary["backend"] == "real" and summary["timing"] == "measured"
+    records = read_records([str(tmp_path / "alpaca-t0" / "runs")])
+    assert {r.config.backend for r in records} == {"real"} and all(len(r.requests) == 12 for r in records)
+    assert [c["claim"]["key"] for c in summary["claims"]] == [c.key for c in UELLM_CLAIMS]
