@@ -106,6 +106,9 @@ def parse_names(text: str, known: Sequence[str] | None = None) -> list[str]:
 # Fields of RecordConfig that vary within one sweep (per run); the rest, with the workload's spec, is the sweep's
 # setting, which every run in one output folder shares (`check_same_setting`).
 PER_RUN_FIELDS = ("scheduler", "scheduler_options", "rate", "seed", "repeat")
+# Fields that belong to a scheduler within one sweep: distserve always runs disaggregated beside single-instance
+# schedulers, so the topology and link are compared per scheduler, with its options, not across the folder.
+PER_SCHEDULER_FIELDS = ("instances", "link")
 # Fields that do not change a run's results on a virtual clock (host threads: times come from the cost model).
 HOST_ONLY_FIELDS = ("threads",)
 
@@ -140,7 +143,7 @@ def sweep_setting(config: RecordConfig, workload_spec: dict[str, Any]) -> dict[s
     """What every run in one sweep folder shares: `run_identity` without the per-run fields and the request
     list's fingerprint, plus the workload's spec without its rate and seed (source, filters, SLOs, -n, ...)."""
     setting = {k: v for k, v in run_identity(config, "").items()
-               if k not in PER_RUN_FIELDS and k != "workload_fingerprint"}
+               if k not in PER_RUN_FIELDS + PER_SCHEDULER_FIELDS and k != "workload_fingerprint"}
     workload = {k: v for k, v in workload_spec.items() if k not in ("rate", "seed")}
     return {**setting, **{f"workload {k}": v for k, v in to_jsonable(workload).items()}}
 
@@ -150,6 +153,12 @@ def _first_difference(old: dict[str, Any], new: dict[str, Any]) -> str:
         if old.get(name) != new.get(name):
             return f"{name.replace('_', ' ')}: {old.get(name)!r:.60} there, {new.get(name)!r:.60} now"
     return ""
+
+
+def scheduler_setting(config: RecordConfig) -> dict[str, Any]:
+    """What one scheduler's runs share within a sweep folder: its options, topology and link."""
+    return to_jsonable({**config.scheduler_options,
+                        **{name: getattr(config, name) for name in PER_SCHEDULER_FIELDS}})
 
 
 def check_same_setting(out_dir: Path, existing: Sequence[RunRecord], planned: dict[str, tuple[RecordConfig, dict]]
@@ -164,9 +173,8 @@ def check_same_setting(out_dir: Path, existing: Sequence[RunRecord], planned: di
     for record in existing:
         why = _first_difference(sweep_setting(record.config, record.workload.spec), new)
         if not why and record.config.scheduler in planned:
-            old_options = to_jsonable(record.config.scheduler_options)
-            new_options = to_jsonable(planned[record.config.scheduler][0].scheduler_options)
-            diff = _first_difference(old_options, new_options)
+            diff = _first_difference(scheduler_setting(record.config),
+                                     scheduler_setting(planned[record.config.scheduler][0]))
             why = f"{record.config.scheduler} option {diff}" if diff else ""
         if why:
             raise BsbenchError(f"{out_dir / RUNS_DIR} holds runs of another configuration ({why}; e.g. "

@@ -243,3 +243,24 @@ def test_cli_resweep_with_another_config_never_resumes(tmp_path, bsbench):
     assert len(list((tmp_path / "runs").glob("*.json"))) == 4
     same = bsbench(*args)
     assert same.code == 0 and "0 runs done, 4 resumed" in " ".join(same.out.split()), same.out
+
+
+def test_cli_resweep_with_distserve_beside_one_instance_schedulers_resumes(tmp_path, bsbench):
+    """distserve always runs disaggregated; uellm on one instance: their topologies differ run to run within one
+    sweep, so a second run of the same sweep resumes both (it once refused: 'instances: None there, ...')."""
+    args = ["sweep", "--schedulers", "distserve,uellm", "--rates", "4", "-w", "smoke", "-n", "3", "--backend",
+            "sim", "--gpu", "a100-40gb", "--model", "llama2-13b", "--out", str(tmp_path), "--quiet"]
+    assert bsbench(*args).code == 0
+    again = bsbench(*args)
+    assert again.code == 0, again.err
+    assert "0 runs done, 2 resumed" in " ".join(again.out.split()), again.out
+
+
+def test_cli_resweep_with_another_topology_never_resumes(tmp_path, bsbench):
+    """The topology of a scheduler is part of its setting in the folder: bucket disaggregated, then on one
+    instance, is refused naming it."""
+    args = ["sweep", "--schedulers", "bucket", "--rates", "4", "-w", "smoke", "-n", "3", "--backend", "sim",
+            "--gpu", "a100-40gb", "--model", "llama2-13b", "--out", str(tmp_path), "--quiet"]
+    assert bsbench(*args, "--instances", "prefill=1,decode=1").code == 0
+    again = bsbench(*args)
+    assert again.code == 2 and "bucket option instances: 'prefill=1,decode=1' there, None now" in again.err, again.err

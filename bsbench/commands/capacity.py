@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -68,12 +67,11 @@ def command(ctx: click.Context, schedulers: str, target: float, start_rate: floa
     from rich.table import Table
 
     from bsbench.capacity import capacity_search, find_capacities
+    from bsbench.capacity_probes import probe_round
     from bsbench.capacity_repeats import CapacityOverRepeats, capacity_ratio, capacity_table, slo_text
-    from bsbench.executors import RunTask
     from bsbench.jsonio import write_json_atomic
-    from bsbench.record import save_record
     from bsbench.report import console as make_console
-    from bsbench.sweep import parse_names, run_key
+    from bsbench.sweep import parse_names
 
     tol, relative = parse_search_tolerance(tolerance)
     if max_rate < start_rate:
@@ -103,37 +101,25 @@ def command(ctx: click.Context, schedulers: str, target: float, start_rate: floa
     searches = {(name, repeat): capacity_search(target, start_rate, tol, max_rate, relative=relative)
                 for name in names for repeat in range(repeats)}
 
+    def show(key: tuple[str, int], outcome: Any, path: Path | None) -> None:
+        name = key[0]
+        label = f"{markup(note)}{markup(name)} @ {format_rate(outcome.task.rate)} req/s" + (
+            f" seed {outcome.task.seed}" if repeats > 1 else "")
+        if path is None:
+            console.print(f"{label}: [red]failed[/] after {outcome.attempts} tries: {markup(outcome.error)}",
+                          highlight=False)
+            return
+        att = outcome.record.summary.get("slo_attainment")
+        retried = f", after {outcome.attempts} tries" if outcome.attempts > 1 else ""
+        console.print(f"{label}: attainment {format_percent(att, '—')} "
+                      f"({'pass' if att is not None and att >= target else 'miss'}{retried})", highlight=False)
+
     def probe_all(rates: dict[Any, float]) -> dict[Any, tuple[float | None, dict[str, Any]]]:
         """One round: every search's next probe, run at once on the executor; the driver writes the records."""
-        workloads: dict[tuple[float, int], Any] = {}  # one per (rate, seed), shared by the schedulers (paired)
-        tasks = {}
-        for index, ((name, repeat), rate) in enumerate(rates.items()):
-            repeat_seed = seeds[repeat]
-            workload = workloads.get((rate, repeat_seed)) or workloads.setdefault(
-                (rate, repeat_seed), engine.workload(rate, repeat_seed))
-            config = engine.planned_config(name, workload, repeat_seed, seed)
-            fingerprint = workload.fingerprint()
-            tasks[(name, repeat)] = RunTask(index, run_key(config, fingerprint), name, rate, repeat_seed, workload,
-                                            fingerprint)
-        by_index = {task.index: search for search, task in tasks.items()}
-        got: dict[Any, tuple[float | None, dict[str, Any]]] = {}
-        with closing(runner.run(list(tasks.values()), task_runner)) as outcomes:  # closed early: workers stop
-            for outcome in outcomes:
-                name, repeat = by_index[outcome.task.index]
-                label = f"{markup(note)}{markup(name)} @ {format_rate(outcome.task.rate)} req/s" + (
-                    f" seed {outcome.task.seed}" if repeats > 1 else "")
-                if outcome.record is None:
-                    console.print(f"{label}: [red]failed[/] after {outcome.attempts} tries: {markup(outcome.error)}",
-                                  highlight=False)
-                    got[(name, repeat)] = None, {"failed": outcome.error}
-                    continue
-                path = save_record(outcome.record, engine.out_dir, text=outcome.text)
-                att = outcome.record.summary.get("slo_attainment")
-                retried = f", after {outcome.attempts} tries" if outcome.attempts > 1 else ""
-                console.print(f"{label}: attainment {format_percent(att, '—')} "
-                              f"({'pass' if att is not None and att >= target else 'miss'}{retried})", highlight=False)
-                got[(name, repeat)] = att, {"path": str(path)}
-        return got
+        return probe_round(rates, lambda key: (key[0], seeds[key[1]]), engine.workload,
+                           lambda name, workload, repeat_seed: engine.planned_config(name, workload, repeat_seed,
+                                                                                     seed),
+                           runner, task_runner, engine.out_dir, show)
 
     try:
         found = find_capacities(searches, probe_all)

@@ -4,7 +4,7 @@ same in the driver (serial) and in a worker (process, Ray)."""
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from bsbench.executors.base import RunTask
@@ -16,17 +16,20 @@ if TYPE_CHECKING:
 
 @dataclass(slots=True, frozen=True)
 class EngineTask:
-    """`base` is the command's run config; per task the scheduler (with its `options`), the seed, the repeat
-    (seed - base_seed) change. The record comes back unsaved: the driver writes it."""
+    """`base` is the command's run config; per task the scheduler (with its `options` and, where `instances`
+    names it, its topology), the seed, the repeat (seed - base_seed) change. The record comes back unsaved: the
+    driver writes it."""
 
     base: RunConfig
     options: dict[str, dict[str, Any]]
     base_seed: int
+    instances: dict[str, str] = field(default_factory=dict)  # a scheduler's own topology (bucket disaggregated)
 
     def config_for(self, scheduler: str, seed: int) -> RunConfig:
-        """The run config of `scheduler` on the workload of `seed`."""
+        """The run config of `scheduler` on the workload of `seed`; its topology from `instances` if given there."""
         return dataclasses.replace(self.base, scheduler=scheduler, scheduler_options=self.options[scheduler],
-                                   seed=seed, repeat=seed - self.base_seed, base_seed=self.base_seed)
+                                   seed=seed, repeat=seed - self.base_seed, base_seed=self.base_seed,
+                                   instances=self.instances.get(scheduler, self.base.instances))
 
     def __call__(self, task: RunTask) -> RunRecord:
         from bsbench.bench import run_benchmark, session_for

@@ -88,3 +88,13 @@ def assign_priorities(n: int, rng: np.random.Generator, online_share: float) -> 
         raise BsbenchError(f"online share must be in [0, 1], got {online_share}")
     online = set(rng.permutation(n)[: round(online_share * n)].tolist())
     return ["online" if i in online else "offline" for i in range(n)]
+
+
+def draw_block_slos(n: int, rng: np.random.Generator, blocks: list[Bound], block_size: int) -> list[float]:
+    """One value per request drawn uniformly from the range of its block: request i falls in block
+    (i // block_size) mod len(blocks), as UELLM's public code assigns its SLOs (blocks of 20 requests)."""
+    if not blocks or block_size < 1:
+        raise BsbenchError("SLO blocks need at least one range and a block size >= 1")
+    draws = rng.random(n)
+    ranges = [blocks[(i // block_size) % len(blocks)] for i in range(n)]
+    return [b.low + (b.high - b.low) * float(u) for b, u in zip(ranges, draws)]
