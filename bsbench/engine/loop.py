@@ -16,6 +16,7 @@ run incomplete; nothing is lost.
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -229,8 +230,15 @@ class Engine:
                                  num_seqs=num_seqs, num_tokens=num_tokens, pad_tokens=pad_tokens,
                                  kv_blocks_used=used, kv_usage=used / total))
             start = end
-        for end in ends[:-1]:  # the loop admits what arrived by the last step's end
-            next_arrival = self._admit(states, next_arrival, end)
+        # each arrival is admitted at the first step end at or after it, as single steps would (the loop admits
+        # what arrived by the last step's end): jump to that end instead of trying every end
+        last = len(ends) - 1
+        at = 0
+        while next_arrival < len(states):
+            at = bisect_left(ends, states[next_arrival].spec.arrival_s, at, last)
+            if at == last:
+                break
+            next_arrival = self._admit(states, next_arrival, ends[at])
         return produced, next_arrival
 
     def _admit(self, states: list[RequestState], next_arrival: int, now: float) -> int:

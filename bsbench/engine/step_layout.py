@@ -120,24 +120,31 @@ def next_decode_change(starts: Sequence[int], shift: int, block_size: int) -> in
     return max(change, shift + 1)
 
 
+def decode_calls(starts: Sequence[int], block_size: int) -> list[AttnCall]:
+    """The `DECODE` calls of 1-token chunks at positions `starts` (ascending), the first chunks of the forward."""
+    calls: list[AttnCall] = []
+    lo = 0
+    for hi in split_ends(starts):
+        calls.append(AttnCall(DECODE, lo, hi, lo, hi - lo, 1, whole_blocks(starts[hi - 1] + 1, block_size)))
+        lo = hi
+    return calls
+
+
+def padded_call(rows: int, q_len: int, start_pos: int, block_size: int) -> AttnCall:
+    """The one attention call of a padded step: `rows` rows of `q_len` tokens each, all at `start_pos`."""
+    if start_pos == 0:
+        return AttnCall(FRESH_MASKED, 0, rows, 0, rows, q_len, q_len)
+    return AttnCall(GATHERED, 0, rows, 0, rows, q_len, whole_blocks(start_pos + q_len, block_size))
+
+
 def attention_calls(layout: str, ordered: list[SeqChunk], block_size: int) -> list[AttnCall]:
     """The attention calls of a step whose chunks are already in `forward_order`."""
     if layout == "padded":
-        b = len(ordered)
-        t = len(ordered[0].token_ids)
-        start = ordered[0].start_pos
-        if start == 0:
-            return [AttnCall(FRESH_MASKED, 0, b, 0, b, t, t)]
-        return [AttnCall(GATHERED, 0, b, 0, b, t, whole_blocks(start + t, block_size))]
+        return [padded_call(len(ordered), len(ordered[0].token_ids), ordered[0].start_pos, block_size)]
     nd = 0
     while nd < len(ordered) and len(ordered[nd].token_ids) == 1:
         nd += 1
-    calls: list[AttnCall] = []
-    lo = 0
-    for hi in decode_splits(ordered, nd):
-        longest = max(c.start_pos for c in ordered[lo:hi]) + 1
-        calls.append(AttnCall(DECODE, lo, hi, lo, hi - lo, 1, whole_blocks(longest, block_size)))
-        lo = hi
+    calls = decode_calls([c.start_pos for c in ordered[:nd]], block_size)
     row = nd
     for i in range(nd, len(ordered)):
         c = ordered[i]

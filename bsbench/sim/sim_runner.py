@@ -13,10 +13,11 @@ have stopped part way; we do not guess how far).
 
 `execute_decode_run(plan, steps, until)` is `execute` applied to `steps` consecutive decode
 steps of one plan (every chunk one position further each step) in one call, with the
-same checks, work, prices, clock additions and tokens, so a run gives the record that
-single steps give, to the bit; it stops after the first step that ends at or after
-`until`. Its work changes only when a gathered context crosses a block boundary (or,
-packed, when two decode groups join), so it is priced once per change, not once per step.
+same checks (in one pass: `validate_plan(run_steps=...)`), work, prices, clock additions and
+tokens, so a run gives the record that single steps give, to the bit; it stops after the
+first step that ends at or after `until`. Its work changes only when a gathered context
+crosses a block boundary (or, packed, when two decode groups join), so it is priced once
+per change, not once per step, and a change recomputes only the attention calls (`work.with_calls`).
 """
 
 from __future__ import annotations
@@ -27,13 +28,13 @@ from collections.abc import Sequence
 from bsbench.engine.clock import VirtualClock
 from bsbench.engine.kv_budget import kv_cache_too_large
 from bsbench.engine.model_shape import ModelShape
-from bsbench.engine.plan import ActivationOOM, DecodeRunOutput, SeqChunk, StepOutput, StepPlan
+from bsbench.engine.plan import ActivationOOM, DecodeRunOutput, StepOutput, StepPlan
 from bsbench.engine.plan_check import validate_plan
-from bsbench.engine.step_layout import next_decode_change, whole_blocks
+from bsbench.engine.step_layout import decode_calls, next_decode_change, padded_call, whole_blocks
 from bsbench.sim.cost_model import CostModel
 from bsbench.sim.gpus import DevicePreset
 from bsbench.sim.memory import free_after_weights, step_activation_bytes
-from bsbench.sim.work import StepWork, step_work
+from bsbench.sim.work import StepWork, step_work, with_calls
 from bsbench.units import format_bytes
 
 
@@ -47,6 +48,14 @@ def _id_checksum(req_id: str) -> int:
     return zlib.crc32(f"{req_id}\x00".encode())
 
 
+class _PositionTexts(dict[int, bytes]):
+    """The rest of `sim_token`'s text, position -> its digits, made once per position on first use."""
+
+    def __missing__(self, position: int) -> bytes:
+        text = self[position] = str(position).encode()
+        return text
+
+
 class SimRunner:
     def __init__(self, shape: ModelShape, device: DevicePreset, cost_model: CostModel, clock: VirtualClock) -> None:
         self.shape = shape
@@ -58,6 +67,7 @@ class SimRunner:
         self.block_size = 0
         self._checked_tables: dict[str, Sequence[int]] = {}  # validate_plan's memo of tables already checked
         self._id_crc: dict[str, int] = {}  # _id_checksum per request id, so a token costs one short crc32
+        self._position_texts = _PositionTexts()
 
     def allocate_kv(self, num_blocks: int, block_size: int) -> None:
         """Reserve `num_blocks` KV blocks of device memory; a budget beyond the device is a user error."""
@@ -91,6 +101,7 @@ class SimRunner:
         self.clock.advance(seconds)
         tokens = {}
         id_crc = self._id_crc
+        texts = self._position_texts
         vocab = self.shape.vocab_size
         for c in chunks:  # sim_token, inlined: this runs once per sampled request per step
             if c.sample:
@@ -98,7 +109,7 @@ class SimRunner:
                 prefix = id_crc.get(rid)
                 if prefix is None:
                     prefix = self._id_prefix(rid)
-                tokens[rid] = zlib.crc32(str(c.start_pos - c.pad_len + len(c.token_ids)).encode(), prefix) % vocab
+                tokens[rid] = zlib.crc32(texts[c.start_pos - c.pad_len + len(c.token_ids)], prefix) % vocab
         return StepOutput(next_tokens=tokens, forward_s=seconds)
 
     def execute_decode_run(self, plan: StepPlan, steps: int, until: float | None = None) -> DecodeRunOutput | None:
@@ -110,12 +121,13 @@ class SimRunner:
             raise RuntimeError("allocate_kv() must be called before execute()")
         if self.clock.tick_s or any(len(c.token_ids) != 1 for c in plan.chunks):
             return None
-        max_len = self.shape.info.max_model_len
-        validate_plan(plan, self.block_size, self.num_blocks, max_len, self._checked_tables)
-        validate_plan(shifted(plan, steps - 1), self.block_size, self.num_blocks, max_len, self._checked_tables)
         bs = self.block_size
+        chunks = validate_plan(plan, bs, self.num_blocks, self.shape.info.max_model_len, self._checked_tables,
+                               run_steps=steps)
         padded = plan.layout == "padded"
-        starts = [] if padded else sorted(c.start_pos for c in plan.chunks)
+        first = chunks[0].start_pos
+        starts = [] if padded else sorted(c.start_pos for c in chunks)
+        base = step_work(plan, bs)  # a later step differs only in its attention calls
         forward: list[float] = []
         ends: list[float] = []
         start = self.clock.t
@@ -123,14 +135,18 @@ class SimRunner:
         seconds = 0.0
         for j in range(steps):
             if j == change:
-                work = step_work(shifted(plan, j), bs)
+                if j == 0:
+                    work = base
+                elif padded:
+                    work = with_calls(base, [padded_call(len(chunks), 1, first + j, bs)])
+                else:
+                    work = with_calls(base, decode_calls([s + j for s in starts], bs))
                 if step_activation_bytes(work, self.shape) > self.activation_room:
                     self.clock.t = start  # nothing charged: single steps fail where they must
                     return None
                 seconds = self.cost_model.step_time(work)
                 # padded: the gathered context grows by a block; packed: see next_decode_change
-                change = (whole_blocks(plan.chunks[0].start_pos + j + 1, bs) - plan.chunks[0].start_pos
-                          if padded else next_decode_change(starts, j, bs))
+                change = whole_blocks(first + j + 1, bs) - first if padded else next_decode_change(starts, j, bs)
             forward.append(seconds)
             end = self.clock.advance(seconds)
             ends.append(end)
@@ -139,12 +155,13 @@ class SimRunner:
         tokens = {}
         vocab = self.shape.vocab_size
         crc32 = zlib.crc32
+        texts = self._position_texts
         done = len(ends)
-        for c in plan.chunks:  # sim_token for each step, the id's checksum read once
+        for c in chunks:  # sim_token for each step, the id's checksum read once
             if c.sample:
                 prefix = self._id_prefix(c.req_id)
-                first = c.start_pos - c.pad_len + 1
-                tokens[c.req_id] = [crc32(str(p).encode(), prefix) % vocab for p in range(first, first + done)]
+                position = c.start_pos - c.pad_len + 1
+                tokens[c.req_id] = [crc32(texts[p], prefix) % vocab for p in range(position, position + done)]
         return DecodeRunOutput(start_s=start, forward_s=forward, end_s=ends, next_tokens=tokens)
 
     def _check_activations(self, work: StepWork) -> None:
@@ -159,11 +176,3 @@ class SimRunner:
             prefix = self._id_crc[req_id] = _id_checksum(req_id)
         return prefix
 
-
-def shifted(plan: StepPlan, steps: int) -> StepPlan:
-    """`plan` as it is `steps` decode steps later: every chunk `steps` positions further on."""
-    if steps == 0:
-        return plan
-    chunks = [SeqChunk(c.req_id, c.token_ids, c.start_pos + steps, c.block_table, c.sample, c.pad_len)
-              for c in plan.chunks]
-    return StepPlan(layout=plan.layout, chunks=chunks, pad_tokens=plan.pad_tokens)

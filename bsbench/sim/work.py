@@ -13,6 +13,7 @@ rectangles and causal prefills the real runner computes:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from bsbench.engine.plan import StepPlan
@@ -38,19 +39,25 @@ class StepWork:
 def step_work(plan: StepPlan, block_size: int) -> StepWork:
     """The work the runner does for `plan` with KV blocks of `block_size` slots."""
     ordered = forward_order(plan.layout, plan.chunks)
-    calls = tuple(attention_calls(plan.layout, ordered, block_size))
     tokens = 0
     sampled = 0
     for c in plan.chunks:
         tokens += len(c.token_ids)
         sampled += c.sample
+    return with_calls(StepWork(plan.layout, len(plan.chunks), tokens, sampled, plan.pad_tokens, 0, 0, ()),
+                      attention_calls(plan.layout, ordered, block_size))
+
+
+def with_calls(work: StepWork, calls: Sequence[AttnCall]) -> StepWork:
+    """`work` with these attention calls instead (and their sums): the same rows through the same layers,
+    e.g. a later step of a decode run, whose calls alone change (`step_layout.decode_calls`, `padded_call`)."""
     return StepWork(
-        layout=plan.layout,
-        num_seqs=len(plan.chunks),
-        tokens=tokens,
-        sampled=sampled,
-        pad_tokens=plan.pad_tokens,
+        layout=work.layout,
+        num_seqs=work.num_seqs,
+        tokens=work.tokens,
+        sampled=work.sampled,
+        pad_tokens=work.pad_tokens,
         attn_pairs=sum(call.score_pairs for call in calls),
         kv_read_slots=sum(call.rows * call.kv_len for call in calls if call.gathers),
-        calls=calls,
+        calls=tuple(calls),
     )
