@@ -28,6 +28,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from operator import attrgetter
 
 from bsbench.engine.plan import SeqChunk
 
@@ -75,11 +76,14 @@ def whole_blocks(length: int, block_size: int) -> int:
     return -(-length // block_size) * block_size
 
 
+_start_pos = attrgetter("start_pos")
+
+
 def forward_order(layout: str, chunks: list[SeqChunk]) -> list[SeqChunk]:
     """The chunks in the order the runner puts them in the forward (see the module docstring)."""
     if layout != "packed":
         return chunks
-    decode = sorted((c for c in chunks if len(c.token_ids) == 1), key=lambda c: c.start_pos)
+    decode = sorted([c for c in chunks if len(c.token_ids) == 1], key=_start_pos)
     return decode + [c for c in chunks if len(c.token_ids) != 1]
 
 

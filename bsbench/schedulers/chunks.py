@@ -57,7 +57,7 @@ def advance(plan: StepPlan, states: dict[str, RequestState]) -> list[RequestStat
         state = states[chunk.req_id]
         if state.status.is_final:
             continue
-        state.num_computed += chunk.num_tokens
+        state.num_computed += len(chunk.token_ids)
         if state.done_generating:
             done.append(state)
     return done

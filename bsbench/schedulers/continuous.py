@@ -32,6 +32,7 @@ from bisect import bisect_left
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from itertools import repeat
 
 from bsbench.engine.events import PREEMPTION
 from bsbench.engine.plan import DecodeRunTerms, SeqChunk, StepPlan
@@ -163,11 +164,12 @@ class ContinuousScheduler(Scheduler):
         if len(plan.chunks) != len(running):
             return 1
         steps = None
-        for state, chunk in zip(running, plan.chunks):
+        for state, chunk in zip(running, plan.chunks):  # once per running request per step: properties inlined
             output = len(state.output_ids)
-            if chunk.num_tokens != 1 or not output or state.num_computed != state.prompt_len + output - 1:
+            spec = state.spec
+            if len(chunk.token_ids) != 1 or not output or state.num_computed != len(spec.prompt_ids) + output - 1:
                 return 1  # a prefill (or its last piece) in the plan
-            left = state.spec.output_len - output  # the step that samples the last token finishes it
+            left = spec.output_len - output  # the step that samples the last token finishes it
             steps = left if steps is None or left < steps else steps
         if steps is None or steps < 2:
             return 1
@@ -187,7 +189,7 @@ class ContinuousScheduler(Scheduler):
         growth = []
         for i, chunk in enumerate(plan.chunks):
             first = len(chunk.block_table) * size - chunk.start_pos  # the step that writes past its table
-            growth.extend((j, i) for j in range(max(first, 1), steps, size))
+            growth.extend(zip(range(max(first, 1), steps, size), repeat(i)))
         growth.sort()
         return growth
 

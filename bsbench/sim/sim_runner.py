@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Sequence
+from itertools import repeat
 
 from bsbench.engine.clock import VirtualClock
 from bsbench.engine.kv_budget import kv_cache_too_large
@@ -48,14 +49,6 @@ def _id_checksum(req_id: str) -> int:
     return zlib.crc32(f"{req_id}\x00".encode())
 
 
-class _PositionTexts(dict[int, bytes]):
-    """The rest of `sim_token`'s text, position -> its digits, made once per position on first use."""
-
-    def __missing__(self, position: int) -> bytes:
-        text = self[position] = str(position).encode()
-        return text
-
-
 class SimRunner:
     def __init__(self, shape: ModelShape, device: DevicePreset, cost_model: CostModel, clock: VirtualClock) -> None:
         self.shape = shape
@@ -67,7 +60,7 @@ class SimRunner:
         self.block_size = 0
         self._checked_tables: dict[str, Sequence[int]] = {}  # validate_plan's memo of tables already checked
         self._id_crc: dict[str, int] = {}  # _id_checksum per request id, so a token costs one short crc32
-        self._position_texts = _PositionTexts()
+        self._position_texts: list[bytes] = []  # sim_token's text after the id: position -> its digits
 
     def allocate_kv(self, num_blocks: int, block_size: int) -> None:
         """Reserve `num_blocks` KV blocks of device memory; a budget beyond the device is a user error."""
@@ -109,7 +102,10 @@ class SimRunner:
                 prefix = id_crc.get(rid)
                 if prefix is None:
                     prefix = self._id_prefix(rid)
-                tokens[rid] = zlib.crc32(texts[c.start_pos - c.pad_len + len(c.token_ids)], prefix) % vocab
+                position = c.start_pos - c.pad_len + len(c.token_ids)
+                if position >= len(texts):
+                    texts = self._texts_through(position)
+                tokens[rid] = zlib.crc32(texts[position], prefix) % vocab
         return StepOutput(next_tokens=tokens, forward_s=seconds)
 
     def execute_decode_run(self, plan: StepPlan, steps: int, until: float | None = None) -> DecodeRunOutput | None:
@@ -159,9 +155,11 @@ class SimRunner:
         done = len(ends)
         for c in chunks:  # sim_token for each step, the id's checksum read once
             if c.sample:
-                prefix = self._id_prefix(c.req_id)
                 position = c.start_pos - c.pad_len + 1
-                tokens[c.req_id] = [crc32(texts[p], prefix) % vocab for p in range(position, position + done)]
+                if position + done > len(texts):
+                    texts = self._texts_through(position + done)
+                crcs = map(crc32, texts[position:position + done], repeat(self._id_prefix(c.req_id)))
+                tokens[c.req_id] = [crc % vocab for crc in crcs]
         return DecodeRunOutput(start_s=start, forward_s=forward, end_s=ends, next_tokens=tokens)
 
     def _check_activations(self, work: StepWork) -> None:
@@ -169,6 +167,12 @@ class SimRunner:
         if need > self.activation_room:
             raise ActivationOOM(f"simulated out of memory on {self.device.name}: the step needs "
                                 f"{format_bytes(need)} of activations, {format_bytes(self.activation_room)} are free")
+
+    def _texts_through(self, position: int) -> list[bytes]:
+        """The position texts, made up to `position` at least (positions stay below max_model_len + 2)."""
+        texts = self._position_texts
+        texts.extend(str(p).encode() for p in range(len(texts), position + 1))
+        return texts
 
     def _id_prefix(self, req_id: str) -> int:
         prefix = self._id_crc.get(req_id)
