@@ -13,13 +13,13 @@ from bsbench.engine.events import EventLog
 from bsbench.engine.model_shape import model_shape
 from bsbench.engine.plan import SeqChunk, StepPlan
 from bsbench.engine.request_state import RequestState
-from bsbench.engine.step_layout import attention_calls, decode_calls, forward_order, next_decode_change, padded_call
+from bsbench.engine.step_layout import attention_calls, forward_order, next_decode_change
 from bsbench.schedulers.base import Scheduler, SchedulerContext
 from bsbench.schedulers.registry import get_scheduler
 from bsbench.sim.cost_model import RooflineCostModel
 from bsbench.sim.gpus import gpu_preset
 from bsbench.sim.sim_runner import SimRunner
-from bsbench.sim.work import step_work, with_calls
+from bsbench.sim.work import decode_step_work, step_work
 from bsbench.workloads.request import RequestSpec
 
 L13B = model_shape("llama2-13b", "float16")
@@ -186,22 +186,18 @@ def test_runner_checks_the_last_step_of_a_run_against_the_table_and_max_model_le
         runner_with(len(table)).execute_decode_run(near_end, 4)
 
 
-def test_decode_run_work_reprices_only_the_attention_calls():
+def test_decode_step_work_equals_step_work_of_the_shifted_plan():
     rng = random.Random(5)
     for _ in range(200):
         n = rng.randrange(1, 40)
         starts = [rng.randrange(1, 300) for _ in range(n)]
-        shift = rng.randrange(1, 50)
+        shift = rng.randrange(0, 50)
         samples = [rng.random() < 0.8 for _ in range(n)]
+        for layout in ("packed", "padded"):
+            def plan(k: int, layout: str = layout, starts: list[int] = starts, samples: list[bool] = samples):
+                chunks = [SeqChunk(f"r{i}", [1], (starts[0] if layout == "padded" else s) + k, (), sample)
+                          for i, (s, sample) in enumerate(zip(starts, samples))]
+                return StepPlan(layout, chunks, pad_tokens=samples.count(False))
 
-        def plan(k: int, layout: str, starts: list[int] = starts, samples: list[bool] = samples) -> StepPlan:
-            chunks = [SeqChunk(f"r{i}", [1], (starts[0] if layout == "padded" else s) + k, (), sample)
-                      for i, (s, sample) in enumerate(zip(starts, samples))]
-            return StepPlan(layout, chunks, pad_tokens=samples.count(False))
-
-        base = step_work(plan(0, "packed"), 16)
-        moved = with_calls(base, decode_calls(sorted(s + shift for s in starts), 16))
-        assert moved == step_work(plan(shift, "packed"), 16)
-        base = step_work(plan(0, "padded"), 16)
-        moved = with_calls(base, [padded_call(n, 1, starts[0] + shift, 16)])
-        assert moved == step_work(plan(shift, "padded"), 16)
+            run_starts = sorted(c.start_pos for c in plan(0).chunks)
+            assert decode_step_work(plan(0), shift, 16, run_starts) == step_work(plan(shift), 16)

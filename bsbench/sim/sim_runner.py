@@ -17,11 +17,12 @@ same checks (in one pass: `validate_plan(run_steps=...)`), work, prices, clock a
 tokens, so a run gives the record that single steps give, to the bit; it stops after the
 first step that ends at or after `until`. Its work changes only when a gathered context
 crosses a block boundary (or, packed, when two decode groups join), so it is priced once
-per change, not once per step, and a change recomputes only the attention calls (`work.with_calls`).
+per change, not once per step, from the run's plan (`work.decode_step_work`: no shifted plan is built).
 """
 
 from __future__ import annotations
 
+import math
 import zlib
 from collections.abc import Sequence
 from itertools import repeat
@@ -31,11 +32,11 @@ from bsbench.engine.kv_budget import kv_cache_too_large
 from bsbench.engine.model_shape import ModelShape
 from bsbench.engine.plan import ActivationOOM, DecodeRunOutput, StepOutput, StepPlan
 from bsbench.engine.plan_check import validate_plan
-from bsbench.engine.step_layout import decode_calls, next_decode_change, padded_call, whole_blocks
+from bsbench.engine.step_layout import next_decode_change, whole_blocks
 from bsbench.sim.cost_model import CostModel
 from bsbench.sim.gpus import DevicePreset
 from bsbench.sim.memory import free_after_weights, step_activation_bytes
-from bsbench.sim.work import StepWork, step_work, with_calls
+from bsbench.sim.work import StepWork, decode_step_work, step_work
 from bsbench.units import format_bytes
 
 
@@ -122,32 +123,27 @@ class SimRunner:
                                run_steps=steps)
         padded = plan.layout == "padded"
         first = chunks[0].start_pos
-        starts = [] if padded else sorted(c.start_pos for c in chunks)
-        base = step_work(plan, bs)  # a later step differs only in its attention calls
+        starts = [] if padded else sorted([c.start_pos for c in chunks])
         forward: list[float] = []
         ends: list[float] = []
-        start = self.clock.t
+        start = t = self.clock.t
+        stop = math.inf if until is None else until
         change = 0  # the next step whose work may differ from the step before
         seconds = 0.0
         for j in range(steps):
             if j == change:
-                if j == 0:
-                    work = base
-                elif padded:
-                    work = with_calls(base, [padded_call(len(chunks), 1, first + j, bs)])
-                else:
-                    work = with_calls(base, decode_calls([s + j for s in starts], bs))
+                work = decode_step_work(plan, j, bs, starts)
                 if step_activation_bytes(work, self.shape) > self.activation_room:
-                    self.clock.t = start  # nothing charged: single steps fail where they must
-                    return None
+                    return None  # nothing charged: single steps fail where they must
                 seconds = self.cost_model.step_time(work)
                 # padded: the gathered context grows by a block; packed: see next_decode_change
                 change = whole_blocks(first + j + 1, bs) - first if padded else next_decode_change(starts, j, bs)
             forward.append(seconds)
-            end = self.clock.advance(seconds)
-            ends.append(end)
-            if until is not None and end >= until:
+            t += seconds  # the clock's own additions, in order (`advance`), kept local until the run ends
+            ends.append(t)
+            if t >= stop:
                 break
+        self.clock.t = t
         tokens = {}
         vocab = self.shape.vocab_size
         crc32 = zlib.crc32

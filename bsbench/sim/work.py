@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from bsbench.engine.plan import StepPlan
-from bsbench.engine.step_layout import AttnCall, attention_calls, forward_order
+from bsbench.engine.step_layout import AttnCall, attention_calls, decode_calls, forward_order, padded_call
 
 
 @dataclass(slots=True, frozen=True)
@@ -48,9 +48,22 @@ def step_work(plan: StepPlan, block_size: int) -> StepWork:
                       attention_calls(plan.layout, ordered, block_size))
 
 
+def decode_step_work(plan: StepPlan, shift: int, block_size: int, starts: Sequence[int]) -> StepWork:
+    """`step_work` of a plan of 1-token chunks as it is `shift` decode steps later (every chunk `shift` positions
+    further on), without building that plan; `starts`: its chunks' start positions in ascending order (packed
+    only). Rows, tokens and samples stay; only the attention calls move on."""
+    chunks = plan.chunks
+    n = len(chunks)
+    if plan.layout == "padded":
+        calls = [padded_call(n, 1, chunks[0].start_pos + shift, block_size)]
+    else:
+        calls = decode_calls([s + shift for s in starts] if shift else starts, block_size)
+    sampled = sum([c.sample for c in chunks])
+    return with_calls(StepWork(plan.layout, n, n, sampled, plan.pad_tokens, 0, 0, ()), calls)
+
+
 def with_calls(work: StepWork, calls: Sequence[AttnCall]) -> StepWork:
-    """`work` with these attention calls instead (and their sums): the same rows through the same layers,
-    e.g. a later step of a decode run, whose calls alone change (`step_layout.decode_calls`, `padded_call`)."""
+    """`work` with these attention calls instead (and their sums): the same rows through the same layers."""
     return StepWork(
         layout=work.layout,
         num_seqs=work.num_seqs,
