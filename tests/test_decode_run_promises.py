@@ -13,7 +13,14 @@ from bsbench.engine.events import EventLog
 from bsbench.engine.model_shape import model_shape
 from bsbench.engine.plan import SeqChunk, StepPlan
 from bsbench.engine.request_state import RequestState
-from bsbench.engine.step_layout import attention_calls, forward_order, next_decode_change
+from bsbench.engine.step_layout import (
+    DECODE_MIN_GROUP,
+    DECODE_SPLIT_RATIO,
+    attention_calls,
+    forward_order,
+    next_decode_change,
+    split_ends,
+)
 from bsbench.schedulers.base import Scheduler, SchedulerContext
 from bsbench.schedulers.registry import get_scheduler
 from bsbench.sim.cost_model import RooflineCostModel
@@ -201,3 +208,19 @@ def test_decode_step_work_equals_step_work_of_the_shifted_plan():
 
             run_starts = sorted(c.start_pos for c in plan(0).chunks)
             assert decode_step_work(plan(0), shift, 16, run_starts) == step_work(plan(shift), 16)
+
+
+def test_split_ends_bisection_follows_the_row_by_row_rule():
+    def row_by_row(contexts: list[int]) -> list[int]:  # the rule as stated: scan every row
+        ends, lo = [], 0
+        for j in range(len(contexts)):
+            if j - lo >= DECODE_MIN_GROUP and contexts[j] > DECODE_SPLIT_RATIO * contexts[lo]:
+                ends.append(j)
+                lo = j
+        return ends + [len(contexts)] if contexts else ends
+
+    rng = random.Random(11)
+    for _ in range(3000):
+        starts = sorted(rng.randrange(0, rng.choice([10, 100, 3000])) for _ in range(rng.randrange(0, 80)))
+        shift = rng.randrange(0, 60)
+        assert split_ends(starts, shift) == row_by_row([s + shift + 1 for s in starts])

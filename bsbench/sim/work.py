@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from bsbench.engine.plan import StepPlan
-from bsbench.engine.step_layout import AttnCall, attention_calls, decode_calls, forward_order, padded_call
+from bsbench.engine.step_layout import AttnCall, attention_calls, decode_calls, packed_calls, padded_call
 
 
 @dataclass(slots=True, frozen=True)
@@ -38,14 +38,24 @@ class StepWork:
 
 def step_work(plan: StepPlan, block_size: int) -> StepWork:
     """The work the runner does for `plan` with KV blocks of `block_size` slots."""
-    ordered = forward_order(plan.layout, plan.chunks)
+    chunks = plan.chunks
     tokens = 0
     sampled = 0
-    for c in plan.chunks:
-        tokens += len(c.token_ids)
+    decode_starts = []
+    others = []
+    for c in chunks:
+        t = len(c.token_ids)
+        tokens += t
         sampled += c.sample
-    return with_calls(StepWork(plan.layout, len(plan.chunks), tokens, sampled, plan.pad_tokens, 0, 0, ()),
-                      attention_calls(plan.layout, ordered, block_size))
+        if t == 1:
+            decode_starts.append(c.start_pos)
+        else:
+            others.append(c)
+    if plan.layout == "packed":  # the forward order's calls, from the decode rows' sorted starts alone
+        calls = packed_calls(sorted(decode_starts), others, block_size)
+    else:
+        calls = attention_calls(plan.layout, chunks, block_size)
+    return _work(plan.layout, len(chunks), tokens, sampled, plan.pad_tokens, calls)
 
 
 def decode_step_work(plan: StepPlan, shift: int, block_size: int, starts: Sequence[int]) -> StepWork:
@@ -57,20 +67,20 @@ def decode_step_work(plan: StepPlan, shift: int, block_size: int, starts: Sequen
     if plan.layout == "padded":
         calls = [padded_call(n, 1, chunks[0].start_pos + shift, block_size)]
     else:
-        calls = decode_calls([s + shift for s in starts] if shift else starts, block_size)
-    sampled = sum([c.sample for c in chunks])
-    return with_calls(StepWork(plan.layout, n, n, sampled, plan.pad_tokens, 0, 0, ()), calls)
+        calls = decode_calls(starts, block_size, shift)
+    return _work(plan.layout, n, n, sum([c.sample for c in chunks]), plan.pad_tokens, calls)
 
 
-def with_calls(work: StepWork, calls: Sequence[AttnCall]) -> StepWork:
-    """`work` with these attention calls instead (and their sums): the same rows through the same layers."""
+def _work(layout: str, num_seqs: int, tokens: int, sampled: int, pad_tokens: int,
+          calls: Sequence[AttnCall]) -> StepWork:
+    """A StepWork with the sums of its attention calls."""
     return StepWork(
-        layout=work.layout,
-        num_seqs=work.num_seqs,
-        tokens=work.tokens,
-        sampled=work.sampled,
-        pad_tokens=work.pad_tokens,
-        attn_pairs=sum(call.score_pairs for call in calls),
-        kv_read_slots=sum(call.rows * call.kv_len for call in calls if call.gathers),
+        layout=layout,
+        num_seqs=num_seqs,
+        tokens=tokens,
+        sampled=sampled,
+        pad_tokens=pad_tokens,
+        attn_pairs=sum([call.score_pairs for call in calls]),
+        kv_read_slots=sum([call.rows * call.kv_len for call in calls if call.gathers]),
         calls=tuple(calls),
     )
