@@ -110,7 +110,7 @@ class ContinuousScheduler(Scheduler):
         # 1. running requests, oldest first; preempt the newest when blocks run out
         index = 0
         running = self.running
-        ensure = self.blocks.ensure
+        grown_table = self.blocks.grown_table
         while index < len(running) and budget > 0:
             state = running[index]
             # uncomputed_tokens and kv_slots_needed inlined: this runs once per running request per step
@@ -119,7 +119,7 @@ class ContinuousScheduler(Scheduler):
             if count > 1:  # an unfinished chunked prefill
                 count = min(count, budget)
             preempted = False
-            while not ensure(state.spec.id, state.kv_pad_len + computed + count):
+            while (table := grown_table(state.spec.id, state.kv_pad_len + computed + count)) is None:
                 victim = running[-1]
                 self._preempt(victim, now)
                 if victim is state:
@@ -127,7 +127,7 @@ class ContinuousScheduler(Scheduler):
                     break
             if preempted:
                 break
-            chunks.append(next_chunk(state, self.blocks, count))
+            chunks.append(next_chunk(state, table, count))
             budget -= count
             index += 1
 
@@ -143,12 +143,13 @@ class ContinuousScheduler(Scheduler):
             need = self.blocks.blocks_needed(state.id, kv_slots_needed(state, count))
             if need + self._watermark_blocks > self.blocks.num_free and (chunks or need > self.blocks.num_free):
                 break
-            if not self.blocks.ensure(state.id, kv_slots_needed(state, count)):
+            table = self.blocks.grown_table(state.id, kv_slots_needed(state, count))
+            if table is None:
                 break
             self.waiting.popleft()
             state.mark_scheduled(now)
             self.running.append(state)
-            chunks.append(next_chunk(state, self.blocks, count))
+            chunks.append(next_chunk(state, table, count))
             budget -= count
         if not chunks:
             return None
@@ -161,8 +162,8 @@ class ContinuousScheduler(Scheduler):
     # --- decode runs (see the module docstring) ----------------------------------
     def decode_run_length(self, plan: StepPlan) -> int:
         running = self.running
-        if len(plan.chunks) != len(running):
-            return 1
+        if len(plan.chunks) != len(running) or len(plan.chunks[-1].token_ids) != 1:
+            return 1  # admissions (prefills) come last in the plan: the common no, without a scan
         steps = None
         for state, chunk in zip(running, plan.chunks):  # once per running request per step: properties inlined
             output = len(state.output_ids)
