@@ -118,14 +118,12 @@ class ContinuousScheduler(Scheduler):
             count = len(state.spec.prompt_ids) + len(state.output_ids) - computed
             if count > 1:  # an unfinished chunked prefill
                 count = min(count, budget)
-            preempted = False
             while (table := grown_table(state.spec.id, state.kv_pad_len + computed + count)) is None:
                 victim = running[-1]
                 self._preempt(victim, now)
                 if victim is state:
-                    preempted = True
                     break
-            if preempted:
+            if table is None:  # it preempted itself
                 break
             chunks.append(next_chunk(state, table, count))
             budget -= count
