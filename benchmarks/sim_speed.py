@@ -10,8 +10,9 @@ the ShareGPT file, or read the tokenised-sample cache: `--no-cache` for a cold b
     python benchmarks/sim_speed.py --profile               # + where the time goes (cProfile, by module)
     python benchmarks/sim_speed.py --no-cache              # tokenise the file even when a cached sample exists
 
-Each run prints its virtual duration, steps, completed/failed counts and a digest of
-the per-request timeline, so two invocations can be compared for bit-identity.
+Each run prints its wall and CPU seconds (CPU time compares runs on a loaded machine), virtual
+duration, steps, completed/failed counts and a digest of the per-request timeline, so two
+invocations can be compared for bit-identity.
 """
 
 from __future__ import annotations
@@ -45,18 +46,19 @@ def timeline_digest(result: EngineResult) -> str:
 
 def run_one(
     name: str, requests: list, model: str, gpu: str, profile: cProfile.Profile | None
-) -> tuple[float, EngineResult]:
+) -> tuple[float, float, EngineResult]:
+    """(wall seconds, CPU seconds of this process, result) of one scheduler's simulation."""
     sim = open_sim(model, gpu)
     ctx = SchedulerContext(BlockManager(sim.num_blocks, sim.block_size), sim.shape.info, EventLog(), seed=0)
     cls = get_scheduler(name)
     engine = Engine(cls(cls.Options(), ctx), sim.runner, events=ctx.events, blocks=ctx.block_manager, clock=sim.clock)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     if profile is not None:
         profile.enable()
     result = engine.run(requests)
     if profile is not None:
         profile.disable()
-    return time.perf_counter() - start, result
+    return time.perf_counter() - start, time.process_time() - cpu, result
 
 
 def profile_by_area(profile: cProfile.Profile, top: int) -> None:
@@ -107,15 +109,16 @@ def main() -> None:
     total = build_s
     names = args.schedulers.split(",")
     for name in names:
-        wall, result = run_one(name, workload.requests, args.model, args.gpu, profile)
+        wall, cpu, result = run_one(name, workload.requests, args.model, args.gpu, profile)
         total += wall
         statuses: dict[str, int] = defaultdict(int)
         for s in result.states:
             statuses[s.status.value] += 1
         per_step = 1e6 * wall / max(len(result.steps), 1)
-        print(f"  {name:10s} {wall:7.2f} s wall  {result.duration_s:10.1f} s virtual  {len(result.steps):7d} steps "
-              f"({per_step:5.1f} us/step)  {dict(statuses)}  oom events {result.events.count('oom')}  "
-              f"digest {timeline_digest(result)}  load {os.getloadavg()[0]:.2f}")
+        print(f"  {name:10s} {wall:7.2f} s wall {cpu:6.2f} s cpu  {result.duration_s:10.1f} s virtual  "
+              f"{len(result.steps):7d} steps ({per_step:5.1f} us/step)  {dict(statuses)}  "
+              f"oom events {result.events.count('oom')}  digest {timeline_digest(result)}  "
+              f"load {os.getloadavg()[0]:.2f}")
     verdict = "PASS" if total <= TARGET_S else "MISS"
     print(f"total {total:.2f} s wall (workload {build_s:.2f} s + {total - build_s:.2f} s simulation) for "
           f"{len(workload.requests)} requests x {len(names)} schedulers ({args.model} on {args.gpu}): {verdict} "

@@ -5,18 +5,28 @@ from __future__ import annotations
 
 import random
 
+import pytest
+
 from bsbench.engine.block_manager import BlockManager
 from bsbench.engine.clock import VirtualClock
 from bsbench.engine.events import EventLog
 from bsbench.engine.model_shape import model_shape
 from bsbench.engine.plan import SeqChunk, StepPlan
 from bsbench.engine.request_state import RequestState
-from bsbench.engine.step_layout import attention_calls, forward_order, next_decode_change
+from bsbench.engine.step_layout import (
+    DECODE_MIN_GROUP,
+    DECODE_SPLIT_RATIO,
+    attention_calls,
+    forward_order,
+    next_decode_change,
+    split_ends,
+)
 from bsbench.schedulers.base import Scheduler, SchedulerContext
 from bsbench.schedulers.registry import get_scheduler
 from bsbench.sim.cost_model import RooflineCostModel
 from bsbench.sim.gpus import gpu_preset
 from bsbench.sim.sim_runner import SimRunner
+from bsbench.sim.work import decode_step_work, step_work
 from bsbench.workloads.request import RequestSpec
 
 L13B = model_shape("llama2-13b", "float16")
@@ -127,8 +137,12 @@ def test_bucket_makes_no_promise_while_a_prefill_is_due():
 
 
 def runner() -> SimRunner:
+    return runner_with(100)
+
+
+def runner_with(num_blocks: int) -> SimRunner:
     r = SimRunner(L13B, A100, RooflineCostModel(L13B, A100), VirtualClock())
-    r.allocate_kv(100, 16)
+    r.allocate_kv(num_blocks, 16)
     return r
 
 
@@ -159,3 +173,54 @@ def test_decode_work_stays_the_same_until_next_decode_change():
         assert change > shift
         assert all(calls(k) == calls(shift) for k in range(shift, change))
 
+
+
+def test_runner_checks_the_last_step_of_a_run_against_the_table_and_max_model_len():
+    # 4 blocks of 16 slots: positions 0..63; the chunk writes slot 60 at step 0, slot 63 at step 3, slot 64 at step 4
+    plan = StepPlan("packed", [SeqChunk("r0", [7], 60, (0, 1, 2, 3))])
+    assert runner().execute_decode_run(plan, 4) is not None
+    with pytest.raises(ValueError, match="does not cover slot 64"):
+        runner().execute_decode_run(plan, 5)
+    plan = StepPlan("packed", [SeqChunk("r0", [7], 40, (0, 1, 2, 3)), SeqChunk("r1", [7], 5, (4,))])
+    assert runner().execute_decode_run(plan, 11) is not None
+    with pytest.raises(ValueError, match=r"block table of r1 \(1 blocks of 16\) does not cover slot 16"):
+        runner().execute_decode_run(plan, 12)  # r1 outgrows its one block at the 12th step, r0 does not
+    long = L13B.info.max_model_len
+    table = tuple(range(-(-long // 16)))
+    near_end = StepPlan("packed", [SeqChunk("r0", [7], long - 3, table)])
+    assert runner_with(len(table)).execute_decode_run(near_end, 3) is not None
+    with pytest.raises(ValueError, match="max_model_len"):
+        runner_with(len(table)).execute_decode_run(near_end, 4)
+
+
+def test_decode_step_work_equals_step_work_of_the_shifted_plan():
+    rng = random.Random(5)
+    for _ in range(200):
+        n = rng.randrange(1, 40)
+        starts = [rng.randrange(1, 300) for _ in range(n)]
+        shift = rng.randrange(0, 50)
+        samples = [rng.random() < 0.8 for _ in range(n)]
+        for layout in ("packed", "padded"):
+            def plan(k: int, layout: str = layout, starts: list[int] = starts, samples: list[bool] = samples):
+                chunks = [SeqChunk(f"r{i}", [1], (starts[0] if layout == "padded" else s) + k, (), sample)
+                          for i, (s, sample) in enumerate(zip(starts, samples))]
+                return StepPlan(layout, chunks, pad_tokens=samples.count(False))
+
+            run_starts = sorted(c.start_pos for c in plan(0).chunks)
+            assert decode_step_work(plan(0), shift, 16, run_starts) == step_work(plan(shift), 16)
+
+
+def test_split_ends_bisection_follows_the_row_by_row_rule():
+    def row_by_row(contexts: list[int]) -> list[int]:  # the rule as stated: scan every row
+        ends, lo = [], 0
+        for j in range(len(contexts)):
+            if j - lo >= DECODE_MIN_GROUP and contexts[j] > DECODE_SPLIT_RATIO * contexts[lo]:
+                ends.append(j)
+                lo = j
+        return ends + [len(contexts)] if contexts else ends
+
+    rng = random.Random(11)
+    for _ in range(3000):
+        starts = sorted(rng.randrange(0, rng.choice([10, 100, 3000])) for _ in range(rng.randrange(0, 80)))
+        shift = rng.randrange(0, 60)
+        assert split_ends(starts, shift) == row_by_row([s + shift + 1 for s in starts])

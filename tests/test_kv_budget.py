@@ -69,3 +69,15 @@ def test_cuda_default_is_below_free_memory():
     free, _ = torch.cuda.mem_get_info()
     budget = default_kv_budget(L13B, "cuda", hidden_size=5120, intermediate_size=13824, vocab_size=32000)
     assert 0 < budget < 0.9 * free
+
+
+def test_grown_table_returns_the_table_that_holds_the_tokens_or_none_without_a_change():
+    bm = BlockManager(5, 4)
+    assert bm.grown_table("a", 0) == () and bm.block_table("a") == ()
+    first = bm.grown_table("a", 6)
+    assert first == (0, 1) and bm.block_table("a") is first
+    assert bm.grown_table("a", 8) is first  # still inside its last block: the same snapshot
+    assert bm.grown_table("a", 9) == (0, 1, 2)
+    assert bm.grown_table("b", 13) is None  # 4 blocks asked, 2 free
+    assert bm.block_table("b") == () and bm.num_free == 2
+    assert bm.grown_table("b", 8) == (3, 4) and bm.num_free == 0

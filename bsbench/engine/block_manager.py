@@ -77,17 +77,21 @@ class BlockManager:
 
     def ensure(self, req_id: str, total_tokens: int) -> bool:
         """Grow `req_id`'s table to hold `total_tokens`; False (and no change) if it does not fit."""
+        return self.grown_table(req_id, total_tokens) is not None
+
+    def grown_table(self, req_id: str, total_tokens: int) -> tuple[int, ...] | None:
+        """`ensure`, returning the table that holds `total_tokens` (None, and no change, if it does not fit)."""
         table = self._owned.get(req_id)
         if table is not None and total_tokens <= len(table) * self.block_size:
-            return True  # the common case (a decode step inside its last block): nothing to compute
+            return table  # the common case (a decode step inside its last block): nothing to compute
         need = self.blocks_needed(req_id, total_tokens)
         if need > len(self._free):
-            return False
+            return None
         if need:
-            self.allocate(req_id, need)
-        elif req_id not in self._owned:
-            self._owned[req_id] = ()
-        return True
+            return self.allocate(req_id, need)
+        if table is None:
+            table = self._owned[req_id] = ()
+        return table
 
     def free(self, req_id: str) -> int:
         """Return all of `req_id`'s blocks; returns how many were freed."""

@@ -19,6 +19,7 @@ run incomplete; nothing is lost.
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -234,11 +235,18 @@ class Engine:
         self.scheduler.update_decode_run(plan, ends)
         total = self.blocks.num_blocks
         layout, num_seqs, num_tokens, pad_tokens = plan.layout, len(plan.chunks), plan.num_tokens, plan.pad_tokens
-        for end, forward, used in zip(ends, run.forward_s, terms.blocks_used):
-            steps.append(StepRow(start_s=start, duration_s=end - start, forward_s=forward, layout=layout,
-                                 num_seqs=num_seqs, num_tokens=num_tokens, pad_tokens=pad_tokens,
-                                 kv_blocks_used=used, kv_usage=used / total))
+        append = steps.append
+        for end, forward, used in zip(ends, run.forward_s, terms.blocks_used):  # once per step: positional
+            # start_s, duration_s, forward_s, layout, num_seqs, num_tokens, pad_tokens, kv_blocks_used, kv_usage
+            append(StepRow(start, end - start, forward, layout, num_seqs, num_tokens, pad_tokens, used, used / total))
             start = end
-        for end in ends[:-1]:  # the loop admits what arrived by the last step's end
-            arrivals.admit(self.scheduler, end)
+        # each arrival is admitted at the first step end at or after it, as single steps would (the loop admits
+        # what arrived by the last step's end): jump to that end instead of trying every end
+        last = len(ends) - 1
+        at = 0
+        while (arrival := arrivals.next_arrival_s()) is not None:
+            at = bisect_left(ends, arrival, at, last)
+            if at == last:
+                break
+            arrivals.admit(self.scheduler, ends[at])
         return produced

@@ -57,7 +57,7 @@ class StepPlan:
 
     @property
     def num_tokens(self) -> int:
-        return sum(c.num_tokens for c in self.chunks)
+        return sum([len(c.token_ids) for c in self.chunks])
 
 
 class ActivationOOM(RuntimeError):

@@ -16,41 +16,48 @@ from bsbench.engine.plan import SeqChunk, StepPlan
 
 
 def validate_plan(plan: StepPlan, block_size: int, num_blocks: int, max_model_len: int,
-                  checked: dict[str, Sequence[int]] | None = None) -> list[SeqChunk]:
+                  checked: dict[str, Sequence[int]] | None = None, run_steps: int = 1) -> list[SeqChunk]:
     """Cheap integrity checks of a plan; returns its chunks. ValueError means a policy bug.
 
     `checked` (req_id -> the tuple table whose ids were last found in range) skips the id scan
     of a table seen before; the caller keeps it between plans of one block manager.
+    `run_steps` > 1 checks a decode run in one pass: the plan and its `run_steps - 1` next steps, every chunk
+    one position further each step. Only the reach checks (max_model_len, table coverage) depend on the
+    position, and they only tighten as it grows, so the last step's reach bounds the run.
     """
     chunks = plan.chunks
     if plan.layout not in ("packed", "padded"):
         raise ValueError(f"unknown plan layout {plan.layout!r}")
     if not chunks:
         raise ValueError("empty step plan")
+    further = run_steps - 1
     seen: set[str] = set()
     for c in chunks:
+        req_id = c.req_id
         t = len(c.token_ids)
         if t == 0:
-            raise ValueError(f"chunk of {c.req_id} has no tokens")
-        if c.req_id in seen:
-            raise ValueError(f"request {c.req_id} appears twice in one plan")
-        seen.add(c.req_id)
-        end = c.start_pos + t
-        if c.start_pos < 0 or c.pad_len < 0 or c.pad_len >= end:
-            raise ValueError(f"chunk of {c.req_id}: bad start_pos={c.start_pos} / pad_len={c.pad_len} for {t} tokens")
-        if end - c.pad_len > max_model_len:
-            raise ValueError(f"chunk of {c.req_id} reaches position {end - c.pad_len} > max_model_len {max_model_len}")
-        if len(c.block_table) * block_size < end:
-            raise ValueError(
-                f"block table of {c.req_id} ({len(c.block_table)} blocks of {block_size}) does not cover slot {end - 1}"
-            )
+            raise ValueError(f"chunk of {req_id} has no tokens")
+        if req_id in seen:
+            raise ValueError(f"request {req_id} appears twice in one plan")
+        seen.add(req_id)
+        start, pad = c.start_pos, c.pad_len
+        end = start + t
+        if start < 0 or pad < 0 or pad >= end:
+            raise ValueError(f"chunk of {req_id}: bad start_pos={start} / pad_len={pad} for {t} tokens")
+        reach = end + further
+        if reach - pad > max_model_len:
+            raise ValueError(f"chunk of {req_id} reaches position {reach - pad} > max_model_len {max_model_len}")
         table = c.block_table
-        if checked is not None and checked.get(c.req_id) is table:
+        if len(table) * block_size < reach:
+            raise ValueError(
+                f"block table of {req_id} ({len(table)} blocks of {block_size}) does not cover slot {reach - 1}"
+            )
+        if checked is not None and checked.get(req_id) is table:
             continue
         if table and (min(table) < 0 or max(table) >= num_blocks):
-            raise ValueError(f"block table of {c.req_id} has a block id outside 0..{num_blocks - 1}")
+            raise ValueError(f"block table of {req_id} has a block id outside 0..{num_blocks - 1}")
         if checked is not None and type(table) is tuple:
-            checked[c.req_id] = table
+            checked[req_id] = table
     if plan.layout == "padded":
         t0, s0 = len(chunks[0].token_ids), chunks[0].start_pos
         for c in chunks:

@@ -26,8 +26,10 @@ start at position 0, else `GATHERED`).
 from __future__ import annotations
 
 import math
+from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass
+from operator import attrgetter
 
 from bsbench.engine.plan import SeqChunk
 
@@ -75,11 +77,14 @@ def whole_blocks(length: int, block_size: int) -> int:
     return -(-length // block_size) * block_size
 
 
+_start_pos = attrgetter("start_pos")
+
+
 def forward_order(layout: str, chunks: list[SeqChunk]) -> list[SeqChunk]:
     """The chunks in the order the runner puts them in the forward (see the module docstring)."""
     if layout != "packed":
         return chunks
-    decode = sorted((c for c in chunks if len(c.token_ids) == 1), key=lambda c: c.start_pos)
+    decode = sorted([c for c in chunks if len(c.token_ids) == 1], key=_start_pos)
     return decode + [c for c in chunks if len(c.token_ids) != 1]
 
 
@@ -88,16 +93,24 @@ def decode_splits(chunks: list[SeqChunk], nd: int) -> list[int]:
     return split_ends([c.start_pos for c in chunks[:nd]])
 
 
-def split_ends(starts: Sequence[int]) -> list[int]:
-    """`decode_splits` of 1-token chunks at positions `starts` (ascending): the one place of the split rule."""
+def split_ends(starts: Sequence[int], shift: int = 0) -> list[int]:
+    """`decode_splits` of 1-token chunks at positions `starts` (ascending) moved on by `shift`: the one place of
+    the split rule. A group starting at lo ends before the first row j >= lo + DECODE_MIN_GROUP whose context
+    passes DECODE_SPLIT_RATIO x the group's shortest; contexts ascend, so that row is found by bisection."""
     ends: list[int] = []
+    n = len(starts)
+
+    def context(start: int) -> int:
+        return start + shift + 1
+
     lo = 0
-    for j in range(len(starts)):
-        if j - lo >= DECODE_MIN_GROUP and starts[j] + 1 > DECODE_SPLIT_RATIO * (starts[lo] + 1):
-            ends.append(j)
-            lo = j
-    if starts:
-        ends.append(len(starts))
+    while lo + DECODE_MIN_GROUP < n:
+        lo = bisect_right(starts, DECODE_SPLIT_RATIO * context(starts[lo]), lo + DECODE_MIN_GROUP, n, key=context)
+        if lo == n:
+            break
+        ends.append(lo)
+    if n:
+        ends.append(n)
     return ends
 
 
@@ -107,11 +120,10 @@ def next_decode_change(starts: Sequence[int], shift: int, block_size: int) -> in
     lo holds while starts[k] + shift + 1 > 2 (starts[lo] + shift + 1), i.e. shift < starts[k] - 2 starts[lo]
     - 1, and a pair that does not split never will) and so do their gathered lengths (each group's longest
     context, in whole blocks)."""
-    moved = [s + shift for s in starts]
     change = shift + block_size  # any group's gathered length changes within one block
     lo = 0
-    for hi in split_ends(moved):
-        longest = moved[hi - 1] + 1
+    for hi in split_ends(starts, shift):
+        longest = starts[hi - 1] + shift + 1
         change = min(change, shift + whole_blocks(longest, block_size) - longest + 1)
         if hi < len(starts):
             change = min(change, math.ceil((starts[hi] + 1 - DECODE_SPLIT_RATIO * (starts[lo] + 1))
@@ -120,27 +132,23 @@ def next_decode_change(starts: Sequence[int], shift: int, block_size: int) -> in
     return max(change, shift + 1)
 
 
-def attention_calls(layout: str, ordered: list[SeqChunk], block_size: int) -> list[AttnCall]:
-    """The attention calls of a step whose chunks are already in `forward_order`."""
-    if layout == "padded":
-        b = len(ordered)
-        t = len(ordered[0].token_ids)
-        start = ordered[0].start_pos
-        if start == 0:
-            return [AttnCall(FRESH_MASKED, 0, b, 0, b, t, t)]
-        return [AttnCall(GATHERED, 0, b, 0, b, t, whole_blocks(start + t, block_size))]
-    nd = 0
-    while nd < len(ordered) and len(ordered[nd].token_ids) == 1:
-        nd += 1
+def decode_calls(starts: Sequence[int], block_size: int, shift: int = 0) -> list[AttnCall]:
+    """The `DECODE` calls of 1-token chunks at positions `starts` (ascending) moved on by `shift`, the first
+    chunks of the forward."""
     calls: list[AttnCall] = []
     lo = 0
-    for hi in decode_splits(ordered, nd):
-        longest = max(c.start_pos for c in ordered[lo:hi]) + 1
-        calls.append(AttnCall(DECODE, lo, hi, lo, hi - lo, 1, whole_blocks(longest, block_size)))
+    for hi in split_ends(starts, shift):
+        calls.append(AttnCall(DECODE, lo, hi, lo, hi - lo, 1, whole_blocks(starts[hi - 1] + shift + 1, block_size)))
         lo = hi
-    row = nd
-    for i in range(nd, len(ordered)):
-        c = ordered[i]
+    return calls
+
+
+def packed_calls(decode_starts: Sequence[int], others: Sequence[SeqChunk], block_size: int) -> list[AttnCall]:
+    """The attention calls of a packed step: its 1-token chunks at `decode_starts` (ascending), then the
+    multi-token chunks `others` in plan order (see the module docstring)."""
+    calls = decode_calls(decode_starts, block_size)
+    row = nd = len(decode_starts)
+    for i, c in enumerate(others, nd):
         t = len(c.token_ids)
         if c.start_pos == 0:
             calls.append(AttnCall(FRESH_CAUSAL if c.pad_len == 0 else FRESH_MASKED, i, i + 1, row, 1, t, t))
@@ -148,3 +156,20 @@ def attention_calls(layout: str, ordered: list[SeqChunk], block_size: int) -> li
             calls.append(AttnCall(GATHERED, i, i + 1, row, 1, t, whole_blocks(c.start_pos + t, block_size)))
         row += t
     return calls
+
+
+def padded_call(rows: int, q_len: int, start_pos: int, block_size: int) -> AttnCall:
+    """The one attention call of a padded step: `rows` rows of `q_len` tokens each, all at `start_pos`."""
+    if start_pos == 0:
+        return AttnCall(FRESH_MASKED, 0, rows, 0, rows, q_len, q_len)
+    return AttnCall(GATHERED, 0, rows, 0, rows, q_len, whole_blocks(start_pos + q_len, block_size))
+
+
+def attention_calls(layout: str, ordered: list[SeqChunk], block_size: int) -> list[AttnCall]:
+    """The attention calls of a step whose chunks are already in `forward_order`."""
+    if layout == "padded":
+        return [padded_call(len(ordered), len(ordered[0].token_ids), ordered[0].start_pos, block_size)]
+    nd = 0
+    while nd < len(ordered) and len(ordered[nd].token_ids) == 1:
+        nd += 1
+    return packed_calls([c.start_pos for c in ordered[:nd]], ordered[nd:], block_size)

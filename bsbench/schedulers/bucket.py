@@ -225,7 +225,8 @@ class BucketScheduler(Scheduler):
             self.batch_rows += len(rows)
             return self.prefill.next_plan(self.blocks)
         if self.running:
-            return StepPlan(layout="packed", chunks=[next_chunk(s, self.blocks) for s in self.running])
+            table_of = self.blocks.block_table
+            return StepPlan(layout="packed", chunks=[next_chunk(s, table_of(s.id)) for s in self.running])
         return None
 
     def _n_max(self, rows: Sequence[RequestState]) -> int:

@@ -29,11 +29,11 @@ def row_slots(width: int, output_len: int) -> int:
     return width + output_len - 1
 
 
-def next_chunk(state: RequestState, blocks: BlockManager, max_tokens: int | None = None) -> SeqChunk:
+def next_chunk(state: RequestState, table: tuple[int, ...], max_tokens: int | None = None) -> SeqChunk:
     """The next piece of work for a request in packed layout: a (partial) prefill or one decode token.
 
-    Samples a token only when the chunk reaches the end of the known tokens.
-    The caller has already made sure the block table covers the chunk.
+    Samples a token only when the chunk reaches the end of the known tokens. `table` is the request's block
+    table (the block manager's immutable snapshot: shared, not copied), already covering the chunk.
     """
     # uncomputed_tokens and token_ids_between inlined: this runs once per request per step
     n = len(state.spec.prompt_ids)
@@ -46,8 +46,7 @@ def next_chunk(state: RequestState, blocks: BlockManager, max_tokens: int | None
     else:
         tokens = state.token_ids_between(computed, computed + count)
     pad = state.kv_pad_len
-    return SeqChunk(state.spec.id, tokens, pad + computed, blocks.block_table(state.spec.id),
-                    count == remaining, pad)  # the table is an immutable snapshot: shared, not copied
+    return SeqChunk(state.spec.id, tokens, pad + computed, table, count == remaining, pad)
 
 
 def advance(plan: StepPlan, states: dict[str, RequestState]) -> list[RequestState]:
@@ -57,7 +56,7 @@ def advance(plan: StepPlan, states: dict[str, RequestState]) -> list[RequestStat
         state = states[chunk.req_id]
         if state.status.is_final:
             continue
-        state.num_computed += chunk.num_tokens
+        state.num_computed += len(chunk.token_ids)
         if state.done_generating:
             done.append(state)
     return done

@@ -32,6 +32,7 @@ from bisect import bisect_left
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from itertools import repeat
 
 from bsbench.engine.events import PREEMPTION
 from bsbench.engine.plan import DecodeRunTerms, SeqChunk, StepPlan
@@ -109,7 +110,7 @@ class ContinuousScheduler(Scheduler):
         # 1. running requests, oldest first; preempt the newest when blocks run out
         index = 0
         running = self.running
-        ensure = self.blocks.ensure
+        grown_table = self.blocks.grown_table
         while index < len(running) and budget > 0:
             state = running[index]
             # uncomputed_tokens and kv_slots_needed inlined: this runs once per running request per step
@@ -117,16 +118,14 @@ class ContinuousScheduler(Scheduler):
             count = len(state.spec.prompt_ids) + len(state.output_ids) - computed
             if count > 1:  # an unfinished chunked prefill
                 count = min(count, budget)
-            preempted = False
-            while not ensure(state.spec.id, state.kv_pad_len + computed + count):
+            while (table := grown_table(state.spec.id, state.kv_pad_len + computed + count)) is None:
                 victim = running[-1]
                 self._preempt(victim, now)
                 if victim is state:
-                    preempted = True
                     break
-            if preempted:
+            if table is None:  # it preempted itself
                 break
-            chunks.append(next_chunk(state, self.blocks, count))
+            chunks.append(next_chunk(state, table, count))
             budget -= count
             index += 1
 
@@ -142,12 +141,13 @@ class ContinuousScheduler(Scheduler):
             need = self.blocks.blocks_needed(state.id, kv_slots_needed(state, count))
             if need + self._watermark_blocks > self.blocks.num_free and (chunks or need > self.blocks.num_free):
                 break
-            if not self.blocks.ensure(state.id, kv_slots_needed(state, count)):
+            table = self.blocks.grown_table(state.id, kv_slots_needed(state, count))
+            if table is None:
                 break
             self.waiting.popleft()
             state.mark_scheduled(now)
             self.running.append(state)
-            chunks.append(next_chunk(state, self.blocks, count))
+            chunks.append(next_chunk(state, table, count))
             budget -= count
         if not chunks:
             return None
@@ -160,14 +160,15 @@ class ContinuousScheduler(Scheduler):
     # --- decode runs (see the module docstring) ----------------------------------
     def decode_run_length(self, plan: StepPlan) -> int:
         running = self.running
-        if len(plan.chunks) != len(running):
-            return 1
+        if len(plan.chunks) != len(running) or len(plan.chunks[-1].token_ids) != 1:
+            return 1  # admissions (prefills) come last in the plan: the common no, without a scan
         steps = None
-        for state, chunk in zip(running, plan.chunks):
+        for state, chunk in zip(running, plan.chunks):  # once per running request per step: properties inlined
             output = len(state.output_ids)
-            if chunk.num_tokens != 1 or not output or state.num_computed != state.prompt_len + output - 1:
+            spec = state.spec
+            if len(chunk.token_ids) != 1 or not output or state.num_computed != len(spec.prompt_ids) + output - 1:
                 return 1  # a prefill (or its last piece) in the plan
-            left = state.spec.output_len - output  # the step that samples the last token finishes it
+            left = spec.output_len - output  # the step that samples the last token finishes it
             steps = left if steps is None or left < steps else steps
         if steps is None or steps < 2:
             return 1
@@ -187,7 +188,7 @@ class ContinuousScheduler(Scheduler):
         growth = []
         for i, chunk in enumerate(plan.chunks):
             first = len(chunk.block_table) * size - chunk.start_pos  # the step that writes past its table
-            growth.extend((j, i) for j in range(max(first, 1), steps, size))
+            growth.extend(zip(range(max(first, 1), steps, size), repeat(i)))
         growth.sort()
         return growth
 

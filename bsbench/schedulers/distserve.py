@@ -95,12 +95,13 @@ class DistServeScheduler(Scheduler):
             count = uncomputed_tokens(state)
             if count > budget and chunks:
                 break
-            if not self.blocks.ensure(state.id, kv_slots_needed(state, count)):
+            table = self.blocks.grown_table(state.id, kv_slots_needed(state, count))
+            if table is None:
                 break
             self.waiting.popleft()
             state.mark_scheduled(now)
             self.prefilling[state.id] = state
-            chunks.append(next_chunk(state, self.blocks, count))
+            chunks.append(next_chunk(state, table, count))
             budget -= count
         if not chunks:
             return None

@@ -13,27 +13,30 @@ have stopped part way; we do not guess how far).
 
 `execute_decode_run(plan, steps, until)` is `execute` applied to `steps` consecutive decode
 steps of one plan (every chunk one position further each step) in one call, with the
-same checks, work, prices, clock additions and tokens, so a run gives the record that
-single steps give, to the bit; it stops after the first step that ends at or after
-`until`. Its work changes only when a gathered context crosses a block boundary (or,
-packed, when two decode groups join), so it is priced once per change, not once per step.
+same checks (in one pass: `validate_plan(run_steps=...)`), work, prices, clock additions and
+tokens, so a run gives the record that single steps give, to the bit; it stops after the
+first step that ends at or after `until`. Its work changes only when a gathered context
+crosses a block boundary (or, packed, when two decode groups join), so it is priced once
+per change, not once per step, from the run's plan (`work.decode_step_work`: no shifted plan is built).
 """
 
 from __future__ import annotations
 
+import math
 import zlib
 from collections.abc import Sequence
+from itertools import repeat
 
 from bsbench.engine.clock import VirtualClock
 from bsbench.engine.kv_budget import kv_cache_too_large
 from bsbench.engine.model_shape import ModelShape
-from bsbench.engine.plan import ActivationOOM, DecodeRunOutput, SeqChunk, StepOutput, StepPlan
+from bsbench.engine.plan import ActivationOOM, DecodeRunOutput, StepOutput, StepPlan
 from bsbench.engine.plan_check import validate_plan
 from bsbench.engine.step_layout import next_decode_change, whole_blocks
 from bsbench.sim.cost_model import CostModel
 from bsbench.sim.gpus import DevicePreset
 from bsbench.sim.memory import free_after_weights, step_activation_bytes
-from bsbench.sim.work import StepWork, step_work
+from bsbench.sim.work import StepWork, decode_step_work, step_work
 from bsbench.units import format_bytes
 
 
@@ -58,6 +61,7 @@ class SimRunner:
         self.block_size = 0
         self._checked_tables: dict[str, Sequence[int]] = {}  # validate_plan's memo of tables already checked
         self._id_crc: dict[str, int] = {}  # _id_checksum per request id, so a token costs one short crc32
+        self._position_texts: list[bytes] = []  # sim_token's text after the id: position -> its digits
 
     def allocate_kv(self, num_blocks: int, block_size: int) -> None:
         """Reserve `num_blocks` KV blocks of device memory; a budget beyond the device is a user error."""
@@ -91,6 +95,7 @@ class SimRunner:
         self.clock.advance(seconds)
         tokens = {}
         id_crc = self._id_crc
+        texts = self._position_texts
         vocab = self.shape.vocab_size
         for c in chunks:  # sim_token, inlined: this runs once per sampled request per step
             if c.sample:
@@ -98,7 +103,10 @@ class SimRunner:
                 prefix = id_crc.get(rid)
                 if prefix is None:
                     prefix = self._id_prefix(rid)
-                tokens[rid] = zlib.crc32(str(c.start_pos - c.pad_len + len(c.token_ids)).encode(), prefix) % vocab
+                position = c.start_pos - c.pad_len + len(c.token_ids)
+                if position >= len(texts):
+                    texts = self._texts_through(position)
+                tokens[rid] = zlib.crc32(texts[position], prefix) % vocab
         return StepOutput(next_tokens=tokens, forward_s=seconds)
 
     def execute_decode_run(self, plan: StepPlan, steps: int, until: float | None = None) -> DecodeRunOutput | None:
@@ -110,41 +118,44 @@ class SimRunner:
             raise RuntimeError("allocate_kv() must be called before execute()")
         if self.clock.tick_s or any(len(c.token_ids) != 1 for c in plan.chunks):
             return None
-        max_len = self.shape.info.max_model_len
-        validate_plan(plan, self.block_size, self.num_blocks, max_len, self._checked_tables)
-        validate_plan(shifted(plan, steps - 1), self.block_size, self.num_blocks, max_len, self._checked_tables)
         bs = self.block_size
+        chunks = validate_plan(plan, bs, self.num_blocks, self.shape.info.max_model_len, self._checked_tables,
+                               run_steps=steps)
         padded = plan.layout == "padded"
-        starts = [] if padded else sorted(c.start_pos for c in plan.chunks)
+        first = chunks[0].start_pos
+        starts = [] if padded else sorted([c.start_pos for c in chunks])
         forward: list[float] = []
         ends: list[float] = []
-        start = self.clock.t
+        start = t = self.clock.t
+        stop = math.inf if until is None else until
         change = 0  # the next step whose work may differ from the step before
         seconds = 0.0
         for j in range(steps):
             if j == change:
-                work = step_work(shifted(plan, j), bs)
+                work = decode_step_work(plan, j, bs, starts)
                 if step_activation_bytes(work, self.shape) > self.activation_room:
-                    self.clock.t = start  # nothing charged: single steps fail where they must
-                    return None
+                    return None  # nothing charged: single steps fail where they must
                 seconds = self.cost_model.step_time(work)
                 # padded: the gathered context grows by a block; packed: see next_decode_change
-                change = (whole_blocks(plan.chunks[0].start_pos + j + 1, bs) - plan.chunks[0].start_pos
-                          if padded else next_decode_change(starts, j, bs))
+                change = whole_blocks(first + j + 1, bs) - first if padded else next_decode_change(starts, j, bs)
             forward.append(seconds)
-            end = self.clock.advance(seconds)
-            ends.append(end)
-            if until is not None and end >= until:
+            t += seconds  # the clock's own additions, in order (`advance`), kept local until the run ends
+            ends.append(t)
+            if t >= stop:
                 break
+        self.clock.t = t
         tokens = {}
         vocab = self.shape.vocab_size
         crc32 = zlib.crc32
+        texts = self._position_texts
         done = len(ends)
-        for c in plan.chunks:  # sim_token for each step, the id's checksum read once
+        for c in chunks:  # sim_token for each step, the id's checksum read once
             if c.sample:
-                prefix = self._id_prefix(c.req_id)
-                first = c.start_pos - c.pad_len + 1
-                tokens[c.req_id] = [crc32(str(p).encode(), prefix) % vocab for p in range(first, first + done)]
+                position = c.start_pos - c.pad_len + 1
+                if position + done > len(texts):
+                    texts = self._texts_through(position + done)
+                crcs = map(crc32, texts[position:position + done], repeat(self._id_prefix(c.req_id)))
+                tokens[c.req_id] = [crc % vocab for crc in crcs]
         return DecodeRunOutput(start_s=start, forward_s=forward, end_s=ends, next_tokens=tokens)
 
     def _check_activations(self, work: StepWork) -> None:
@@ -153,17 +164,15 @@ class SimRunner:
             raise ActivationOOM(f"simulated out of memory on {self.device.name}: the step needs "
                                 f"{format_bytes(need)} of activations, {format_bytes(self.activation_room)} are free")
 
+    def _texts_through(self, position: int) -> list[bytes]:
+        """The position texts, made up to `position` at least (positions stay below max_model_len + 2)."""
+        texts = self._position_texts
+        texts.extend(str(p).encode() for p in range(len(texts), position + 1))
+        return texts
+
     def _id_prefix(self, req_id: str) -> int:
         prefix = self._id_crc.get(req_id)
         if prefix is None:
             prefix = self._id_crc[req_id] = _id_checksum(req_id)
         return prefix
 
-
-def shifted(plan: StepPlan, steps: int) -> StepPlan:
-    """`plan` as it is `steps` decode steps later: every chunk `steps` positions further on."""
-    if steps == 0:
-        return plan
-    chunks = [SeqChunk(c.req_id, c.token_ids, c.start_pos + steps, c.block_table, c.sample, c.pad_len)
-              for c in plan.chunks]
-    return StepPlan(layout=plan.layout, chunks=chunks, pad_tokens=plan.pad_tokens)

@@ -13,10 +13,11 @@ rectangles and causal prefills the real runner computes:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from bsbench.engine.plan import StepPlan
-from bsbench.engine.step_layout import AttnCall, attention_calls, forward_order
+from bsbench.engine.step_layout import AttnCall, attention_calls, decode_calls, packed_calls, padded_call
 
 
 @dataclass(slots=True, frozen=True)
@@ -37,20 +38,49 @@ class StepWork:
 
 def step_work(plan: StepPlan, block_size: int) -> StepWork:
     """The work the runner does for `plan` with KV blocks of `block_size` slots."""
-    ordered = forward_order(plan.layout, plan.chunks)
-    calls = tuple(attention_calls(plan.layout, ordered, block_size))
+    chunks = plan.chunks
     tokens = 0
     sampled = 0
-    for c in plan.chunks:
-        tokens += len(c.token_ids)
+    decode_starts = []
+    others = []
+    for c in chunks:
+        t = len(c.token_ids)
+        tokens += t
         sampled += c.sample
+        if t == 1:
+            decode_starts.append(c.start_pos)
+        else:
+            others.append(c)
+    if plan.layout == "packed":  # the forward order's calls, from the decode rows' sorted starts alone
+        calls = packed_calls(sorted(decode_starts), others, block_size)
+    else:
+        calls = attention_calls(plan.layout, chunks, block_size)
+    return _work(plan.layout, len(chunks), tokens, sampled, plan.pad_tokens, calls)
+
+
+def decode_step_work(plan: StepPlan, shift: int, block_size: int, starts: Sequence[int]) -> StepWork:
+    """`step_work` of a plan of 1-token chunks as it is `shift` decode steps later (every chunk `shift` positions
+    further on), without building that plan; `starts`: its chunks' start positions in ascending order (packed
+    only). Rows, tokens and samples stay; only the attention calls move on."""
+    chunks = plan.chunks
+    n = len(chunks)
+    if plan.layout == "padded":
+        calls = [padded_call(n, 1, chunks[0].start_pos + shift, block_size)]
+    else:
+        calls = decode_calls(starts, block_size, shift)
+    return _work(plan.layout, n, n, sum([c.sample for c in chunks]), plan.pad_tokens, calls)
+
+
+def _work(layout: str, num_seqs: int, tokens: int, sampled: int, pad_tokens: int,
+          calls: Sequence[AttnCall]) -> StepWork:
+    """A StepWork with the sums of its attention calls."""
     return StepWork(
-        layout=plan.layout,
-        num_seqs=len(plan.chunks),
+        layout=layout,
+        num_seqs=num_seqs,
         tokens=tokens,
         sampled=sampled,
-        pad_tokens=plan.pad_tokens,
-        attn_pairs=sum(call.score_pairs for call in calls),
-        kv_read_slots=sum(call.rows * call.kv_len for call in calls if call.gathers),
-        calls=calls,
+        pad_tokens=pad_tokens,
+        attn_pairs=sum([call.score_pairs for call in calls]),
+        kv_read_slots=sum([call.rows * call.kv_len for call in calls if call.gathers]),
+        calls=tuple(calls),
     )
