@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from functools import lru_cache
 
 import numpy as np
 
@@ -29,6 +30,7 @@ def _two_sided_mass(t: float, df: int) -> float:
     return s * total
 
 
+@lru_cache(maxsize=256)  # a sweep summary asks for the same few (level, df) thousands of times
 def t_quantile(level: float, df: int) -> float:
     """The t such that P(|T| <= t) = level, for Student's t with `df` >= 1 degrees of freedom (bisection)."""
     if not 0 < level < 1 or df < 1:

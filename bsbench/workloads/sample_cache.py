@@ -16,6 +16,7 @@ import json
 import os
 import tempfile
 from collections.abc import Callable, Mapping
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -37,6 +38,14 @@ def cache_dir() -> str | None:
 
 
 def file_digest(path: str) -> str:
+    """SHA-256 of the file; read once per (path, size, modification time) in a process (a sweep builds one
+    workload per rate and seed from the same file)."""
+    stat = os.stat(path)
+    return _digest(os.path.realpath(path), stat.st_size, stat.st_mtime_ns)
+
+
+@lru_cache(maxsize=64)
+def _digest(path: str, size: int, mtime_ns: int) -> str:
     with open(path, "rb") as handle:
         return hashlib.file_digest(handle, "sha256").hexdigest()
 
