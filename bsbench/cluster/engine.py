@@ -33,7 +33,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from bsbench.cluster.links import LinkPreset
-from bsbench.engine.arrivals import request_states
+from bsbench.engine.arrivals import ReplayArrivals
 from bsbench.engine.clock import VirtualClock
 from bsbench.engine.events import EventLog
 from bsbench.engine.loop import Engine, EngineResult, ProgressFn
@@ -100,9 +100,10 @@ class ClusterEngine:
         self.transfers = 0
 
     def run(self, requests: list[RequestSpec]) -> EngineResult:
-        states, by_id = request_states(requests)
+        arrivals = ReplayArrivals(requests)
+        states, by_id = arrivals.states, arrivals.by_id
         steps: list[StepRow] = []
-        next_arrival = ended = tokens = 0
+        ended = tokens = 0
         now = 0.0
         complete = True
         try:
@@ -110,16 +111,16 @@ class ClusterEngine:
                 produced = self._book_steps(now, by_id, steps)
                 tokens += produced
                 self._end_transfers(now)
-                next_arrival = self._admit(states, next_arrival, now)
+                arrivals.admit(self, now)
                 for instance in self.instances:
                     self._start_step(instance, now)
                 self._start_transfers(now)
                 ended += sum(len(i.policy.take_ended()) for i in self.instances)
                 if self.on_progress is not None:
                     self.on_progress(ended, len(states), tokens)
-                wake = self._next_event(now, states, next_arrival)
+                wake = self._next_event(now, arrivals.next_arrival_s())
                 if wake is None:
-                    if next_arrival >= len(states) and self._idle():
+                    if not arrivals.more() and self._idle():
                         break
                     self._drain(now, EndReason(EndKind.STALLED, "no instance can run and nothing is pending"))
                     ended += sum(len(i.policy.take_ended()) for i in self.instances)
@@ -129,8 +130,7 @@ class ClusterEngine:
             complete = False
             stopped = EndReason(EndKind.INTERRUPTED, "the run was stopped")
             self._drain(now, stopped)
-            for state in states[next_arrival:]:
-                state.finish(Status.FAILED, now, stopped)
+            arrivals.fail_pending(now, stopped)
         duration = max([now] + [s.finish_s for s in states if s.finish_s is not None])
         lost = [s.id for s in states if not s.status.is_final]
         if lost:
@@ -166,12 +166,10 @@ class ClusterEngine:
             state.transfer_end_s = transfer.end_s
             self.decoders[transfer.target.name].accept_transferred(state, transfer.end_s)
 
-    def _admit(self, states: list[RequestState], next_arrival: int, now: float) -> int:
-        while next_arrival < len(states) and states[next_arrival].spec.arrival_s <= now:
-            target = min(self.prefill, key=lambda i: len(i.policy.unfinished()))  # min keeps the first on ties
-            target.policy.add_request(states[next_arrival], now)
-            next_arrival += 1
-        return next_arrival
+    def add_request(self, state: RequestState, now: float) -> None:
+        """An arrival goes to the prefill instance with the fewest unfinished requests (ties: the first)."""
+        target = min(self.prefill, key=lambda i: len(i.policy.unfinished()))  # min keeps the first on ties
+        target.policy.add_request(state, now)
 
     def _start_step(self, instance: Instance, now: float) -> None:
         while instance.pending is None:
@@ -213,11 +211,11 @@ class ClusterEngine:
         return max(open_seats, key=lambda i: i.policy.blocks.num_free, default=None)  # max keeps the first
 
     # --- time and ends ---------------------------------------------------------------------------
-    def _next_event(self, now: float, states: list[RequestState], next_arrival: int) -> float | None:
+    def _next_event(self, now: float, next_arrival_s: float | None) -> float | None:
         times = [i.pending.end_s for i in self.instances if i.pending is not None]
         times += [t.end_s for t in self.in_flight]
-        if next_arrival < len(states):
-            times.append(states[next_arrival].spec.arrival_s)
+        if next_arrival_s is not None:
+            times.append(next_arrival_s)
         for instance in self.instances:
             if instance.pending is None:
                 wake = instance.policy.next_wakeup(now)

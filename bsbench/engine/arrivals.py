@@ -28,6 +28,12 @@ def request_states(requests: list[RequestSpec]) -> tuple[list[RequestState], dic
     return states, by_id
 
 
+class RequestSink(Protocol):
+    """What a replay hands its arrivals to: a policy, or the multi-instance engine that routes them."""
+
+    def add_request(self, state: RequestState, now: float) -> None: ...
+
+
 class Arrivals(Protocol):
     """The engine loop's source of requests; its methods are called from the engine's thread only.
     `by_id` maps the id of every admitted, unfinished request to its state (the loop books tokens through it)."""
@@ -63,7 +69,7 @@ class ReplayArrivals:
         self.states, self.by_id = request_states(requests)
         self.next = 0  # index of the next request to arrive
 
-    def admit(self, policy: Policy, now: float) -> None:
+    def admit(self, policy: RequestSink, now: float) -> None:
         states, index = self.states, self.next
         while index < len(states) and states[index].spec.arrival_s <= now:
             policy.add_request(states[index], now)
