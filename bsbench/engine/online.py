@@ -120,7 +120,6 @@ class OnlineArrivals:
             self._stats.submitted += 1
             why = self.vet(spec)
             if why is not None:
-                RequestState(spec).finish(Status.REJECTED, spec.arrival_s, why)
                 self._stats.ended[(Status.REJECTED.value, why.kind.value)] += 1
                 return Submitted(spec.id, why)
             self._incoming.append(_Live(RequestState(spec), deliver))
