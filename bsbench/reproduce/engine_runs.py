@@ -90,10 +90,8 @@ class Bench:
         searches = {(name, seed): capacity_search(setting.target, setting.start_rate, setting.tolerance,
                                                   setting.max_rate, relative=True)
                     for name in schedulers for seed in self.seeds}
-        rounds = [0]
 
         def probe_all(rates: dict[Any, float]) -> dict[Any, Any]:
-            rounds[0] += 1
             return probe_round(rates, lambda key: key, make_workload, self.config_of, self.executor, self.task(),
                                folder)
 
