@@ -138,10 +138,11 @@ class ContinuousScheduler(Scheduler):
                     count = budget
                 elif chunks or count <= opts.max_num_batched_tokens:
                     break
-            need = self.blocks.blocks_needed(state.id, kv_slots_needed(state, count))
+            slots = kv_slots_needed(state, count)
+            need = self.blocks.blocks_needed(state.id, slots)
             if need + self._watermark_blocks > self.blocks.num_free and (chunks or need > self.blocks.num_free):
                 break
-            table = self.blocks.grown_table(state.id, kv_slots_needed(state, count))
+            table = self.blocks.grown_table(state.id, slots)
             if table is None:
                 break
             self.waiting.popleft()
