@@ -92,8 +92,7 @@ def scheduler_group(scheduler: str) -> str:
 MODEL_GROUP = "Model and memory"
 RECORD_GROUP = "Run record"
 _MODEL_FLAGS = ("backend", "clock", "gpu", "calibration", "instances", "link", "decode_gpu", "model", "weights",
-                "weights_seed",
-                "device", "dtype", "kv_memory", "block_size", "threads")
+                "weights_seed", "device", "dtype", "kv_memory", "block_size", "threads")
 _RECORD_FLAGS = ("repeats", "out_dir", "record_tokens", "percentiles")
 _SERVE_FLAGS = ("model", "weights", "weights_seed", "device", "dtype", "kv_memory", "block_size", "threads")
 
