@@ -10,29 +10,38 @@ from bsbench.engine.plan_check import validate_plan
 from bsbench.sim.calib_grid import default_grid, fixed_points, sampled_points, synthetic_plan
 from bsbench.sim.calibrate import calibrate
 from bsbench.sim.linear_fit import FEATURES, features
+from bsbench.sim.op_tables import RowTable
 from bsbench.sim.work import step_work
 from tests.fakes import RecordingRunner
 
 BS, BLOCKS, VOCAB = 16, 1024, 32000
 
 
-def test_features_count_the_lm_head_passes_and_the_attention_calls_by_kind():
+# made-up operator tables: 1 ms per linear row up to 4 rows, then 0.5 ms; the LM head slower at 2 rows than at 4
+TABLES = {"linear": RowTable((1, 4, 64), (1e-3, 4e-3, 34e-3)), "lm_head": RowTable((1, 2, 4), (1e-3, 3e-3, 2e-3))}
+
+
+def test_features_price_rows_through_the_operator_tables_and_count_attention_calls_by_kind():
     def chunk(i: int, tokens: int, start: int, sample: bool = True, pad: int = 0) -> SeqChunk:
         return SeqChunk(f"r{i}", [5] * tokens, start, list(range(-(-(start + tokens) // BS))), sample, pad)
 
     one_decode = StepPlan("packed", [chunk(0, 1, 40)])
-    f = dict(zip(FEATURES, features(step_work(one_decode, BS))))
-    assert (f["sampled"], f["lm_head"], f["lm_head_matrix"], f["decode_calls"], f["seqs"]) == (1, 1, 0, 1, 1)
+    f = dict(zip(FEATURES, features(step_work(one_decode, BS), TABLES)))
+    assert (f["sampled"], f["decode_calls"], f["seqs"]) == (1, 1, 1)
+    assert (f["linear_table"], f["lm_head_table"]) == pytest.approx((1e-3, 1e-3))
     # 3 decodes (one group), a whole prompt (causal), a left-padded prompt and a later unsampled chunk (masked)
     mixed = StepPlan("packed", [chunk(0, 1, 40), chunk(1, 1, 41), chunk(2, 1, 45), chunk(3, 10, 0),
                                 chunk(4, 6, 0, pad=2), chunk(5, 32, 64, sample=False)])
-    f = dict(zip(FEATURES, features(step_work(mixed, BS))))
-    assert (f["tokens"], f["sampled"], f["lm_head"], f["lm_head_matrix"]) == (51, 5, 1, 1)
+    f = dict(zip(FEATURES, features(step_work(mixed, BS), TABLES)))
+    assert (f["tokens"], f["sampled"]) == (51, 5)
+    # 51 rows: between the knots 4 and 64; 5 sampled rows: past the last knot, on the last slope (never downwards)
+    assert (f["linear_table"], f["lm_head_table"]) == pytest.approx((4e-3 + 47 * 0.5e-3, 2e-3))
     assert (f["decode_calls"], f["causal_calls"], f["masked_calls"], f["seqs"], f["step"]) == (1, 1, 2, 6, 1)
     assert f["kv_read_slots"] == 3 * 48 + 96  # the decode group padded to its longest context, the chunk's context
     nothing_sampled = StepPlan("packed", [chunk(0, 32, 0, sample=False)])
-    f = dict(zip(FEATURES, features(step_work(nothing_sampled, BS))))
-    assert (f["sampled"], f["lm_head"], f["lm_head_matrix"], f["causal_calls"]) == (0, 0, 0, 1)
+    f = dict(zip(FEATURES, features(step_work(nothing_sampled, BS), TABLES)))
+    assert (f["sampled"], f["lm_head_table"], f["causal_calls"]) == (0, 0, 1)
+    assert features(step_work(nothing_sampled, BS), {})[2:4] == (0.0, 0.0)  # no tables (a test double): no cost
 
 
 def test_sampled_points_are_deterministic_valid_and_cover_small_and_every_kind_of_step():

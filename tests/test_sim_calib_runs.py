@@ -53,7 +53,7 @@ def test_run_steps_join_the_fit_and_are_listed(tmp_path):
     assert len(calibration.points) == len(fixed_points()) + len(steps)
     assert [p["measured_s"] for p in run_points] == [s.measured_s for s in steps]
     coefficients = [calibration.coefficients[name] for name in calibration.coefficients]
-    assert [p["predicted_s"] for p in run_points] == pytest.approx([predict(coefficients, s.work) for s in steps])
+    assert [p["predicted_s"] for p in run_points] == pytest.approx([predict(coefficients, s.work, {}) for s in steps])
     assert calibration.settings["runs"] == runs
     path = tmp_path / "cal.json"
     save_calibration(calibration, path)

@@ -30,6 +30,7 @@ from bsbench.sim.calibration import (
     save_calibration,
 )
 from bsbench.sim.linear_fit import FEATURES, fit_nonnegative
+from bsbench.sim.op_tables import LM_HEAD_MAX_ROWS, ROW_KNOTS, TABLES, tables_from_dict
 from bsbench.sim.virtual_time import VirtualTimeRunner
 from bsbench.sim.work import step_work
 from bsbench.workloads.request import RequestSpec
@@ -74,7 +75,7 @@ def test_round_trip_hash_and_tier_c(calibration, tmp_path):
     digest = save_calibration(calibration, path)
     loaded = load_calibration(path)
     assert loaded == calibration and loaded.to_dict()["content_hash"] == digest
-    assert json.loads(path.read_text())["schema_version"] == SCHEMA_VERSION == 2
+    assert json.loads(path.read_text())["schema_version"] == SCHEMA_VERSION == 3
     cost = CalibratedCostModel(loaded, str(path))
     for point, grid_point in zip(loaded.points, GRID, strict=True):
         work = step_work(synthetic_plan(grid_point, BS, BLOCKS, SHAPE.vocab_size), BS)
@@ -100,7 +101,7 @@ def test_damaged_or_foreign_files_are_user_errors(calibration, tmp_path):
     old["coefficients"] = dict.fromkeys(("step", "tokens", "sampled", "attn_pairs", "kv_read_slots", "attn_calls",
                                          "seqs"), 1e-3)
     path.write_text(json.dumps(old | {"content_hash": content_hash(old)}))
-    with pytest.raises(BsbenchError, match=r"schema version 1; this bsbench reads 2: run `bsbench calibrate` again"):
+    with pytest.raises(BsbenchError, match=r"schema version 1; this bsbench reads 3: run `bsbench calibrate` again"):
         load_calibration(path)
     path.write_text("[]")
     with pytest.raises(BsbenchError, match="not a bsbench calibration"):
@@ -170,3 +171,24 @@ def test_real_runner_on_the_virtual_clock(tiny_runner, calibration):
     assert [(st.start_s, st.num_tokens) for st in first.steps] == [(st.start_s, st.num_tokens) for st in second.steps]
     assert all(o.measured_forward_s > 0 and o.measured_step_s >= o.measured_forward_s for o in outs)
     assert [st.duration_s for st in first.steps] == pytest.approx([o.forward_s for o in outs], abs=1e-12)
+
+
+def test_calibration_measures_the_operator_tables_of_the_real_runner(calibration, tmp_path):
+    tables = tables_from_dict(calibration.tables)
+    assert set(tables) == set(TABLES)
+    assert tables["linear"].knots == ROW_KNOTS
+    assert tables["lm_head"].knots == tuple(k for k in ROW_KNOTS if k <= LM_HEAD_MAX_ROWS)
+    assert all(s > 0 for t in tables.values() for s in t.seconds)
+    # the fit reads the tables: a step's table features are the interpolated seconds
+    point = calibration.points[0]
+    work = step_work(synthetic_plan(GRID[0], BS, BLOCKS, SHAPE.vocab_size), BS)
+    assert point["features"]["linear_table"] == pytest.approx(tables["linear"].at(work.tokens))
+    assert point["features"]["lm_head_table"] == pytest.approx(tables["lm_head"].at(work.sampled))
+    path = tmp_path / "cal.json"
+    save_calibration(calibration, path)
+    data = json.loads(path.read_text())
+    data["tables"]["linear"]["knots"] = [4, 2, 1] + data["tables"]["linear"]["knots"][3:]
+    data = {k: v for k, v in data.items() if k != "content_hash"}
+    path.write_text(json.dumps(data | {"content_hash": content_hash(data)}))
+    with pytest.raises(BsbenchError, match="malformed operator tables"):
+        load_calibration(path)

@@ -1,6 +1,7 @@
 """Tier (b): measure the real runner on this device over the calibration grid and fit the linear cost model.
 
-For every grid plan (`calib_grid.py`) the real runner's whole `execute` call is
+First the operator tables (`op_tables.py`: the decoder's linears and the LM head at
+fixed row counts) are measured. Then, for every grid plan (`calib_grid.py`), the real runner's whole `execute` call is
 timed, which is what a wall-clock engine records as the step's duration (host
 preparation included); on CUDA the device is synchronised before the clock starts
 and after it stops. Passes over the grid are interleaved (every plan once per pass)
@@ -29,6 +30,7 @@ from bsbench.sim.calib_grid import GridPoint, default_grid, synthetic_plan
 from bsbench.sim.calib_runs import RunStep
 from bsbench.sim.calibration import Calibration
 from bsbench.sim.linear_fit import FEATURES, features, fit_nonnegative, predict
+from bsbench.sim.op_tables import measure_tables
 from bsbench.sim.work import step_work
 
 ProgressFn = Callable[[int, int], None]  # (plans timed so far, total)
@@ -75,6 +77,7 @@ def calibrate(runner: Any, shape: ModelShape, dtype: str, *, grid: Sequence[Grid
 
     plans = plans_of_pass(0)
     sync = _synchroniser(runner.device)
+    tables = measure_tables(runner, warmups + max(repeats, 5), sync)
     samples: list[list[float]] = [[] for _ in plans]
     skipped: dict[int, str] = {}
     passes = warmups + repeats
@@ -101,9 +104,10 @@ def calibrate(runner: Any, shape: ModelShape, dtype: str, *, grid: Sequence[Grid
     named += [(step.source, "run", step.work, [step.measured_s]) for step in run_steps]
     works = [w for _, _, w, _ in named]
     measured = [statistics.median(times) for _, _, _, times in named]
-    coefficients = fit_nonnegative([features(w) for w in works], measured)
-    predicted = [predict(coefficients, w) for w in works]
-    points = [{"name": name, "source": source, "layout": w.layout, "features": dict(zip(FEATURES, features(w))),
+    coefficients = fit_nonnegative([features(w, tables) for w in works], measured)
+    predicted = [predict(coefficients, w, tables) for w in works]
+    points = [{"name": name, "source": source, "layout": w.layout,
+               "features": dict(zip(FEATURES, features(w, tables))),
                "measured_s": m, "predicted_s": p, "samples_s": times}
               for (name, source, w, times), m, p in zip(named, measured, predicted)]
     env = capture_environment(str(runner.device))
@@ -120,4 +124,5 @@ def calibrate(runner: Any, shape: ModelShape, dtype: str, *, grid: Sequence[Grid
                   "bsbench": package_versions(("bsbench",))["bsbench"],
                   "skipped": {grid[i].name: why for i, why in skipped.items()},
                   "malloc_tuning": getattr(runner, "malloc_tuning", {}), "runs": list(runs)},
+        tables={name: table.to_dict() for name, table in tables.items()},
     )

@@ -1,8 +1,9 @@
 """Calibration files (versioned JSON) and the tier (c) cost model that reads one.
 
 A calibration belongs to one (device, model, dtype, block size): it holds the fitted
-coefficients (`linear_fit.FEATURES`), the residuals on the calibration grid, every
-measured point, and how it was measured (warm-ups, repeats, torch version, threads).
+coefficients (`linear_fit.FEATURES`), the operator tables they use (`op_tables.py`),
+the residuals on the calibration grid, every measured point, and how it was measured
+(warm-ups, repeats, torch version, threads).
 `content_hash` is the SHA-256 of the file's canonical JSON without that field, so a
 record that names the hash names exactly one set of coefficients, and an edited or
 truncated file is refused on load.
@@ -19,10 +20,11 @@ from typing import Any, ClassVar, cast
 from bsbench.engine.model_shape import ModelShape
 from bsbench.errors import BsbenchError
 from bsbench.sim.linear_fit import FEATURES, predict
+from bsbench.sim.op_tables import RowTable, tables_from_dict
 from bsbench.sim.work import StepWork
 
 SCHEMA = "bsbench-calibration"
-SCHEMA_VERSION = 2  # 2: the features of linear_fit.FEATURES (v1 had seven, no LM-head or per-kind calls)
+SCHEMA_VERSION = 3  # 3: operator tables and their features (v2 had 0/1 LM-head indicators; v1 seven features)
 
 
 @dataclass(slots=True, frozen=True)
@@ -37,6 +39,7 @@ class Calibration:
     settings: dict[str, Any]  # warmups, repeats, torch version, bsbench version
     schema_version: int = SCHEMA_VERSION
     extra: dict[str, Any] = field(default_factory=dict)
+    tables: dict[str, Any] = field(default_factory=dict)  # op_tables.TABLES by name: {"knots": [...], "seconds": [...]}
 
     def to_dict(self) -> dict[str, Any]:
         body = {"schema": SCHEMA, **asdict(self)}
@@ -93,6 +96,10 @@ def load_calibration(path: Path) -> Calibration:
         raise BsbenchError(f"{path}: malformed calibration ({exc})") from None
     if set(calibration.coefficients) != set(FEATURES):
         raise BsbenchError(f"{path}: coefficients {sorted(calibration.coefficients)} do not match {list(FEATURES)}")
+    try:
+        tables_from_dict(calibration.tables)
+    except (TypeError, ValueError, KeyError) as exc:
+        raise BsbenchError(f"{path}: malformed operator tables ({exc})") from None
     return calibration
 
 
@@ -104,12 +111,14 @@ class CalibratedCostModel:
     source: str = ""  # the file it came from, for the record
     tier: ClassVar[str] = "calibrated"
     _coefficients: tuple[float, ...] = field(init=False, repr=False, compare=False)
+    _tables: dict[str, RowTable] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_coefficients", tuple(self.calibration.coefficients[f] for f in FEATURES))
+        object.__setattr__(self, "_tables", tables_from_dict(self.calibration.tables))
 
     def step_time(self, work: StepWork) -> float:
-        return predict(self._coefficients, work)
+        return predict(self._coefficients, work, self._tables)
 
     def describe(self) -> dict[str, Any]:
         c = self.calibration

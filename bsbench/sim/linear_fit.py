@@ -5,10 +5,10 @@ including the runner's own attention grouping (`engine/step_layout.py`):
 
 - `step`: a fixed cost per step;
 - `tokens`: rows through the linear layers (pads included);
-- `sampled`: rows through the LM head; `lm_head`: 1 when any row is sampled (one pass over
-  the LM head's weights, whatever the rows); `lm_head_matrix`: 1 when two or more are (a
-  matrix-matrix product, another kernel than the single row's matrix-vector one: on a CPU
-  it costs about as much again as the single-row pass);
+- `linear_table`: the measured seconds of the decoder's linear layers over `tokens` rows,
+  `lm_head_table`: of the LM head over the sampled rows (`op_tables.py`: matmul time is
+  not linear in rows, so it is measured, not fitted); their coefficients stay near 1;
+- `sampled`: rows through the LM head (their gather, argmax and copy to the host);
 - `attn_pairs`: attention (query, key) pairs; `kv_read_slots`: gathered KV slots;
 - attention calls by kind, each a kernel launch and its set-up per layer: `decode_calls`
   (a padded gather of a decode group, with its mask), `causal_calls` (a whole prompt over
@@ -24,31 +24,33 @@ trying every subset of features (2,047 small solves for eleven features: well un
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from itertools import combinations
 
 import numpy as np
 
 from bsbench.engine.step_layout import DECODE, FRESH_CAUSAL
+from bsbench.sim.op_tables import EMPTY, RowTable
 from bsbench.sim.work import StepWork
 
-FEATURES = ("step", "tokens", "sampled", "lm_head", "lm_head_matrix", "attn_pairs", "kv_read_slots", "decode_calls",
-            "causal_calls", "masked_calls", "seqs")
+FEATURES = ("step", "tokens", "linear_table", "lm_head_table", "sampled", "attn_pairs", "kv_read_slots",
+            "decode_calls", "causal_calls", "masked_calls", "seqs")
 
 
-def features(work: StepWork) -> tuple[float, ...]:
-    """The feature vector of one step, in `FEATURES` order."""
+def features(work: StepWork, tables: Mapping[str, RowTable]) -> tuple[float, ...]:
+    """The feature vector of one step, in `FEATURES` order; `tables`: the operator tables (missing ones cost 0)."""
     decode = causal = 0
     for call in work.calls:
         decode += call.kind == DECODE
         causal += call.kind == FRESH_CAUSAL
-    return (1.0, float(work.tokens), float(work.sampled), float(work.sampled >= 1), float(work.sampled >= 2),
-            float(work.attn_pairs), float(work.kv_read_slots), float(decode), float(causal),
-            float(work.num_calls - decode - causal), float(work.num_seqs))
+    return (1.0, float(work.tokens), tables.get("linear", EMPTY).at(work.tokens),
+            tables.get("lm_head", EMPTY).at(work.sampled), float(work.sampled), float(work.attn_pairs),
+            float(work.kv_read_slots), float(decode), float(causal), float(work.num_calls - decode - causal),
+            float(work.num_seqs))
 
 
-def predict(coefficients: Sequence[float], work: StepWork) -> float:
-    return float(sum(c * f for c, f in zip(coefficients, features(work), strict=True)))
+def predict(coefficients: Sequence[float], work: StepWork, tables: Mapping[str, RowTable]) -> float:
+    return float(sum(c * f for c, f in zip(coefficients, features(work, tables), strict=True)))
 
 
 def fit_nonnegative(rows: Sequence[Sequence[float]], measured: Sequence[float]) -> list[float]:

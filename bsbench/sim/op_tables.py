@@ -1,0 +1,119 @@
+"""Operator tables: the measured seconds of the runner's matrix products as a function of their rows.
+
+A matrix product's time is not linear in its rows on real hardware: BLAS libraries
+switch kernels with the row count (on a CPU, 2 or 3 rows through the LM head take
+longer than 4, because a matrix-vector path is taken per row), and GPU GEMMs move
+in whole tiles. A linear model of token counts cannot follow that, so calibration
+measures the products themselves at `ROW_KNOTS` rows, with the runner's own
+weights, dtype and device (as Vidur profiles its operators), and the fit uses the
+interpolated times as features:
+
+- `linear`: every `nn.Linear` of the decoder applied to T rows (the projections and
+  the MLP of all layers): what a step's T tokens, pads included, cost in matmuls;
+- `lm_head`: the LM head and the greedy argmax over S rows (the sampled rows).
+
+Between knots the time is interpolated linearly; beyond the last knot it grows
+with the slope of the last two (never downwards); 0 rows cost 0.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from bisect import bisect_left
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+ROW_KNOTS = (1, 2, 3, 4, 5, 6, 7, 8, 10, 12, 16, 20, 24, 32, 40, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024,
+             1536, 2048)
+LM_HEAD_MAX_ROWS = 256  # sampled rows of a step: at most its sequences
+TABLES = ("linear", "lm_head")
+
+
+@dataclass(slots=True, frozen=True)
+class RowTable:
+    """Seconds at `knots` rows (ascending); `at(rows)` interpolates (see the module docstring)."""
+
+    knots: tuple[int, ...]
+    seconds: tuple[float, ...]
+
+    def at(self, rows: float) -> float:
+        knots, seconds = self.knots, self.seconds
+        if rows <= 0 or not knots:
+            return 0.0
+        if rows <= knots[0]:
+            return seconds[0] * rows / knots[0]
+        i = bisect_left(knots, rows)
+        if i == len(knots):  # beyond the last knot: the last slope, never negative
+            i -= 1
+        x0, x1, y0, y1 = knots[i - 1], knots[i], seconds[i - 1], seconds[i]
+        slope = (y1 - y0) / (x1 - x0)
+        if rows > x1:
+            return y1 + max(slope, 0.0) * (rows - x1)
+        return y0 + slope * (rows - x0)
+
+    def to_dict(self) -> dict[str, list[Any]]:
+        return {"knots": list(self.knots), "seconds": list(self.seconds)}
+
+    @staticmethod
+    def from_dict(data: dict[str, Any]) -> RowTable:
+        knots, seconds = tuple(int(k) for k in data["knots"]), tuple(float(s) for s in data["seconds"])
+        if len(knots) != len(seconds) or list(knots) != sorted(set(knots)) or any(k < 1 for k in knots):
+            raise ValueError("an operator table needs ascending distinct knots >= 1, one time each")
+        return RowTable(knots, seconds)
+
+
+EMPTY = RowTable((), ())
+
+
+def tables_from_dict(data: dict[str, Any]) -> dict[str, RowTable]:
+    """Every table of `TABLES` from a calibration file's `tables` (a missing one is `EMPTY`: it costs 0)."""
+    return {name: RowTable.from_dict(data[name]) if name in data else EMPTY for name in TABLES}
+
+
+def measure_tables(runner: Any, passes: int, sync: Callable[[], None]) -> dict[str, RowTable]:
+    """Time `runner`'s decoder linears and LM head at every knot, `passes` times (interleaved; the first pass is a
+    warm-up, the median of the others is kept). A runner without a torch model (a test double) gets no tables."""
+    import torch
+
+    lm_head = getattr(runner, "lm_head", None)
+    decoder = getattr(runner, "decoder", None)
+    if not isinstance(lm_head, torch.nn.Module) or not isinstance(decoder, torch.nn.Module):
+        return {}
+    linears = [m for m in decoder.modules() if isinstance(m, torch.nn.Linear)]
+    weight = lm_head.weight
+    hidden = int(weight.shape[1]) if isinstance(weight, torch.Tensor) else 0
+    device, dtype = runner.device, runner.dtype
+    inputs: dict[int, torch.Tensor] = {}
+    gen = torch.Generator().manual_seed(0)
+
+    def rows_of(width: int, rows: int) -> torch.Tensor:
+        if width not in inputs or inputs[width].shape[0] < rows:
+            inputs[width] = torch.randn(max(ROW_KNOTS), width, generator=gen).to(device=device, dtype=dtype)
+        return inputs[width][:rows]
+
+    def through_linears(rows: int) -> None:
+        for m in linears:
+            m(rows_of(m.in_features, rows))
+
+    def through_lm_head(rows: int) -> None:
+        lm_head(rows_of(hidden, rows)).argmax(dim=-1).tolist()
+
+    ops: dict[str, tuple[Callable[[int], None], Sequence[int]]] = {
+        "linear": (through_linears, ROW_KNOTS),
+        "lm_head": (through_lm_head, [k for k in ROW_KNOTS if k <= LM_HEAD_MAX_ROWS]),
+    }
+    samples: dict[str, list[list[float]]] = {name: [[] for _ in knots] for name, (_, knots) in ops.items()}
+    with torch.inference_mode():
+        for r in range(max(passes, 2)):
+            for name, (op, knots) in ops.items():
+                for i, rows in enumerate(knots):
+                    sync()
+                    start = time.perf_counter()
+                    op(rows)
+                    sync()
+                    if r:
+                        samples[name][i].append(time.perf_counter() - start)
+    return {name: RowTable(tuple(knots), tuple(statistics.median(s) for s in samples[name]))
+            for name, (_, knots) in ops.items()}
