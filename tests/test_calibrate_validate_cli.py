@@ -37,20 +37,31 @@ def test_calibrate_writes_a_file_the_sim_backend_takes(bsbench, calibration_file
 def test_validate_sim_reports_step_end_to_end_and_ranking_errors(bsbench, calibration_file, tmp_path):
     result = bsbench("validate-sim", "--device", "cpu", "--threads", "1", "--calibration", calibration_file,
                      "--workloads", "smoke", "--rates", "inf", "--schedulers", "static,continuous", "-n", "4",
-                     "--max-output-len", "4", "--targets", "--quiet", "--out", tmp_path)
+                     "--max-output-len", "4", "--real-repeats", "2", "--targets", "--quiet", "--out", tmp_path)
     assert result.code == 0, result.err
     assert "per-step error" in result.out and "ranking of the schedulers" in result.out
+    assert "median of 2 real run(s)" in " ".join(result.out.split())
     assert result.out.count("PASS") + result.out.count("MISS") == 4
     report = json.loads((tmp_path / "validation.json").read_text())
     assert report["per_step"]["all"]["n"] > 0 and report["per_step"]["all"]["mape"] is not None
+    assert report["real_repeats"] == 2
+    assert report["step_repeat_noise"]["n"] == 0  # calibrated with one pass: no repeats to measure noise on
     (cell,) = report["cells"]
     assert set(cell["runs"]) == {"static", "continuous"}
+    assert all(0 <= n <= 2 for n in cell["real_repeats_agreeing"].values())
     for run in cell["runs"].values():
-        real, sim = (read_record(p) for p in run["records"])
-        assert real.workload.fingerprint == sim.workload.fingerprint
-        assert (real.config.backend, sim.config.backend) == ("real", "sim")
-        assert real.config.num_kv_blocks == sim.config.num_kv_blocks
+        first, second, sim = (read_record(p) for p in run["records"])
+        assert first.workload.fingerprint == second.workload.fingerprint == sim.workload.fingerprint
+        assert (first.config.backend, second.config.backend, sim.config.backend) == ("real", "real", "sim")
+        assert first.config.num_kv_blocks == sim.config.num_kv_blocks
         assert set(run["errors"]) >= {"median_ttft_ms", "p99_e2el_ms", "output_throughput", "slo_attainment"}
+        # the simulated run is compared with the median of the real runs
+        throughputs = [r.summary["output_throughput"] for r in (first, second)]
+        assert run["real"]["output_throughput"] == pytest.approx(sum(throughputs) / 2)
+        assert run["errors"]["output_throughput"] == pytest.approx(
+            sim.summary["output_throughput"] / run["real"]["output_throughput"] - 1)
+        assert run["real_spread"]["output_throughput"] == pytest.approx(
+            abs(throughputs[0] - throughputs[1]) / run["real"]["output_throughput"])
 
 
 def test_validate_sim_refuses_a_calibration_of_another_model(bsbench, tmp_path, calibration_file):

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from bsbench.sim.accuracy import end_to_end_errors, error_stats, errors_by_layout, ranking, ranking_preserved
+from bsbench.sim.accuracy import (
+    end_to_end_errors,
+    error_stats,
+    errors_by_layout,
+    median_summary,
+    ranking,
+    ranking_preserved,
+    repeat_noise,
+    spread,
+)
 
 
 def test_error_stats_by_hand():
@@ -34,3 +43,19 @@ def test_end_to_end_and_ranking():
     assert ranking({"a": 1.0, "b": 3.0, "c": 2.0}, "median_e2el_ms") == ["a", "c", "b"]
     assert ranking_preserved({"a": 1.0, "b": 3.0}, {"a": 10.0, "b": 30.0}, "output_throughput")
     assert not ranking_preserved({"a": 1.0, "b": 3.0}, {"a": 3.0, "b": 1.0}, "output_throughput")
+
+
+def test_median_summary_and_spread_over_repeated_runs():
+    runs = [{"output_throughput": 100.0, "median_e2el_ms": 10.0}, {"output_throughput": 120.0, "median_e2el_ms": None},
+            {"output_throughput": 90.0, "median_e2el_ms": 14.0}]
+    middle = median_summary(runs, ("output_throughput", "median_e2el_ms", "p99_ttft_ms"))
+    assert middle == {"output_throughput": 100.0, "median_e2el_ms": 12.0, "p99_ttft_ms": None}
+    assert spread(runs, "output_throughput") == pytest.approx(0.3)
+    assert spread(runs[:1], "output_throughput") is None and spread(runs, "p99_ttft_ms") is None
+
+
+def test_repeat_noise_is_the_distance_of_each_timing_from_its_plans_median():
+    points = [{"samples_s": [1.0, 1.1, 0.9]}, {"samples_s": [2.0, 2.0]}, {"samples_s": [5.0]}, {"name": "no samples"}]
+    noise = repeat_noise(points)
+    assert noise["n"] == 5 and noise["mean"] == pytest.approx(0.2 / 5)
+    assert repeat_noise([{"samples_s": [3.0]}]) == {"n": 0, "mean": None, "p90": None}

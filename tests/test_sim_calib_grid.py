@@ -38,6 +38,8 @@ def test_features_price_rows_through_the_operator_tables_and_count_attention_cal
     assert (f["linear_table"], f["lm_head_table"]) == pytest.approx((4e-3 + 47 * 0.5e-3, 2e-3))
     assert (f["decode_calls"], f["causal_calls"], f["masked_calls"], f["seqs"], f["step"]) == (1, 1, 2, 6, 1)
     assert f["kv_read_slots"] == 3 * 48 + 96  # the decode group padded to its longest context, the chunk's context
+    # pairs by kind: the causal prompt's triangle; the left-padded prompt's square and the chunk over its context
+    assert (f["causal_pairs"], f["masked_pairs"]) == (10 * 11 // 2, 6 * 6 + 32 * 96)
     nothing_sampled = StepPlan("packed", [chunk(0, 32, 0, sample=False)])
     f = dict(zip(FEATURES, features(step_work(nothing_sampled, BS), TABLES)))
     assert (f["sampled"], f["lm_head_table"], f["causal_calls"]) == (0, 0, 1)

@@ -130,8 +130,8 @@ def test_nonnegative_fit_recovers_coefficients_and_never_goes_negative():
     # one column per feature: the fixed cost, counts of several magnitudes, and 0/1 indicators
     rows = [[1.0, rng.randint(1, 2000), rng.randint(1, 64), rng.randint(0, 1), rng.randint(0, 1),
              rng.randint(0, 10**6), rng.randint(0, 10**5), rng.randint(0, 3), rng.randint(0, 4), rng.randint(0, 2),
-             rng.randint(1, 64)] for _ in range(60)]
-    truth = [2e-3, 1e-5, 5e-5, 4e-3, 0.0, 3e-8, 0.0, 1e-4, 3e-4, 2e-4, 2e-6]
+             rng.randint(1, 64), rng.randint(0, 10**4)] for _ in range(60)]
+    truth = [2e-3, 1e-5, 5e-5, 4e-3, 0.0, 3e-8, 0.0, 1e-4, 3e-4, 2e-4, 2e-6, 1e-7]
     y = [sum(c * x for c, x in zip(truth, row)) for row in rows]
     assert fit_nonnegative(rows, y) == pytest.approx(truth, rel=1e-6, abs=1e-12)
     y_neg = [t - 4e-9 * row[5] + 0.01 for t, row in zip(y, rows)]  # a cost that shrinks with work: not allowed

@@ -38,6 +38,9 @@ def _pct(value: float | None) -> str:
               help="Comma-separated held-out workloads (spec names or files); never the calibration grid.")
 @click.option("--schedulers", default="static,continuous,uellm,bucket", show_default=True)
 @click.option("--rates", default="4,inf", show_default=True, help="Request rates (as sweep --rates).")
+@click.option("--real-repeats", type=param_type(Integer(1, 100)), default=3, show_default=True,
+              help="Real runs of every (workload, rate, scheduler), schedulers interleaved; the simulator is "
+                   "compared with their median (one run of a shared machine can land in a slow spell).")
 @click.option("--num-requests", "-n", type=param_type(Integer(1, 100000)), default=24, show_default=True)
 @click.option("--max-output-len", type=param_type(Integer(1, 100000)), default=16, show_default=True)
 @click.option("--max-prompt-len", type=param_type(Integer(1, 100000)), default=256, show_default=True)
@@ -49,11 +52,12 @@ def _pct(value: float | None) -> str:
               help="Records (real/ and sim/), the calibration and validation.json.")
 @click.option("--quiet", is_flag=True, help="No progress display.")
 def command(calibration: Path | None, calibration_repeats: int, calibrate_with_runs: bool, workloads: str,
-            schedulers: str, rates: str, num_requests: int, max_output_len: int, max_prompt_len: int,
+            schedulers: str, rates: str, real_repeats: int, num_requests: int, max_output_len: int, max_prompt_len: int,
             e2e_slo: str | None, seed: int, targets: bool, out_dir: Path, quiet: bool, **kwargs: Any) -> None:
-    """How close is the simulator to this device? Every (workload, rate, scheduler) runs twice on the same
-    request list: on the real runner (wall clock), whose every step is also priced by the calibrated cost
-    model, and on the simulated backend with that calibration, the same KV budget and block size.
+    """How close is the simulator to this device? Every (workload, rate, scheduler) runs on the same request
+    list on the real runner (wall clock; --real-repeats times, the schedulers interleaved), whose every step is
+    also priced by the calibrated cost model, and once on the simulated backend with that calibration, the same
+    KV budget and block size. Simulated figures are compared with the median of the real runs.
 
     Prints the per-step error by layout (MAPE, P90, bias), the end-to-end errors (TTFT, TPOT, E2E median
     and p99, throughput, SLO attainment), and whether the simulator orders the schedulers as the real runs do.
@@ -65,7 +69,15 @@ def command(calibration: Path | None, calibration_repeats: int, calibrate_with_r
     from bsbench.progress import Progress
     from bsbench.report import console as make_console
     from bsbench.schedulers.registry import all_schedulers
-    from bsbench.sim.accuracy import end_to_end_errors, errors_by_layout, ranking, ranking_preserved
+    from bsbench.sim.accuracy import (
+        end_to_end_errors,
+        errors_by_layout,
+        median_summary,
+        ranking,
+        ranking_preserved,
+        repeat_noise,
+        spread,
+    )
     from bsbench.sim.calib_runs import check_held_out
     from bsbench.sim.calibration import load_calibration
     from bsbench.sim.shadow import PredictingRunner
@@ -80,10 +92,12 @@ def command(calibration: Path | None, calibration_repeats: int, calibrate_with_r
     check_model_source(config.model)
     calibration_file = calibration
     calibration_runs: list[dict[str, Any]] = []
+    calibration_points: list[dict[str, Any]] = []
     if calibration_file is not None:  # a bad file, or one of another model: exit 2 before the model loads
         given = load_calibration(calibration_file)
         given.check_applies(model_shape(config.model, given.dtype), given.dtype, config.block_size)
         calibration_runs = given.settings.get("runs") or []
+        calibration_points = given.points
     progress = Progress(enabled=not quiet)
     console = make_console()
     real = open_session(config, progress)
@@ -91,6 +105,7 @@ def command(calibration: Path | None, calibration_repeats: int, calibrate_with_r
         fitted, calibration_file, _ = run_calibration(config, real, out / "calibration.json", 1, calibration_repeats,
                                                       progress, calibrate_with_runs)
         calibration_runs = fitted.settings["runs"]
+        calibration_points = fitted.points
         console.print(residuals_table(fitted.points, "calibration: fit residuals on the grid"))
     sim_config = dataclasses.replace(config, backend="sim", clock="virtual", calibration=calibration_file,
                                      dtype=real.dtype, kv_memory=real.kv_budget_bytes, device="auto")
@@ -109,34 +124,48 @@ def command(calibration: Path | None, calibration_repeats: int, calibrate_with_r
             with progress.task("loading the workload"):
                 workload = load_workload(workload_name, overrides)
             check_held_out(calibration_runs, [workload])
+            real_runs: dict[str, list[Any]] = {name: [] for name in names}
+            steps: dict[str, list[tuple[str, float, float]]] = {name: [] for name in names}
+            for repeat in range(real_repeats):  # interleaved, each repeat in another order: a slow spell hits all
+                shift = repeat % len(names)
+                for name in names[shift:] + names[:shift]:
+                    first_row = len(shadow.rows)
+                    real_runs[name].append(run_benchmark(workload, dataclasses.replace(config, scheduler=name,
+                                                                                       out_dir=out / "real"),
+                                                         progress=progress, session=watched))
+                    steps[name].extend(shadow.rows[first_row:])
             runs: dict[str, dict[str, Any]] = {}
             for name in names:
-                first_row = len(shadow.rows)
-                real_record = run_benchmark(workload, dataclasses.replace(config, scheduler=name,
-                                                                          out_dir=out / "real"),
-                                            progress=progress, session=watched)
                 sim_config_one = dataclasses.replace(sim_config, scheduler=name, out_dir=out / "sim")
                 sim_record = run_benchmark(workload, sim_config_one, progress=progress, session=sim)
-                runs[name] = {"real": real_record.summary, "sim": sim_record.summary,
-                              "errors": end_to_end_errors(real_record.summary, sim_record.summary),
-                              "steps": shadow.rows[first_row:],
-                              "records": [str(real_record.path), str(sim_record.path)]}
+                repeats = [r.summary for r in real_runs[name]]
+                real_median = median_summary(repeats)
+                runs[name] = {"real": real_median, "sim": sim_record.summary,
+                              "errors": end_to_end_errors(real_median, sim_record.summary),
+                              "real_spread": {key: spread(repeats, key) for key in E2E_SHOWN},
+                              "real_repeats": [{k: r.get(k) for k in E2E_SHOWN} for r in repeats],
+                              "steps": steps[name],
+                              "records": [*(str(r.path) for r in real_runs[name]), str(sim_record.path)]}
             preserved = {key: ranking_preserved({n: r["real"][key] for n, r in runs.items()},
                                                 {n: r["sim"][key] for n, r in runs.items()}, key) for key in RANK_KEYS}
             cells.append({"workload": workload_name, "rate": rate, "runs": runs, "ranking_preserved": preserved,
                           "ranking": {key: {"real": ranking({n: r["real"][key] for n, r in runs.items()}, key),
                                             "sim": ranking({n: r["sim"][key] for n, r in runs.items()}, key)}
-                                      for key in RANK_KEYS}})
+                                      for key in RANK_KEYS},
+                          "real_repeats_agreeing": {key: _repeats_agreeing(runs, key, real_repeats)
+                                                    for key in RANK_KEYS}})
 
     step_stats = errors_by_layout(row for cell in cells for run in cell["runs"].values() for row in run["steps"])
-    _print_report(console, cells, step_stats, sim.describe())
+    noise = repeat_noise(p for p in calibration_points if p.get("source", "grid") == "grid")
+    _print_report(console, cells, step_stats, sim.describe(), noise, real_repeats)
     verdicts = _targets(cells, step_stats) if targets else []
     if targets:
         for label, passed, figure in verdicts:
             console.print(f"{'[bold green]PASS[/]' if passed else '[bold red]MISS[/]'} {label}: {figure}",
                           highlight=False)
-    report = {"kind": "bsbench-sim-validation", "version": 1, "calibration": str(calibration_file),
-              "simulated": sim.describe(), "real": real.describe(), "per_step": step_stats,
+    report = {"kind": "bsbench-sim-validation", "version": 2, "calibration": str(calibration_file),
+              "simulated": sim.describe(), "real": real.describe(), "real_repeats": real_repeats,
+              "per_step": step_stats, "step_repeat_noise": noise,
               "cells": [{**c, "runs": {n: {k: v for k, v in r.items() if k != "steps"} for n, r in c["runs"].items()}}
                         for c in cells],
               "targets": [{"target": label, "passed": passed, "measured": figure}
@@ -145,7 +174,17 @@ def command(calibration: Path | None, calibration_repeats: int, calibrate_with_r
     console.print(f"records in {markup(out)}/real and /sim; report {markup(path)}", highlight=False)
 
 
-def _print_report(console: Any, cells: list[dict[str, Any]], step_stats: dict[str, Any], simulated: str) -> None:
+def _repeats_agreeing(runs: dict[str, dict[str, Any]], key: str, repeats: int) -> int:
+    """How many real repeats, on their own, order the schedulers on `key` as the median of the repeats does."""
+    from bsbench.sim.accuracy import ranking
+
+    median_order = ranking({n: r["real"][key] for n, r in runs.items()}, key)
+    return sum(ranking({n: r["real_repeats"][i][key] for n, r in runs.items()}, key) == median_order
+               for i in range(repeats))
+
+
+def _print_report(console: Any, cells: list[dict[str, Any]], step_stats: dict[str, Any], simulated: str,
+                  noise: dict[str, Any], repeats: int) -> None:
     from rich.table import Table
 
     table = Table(title=f"per-step error of the cost model on the real runs' steps ({markup(simulated)})",
@@ -155,17 +194,25 @@ def _print_report(console: Any, cells: list[dict[str, Any]], step_stats: dict[st
     for layout, s in step_stats.items():
         table.add_row(layout, str(s["n"]), format_percent(s["mape"]), format_percent(s["p90_ape"]), _pct(s["bias"]))
     console.print(table)
-    e2e = Table(title="end-to-end error, simulated vs real ((sim - real) / real)", title_justify="left",
-                header_style="bold")
-    for col in ("workload", "rate", "scheduler", *E2E_SHOWN):
+    if noise["n"]:
+        console.print(f"noise of the real steps themselves: one timing of a calibration plan lies "
+                      f"{format_percent(noise['mean'])} from the median of its repeats on average "
+                      f"(P90 {format_percent(noise['p90'])}, {noise['n']} timings); an exact cost model would err "
+                      "by that much per step", highlight=False)
+    e2e = Table(title=f"end-to-end error, simulated vs the median of {repeats} real run(s) ((sim - real) / real); "
+                      "spread: (max - min) / median over the real runs", title_justify="left", header_style="bold")
+    for col in ("workload", "rate", "scheduler", *E2E_SHOWN, "spread thr", "spread p50 e2el"):
         e2e.add_column(col.replace("_ms", "").replace("median_", "p50 ").replace("_", " "),
                        justify="left" if col in ("workload", "scheduler") else "right")
     for cell in cells:
         for name, run in cell["runs"].items():
+            spreads = run["real_spread"]
             e2e.add_row(markup(cell["workload"]), format_rate(cell["rate"]), markup(name),
-                        *(_pct(run["errors"].get(k)) for k in E2E_SHOWN))
+                        *(_pct(run["errors"].get(k)) for k in E2E_SHOWN),
+                        format_percent(spreads.get("output_throughput")), format_percent(spreads.get("median_e2el_ms")))
     console.print(e2e)
-    ranks = Table(title="ranking of the schedulers, real vs simulated", title_justify="left", header_style="bold")
+    ranks = Table(title="ranking of the schedulers, real (median of the runs) vs simulated; agreeing: real runs that "
+                        "alone give the real order", title_justify="left", header_style="bold")
     for col in ("workload", "rate", *RANK_KEYS):
         ranks.add_column(col)
     for cell in cells:
@@ -173,7 +220,8 @@ def _print_report(console: Any, cells: list[dict[str, Any]], step_stats: dict[st
         for key in RANK_KEYS:
             order = cell["ranking"][key]
             mark = "[green]same[/]" if cell["ranking_preserved"][key] else "[red]differs[/]"
-            shown.append(f"{mark}: real {' > '.join(order['real'])}; sim {' > '.join(order['sim'])}")
+            shown.append(f"{mark}: real {' > '.join(order['real'])}; sim {' > '.join(order['sim'])} "
+                         f"(agreeing {cell['real_repeats_agreeing'][key]}/{repeats})")
         ranks.add_row(markup(cell["workload"]), format_rate(cell["rate"]), *shown)
     console.print(ranks)
 

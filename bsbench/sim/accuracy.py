@@ -62,3 +62,33 @@ def ranking(scores: Mapping[str, float], key: str) -> list[str]:
 def ranking_preserved(real: Mapping[str, float], sim: Mapping[str, float], key: str) -> bool:
     """True when the simulated runs order the schedulers as the real runs do on `key`."""
     return ranking(real, key) == ranking(sim, key)
+
+
+def median_summary(summaries: Sequence[Mapping[str, Any]], keys: Sequence[str] = END_TO_END_KEYS) -> dict[str, Any]:
+    """Per key, the median over repeated runs' summaries of the figures they have (None when none has it)."""
+    out: dict[str, Any] = {}
+    for key in keys:
+        values = [s[key] for s in summaries if s.get(key) is not None]
+        out[key] = float(np.median(values)) if values else None
+    return out
+
+
+def spread(summaries: Sequence[Mapping[str, Any]], key: str) -> float | None:
+    """(max - min) / median of `key` over repeated runs: how far one run can land from another; None when unknown."""
+    values = [s[key] for s in summaries if s.get(key) is not None]
+    middle = float(np.median(values)) if values else 0.0
+    return (max(values) - min(values)) / abs(middle) if len(values) >= 2 and middle else None
+
+
+def repeat_noise(points: Iterable[Mapping[str, Any]]) -> dict[str, float | int | None]:
+    """How far one timing of a plan lands from the median of its repeats (calibration points with `samples_s`):
+    n, mean and P90 of |sample - median| / median. What even an exact cost model would err by, step by step."""
+    deviations: list[float] = []
+    for point in points:
+        samples = point.get("samples_s") or []
+        if len(samples) >= 2:
+            middle = float(np.median(samples))
+            deviations.extend(abs(s - middle) / middle for s in samples if middle > 0)
+    if not deviations:
+        return {"n": 0, "mean": None, "p90": None}
+    return {"n": len(deviations), "mean": float(np.mean(deviations)), "p90": float(np.percentile(deviations, 90))}

@@ -24,7 +24,7 @@ from bsbench.sim.op_tables import RowTable, tables_from_dict
 from bsbench.sim.work import StepWork
 
 SCHEMA = "bsbench-calibration"
-SCHEMA_VERSION = 3  # 3: operator tables and their features (v2 had 0/1 LM-head indicators; v1 seven features)
+SCHEMA_VERSION = 3  # 3: operator tables, attention pairs by kind (v2 had 0/1 LM-head indicators; v1 seven features)
 
 
 @dataclass(slots=True, frozen=True)

@@ -9,7 +9,10 @@ including the runner's own attention grouping (`engine/step_layout.py`):
   `lm_head_table`: of the LM head over the sampled rows (`op_tables.py`: matmul time is
   not linear in rows, so it is measured, not fitted); their coefficients stay near 1;
 - `sampled`: rows through the LM head (their gather, argmax and copy to the host);
-- `attn_pairs`: attention (query, key) pairs; `kv_read_slots`: gathered KV slots;
+- `causal_pairs`: attention (query, key) pairs of whole prompts (`is_causal`, no mask);
+  `masked_pairs`: of masked calls (padded rectangles, left-padded prompts, later chunks),
+  which materialise their scores and mask (on a CPU many times dearer per pair);
+  `kv_read_slots`: gathered KV slots (a decode row's pairs are its slots);
 - attention calls by kind, each a kernel launch and its set-up per layer: `decode_calls`
   (a padded gather of a decode group, with its mask), `causal_calls` (a whole prompt over
   its own k/v, no mask), `masked_calls` (a left-padded prompt, a padded rectangle or a
@@ -19,7 +22,7 @@ including the runner's own attention grouping (`engine/step_layout.py`):
 The fit minimises the squared RELATIVE error (rows weighted by 1 / measured time), so a
 2 ms decode step counts as much as a 200 ms prefill, and keeps every coefficient
 non-negative (a cost never makes a step faster): exact non-negative least squares by
-trying every subset of features (2,047 small solves for eleven features: well under a second).
+trying every subset of features (4,095 small solves for twelve features: about a second).
 """
 
 from __future__ import annotations
@@ -33,20 +36,25 @@ from bsbench.engine.step_layout import DECODE, FRESH_CAUSAL
 from bsbench.sim.op_tables import EMPTY, RowTable
 from bsbench.sim.work import StepWork
 
-FEATURES = ("step", "tokens", "linear_table", "lm_head_table", "sampled", "attn_pairs", "kv_read_slots",
-            "decode_calls", "causal_calls", "masked_calls", "seqs")
+FEATURES = ("step", "tokens", "linear_table", "lm_head_table", "sampled", "causal_pairs", "masked_pairs",
+            "kv_read_slots", "decode_calls", "causal_calls", "masked_calls", "seqs")
 
 
 def features(work: StepWork, tables: Mapping[str, RowTable]) -> tuple[float, ...]:
     """The feature vector of one step, in `FEATURES` order; `tables`: the operator tables (missing ones cost 0)."""
-    decode = causal = 0
+    decode = causal = causal_pairs = masked_pairs = 0
     for call in work.calls:
-        decode += call.kind == DECODE
-        causal += call.kind == FRESH_CAUSAL
+        if call.kind == DECODE:
+            decode += 1
+        elif call.kind == FRESH_CAUSAL:
+            causal += 1
+            causal_pairs += call.score_pairs
+        else:
+            masked_pairs += call.score_pairs
     return (1.0, float(work.tokens), tables.get("linear", EMPTY).at(work.tokens),
-            tables.get("lm_head", EMPTY).at(work.sampled), float(work.sampled), float(work.attn_pairs),
-            float(work.kv_read_slots), float(decode), float(causal), float(work.num_calls - decode - causal),
-            float(work.num_seqs))
+            tables.get("lm_head", EMPTY).at(work.sampled), float(work.sampled), float(causal_pairs),
+            float(masked_pairs), float(work.kv_read_slots), float(decode), float(causal),
+            float(work.num_calls - decode - causal), float(work.num_seqs))
 
 
 def predict(coefficients: Sequence[float], work: StepWork, tables: Mapping[str, RowTable]) -> float:
