@@ -1,18 +1,18 @@
 """Tier (b): measure the real runner on this device over the calibration grid and fit the linear cost model.
 
 First the operator tables (`op_tables.py`: the decoder's linears and the LM head at
-fixed row counts) are measured. Then, for every grid plan (`calib_grid.py`), the real runner's whole `execute` call is
-timed, which is what a wall-clock engine records as the step's duration (host
-preparation included); on CUDA the device is synchronised before the clock starts
-and after it stops. Passes over the grid are interleaved (every plan once per pass)
-so that a slow spell of a shared machine spreads over all plans, and every pass
-draws fresh scattered block tables (the same work, another memory layout, as in a
-real run); the first `warmups` passes are dropped and the median of the remaining
-`repeats` is kept. A plan that
-runs out of device memory is skipped and listed. Steps of engine runs on synthetic
-workloads (`calib_runs.py`), when given, join the grid points in the fit (one
-measurement each). The fit and its residuals go into a `Calibration`; every point
-says its `source` (grid or run).
+fixed row counts) are measured. Then, for every grid plan (`calib_grid.py`), the
+real runner's whole `execute` call is timed, which is what a wall-clock engine
+records as the step's duration (host preparation included); on CUDA the device is
+synchronised before the clock starts and after it stops. Passes over the grid are
+interleaved (every plan once per pass) so that a slow spell of a shared machine
+spreads over all plans, and every pass draws fresh scattered block tables (the same
+work, another memory layout, as in a real run); the first `warmups` passes are
+dropped and the median of the remaining `repeats` is kept. A plan that runs out of
+device memory is skipped and listed. Steps of engine runs on synthetic workloads
+(`calib_runs.py`), when given, join the grid points in the fit (one measurement
+each). The fit and its residuals go into a `Calibration`; every point says its
+`source` (grid or run).
 """
 
 from __future__ import annotations
@@ -104,12 +104,12 @@ def calibrate(runner: Any, shape: ModelShape, dtype: str, *, grid: Sequence[Grid
     named += [(step.source, "run", step.work, [step.measured_s]) for step in run_steps]
     works = [w for _, _, w, _ in named]
     measured = [statistics.median(times) for _, _, _, times in named]
-    coefficients = fit_nonnegative([features(w, tables) for w in works], measured)
+    rows = [features(w, tables) for w in works]
+    coefficients = fit_nonnegative(rows, measured)
     predicted = [predict(coefficients, w, tables) for w in works]
-    points = [{"name": name, "source": source, "layout": w.layout,
-               "features": dict(zip(FEATURES, features(w, tables))),
+    points = [{"name": name, "source": source, "layout": w.layout, "features": dict(zip(FEATURES, row)),
                "measured_s": m, "predicted_s": p, "samples_s": times}
-              for (name, source, w, times), m, p in zip(named, measured, predicted)]
+              for (name, source, w, times), row, m, p in zip(named, rows, measured, predicted)]
     env = capture_environment(str(runner.device))
     return Calibration(
         device={"name": env.get("device_name"), "device": str(runner.device), "threads": torch.get_num_threads(),

@@ -7,7 +7,8 @@ including the runner's own attention grouping (`engine/step_layout.py`):
 - `tokens`: rows through the linear layers (pads included);
 - `linear_table`: the measured seconds of the decoder's linear layers over `tokens` rows,
   `lm_head_table`: of the LM head over the sampled rows (`op_tables.py`: matmul time is
-  not linear in rows, so it is measured, not fitted); their coefficients stay near 1;
+  not linear in rows, so its shape is measured; the fit only scales it, and may drop a
+  table another feature explains as well: on the tiny CPU model `linear_table` often gets 0);
 - `sampled`: rows through the LM head (their gather, argmax and copy to the host);
 - `causal_pairs`: attention (query, key) pairs of whole prompts (`is_causal`, no mask);
   `masked_pairs`: of masked calls (padded rectangles, left-padded prompts, later chunks),

@@ -23,7 +23,7 @@ import time
 from bisect import bisect_left
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 ROW_KNOTS = (1, 2, 3, 4, 5, 6, 7, 8, 10, 12, 16, 20, 24, 32, 40, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024,
              1536, 2048)
@@ -82,23 +82,17 @@ def measure_tables(runner: Any, passes: int, sync: Callable[[], None]) -> dict[s
     if not isinstance(lm_head, torch.nn.Module) or not isinstance(decoder, torch.nn.Module):
         return {}
     linears = [m for m in decoder.modules() if isinstance(m, torch.nn.Linear)]
-    weight = lm_head.weight
-    hidden = int(weight.shape[1]) if isinstance(weight, torch.Tensor) else 0
-    device, dtype = runner.device, runner.dtype
-    inputs: dict[int, torch.Tensor] = {}
+    hidden = int(cast(torch.Tensor, lm_head.weight).shape[1])
     gen = torch.Generator().manual_seed(0)
-
-    def rows_of(width: int, rows: int) -> torch.Tensor:
-        if width not in inputs or inputs[width].shape[0] < rows:
-            inputs[width] = torch.randn(max(ROW_KNOTS), width, generator=gen).to(device=device, dtype=dtype)
-        return inputs[width][:rows]
+    inputs = {width: torch.randn(max(ROW_KNOTS), width, generator=gen).to(device=runner.device, dtype=runner.dtype)
+              for width in sorted({m.in_features for m in linears} | {hidden})}
 
     def through_linears(rows: int) -> None:
         for m in linears:
-            m(rows_of(m.in_features, rows))
+            m(inputs[m.in_features][:rows])
 
     def through_lm_head(rows: int) -> None:
-        lm_head(rows_of(hidden, rows)).argmax(dim=-1).tolist()
+        lm_head(inputs[hidden][:rows]).argmax(dim=-1).tolist()
 
     ops: dict[str, tuple[Callable[[int], None], Sequence[int]]] = {
         "linear": (through_linears, ROW_KNOTS),
