@@ -87,3 +87,56 @@ def test_validate_sim_refuses_a_workload_the_calibration_ran(bsbench, calibratio
                      "--quiet", "--out", tmp_path / "out")
     assert result.code == 2 and "is the calibration run 'leaked'" in result.err
     assert len(result.err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(("count", "blocks"), [(12, 12), (3, 12), (12, 4), (5, 3), (1, 7), (7, 1)])
+def test_calibration_passes_are_spread_evenly_over_the_real_runs(count, blocks):
+    from bsbench.commands.validate_sim import due_before
+
+    schedule = [due_before(block, count, blocks) for block in range(blocks)]
+    assert [i for due in schedule for i in due] == list(range(count))  # every pass once, in order
+    assert schedule[0] and schedule[0][0] == 0  # measuring starts before the first real run
+    sizes = [len(due) for due in schedule]
+    assert max(sizes) - min(sizes) <= 1 if count >= blocks else max(sizes) == 1
+    if count < blocks:  # gaps between passes differ by at most one block
+        starts = [b for b, due in enumerate(schedule) if due]
+        gaps = [b - a for a, b in zip(starts, starts[1:])]
+        assert not gaps or max(gaps) - min(gaps) <= 1
+
+
+def test_validate_sim_calibrates_between_its_real_runs(bsbench, tmp_path):
+    result = bsbench("validate-sim", "--device", "cpu", "--threads", "1", "--calibration-repeats", "2",
+                     "--workloads", "smoke", "--rates", "inf", "--schedulers", "static", "-n", "4",
+                     "--max-output-len", "4", "--real-repeats", "2", "--quiet", "--out", tmp_path)
+    assert result.code == 0, result.err
+    assert "calibrating between the real runs" in result.out and "taken between the real runs" in result.out
+    report = json.loads((tmp_path / "validation.json").read_text())
+    assert report["calibration_between_real_runs"] is True
+    calibration = load_calibration(report["calibration"])
+    assert calibration.settings["repeats"] == 2 and calibration.settings["between_real_runs"] == 2
+    assert report["per_step_grid_only"] is None  # no calibration runs: nothing to compare the grid fit with
+    # one kept timing per measured pass for every grid plan (the warm-up pass is dropped)
+    assert all(len(p["samples_s"]) == 2 for p in calibration.points)
+    assert report["step_repeat_noise"]["n"] == 2 * len(calibration.points)
+    (cell,) = report["cells"]
+    sim = read_record(cell["runs"]["static"]["records"][-1])
+    assert sim.config.calibration_hash == calibration.to_dict()["content_hash"]
+
+
+def test_validate_sim_with_calibration_runs_also_prices_the_steps_with_the_grid_alone(bsbench, tmp_path, monkeypatch):
+    import bsbench.sim.calib_runs as calib_runs
+
+    short = ("calib-short", {**dict(calib_runs.WORKLOADS)["calib-short"], "input_len": 16, "output_len": 3})
+    monkeypatch.setattr(calib_runs, "WORKLOADS", (short,))  # 4 tiny calibration runs instead of 12 of 24 requests
+    monkeypatch.setattr(calib_runs, "NUM_REQUESTS", 3)
+    result = bsbench("validate-sim", "--device", "cpu", "--threads", "1", "--calibration-repeats", "1",
+                     "--calibrate-with-runs", "--workloads", "smoke", "--rates", "inf", "--schedulers", "static",
+                     "-n", "4", "--max-output-len", "4", "--real-repeats", "2", "--quiet", "--out", tmp_path)
+    assert result.code == 0, result.err
+    report = json.loads((tmp_path / "validation.json").read_text())
+    calibration = load_calibration(report["calibration"])
+    assert [run["scheduler"] for run in calibration.settings["runs"]] == list(calib_runs.SCHEDULERS)
+    assert any(p["source"] == "run" for p in calibration.points)
+    grid_only, fitted = report["per_step_grid_only"]["all"], report["per_step"]["all"]
+    assert grid_only["n"] == fitted["n"] > 0 and grid_only["mape"] is not None
+    assert "fitted to the grid alone" in " ".join(result.out.split())

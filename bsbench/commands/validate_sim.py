@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from bsbench.commands._types import param_type
-from bsbench.commands.calibrate import real_config, real_model_options, residuals_table, run_calibration
+from bsbench.commands.calibrate import real_config, real_model_options, residuals_table
 from bsbench.paths import check_output_dir
 from bsbench.safe_text import markup
 from bsbench.units import format_percent, format_rate
@@ -29,11 +29,14 @@ def _pct(value: float | None) -> str:
 @click.command("validate-sim")
 @real_model_options
 @click.option("--calibration", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Calibration of this device for the model [default: calibrate first, saved under --out].")
-@click.option("--calibration-repeats", type=param_type(Integer(1, 1000)), default=3, show_default=True,
-              help="Measured passes over the grid when calibrating first.")
+              help="Calibration of this device for the model [default: calibrate here, between the real runs, and "
+                   "save it under --out].")
+@click.option("--calibration-repeats", type=param_type(Integer(1, 1000)), default=12, show_default=True,
+              help="Measured passes over the grid when no --calibration is given: taken between the real runs, "
+                   "spread evenly over them.")
 @click.option("--calibrate-with-runs", is_flag=True,
-              help="When calibrating first, also fit synthetic engine runs (as `calibrate --with-runs`).")
+              help="When calibrating here, also fit synthetic engine runs (as `calibrate --with-runs`), spread "
+                   "between the real runs too.")
 @click.option("--workloads", default="smoke,sharegpt-vllm", show_default=True,
               help="Comma-separated held-out workloads (spec names or files); never the calibration grid.")
 @click.option("--schedulers", default="static,continuous,uellm,bucket", show_default=True)
@@ -57,7 +60,9 @@ def command(calibration: Path | None, calibration_repeats: int, calibrate_with_r
     """How close is the simulator to this device? Every (workload, rate, scheduler) runs on the same request
     list on the real runner (wall clock; --real-repeats times, the schedulers interleaved), whose every step is
     also priced by the calibrated cost model, and once on the simulated backend with that calibration, the same
-    KV budget and block size. Simulated figures are compared with the median of the real runs.
+    KV budget and block size. Simulated figures are compared with the median of the real runs. Without
+    --calibration, the device is calibrated here, its grid passes spread between the real runs (a machine's slow
+    spell then weighs on both sides alike), and the simulator runs after the last real run.
 
     Prints the per-step error by layout (MAPE, P90, bias), the end-to-end errors (TTFT, TPOT, E2E median
     and p99, throughput, SLO attainment), and whether the simulator orders the schedulers as the real runs do.
@@ -69,18 +74,10 @@ def command(calibration: Path | None, calibration_repeats: int, calibrate_with_r
     from bsbench.progress import Progress
     from bsbench.report import console as make_console
     from bsbench.schedulers.registry import all_schedulers
-    from bsbench.sim.accuracy import (
-        end_to_end_errors,
-        errors_by_layout,
-        median_summary,
-        ranking,
-        ranking_preserved,
-        repeat_noise,
-        spread,
-    )
-    from bsbench.sim.calib_runs import check_held_out
+    from bsbench.sim.accuracy import errors_by_layout, repeat_noise
+    from bsbench.sim.calib_runs import calibration_workloads, check_held_out
     from bsbench.sim.calibration import load_calibration
-    from bsbench.sim.shadow import PredictingRunner
+    from bsbench.sim.shadow import TimedRunner
     from bsbench.sweep import parse_names, parse_rates
     from bsbench.workloads.build import load_workload
 
@@ -98,80 +95,161 @@ def command(calibration: Path | None, calibration_repeats: int, calibrate_with_r
         given.check_applies(model_shape(config.model, given.dtype), given.dtype, config.block_size)
         calibration_runs = given.settings.get("runs") or []
         calibration_points = given.points
+    elif calibrate_with_runs:
+        calibration_runs = [{"workload": w.name, "fingerprint": w.fingerprint()} for w in calibration_workloads()]
+    cells_in: list[tuple[str, float, Any]] = []
     progress = Progress(enabled=not quiet)
-    console = make_console()
-    real = open_session(config, progress)
-    if calibration_file is None:
-        fitted, calibration_file, _ = run_calibration(config, real, out / "calibration.json", 1, calibration_repeats,
-                                                      progress, calibrate_with_runs)
-        calibration_runs = fitted.settings["runs"]
-        calibration_points = fitted.points
-        console.print(residuals_table(fitted.points, "calibration: fit residuals on the grid"))
-    sim_config = dataclasses.replace(config, backend="sim", clock="virtual", calibration=calibration_file,
-                                     dtype=real.dtype, kv_memory=real.kv_budget_bytes, device="auto")
-    sim = open_session(sim_config, progress)
-    shadow = PredictingRunner(real.runner, sim.cost_model, real.block_size)
-    watched = dataclasses.replace(real, runner=shadow)
-    console.print(f"validating {markup(sim.describe())} against {markup(real.describe())}: "
-                  f"{len(workload_names)} workloads x {len(rate_list)} rates x {len(names)} schedulers, "
-                  f"{num_requests} requests each", highlight=False)
-
-    cells: list[dict[str, Any]] = []
     for workload_name in workload_names:
         for rate in rate_list:
             overrides = {"num_requests": num_requests, "max_output_len": max_output_len, "seed": seed, "rate": rate,
                          "max_prompt_len": max_prompt_len, "e2e_slo": e2e_slo}
             with progress.task("loading the workload"):
-                workload = load_workload(workload_name, overrides)
-            check_held_out(calibration_runs, [workload])
-            real_runs: dict[str, list[Any]] = {name: [] for name in names}
-            steps: dict[str, list[tuple[str, float, float]]] = {name: [] for name in names}
-            for repeat in range(real_repeats):  # interleaved, each repeat in another order: a slow spell hits all
-                shift = repeat % len(names)
-                for name in names[shift:] + names[:shift]:
-                    first_row = len(shadow.rows)
-                    real_runs[name].append(run_benchmark(workload, dataclasses.replace(config, scheduler=name,
-                                                                                       out_dir=out / "real"),
-                                                         progress=progress, session=watched))
-                    steps[name].extend(shadow.rows[first_row:])
-            runs: dict[str, dict[str, Any]] = {}
-            for name in names:
-                sim_config_one = dataclasses.replace(sim_config, scheduler=name, out_dir=out / "sim")
-                sim_record = run_benchmark(workload, sim_config_one, progress=progress, session=sim)
-                repeats = [r.summary for r in real_runs[name]]
-                real_median = median_summary(repeats)
-                runs[name] = {"real": real_median, "sim": sim_record.summary,
-                              "errors": end_to_end_errors(real_median, sim_record.summary),
-                              "real_spread": {key: spread(repeats, key) for key in E2E_SHOWN},
-                              "real_repeats": [{k: r.get(k) for k in E2E_SHOWN} for r in repeats],
-                              "steps": steps[name],
-                              "records": [*(str(r.path) for r in real_runs[name]), str(sim_record.path)]}
-            preserved = {key: ranking_preserved({n: r["real"][key] for n, r in runs.items()},
-                                                {n: r["sim"][key] for n, r in runs.items()}, key) for key in RANK_KEYS}
-            cells.append({"workload": workload_name, "rate": rate, "runs": runs, "ranking_preserved": preserved,
-                          "ranking": {key: {"real": ranking({n: r["real"][key] for n, r in runs.items()}, key),
-                                            "sim": ranking({n: r["sim"][key] for n, r in runs.items()}, key)}
-                                      for key in RANK_KEYS},
-                          "real_repeats_agreeing": {key: _repeats_agreeing(runs, key, real_repeats)
-                                                    for key in RANK_KEYS}})
+                cells_in.append((workload_name, rate, load_workload(workload_name, overrides)))
+    check_held_out(calibration_runs, [workload for _, _, workload in cells_in])
+    console = make_console()
+    real = open_session(config, progress)
+    interleaved = _Interleaved(config, real, calibration_repeats, calibrate_with_runs, len(cells_in) * real_repeats,
+                               progress) if calibration_file is None else None
+    timed = TimedRunner(real.runner, real.block_size)
+    watched = dataclasses.replace(real, runner=timed)
+    console.print(f"validating the simulator against {markup(real.describe())}: {len(workload_names)} workloads x "
+                  f"{len(rate_list)} rates x {len(names)} schedulers x {real_repeats} real runs, {num_requests} "
+                  "requests each" + ("; calibrating between the real runs" if interleaved else ""), highlight=False)
+    real_runs: list[dict[str, list[Any]]] = [{name: [] for name in names} for _ in cells_in]
+    steps: list[dict[str, list[tuple[Any, float]]]] = [{name: [] for name in names} for _ in cells_in]
+    block = 0
+    for c, (_, _, workload) in enumerate(cells_in):
+        for repeat in range(real_repeats):  # interleaved, each repeat in another order: a slow spell hits all
+            if interleaved is not None:
+                interleaved.before_block(block)
+            block += 1
+            shift = repeat % len(names)
+            for name in names[shift:] + names[:shift]:
+                first_step = len(timed.steps)
+                real_runs[c][name].append(run_benchmark(workload, dataclasses.replace(config, scheduler=name,
+                                                                                      out_dir=out / "real"),
+                                                        progress=progress, session=watched))
+                steps[c][name].extend(timed.steps[first_step:])
+    if interleaved is not None:
+        fitted, calibration_file = interleaved.finish(out / "calibration.json")
+        calibration_points = fitted.points
+        console.print(residuals_table(fitted.points, "calibration (taken between the real runs): fit residuals"))
+    sim_config = dataclasses.replace(config, backend="sim", clock="virtual", calibration=calibration_file,
+                                     dtype=real.dtype, kv_memory=real.kv_budget_bytes, device="auto")
+    sim = open_session(sim_config, progress)
+    cells = [_cell(workload_name, rate, workload, real_runs[c], steps[c], sim, sim_config, out, progress,
+                   real_repeats)
+             for c, (workload_name, rate, workload) in enumerate(cells_in)]
 
     step_stats = errors_by_layout(row for cell in cells for run in cell["runs"].values() for row in run["steps"])
     noise = repeat_noise(p for p in calibration_points if p.get("source", "grid") == "grid")
     _print_report(console, cells, step_stats, sim.describe(), noise, real_repeats)
+    grid_only = interleaved.grid_only_model() if interleaved is not None else None
+    grid_only_stats = None
+    if grid_only is not None:  # the same real steps priced without the calibration runs: which fit generalises?
+        grid_only_stats = errors_by_layout((work.layout, measured, grid_only.step_time(work)) for by_name in steps
+                                           for rows in by_name.values() for work, measured in rows)
+        console.print(f"fitted to the grid alone (without the calibration runs' steps), the cost model would "
+                      f"price these real steps at MAPE {format_percent(grid_only_stats['all']['mape'])}, bias "
+                      f"{_pct(grid_only_stats['all']['bias'])} (with them: "
+                      f"{format_percent(step_stats['all']['mape'])}, {_pct(step_stats['all']['bias'])})",
+                      highlight=False)
     verdicts = _targets(cells, step_stats) if targets else []
     if targets:
         for label, passed, figure in verdicts:
             console.print(f"{'[bold green]PASS[/]' if passed else '[bold red]MISS[/]'} {label}: {figure}",
                           highlight=False)
-    report = {"kind": "bsbench-sim-validation", "version": 2, "calibration": str(calibration_file),
+    report = {"kind": "bsbench-sim-validation", "version": 3, "calibration": str(calibration_file),
+              "calibration_between_real_runs": interleaved is not None,
               "simulated": sim.describe(), "real": real.describe(), "real_repeats": real_repeats,
-              "per_step": step_stats, "step_repeat_noise": noise,
+              "per_step": step_stats, "per_step_grid_only": grid_only_stats, "step_repeat_noise": noise,
               "cells": [{**c, "runs": {n: {k: v for k, v in r.items() if k != "steps"} for n, r in c["runs"].items()}}
                         for c in cells],
               "targets": [{"target": label, "passed": passed, "measured": figure}
                           for label, passed, figure in verdicts]}
     path = write_json_atomic(report, out / "validation.json")
     console.print(f"records in {markup(out)}/real and /sim; report {markup(path)}", highlight=False)
+
+
+class _Interleaved:
+    """A calibration measured between validate-sim's real runs: a warm-up pass now, then `passes` grid passes (and,
+    with runs, the synthetic calibration runs) spread evenly over the `blocks` of real runs, so that the machine's
+    slow and fast spells weigh on the calibration as on the runs it is compared with."""
+
+    def __init__(self, config: Any, session: Any, passes: int, with_runs: bool, blocks: int, progress: Any) -> None:
+        from bsbench.engine.model_loader import loaded_model_shape
+        from bsbench.sim.calib_runs import CalibrationRuns
+        from bsbench.sim.calibrate import CalibrationTimer
+
+        self.progress, self.passes, self.blocks = progress, passes, blocks
+        self.timer = CalibrationTimer(session.runner, loaded_model_shape(session.runner.model, session.info),
+                                      session.dtype)
+        self.runs = CalibrationRuns(config, session) if with_runs else None
+        self._time_pass(False, "calibration: warm-up pass over the grid")
+
+    def _time_pass(self, keep: bool, label: str) -> None:
+        with self.progress.task(label, unit="plans") as task:
+            self.timer.run_pass(keep, lambda done, total: task.update(done, total=total))
+
+    def before_block(self, block: int) -> None:
+        """The grid passes and calibration runs that fall before real block `block` (of `blocks`)."""
+        for i in due_before(block, self.passes, self.blocks):
+            self._time_pass(True, f"calibration: grid pass {i + 1}/{self.passes}")
+        if self.runs is not None:
+            for j in due_before(block, len(self.runs.jobs), self.blocks):
+                self.runs.run(j, self.progress)
+
+    def grid_only_model(self) -> Any:
+        """The cost model fitted to the grid alone when calibration runs were fitted too (else None)."""
+        from bsbench.sim.calibration import CalibratedCostModel
+
+        return CalibratedCostModel(self.timer.fit()) if self.runs is not None else None
+
+    def finish(self, path: Path) -> tuple[Any, Path]:
+        """Fit and save the calibration; (calibration, path)."""
+        from bsbench.sim.calibration import save_calibration
+
+        runs = self.runs
+        fitted = self.timer.fit(runs.steps if runs else (), runs.ran if runs else (),
+                                {"warmups": 1, "repeats": self.passes, "between_real_runs": self.blocks})
+        save_calibration(fitted, path)
+        return fitted, path
+
+
+def due_before(block: int, count: int, blocks: int) -> list[int]:
+    """Which of `count` jobs, spread evenly over `blocks` blocks (job i before block i * blocks // count), are due
+    before block `block`: every job exactly once, the first before block 0, in order."""
+    return [i for i in range(count) if i * blocks // count == block]
+
+
+def _cell(workload_name: str, rate: float, workload: Any, real_runs: dict[str, list[Any]],
+          steps: dict[str, list[tuple[Any, float]]], sim: Any, sim_config: Any, out: Path, progress: Any,
+          real_repeats: int) -> dict[str, Any]:
+    """One (workload, rate): the simulated run of every scheduler against the median of its real runs, the real
+    steps priced by the simulator's cost model, and the rankings."""
+    from bsbench.bench import run_benchmark
+    from bsbench.sim.accuracy import end_to_end_errors, median_summary, ranking, ranking_preserved, spread
+
+    runs: dict[str, dict[str, Any]] = {}
+    for name, real_list in real_runs.items():
+        sim_record = run_benchmark(workload, dataclasses.replace(sim_config, scheduler=name, out_dir=out / "sim"),
+                                   progress=progress, session=sim)
+        repeats = [r.summary for r in real_list]
+        real_median = median_summary(repeats)
+        runs[name] = {"real": real_median, "sim": sim_record.summary,
+                      "errors": end_to_end_errors(real_median, sim_record.summary),
+                      "real_spread": {key: spread(repeats, key) for key in E2E_SHOWN},
+                      "real_repeats": [{k: r.get(k) for k in E2E_SHOWN} for r in repeats],
+                      "steps": [(work.layout, measured, sim.cost_model.step_time(work))
+                                for work, measured in steps[name]],
+                      "records": [*(str(r.path) for r in real_list), str(sim_record.path)]}
+    preserved = {key: ranking_preserved({n: r["real"][key] for n, r in runs.items()},
+                                        {n: r["sim"][key] for n, r in runs.items()}, key) for key in RANK_KEYS}
+    return {"workload": workload_name, "rate": rate, "runs": runs, "ranking_preserved": preserved,
+            "ranking": {key: {"real": ranking({n: r["real"][key] for n, r in runs.items()}, key),
+                              "sim": ranking({n: r["sim"][key] for n, r in runs.items()}, key)}
+                        for key in RANK_KEYS},
+            "real_repeats_agreeing": {key: _repeats_agreeing(runs, key, real_repeats) for key in RANK_KEYS}}
 
 
 def _repeats_agreeing(runs: dict[str, dict[str, Any]], key: str, repeats: int) -> int:

@@ -57,27 +57,41 @@ def calibration_workloads() -> list[Any]:
     return out
 
 
+class CalibrationRuns:
+    """Every scheduler on every calibration workload (`jobs`), run one at a time with `run(i)` on the session's real
+    runner, so that a caller can spread them over a long measurement. `steps` and `ran` grow in job order."""
+
+    def __init__(self, config: Any, session: Any) -> None:
+        self.config = config
+        self.timed = TimedRunner(session.runner, session.block_size)
+        self.watched = dataclasses.replace(session, runner=self.timed)
+        self.jobs = [(workload, scheduler) for workload in calibration_workloads() for scheduler in SCHEDULERS]
+        self.steps: list[RunStep] = []
+        self.ran: list[dict[str, Any]] = []
+
+    def run(self, index: int, progress: Any) -> None:
+        """Run job `index` (records are not saved) and keep its steps."""
+        from bsbench.bench import run_benchmark
+
+        workload, scheduler = self.jobs[index]
+        first = len(self.timed.steps)
+        run_benchmark(workload, dataclasses.replace(self.config, scheduler=scheduler), progress=progress,
+                      session=self.watched, save=False)
+        source = f"{workload.name}/{scheduler}"
+        self.steps.extend(RunStep(source, work, measured) for work, measured in self.timed.steps[first:])
+        self.ran.append({"workload": workload.name, "fingerprint": workload.fingerprint(), "scheduler": scheduler,
+                         "steps": len(self.timed.steps) - first})
+
+
 def run_steps(config: Any, session: Any, progress: Any) -> tuple[list[RunStep], list[dict[str, Any]]]:
-    """Run every scheduler on every calibration workload with `session`'s real runner; (steps, what ran).
+    """Run every scheduler on every calibration workload with `session`'s real runner, in a row; (steps, what ran).
 
     `config` is the session's RunConfig; records are not saved.
     """
-    from bsbench.bench import run_benchmark
-
-    timed = TimedRunner(session.runner, session.block_size)
-    watched = dataclasses.replace(session, runner=timed)
-    steps: list[RunStep] = []
-    ran: list[dict[str, Any]] = []
-    for workload in calibration_workloads():
-        for scheduler in SCHEDULERS:
-            first = len(timed.steps)
-            run_benchmark(workload, dataclasses.replace(config, scheduler=scheduler), progress=progress,
-                          session=watched, save=False)
-            source = f"{workload.name}/{scheduler}"
-            steps.extend(RunStep(source, work, measured) for work, measured in timed.steps[first:])
-            ran.append({"workload": workload.name, "fingerprint": workload.fingerprint(), "scheduler": scheduler,
-                        "steps": len(timed.steps) - first})
-    return steps, ran
+    runs = CalibrationRuns(config, session)
+    for i in range(len(runs.jobs)):
+        runs.run(i, progress)
+    return runs.steps, runs.ran
 
 
 def check_held_out(calibration_runs: Iterable[dict[str, Any]], workloads: Iterable[Any]) -> None:

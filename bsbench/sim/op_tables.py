@@ -72,42 +72,65 @@ def tables_from_dict(data: dict[str, Any]) -> dict[str, RowTable]:
     return {name: RowTable.from_dict(data[name]) if name in data else EMPTY for name in TABLES}
 
 
-def measure_tables(runner: Any, passes: int, sync: Callable[[], None]) -> dict[str, RowTable]:
-    """Time `runner`'s decoder linears and LM head at every knot, `passes` times (interleaved; the first pass is a
-    warm-up, the median of the others is kept). A runner without a torch model (a test double) gets no tables."""
-    import torch
+class TableTimer:
+    """Times `runner`'s decoder linears and LM head at every knot, one pass per `run_pass` call, so that a caller
+    can spread the passes over a long measurement. The first pass is a warm-up and is dropped; `tables()` keeps
+    the median of the others. A runner without a torch model (a test double) has no tables (`tables()` is {})."""
 
-    lm_head = getattr(runner, "lm_head", None)
-    decoder = getattr(runner, "decoder", None)
-    if not isinstance(lm_head, torch.nn.Module) or not isinstance(decoder, torch.nn.Module):
-        return {}
-    linears = [m for m in decoder.modules() if isinstance(m, torch.nn.Linear)]
-    hidden = int(cast(torch.Tensor, lm_head.weight).shape[1])
-    gen = torch.Generator().manual_seed(0)
-    inputs = {width: torch.randn(max(ROW_KNOTS), width, generator=gen).to(device=runner.device, dtype=runner.dtype)
-              for width in sorted({m.in_features for m in linears} | {hidden})}
+    def __init__(self, runner: Any, sync: Callable[[], None]) -> None:
+        import torch
 
-    def through_linears(rows: int) -> None:
-        for m in linears:
-            m(inputs[m.in_features][:rows])
+        self.sync = sync
+        self.passes = 0
+        self.ops: dict[str, tuple[Callable[[int], None], Sequence[int]]] = {}
+        self.samples: dict[str, list[list[float]]] = {}
+        lm_head = getattr(runner, "lm_head", None)
+        decoder = getattr(runner, "decoder", None)
+        if not isinstance(lm_head, torch.nn.Module) or not isinstance(decoder, torch.nn.Module):
+            return
+        linears = [m for m in decoder.modules() if isinstance(m, torch.nn.Linear)]
+        hidden = int(cast(torch.Tensor, lm_head.weight).shape[1])
+        gen = torch.Generator().manual_seed(0)
+        inputs = {width: torch.randn(max(ROW_KNOTS), width, generator=gen).to(device=runner.device,
+                                                                               dtype=runner.dtype)
+                  for width in sorted({m.in_features for m in linears} | {hidden})}
 
-    def through_lm_head(rows: int) -> None:
-        lm_head(inputs[hidden][:rows]).argmax(dim=-1).tolist()
+        def through_linears(rows: int) -> None:
+            for m in linears:
+                m(inputs[m.in_features][:rows])
 
-    ops: dict[str, tuple[Callable[[int], None], Sequence[int]]] = {
-        "linear": (through_linears, ROW_KNOTS),
-        "lm_head": (through_lm_head, [k for k in ROW_KNOTS if k <= LM_HEAD_MAX_ROWS]),
-    }
-    samples: dict[str, list[list[float]]] = {name: [[] for _ in knots] for name, (_, knots) in ops.items()}
-    with torch.inference_mode():
-        for r in range(max(passes, 2)):
-            for name, (op, knots) in ops.items():
+        def through_lm_head(rows: int) -> None:
+            lm_head(inputs[hidden][:rows]).argmax(dim=-1).tolist()
+
+        self.ops = {"linear": (through_linears, ROW_KNOTS),
+                    "lm_head": (through_lm_head, [k for k in ROW_KNOTS if k <= LM_HEAD_MAX_ROWS])}
+        self.samples = {name: [[] for _ in knots] for name, (_, knots) in self.ops.items()}
+
+    def run_pass(self) -> None:
+        import torch
+
+        with torch.inference_mode():
+            for name, (op, knots) in self.ops.items():
                 for i, rows in enumerate(knots):
-                    sync()
+                    self.sync()
                     start = time.perf_counter()
                     op(rows)
-                    sync()
-                    if r:
-                        samples[name][i].append(time.perf_counter() - start)
-    return {name: RowTable(tuple(knots), tuple(statistics.median(s) for s in samples[name]))
-            for name, (_, knots) in ops.items()}
+                    self.sync()
+                    if self.passes:
+                        self.samples[name][i].append(time.perf_counter() - start)
+        self.passes += 1
+
+    def tables(self) -> dict[str, RowTable]:
+        """The median of the kept passes at every knot (one more pass first if none was kept yet)."""
+        while self.ops and self.passes < 2:
+            self.run_pass()
+        return {name: RowTable(tuple(knots), tuple(statistics.median(s) for s in self.samples[name]))
+                for name, (_, knots) in self.ops.items()}
+
+
+def measure_tables(runner: Any, passes: int, sync: Callable[[], None]) -> dict[str, RowTable]:
+    """`TableTimer` run `passes` times in a row (at least 2: the first is a warm-up)."""
+    timer = TableTimer(runner, sync)
+    for _ in range(max(passes, 2) if timer.ops else 0):
+        timer.run_pass()
+    return timer.tables()
