@@ -2,9 +2,8 @@
 
 `TimedRunner.execute` runs the plan on the real runner and times the whole call (what
 a calibration measures and what a wall-clock engine charges the step), and keeps the
-plan's work (`work.step_work`) with the measured seconds. `PredictingRunner` also
-prices every step with a cost model. Nothing is changed: the clock, the tokens and the
-scheduling are the real run's.
+plan's work (`work.step_work`) with the measured seconds, for a cost model to price
+later. Nothing is changed: the clock, the tokens and the scheduling are the real run's.
 """
 
 from __future__ import annotations
@@ -13,7 +12,6 @@ import time
 from typing import Any
 
 from bsbench.engine.plan import StepOutput, StepPlan
-from bsbench.sim.cost_model import CostModel
 from bsbench.sim.work import StepWork, step_work
 
 
@@ -30,19 +28,4 @@ class TimedRunner:
         out: StepOutput = self.runner.execute(plan)
         measured = time.perf_counter() - start
         self.steps.append((step_work(plan, self.block_size), measured))
-        return out
-
-
-class PredictingRunner(TimedRunner):
-    """`rows`: (layout, measured_s, predicted_s) of every step, the prediction from `cost_model`."""
-
-    def __init__(self, runner: Any, cost_model: CostModel, block_size: int) -> None:
-        super().__init__(runner, block_size)
-        self.cost_model = cost_model
-        self.rows: list[tuple[str, float, float]] = []
-
-    def execute(self, plan: StepPlan) -> StepOutput:
-        out = super().execute(plan)
-        work, measured = self.steps[-1]
-        self.rows.append((work.layout, measured, self.cost_model.step_time(work)))
         return out
