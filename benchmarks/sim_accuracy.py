@@ -2,7 +2,8 @@
 
 Calibrates the simulator on this device (tiny model unless --model), then replays held-out workloads
 (not the calibration grid, nor the synthetic calibration runs) with the real runner and the calibrated
-simulator, every scheduler, two workloads at two rates, and checks:
+simulator, every scheduler, two distinct workloads (sharegpt-vllm and mixed-longtail; smoke would be
+sharegpt-vllm's very requests at these sizes) at two rates, every real run 5 times, and checks:
 - per-step MAPE <= 10% (the real runs' steps, priced by the cost model);
 - throughput and median E2E within 10% of the real run for each scheduler;
 - the four schedulers ranked the same (throughput and median E2E) on >= 2 workloads at >= 2 rates.
@@ -25,7 +26,8 @@ import time
 
 from bsbench.cli import main
 
-DEFAULTS = ["validate-sim", "--targets", "--workloads", "smoke,sharegpt-vllm", "--rates", "4,inf",
+DEFAULTS = ["validate-sim", "--targets", "--workloads", "sharegpt-vllm,mixed-longtail", "--rates", "4,inf",
+            "--real-repeats", "5",
             "--schedulers", "static,continuous,uellm,bucket", "-n", "24", "--max-output-len", "16",
             "--out", "results/sim-accuracy"]
 

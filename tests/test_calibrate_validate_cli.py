@@ -49,6 +49,10 @@ def test_validate_sim_reports_step_end_to_end_and_ranking_errors(bsbench, calibr
     (cell,) = report["cells"]
     assert set(cell["runs"]) == {"static", "continuous"}
     assert all(0 <= n <= 2 for n in cell["real_repeats_agreeing"].values())
+    for key, pairs in cell["decisive_pairs"].items():  # one pair of schedulers: decided when both runs agree
+        both = [[r["real_repeats"][i][key] for r in cell["runs"].values()] for i in range(2)]
+        agree = (both[0][0] > both[0][1]) == (both[1][0] > both[1][1]) and all(a != b for a, b in both)
+        assert pairs["decided"] == int(agree) and 0 <= pairs["kept"] <= pairs["decided"]
     for run in cell["runs"].values():
         first, second, sim = (read_record(p) for p in run["records"])
         assert first.workload.fingerprint == second.workload.fingerprint == sim.workload.fingerprint
@@ -140,3 +144,12 @@ def test_validate_sim_with_calibration_runs_also_prices_the_steps_with_the_grid_
     grid_only, fitted = report["per_step_grid_only"]["all"], report["per_step"]["all"]
     assert grid_only["n"] == fitted["n"] > 0 and grid_only["mape"] is not None
     assert "fitted to the grid alone" in " ".join(result.out.split())
+
+
+def test_validate_sim_refuses_two_workloads_that_are_the_same_requests(bsbench, tmp_path):
+    # with these flags the smoke spec draws exactly sharegpt-vllm's requests: one workload counted twice
+    result = bsbench("validate-sim", "--device", "cpu", "--workloads", "smoke,sharegpt-vllm", "--rates", "4", "-n",
+                     "24", "--max-output-len", "16", "--calibration-repeats", "1", "--quiet", "--out", tmp_path)
+    assert result.code == 2 and len(result.err.strip().splitlines()) == 1
+    assert "'smoke' and 'sharegpt-vllm' give the same requests" in result.err
+    assert not (tmp_path / "validation.json").exists()

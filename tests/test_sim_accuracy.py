@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bsbench.sim.accuracy import (
+    decisive_pairs,
     end_to_end_errors,
     error_stats,
     errors_by_layout,
@@ -59,3 +60,14 @@ def test_repeat_noise_is_the_distance_of_each_timing_from_its_plans_median():
     noise = repeat_noise(points)
     assert noise["n"] == 5 and noise["mean"] == pytest.approx(0.2 / 5)
     assert repeat_noise([{"samples_s": [3.0]}]) == {"n": 0, "mean": None, "p90": None}
+
+
+def test_decisive_pairs_count_only_pairs_every_real_repeat_orders_alike():
+    real = {"a": [10.0, 11.0, 12.0], "b": [5.0, 6.0, 7.0], "c": [9.0, 12.0, 8.0]}
+    # a > b in every repeat, c > b in every repeat, a vs c flips from repeat to repeat: a tie, not counted
+    assert decisive_pairs(real, {"a": 9.0, "b": 4.0, "c": 20.0}) == (2, 2)
+    assert decisive_pairs(real, {"a": 3.0, "b": 4.0, "c": 20.0}) == (2, 1)  # the simulator puts b over a
+    assert decisive_pairs(real, {"a": 9.0, "b": 9.0, "c": 9.0}) == (2, 0)  # a simulated tie keeps no order
+    assert decisive_pairs({"a": [1.0, 2.0], "b": [1.0, 1.0]}, {"a": 2.0, "b": 1.0}) == (0, 0)  # a real tie
+    with pytest.raises(ValueError):
+        decisive_pairs({"a": [1.0], "b": [1.0, 2.0]}, {"a": 1.0, "b": 1.0})

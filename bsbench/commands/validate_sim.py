@@ -37,8 +37,9 @@ def _pct(value: float | None) -> str:
 @click.option("--calibrate-with-runs", is_flag=True,
               help="When calibrating here, also fit synthetic engine runs (as `calibrate --with-runs`), spread "
                    "between the real runs too.")
-@click.option("--workloads", default="smoke,sharegpt-vllm", show_default=True,
-              help="Comma-separated held-out workloads (spec names or files); never the calibration grid.")
+@click.option("--workloads", default="sharegpt-vllm,mixed-longtail", show_default=True,
+              help="Comma-separated held-out workloads (spec names or files); never the calibration grid, and "
+                   "distinct (two that give the same requests with these flags are refused).")
 @click.option("--schedulers", default="static,continuous,uellm,bucket", show_default=True)
 @click.option("--rates", default="4,inf", show_default=True, help="Request rates (as sweep --rates).")
 @click.option("--real-repeats", type=param_type(Integer(1, 100)), default=3, show_default=True,
@@ -106,6 +107,7 @@ def command(calibration: Path | None, calibration_repeats: int, calibrate_with_r
             with progress.task("loading the workload"):
                 cells_in.append((workload_name, rate, load_workload(workload_name, overrides)))
     check_held_out(calibration_runs, [workload for _, _, workload in cells_in])
+    _check_distinct(cells_in)
     console = make_console()
     real = open_session(config, progress)
     interleaved = _Interleaved(config, real, calibration_repeats, calibrate_with_runs, len(cells_in) * real_repeats,
@@ -159,6 +161,10 @@ def command(calibration: Path | None, calibration_repeats: int, calibrate_with_r
         for label, passed, figure in verdicts:
             console.print(f"{'[bold green]PASS[/]' if passed else '[bold red]MISS[/]'} {label}: {figure}",
                           highlight=False)
+    decided = sum(c["decisive_pairs"][k]["decided"] for c in cells for k in RANK_KEYS)
+    kept = sum(c["decisive_pairs"][k]["kept"] for c in cells for k in RANK_KEYS)
+    console.print(f"pairs of schedulers every real run orders alike (the rest are ties within this machine's noise): "
+                  f"the simulator orders {kept} of {decided} the same way", highlight=False)
     report = {"kind": "bsbench-sim-validation", "version": 3, "calibration": str(calibration_file),
               "calibration_between_real_runs": interleaved is not None,
               "simulated": sim.describe(), "real": real.describe(), "real_repeats": real_repeats,
@@ -216,6 +222,19 @@ class _Interleaved:
         return fitted, path
 
 
+def _check_distinct(cells: list[tuple[str, float, Any]]) -> None:
+    """BsbenchError when two named workloads give the same requests at a rate (a ranking "kept on two workloads"
+    would then be one workload counted twice)."""
+    from bsbench.errors import BsbenchError
+
+    seen: dict[tuple[float, str], str] = {}
+    for name, rate, workload in cells:
+        first = seen.setdefault((rate, workload.fingerprint()), name)
+        if first != name:
+            raise BsbenchError(f"workloads {first!r} and {name!r} give the same requests with these flags: "
+                               "validate on distinct workloads")
+
+
 def due_before(block: int, count: int, blocks: int) -> list[int]:
     """Which of `count` jobs, spread evenly over `blocks` blocks (job i before block i * blocks // count), are due
     before block `block`: every job exactly once, the first before block 0, in order."""
@@ -228,7 +247,14 @@ def _cell(workload_name: str, rate: float, workload: Any, real_runs: dict[str, l
     """One (workload, rate): the simulated run of every scheduler against the median of its real runs, the real
     steps priced by the simulator's cost model, and the rankings."""
     from bsbench.bench import run_benchmark
-    from bsbench.sim.accuracy import end_to_end_errors, median_summary, ranking, ranking_preserved, spread
+    from bsbench.sim.accuracy import (
+        decisive_pairs,
+        end_to_end_errors,
+        median_summary,
+        ranking,
+        ranking_preserved,
+        spread,
+    )
 
     runs: dict[str, dict[str, Any]] = {}
     for name, real_list in real_runs.items():
@@ -249,7 +275,10 @@ def _cell(workload_name: str, rate: float, workload: Any, real_runs: dict[str, l
             "ranking": {key: {"real": ranking({n: r["real"][key] for n, r in runs.items()}, key),
                               "sim": ranking({n: r["sim"][key] for n, r in runs.items()}, key)}
                         for key in RANK_KEYS},
-            "real_repeats_agreeing": {key: _repeats_agreeing(runs, key, real_repeats) for key in RANK_KEYS}}
+            "real_repeats_agreeing": {key: _repeats_agreeing(runs, key, real_repeats) for key in RANK_KEYS},
+            "decisive_pairs": {key: dict(zip(("decided", "kept"), decisive_pairs(
+                {n: [rep[key] for rep in r["real_repeats"]] for n, r in runs.items()},
+                {n: r["sim"][key] for n, r in runs.items()}))) for key in RANK_KEYS}}
 
 
 def _repeats_agreeing(runs: dict[str, dict[str, Any]], key: str, repeats: int) -> int:
@@ -290,7 +319,8 @@ def _print_report(console: Any, cells: list[dict[str, Any]], step_stats: dict[st
                         format_percent(spreads.get("output_throughput")), format_percent(spreads.get("median_e2el_ms")))
     console.print(e2e)
     ranks = Table(title="ranking of the schedulers, real (median of the runs) vs simulated; agreeing: real runs that "
-                        "alone give the real order", title_justify="left", header_style="bold")
+                        "alone give the real order; decisive pairs: pairs of schedulers every real run orders alike, "
+                        "and how many of them the simulator orders so", title_justify="left", header_style="bold")
     for col in ("workload", "rate", *RANK_KEYS):
         ranks.add_column(col)
     for cell in cells:
@@ -298,8 +328,10 @@ def _print_report(console: Any, cells: list[dict[str, Any]], step_stats: dict[st
         for key in RANK_KEYS:
             order = cell["ranking"][key]
             mark = "[green]same[/]" if cell["ranking_preserved"][key] else "[red]differs[/]"
+            pairs = cell["decisive_pairs"][key]
             shown.append(f"{mark}: real {' > '.join(order['real'])}; sim {' > '.join(order['sim'])} "
-                         f"(agreeing {cell['real_repeats_agreeing'][key]}/{repeats})")
+                         f"(agreeing {cell['real_repeats_agreeing'][key]}/{repeats}; decisive pairs kept "
+                         f"{pairs['kept']}/{pairs['decided']})")
         ranks.add_row(markup(cell["workload"]), format_rate(cell["rate"]), *shown)
     console.print(ranks)
 

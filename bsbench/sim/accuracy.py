@@ -64,6 +64,23 @@ def ranking_preserved(real: Mapping[str, float], sim: Mapping[str, float], key: 
     return ranking(real, key) == ranking(sim, key)
 
 
+def decisive_pairs(repeats: Mapping[str, Sequence[float]], sim: Mapping[str, float]) -> tuple[int, int]:
+    """(pairs of schedulers that every real repeat orders the same way, how many of them the simulator orders that
+    way too). A pair some repeats order one way and others the other way is a tie within the machine's noise: no
+    order to preserve, and it is not counted. (Whether higher or lower is better does not matter here.)"""
+    names = sorted(repeats)
+    decided = kept = 0
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            if len(repeats[a]) != len(repeats[b]) or not repeats[a]:
+                raise ValueError("every scheduler needs the same number (>= 1) of real repeats")
+            signs = {float(np.sign(x - y)) for x, y in zip(repeats[a], repeats[b])}
+            if len(signs) == 1 and 0.0 not in signs:
+                decided += 1
+                kept += float(np.sign(sim[a] - sim[b])) in signs
+    return decided, kept
+
+
 def median_summary(summaries: Sequence[Mapping[str, Any]], keys: Sequence[str] = END_TO_END_KEYS) -> dict[str, Any]:
     """Per key, the median over repeated runs' summaries of the figures they have (None when none has it)."""
     out: dict[str, Any] = {}

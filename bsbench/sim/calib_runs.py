@@ -7,7 +7,7 @@ adds every step they made, its work and its measured time, to the fit.
 
 These workloads are synthetic (random token ids, lengths drawn by the synthetic
 source) with seeds from `SEED_BASE` up, so they are never a validation workload:
-validation replays dataset workloads (smoke, sharegpt-vllm, ...). The calibration
+validation replays dataset workloads (sharegpt-vllm, mixed-longtail, ...). The calibration
 file lists the fingerprint of every workload it ran, and `check_held_out` refuses to
 validate against any of them.
 """
