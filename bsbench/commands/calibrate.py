@@ -103,7 +103,9 @@ def residuals_table(points: list[dict[str, Any]], title: str):
               help="Calibration file [default: results/calibration/MODEL-DEVICE-DTYPE-bsN.json].")
 @click.option("--with-runs", is_flag=True,
               help="Also fit the steps of engine runs of the four schedulers on synthetic workloads (never a "
-                   "validation workload): the step mix of real runs, about a minute more on the tiny model.")
+                   "validation workload): the step mix of real runs, about a minute more on the tiny model. On "
+                   "the tiny CPU model this fitted those runs but predicted held-out runs worse than the grid "
+                   "alone (benchmarks/README.md).")
 @click.option("--quiet", is_flag=True, help="No progress display.")
 def command(warmups: int, repeats: int, out_file: Path | None, with_runs: bool, quiet: bool, **kwargs: Any) -> None:
     """Fit the calibrated cost model of this device: time the real runner on ~110 synthetic step plans

@@ -65,8 +65,10 @@ def command(calibration: Path | None, calibration_repeats: int, calibrate_with_r
     --calibration, the device is calibrated here, its grid passes spread between the real runs (a machine's slow
     spell then weighs on both sides alike), and the simulator runs after the last real run.
 
-    Prints the per-step error by layout (MAPE, P90, bias), the end-to-end errors (TTFT, TPOT, E2E median
-    and p99, throughput, SLO attainment), and whether the simulator orders the schedulers as the real runs do.
+    Prints the per-step error by layout (MAPE, P90, bias) beside the noise of the real steps themselves, the
+    end-to-end errors (TTFT, TPOT, E2E median and p99, throughput, SLO attainment) beside the real runs' spread,
+    whether the simulator orders the schedulers as the real runs do, and how many of the pairs of schedulers
+    that every real run orders alike it orders so (the other pairs are ties within the machine's noise).
     """
     from bsbench.bench import open_session, run_benchmark
     from bsbench.engine.model_shape import model_shape
