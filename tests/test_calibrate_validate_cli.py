@@ -95,7 +95,7 @@ def test_validate_sim_refuses_a_workload_the_calibration_ran(bsbench, calibratio
 
 @pytest.mark.parametrize(("count", "blocks"), [(12, 12), (3, 12), (12, 4), (5, 3), (1, 7), (7, 1)])
 def test_calibration_passes_are_spread_evenly_over_the_real_runs(count, blocks):
-    from bsbench.commands.validate_sim import due_before
+    from bsbench.sim.calib_between_runs import due_before
 
     schedule = [due_before(block, count, blocks) for block in range(blocks)]
     assert [i for due in schedule for i in due] == list(range(count))  # every pass once, in order

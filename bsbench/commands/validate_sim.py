@@ -78,6 +78,7 @@ def command(calibration: Path | None, calibration_repeats: int, calibrate_with_r
     from bsbench.report import console as make_console
     from bsbench.schedulers.registry import all_schedulers
     from bsbench.sim.accuracy import errors_by_layout, repeat_noise
+    from bsbench.sim.calib_between_runs import CalibrationBetweenRuns
     from bsbench.sim.calib_runs import calibration_workloads, check_held_out
     from bsbench.sim.calibration import load_calibration
     from bsbench.sim.shadow import TimedRunner
@@ -112,8 +113,8 @@ def command(calibration: Path | None, calibration_repeats: int, calibrate_with_r
     _check_distinct(cells_in)
     console = make_console()
     real = open_session(config, progress)
-    interleaved = _Interleaved(config, real, calibration_repeats, calibrate_with_runs, len(cells_in) * real_repeats,
-                               progress) if calibration_file is None else None
+    interleaved = None if calibration_file is not None else CalibrationBetweenRuns(
+        config, real, calibration_repeats, calibrate_with_runs, len(cells_in) * real_repeats, progress)
     timed = TimedRunner(real.runner, real.block_size)
     watched = dataclasses.replace(real, runner=timed)
     console.print(f"validating the simulator against {markup(real.describe())}: {len(workload_names)} workloads x "
@@ -179,51 +180,6 @@ def command(calibration: Path | None, calibration_repeats: int, calibrate_with_r
     console.print(f"records in {markup(out)}/real and /sim; report {markup(path)}", highlight=False)
 
 
-class _Interleaved:
-    """A calibration measured between validate-sim's real runs: a warm-up pass now, then `passes` grid passes (and,
-    with runs, the synthetic calibration runs) spread evenly over the `blocks` of real runs, so that the machine's
-    slow and fast spells weigh on the calibration as on the runs it is compared with."""
-
-    def __init__(self, config: Any, session: Any, passes: int, with_runs: bool, blocks: int, progress: Any) -> None:
-        from bsbench.engine.model_loader import loaded_model_shape
-        from bsbench.sim.calib_runs import CalibrationRuns
-        from bsbench.sim.calibrate import CalibrationTimer
-
-        self.progress, self.passes, self.blocks = progress, passes, blocks
-        self.timer = CalibrationTimer(session.runner, loaded_model_shape(session.runner.model, session.info),
-                                      session.dtype)
-        self.runs = CalibrationRuns(config, session) if with_runs else None
-        self._time_pass(False, "calibration: warm-up pass over the grid")
-
-    def _time_pass(self, keep: bool, label: str) -> None:
-        with self.progress.task(label, unit="plans") as task:
-            self.timer.run_pass(keep, lambda done, total: task.update(done, total=total))
-
-    def before_block(self, block: int) -> None:
-        """The grid passes and calibration runs that fall before real block `block` (of `blocks`)."""
-        for i in due_before(block, self.passes, self.blocks):
-            self._time_pass(True, f"calibration: grid pass {i + 1}/{self.passes}")
-        if self.runs is not None:
-            for j in due_before(block, len(self.runs.jobs), self.blocks):
-                self.runs.run(j, self.progress)
-
-    def grid_only_model(self) -> Any:
-        """The cost model fitted to the grid alone when calibration runs were fitted too (else None)."""
-        from bsbench.sim.calibration import CalibratedCostModel
-
-        return CalibratedCostModel(self.timer.fit()) if self.runs is not None else None
-
-    def finish(self, path: Path) -> tuple[Any, Path]:
-        """Fit and save the calibration; (calibration, path)."""
-        from bsbench.sim.calibration import save_calibration
-
-        runs = self.runs
-        fitted = self.timer.fit(runs.steps if runs else (), runs.ran if runs else (),
-                                {"warmups": 1, "repeats": self.passes, "between_real_runs": self.blocks})
-        save_calibration(fitted, path)
-        return fitted, path
-
-
 def _check_distinct(cells: list[tuple[str, float, Any]]) -> None:
     """BsbenchError when two named workloads give the same requests at a rate (a ranking "kept on two workloads"
     would then be one workload counted twice)."""
@@ -235,12 +191,6 @@ def _check_distinct(cells: list[tuple[str, float, Any]]) -> None:
         if first != name:
             raise BsbenchError(f"workloads {first!r} and {name!r} give the same requests with these flags: "
                                "validate on distinct workloads")
-
-
-def due_before(block: int, count: int, blocks: int) -> list[int]:
-    """Which of `count` jobs, spread evenly over `blocks` blocks (job i before block i * blocks // count), are due
-    before block `block`: every job exactly once, the first before block 0, in order."""
-    return [i for i in range(count) if i * blocks // count == block]
 
 
 def _cell(workload_name: str, rate: float, workload: Any, real_runs: dict[str, list[Any]],
