@@ -122,12 +122,10 @@ def command(calibration: Path | None, calibration_repeats: int, calibrate_with_r
                   "requests each" + ("; calibrating between the real runs" if interleaved else ""), highlight=False)
     real_runs: list[dict[str, list[Any]]] = [{name: [] for name in names} for _ in cells_in]
     steps: list[dict[str, list[tuple[Any, float]]]] = [{name: [] for name in names} for _ in cells_in]
-    block = 0
     for c, (_, _, workload) in enumerate(cells_in):
         for repeat in range(real_repeats):  # interleaved, each repeat in another order: a slow spell hits all
             if interleaved is not None:
-                interleaved.before_block(block)
-            block += 1
+                interleaved.before_block(c * real_repeats + repeat)
             shift = repeat % len(names)
             for name in names[shift:] + names[:shift]:
                 first_step = len(timed.steps)
