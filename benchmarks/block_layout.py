@@ -14,33 +14,25 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
 import random
 import statistics
 import time
 
-from bsbench.bench import RunConfig, open_session
-from bsbench.progress import Progress
+from _real_runner import add_runner_options, load_average, open_runner_session
+
 from bsbench.sim.calib_grid import GridPoint, Row, synthetic_plan
 
 BATCHES = ((2, 200), (8, 200), (24, 272), (48, 256))
 PLANS_PER_LAYOUT = 20
 
 
-def _load() -> str:
-    return " ".join(f"{x:.2f}" for x in os.getloadavg())
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--model", default="tiny")
-    parser.add_argument("--device", default="cpu")
+    add_runner_options(parser)
     args = parser.parse_args()
-    print(f"load average before: {_load()}", flush=True)
-    session = open_session(RunConfig(model=args.model, weights="dummy", device=args.device, threads=args.threads),
-                           Progress(enabled=False))
+    print(f"load average before: {load_average()}", flush=True)
+    session = open_runner_session(args)
     runner = session.runner
     blocks, block_size, vocab = runner.cache.num_blocks, runner.cache.block_size, session.info.vocab_size
     start = time.perf_counter()
@@ -64,7 +56,7 @@ def main() -> None:
         a, b = (statistics.median(timings[k]) for k in ("scattered", "consecutive"))
         print(f"decode {rows} rows x context {context}: scattered {a * 1e3:.2f} ms, consecutive {b * 1e3:.2f} ms "
               f"(consecutive / scattered {b / a:.3f}, {len(timings['scattered'])} timings each)", flush=True)
-    print(f"load average after: {_load()}; wall time {time.perf_counter() - start:.0f} s", flush=True)
+    print(f"load average after: {load_average()}; wall time {time.perf_counter() - start:.0f} s", flush=True)
 
 
 if __name__ == "__main__":

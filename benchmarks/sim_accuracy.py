@@ -20,9 +20,10 @@ meaningful on a quiet machine. A benchmark, not a test: the figures depend on th
 
 from __future__ import annotations
 
-import os
 import sys
 import time
+
+from _real_runner import load_average
 
 from bsbench.cli import main
 
@@ -32,14 +33,10 @@ DEFAULTS = ["validate-sim", "--targets", "--workloads", "sharegpt-vllm,mixed-lon
             "--out", "results/sim-accuracy"]
 
 
-def _load() -> str:
-    return " ".join(f"{x:.2f}" for x in os.getloadavg())
-
-
 if __name__ == "__main__":
-    print(f"load average before: {_load()}", flush=True)
+    print(f"load average before: {load_average()}", flush=True)
     start = time.perf_counter()
     try:
         main(DEFAULTS + sys.argv[1:])
     finally:
-        print(f"load average after: {_load()}; wall time {time.perf_counter() - start:.0f} s", flush=True)
+        print(f"load average after: {load_average()}; wall time {time.perf_counter() - start:.0f} s", flush=True)

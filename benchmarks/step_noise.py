@@ -15,32 +15,24 @@ A benchmark, not a test: the figures are this machine's, at this moment (load av
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import time
 
-from bsbench.bench import RunConfig, open_session
-from bsbench.progress import Progress
+from _real_runner import add_runner_options, load_average, open_runner_session
+
 from bsbench.sim.calib_grid import fixed_points, synthetic_plan
 
 PLANS = ("decode-1x256", "decode-16x256", "prefill-256")
 RUNS_PER_WINDOW = 15
 
 
-def _load() -> str:
-    return " ".join(f"{x:.2f}" for x in os.getloadavg())
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=60.0)
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--model", default="tiny")
-    parser.add_argument("--device", default="cpu")
+    add_runner_options(parser)
     args = parser.parse_args()
-    print(f"load average before: {_load()}", flush=True)
-    config = RunConfig(model=args.model, weights="dummy", device=args.device, threads=args.threads)
-    session = open_session(config, Progress(enabled=False))
+    print(f"load average before: {load_average()}", flush=True)
+    session = open_runner_session(args)
     runner = session.runner
     grid = {p.name: p for p in fixed_points()}
     plans = {name: synthetic_plan(grid[name], runner.cache.block_size, runner.cache.num_blocks, session.info.vocab_size)
@@ -64,7 +56,7 @@ def main() -> None:
         print(f"{name}: median {middle * 1e3:.2f} ms over {len(timings[name])} timings; window medians "
               f"{min(w) * 1e3:.2f}-{max(w) * 1e3:.2f} ms (spread {(max(w) - min(w)) / middle:.0%} over {len(w)} "
               f"windows); one timing lies {floor:.1%} from the median on average", flush=True)
-    print(f"load average after: {_load()}; wall time {time.perf_counter() - start:.0f} s", flush=True)
+    print(f"load average after: {load_average()}; wall time {time.perf_counter() - start:.0f} s", flush=True)
 
 
 if __name__ == "__main__":
