@@ -4,7 +4,8 @@ Two parts (`default_grid`):
 - fixed points: prefills of several sizes (alone and several per step), later prompt
   chunks over a cached context, decode batches x context lengths (including one whose
   contexts are spread enough to split into several gather groups), padded rectangles
-  (prefill with left padding, and decode), and mixed steps (decode + prefill in one
+  (prefill with left padding, up to the 24x256 a burst makes of a static or bucket
+  batch, and decode), and mixed steps (decode + prefill in one
   forward);
 - sampled points (`sampled_points`, a fixed seed): steps shaped like a scheduler's,
   drawn log-uniformly so that small steps, where real runs spend most of theirs, are
@@ -61,6 +62,11 @@ def _padded_prefill(lengths: tuple[int, ...]) -> tuple[Row, ...]:
     return tuple(Row(width, 0, width - n) for n in lengths)
 
 
+def _ragged(batch: int, width: int) -> tuple[int, ...]:
+    """`batch` prompt lengths up to `width` (the first exactly `width`), spread by a fixed stride."""
+    return tuple(width - (i * 97) % width for i in range(batch))
+
+
 def _padded_decode(batch: int, width: int, step: int) -> tuple[Row, ...]:
     return tuple(Row(1, width + step, (i * 7) % (width // 2)) for i in range(batch))
 
@@ -75,7 +81,8 @@ def default_grid() -> list[GridPoint]:
 
 
 def fixed_points() -> list[GridPoint]:
-    """34 hand-picked plans, from a 16-token prefill to a decode of 48 rows at context 1024."""
+    """38 hand-picked plans, from a 16-token prefill to a 24x256 padded prefill rectangle and a decode of 48 rows at
+    context 1024."""
     grid: list[GridPoint] = []
     for n in (16, 64, 128, 256, 512, 1024):
         grid.append(GridPoint(f"prefill-{n}", "packed", (Row(n),)))
@@ -90,6 +97,11 @@ def fixed_points() -> list[GridPoint]:
     grid.append(GridPoint("decode-16-spread", "packed", spread))
     for lengths in ((40, 64, 17, 64), (100, 128, 64, 90, 128, 7, 128, 33), tuple(range(8, 33, 2))):
         grid.append(GridPoint(f"padded-prefill-{len(lengths)}x{max(lengths)}", "padded", _padded_prefill(lengths)))
+    # The rectangles a static or bucket batch forms from a burst of long prompts: beyond the sampled corner, and a
+    # fit without them under-priced a 24x256 rectangle of the tiny CPU model by 16% (its matmuls and score
+    # tensors outgrow the caches, so the time per token and per pair rises).
+    for batch, width in ((8, 256), (16, 256), (24, 256), (32, 128)):
+        grid.append(GridPoint(f"padded-prefill-{batch}x{width}", "padded", _padded_prefill(_ragged(batch, width))))
     for batch, width, step in ((4, 128, 10), (8, 512, 3), (16, 64, 40), (32, 256, 20)):
         grid.append(GridPoint(f"padded-decode-{batch}x{width + step}", "padded", _padded_decode(batch, width, step)))
     grid.append(GridPoint("mixed-16x256+prefill-128", "packed", _decode(16, 256) + (Row(128),)))
