@@ -98,6 +98,7 @@ def test_calibration_passes_are_spread_evenly_over_the_real_runs(count, blocks):
     from bsbench.sim.calib_between_runs import due_before
 
     schedule = [due_before(block, count, blocks) for block in range(blocks)]
+    assert schedule == [[i for i in range(count) if i * blocks // count == block] for block in range(blocks)]
     assert [i for due in schedule for i in due] == list(range(count))  # every pass once, in order
     assert schedule[0] and schedule[0][0] == 0  # measuring starts before the first real run
     sizes = [len(due) for due in schedule]

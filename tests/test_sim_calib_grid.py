@@ -111,3 +111,24 @@ def test_the_fixed_grid_covers_the_rectangles_a_burst_makes_of_a_static_or_bucke
     sampled = max(sum(r.tokens for r in p.rows) for p in sampled_points(80, 20261122) if p.layout == "padded")
     assert max(rectangles) > sampled  # beyond the sampled points' largest: the fixed points must cover it
 
+
+def test_a_pass_taken_plan_by_plan_times_the_same_plans_as_a_whole_pass():
+    from bsbench.sim.calib_between_runs import due_before
+    from bsbench.sim.calibrate import CalibrationTimer
+
+    grid, shape = fixed_points(), model_shape("tiny", "float32")
+    whole, spread = RecordingRunner(BS, BLOCKS), RecordingRunner(BS, BLOCKS)
+    by_pass = CalibrationTimer(whole, shape, "float32", grid)
+    for keep in (False, True, True):
+        by_pass.run_pass(keep)
+    by_plan = CalibrationTimer(spread, shape, "float32", grid)
+    by_plan.run_pass(False)
+    units, slots = 2 * len(grid), 7  # two passes spread over 7 real runs, a few plans before each
+    for slot in range(slots):
+        for unit in due_before(slot, units, slots):
+            if unit % len(grid) == 0:
+                by_plan.begin_pass()
+            by_plan.time_plan(unit % len(grid), keep=True)
+    assert spread.tables == whole.tables  # the same plans with the same per-pass block tables, in the same order
+    assert by_plan.passes == by_pass.passes == 3
+    assert [len(s) for s in by_plan.samples] == [2] * len(grid)

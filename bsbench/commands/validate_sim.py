@@ -33,7 +33,7 @@ def _pct(value: float | None) -> str:
                    "save it under --out].")
 @click.option("--calibration-repeats", type=param_type(Integer(1, 1000)), default=12, show_default=True,
               help="Measured passes over the grid when no --calibration is given: taken between the real runs, "
-                   "spread evenly over them.")
+                   "spread evenly over them plan by plan (a few plans before each run).")
 @click.option("--calibrate-with-runs", is_flag=True,
               help="When calibrating here, also fit synthetic engine runs (as `calibrate --with-runs`), spread "
                    "between the real runs too.")
@@ -62,8 +62,8 @@ def command(calibration: Path | None, calibration_repeats: int, calibrate_with_r
     list on the real runner (wall clock; --real-repeats times, the schedulers interleaved), whose every step is
     also priced by the calibrated cost model, and once on the simulated backend with that calibration, the same
     KV budget and block size. Simulated figures are compared with the median of the real runs. Without
-    --calibration, the device is calibrated here, its grid passes spread between the real runs (a machine's slow
-    spell then weighs on both sides alike), and the simulator runs after the last real run.
+    --calibration, the device is calibrated here, its grid passes spread plan by plan between the real runs (a
+    machine's slow spell then weighs on both sides alike), and the simulator runs after the last real run.
 
     Prints the per-step error by layout (MAPE, P90, bias) beside the noise of the real steps themselves, the
     end-to-end errors (TTFT, TPOT, E2E median and p99, throughput, SLO attainment) beside the real runs' spread,
@@ -114,7 +114,7 @@ def command(calibration: Path | None, calibration_repeats: int, calibrate_with_r
     console = make_console()
     real = open_session(config, progress)
     interleaved = None if calibration_file is not None else CalibrationBetweenRuns(
-        config, real, calibration_repeats, calibrate_with_runs, len(cells_in) * real_repeats, progress)
+        config, real, calibration_repeats, calibrate_with_runs, len(cells_in) * real_repeats * len(names), progress)
     timed = TimedRunner(real.runner, real.block_size)
     watched = dataclasses.replace(real, runner=timed)
     console.print(f"validating the simulator against {markup(real.describe())}: {len(workload_names)} workloads x "
@@ -124,10 +124,10 @@ def command(calibration: Path | None, calibration_repeats: int, calibrate_with_r
     steps: list[dict[str, list[tuple[Any, float]]]] = [{name: [] for name in names} for _ in cells_in]
     for c, (_, _, workload) in enumerate(cells_in):
         for repeat in range(real_repeats):  # interleaved, each repeat in another order: a slow spell hits all
-            if interleaved is not None:
-                interleaved.before_block(c * real_repeats + repeat)
             shift = repeat % len(names)
-            for name in names[shift:] + names[:shift]:
+            for position, name in enumerate(names[shift:] + names[:shift]):
+                if interleaved is not None:
+                    interleaved.before_run((c * real_repeats + repeat) * len(names) + position)
                 first_step = len(timed.steps)
                 real_runs[c][name].append(run_benchmark(workload, dataclasses.replace(config, scheduler=name,
                                                                                       out_dir=out / "real"),

@@ -60,9 +60,10 @@ def _device_memory(device: Any) -> int | None:
 
 class CalibrationTimer:
     """The measurements of one calibration, taken pass by pass: `run_pass` times the operator tables and every
-    grid plan once (a pass with `keep=False` is a warm-up), so that a caller can spread the passes over a long
-    session (validate-sim puts them between its real runs, so that a slow or fast spell of the machine weighs
-    on the calibration as much as on the runs it is compared with). `fit` makes the Calibration."""
+    grid plan once (a pass with `keep=False` is a warm-up). A caller can also take a pass plan by plan
+    (`begin_pass`, then `time_plan`) and spread it over a long session: validate-sim times a few plans before
+    each of its real runs, so that the machine's slow and fast spells weigh on the calibration as much as on
+    the runs it is compared with. `fit` makes the Calibration."""
 
     def __init__(self, runner: Any, shape: ModelShape, dtype: str, grid: Sequence[GridPoint] | None = None) -> None:
         self.runner, self.shape, self.dtype = runner, shape, dtype
@@ -73,6 +74,7 @@ class CalibrationTimer:
         self.samples: list[list[float]] = [[] for _ in self.plans]
         self.skipped: dict[int, str] = {}
         self.passes = 0
+        self._pass_plans = self.plans
 
     def _plans(self, seed: int) -> list[StepPlan]:
         cache = self.runner.cache
@@ -80,24 +82,35 @@ class CalibrationTimer:
 
     def run_pass(self, keep: bool, on_progress: ProgressFn | None = None) -> None:
         """Time the tables once and every grid plan once (fresh block tables each pass); keep the times if `keep`."""
-        self.table_timer.run_pass()
-        plans = self.plans if self.passes == 0 else self._plans(self.passes)
-        for i, plan in enumerate(plans):
-            if i in self.skipped:
-                continue
-            self.sync()
-            start = time.perf_counter()
-            try:
-                self.runner.execute(plan)
-            except ActivationOOM as exc:
-                self.skipped[i] = str(exc).splitlines()[0][:200]
-                continue
-            self.sync()
-            if keep:
-                self.samples[i].append(time.perf_counter() - start)
+        self.begin_pass()
+        for i in range(len(self.plans)):
+            self.time_plan(i, keep)
             if on_progress is not None:
-                on_progress(i + 1, len(plans))
+                on_progress(i + 1, len(self.plans))
+
+    def begin_pass(self) -> None:
+        """Start a pass: time the operator tables once and draw the pass's block tables (the first pass keeps the
+        plans drawn at construction). `time_plan` then times its plans, in any order and at any moments."""
+        self.table_timer.run_pass()
+        self._pass_plans = self.plans if self.passes == 0 else self._plans(self.passes)
         self.passes += 1
+
+    def time_plan(self, i: int, keep: bool) -> None:
+        """Time grid plan `i` of the current pass once (a plan that ran out of activation memory is skipped for
+        good); keep the time if `keep`."""
+        if i in self.skipped:
+            return
+        plan = self._pass_plans[i]
+        self.sync()
+        start = time.perf_counter()
+        try:
+            self.runner.execute(plan)
+        except ActivationOOM as exc:
+            self.skipped[i] = str(exc).splitlines()[0][:200]
+            return
+        self.sync()
+        if keep:
+            self.samples[i].append(time.perf_counter() - start)
 
     def fit(self, run_steps: Sequence[RunStep] = (), runs: Sequence[dict[str, Any]] = (),
             settings: dict[str, Any] | None = None) -> Calibration:
