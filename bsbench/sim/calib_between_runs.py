@@ -6,8 +6,9 @@ over the same minutes, its timings see the same mix of slow and fast spells as t
 It is spread plan by plan, a few before every real run, rather than pass by pass: the
 machine switches between a slow and a fast spell every few seconds, about the length of
 a pass, so whole passes put every plan of a pass in one spell and left the fit's level
-to a dozen draws (on 2026-11-22 five of twelve passes ran fast, against about one real
-run in five, and the simulator came out 7-20% fast on the real runs' small decodes);
+to a dozen draws (on 2026-11-22, 4 of 12 passes timed a one-row decode in the fast spell
+and 3 more near it, against about one real run in six, and the simulator came out
+7-20% fast on the real runs' small decodes);
 plan by plan, each plan's timings and different plans fall in different spells.
 """
 
