@@ -56,3 +56,26 @@ class FakeRun:
 
 def _safe(key: str) -> str:
     return "".join(c if c.isalnum() else "_" for c in key)
+
+
+@dataclass(frozen=True)
+class DiesMidResult:
+    """A run_one that starts sending its result and never finishes, as a worker killed in the middle of sending a
+    large record does: it writes a length header and a few bytes of a 1 MB message into the pool's result pipe,
+    touches `marker`, and hangs. The pipe is found on the worker loop's frame (concurrent.futures' `result_queue`)."""
+
+    marker: str
+
+    def __call__(self, task) -> RunRecord:
+        import struct
+        import sys
+        import time
+
+        frame = sys._getframe()
+        while frame is not None and "result_queue" not in frame.f_locals:
+            frame = frame.f_back
+        assert frame is not None, "not running in a concurrent.futures worker"
+        frame.f_locals["result_queue"]._writer._send(struct.pack("!i", 1 << 20) + b"half a message")
+        Path(self.marker).touch()
+        time.sleep(3600)
+        raise AssertionError("unreachable")

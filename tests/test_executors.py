@@ -207,3 +207,37 @@ def test_capacity_in_parallel_keeps_each_search_and_its_result(bsbench, tmp_path
     one, two = _searches(tmp_path / "serial"), _searches(tmp_path / "process")
     assert one == two
     assert sum(len(s["probes"]) for entry in one.values() for s in entry["repeats"]) >= 8  # the searches ran
+
+
+def test_stopping_a_pool_whose_worker_died_mid_result_lets_the_driver_exit(tmp_path):
+    """A worker ended while it sent a result (Ctrl-C during a large record) left the pool's manager thread
+    waiting for the rest of the message, and the driver hung at exit (the interpreter joins that thread)."""
+    import subprocess
+    import sys
+
+    marker = tmp_path / "sending"
+    driver = f"""
+import time
+from pathlib import Path
+from bsbench.executors import RunTask
+from bsbench.executors.process import FuturesPool
+from tests.executor_fakes import DiesMidResult, make_workload
+
+workload = make_workload(1.0, 0)
+pool = FuturesPool(1, "spawn")
+pool.submit(DiesMidResult({str(marker)!r}), RunTask(0, "k", "static", 1.0, 0, workload, workload.fingerprint()))
+while not Path({str(marker)!r}).exists():
+    time.sleep(0.05)
+pool.stop()
+print("stopped")
+"""
+    root = Path(__file__).resolve().parent.parent
+    proc = subprocess.Popen([sys.executable, "-c", driver], cwd=root, text=True, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=90)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        raise AssertionError("the driver did not exit after stopping its pool") from None
+    assert proc.returncode == 0 and out.strip() == "stopped", err[-2000:]

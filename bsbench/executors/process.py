@@ -61,14 +61,25 @@ class FuturesPool:
     def stop(self) -> None:
         if self._pool is None:
             return
-        processes = list((getattr(self._pool, "_processes", None) or {}).values())  # no public way before 3.14
-        self._pool.shutdown(wait=False, cancel_futures=True)
-        self._pool = None
+        pool, self._pool = self._pool, None
+        processes = list((getattr(pool, "_processes", None) or {}).values())  # no public way before 3.14
+        result_queue = getattr(pool, "_result_queue", None)  # shutdown(wait=False) drops it without closing it
+        pool.shutdown(wait=False, cancel_futures=True)
         for process in processes:
             if process.is_alive():
                 process.terminate()
         for process in processes:
             process.join(timeout=5)
+            if process.is_alive():
+                process.kill()
+                process.join()
+        # A worker ended while it sent a result leaves half a message in the result pipe, and the pool's manager
+        # thread blocks reading the rest: the interpreter then never exits (it joins that thread). Closing this
+        # process's copy of the pipe's write end, the last one left, turns the wait into an EOF: the manager gives
+        # the pool up as broken and ends.
+        writer = getattr(result_queue, "_writer", None)
+        if writer is not None:
+            writer.close()
 
     def close(self) -> None:
         if self._pool is not None:
