@@ -152,7 +152,10 @@ def test_open_loop_a_slow_server_does_not_delay_sending(tmp_path):
     with FakeServer(Behaviour(first_token_delay_s=0.3)) as server:
         record = replay(server, workload(10, 50), tmp_path)
     assert server.seen.peak_in_flight >= 5
-    assert max(r.sent_s - r.arrival_s for r in record.requests) < 0.25  # a closed loop would be >= 0.3 s late
+    # A closed loop would send request k after request k - 1 ended: the last one >= 9 x 0.3 s = 2.7 s late. The
+    # bounds leave room for one stall of this shared machine's event loop (once 0.6 s in a CI run).
+    lateness = sorted(r.sent_s - r.arrival_s for r in record.requests)
+    assert lateness[len(lateness) // 2] < 0.1 and lateness[-1] < 1.0
     assert all(r.first_token_s - r.arrival_s >= 0.3 for r in record.requests)
 
 
