@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import time
 from typing import Any
 
 from bsbench.bench import RunConfig, open_session
@@ -16,14 +17,25 @@ def load_average() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
-def add_runner_options(parser: argparse.ArgumentParser) -> None:
-    """--model (default tiny), --device (default cpu), --threads (default 1)."""
+def print_load_before() -> float:
+    """Print the load average before the timings; returns the start time for `print_load_after`."""
+    print(f"load average before: {load_average()}", flush=True)
+    return time.perf_counter()
+
+
+def print_load_after(start: float) -> None:
+    """Print the load average after the timings and the wall time since `start`."""
+    print(f"load average after: {load_average()}; wall time {time.perf_counter() - start:.0f} s", flush=True)
+
+
+def open_runner_benchmark(parser: argparse.ArgumentParser) -> tuple[argparse.Namespace, Any]:
+    """Add --model (default tiny), --device (default cpu) and --threads (default 1) to `parser`, parse the command
+    line, print the load average and open a real session with dummy weights on those flags (no progress
+    display); (the parsed flags, the session)."""
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--model", default="tiny")
     parser.add_argument("--device", default="cpu")
-
-
-def open_runner_session(args: argparse.Namespace) -> Any:
-    """A real session with dummy weights on the flags of `add_runner_options` (no progress display)."""
+    args = parser.parse_args()
+    print_load_before()
     config = RunConfig(model=args.model, weights="dummy", device=args.device, threads=args.threads)
-    return open_session(config, Progress(enabled=False))
+    return args, open_session(config, Progress(enabled=False))

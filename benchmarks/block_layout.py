@@ -18,7 +18,7 @@ import random
 import statistics
 import time
 
-from _real_runner import add_runner_options, load_average, open_runner_session
+from _real_runner import open_runner_benchmark, print_load_after
 
 from bsbench.sim.calib_grid import GridPoint, Row, synthetic_plan
 
@@ -29,10 +29,7 @@ PLANS_PER_LAYOUT = 20
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
-    add_runner_options(parser)
-    args = parser.parse_args()
-    print(f"load average before: {load_average()}", flush=True)
-    session = open_runner_session(args)
+    args, session = open_runner_benchmark(parser)
     runner = session.runner
     blocks, block_size, vocab = runner.cache.num_blocks, runner.cache.block_size, session.info.vocab_size
     start = time.perf_counter()
@@ -56,7 +53,7 @@ def main() -> None:
         a, b = (statistics.median(timings[k]) for k in ("scattered", "consecutive"))
         print(f"decode {rows} rows x context {context}: scattered {a * 1e3:.2f} ms, consecutive {b * 1e3:.2f} ms "
               f"(consecutive / scattered {b / a:.3f}, {len(timings['scattered'])} timings each)", flush=True)
-    print(f"load average after: {load_average()}; wall time {time.perf_counter() - start:.0f} s", flush=True)
+    print_load_after(start)
 
 
 if __name__ == "__main__":

@@ -24,9 +24,8 @@ meaningful on a quiet machine. A benchmark, not a test: the figures depend on th
 from __future__ import annotations
 
 import sys
-import time
 
-from _real_runner import load_average
+from _real_runner import print_load_after, print_load_before
 
 from bsbench.cli import main
 
@@ -37,9 +36,8 @@ DEFAULTS = ["validate-sim", "--targets", "--workloads", "sharegpt-vllm,mixed-lon
 
 
 if __name__ == "__main__":
-    print(f"load average before: {load_average()}", flush=True)
-    start = time.perf_counter()
+    start = print_load_before()
     try:
         main(DEFAULTS + sys.argv[1:])
     finally:
-        print(f"load average after: {load_average()}; wall time {time.perf_counter() - start:.0f} s", flush=True)
+        print_load_after(start)

@@ -18,7 +18,7 @@ import argparse
 import statistics
 import time
 
-from _real_runner import add_runner_options, load_average, open_runner_session
+from _real_runner import open_runner_benchmark, print_load_after
 
 from bsbench.sim.calib_grid import fixed_points, synthetic_plan
 
@@ -29,10 +29,7 @@ RUNS_PER_WINDOW = 15
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=60.0)
-    add_runner_options(parser)
-    args = parser.parse_args()
-    print(f"load average before: {load_average()}", flush=True)
-    session = open_runner_session(args)
+    args, session = open_runner_benchmark(parser)
     runner = session.runner
     grid = {p.name: p for p in fixed_points()}
     plans = {name: synthetic_plan(grid[name], runner.cache.block_size, runner.cache.num_blocks, session.info.vocab_size)
@@ -56,7 +53,7 @@ def main() -> None:
         print(f"{name}: median {middle * 1e3:.2f} ms over {len(timings[name])} timings; window medians "
               f"{min(w) * 1e3:.2f}-{max(w) * 1e3:.2f} ms (spread {(max(w) - min(w)) / middle:.0%} over {len(w)} "
               f"windows); one timing lies {floor:.1%} from the median on average", flush=True)
-    print(f"load average after: {load_average()}; wall time {time.perf_counter() - start:.0f} s", flush=True)
+    print_load_after(start)
 
 
 if __name__ == "__main__":
