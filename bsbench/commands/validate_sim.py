@@ -99,8 +99,9 @@ def command(calibration: Path | None, calibration_repeats: int, calibrate_with_r
         given.check_applies(model_shape(config.model, given.dtype), given.dtype, config.block_size)
         calibration_runs = given.settings.get("runs") or []
         calibration_points = given.points
-    elif calibrate_with_runs:
-        calibration_runs = [{"workload": w.name, "fingerprint": w.fingerprint()} for w in calibration_workloads()]
+    run_workloads = calibration_workloads() if calibration_file is None and calibrate_with_runs else None
+    if run_workloads is not None:
+        calibration_runs = [{"workload": w.name, "fingerprint": w.fingerprint()} for w in run_workloads]
     cells_in: list[tuple[str, float, Any]] = []
     progress = Progress(enabled=not quiet)
     for workload_name in workload_names:
@@ -114,7 +115,7 @@ def command(calibration: Path | None, calibration_repeats: int, calibrate_with_r
     console = make_console()
     real = open_session(config, progress)
     interleaved = None if calibration_file is not None else CalibrationBetweenRuns(
-        config, real, calibration_repeats, calibrate_with_runs, len(cells_in) * real_repeats * len(names), progress)
+        config, real, calibration_repeats, run_workloads, len(cells_in) * real_repeats * len(names), progress)
     timed = TimedRunner(real.runner, real.block_size)
     watched = dataclasses.replace(real, runner=timed)
     console.print(f"validating the simulator against {markup(real.describe())}: {len(workload_names)} workloads x "

@@ -28,11 +28,14 @@ class CalibrationBetweenRuns:
     with runs, the synthetic calibration runs) spread evenly over the `runs` real runs, plan by plan, so that the
     machine's slow and fast spells weigh on the calibration as on the runs it is compared with."""
 
-    def __init__(self, config: Any, session: Any, passes: int, with_runs: bool, runs: int, progress: Any) -> None:
+    def __init__(self, config: Any, session: Any, passes: int, run_workloads: list[Any] | None, runs: int,
+                 progress: Any) -> None:
+        """`run_workloads`: the calibration workloads (`calib_runs.calibration_workloads()`) whose engine runs are
+        fitted too, or None for the grid alone."""
         self.progress, self.passes, self.real_runs = progress, passes, runs
         self.timer = CalibrationTimer(session.runner, loaded_model_shape(session.runner.model, session.info),
                                       session.dtype)
-        self.runs = CalibrationRuns(config, session) if with_runs else None
+        self.runs = CalibrationRuns(config, session, run_workloads) if run_workloads is not None else None
         with self.progress.task("calibration: warm-up pass over the grid", unit="plans") as task:
             self.timer.run_pass(False, lambda done, total: task.update(done, total=total))
 

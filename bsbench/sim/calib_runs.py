@@ -59,13 +59,15 @@ def calibration_workloads() -> list[Any]:
 
 class CalibrationRuns:
     """Every scheduler on every calibration workload (`jobs`), run one at a time with `run(i)` on the session's real
-    runner, so that a caller can spread them over a long measurement. `steps` and `ran` grow in job order."""
+    runner, so that a caller can spread them over a long measurement. `steps` and `ran` grow in job order.
+    `workloads`: `calibration_workloads()`, when the caller built them already."""
 
-    def __init__(self, config: Any, session: Any) -> None:
+    def __init__(self, config: Any, session: Any, workloads: list[Any] | None = None) -> None:
         self.config = config
         self.timed = TimedRunner(session.runner, session.block_size)
         self.watched = dataclasses.replace(session, runner=self.timed)
-        self.jobs = [(workload, scheduler) for workload in calibration_workloads() for scheduler in SCHEDULERS]
+        built = calibration_workloads() if workloads is None else workloads
+        self.jobs = [(workload, scheduler) for workload in built for scheduler in SCHEDULERS]
         self.steps: list[RunStep] = []
         self.ran: list[dict[str, Any]] = []
 
