@@ -48,6 +48,12 @@ def test_validate_sim_reports_step_end_to_end_and_ranking_errors(bsbench, calibr
     assert report["step_repeat_noise"]["n"] == 0  # calibrated with one pass: no repeats to measure noise on
     (cell,) = report["cells"]
     assert set(cell["runs"]) == {"static", "continuous"}
+    # each scheduler's real steps, priced alone: together they are every real step
+    per_run = [r["step_error"] for r in cell["runs"].values()]
+    assert sum(e["n"] for e in per_run) == report["per_step"]["all"]["n"]
+    assert sum(e["n"] * e["bias"] for e in per_run) / report["per_step"]["all"]["n"] == pytest.approx(
+        report["per_step"]["all"]["bias"])
+    assert "step bias: the cost model's mean error on their steps" in " ".join(result.out.split())
     assert all(0 <= n <= 2 for n in cell["real_repeats_agreeing"].values())
     for key, pairs in cell["decisive_pairs"].items():  # one pair of schedulers: decided when both runs agree
         both = [[r["real_repeats"][i][key] for r in cell["runs"].values()] for i in range(2)]

@@ -40,6 +40,14 @@ def test_features_price_rows_through_the_operator_tables_and_count_attention_cal
     assert f["kv_read_slots"] == 3 * 48 + 96  # the decode group padded to its longest context, the chunk's context
     # pairs by kind: the causal prompt's triangle; the left-padded prompt's square and the chunk over its context
     assert (f["causal_pairs"], f["masked_pairs"]) == (10 * 11 // 2, 6 * 6 + 32 * 96)
+    # a padded decode step: one masked gather over its rows' contexts, the work of a decode group, so priced as one
+    padded_decode = StepPlan("padded", [chunk(0, 1, 40, pad=3), chunk(1, 1, 40)])
+    f = dict(zip(FEATURES, features(step_work(padded_decode, BS), TABLES)))
+    assert (f["decode_calls"], f["masked_calls"], f["masked_pairs"], f["kv_read_slots"]) == (1, 0, 0, 2 * 48)
+    # a padded step of later multi-token chunks stays a masked call
+    padded_chunks = StepPlan("padded", [chunk(0, 4, 40), chunk(1, 4, 40)])
+    f = dict(zip(FEATURES, features(step_work(padded_chunks, BS), TABLES)))
+    assert (f["decode_calls"], f["masked_calls"], f["masked_pairs"]) == (0, 1, 2 * 4 * 48)
     nothing_sampled = StepPlan("packed", [chunk(0, 32, 0, sample=False)])
     f = dict(zip(FEATURES, features(step_work(nothing_sampled, BS), TABLES)))
     assert (f["sampled"], f["lm_head_table"], f["causal_calls"]) == (0, 0, 1)

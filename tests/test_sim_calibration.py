@@ -75,7 +75,7 @@ def test_round_trip_hash_and_tier_c(calibration, tmp_path):
     digest = save_calibration(calibration, path)
     loaded = load_calibration(path)
     assert loaded == calibration and loaded.to_dict()["content_hash"] == digest
-    assert json.loads(path.read_text())["schema_version"] == SCHEMA_VERSION == 3
+    assert json.loads(path.read_text())["schema_version"] == SCHEMA_VERSION == 4
     cost = CalibratedCostModel(loaded, str(path))
     for point, grid_point in zip(loaded.points, GRID, strict=True):
         work = step_work(synthetic_plan(grid_point, BS, BLOCKS, SHAPE.vocab_size), BS)
@@ -101,7 +101,7 @@ def test_damaged_or_foreign_files_are_user_errors(calibration, tmp_path):
     old["coefficients"] = dict.fromkeys(("step", "tokens", "sampled", "attn_pairs", "kv_read_slots", "attn_calls",
                                          "seqs"), 1e-3)
     path.write_text(json.dumps(old | {"content_hash": content_hash(old)}))
-    with pytest.raises(BsbenchError, match=r"schema version 1; this bsbench reads 3: run `bsbench calibrate` again"):
+    with pytest.raises(BsbenchError, match=r"schema version 1; this bsbench reads 4: run `bsbench calibrate` again"):
         load_calibration(path)
     path.write_text("[]")
     with pytest.raises(BsbenchError, match="not a bsbench calibration"):

@@ -43,8 +43,9 @@ def _pct(value: float | None) -> str:
 @click.option("--schedulers", default="static,continuous,uellm,bucket", show_default=True)
 @click.option("--rates", default="4,inf", show_default=True, help="Request rates (as sweep --rates).")
 @click.option("--real-repeats", type=param_type(Integer(1, 100)), default=3, show_default=True,
-              help="Real runs of every (workload, rate, scheduler), schedulers interleaved; the simulator is "
-                   "compared with their median (one run of a shared machine can land in a slow spell).")
+              help="Real runs of every (workload, rate, scheduler), taken in rounds (each round runs every "
+                   "workload, rate and scheduler once); the simulator is compared with their median (one run of a "
+                   "shared machine can land in a slow spell).")
 @click.option("--num-requests", "-n", type=param_type(Integer(1, 100000)), default=24, show_default=True)
 @click.option("--max-output-len", type=param_type(Integer(1, 100000)), default=16, show_default=True)
 @click.option("--max-prompt-len", type=param_type(Integer(1, 100000)), default=256, show_default=True)
@@ -59,7 +60,8 @@ def command(calibration: Path | None, calibration_repeats: int, calibrate_with_r
             schedulers: str, rates: str, real_repeats: int, num_requests: int, max_output_len: int, max_prompt_len: int,
             e2e_slo: str | None, seed: int, targets: bool, out_dir: Path, quiet: bool, **kwargs: Any) -> None:
     """How close is the simulator to this device? Every (workload, rate, scheduler) runs on the same request
-    list on the real runner (wall clock; --real-repeats times, the schedulers interleaved), whose every step is
+    list on the real runner (wall clock; --real-repeats rounds, each of every workload, rate and scheduler, so that
+    a drift of the machine over minutes weighs on every cell alike), whose every step is
     also priced by the calibrated cost model, and once on the simulated backend with that calibration, the same
     KV budget and block size. Simulated figures are compared with the median of the real runs. Without
     --calibration, the device is calibrated here, its grid passes spread plan by plan between the real runs (a
@@ -81,6 +83,7 @@ def command(calibration: Path | None, calibration_repeats: int, calibrate_with_r
     from bsbench.sim.calib_between_runs import CalibrationBetweenRuns
     from bsbench.sim.calib_runs import calibration_workloads, check_held_out
     from bsbench.sim.calibration import load_calibration
+    from bsbench.sim.real_run_order import real_run_order
     from bsbench.sim.shadow import TimedRunner
     from bsbench.sweep import parse_names, parse_rates
     from bsbench.workloads.build import load_workload
@@ -123,17 +126,15 @@ def command(calibration: Path | None, calibration_repeats: int, calibrate_with_r
                   "requests each" + ("; calibrating between the real runs" if interleaved else ""), highlight=False)
     real_runs: list[dict[str, list[Any]]] = [{name: [] for name in names} for _ in cells_in]
     steps: list[dict[str, list[tuple[Any, float]]]] = [{name: [] for name in names} for _ in cells_in]
-    for c, (_, _, workload) in enumerate(cells_in):
-        for repeat in range(real_repeats):  # interleaved, each repeat in another order: a slow spell hits all
-            shift = repeat % len(names)
-            for position, name in enumerate(names[shift:] + names[:shift]):
-                if interleaved is not None:
-                    interleaved.before_run((c * real_repeats + repeat) * len(names) + position)
-                first_step = len(timed.steps)
-                real_runs[c][name].append(run_benchmark(workload, dataclasses.replace(config, scheduler=name,
-                                                                                      out_dir=out / "real"),
-                                                        progress=progress, session=watched))
-                steps[c][name].extend(timed.steps[first_step:])
+    for slot, run in enumerate(real_run_order(len(cells_in), real_repeats, names)):
+        if interleaved is not None:
+            interleaved.before_run(slot)
+        first_step = len(timed.steps)
+        real_runs[run.cell][run.scheduler].append(
+            run_benchmark(cells_in[run.cell][2], dataclasses.replace(config, scheduler=run.scheduler,
+                                                                     out_dir=out / "real"),
+                          progress=progress, session=watched))
+        steps[run.cell][run.scheduler].extend(timed.steps[first_step:])
     if interleaved is not None:
         fitted, calibration_file = interleaved.finish(out / "calibration.json")
         calibration_points = fitted.points
@@ -167,7 +168,7 @@ def command(calibration: Path | None, calibration_repeats: int, calibrate_with_r
     kept = sum(c["decisive_pairs"][k]["kept"] for c in cells for k in RANK_KEYS)
     console.print(f"pairs of schedulers every real run orders alike (the rest are ties within this machine's noise): "
                   f"the simulator orders {kept} of {decided} the same way", highlight=False)
-    report = {"kind": "bsbench-sim-validation", "version": 3, "calibration": str(calibration_file),
+    report = {"kind": "bsbench-sim-validation", "version": 4, "calibration": str(calibration_file),
               "calibration_between_real_runs": interleaved is not None,
               "simulated": sim.describe(), "real": real.describe(), "real_repeats": real_repeats,
               "per_step": step_stats, "per_step_grid_only": grid_only_stats, "step_repeat_noise": noise,
@@ -201,6 +202,7 @@ def _cell(workload_name: str, rate: float, workload: Any, real_runs: dict[str, l
     from bsbench.sim.accuracy import (
         decisive_pairs,
         end_to_end_errors,
+        error_stats,
         median_summary,
         ranking,
         ranking_preserved,
@@ -213,12 +215,13 @@ def _cell(workload_name: str, rate: float, workload: Any, real_runs: dict[str, l
                                    progress=progress, session=sim)
         repeats = [r.summary for r in real_list]
         real_median = median_summary(repeats)
+        priced = [(work.layout, measured, sim.cost_model.step_time(work)) for work, measured in steps[name]]
         runs[name] = {"real": real_median, "sim": sim_record.summary,
                       "errors": end_to_end_errors(real_median, sim_record.summary),
                       "real_spread": {key: spread(repeats, key) for key in E2E_SHOWN},
                       "real_repeats": [{k: r.get(k) for k in E2E_SHOWN} for r in repeats],
-                      "steps": [(work.layout, measured, sim.cost_model.step_time(work))
-                                for work, measured in steps[name]],
+                      "steps": priced,
+                      "step_error": error_stats([m for _, m, _ in priced], [p for _, _, p in priced]),
                       "records": [*(str(r.path) for r in real_list), str(sim_record.path)]}
     preserved = {key: ranking_preserved({n: r["real"][key] for n, r in runs.items()},
                                         {n: r["sim"][key] for n, r in runs.items()}, key) for key in RANK_KEYS}
@@ -258,8 +261,9 @@ def _print_report(console: Any, cells: list[dict[str, Any]], step_stats: dict[st
                       f"(P90 {format_percent(noise['p90'])}, {noise['n']} timings); an exact cost model would err "
                       "by that much per step", highlight=False)
     e2e = Table(title=f"end-to-end error, simulated vs the median of {repeats} real run(s) ((sim - real) / real); "
-                      "spread: (max - min) / median over the real runs", title_justify="left", header_style="bold")
-    for col in ("workload", "rate", "scheduler", *E2E_SHOWN, "spread thr", "spread p50 e2el"):
+                      "spread: (max - min) / median over the real runs; step bias: the cost model's mean error on "
+                      "their steps", title_justify="left", header_style="bold")
+    for col in ("workload", "rate", "scheduler", *E2E_SHOWN, "spread thr", "spread p50 e2el", "step bias"):
         e2e.add_column(col.replace("_ms", "").replace("median_", "p50 ").replace("_", " "),
                        justify="left" if col in ("workload", "scheduler") else "right")
     for cell in cells:
@@ -267,7 +271,8 @@ def _print_report(console: Any, cells: list[dict[str, Any]], step_stats: dict[st
             spreads = run["real_spread"]
             e2e.add_row(markup(cell["workload"]), format_rate(cell["rate"]), markup(name),
                         *(_pct(run["errors"].get(k)) for k in E2E_SHOWN),
-                        format_percent(spreads.get("output_throughput")), format_percent(spreads.get("median_e2el_ms")))
+                        format_percent(spreads.get("output_throughput")),
+                        format_percent(spreads.get("median_e2el_ms")), _pct(run["step_error"]["bias"]))
     console.print(e2e)
     ranks = Table(title="ranking of the schedulers, real (median of the runs) vs simulated; agreeing: real runs that "
                         "alone give the real order; decisive pairs: pairs of schedulers every real run orders alike, "

@@ -81,7 +81,7 @@ def default_grid() -> list[GridPoint]:
 
 
 def fixed_points() -> list[GridPoint]:
-    """38 hand-picked plans, from a 16-token prefill to a 24x256 padded prefill rectangle and a decode of 48 rows at
+    """41 hand-picked plans, from a 16-token prefill to a 24x256 padded prefill rectangle and a decode of 48 rows at
     context 1024."""
     grid: list[GridPoint] = []
     for n in (16, 64, 128, 256, 512, 1024):
@@ -102,7 +102,9 @@ def fixed_points() -> list[GridPoint]:
     # tensors outgrow the caches, so the time per token and per pair rises).
     for batch, width in ((8, 256), (16, 256), (24, 256), (32, 128)):
         grid.append(GridPoint(f"padded-prefill-{batch}x{width}", "padded", _padded_prefill(_ragged(batch, width))))
-    for batch, width, step in ((4, 128, 10), (8, 512, 3), (16, 64, 40), (32, 256, 20)):
+    # padded decode steps down to one row: the steps uellm and static take most at a moderate rate
+    for batch, width, step in ((1, 32, 8), (1, 256, 10), (2, 256, 5), (4, 128, 10), (8, 512, 3), (16, 64, 40),
+                               (32, 256, 20)):
         grid.append(GridPoint(f"padded-decode-{batch}x{width + step}", "padded", _padded_decode(batch, width, step)))
     grid.append(GridPoint("mixed-16x256+prefill-128", "packed", _decode(16, 256) + (Row(128),)))
     grid.append(GridPoint("mixed-8x512+chunk-256@256", "packed", _decode(8, 512) + (Row(256, 256),)))

@@ -24,7 +24,9 @@ from bsbench.sim.op_tables import RowTable, tables_from_dict
 from bsbench.sim.work import StepWork
 
 SCHEMA = "bsbench-calibration"
-SCHEMA_VERSION = 3  # 3: operator tables, attention pairs by kind (v2 had 0/1 LM-head indicators; v1 seven features)
+# 4: a padded decode step's call counts as a decode call (v3 counted it as a masked one); 3: operator tables,
+# attention pairs by kind (v2 had 0/1 LM-head indicators; v1 seven features)
+SCHEMA_VERSION = 4
 
 
 @dataclass(slots=True, frozen=True)

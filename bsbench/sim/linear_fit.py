@@ -15,9 +15,12 @@ including the runner's own attention grouping (`engine/step_layout.py`):
   which materialise their scores and mask (on a CPU many times dearer per pair);
   `kv_read_slots`: gathered KV slots (a decode row's pairs are its slots);
 - attention calls by kind, each a kernel launch and its set-up per layer: `decode_calls`
-  (a padded gather of a decode group, with its mask), `causal_calls` (a whole prompt over
-  its own k/v, no mask), `masked_calls` (a left-padded prompt, a padded rectangle or a
-  later chunk: a mask built and applied);
+  (a padded gather of a decode group, with its mask; a padded decode step's one call over
+  its rows is the same work), `causal_calls` (a whole prompt over its own k/v, no mask),
+  `masked_calls` (a left-padded prompt, a padded rectangle or a later chunk: a mask
+  built and applied). Counted as a masked call, a padded decode step had been priced
+  with the rectangles' set-up: on the tiny CPU model a one-row padded decode 13% too
+  slow against a packed one (7.3 and 7.6 ms measured), the step uellm takes most;
 - `seqs`: sequences (per-row host work: positions, block tables).
 
 The fit minimises the squared RELATIVE error (rows weighted by 1 / measured time), so a
@@ -33,7 +36,7 @@ from itertools import combinations
 
 import numpy as np
 
-from bsbench.engine.step_layout import DECODE, FRESH_CAUSAL
+from bsbench.engine.step_layout import DECODE, FRESH_CAUSAL, GATHERED
 from bsbench.sim.op_tables import EMPTY, RowTable
 from bsbench.sim.work import StepWork
 
@@ -45,7 +48,7 @@ def features(work: StepWork, tables: Mapping[str, RowTable]) -> tuple[float, ...
     """The feature vector of one step, in `FEATURES` order; `tables`: the operator tables (missing ones cost 0)."""
     decode = causal = causal_pairs = masked_pairs = 0
     for call in work.calls:
-        if call.kind == DECODE:
+        if call.kind == DECODE or (call.kind == GATHERED and call.q_len == 1):
             decode += 1
         elif call.kind == FRESH_CAUSAL:
             causal += 1
