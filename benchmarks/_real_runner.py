@@ -8,7 +8,7 @@ import os
 import time
 from typing import Any
 
-from bsbench.bench import RunConfig, open_session
+from bsbench.backends.run import RunConfig, open_session
 from bsbench.progress import Progress
 
 

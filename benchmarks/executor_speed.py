@@ -4,7 +4,7 @@ then with the process executor (and Ray, when installed) on 2 workers. Target: >
     python benchmarks/executor_speed.py                  # ShareGPT, 400 requests per run, PASS/MISS vs 1.7x
     python benchmarks/executor_speed.py -n 100 --workers 2
 
-Each executor sweeps into its own fresh folder through bsbench.sweep.run_sweep with the CLI's RunOne
+Each executor sweeps into its own fresh folder through bsbench.experiments.sweep.run_sweep with the CLI's RunOne
 (EngineTask), the workloads built on the driver; the time covers the whole sweep (pool start included, plots
 and report not). Ray is timed twice: starting its local instance inside the sweep (what `--executor ray` alone
 does), and joining an instance already running (what `ray start --head` then `--ray-address` does on a
@@ -22,10 +22,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from bsbench.bench import RunConfig, planned_record_config, session_for
-from bsbench.executors import make_executor
-from bsbench.executors.engine_task import EngineTask
-from bsbench.sweep import SweepPlan, run_sweep
+from bsbench.backends.run import RunConfig, planned_record_config, session_for
+from bsbench.experiments.executors import make_executor
+from bsbench.experiments.executors.engine_task import EngineTask
+from bsbench.experiments.sweep import SweepPlan, run_sweep
 from bsbench.workloads.build import load_workload
 
 SCHEDULERS = ["static", "continuous", "uellm", "bucket"]

@@ -105,14 +105,3 @@ def check_hub_name(what: str, name: str, files: Sequence[str]) -> str | None:
     if reason is not None and not cached(name, files):
         raise BsbenchError(offline_error(what, name, reason))
     return reason
-
-
-def check_model_source(model: str) -> str | None:
-    """`check_hub_name` for a --model value; presets and names that can only be local paths never touch
-    the hub (None; the loader then says whether the folder exists)."""
-    from bsbench.engine.model_presets import PRESETS
-    from bsbench.paths import looks_local
-
-    if model in PRESETS or looks_local(model):
-        return None
-    return check_hub_name("model", model, MODEL_FILES)

@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from types import FrameType
+from typing import Any
 
 EXIT_INTERRUPTED = 128 + signal.SIGINT  # 130
 EXIT_TERMINATED = 128 + signal.SIGTERM  # 143
@@ -57,3 +58,11 @@ def sigterm_as_interrupt() -> Iterator[SignalsSeen]:
         yield seen
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+class InterruptedRun(KeyboardInterrupt):
+    """Ctrl-C during a run; carries the run's (saved, incomplete) record."""
+
+    def __init__(self, record: Any) -> None:
+        super().__init__("interrupted")
+        self.record = record

@@ -31,12 +31,14 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
 from typing import Any, cast
 
 import numpy as np
 
 from bsbench.record.reasons import EndKind
 from bsbench.record.rows import EventKind, EventRow, Outcome, RequestRow, StepRow
+from bsbench.record.schema import RecordConfig, RunRecord, WorkloadInfo
 from bsbench.workloads.arrivals import realised_rate
 
 DEFAULT_PERCENTILES: tuple[float, ...] = (50, 90, 99)
@@ -367,3 +369,14 @@ def direction(key: str) -> int:
     }:
         return -1
     return 0
+
+
+def build_record(*, config: RecordConfig, environment: dict[str, Any], workload: WorkloadInfo,
+                 requests: Sequence[RequestRow], steps: Sequence[StepRow], events: Sequence[EventRow],
+                 scheduler: dict[str, Any], duration_s: float, complete: bool,
+                 percentiles: Sequence[float] | None = None) -> RunRecord:
+    """A run record from its rows, with its summary computed by `summarize` (the record never computes its own)."""
+    summary = summarize(requests, steps, events, duration_s, num_kv_blocks=config.num_kv_blocks,
+                        percentiles=DEFAULT_PERCENTILES if percentiles is None else percentiles)
+    return RunRecord(config, dict(environment), workload, summary, dict(scheduler), list(requests), list(steps),
+                     list(events), complete=bool(complete), created=datetime.now(UTC).isoformat(timespec="seconds"))

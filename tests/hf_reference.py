@@ -14,7 +14,7 @@ from functools import lru_cache
 
 import torch
 
-from bsbench.engine.model_loader import load_model
+from bsbench.model.loader import load_model
 from bsbench.record import Outcome, RunRecord
 
 

@@ -1,9 +1,10 @@
-"""Hand-made run records (typed rows, built through RunRecord.build) for tests of metrics, reports, gates and sweeps."""
+"""Hand-made run records (typed rows, built by metrics.build_record) for tests of metrics, reports, gates, sweeps."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from bsbench.metrics import build_record
 from bsbench.record import EndKind, EndReason, EventRow, RecordConfig, RequestRow, RunRecord, StepRow, WorkloadInfo
 
 
@@ -96,7 +97,7 @@ def make_record(
     pad: int = 0,
     **config_extra: Any,
 ) -> RunRecord:
-    """A full, valid run record built through RunRecord.build."""
+    """A full, valid run record built through metrics.build_record."""
     requests = requests if requests is not None else simple_requests(speed=speed)
     steps = steps if steps is not None else simple_steps(pad=pad)
     if duration_s is None:
@@ -106,7 +107,7 @@ def make_record(
         "scheduler": scheduler, "rate": rate, "seed": seed, "num_requests": len(requests),
         "workload": workload_name, "model": model, "device": device, "num_kv_blocks": 100,
         "scheduler_options": {}, **config_extra})
-    return RunRecord.build(
+    return build_record(
         config=config,
         environment={"device": device, "device_name": device_name, "python": "3.11"},
         workload=WorkloadInfo(workload_name, fingerprint, len(requests), "test"),

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bsbench import plots_sweep
-from bsbench.html_report import write_sweep_report
 from bsbench.record import EventRow, RunRecord
+from bsbench.report import plots_sweep
+from bsbench.report.html_report import write_sweep_report
 from tests.record_factory import make_record, req, simple_requests
 
 HOSTILE = "<img src=x onerror=alert(1)>"  # a scheduler name a record may carry: shown as text, never markup

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import httpx
 
-from bsbench.bench import RunConfig, build_policy, open_session
+from bsbench.backends.run import RunConfig, build_policy, open_session
 from bsbench.progress import Progress
 from bsbench.schedulers.base import Scheduler
 from bsbench.serve.app import ServeState

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from bsbench.bench import build_scheduler_options, check_workload_fits
+from bsbench.backends.run import build_scheduler_options, check_workload_fits
 from bsbench.engine.clock import VirtualClock
 from bsbench.engine.loop import Engine
 from bsbench.engine.request_state import Status

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from bsbench import report
-from bsbench.engine.model_shape import model_shape
+from bsbench.experiments.sweep import record_key, run_key
+from bsbench.model.shape import model_shape
 from bsbench.record import RecordConfig, RunRecord, read_record
+from bsbench.report import comparison as report
 from bsbench.sim.calibration import Calibration, save_calibration
 from bsbench.sim.linear_fit import FEATURES
-from bsbench.sweep import record_key, run_key
 from tests.record_factory import make_record
 
 SIM = ("--backend", "sim", "--gpu", "a100-40gb", "--model", "llama2-13b", "--workload", "smoke", "-n", "12",

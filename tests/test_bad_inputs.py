@@ -442,7 +442,7 @@ def forbid_work(monkeypatch):
         raise AssertionError("work started before the output path was checked")
 
     # the commands import these lazily, from their home modules: patching there reaches every caller
-    for target in ("bsbench.workloads.build.load_workload", "bsbench.bench.open_session",
+    for target in ("bsbench.workloads.build.load_workload", "bsbench.backends.run.open_session",
                    "bsbench.record.read_records", "bsbench.record.io.read_records"):
         monkeypatch.setattr(target, started)
 

@@ -1,4 +1,4 @@
-"""Reports of the latency breakdown (bsbench.breakdown, compare, run): figures on constructed records with
+"""Reports of the latency breakdown (bsbench.report.breakdown, compare, run): figures on constructed records with
 known answers, the explanation line, and records without a breakdown (schema 2) shown as n/a."""
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from bsbench.breakdown import breakdown_data, explain, run_breakdown, tail_split
 from bsbench.commands.compare import command as compare
 from bsbench.record import LatencyBreakdown, RequestRow, save_record
+from bsbench.report.breakdown import breakdown_data, explain, run_breakdown, tail_split
 from tests.record_factory import make_record, req
 
 V2_RECORD = Path(__file__).parent / "data" / "record_v2.json"

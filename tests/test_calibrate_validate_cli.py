@@ -101,7 +101,7 @@ def test_validate_sim_refuses_a_workload_the_calibration_ran(bsbench, calibratio
 
 @pytest.mark.parametrize(("count", "blocks"), [(12, 12), (3, 12), (12, 4), (5, 3), (1, 7), (7, 1)])
 def test_calibration_passes_are_spread_evenly_over_the_real_runs(count, blocks):
-    from bsbench.sim.calib_between_runs import due_before
+    from bsbench.experiments.calib_between_runs import due_before
 
     schedule = [due_before(block, count, blocks) for block in range(blocks)]
     assert schedule == [[i for i in range(count) if i * blocks // count == block] for block in range(blocks)]
@@ -135,7 +135,7 @@ def test_validate_sim_calibrates_between_its_real_runs(bsbench, tmp_path):
 
 
 def test_validate_sim_with_calibration_runs_also_prices_the_steps_with_the_grid_alone(bsbench, tmp_path, monkeypatch):
-    import bsbench.sim.calib_runs as calib_runs
+    import bsbench.experiments.calib_runs as calib_runs
 
     short = ("calib-short", {**dict(calib_runs.WORKLOADS)["calib-short"], "input_len": 16, "output_len": 3})
     monkeypatch.setattr(calib_runs, "WORKLOADS", (short,))  # 4 tiny calibration runs instead of 12 of 24 requests

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bsbench.capacity import find_capacity
+from bsbench.experiments.capacity import find_capacity
 
 
 def curve(capacity: float):

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from bsbench.capacity import CapacityResult, Probe, find_capacity
-from bsbench.capacity_repeats import CapacityOverRepeats, capacity_ratio, slo_text
+from bsbench.experiments.capacity import CapacityResult, Probe, find_capacity
+from bsbench.experiments.capacity_repeats import CapacityOverRepeats, capacity_ratio, slo_text
 from bsbench.stats import NO_CLEAR_DIFFERENCE
 
 SLO = slo_text({"ttft_slo": 3000, "tpot_slo": None, "e2e_slo": 1500}, 0.8)

@@ -11,11 +11,11 @@ import math
 
 import pytest
 
-from bsbench.bench import RunConfig, run_benchmark
-from bsbench.cluster.links import LINKS
-from bsbench.cluster.topology import Topology, parse_instances
-from bsbench.engine.model_shape import model_shape
+from bsbench.backends.cluster.links import LINKS
+from bsbench.backends.cluster.topology import Topology, parse_instances
+from bsbench.backends.run import RunConfig, run_benchmark
 from bsbench.errors import BsbenchError
+from bsbench.model.shape import model_shape
 from bsbench.record import Outcome, RunRecord
 from bsbench.workloads.request import RequestSpec
 from bsbench.workloads.workload import Workload
@@ -191,7 +191,7 @@ def test_sweep_refuses_a_scheduler_without_a_disaggregated_form(bsbench, tmp_pat
 
 
 def test_run_key_covers_topology_and_link_and_leaves_single_instance_keys_alone():
-    from bsbench.sweep import run_key
+    from bsbench.experiments.sweep import run_key
 
     record = _run([_request("a", 30, 3)], scheduler="bucket", instances="prefill=1,decode=1")
     config = record.config
@@ -209,7 +209,7 @@ def test_timeline_draws_one_line_per_instance(tmp_path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from bsbench.plots import draw_timeline
+    from bsbench.report.plots import draw_timeline
 
     record = _run([_request(f"r{i}", 40, 6) for i in range(4)], instances="prefill=1,decode=2")
     fig, ax = plt.subplots()
@@ -246,7 +246,7 @@ def test_hand_off_goes_to_the_decode_instance_with_most_free_kv_and_waits_for_it
 
 
 def test_an_interrupt_ends_every_request_and_marks_the_run_incomplete():
-    from bsbench.cluster.run import build_cluster
+    from bsbench.backends.cluster.run import build_cluster
     from bsbench.engine.request_state import Status
 
     requests = [_request(f"r{i:02d}", 30 + i, 30, arrival=0.01 * i) for i in range(20)]

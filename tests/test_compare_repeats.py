@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from bsbench import report
-from bsbench.cell_stats import group_stats, ratio_interval, request_samples
 from bsbench.commands.compare import command
 from bsbench.record import save_record
+from bsbench.report import comparison as report
+from bsbench.report.cell_stats import group_stats, ratio_interval, request_samples
 from bsbench.stats import ACROSS_SEEDS, PAIRED_OVER_REQUESTS, PAIRED_OVER_SEEDS, WITHIN_RUN
 
 try:

@@ -10,7 +10,6 @@ import pytest
 from bsbench.engine.block_manager import BlockManager
 from bsbench.engine.clock import VirtualClock
 from bsbench.engine.events import EventLog
-from bsbench.engine.model_shape import model_shape
 from bsbench.engine.plan import SeqChunk, StepPlan
 from bsbench.engine.request_state import RequestState
 from bsbench.engine.step_layout import (
@@ -21,6 +20,7 @@ from bsbench.engine.step_layout import (
     next_decode_change,
     split_ends,
 )
+from bsbench.model.shape import model_shape
 from bsbench.schedulers.base import Scheduler, SchedulerContext
 from bsbench.schedulers.registry import get_scheduler
 from bsbench.sim.cost_model import RooflineCostModel

@@ -2,18 +2,19 @@
 
 Every case runs real schedulers through the real engine loop on the checksum
 runner, turns the states into record rows with the same `bench.request_row`
-a run uses, and summarises them with the real `RunRecord.build`.
+a run uses, and summarises them with the real `metrics.build_record`.
 """
 
 from __future__ import annotations
 
 import pytest
 
-from bsbench.bench import request_row
+from bsbench.backends.run import request_row
 from bsbench.engine.clock import VirtualClock
 from bsbench.engine.loop import Engine, EngineResult
 from bsbench.engine.plan import StepPlan
 from bsbench.engine.request_state import RequestState
+from bsbench.metrics import build_record
 from bsbench.record import EndKind, Outcome, RecordConfig, RunRecord, WorkloadInfo
 from bsbench.schedulers.base import Scheduler
 from bsbench.schedulers.bucket import BucketOptions, BucketScheduler
@@ -27,7 +28,7 @@ def _run(policy: Scheduler, ctx, requests, runner=None) -> RunRecord:
     runner = runner or BudgetCheckingRunner(ctx)
     result: EngineResult = Engine(policy, runner, events=ctx.events, blocks=ctx.block_manager,
                                   clock=VirtualClock(tick_s=1e-4)).run(requests)
-    return RunRecord.build(
+    return build_record(
         config=RecordConfig(policy.name, float("inf"), "checksum", "cpu"), environment={},
         workload=WorkloadInfo("t", "fp", len(requests)),
         requests=[request_row(s, False) for s in result.states], steps=result.steps, events=result.events.events,

@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from bsbench.sweep import load_summary
+from bsbench.experiments.sweep import load_summary
 
 SWEEP = ("sweep", "--backend", "sim", "--model", "llama2-13b", "--gpu", "a100-40gb", "-w", "synthetic", "-n", "300",
          "--schedulers", "static,continuous,uellm,bucket", "--rates", "2,4,8,16", "--repeats", "2", "--no-html",

@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 
 from bsbench.errors import BsbenchError
-from bsbench.executors import RunTask, execute, make_executor
-from bsbench.executors.process import ProcessExecutor
-from bsbench.executors.serial import SerialExecutor
+from bsbench.experiments.executors import RunTask, execute, make_executor
+from bsbench.experiments.executors.process import ProcessExecutor
+from bsbench.experiments.executors.serial import SerialExecutor
+from bsbench.experiments.sweep import SweepPlan, load_summary, run_sweep
 from bsbench.record.io import record_text
-from bsbench.sweep import SweepPlan, load_summary, run_sweep
 
 try:
     from executor_fakes import FakeRun, config_of, make_workload
@@ -178,7 +178,7 @@ def test_sim_sweep_records_are_bit_identical_serial_and_pooled(bsbench, tmp_path
 def test_ray_gpu_tasks_on_a_cluster_without_gpus_stop_at_once():
     import ray
 
-    from bsbench.executors.ray import RayExecutor
+    from bsbench.experiments.executors.ray import RayExecutor
 
     if ray.is_initialized() and ray.cluster_resources().get("GPU", 0) >= 1:
         pytest.skip("this Ray cluster has a GPU")
@@ -219,8 +219,8 @@ def test_stopping_a_pool_whose_worker_died_mid_result_lets_the_driver_exit(tmp_p
     driver = f"""
 import time
 from pathlib import Path
-from bsbench.executors import RunTask
-from bsbench.executors.process import FuturesPool
+from bsbench.experiments.executors import RunTask
+from bsbench.experiments.executors.process import FuturesPool
 from tests.executor_fakes import DiesMidResult, make_workload
 
 workload = make_workload(1.0, 0)

@@ -16,10 +16,10 @@ import pytest
 import torch
 from transformers import LlamaConfig
 
-from bsbench.capacity import find_capacity
-from bsbench.engine.model_loader import load_model
 from bsbench.errors import BsbenchError
+from bsbench.experiments.capacity import find_capacity
 from bsbench.interrupts import EXIT_TERMINATED, Terminated, sigterm_as_interrupt
+from bsbench.model.loader import load_model
 from bsbench.record import EndKind, Outcome, read_record
 from tests.run_process import start_run, wait_until_a_request_ends
 
@@ -77,7 +77,7 @@ def test_sigterm_before_the_run_exits_143_with_one_line(bsbench, tmp_path, monke
         os.kill(os.getpid(), signal.SIGTERM)
         time.sleep(5)
 
-    monkeypatch.setattr("bsbench.bench.open_session", terminated_while_loading)  # run imports it from there
+    monkeypatch.setattr("bsbench.backends.run.open_session", terminated_while_loading)  # run imports it from there
     result = bsbench("run", *SYNTH, "--quiet", "--out", tmp_path)
     assert result.code == 143
     assert result.err.strip() == "bsbench: terminated"
@@ -184,14 +184,14 @@ def test_tokenizer_with_custom_code_is_not_run_nor_asked_about(tmp_path):
 
 def test_model_too_big_for_host_memory_is_refused_before_allocation(bsbench, tmp_path, monkeypatch):
     """llama2-7b in fp32 (25.1 GiB of weights + 16 GiB default KV) on a host with 20 GiB available."""
-    monkeypatch.setattr("bsbench.engine.memory_fit._host_available", lambda: 20 << 30)
+    monkeypatch.setattr("bsbench.model.memory_fit._host_available", lambda: 20 << 30)
 
     class NoAllocation:
         @staticmethod
         def from_config(*_args, **_kwargs):
             raise AssertionError("weights were allocated before the memory check")
 
-    monkeypatch.setattr("bsbench.engine.model_loader.AutoModelForCausalLM", NoAllocation)
+    monkeypatch.setattr("bsbench.model.loader.AutoModelForCausalLM", NoAllocation)
     result = bsbench("run", *SYNTH, "--quiet", "--out", tmp_path, "--model", "llama2-7b", "--device", "cpu")
     assert result.code == 2, result.err
     line = _one_line(result.err)

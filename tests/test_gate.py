@@ -8,9 +8,9 @@ import math
 import pytest
 from click.testing import CliRunner
 
-from bsbench import gate
 from bsbench.commands.gate import command
 from bsbench.errors import BsbenchError
+from bsbench.experiments import gate
 from bsbench.record import EventRow, save_record
 
 try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bsbench.gate import build_baseline, check_records
+from bsbench.experiments.gate import build_baseline, check_records
 
 try:
     from record_factory import make_record, req

@@ -9,8 +9,8 @@ import json
 import numpy as np
 from click.testing import CliRunner
 
-from bsbench import gate
 from bsbench.commands.gate import command
+from bsbench.experiments import gate
 from bsbench.record import save_record
 
 try:

@@ -6,8 +6,8 @@ import re
 
 import pytest
 
-from bsbench.html_page import anchor_for
-from bsbench.html_report import NO_SLOS, describe_slos
+from bsbench.report.html_page import anchor_for
+from bsbench.report.html_report import NO_SLOS, describe_slos
 from tests.record_factory import make_record, simple_requests
 from tests.report_pages import HOSTILE
 

@@ -86,7 +86,7 @@ def test_hf_hub_offline_is_honoured_and_a_cached_model_is_loaded_from_the_cache(
     (snapshot / "config.json").write_text("{}")
     (snapshot.parent.parent / "refs").mkdir()
     (snapshot.parent.parent / "refs" / "main").write_text("abc")
-    code = "from bsbench.hub import check_model_source; print(check_model_source('org/cached'))"
+    code = "from bsbench.model.source import check_model_source; print(check_model_source('org/cached'))"
     cached = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False, env=env,
                             timeout=60)
     assert cached.stdout.strip() == "HF_HUB_OFFLINE is set", cached.stderr  # use the cache, no error

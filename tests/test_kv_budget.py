@@ -14,9 +14,9 @@ from bsbench.engine.kv_budget import (
     kv_bytes_per_block,
     num_blocks_for_budget,
 )
-from bsbench.engine.kv_cache import KVCache
 from bsbench.engine.model_info import ModelInfo
 from bsbench.errors import BsbenchError
+from bsbench.model.kv_cache import KVCache
 
 TINY = ModelInfo("tiny", num_layers=4, num_kv_heads=2, head_dim=64, dtype_bytes=4, max_model_len=4096, pad_token_id=0,
                  vocab_size=32000)

@@ -12,20 +12,20 @@ from pathlib import Path
 
 import pytest
 
-from bsbench.bench import request_row
+from bsbench.backends.run import request_row
 from bsbench.engine.clock import VirtualClock
 from bsbench.engine.events import PREEMPTION
 from bsbench.engine.loop import Engine, EngineResult
 from bsbench.engine.phases import Phase, PhaseTimer
 from bsbench.engine.plan import StepOutput, StepPlan
 from bsbench.engine.request_state import RequestState, Status
+from bsbench.metrics import build_record
 from bsbench.record import (
     SCHEMA_VERSION,
     LatencyBreakdown,
     Outcome,
     RecordConfig,
     RequestRow,
-    RunRecord,
     WorkloadInfo,
     read_record,
     save_record,
@@ -224,7 +224,7 @@ def test_breakdown_round_trips_and_is_checked(tmp_path):
     ctx = make_context(num_blocks=40, block_size=4)
     result = run_exact(ContinuousScheduler(ContinuousOptions(max_num_seqs=16), ctx), ctx,
                        dyadic_requests(12, seed=3, max_prompt=30, max_out=30, spread_s=0.1))
-    record = RunRecord.build(
+    record = build_record(
         config=RecordConfig("continuous", 4.0, "checksum", "cpu"), environment={},
         workload=WorkloadInfo("t", "fp", 12), requests=rows(result), steps=result.steps,
         events=result.events.events, scheduler={}, duration_s=result.duration_s, complete=True)

@@ -7,9 +7,9 @@ import platform
 import pytest
 import torch
 
-from bsbench.engine.malloc_tuning import ENV, M_MMAP_THRESHOLD, M_TOP_PAD, M_TRIM_THRESHOLD, SETTINGS, tune_malloc
-from bsbench.engine.model_loader import load_model
-from bsbench.engine.runner import ModelRunner
+from bsbench.model.loader import load_model
+from bsbench.model.malloc_tuning import ENV, M_MMAP_THRESHOLD, M_TOP_PAD, M_TRIM_THRESHOLD, SETTINGS, tune_malloc
+from bsbench.model.runner import ModelRunner
 
 ON_GLIBC = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
 

@@ -6,10 +6,10 @@ import pytest
 import torch
 from transformers import GPT2Config, LlamaConfig, LlamaForCausalLM
 
-from bsbench.engine.attention import ATTN_NAME
-from bsbench.engine.model_loader import load_model, model_info, resolve_dtype
-from bsbench.engine.model_presets import preset_config, preset_names
 from bsbench.errors import BsbenchError
+from bsbench.model.attention import ATTN_NAME
+from bsbench.model.loader import load_model, model_info, resolve_dtype
+from bsbench.model.presets import preset_config, preset_names
 from tests.hf_reference import greedy_argmax
 
 
@@ -83,7 +83,7 @@ def test_other_families_and_head_layouts_match_the_oracle(tmp_path, kind):
 
     from bsbench.engine.block_manager import BlockManager
     from bsbench.engine.plan import SeqChunk, StepPlan
-    from bsbench.engine.runner import ModelRunner
+    from bsbench.model.runner import ModelRunner
 
     if kind == "qwen2-gqa4":
         config = Qwen2Config(vocab_size=128, hidden_size=64, intermediate_size=96, num_hidden_layers=2,

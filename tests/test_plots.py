@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from matplotlib.colors import to_hex
 
-from bsbench import plots, plots_sweep
-from bsbench.plot_base import plt
 from bsbench.record import EventRow
-from bsbench.report_style import KNOWN_COLORS, OTHER_COLORS, scheduler_color
+from bsbench.report import plots, plots_sweep
+from bsbench.report.plot_base import plt
+from bsbench.report.style import KNOWN_COLORS, OTHER_COLORS, scheduler_color
 from tests.record_factory import make_record, req, simple_requests
 
 
@@ -31,7 +31,7 @@ def test_known_schedulers_have_fixed_colours_and_others_a_stable_distinct_one():
     mine = scheduler_color("my-policy")
     assert mine in OTHER_COLORS and mine not in KNOWN_COLORS.values()
     # stable across processes (Python's str hash is salted per process; the colour must not be)
-    code = "from bsbench.report_style import scheduler_color; print(scheduler_color('my-policy'))"
+    code = "from bsbench.report.style import scheduler_color; print(scheduler_color('my-policy'))"
     for seed in ("1", "2"):
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                              env={"PYTHONHASHSEED": seed, "PATH": "", **_pythonpath()}).stdout.strip()

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from bsbench.bench import _engine_progress
+from bsbench.backends.run import _engine_progress
 from bsbench.predictor.learned import Example, TrainConfig, source_examples, train
 from bsbench.progress import INTERVAL_ENV, Progress, rate_text
 from bsbench.workloads.tokenizer import load_tokenizer

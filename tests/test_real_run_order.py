@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bsbench.sim.real_run_order import real_run_order
+from bsbench.experiments.real_run_order import real_run_order
 
 
 @pytest.mark.parametrize(("cells", "repeats", "schedulers"), [(4, 9, ["static", "continuous", "uellm", "bucket"]),

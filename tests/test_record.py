@@ -10,6 +10,7 @@ import pytest
 from bsbench.environment import GpuSampler, capture_environment
 from bsbench.errors import BsbenchError
 from bsbench.jsonio import dumps
+from bsbench.metrics import build_record
 from bsbench.record import (
     SCHEMA_VERSION,
     EndKind,
@@ -168,7 +169,7 @@ def test_config_keeps_unknown_keys():
 
 
 def test_build_with_no_requests_has_empty_statistics():
-    rec = RunRecord.build(config=RecordConfig("x", 1.0, "m", "cpu"), environment={},
+    rec = build_record(config=RecordConfig("x", 1.0, "m", "cpu"), environment={},
                           workload=WorkloadInfo("w", "fp", 0), requests=[], steps=[], events=[], scheduler={},
                           duration_s=0.0, complete=True)
     assert rec.summary["num_requests"] == 0 and rec.summary["mean_ttft_ms"] is None

@@ -8,8 +8,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from bsbench import plots, plots_sweep, report
 from bsbench.errors import BsbenchError
+from bsbench.report import comparison as report
+from bsbench.report import plots, plots_sweep
 
 try:
     from record_factory import make_record

@@ -7,7 +7,8 @@ import math
 
 import pytest
 
-from bsbench import gate, metrics
+from bsbench import metrics
+from bsbench.experiments import gate
 from bsbench.record import save_record
 
 try:

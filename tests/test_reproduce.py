@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from bsbench.cli import main
+from bsbench.experiments.reproduce.claims import BUCKETSERVE_CLAIMS, UELLM_CLAIMS
+from bsbench.experiments.reproduce.verdict import NOT_COMPARABLE, verdict_kind
 from bsbench.record import read_records
-from bsbench.reproduce.claims import BUCKETSERVE_CLAIMS, UELLM_CLAIMS
-from bsbench.reproduce.verdict import NOT_COMPARABLE, verdict_kind
 from bsbench.schedulers.registry import all_schedulers
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bsbench.reproduce.claims import BUCKETSERVE_CLAIMS, UELLM_CLAIMS, Claim, latency_factor
-from bsbench.reproduce.params import Param, Params
-from bsbench.reproduce.verdict import (
+from bsbench.experiments.reproduce.claims import BUCKETSERVE_CLAIMS, UELLM_CLAIMS, Claim, latency_factor
+from bsbench.experiments.reproduce.params import Param, Params
+from bsbench.experiments.reproduce.verdict import (
     DOES_NOT_HOLD,
     HOLD_FRACTION,
     HOLDS,

@@ -12,13 +12,13 @@ import random
 import pytest
 import torch
 
-from bsbench.engine.attention import ATTN_NAME
 from bsbench.engine.block_manager import BlockManager
 from bsbench.engine.kv_budget import kv_bytes_per_block
-from bsbench.engine.model_loader import load_model
 from bsbench.engine.plan import SeqChunk, StepPlan
-from bsbench.engine.runner import ModelRunner
 from bsbench.errors import BsbenchError
+from bsbench.model.attention import ATTN_NAME
+from bsbench.model.loader import load_model
+from bsbench.model.runner import ModelRunner
 from tests.hf_reference import greedy_argmax
 
 BLOCK = 16
@@ -238,7 +238,7 @@ def test_malformed_plan_raises_value_error(tiny, runner):
 
 
 def test_device_oom_becomes_activation_oom(tiny, runner, monkeypatch):
-    from bsbench.engine.runner import ActivationOOM
+    from bsbench.model.runner import ActivationOOM
 
     def boom(*args, **kwargs):
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")

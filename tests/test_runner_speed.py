@@ -15,9 +15,9 @@ import pytest
 import torch
 
 from bsbench.engine.block_manager import BlockManager
-from bsbench.engine.model_loader import load_model
 from bsbench.engine.plan import SeqChunk, StepPlan
-from bsbench.engine.runner import ModelRunner
+from bsbench.model.loader import load_model
+from bsbench.model.runner import ModelRunner
 
 CONTEXT = 300
 BLOCK = 16

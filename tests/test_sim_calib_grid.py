@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from bsbench.engine.model_shape import model_shape
 from bsbench.engine.plan import SeqChunk, StepPlan
 from bsbench.engine.plan_check import validate_plan
+from bsbench.model.shape import model_shape
 from bsbench.sim.calib_grid import default_grid, fixed_points, sampled_points, synthetic_plan
 from bsbench.sim.calibrate import calibrate
 from bsbench.sim.linear_fit import FEATURES, features
@@ -104,7 +104,7 @@ def test_calibration_draws_fresh_block_tables_every_pass_and_records_the_allocat
 def test_the_fixed_grid_covers_the_rectangles_a_burst_makes_of_a_static_or_bucket_batch():
     """benchmarks/sim_accuracy.py's burst (24 prompts up to 256 tokens at rate inf) forms padded rectangles up to
     24x256; a fit that never saw one under-priced it by 16% (the matmuls and scores outgrow the caches)."""
-    from bsbench.bench import RunConfig, run_benchmark
+    from bsbench.backends.run import RunConfig, run_benchmark
     from bsbench.workloads.build import load_workload
 
     burst = load_workload("sharegpt-vllm", {"num_requests": 24, "max_output_len": 16, "max_prompt_len": 256,
@@ -121,7 +121,7 @@ def test_the_fixed_grid_covers_the_rectangles_a_burst_makes_of_a_static_or_bucke
 
 
 def test_a_pass_taken_plan_by_plan_times_the_same_plans_as_a_whole_pass():
-    from bsbench.sim.calib_between_runs import due_before
+    from bsbench.experiments.calib_between_runs import due_before
     from bsbench.sim.calibrate import CalibrationTimer
 
     grid, shape = fixed_points(), model_shape("tiny", "float32")

@@ -7,11 +7,11 @@ import math
 
 import pytest
 
-from bsbench.engine.model_shape import model_shape
 from bsbench.engine.plan import SeqChunk, StepPlan
 from bsbench.errors import BsbenchError
+from bsbench.experiments.calib_runs import SEED_BASE, WORKLOADS, RunStep, calibration_workloads, check_held_out
+from bsbench.model.shape import model_shape
 from bsbench.sim.calib_grid import fixed_points
-from bsbench.sim.calib_runs import SEED_BASE, WORKLOADS, RunStep, calibration_workloads, check_held_out
 from bsbench.sim.calibrate import calibrate
 from bsbench.sim.calibration import load_calibration, save_calibration
 from bsbench.sim.linear_fit import predict

@@ -12,10 +12,10 @@ from bsbench.engine.block_manager import BlockManager
 from bsbench.engine.clock import VirtualClock
 from bsbench.engine.events import EventLog
 from bsbench.engine.loop import Engine
-from bsbench.engine.model_loader import load_model, loaded_model_shape
-from bsbench.engine.model_shape import model_shape
-from bsbench.engine.runner import ModelRunner
 from bsbench.errors import BsbenchError
+from bsbench.model.loader import load_model, loaded_model_shape
+from bsbench.model.runner import ModelRunner
+from bsbench.model.shape import model_shape
 from bsbench.schedulers.base import SchedulerContext
 from bsbench.schedulers.continuous import ContinuousOptions, ContinuousScheduler
 from bsbench.sim.accuracy import error_stats

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from bsbench.engine.model_shape import model_shape
 from bsbench.engine.plan import SeqChunk, StepPlan
+from bsbench.model.shape import model_shape
 from bsbench.sim.cost_model import (
     BANDWIDTH_EFFICIENCY,
     FLOP_EFFICIENCY,

@@ -104,7 +104,7 @@ def test_host_time_never_reaches_the_virtual_clock():
 
 def test_oversized_padded_batch_is_an_activation_oom_event():
     # KV takes all but ~1 GiB of the A100: a 16 x 1000-token padded prefill (~2 GB of activations) cannot run
-    from bsbench.engine.model_shape import model_shape
+    from bsbench.model.shape import model_shape
     from bsbench.sim.gpus import gpu_preset
 
     free = free_after_weights(model_shape("llama2-13b"), gpu_preset("a100-40gb"))

@@ -10,10 +10,10 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, LlamaConfig, MistralConfig, Qwen2Config, Qwen3Config
 
-from bsbench.engine.model_loader import model_info
-from bsbench.engine.model_presets import preset_config, preset_names
-from bsbench.engine.model_shape import model_shape
 from bsbench.errors import BsbenchError
+from bsbench.model.loader import model_info
+from bsbench.model.presets import preset_config, preset_names
+from bsbench.model.shape import model_shape
 
 
 def _meta_params(config) -> int:
@@ -59,7 +59,7 @@ def test_local_config_folders(tmp_path, config):
 
 
 def test_reading_a_shape_imports_no_torch(tmp_path):
-    code = ("import sys; from bsbench.engine.model_shape import model_shape; import bsbench.sim.backend; "
+    code = ("import sys; from bsbench.model.shape import model_shape; import bsbench.sim.backend; "
             "s = model_shape('llama2-13b'); assert s.info.dtype_bytes == 2; "
             "print('torch' in sys.modules, 'transformers' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

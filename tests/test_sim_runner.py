@@ -6,9 +6,9 @@ import pytest
 
 from bsbench.engine.clock import VirtualClock
 from bsbench.engine.kv_budget import cuda_default_budget, num_blocks_for_budget
-from bsbench.engine.model_shape import model_shape
 from bsbench.engine.plan import ActivationOOM, SeqChunk, StepPlan
 from bsbench.errors import BsbenchError
+from bsbench.model.shape import model_shape
 from bsbench.sim.backend import open_sim
 from bsbench.sim.cost_model import RooflineCostModel
 from bsbench.sim.gpus import gpu_preset

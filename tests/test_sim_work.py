@@ -7,11 +7,11 @@ import random
 import pytest
 import torch
 
-from bsbench.engine.attention import StepContext
-from bsbench.engine.kv_cache import KVCache
 from bsbench.engine.model_info import ModelInfo
 from bsbench.engine.plan import SeqChunk, StepPlan
 from bsbench.engine.step_layout import DECODE, FRESH_CAUSAL, FRESH_MASKED, GATHERED, forward_order
+from bsbench.model.attention import StepContext
+from bsbench.model.kv_cache import KVCache
 from bsbench.sim.work import step_work
 
 BS = 4

@@ -9,8 +9,7 @@ import math
 import pytest
 
 from bsbench.errors import BsbenchError
-from bsbench.record import save_record
-from bsbench.sweep import (
+from bsbench.experiments.sweep import (
     SUMMARY_FILE,
     SweepPlan,
     load_summary,
@@ -19,6 +18,7 @@ from bsbench.sweep import (
     run_sweep,
     sweep_plots,
 )
+from bsbench.record import save_record
 from bsbench.workloads.request import RequestSpec
 from bsbench.workloads.workload import Workload
 
@@ -165,8 +165,8 @@ def test_a_scheduler_flag_no_chosen_scheduler_has_is_an_error(bsbench, tmp_path,
 
 def test_run_key_covers_the_full_configuration(tmp_path):
     """Any change to what a run was configured with gives another key; a record read back keeps its key."""
+    from bsbench.experiments.sweep import record_key, run_key
     from bsbench.record import read_record
-    from bsbench.sweep import record_key, run_key
 
     base = make_record("continuous", scheduler_options={"max_num_seqs": 64}, kv_memory_bytes=64 << 20,
                        block_size=16, weights="dummy", dtype="float32", threads=2)

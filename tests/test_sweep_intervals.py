@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from bsbench.sweep import HEADLINE, SweepPlan, load_summary, run_sweep
+from bsbench.experiments.sweep import HEADLINE, SweepPlan, load_summary, run_sweep
 from bsbench.workloads.request import RequestSpec
 from bsbench.workloads.workload import Workload
 

@@ -1,12 +1,12 @@
-"""The sweep's one progress row (bsbench.sweep_progress): runs done / running / left, ETA, per-worker state."""
+"""The sweep's one progress row (experiments.sweep_progress): runs done / running / left, ETA, per-worker state."""
 
 from __future__ import annotations
 
 import io
 
-from bsbench.executors import RunTask
+from bsbench.experiments.executors import RunTask
+from bsbench.experiments.sweep_progress import SweepWatch, eta_text
 from bsbench.progress import Progress
-from bsbench.sweep_progress import SweepWatch, eta_text
 
 
 def _task(index: int, scheduler: str) -> RunTask:

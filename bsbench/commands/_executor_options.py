@@ -1,4 +1,4 @@
-"""--executor / --workers / --ray-address: how sweep and capacity spread their runs (bsbench.executors)."""
+"""--executor / --workers / --ray-address: how sweep and capacity spread their runs (bsbench.experiments.executors)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from bsbench.commands._types import param_type
-from bsbench.executors import EXECUTORS
+from bsbench.experiments.executors import EXECUTORS
 from bsbench.values import Integer
 
 

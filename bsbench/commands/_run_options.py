@@ -26,7 +26,7 @@ from bsbench.schedulers.registry import all_schedulers, get_scheduler
 from bsbench.values import SEED, ByteSize, Integer
 
 if TYPE_CHECKING:
-    from bsbench.bench import RunConfig
+    from bsbench.backends.run import RunConfig
 
 _PREFIX = "sched_"  # keeps generated option names apart from other commands' parameters
 _GENERIC = {float: GENERIC_FLOAT, int: GENERIC_INT}  # NaN, inf, non-numbers refused at parse time
@@ -214,7 +214,7 @@ def run_config_from_cli(kwargs: dict[str, Any], scheduler: str, scheduler_option
     """Pop the engine flags from click's kwargs and build a RunConfig: its scheduler options are validated
     and --out is checked writable here, before any model is loaded (paths.check_output_dir). A command
     without the backend or record flags (serve_options) gets their defaults."""
-    from bsbench.bench import (  # the engine's world, imported only when a run is built
+    from bsbench.backends.run import (  # the engine's world, imported only when a run is built
         RunConfig,
         build_scheduler_options,
     )
@@ -225,7 +225,7 @@ def run_config_from_cli(kwargs: dict[str, Any], scheduler: str, scheduler_option
     model = kwargs.pop("model")
     weights = kwargs.pop("weights")
     if weights is None:
-        from bsbench.engine.model_presets import PRESETS
+        from bsbench.model.presets import PRESETS
 
         weights = "dummy" if model in PRESETS else "checkpoint"
     return RunConfig(

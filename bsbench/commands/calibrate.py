@@ -38,8 +38,8 @@ def real_model_options(func: Callable) -> Callable:
 
 def real_config(kwargs: dict[str, Any]) -> Any:
     """A real, wall-clock RunConfig from `real_model_options` (popped from kwargs)."""
-    from bsbench.bench import RunConfig
-    from bsbench.engine.model_presets import PRESETS
+    from bsbench.backends.run import RunConfig
+    from bsbench.model.presets import PRESETS
 
     model = kwargs.pop("model")
     weights = kwargs.pop("weights") or ("dummy" if model in PRESETS else "checkpoint")
@@ -57,8 +57,8 @@ def run_calibration(config: Any, session: Any, out: Path | None, warmups: int, r
                     progress: Any, with_runs: bool = False) -> tuple[Any, Path, str]:
     """Calibrate `session`'s runner (with the steps of synthetic engine runs too when `with_runs`), save the file
     (to `out` or the default path); (calibration, path, hash)."""
-    from bsbench.engine.model_loader import loaded_model_shape
-    from bsbench.sim.calib_runs import run_steps
+    from bsbench.experiments.calib_runs import run_steps
+    from bsbench.model.loader import loaded_model_shape
     from bsbench.sim.calibrate import calibrate
     from bsbench.sim.calibration import save_calibration
 
@@ -115,10 +115,10 @@ def command(warmups: int, repeats: int, out_file: Path | None, with_runs: bool, 
     Use the file with `--backend sim --calibration FILE` (the simulated device is then this one) or
     `--clock virtual --calibration FILE`. It holds for this model, dtype and block size only.
     """
-    from bsbench.bench import open_session
-    from bsbench.hub import check_model_source
+    from bsbench.backends.run import open_session
+    from bsbench.model.source import check_model_source
     from bsbench.progress import Progress
-    from bsbench.report import console as make_console
+    from bsbench.report.comparison import console as make_console
 
     if out_file is not None:
         check_output_file(out_file, "--out")

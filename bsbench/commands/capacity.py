@@ -66,12 +66,12 @@ def command(ctx: click.Context, schedulers: str, target: float, start_rate: floa
     """
     from rich.table import Table
 
-    from bsbench.capacity import capacity_search, find_capacities
-    from bsbench.capacity_probes import probe_round
-    from bsbench.capacity_repeats import CapacityOverRepeats, capacity_ratio, capacity_table, slo_text
+    from bsbench.experiments.capacity import capacity_search, find_capacities
+    from bsbench.experiments.capacity_probes import probe_round
+    from bsbench.experiments.capacity_repeats import CapacityOverRepeats, capacity_ratio, capacity_table, slo_text
+    from bsbench.experiments.sweep import parse_names
     from bsbench.jsonio import write_json_atomic
-    from bsbench.report import console as make_console
-    from bsbench.sweep import parse_names
+    from bsbench.report.comparison import console as make_console
 
     tol, relative = parse_search_tolerance(tolerance)
     if max_rate < start_rate:
@@ -164,9 +164,9 @@ def write_capacity_page(out_dir: Path, summary: dict[str, Any], results: dict[st
                         rows: list[list[str]], target: float, note: str) -> Path:
     """OUT/report.html: the capacity table, attainment at every probed rate (OUT/attainment_at_probes.png) and
     the probes' records grouped."""
-    from bsbench.html_report import write_capacity_report
-    from bsbench.plots_sweep import versus_rate
     from bsbench.record import read_records
+    from bsbench.report.html_report import write_capacity_report
+    from bsbench.report.plots_sweep import versus_rate
 
     points = [{"scheduler": name, "rate": p.rate, "slo_attainment": p.attainment}
               for name, res in results.items() for search in res.results for p in search.probes]

@@ -48,10 +48,11 @@ def command(paths: tuple[Path, ...], reference: str | None, fmt: str, plots_dir:
         check_output_file(html_file, "--html")
         if plots_dir is None:
             check_output_dir(html_file.with_name(html_file.stem + "_plots"), "--html")
-    from bsbench import breakdown, report  # pandas and numpy: imported only when records are compared
-    from bsbench.cell_stats import group_stats
     from bsbench.record import read_records
-    from bsbench.vllm_result import place_beside, split_inputs
+    from bsbench.report import breakdown  # pandas and numpy: imported only when records are compared
+    from bsbench.report import comparison as report
+    from bsbench.report.cell_stats import group_stats
+    from bsbench.report.vllm_result import place_beside, split_inputs
 
     skipped: list[str] = []
     ours, imported = split_inputs(list(paths))
@@ -120,7 +121,7 @@ def command(paths: tuple[Path, ...], reference: str | None, fmt: str, plots_dir:
 
     plot_sets: list[list[Path]] = []
     if plots_dir is not None or html_file is not None:
-        from bsbench import plots
+        from bsbench.report import plots
 
         target = plots_dir if plots_dir is not None else cast(Path, html_file).with_name(
             cast(Path, html_file).stem + "_plots")

@@ -22,7 +22,7 @@ def command(record_path: Path, fmt: str, out: Path | None) -> None:
         check_output_file(out, "--out")
     from bsbench.jsonio import write_json_atomic
     from bsbench.record import read_record
-    from bsbench.vllm_result import vllm_layout
+    from bsbench.report.vllm_result import vllm_layout
 
     layout = vllm_layout(read_record(record_path))
     if out is None:

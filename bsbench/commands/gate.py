@@ -14,7 +14,7 @@ from bsbench.units import format_percent
 if TYPE_CHECKING:
     from rich.console import JustifyMethod
 
-    from bsbench import gate as gating
+    from bsbench.experiments import gate as gating
 
 
 def _fmt(value: float | None, metric: str) -> str:
@@ -69,9 +69,9 @@ def command(records: tuple[Path, ...], baseline_path: Path, tolerance: str, rati
     """
     from rich.table import Table
 
-    from bsbench import gate as gating  # numpy and the record reader: imported only when records are gated
+    from bsbench.experiments import gate as gating  # numpy and the record reader: imported only when records are gated
     from bsbench.record import read_records
-    from bsbench.report import console as make_console
+    from bsbench.report.comparison import console as make_console
 
     if update:
         check_output_file(baseline_path, "--baseline")  # before reading anything

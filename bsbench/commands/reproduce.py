@@ -40,14 +40,14 @@ def command(paper: str, quick: bool, repeats: int | None, seed: int, backend: st
     """
     from rich.table import Table
 
-    from bsbench.bench import RunConfig
-    from bsbench.executors import make_executor
+    from bsbench.backends.run import RunConfig
+    from bsbench.experiments.executors import make_executor
+    from bsbench.experiments.reproduce import experiments_bucketserve, experiments_uellm
+    from bsbench.experiments.reproduce.engine_runs import Bench
+    from bsbench.experiments.reproduce.outcome import CLAIM_HEADER
+    from bsbench.experiments.reproduce.report import PARAM_HEADER, write_outputs
     from bsbench.paths import check_output_dir
-    from bsbench.report import console as make_console
-    from bsbench.reproduce import experiments_bucketserve, experiments_uellm
-    from bsbench.reproduce.engine_runs import Bench
-    from bsbench.reproduce.outcome import CLAIM_HEADER
-    from bsbench.reproduce.report import PARAM_HEADER, write_outputs
+    from bsbench.report.comparison import console as make_console
     from bsbench.safe_text import markup
 
     experiments: Any = experiments_bucketserve if paper == "bucketserve" else experiments_uellm

@@ -63,7 +63,7 @@ def _num(value: float | None) -> str:
 
 
 def run_summary_table(record: RunRecord) -> Table:
-    """The end-of-run table: the headline figures of one record, then where its time went (bsbench.breakdown)."""
+    """The end-of-run table: the headline figures of one record, then where its time went (bsbench.report.breakdown)."""
     from rich.table import Table
 
     summary = record.summary
@@ -80,7 +80,7 @@ def run_summary_table(record: RunRecord) -> Table:
         table.add_row(label, NO_STEPS if remote and label in _STEP_LABELS else cell(summary))
     for label, cell in _CLIENT_ROWS if remote else []:
         table.add_row(label, cell(summary))
-    from bsbench.breakdown import run_breakdown, table_rows
+    from bsbench.report.breakdown import run_breakdown, table_rows
 
     for label, cells in [] if remote else table_rows([run_breakdown(record.config.scheduler, record)]):
         table.add_row(label, *cells)  # a remote server's queueing and prefill are not visible to the client
@@ -113,8 +113,9 @@ def command(ctx: click.Context, scheduler: str, quiet: bool, repeats: int, **kwa
     refuse_openai_values(openai_values, kwargs["backend"])
     from rich.console import Console
 
-    from bsbench.bench import InterruptedRun, build_policy, check_workload_fits, open_session, run_benchmark
-    from bsbench.hub import check_model_source
+    from bsbench.backends.run import build_policy, check_workload_fits, open_session, run_benchmark
+    from bsbench.interrupts import InterruptedRun
+    from bsbench.model.source import check_model_source
     from bsbench.progress import Progress
     from bsbench.workloads.build import load_workload
 
@@ -166,8 +167,8 @@ def _run_openai(options: ClientOptions, kwargs: dict[str, Any], repeats: int, qu
     """`run --backend openai`: the workload (and its repeats) replayed against the server, one record each."""
     from rich.console import Console
 
-    from bsbench.bench import InterruptedRun
     from bsbench.commands._run_options import parse_percentiles
+    from bsbench.interrupts import InterruptedRun
     from bsbench.openai_client import run_openai
     from bsbench.openai_client.run import require_httpx
     from bsbench.paths import check_output_dir

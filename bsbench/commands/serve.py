@@ -53,9 +53,9 @@ def command(scheduler: str, host: str, port: int, served_model_name: str | None,
     with the reason "the server shut down".
     """
     _check_installed()
-    from bsbench.bench import build_policy, open_session
-    from bsbench.engine.model_presets import PRESETS
-    from bsbench.hub import check_model_source
+    from bsbench.backends.run import build_policy, open_session
+    from bsbench.model.presets import PRESETS
+    from bsbench.model.source import check_model_source
     from bsbench.progress import Progress
     from bsbench.serve.server import bind, serve, serve_state
     from bsbench.workloads.tokenizer import load_tokenizer

@@ -20,18 +20,18 @@ from bsbench.commands._run_options import (
 from bsbench.commands._types import param_type
 from bsbench.commands._workload_options import workload_options, workload_overrides
 from bsbench.errors import BsbenchError
-from bsbench.hub import check_model_source
+from bsbench.experiments.sweep_progress import SweepWatch
+from bsbench.model.source import check_model_source
 from bsbench.paths import check_output_dir
 from bsbench.progress import Progress
 from bsbench.safe_text import markup
-from bsbench.sweep_progress import SweepWatch
 from bsbench.units import format_rate
 from bsbench.values import SHARE
 
 if TYPE_CHECKING:
-    from bsbench.bench import ModelSession
-    from bsbench.executors import Executor
-    from bsbench.executors.engine_task import EngineTask
+    from bsbench.backends.run import ModelSession
+    from bsbench.experiments.executors import Executor
+    from bsbench.experiments.executors.engine_task import EngineTask
     from bsbench.record import RecordConfig
 
 
@@ -80,7 +80,7 @@ class EngineRunner:
     def check_schedulers(self, names: list[str]) -> list[str]:
         """The chosen schedulers, once every scheduler flag given applies to one of them and is valid for it,
         and the model can be had (a hub id while offline and not cached: exit 2 in a moment)."""
-        from bsbench.bench import build_scheduler_options
+        from bsbench.backends.run import build_scheduler_options
         from bsbench.schedulers.registry import get_scheduler
 
         check_flags_apply(names, self.scheduler_flags)
@@ -94,7 +94,7 @@ class EngineRunner:
     def open(self) -> Any:
         """The model session (loaded once per process, shared by every run here: bench.session_for): its
         backend id keys the runs, its timing label heads simulated output."""
-        from bsbench.bench import session_for
+        from bsbench.backends.run import session_for
 
         if self.session is None:
             self.session = session_for(self.config, self.progress)
@@ -102,14 +102,14 @@ class EngineRunner:
 
     def executor(self, name: str, workers: int | None, ray_address: str | None) -> Executor:
         """The executor of --executor/--workers/--ray-address; Ray tasks ask for a GPU when runs use CUDA."""
-        from bsbench.executors import make_executor
+        from bsbench.experiments.executors import make_executor
 
         gpu_tasks = name == "ray" and self.config.backend == "real" and self.open().device.startswith("cuda")
         return make_executor(name, workers, ray_address, gpu_tasks)
 
     def task_runner(self, base_seed: int) -> EngineTask:
         """What runs one task (here or in a worker): the base config, each scheduler's flags, the base seed."""
-        from bsbench.executors.engine_task import EngineTask
+        from bsbench.experiments.executors.engine_task import EngineTask
 
         options = {name: options_for(name, self.scheduler_flags) for name in self.known_schedulers}
         return EngineTask(self.config, options, base_seed)
@@ -122,7 +122,7 @@ class EngineRunner:
     def planned_config(self, scheduler: str, workload: Any, seed: int, base_seed: int) -> RecordConfig:
         """The RecordConfig the run of `scheduler` on `workload` (of `seed`) will carry (sweep.run_key keys it):
         made from the same run config as the run itself (EngineTask.config_for), so they cannot drift."""
-        from bsbench.bench import planned_record_config
+        from bsbench.backends.run import planned_record_config
 
         return planned_record_config(workload, self.task_runner(base_seed).config_for(scheduler, seed), self.open())
 
@@ -131,7 +131,7 @@ def sweep_table(result: Any, note: str = ""):
     """Rates as rows, schedulers as columns (sweep.grid); `note` heads the title ('simulated (...): ')."""
     from rich.table import Table
 
-    from bsbench.sweep import grid
+    from bsbench.experiments.sweep import grid
 
     what, header, rows = grid(result)
     table = Table(title=f"{markup(note)}{markup(what)}", title_justify="left", header_style="bold")
@@ -144,9 +144,9 @@ def sweep_table(result: Any, note: str = ""):
 
 def write_sweep_page(result: Any, pngs: list[Path]) -> Path:
     """OUT/report.html from the sweep's summary file, its finished records and its plots."""
-    from bsbench.html_report import write_sweep_report
+    from bsbench.experiments.sweep import grid, load_summary
     from bsbench.record import read_records
-    from bsbench.sweep import grid, load_summary
+    from bsbench.report.html_report import write_sweep_report
 
     records = read_records([r.path for r in result.runs if r.complete and r.path]) if result.runs else []
     what, header, rows = grid(result)
@@ -176,9 +176,7 @@ def command(ctx: click.Context, schedulers: str, rates: str, repeats: int, targe
     plots to OUT/*.png (OUT: --out, default results/sweep). Run the same
     command again to resume an interrupted sweep: finished runs are skipped.
     """
-    from bsbench.metrics import has_slos
-    from bsbench.report import console as make_console
-    from bsbench.sweep import (
+    from bsbench.experiments.sweep import (
         RUNS_DIR,
         SweepPlan,
         load_summary,
@@ -187,6 +185,8 @@ def command(ctx: click.Context, schedulers: str, rates: str, repeats: int, targe
         run_sweep,
         sweep_plots,
     )
+    from bsbench.metrics import has_slos
+    from bsbench.report.comparison import console as make_console
 
     engine = EngineRunner(ctx, kwargs, "sweep", quiet)
     check_output_dir(engine.out_dir / RUNS_DIR, "--out")

@@ -72,20 +72,20 @@ def command(calibration: Path | None, calibration_repeats: int, calibrate_with_r
     whether the simulator orders the schedulers as the real runs do, and how many of the pairs of schedulers
     that every real run orders alike it orders so (the other pairs are ties within the machine's noise).
     """
-    from bsbench.bench import open_session, run_benchmark
-    from bsbench.engine.model_shape import model_shape
-    from bsbench.hub import check_model_source
+    from bsbench.backends.run import open_session, run_benchmark
+    from bsbench.experiments.calib_between_runs import CalibrationBetweenRuns
+    from bsbench.experiments.calib_runs import calibration_workloads, check_held_out
+    from bsbench.experiments.real_run_order import real_run_order
+    from bsbench.experiments.sweep import parse_names, parse_rates
     from bsbench.jsonio import write_json_atomic
+    from bsbench.model.shape import model_shape
+    from bsbench.model.source import check_model_source
     from bsbench.progress import Progress
-    from bsbench.report import console as make_console
+    from bsbench.report.comparison import console as make_console
     from bsbench.schedulers.registry import all_schedulers
     from bsbench.sim.accuracy import errors_by_layout, repeat_noise
-    from bsbench.sim.calib_between_runs import CalibrationBetweenRuns
-    from bsbench.sim.calib_runs import calibration_workloads, check_held_out
     from bsbench.sim.calibration import load_calibration
-    from bsbench.sim.real_run_order import real_run_order
     from bsbench.sim.shadow import TimedRunner
-    from bsbench.sweep import parse_names, parse_rates
     from bsbench.workloads.build import load_workload
 
     names = parse_names(schedulers, sorted(all_schedulers()))
@@ -198,7 +198,7 @@ def _cell(workload_name: str, rate: float, workload: Any, real_runs: dict[str, l
           real_repeats: int) -> dict[str, Any]:
     """One (workload, rate): the simulated run of every scheduler against the median of its real runs, the real
     steps priced by the simulator's cost model, and the rankings."""
-    from bsbench.bench import run_benchmark
+    from bsbench.backends.run import run_benchmark
     from bsbench.sim.accuracy import (
         decisive_pairs,
         end_to_end_errors,

@@ -162,7 +162,7 @@ class Engine:
 
     def run_plan(self, plan: StepPlan) -> StepOutput | None:
         """Execute `plan` on the runner; None when it failed for activation memory (its requests then failed and
-        the OOM is logged). The multi-instance engine (bsbench/cluster) calls it at a step's start."""
+        the OOM is logged). The multi-instance engine (bsbench/backends/cluster) calls it at a step's start."""
         try:
             return self.runner.execute(plan)
         except ActivationOOM as exc:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from bsbench import metrics
 from bsbench.environment import capture_environment
 from bsbench.openai_client.dispatch import Dispatch
 from bsbench.openai_client.exchange import Exchange
@@ -73,7 +74,7 @@ def build_record(workload: Workload, state: Dispatch, options: ClientOptions, se
         endpoint=options.endpoint)
     environment = capture_environment("cpu")
     environment.update(device=REMOTE_DEVICE, device_name=REMOTE_DEVICE_NAME, client_host=environment.get("hostname"))
-    record = RunRecord.build(
+    record = metrics.build_record(
         config=config, environment=environment,
         workload=WorkloadInfo(workload.name, workload.fingerprint(), len(workload.requests), workload.tokenizer,
                               dict(workload.spec), dict(workload.load_report)),

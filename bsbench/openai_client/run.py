@@ -44,7 +44,7 @@ def run_openai(workload: Workload, options: ClientOptions, *, out_dir: Path, rec
     is a user error before the run; once the run has begun every failure is a request's typed reason.
     Ctrl-C ends the run early: in-flight requests fail as interrupted, the record is written marked incomplete,
     and bench.InterruptedRun is raised after."""
-    from bsbench.bench import InterruptedRun
+    from bsbench.interrupts import InterruptedRun
 
     httpx = require_httpx()
     check_options(options)

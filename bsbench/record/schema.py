@@ -25,9 +25,7 @@ completed + failed + rejected == num_requests == len(requests).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -191,7 +189,8 @@ class WorkloadInfo:
 
 @dataclass(slots=True)
 class RunRecord:
-    """One run. Build it with `RunRecord.build`; read it with `bsbench.record.read_record(s)`."""
+    """One run. Build it with `bsbench.metrics.build_record` (which computes its summary); read it with
+    `bsbench.record.read_record(s)`."""
 
     config: RecordConfig
     environment: dict[str, Any]
@@ -205,33 +204,6 @@ class RunRecord:
     created: str = ""
     schema_version: int = SCHEMA_VERSION
     path: Path | None = None  # where it was saved or read from; not part of the JSON
-
-    @classmethod
-    def build(
-        cls,
-        *,
-        config: RecordConfig,
-        environment: dict[str, Any],
-        workload: WorkloadInfo,
-        requests: Sequence[RequestRow],
-        steps: Sequence[StepRow],
-        events: Sequence[EventRow],
-        scheduler: dict[str, Any],
-        duration_s: float,
-        complete: bool,
-        percentiles: Sequence[float] | None = None,
-    ) -> RunRecord:
-        """Assemble a record and compute its summary with metrics.summarize()."""
-        from bsbench.metrics import (  # metrics reads the row types defined here
-            DEFAULT_PERCENTILES,
-            summarize,
-        )
-
-        summary = summarize(requests, steps, events, duration_s, num_kv_blocks=config.num_kv_blocks,
-                            percentiles=DEFAULT_PERCENTILES if percentiles is None else percentiles)
-        return cls(config, dict(environment), workload, summary, dict(scheduler), list(requests), list(steps),
-                   list(events), complete=bool(complete),
-                   created=datetime.now(UTC).isoformat(timespec="seconds"))
 
     @property
     def label(self) -> str:

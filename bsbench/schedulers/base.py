@@ -31,7 +31,7 @@ cannot serve through `end()` with a typed `EndReason`, so that
 completed + failed + rejected == submitted always holds. Memory exhaustion is
 an event (`events.OOM`), never an exception out of `schedule`.
 
-Roles (disaggregated runs, bsbench/cluster): `ctx.role` is "single" (one instance does everything), "prefill"
+Roles (disaggregated runs, bsbench/backends/cluster): `ctx.role` is "single" (one instance does everything), "prefill"
 or "decode". A prefill-role policy computes prompts only: a request whose first token is out and that has more
 to generate leaves it through `hand_off` (kept out of `unfinished()`, its blocks kept until the cluster frees
 them after the KV transfer); the cluster collects them with `take_handoffs()`. A policy that can run

@@ -51,7 +51,7 @@ in a small bucket may wait while fuller buckets are served, until the merge
 rule folds it back in.
 
 Disaggregated (the paper's form, `--instances prefill=N,decode=M`, sim backend only,
-bsbench/cluster): this policy runs on the prefill instances (`ctx.role == "prefill"`):
+bsbench/backends/cluster): this policy runs on the prefill instances (`ctx.role == "prefill"`):
 the controller, the buckets and the padded prefill as above, but a batch reserves
 only its prefill's KV (pads + prompt, `width` slots per row) and, after the prefill
 step, every row with tokens still to generate is handed off FCFS (arrival order

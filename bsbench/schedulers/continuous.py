@@ -11,7 +11,7 @@ prompt + generated tokens). With `chunked_prefill`, a prompt longer than the
 remaining budget is split over several steps; without it, a prompt waits for a
 step with room (a prompt larger than the whole budget runs alone).
 
-Decode role (disaggregated runs, bsbench/cluster): a request whose prompt KV arrived
+Decode role (disaggregated runs, bsbench/backends/cluster): a request whose prompt KV arrived
 from a prefill instance joins the running requests at once (`accept_transferred`,
 its blocks already reserved by the transfer; it is the newest, so the first
 preemption victim), up to `max_num_seqs` (`free_seats`). A preempted request is

@@ -1,6 +1,6 @@
 """DistServe (Zhong et al., OSDI 2024): prefill and decode on separate instances, written here from the public design.
 
-Always disaggregated (bsbench/cluster; `--instances prefill=N,decode=M`, and prefill=1,decode=1 when none is
+Always disaggregated (bsbench/backends/cluster; `--instances prefill=N,decode=M`, and prefill=1,decode=1 when none is
 given, which the record says): this policy runs on the prefill instances, the continuous policy on the decode
 instances (`decode_options`).
 

@@ -15,8 +15,8 @@ from typing import Any
 
 from bsbench.engine.clock import VirtualClock
 from bsbench.engine.kv_budget import DEFAULT_BLOCK_SIZE, cpu_default_budget, num_blocks_for_budget
-from bsbench.engine.model_shape import ModelShape, canonical_dtype, model_shape
 from bsbench.errors import BsbenchError
+from bsbench.model.shape import ModelShape, canonical_dtype, model_shape
 from bsbench.sim.calibration import CalibratedCostModel, Calibration, load_calibration
 from bsbench.sim.cost_model import CostModel, RooflineCostModel
 from bsbench.sim.gpus import DevicePreset, gpu_preset

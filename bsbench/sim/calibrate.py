@@ -20,18 +20,18 @@ from __future__ import annotations
 import statistics
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from bsbench.engine.model_shape import ModelShape
 from bsbench.engine.plan import ActivationOOM, StepPlan
 from bsbench.environment import capture_environment, package_versions
+from bsbench.model.shape import ModelShape
 from bsbench.sim.accuracy import error_stats
 from bsbench.sim.calib_grid import GridPoint, default_grid, synthetic_plan
-from bsbench.sim.calib_runs import RunStep
 from bsbench.sim.calibration import Calibration
 from bsbench.sim.linear_fit import FEATURES, features, fit_nonnegative, predict
 from bsbench.sim.op_tables import TableTimer
-from bsbench.sim.work import step_work
+from bsbench.sim.work import StepWork, step_work
 
 ProgressFn = Callable[[int, int], None]  # (plans timed so far, total)
 
@@ -56,6 +56,15 @@ def _device_memory(device: Any) -> int | None:
         return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
     except (ValueError, OSError, AttributeError):
         return None
+
+
+@dataclass(slots=True, frozen=True)
+class RunStep:
+    """One step of a calibration run: where it came from, its work, its measured seconds."""
+
+    source: str  # "workload/scheduler"
+    work: StepWork
+    measured_s: float
 
 
 class CalibrationTimer:

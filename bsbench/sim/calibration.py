@@ -17,8 +17,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, cast
 
-from bsbench.engine.model_shape import ModelShape
 from bsbench.errors import BsbenchError
+from bsbench.model.shape import ModelShape
 from bsbench.sim.linear_fit import FEATURES, predict
 from bsbench.sim.op_tables import RowTable, tables_from_dict
 from bsbench.sim.work import StepWork

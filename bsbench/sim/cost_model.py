@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
 from bsbench.engine.kv_budget import activation_bytes_per_token
-from bsbench.engine.model_shape import ModelShape
+from bsbench.model.shape import ModelShape
 from bsbench.sim.gpus import DevicePreset
 from bsbench.sim.work import StepWork
 

@@ -23,9 +23,9 @@ from bsbench.engine.kv_budget import (
     activation_reserve_bytes,
     gpu_kv_budget,
 )
-from bsbench.engine.model_shape import ModelShape
 from bsbench.engine.step_layout import FRESH_CAUSAL
 from bsbench.errors import BsbenchError
+from bsbench.model.shape import ModelShape
 from bsbench.sim.gpus import DevicePreset
 from bsbench.sim.work import StepWork
 from bsbench.units import format_bytes

@@ -18,9 +18,9 @@ import time
 from typing import Any
 
 from bsbench.engine.clock import VirtualClock
-from bsbench.engine.model_shape import ModelShape
 from bsbench.engine.plan import ActivationOOM, StepOutput, StepPlan
 from bsbench.engine.plan_check import validate_plan
+from bsbench.model.shape import ModelShape
 from bsbench.sim.cost_model import CostModel
 from bsbench.sim.memory import step_activation_bytes
 from bsbench.sim.work import step_work

@@ -1,0 +1,1 @@
+"""Experiments made of many runs: sweeps, load capacity, the regression gate, executors, paper reproduction."""

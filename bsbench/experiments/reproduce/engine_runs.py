@@ -1,0 +1,115 @@
+"""The runs of a reproduction, through the harness's own machinery: sweeps (bsbench.experiments.sweep.run_sweep) and
+capacity searches (bsbench.experiments.capacity.find_capacities, one round of probes by capacity_probes.probe_round).
+
+Each experiment writes into its own folder under OUT (one sweep or search per folder: a folder holds one
+setting), so a reproduction run again into the same OUT resumes its sweeps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from bsbench.experiments.capacity import capacity_search, find_capacities
+from bsbench.experiments.capacity_repeats import CapacityOverRepeats, slo_text
+
+if TYPE_CHECKING:
+    from bsbench.backends.run import RunConfig
+    from bsbench.experiments.executors import Executor
+    from bsbench.experiments.executors.engine_task import EngineTask
+    from bsbench.experiments.sweep import SweepResult
+    from bsbench.record import RecordConfig, RunRecord
+    from bsbench.workloads.workload import Workload
+
+MakeWorkload = Callable[[float, int], "Workload"]
+
+
+@dataclass(slots=True)
+class CapacitySetting:
+    """How a capacity search runs: the target attainment, the first rate, the ceiling and the relative
+    tolerance of the bisection."""
+
+    target: float
+    start_rate: float
+    max_rate: float
+    tolerance: float
+
+
+@dataclass(slots=True)
+class Bench:
+    """One model setup (`config`: model, backend, device or GPU preset), each scheduler's options (and topology,
+    `instances`: e.g. bucket disaggregated), the seeds of the repeats, the executor, and `say` for one line of
+    progress."""
+
+    config: RunConfig
+    options: dict[str, dict[str, Any]]
+    seeds: list[int]
+    executor: Executor
+    say: Callable[[str], None] = print
+    done: list[str] = field(default_factory=list)  # the folders written, in order
+    instances: dict[str, str] = field(default_factory=dict)  # scheduler -> its disaggregated topology
+
+    def task(self) -> EngineTask:
+        from bsbench.experiments.executors.engine_task import EngineTask
+
+        return EngineTask(self.config, self.options, self.seeds[0], self.instances)
+
+    def config_of(self, scheduler: str, workload: Any, seed: int) -> RecordConfig:
+        from bsbench.backends.run import planned_record_config, session_for
+
+        return planned_record_config(workload, self.task().config_for(scheduler, seed), session_for(self.config))
+
+    def timing_label(self) -> str:
+        from bsbench.backends.run import session_for
+
+        return session_for(self.config).timing_label()
+
+    def sweep(self, folder: Path, schedulers: Sequence[str], rates: Sequence[float],
+              make_workload: MakeWorkload) -> SweepResult:
+        """Every scheduler at every rate and seed on paired workloads (run_sweep), with its summary file."""
+        from bsbench.backends.run import session_for
+        from bsbench.experiments.sweep import SweepPlan, run_sweep
+
+        plan = SweepPlan(list(schedulers), sorted(rates), list(self.seeds), session_for(self.config).backend_id())
+        self.say(f"{folder.name}: {plan.size} runs ({', '.join(schedulers)} x {len(rates)} rates x "
+                 f"{len(self.seeds)} seeds)")
+        result = run_sweep(plan, make_workload, self.task(), folder,
+                           config_of=lambda name, workload, rate, seed: self.config_of(name, workload, seed),
+                           executor=self.executor)
+        self.done.append(str(folder))
+        return result
+
+    def capacities(self, folder: Path, schedulers: Sequence[str], make_workload: MakeWorkload,
+                   setting: CapacitySetting) -> dict[str, CapacityOverRepeats]:
+        """One capacity search per scheduler and seed, in lock step, probe records in `folder`."""
+        from bsbench.experiments.capacity_probes import probe_round
+
+        folder.mkdir(parents=True, exist_ok=True)
+        searches = {(name, seed): capacity_search(setting.target, setting.start_rate, setting.tolerance,
+                                                  setting.max_rate, relative=True)
+                    for name in schedulers for seed in self.seeds}
+
+        def probe_all(rates: dict[Any, float]) -> dict[Any, Any]:
+            return probe_round(rates, lambda key: key, make_workload, self.config_of, self.executor, self.task(),
+                               folder)
+
+        self.say(f"{folder.name}: capacity searches of {', '.join(schedulers)} x {len(self.seeds)} seeds")
+        found = find_capacities(searches, probe_all)
+        slo = slo_text(make_workload(setting.start_rate, self.seeds[0]).spec.get("slo") or {}, setting.target)
+        self.done.append(str(folder))
+        return {name: CapacityOverRepeats(name, list(self.seeds), [found[(name, seed)] for seed in self.seeds],
+                                          slo, setting.max_rate) for name in schedulers}
+
+
+def sweep_records(result: SweepResult) -> dict[tuple[str, float], list[RunRecord]]:
+    """The complete records of a sweep by (scheduler, rate), one per seed, in seed order."""
+    from bsbench.record import read_records
+
+    runs = [r for r in result.runs if r.complete and r.path]
+    records = read_records([r.path for r in runs]) if runs else []
+    by_cell: dict[tuple[str, float], list[RunRecord]] = {}
+    for record in sorted(records, key=lambda r: int(r.config.seed or 0)):
+        by_cell.setdefault((record.config.scheduler, float(record.config.rate)), []).append(record)
+    return by_cell

@@ -1,0 +1,98 @@
+"""A reproduction's outputs: the verdict and parameter tables (console), OUT/reproduce_summary.json and
+OUT/report.html (the verdicts, what "holds" means, the parameters, and the figures that correspond to the
+paper's: throughput and SLO attainment against the rate with the 80% line, capacity bars, or bars of the
+t = 0 experiment).
+
+reproduce_summary.json: kind "bsbench-reproduce-summary", version 1, paper, backend, timing (the cost model's
+label, or "measured"), repeats, hold_rule, params [{name, value, reason}], claims [{claim, measured: {point,
+interval, source, missing}, verdict}], capacities {workload: {scheduler: capacity_repeats.to_dict}}, folders.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from bsbench.experiments.capacity_repeats import CapacityOverRepeats
+from bsbench.experiments.reproduce.figures import Bar, grouped_bars
+from bsbench.experiments.reproduce.outcome import CLAIM_HEADER, Reproduction
+from bsbench.experiments.reproduce.verdict import HOLD_FRACTION
+from bsbench.jsonio import write_json_atomic
+from bsbench.report.html_page import Section, img_tag, paragraph, table, write_page
+
+SUMMARY_FILE = "reproduce_summary.json"
+REPORT_FILE = "report.html"
+PARAM_HEADER = ["parameter", "value", "reason"]
+HOLD_RULE = (f"holds: the lower end of the measured improvement factor's 95% interval (over the seeds; a paired "
+             f"bootstrap over requests with one seed) reaches {100 * HOLD_FRACTION:g}% of the claimed factor (of "
+             f"its lower end for a range); does not hold: otherwise, with the reason (better but short of the "
+             f"claim, no clear difference, or the reverse); not comparable: the baseline is not the paper's, or "
+             f"the figure could not be measured (why is given). A factor is ours / baseline for throughput and "
+             f"capacity, baseline / ours for latency. 80%: the times come from a cost model on stand-in data, "
+             f"not the paper's testbed; an effect reproduced within 20% of its stated size counts as reproduced.")
+
+
+def capacity_bars(capacities: dict[str, dict[str, CapacityOverRepeats]]) -> dict[str, dict[str, Bar]]:
+    """workload -> scheduler -> (capacity, low, high) of the searches that found one."""
+    groups: dict[str, dict[str, Bar]] = {}
+    for workload, by_name in capacities.items():
+        for name, res in by_name.items():
+            if not res.found:
+                continue
+            interval = res.interval
+            point = interval.point if interval else float(res.rates[0] or 0.0)
+            groups.setdefault(workload, {})[name] = (point, interval.low if interval else None,
+                                                     interval.high if interval else None)
+    return groups
+
+
+def figures(result: Reproduction, out: Path, note: str) -> list[Path]:
+    """The PNGs into OUT/figures."""
+    from bsbench.report.plots_sweep import versus_rate
+
+    folder = out / "figures"
+    target = float(result.params.get("target_attainment", 0.8))
+    pngs = []
+    for name, points in result.sweeps.items():
+        if len({p["rate"] for p in points}) < 2:
+            continue  # one rate (UELLM's t = 0): its bars below say more
+        pngs.append(versus_rate(points, "output_throughput", f"output tokens/s ({name})",
+                                folder / f"throughput_vs_rate_{name}.png", note=note))
+        if any(p.get("slo_attainment") is not None for p in points):
+            pngs.append(versus_rate(points, "slo_attainment", f"SLO attainment ({name})",
+                                    folder / f"attainment_vs_rate_{name}.png", target=target, note=note))
+    if result.capacities:
+        pngs.append(grouped_bars(capacity_bars(result.capacities),
+                                 f"load capacity (req/s) at SLO attainment >= {100 * target:g}%",
+                                 folder / "capacity_bars.png", note))
+    for index, (label, groups) in enumerate(result.bars.items()):
+        pngs.append(grouped_bars(groups, label, folder / f"bars_{index}.png", note))
+    return pngs
+
+
+def summary(result: Reproduction, backend: str, timing: str, repeats: int) -> dict[str, Any]:
+    return {"kind": "bsbench-reproduce-summary", "version": 1, "paper": result.paper, "backend": backend,
+            "timing": timing or "measured", "repeats": repeats, "hold_rule": HOLD_RULE,
+            "params": result.params.to_list(), "claims": [r.to_dict() for r in result.results],
+            "capacities": {w: {n: res.to_dict() for n, res in by.items()} for w, by in result.capacities.items()},
+            "folders": result.folders}
+
+
+def write_outputs(result: Reproduction, out: Path, backend: str, timing: str, repeats: int) -> tuple[Path, Path]:
+    """OUT/reproduce_summary.json and OUT/report.html; returns their paths."""
+    data = summary(result, backend, timing, repeats)
+    json_path = write_json_atomic(data, out / SUMMARY_FILE)
+    pngs = figures(result, out, timing)
+    page = out / REPORT_FILE
+    intro = [paragraph(f"SIMULATED: {timing}: times come from a cost model, not a measurement", "note simulated")
+             ] if timing else []
+    sections = [
+        Section("Verdicts", [table(CLAIM_HEADER, [r.row() for r in result.results]), paragraph(HOLD_RULE, "runs")]),
+        Section("Parameters of the paper setup", [paragraph("Every value the paper does not give, chosen here, "
+                                                            "with the reason.", "runs"),
+                                                  table(PARAM_HEADER, result.params.rows())]),
+        Section("Figures", [img_tag(png, page) for png in pngs]),
+        Section("Runs", [paragraph("Run records, one folder per experiment (bsbench compare FOLDER/runs): "
+                                   + "; ".join(result.folders), "runs")]),
+    ]
+    return json_path, write_page(page, f"bsbench reproduce {result.paper}", sections, intro=intro)

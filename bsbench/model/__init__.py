@@ -1,0 +1,1 @@
+"""The torch model runner: loading, presets and shapes, attention, KV tensors. Knows no policy."""
