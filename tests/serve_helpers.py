@@ -16,7 +16,9 @@ from pathlib import Path
 
 import httpx
 
-from bsbench.backends.run import RunConfig, build_policy, open_session
+from bsbench.backends.config import RunConfig
+from bsbench.backends.policy_build import build_policy
+from bsbench.backends.run import open_session
 from bsbench.progress import Progress
 from bsbench.schedulers.base import Scheduler
 from bsbench.serve.app import ServeState

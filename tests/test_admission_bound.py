@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from bsbench.backends.run import build_scheduler_options, check_workload_fits
+from bsbench.backends.fit_checks import check_workload_fits
+from bsbench.backends.policy_build import build_scheduler_options
 from bsbench.engine.clock import VirtualClock
 from bsbench.engine.loop import Engine
 from bsbench.engine.request_state import Status

@@ -13,6 +13,7 @@ import pytest
 from bsbench.experiments.sweep import record_key, run_key
 from bsbench.model.shape import model_shape
 from bsbench.record import RecordConfig, RunRecord, read_record
+from bsbench.record.backend_part import RealPart, SimPart, VirtualTimePart
 from bsbench.report import comparison as report
 from bsbench.sim.calibration import Calibration, save_calibration
 from bsbench.sim.linear_fit import FEATURES
@@ -49,9 +50,8 @@ def test_sim_record_says_what_produced_its_times(bsbench, tmp_path):
     assert result.code == 0 and "simulated a100-40gb" in result.out and "simulated (sim, a100-40gb" in result.out
     record = _only(tmp_path)
     config = record.config
-    assert (config.backend, config.clock, config.gpu, config.cost_model, config.calibration_hash) == (
-        "sim", "virtual", "a100-40gb", "uncalibrated", None)
-    assert config.weights is None and config.threads is None
+    assert config.backend == SimPart("a100-40gb", "uncalibrated", None)
+    assert config.backend.model_weights() is None and config.threads is None
     assert record.environment["device_name"] == "simulated a100-40gb"
     assert record.environment["cost_model"]["kind"] == "roofline"
     # the virtual timeline is the cost model's: each step lasts exactly its predicted time
@@ -67,7 +67,7 @@ def test_a_sim_run_never_imports_torch(tmp_path):
             "print('torch' in sys.modules, 'transformers' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split()[-2:] == ["False", "False"]
-    assert _only(tmp_path).config.backend == "sim"
+    assert isinstance(_only(tmp_path).config.backend, SimPart)
 
 
 def test_real_runner_on_a_virtual_clock_is_deterministic_and_keeps_what_it_measured(bsbench, tmp_path):
@@ -78,7 +78,7 @@ def test_real_runner_on_a_virtual_clock_is_deterministic_and_keeps_what_it_measu
         assert bsbench(*args, "--out", tmp_path / name).code == 0
         records.append(_only(tmp_path / name))
     first, second = records
-    assert (first.config.backend, first.config.clock, first.config.gpu) == ("real", "virtual", "a100-40gb")
+    assert isinstance(first.config.backend, VirtualTimePart) and first.config.backend.gpu == "a100-40gb"
     assert "virtual clock" in first.environment["device_name"]
     assert [s.to_json() | {"measured_forward_s": 0, "measured_step_s": 0} for s in first.steps] == \
            [s.to_json() | {"measured_forward_s": 0, "measured_step_s": 0} for s in second.steps]
@@ -106,8 +106,8 @@ def test_calibrated_sim_records_the_calibration_hash(bsbench, tmp_path):
                      "-n", "4", "--quiet", "--out", tmp_path / "runs")
     assert result.code == 0, result.err
     record = _only(tmp_path / "runs")
-    assert (record.config.cost_model, record.config.calibration_hash) == ("calibrated", digest)
-    assert record.config.gpu == "Test CPU" and record.environment["device_name"] == "simulated Test CPU"
+    assert record.config.backend == SimPart("Test CPU", "calibrated", digest)
+    assert record.environment["device_name"] == "simulated Test CPU"
     tokens = sum(s.num_tokens for s in record.steps)
     assert sum(s.duration_s for s in record.steps) == pytest.approx(1e-3 * len(record.steps) + 1e-5 * tokens)
 
@@ -136,13 +136,12 @@ def test_bad_backend_flags_are_one_line_and_exit_2(bsbench, tmp_path, args, mess
 
 def test_records_written_before_the_backend_fields_read_as_real_wall_clock():
     data = make_record().to_json()
-    for key in ("backend", "clock", "gpu", "cost_model", "calibration_hash"):
-        data["config"].pop(key)
+    data["config"].pop("backend")  # a record from before the simulated backend: no backend fields at all
     for step in data["steps"]:
         step.pop("measured_forward_s")
         step.pop("measured_step_s")
     record = RunRecord.from_json(data)
-    assert (record.config.backend, record.config.clock, record.config.simulated) == ("real", "wall", False)
+    assert record.config.backend == RealPart() and not record.config.simulated
     assert record.config.backend_id() == "real" and record.steps[0].measured_step_s is None
 
 

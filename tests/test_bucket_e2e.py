@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import random
 
-from bsbench.backends.run import RunConfig, open_session, run_benchmark
+from bsbench.backends.config import RunConfig
+from bsbench.backends.run import open_session, run_benchmark
 from bsbench.record import Outcome
 from bsbench.workloads.build import load_workload
 from tests.hf_reference import hf_greedy

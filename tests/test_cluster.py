@@ -13,10 +13,13 @@ import pytest
 
 from bsbench.backends.cluster.links import LINKS
 from bsbench.backends.cluster.topology import Topology, parse_instances
-from bsbench.backends.run import RunConfig, run_benchmark
+from bsbench.backends.config import RunConfig
+from bsbench.backends.factory import cluster_setting_of
+from bsbench.backends.run import run_benchmark
 from bsbench.errors import BsbenchError
 from bsbench.model.shape import model_shape
 from bsbench.record import Outcome, RunRecord
+from bsbench.record.backend_part import SimPart
 from bsbench.workloads.request import RequestSpec
 from bsbench.workloads.workload import Workload
 
@@ -59,7 +62,7 @@ def test_transfer_time_is_prompt_kv_bytes_over_bandwidth_plus_latency(link, expe
     assert row.transfer_end_s - row.transfer_start_s == pytest.approx(expected_s, rel=1e-12)
     assert row.breakdown.transfer_s == pytest.approx(expected_s, rel=1e-12)
     assert row.breakdown.total_s == pytest.approx(row.finish_s - row.arrival_s, rel=1e-12)
-    assert record.config.instances == "prefill=1,decode=1" and record.config.link == link
+    assert record.config.backend.instances == "prefill=1,decode=1" and record.config.backend.link == link
 
 
 def test_hand_off_is_fcfs_and_one_transfer_at_a_time_per_link():
@@ -147,7 +150,7 @@ def test_same_seed_gives_bit_identical_records():
 
 def test_distserve_defaults_to_one_prefill_and_one_decode_instance_and_says_so():
     record = _run([_request("a", 30, 3)])
-    assert record.config.instances == "prefill=1,decode=1" and record.config.link == "nvlink"
+    assert record.config.backend.instances == "prefill=1,decode=1" and record.config.backend.link == "nvlink"
     assert "default" in record.scheduler["topology"]
 
 
@@ -196,11 +199,13 @@ def test_run_key_covers_topology_and_link_and_leaves_single_instance_keys_alone(
     record = _run([_request("a", 30, 3)], scheduler="bucket", instances="prefill=1,decode=1")
     config = record.config
     keys = {run_key(config, "fp")}
-    for change in ({"link": "ib-200g"}, {"instances": "prefill=1,decode=2"}, {"instances": None, "link": None}):
-        keys.add(run_key(dataclasses.replace(config, **change), "fp"))
+    part = config.backend
+    for change in (dataclasses.replace(part, link="ib-200g"), dataclasses.replace(part, instances="prefill=1,decode=2"),
+                   SimPart(part.device_preset, part.cost_model, part.calibration_hash)):
+        keys.add(run_key(dataclasses.replace(config, backend=change), "fp"))
     assert len(keys) == 4
-    single = dataclasses.replace(config, instances=None, link=None)
-    assert "instances" not in single.to_json() and "link" not in single.to_json()  # older records key the same
+    single = dataclasses.replace(config, backend=SimPart(part.device_preset, part.cost_model))
+    assert "instances" not in single.to_json()["backend"] and "link" not in single.to_json()["backend"]
 
 
 def test_timeline_draws_one_line_per_instance(tmp_path):
@@ -223,7 +228,7 @@ def test_decode_gpu_changes_only_the_decode_instances():
     requests = [_request(f"r{i}", 200 + 50 * i, 20) for i in range(4)]
     same = _run(requests, model="llama2-13b", instances="prefill=1,decode=1")
     faster = _run(requests, model="llama2-13b", instances="prefill=1,decode=1", decode_gpu="h100-sxm")
-    assert faster.config.decode_gpu == "h100-sxm" and same.config.decode_gpu is None
+    assert faster.config.backend.decode_gpu == "h100-sxm" and same.config.backend.decode_gpu is None
     assert faster.scheduler["instances"]["decode0"]["gpu"] == "h100-sxm"
     assert faster.scheduler["instances"]["prefill0"]["gpu"] == "a100-40gb"
 
@@ -251,7 +256,7 @@ def test_an_interrupt_ends_every_request_and_marks_the_run_incomplete():
 
     requests = [_request(f"r{i:02d}", 30 + i, 30, arrival=0.01 * i) for i in range(20)]
     config = RunConfig(scheduler="distserve", backend="sim", clock="virtual", gpu="a100-40gb", model="tiny")
-    cluster = build_cluster(config, config.cluster(), _workload(requests))
+    cluster = build_cluster(config, cluster_setting_of(config), _workload(requests))
     def stop_after_a_while(ended: int, total: int, tokens: int) -> None:
         if ended >= 5:
             raise KeyboardInterrupt

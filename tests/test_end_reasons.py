@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from bsbench.backends.run import request_row
+from bsbench.backends.record_build import request_row
 from bsbench.engine.clock import VirtualClock
 from bsbench.engine.loop import Engine, EngineResult
 from bsbench.engine.plan import StepPlan

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from bsbench.backends.run import request_row
+from bsbench.backends.record_build import request_row
 from bsbench.engine.clock import VirtualClock
 from bsbench.engine.events import PREEMPTION
 from bsbench.engine.loop import Engine, EngineResult
@@ -230,7 +230,7 @@ def test_breakdown_round_trips_and_is_checked(tmp_path):
         events=result.events.events, scheduler={}, duration_s=result.duration_s, complete=True)
     path = save_record(record, tmp_path)
     again = read_record(path)
-    assert again.schema_version == SCHEMA_VERSION == 4
+    assert again.schema_version == SCHEMA_VERSION == 5
     assert [r.breakdown for r in again.requests] == [r.breakdown for r in record.requests]
     assert all(r.breakdown is not None for r in again.requests)
     row = record.requests[0].to_json()

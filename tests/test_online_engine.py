@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from bsbench.backends.run import request_misfit
+from bsbench.backends.fit_checks import request_misfit
 from bsbench.engine.loop import Engine
 from bsbench.engine.online import Ended, EngineClosed, EngineThread, Event, Tokens
 from bsbench.engine.plan import StepOutput, StepPlan

@@ -13,6 +13,7 @@ from bsbench.openai_client import LATE_THRESHOLD_S, ClientOptions, run_openai
 from bsbench.openai_client.assemble import request_row
 from bsbench.openai_client.dispatch import Dispatch, dispatch
 from bsbench.record import EndKind, Outcome, RunRecord, read_record
+from bsbench.record.backend_part import OpenAIPart
 from bsbench.workloads.build import load_workload
 from bsbench.workloads.workload import Workload
 from tests.openai_fake import MODEL, Behaviour, FakeServer, token_id
@@ -43,9 +44,8 @@ def test_record_schema_counts_timestamps_and_tokens(tmp_path):
     assert "sk-secret-do-not-record" not in Path(record.path).read_text()  # and never recorded
     record = read_record(record.path)
     config = record.config
-    assert (config.backend, config.clock, config.endpoint, config.served_model, config.model) == \
-        ("openai", "wall", "completions", MODEL, MODEL)
-    assert config.base_url == server.base_url + "/v1" and record.steps == [] and record.complete
+    assert config.backend == OpenAIPart(server.base_url + "/v1", MODEL, "completions") and config.model == MODEL
+    assert record.steps == [] and record.complete
     assert config.backend_id() == "openai" and not config.simulated
     # server- and client-side counts agree
     assert server.seen.requests == server.seen.completed_streams == len(record.requests) == 30
@@ -87,7 +87,7 @@ def test_chat_endpoint_and_token_id_prompts(tmp_path):
     with FakeServer() as server:
         chat = replay(server, load, tmp_path, endpoint="chat")
         ids = replay(server, load, tmp_path, prompt_as="token-ids")
-    assert chat.summary["completed"] == ids.summary["completed"] == 4 and chat.config.endpoint == "chat"
+    assert chat.summary["completed"] == ids.summary["completed"] == 4 and chat.config.backend.endpoint == "chat"
     chat_bodies, id_bodies = server.seen.bodies[:4], server.seen.bodies[4:]
     assert all(isinstance(b["messages"][0]["content"], str) for b in chat_bodies)
     assert sorted(b["prompt"] for b in id_bodies) == sorted(list(r.prompt_ids) for r in load.requests)

@@ -24,6 +24,7 @@ from bsbench.record import (
     read_records,
     save_record,
 )
+from bsbench.record.backend_part import OpenAIPart
 from bsbench.record.io import record_filename
 
 try:
@@ -211,9 +212,9 @@ def test_version_3_records_still_read_and_openai_fields_round_trip(tmp_path):
     assert back.schema_version == 3 and all(r.sent_s is None and not r.late for r in back.requests)
     rec = make_record()
     rec.requests[0].sent_s, rec.requests[0].late, rec.requests[0].token_count_source = 0.25, True, "usage"
-    rec.config.base_url, rec.config.endpoint = "http://h:1/v1", "chat"
-    again = read_record(_write(tmp_path / "v4.json", _json(rec)))
+    rec.config.backend = OpenAIPart("http://h:1/v1", "m", "chat")
+    again = read_record(_write(tmp_path / "v5.json", _json(rec)))
     first = again.requests[0]
     assert (first.sent_s, first.late, first.token_count_source) == (0.25, True, "usage")
-    assert (again.config.base_url, again.config.endpoint) == ("http://h:1/v1", "chat")
+    assert again.config.backend == OpenAIPart("http://h:1/v1", "m", "chat")
     assert "sent_s" not in _json(make_record())["requests"][0]  # engine rows are written as before

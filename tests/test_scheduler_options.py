@@ -8,7 +8,7 @@ import math
 
 import pytest
 
-from bsbench.backends.run import build_scheduler_options
+from bsbench.backends.policy_build import build_scheduler_options
 from bsbench.errors import OptionsError
 from bsbench.schedulers.option_rules import Interval, flag
 from bsbench.schedulers.registry import all_schedulers

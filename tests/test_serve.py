@@ -28,7 +28,8 @@ def served():
 
 def in_process_tokens(config, prompts: list[list[int]], lengths: list[int]) -> list[list[int]]:
     """What the in-process engine (as `bsbench run` drives it) generates for these prompts, all arriving at once."""
-    from bsbench.backends.run import build_policy, open_session
+    from bsbench.backends.policy_build import build_policy
+    from bsbench.backends.run import open_session
 
     session = open_session(config)
     policy = build_policy(config, session, Progress(enabled=False))

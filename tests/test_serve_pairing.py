@@ -32,7 +32,7 @@ def test_openai_replay_against_bsbench_serve_gives_the_in_process_tokens(bsbench
         assert process.wait(TIMEOUT_S) == 0, process.stderr.read()  # it served exactly the requests sent
         server_out = process.stdout.read()
     in_process, over_http = _only_record(tmp_path / "local"), _only_record(tmp_path / "remote")
-    assert over_http.config.backend == "openai" and in_process.config.backend == "real"
+    assert (over_http.config.backend.kind, in_process.config.backend.kind) == ("openai", "real")
     assert in_process.workload.fingerprint == over_http.workload.fingerprint  # the same requests, paired
     tokens = {r.id: r.output_ids for r in in_process.requests}
     served = {r.id: r.output_ids for r in over_http.requests}

@@ -104,7 +104,8 @@ def test_calibration_draws_fresh_block_tables_every_pass_and_records_the_allocat
 def test_the_fixed_grid_covers_the_rectangles_a_burst_makes_of_a_static_or_bucket_batch():
     """benchmarks/sim_accuracy.py's burst (24 prompts up to 256 tokens at rate inf) forms padded rectangles up to
     24x256; a fit that never saw one under-priced it by 16% (the matmuls and scores outgrow the caches)."""
-    from bsbench.backends.run import RunConfig, run_benchmark
+    from bsbench.backends.config import RunConfig
+    from bsbench.backends.run import run_benchmark
     from bsbench.workloads.build import load_workload
 
     burst = load_workload("sharegpt-vllm", {"num_requests": 24, "max_output_len": 16, "max_prompt_len": 256,

@@ -19,6 +19,7 @@ from bsbench.experiments.sweep import (
     sweep_plots,
 )
 from bsbench.record import save_record
+from bsbench.record.backend_part import ClusterPart, RealPart, SimPart, VirtualTimePart
 from bsbench.workloads.request import RequestSpec
 from bsbench.workloads.workload import Workload
 
@@ -169,11 +170,14 @@ def test_run_key_covers_the_full_configuration(tmp_path):
     from bsbench.record import read_record
 
     base = make_record("continuous", scheduler_options={"max_num_seqs": 64}, kv_memory_bytes=64 << 20,
-                       block_size=16, weights="dummy", dtype="float32", threads=2)
+                       block_size=16, backend={"kind": "real", "weights": "dummy"}, dtype="float32", threads=2)
+    sim = SimPart("a100-40gb", "uncalibrated")
     changes = {"scheduler_options": {"max_num_seqs": 2}, "kv_memory_bytes": 4 << 20, "block_size": 32,
-               "model": "other", "weights": "/ckpt", "dtype": "float16", "device": "cuda", "threads": 1,
-               "backend": "sim", "clock": "virtual", "gpu": "a100-40gb", "cost_model": "calibrated",
-               "calibration_hash": "abc", "record_tokens": True, "percentiles": [50, 95], "seed": 3, "rate": 8.0}
+               "model": "other", "backend": RealPart("/ckpt"), "dtype": "float16", "device": "cuda", "threads": 1,
+               "record_tokens": True, "percentiles": [50, 95], "seed": 3, "rate": 8.0}
+    for part in (sim, SimPart("h100-sxm", "uncalibrated"), SimPart("a100-40gb", "calibrated", "abc"),
+                 VirtualTimePart("a100-40gb", "uncalibrated", None, "dummy"), ClusterPart("a100-40gb", "uncalibrated")):
+        assert run_key(dataclasses.replace(base.config, backend=part), "fp") != run_key(base.config, "fp"), part
     key = run_key(base.config, "fp")
     for name, value in changes.items():
         changed = dataclasses.replace(base.config, **{name: value})
@@ -182,8 +186,8 @@ def test_run_key_covers_the_full_configuration(tmp_path):
     save_record(base, tmp_path)
     assert record_key(read_record(base.path)) == record_key(base)
     # host threads do not change a virtual-clock run's results
-    sim = dataclasses.replace(base.config, backend="sim", clock="virtual")
-    assert run_key(dataclasses.replace(sim, threads=8), "fp") == run_key(sim, "fp")
+    simulated = dataclasses.replace(base.config, backend=sim)
+    assert run_key(dataclasses.replace(simulated, threads=8), "fp") == run_key(simulated, "fp")
 
 
 def test_changed_configuration_never_resumes(tmp_path):

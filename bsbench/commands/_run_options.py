@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from bsbench.backends.words import is_remote
 from bsbench.commands._help import group_options, set_help_groups
 from bsbench.commands._types import GENERIC_FLOAT, GENERIC_INT, param_type
 from bsbench.errors import BsbenchError
@@ -26,7 +27,7 @@ from bsbench.schedulers.registry import all_schedulers, get_scheduler
 from bsbench.values import SEED, ByteSize, Integer
 
 if TYPE_CHECKING:
-    from bsbench.backends.run import RunConfig
+    from bsbench.backends.config import RunConfig
 
 _PREFIX = "sched_"  # keeps generated option names apart from other commands' parameters
 _GENERIC = {float: GENERIC_FLOAT, int: GENERIC_INT}  # NaN, inf, non-numbers refused at parse time
@@ -126,7 +127,7 @@ def _flag_decorators(backends: tuple[str, ...]) -> dict[str, Callable]:
                      help="real: the model runner computes every step; sim: the same engine, schedulers and KV "
                           "manager with step times from a cost model on a virtual clock (no torch, no weights)."
                           + ("; openai: replay against an OpenAI-compatible server (--base-url)."
-                             if "openai" in backends else "")),
+                             if any(is_remote(b) for b in backends) else "")),
         click.option("--clock", type=click.Choice(["wall", "virtual"]), default=None,
                      help="Real runner only: wall (measured time) or virtual (real tokens, time from the cost "
                           "model: deterministic scheduling). [default: wall; sim is always virtual]"),
@@ -214,10 +215,8 @@ def run_config_from_cli(kwargs: dict[str, Any], scheduler: str, scheduler_option
     """Pop the engine flags from click's kwargs and build a RunConfig: its scheduler options are validated
     and --out is checked writable here, before any model is loaded (paths.check_output_dir). A command
     without the backend or record flags (serve_options) gets their defaults."""
-    from bsbench.backends.run import (  # the engine's world, imported only when a run is built
-        RunConfig,
-        build_scheduler_options,
-    )
+    from bsbench.backends.config import RunConfig  # the engine's world: imported only when a run is built
+    from bsbench.backends.policy_build import build_scheduler_options
 
     build_scheduler_options(get_scheduler(scheduler), scheduler_options)
     backend, clock, gpu, calibration = _backend_flags(kwargs)
@@ -253,39 +252,17 @@ def run_config_from_cli(kwargs: dict[str, Any], scheduler: str, scheduler_option
 
 
 def _cluster_flags(kwargs: dict[str, Any]) -> tuple[str | None, str | None, str | None]:
-    """Pop --instances, --link and --decode-gpu; RunConfig.cluster() checks them with the scheduler (the run
-    command and sweep's check_schedulers call it before anything loads)."""
+    """Pop --instances, --link and --decode-gpu; backends.factory.cluster_setting_of checks them with the scheduler
+    (the run command and sweep's check_schedulers call it before anything loads)."""
     return kwargs.pop("instances", None), kwargs.pop("link", None), kwargs.pop("decode_gpu", None)
 
 
 def _backend_flags(kwargs: dict[str, Any]) -> tuple[str, str, str | None, Path | None]:
-    """Pop and check --backend, --clock, --gpu, --calibration: (backend, clock, GPU preset name, calibration file).
+    """Pop and check --backend, --clock, --gpu, --calibration: (backend, clock, GPU preset name, calibration file);
+    the checks are the backend factory's (backends/factory.py: check_backend_words)."""
+    from bsbench.backends.factory import check_backend_words  # the engine's world: imported when a run is built
 
-    --backend sim is always on a virtual clock (--clock virtual is accepted, --clock wall refused); a virtual
-    clock needs a cost model (--gpu or --calibration); --gpu and --calibration mean nothing on a wall clock."""
-    backend = kwargs.pop("backend", "real")
-    clock = kwargs.pop("clock", None)
-    gpu = kwargs.pop("gpu", None)
-    calibration = kwargs.pop("calibration", None)
-    if backend == "sim":
-        if clock == "wall":
-            raise BsbenchError("--backend sim runs on a virtual clock; drop --clock wall (or use --backend real)")
-        clock = "virtual"
-        if kwargs.get("device") not in (None, "auto"):
-            raise BsbenchError("--device does not apply to --backend sim; choose the simulated device with --gpu")
-    clock = clock or "wall"
-    if clock == "wall" and (gpu is not None or calibration is not None):
-        flag = "--gpu" if gpu is not None else "--calibration"
-        raise BsbenchError(f"{flag} applies to --backend sim or --clock virtual (a wall clock measures time)")
-    if clock == "virtual" and gpu is None and calibration is None:
-        what = "--backend sim" if backend == "sim" else "--clock virtual"
-        raise BsbenchError(f"{what} needs a cost model: --gpu NAME (a device preset) or --calibration FILE")
-    if gpu is not None:
-        from bsbench.sim.gpus import gpu_preset
-
-        gpu = gpu_preset(gpu).name
-    if calibration is not None:
-        from bsbench.sim.calibration import load_calibration
-
-        load_calibration(calibration)  # a missing, damaged or foreign file: exit 2 before anything loads
+    backend, clock, gpu = check_backend_words(kwargs.pop("backend", "real"), kwargs.pop("clock", None),
+                                              kwargs.pop("gpu", None), calibration := kwargs.pop("calibration", None),
+                                              kwargs.get("device"))
     return backend, clock, gpu, calibration

@@ -38,7 +38,7 @@ def real_model_options(func: Callable) -> Callable:
 
 def real_config(kwargs: dict[str, Any]) -> Any:
     """A real, wall-clock RunConfig from `real_model_options` (popped from kwargs)."""
-    from bsbench.backends.run import RunConfig
+    from bsbench.backends.config import RunConfig
     from bsbench.model.presets import PRESETS
 
     model = kwargs.pop("model")

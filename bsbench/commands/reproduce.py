@@ -40,7 +40,8 @@ def command(paper: str, quick: bool, repeats: int | None, seed: int, backend: st
     """
     from rich.table import Table
 
-    from bsbench.backends.run import RunConfig
+    from bsbench.backends.config import RunConfig
+    from bsbench.backends.words import is_simulated
     from bsbench.experiments.executors import make_executor
     from bsbench.experiments.reproduce import experiments_bucketserve, experiments_uellm
     from bsbench.experiments.reproduce.engine_runs import Bench
@@ -54,14 +55,14 @@ def command(paper: str, quick: bool, repeats: int | None, seed: int, backend: st
     out = check_output_dir(out_dir or Path("results") / f"reproduce-{paper}", "--out")
     repeats = repeats or (2 if quick else 3)
     params = experiments.params(quick, backend)
-    if backend == "sim":
+    if is_simulated(backend):
         config = RunConfig(model=params["model"], backend="sim", clock="virtual", gpu=params["gpu"], out_dir=out)
     else:
         config = RunConfig(model=params["model"], weights="dummy", out_dir=out)
     console = make_console()
     say = (lambda text: None) if quiet else (lambda text: console.print(markup(text), highlight=False))
     runner = make_executor(executor, workers, ray_address,
-                           gpu_tasks=executor == "ray" and backend == "real")
+                           gpu_tasks=executor == "ray" and not is_simulated(backend))
     bench = Bench(config, experiments.scheduler_options(params), [seed + i for i in range(repeats)], runner, say)
     timing = bench.timing_label()
     console.print(f"reproduce {paper}{' --quick' if quick else ''}: {timing or 'measured on the real runner'}; "

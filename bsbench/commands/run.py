@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from bsbench.backends.words import is_remote
 from bsbench.commands._help import GroupedCommand
 from bsbench.commands._openai_options import (
     client_options,
@@ -21,6 +22,7 @@ from bsbench.commands._run_options import run_config_from_cli, run_options, sche
 from bsbench.commands._workload_options import workload_options, workload_overrides
 from bsbench.metrics import NO_SLOS, has_slos
 from bsbench.record import RunRecord
+from bsbench.record.backend_part import OpenAIPart
 from bsbench.safe_text import markup
 from bsbench.units import format_percent, format_rate
 
@@ -75,7 +77,7 @@ def run_summary_table(record: RunRecord) -> Table:
     table = Table(title=title, show_header=False)
     table.add_column("metric")
     table.add_column("value", justify="right")
-    remote = record.config.backend == "openai"
+    remote = isinstance(record.config.backend, OpenAIPart)
     for label, cell in _SUMMARY_ROWS:
         table.add_row(label, NO_STEPS if remote and label in _STEP_LABELS else cell(summary))
     for label, cell in _CLIENT_ROWS if remote else []:
@@ -106,14 +108,17 @@ def command(ctx: click.Context, scheduler: str, quiet: bool, repeats: int, **kwa
     With --backend openai the same workload is replayed against an OpenAI-compatible server (--base-url).
     """
     openai_values = pop_openai_values(kwargs)
-    if kwargs["backend"] == "openai":
+    if is_remote(kwargs["backend"]):
         refuse_engine_flags(ctx, scheduler_values(kwargs))
         _run_openai(client_options(openai_values), kwargs, repeats, quiet)
         return
     refuse_openai_values(openai_values, kwargs["backend"])
     from rich.console import Console
 
-    from bsbench.backends.run import build_policy, check_workload_fits, open_session, run_benchmark
+    from bsbench.backends.factory import cluster_setting_of
+    from bsbench.backends.fit_checks import check_workload_fits
+    from bsbench.backends.policy_build import build_policy
+    from bsbench.backends.run import open_session, run_benchmark
     from bsbench.interrupts import InterruptedRun
     from bsbench.model.source import check_model_source
     from bsbench.progress import Progress
@@ -121,7 +126,7 @@ def command(ctx: click.Context, scheduler: str, quiet: bool, repeats: int, **kwa
 
     # an unknown scheduler, a flag it lacks, a bad value or an unwritable --out: exit 2 now
     config = run_config_from_cli(kwargs, scheduler, scheduler_values(kwargs))
-    cluster = config.cluster()  # a disaggregated run (--instances, or distserve): checked now, exit 2
+    cluster = cluster_setting_of(config)  # a disaggregated run (--instances, or distserve): checked now, exit 2
     check_model_source(config.model)  # a hub id while offline and not cached: exit 2 in a moment
     progress = Progress(enabled=not quiet)
     target, overrides = workload_overrides(kwargs)
@@ -137,7 +142,7 @@ def command(ctx: click.Context, scheduler: str, quiet: bool, repeats: int, **kwa
     console.print(
         f"[bold]{markup(scheduler)}[/] on [bold]{markup(workload.name)}[/]: {len(workload.requests)} requests at "
         f"{format_rate(rate)} req/s; model {markup(session.info.name)} "
-        f"({config.weights if session.backend == 'real' else 'no'} weights, {session.dtype}) on "
+        f"({getattr(session.part, 'weights', None) or 'no'} weights, {session.dtype}) on "
         f"{markup(session.describe())}; KV {session.num_blocks * session.block_size:,} tokens"
         + (f" per instance; instances {cluster.topology}, KV over {cluster.link.name}" if cluster else "")
     )
@@ -167,9 +172,9 @@ def _run_openai(options: ClientOptions, kwargs: dict[str, Any], repeats: int, qu
     """`run --backend openai`: the workload (and its repeats) replayed against the server, one record each."""
     from rich.console import Console
 
+    from bsbench.backends.openai import OpenAIBackend
     from bsbench.commands._run_options import parse_percentiles
     from bsbench.interrupts import InterruptedRun
-    from bsbench.openai_client import run_openai
     from bsbench.openai_client.run import require_httpx
     from bsbench.paths import check_output_dir
     from bsbench.progress import Progress
@@ -185,18 +190,18 @@ def _run_openai(options: ClientOptions, kwargs: dict[str, Any], repeats: int, qu
         workload = load_workload(target, overrides)
     base_seed = int(workload.spec.get("seed") or 0)
     console = Console(stderr=False)
-    how = f"at most {options.max_concurrency} in flight" if options.max_concurrency else "open loop"
-    console.print(f"[bold]{markup(options.base_url)}[/] on [bold]{markup(workload.name)}[/]: "
-                  f"{len(workload.requests)} requests at {format_rate(workload.spec.get('rate', float('inf')))} "
-                  f"req/s, {how}, /v1/{options.endpoint}", highlight=False)
+    backend = OpenAIBackend(options)
+    console.print(f"[bold]{markup(workload.name)}[/]: {len(workload.requests)} requests at "
+                  f"{format_rate(workload.spec.get('rate', float('inf')))} req/s against "
+                  f"[bold]{markup(backend.describe())}[/]", highlight=False)
     for repeat in range(repeats):
         if repeat:
             with progress.task("loading the workload"):
                 workload = load_workload(target, {**overrides, "seed": base_seed + repeat})
             console.print(f"repeat {repeat + 1}/{repeats}: workload seed {base_seed + repeat}")
         try:
-            record = run_openai(workload, options, out_dir=out_dir, record_tokens=record_tokens,
-                                percentiles=percentiles, repeat=repeat, base_seed=base_seed, progress=progress)
+            record = backend.run(workload, out_dir=out_dir, record_tokens=record_tokens, percentiles=percentiles,
+                                 repeat=repeat, base_seed=base_seed, progress=progress)
         except InterruptedRun as stop:
             console.print(f"[yellow]interrupted[/]: incomplete record written to {markup(stop.record.path)}")
             sys.exit(130)

@@ -53,7 +53,9 @@ def command(scheduler: str, host: str, port: int, served_model_name: str | None,
     with the reason "the server shut down".
     """
     _check_installed()
-    from bsbench.backends.run import build_policy, open_session
+    from bsbench.backends.factory import cluster_setting_of
+    from bsbench.backends.policy_build import build_policy
+    from bsbench.backends.run import open_session
     from bsbench.model.presets import PRESETS
     from bsbench.model.source import check_model_source
     from bsbench.progress import Progress
@@ -62,7 +64,7 @@ def command(scheduler: str, host: str, port: int, served_model_name: str | None,
 
     config = run_config_from_cli(kwargs, scheduler, scheduler_values(kwargs))
     try:
-        config.cluster()
+        cluster_setting_of(config)
     except BsbenchError:
         raise BsbenchError(f"bsbench serve runs one instance of the real model; scheduler {scheduler} is "
                            "disaggregated and runs in simulation only (bsbench run --backend sim)") from None

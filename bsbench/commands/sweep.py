@@ -29,7 +29,7 @@ from bsbench.units import format_rate
 from bsbench.values import SHARE
 
 if TYPE_CHECKING:
-    from bsbench.backends.run import ModelSession
+    from bsbench.backends.session import ModelSession
     from bsbench.experiments.executors import Executor
     from bsbench.experiments.executors.engine_task import EngineTask
     from bsbench.record import RecordConfig
@@ -80,14 +80,15 @@ class EngineRunner:
     def check_schedulers(self, names: list[str]) -> list[str]:
         """The chosen schedulers, once every scheduler flag given applies to one of them and is valid for it,
         and the model can be had (a hub id while offline and not cached: exit 2 in a moment)."""
-        from bsbench.backends.run import build_scheduler_options
+        from bsbench.backends.factory import cluster_setting_of
+        from bsbench.backends.policy_build import build_scheduler_options
         from bsbench.schedulers.registry import get_scheduler
 
         check_flags_apply(names, self.scheduler_flags)
         for name in names:
             options = options_for(name, self.scheduler_flags)
             build_scheduler_options(get_scheduler(name), options)
-            dataclasses.replace(self.config, scheduler=name, scheduler_options=options).cluster()  # exit 2 now
+            cluster_setting_of(dataclasses.replace(self.config, scheduler=name, scheduler_options=options))  # exit 2
         check_model_source(self.config.model)
         return names
 
@@ -104,7 +105,7 @@ class EngineRunner:
         """The executor of --executor/--workers/--ray-address; Ray tasks ask for a GPU when runs use CUDA."""
         from bsbench.experiments.executors import make_executor
 
-        gpu_tasks = name == "ray" and self.config.backend == "real" and self.open().device.startswith("cuda")
+        gpu_tasks = name == "ray" and not self.open().part.simulated and self.open().device.startswith("cuda")
         return make_executor(name, workers, ray_address, gpu_tasks)
 
     def task_runner(self, base_seed: int) -> EngineTask:
@@ -122,7 +123,7 @@ class EngineRunner:
     def planned_config(self, scheduler: str, workload: Any, seed: int, base_seed: int) -> RecordConfig:
         """The RecordConfig the run of `scheduler` on `workload` (of `seed`) will carry (sweep.run_key keys it):
         made from the same run config as the run itself (EngineTask.config_for), so they cannot drift."""
-        from bsbench.backends.run import planned_record_config
+        from bsbench.backends.record_build import planned_record_config
 
         return planned_record_config(workload, self.task_runner(base_seed).config_for(scheduler, seed), self.open())
 

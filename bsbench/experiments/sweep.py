@@ -106,9 +106,10 @@ def parse_names(text: str, known: Sequence[str] | None = None) -> list[str]:
 # Fields of RecordConfig that vary within one sweep (per run); the rest, with the workload's spec, is the sweep's
 # setting, which every run in one output folder shares (`check_same_setting`).
 PER_RUN_FIELDS = ("scheduler", "scheduler_options", "rate", "seed", "repeat")
-# Fields that belong to a scheduler within one sweep: distserve always runs disaggregated beside single-instance
-# schedulers, so the topology and link are compared per scheduler, with its options, not across the folder.
-PER_SCHEDULER_FIELDS = ("instances", "link")
+# Fields of the backend part that belong to a scheduler within one sweep: distserve always runs disaggregated
+# (backend kind cluster) beside single-instance schedulers (kind sim), so the topology, link and kind are compared
+# per scheduler, with its options, not across the folder.
+PER_SCHEDULER_FIELDS = ("instances", "link", "kind")
 # Fields that do not change a run's results on a virtual clock (host threads: times come from the cost model).
 HOST_ONLY_FIELDS = ("threads",)
 
@@ -142,10 +143,12 @@ def record_key(record: RunRecord) -> str:
 def sweep_setting(config: RecordConfig, workload_spec: dict[str, Any]) -> dict[str, Any]:
     """What every run in one sweep folder shares: `run_identity` without the per-run fields and the request
     list's fingerprint, plus the workload's spec without its rate and seed (source, filters, SLOs, -n, ...)."""
-    setting = {k: v for k, v in run_identity(config, "").items()
-               if k not in PER_RUN_FIELDS + PER_SCHEDULER_FIELDS and k != "workload_fingerprint"}
+    identity = run_identity(config, "")
+    setting = {k: v for k, v in identity.items() if k not in PER_RUN_FIELDS and k not in ("workload_fingerprint",
+                                                                                          "backend")}
+    backend = {f"backend {k}": v for k, v in identity["backend"].items() if k not in PER_SCHEDULER_FIELDS}
     workload = {k: v for k, v in workload_spec.items() if k not in ("rate", "seed")}
-    return {**setting, **{f"workload {k}": v for k, v in to_jsonable(workload).items()}}
+    return {**setting, **backend, **{f"workload {k}": v for k, v in to_jsonable(workload).items()}}
 
 
 def _first_difference(old: dict[str, Any], new: dict[str, Any]) -> str:
@@ -156,9 +159,9 @@ def _first_difference(old: dict[str, Any], new: dict[str, Any]) -> str:
 
 
 def scheduler_setting(config: RecordConfig) -> dict[str, Any]:
-    """What one scheduler's runs share within a sweep folder: its options, topology and link."""
-    return to_jsonable({**config.scheduler_options,
-                        **{name: getattr(config, name) for name in PER_SCHEDULER_FIELDS}})
+    """What one scheduler's runs share within a sweep folder: its options, topology, link and backend kind."""
+    part = config.backend.to_json()
+    return to_jsonable({**config.scheduler_options, **{name: part.get(name) for name in PER_SCHEDULER_FIELDS}})
 
 
 def check_same_setting(out_dir: Path, existing: Sequence[RunRecord], planned: dict[str, tuple[RecordConfig, dict]]

@@ -15,6 +15,7 @@ from bsbench.openai_client.dispatch import Dispatch
 from bsbench.openai_client.exchange import Exchange
 from bsbench.openai_client.options import LATE_THRESHOLD_S, ClientOptions
 from bsbench.record import EndKind, EndReason, Outcome, RecordConfig, RequestRow, RunRecord, WorkloadInfo
+from bsbench.record.backend_part import OpenAIPart
 from bsbench.workloads.request import RequestSpec
 from bsbench.workloads.workload import Workload
 
@@ -69,9 +70,8 @@ def build_record(workload: Workload, state: Dispatch, options: ClientOptions, se
         scheduler="openai", scheduler_options=described, rate=float(workload.spec.get("rate", math.inf)),
         arrival=workload.spec.get("arrival"), seed=workload.spec.get("seed"), num_requests=len(rows),
         workload=workload.name, model=served_model, device=REMOTE_DEVICE, tokenizer=workload.tokenizer,
-        record_tokens=record_tokens, percentiles=list(percentiles), backend="openai", clock="wall",
-        repeat=repeat, base_seed=base_seed, base_url=options.base_url, served_model=served_model,
-        endpoint=options.endpoint)
+        record_tokens=record_tokens, percentiles=list(percentiles), repeat=repeat, base_seed=base_seed,
+        backend=OpenAIPart(options.base_url, served_model, options.endpoint))
     environment = capture_environment("cpu")
     environment.update(device=REMOTE_DEVICE, device_name=REMOTE_DEVICE_NAME, client_host=environment.get("hostname"))
     record = metrics.build_record(

@@ -7,6 +7,9 @@
                     breakdown's transfer part; absent from single-instance rows) and the openai backend
                     (config base_url / served_model / endpoint, request rows' sent_s / late /
                     token_count_source, its end-reason kinds in reasons.py).
+                    Version 5 moved every backend-specific config field (backend, clock, gpu, cost model,
+                    calibration, instances, link, decode_gpu, base_url, served_model, endpoint, weights) into
+                    `config.backend`, one typed part per backend kind (backend_part.py).
     complete        False when the run was stopped early (Ctrl-C, SIGTERM)
     created         ISO-8601 UTC time the record was built
     config          RecordConfig: how the run was configured
@@ -29,15 +32,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bsbench.record.backend_part import FLAT_KEYS, BackendPart, RealPart, part_from_flat, part_from_json
 from bsbench.record.rows import EventRow, RequestRow, StepRow
 
-SCHEMA_VERSION = 4
-READABLE_VERSIONS = (2, 3, 4)  # what 3 and 4 added is optional (breakdown, transfers, the openai backend's fields)
+SCHEMA_VERSION = 5
+READABLE_VERSIONS = (2, 3, 4, 5)  # what 3 and 4 added is optional; 5 moved the backend's fields into its part
 
 
 @dataclass(slots=True)
 class RecordConfig:
-    """The run's configuration as reports read it. Keys this bsbench does not know are kept in `extra`."""
+    """The run's configuration as reports read it: a common part, and `backend`, the typed part of the backend
+    that ran it (record/backend_part.py). Keys this bsbench does not know are kept in `extra`."""
 
     scheduler: str
     rate: float
@@ -48,8 +53,6 @@ class RecordConfig:
     seed: int | None = None
     num_requests: int = 0
     workload: str = ""
-    weights: str | None = None
-    weights_seed: int | None = None
     dtype: str | None = None
     kv_memory_bytes: int | None = None
     block_size: int | None = None
@@ -59,51 +62,41 @@ class RecordConfig:
     tokenizer: str | None = None
     record_tokens: bool = False
     percentiles: list[float] = field(default_factory=list)
-    backend: str = "real"  # real | sim | openai (a remote server; no steps, the policy is the server's)
-    clock: str = "wall"  # wall | virtual (sim runs are always virtual)
-    gpu: str | None = None  # the GPU preset (or measured device) the cost model describes; None on the wall clock
-    cost_model: str | None = None  # uncalibrated | calibrated; None on the wall clock
-    calibration_hash: str | None = None  # content hash of the calibration file of a calibrated cost model
     repeat: int | None = None  # repeat index i of a --repeats run: its workload seed is base_seed + i
     base_seed: int | None = None  # the seed of repeat 0; runs differing only by repeat share it (one compare cell)
-    instances: str | None = None  # disaggregated topology, e.g. "prefill=1,decode=1"; None: one instance
-    link: str | None = None  # the KV-transfer link preset of a disaggregated run (cluster/links.py)
-    decode_gpu: str | None = None  # a disaggregated run's decode-instance GPU preset when it differs from `gpu`
-    base_url: str | None = None  # openai backend: the server's base URL (never the API key)
-    served_model: str | None = None  # openai backend: the model name sent in each request
-    endpoint: str | None = None  # openai backend: completions | chat
+    backend: BackendPart = field(default_factory=RealPart)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def backend_id(self) -> str:
-        """What produced the times, as one comparable string (see `backend_id`)."""
-        return backend_id(self.backend, self.clock, self.gpu, self.calibration_hash)
+        """What produced the times, as one comparable string (BackendPart.backend_id)."""
+        return self.backend.backend_id()
 
     @property
     def simulated(self) -> bool:
         """True when the times come from a cost model (sim backend, or the real runner on a virtual clock)."""
-        return self.backend == "sim" or self.clock == "virtual"
+        return self.backend.simulated
 
     def timing_label(self) -> str:
-        """'' for measured wall-clock runs; else what produced the times (see `timing_label`)."""
-        return timing_label(self.backend, self.clock, self.gpu, self.cost_model, self.calibration_hash)
+        """'' for measured runs; else what produced the times (BackendPart.timing_label)."""
+        return self.backend.timing_label()
 
     def times_text(self) -> str:
         """What the times are, in words, for every run (timing_label says it for simulated runs only)."""
-        if self.backend == "openai":
-            return "measured (remote server over HTTP, client clock)"
-        return self.timing_label() or "measured (real runner, wall clock)"
+        return self.backend.times_text()
 
     def to_json(self) -> dict[str, Any]:
-        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "extra"
-               and not (f.name in _ABSENT_WHEN_NONE and getattr(self, f.name) is None)}
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in ("extra", "backend")}
+        out["backend"] = self.backend.to_json()
         out.update(self.extra)
         return out
 
     @classmethod
     def from_json(cls, obj: Any) -> RecordConfig:
+        """A config of any readable version: the backend's part from its object (version 5) or from the flat keys
+        of versions 2-4."""
         if not isinstance(obj, dict):
             raise ValueError("'config' must be an object")
-        names = {f.name for f in dataclasses.fields(cls)} - {"extra"}
+        names = {f.name for f in dataclasses.fields(cls)} - {"extra", "backend"}
         known = {k: v for k, v in obj.items() if k in names}
         for key in ("scheduler", "rate", "model", "device"):
             if key not in known:
@@ -113,48 +106,17 @@ class RecordConfig:
         for key in ("scheduler", "model", "device"):
             if not isinstance(known[key], str):
                 raise ValueError(f"config.{key} must be a string")
-        for key in ("backend", "clock"):  # absent in records written before the simulated backend: real, wall
-            if not isinstance(known.get(key, ""), str):
-                raise ValueError(f"config.{key} must be a string")
-        for key in ("gpu", "cost_model", "calibration_hash", "instances", "link", "decode_gpu", "base_url",
-                    "served_model", "endpoint"):
-            if known.get(key) is not None and not isinstance(known[key], str):
-                raise ValueError(f"config.{key} must be a string or null")
         for key in ("repeat", "base_seed"):
             if known.get(key) is not None and (isinstance(known[key], bool) or not isinstance(known[key], int)):
                 raise ValueError(f"config.{key} must be an integer or null")
         if not isinstance(known.get("scheduler_options", {}), dict):
             raise ValueError("config.scheduler_options must be an object")
         known["rate"] = float(known["rate"])
-        return cls(**known, extra={k: v for k, v in obj.items() if k not in names})
-
-
-# left out when None: records of one in-process instance (and their run keys) stay as they were
-_ABSENT_WHEN_NONE = ("instances", "link", "decode_gpu", "base_url", "served_model", "endpoint")
-
-
-def timing_label(backend: str, clock: str, gpu: str | None, cost_model: str | None,
-                 calibration_hash: str | None) -> str:
-    """'' for measured wall-clock runs; else what produced the times, e.g. 'simulated (sim, a100-40gb,
-    uncalibrated cost model)'. Every report shows it beside simulated figures."""
-    if backend in ("real", "openai") and clock == "wall":
-        return ""
-    what = "simulated" if backend == "sim" else "virtual time"
-    tier = f"{cost_model} cost model" if cost_model else "cost model"
-    if calibration_hash:
-        tier += f" {calibration_hash[:12]}"
-    runner = "sim" if backend == "sim" else "real runner, tokens computed"
-    return f"{what} ({runner}, {gpu or 'no device'}, {tier})"
-
-
-def backend_id(backend: str, clock: str, gpu: str | None, calibration_hash: str | None) -> str:
-    """'real' for measured wall-clock runs; else backend/clock/device/cost model ('sim/virtual/a100-40gb/roofline',
-    '.../calibrated:<hash>'), 'openai' for a remote server. Runs with different ids never share a table, a sweep
-    key or a gate baseline."""
-    if backend in ("real", "openai") and clock == "wall":
-        return backend
-    tier = f"calibrated:{calibration_hash[:16]}" if calibration_hash else "roofline"
-    return f"{backend}/{clock}/{gpu}/{tier}"
+        if isinstance(obj.get("backend"), dict):
+            part, taken = part_from_json(obj["backend"]), {"backend"}
+        else:
+            part, taken = part_from_flat(obj), set(FLAT_KEYS)
+        return cls(**known, backend=part, extra={k: v for k, v in obj.items() if k not in names | taken})
 
 
 @dataclass(slots=True)

@@ -125,7 +125,7 @@ def workload_id(record: RunRecord) -> str:
 
 def model_id(record: RunRecord) -> str:
     config = record.config
-    return " ".join(str(part) for part in (config.model, config.weights, config.dtype) if part)
+    return " ".join(str(part) for part in (config.model, config.backend.model_weights(), config.dtype) if part)
 
 
 def device_id(record: RunRecord) -> str:

@@ -33,12 +33,12 @@ Runs = Sequence[tuple[str, RunRecord]]
 def figure_title(record: RunRecord) -> str:
     """'<workload> · N requests @ R req/s · model M · device D · backend B', 'SIMULATED · ' first for sim runs."""
     config = record.config
-    model = " ".join(str(p) for p in (config.model, config.weights, config.dtype) if p)
+    model = " ".join(str(p) for p in (config.model, config.backend.model_weights(), config.dtype) if p)
     device = record.environment.get("device_name") or config.device
     backend = config.timing_label() or "real runner, measured wall clock"
     title = (f"{record.workload.name} · {record.workload.num_requests} requests @ {format_rate(config.rate)} req/s"
              f" · model {model} · device {device} · backend {backend}")
-    return f"SIMULATED · {title}" if config.backend == "sim" else title
+    return f"SIMULATED · {title}" if config.simulated else title
 
 
 def _headline(fig: Any, record: RunRecord) -> None:

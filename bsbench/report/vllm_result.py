@@ -28,6 +28,7 @@ from bsbench.errors import BsbenchError
 from bsbench.metrics import has_slos, itls_s, num_output, ttft_s
 from bsbench.openai_client.assemble import REMOTE_DEVICE_NAME
 from bsbench.record import EndKind, EndReason, Outcome, RecordConfig, RequestRow, RunRecord, WorkloadInfo
+from bsbench.record.backend_part import BackendPart, OpenAIPart, part_from_flat, part_from_json
 from bsbench.record.io import is_record
 
 _RESULT_KEYS = ("completed", "total_input_tokens", "total_output_tokens", "request_throughput", "output_throughput",
@@ -75,17 +76,33 @@ def record_from_vllm(obj: dict[str, Any], path: Path) -> RunRecord:
     scheduler = f"{ours['scheduler']} (vllm layout)" if ours.get("scheduler") else f"vllm-bench {label}"
     config = RecordConfig(
         scheduler=scheduler, rate=rate, model=str(obj.get("model_id") or "?"), device="remote",
-        num_requests=completed + failed, weights=ours.get("weights"), dtype=ours.get("dtype"),
+        num_requests=completed + failed, dtype=ours.get("dtype"),
         arrival=ours.get("arrival"), seed=ours.get("seed"), tokenizer=obj.get("tokenizer_id"),
-        backend=ours.get("backend", "openai"), clock=ours.get("clock", "wall"), gpu=ours.get("gpu"),
-        cost_model=ours.get("cost_model"), calibration_hash=ours.get("calibration_hash"),
-        extra={"imported_from": "vllm", "vllm_label": label})
+        backend=_backend_part(ours, path), extra={"imported_from": "vllm", "vllm_label": label})
     workload = WorkloadInfo(ours.get("workload_name") or "vllm bench", ours.get("workload_fingerprint") or
                             f"vllm:{path}", int(obj.get("num_prompts") or completed + failed))
     record = RunRecord(config, {"device_name": ours.get("device_name") or REMOTE_DEVICE_NAME}, workload, summary,
                        {"name": config.scheduler}, rows, [], [], complete=True, created=str(obj.get("date", "")))
     record.path = path
     return record
+
+
+
+def _model_id(config: RecordConfig) -> str:
+    """The model name a server was asked for, else the model's own name."""
+    served = config.backend.served_model if isinstance(config.backend, OpenAIPart) else None
+    return served or config.model
+
+
+def _backend_part(ours: dict[str, Any], path: Path) -> BackendPart:
+    """The backend part bsbench wrote into its own export (a part object, or the flat keys of earlier exports);
+    a file vLLM wrote: a remote server."""
+    try:
+        if isinstance(ours.get("backend"), dict):
+            return part_from_json(ours["backend"])
+        return part_from_flat({**ours, "backend": ours.get("backend") or "openai"})
+    except ValueError as exc:
+        raise BsbenchError(f"{path}: bsbench: {exc}") from None
 
 
 def _rows(obj: dict[str, Any], path: Path) -> list[RequestRow]:
@@ -141,7 +158,7 @@ def place_beside(imported: RunRecord, records: list[RunRecord]) -> None:
         return
     for record in records:
         config = record.config
-        same = (config.served_model or config.model) == imported.config.model \
+        same = _model_id(config) == imported.config.model \
             and len(record.requests) == imported.workload.num_requests and config.rate == imported.config.rate
         if same and imported.requests:
             same = sorted(r.prompt_len for r in record.requests) == sorted(r.prompt_len for r in imported.requests)
@@ -158,14 +175,15 @@ def vllm_layout(record: RunRecord) -> dict[str, Any]:
         date = datetime.fromisoformat(record.created).strftime("%Y%m%d-%H%M%S")
     except ValueError:
         date = record.created
-    backend = config.backend if config.backend != "openai" else \
-        ("openai-chat" if config.endpoint == "chat" else "openai")
+    part = config.backend
+    remote = isinstance(part, OpenAIPart)
+    backend = ("openai-chat" if part.endpoint == "chat" else "openai") if isinstance(part, OpenAIPart) else part.kind
     out: dict[str, Any] = {
         "date": date, "endpoint_type": backend, "backend": backend, "label": config.scheduler,
-        "model_id": config.served_model or config.model, "tokenizer_id": config.tokenizer,
+        "model_id": _model_id(config), "tokenizer_id": config.tokenizer,
         "num_prompts": len(record.requests), "request_rate": "inf" if math.isinf(config.rate) else config.rate,
         "burstiness": record.workload.spec.get("burstiness") or 1.0,
-        "max_concurrency": config.scheduler_options.get("max_concurrency") if config.backend == "openai" else None,
+        "max_concurrency": config.scheduler_options.get("max_concurrency") if remote else None,
         "duration": s["duration_s"], "completed": s["completed"], "failed": s["failed"] + s["rejected"],
         "total_input_tokens": s["total_input_tokens"], "total_output_tokens": s["total_output_tokens"],
         "request_throughput": s["request_throughput"], "request_goodput": s.get("goodput") if has_slos(s) else None,
@@ -179,10 +197,9 @@ def vllm_layout(record: RunRecord) -> dict[str, Any]:
     }
     out.update({key: value for key, value in s.items() if _FIGURE.match(key)})
     out["bsbench"] = {"workload_fingerprint": record.workload.fingerprint, "workload_name": record.workload.name,
-                      "scheduler": config.scheduler, "backend": config.backend, "clock": config.clock,
-                      "gpu": config.gpu, "cost_model": config.cost_model, "calibration_hash": config.calibration_hash,
+                      "scheduler": config.scheduler, "backend": part.to_json(),
                       "device_name": record.environment.get("device_name"), "arrival": config.arrival,
-                      "seed": config.seed, "weights": config.weights, "dtype": config.dtype,
+                      "seed": config.seed, "dtype": config.dtype,
                       "offered_rate": s.get("offered_rate")}
     return out
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import uvicorn
 
-from bsbench.backends.run import request_misfit
+from bsbench.backends.fit_checks import request_misfit
 from bsbench.engine.clock import WallClock
 from bsbench.engine.loop import Engine
 from bsbench.engine.online import EngineThread

@@ -53,7 +53,8 @@ class Cluster:
 def build_cluster(config: Any, setting: ClusterSetting, workload: Workload, progress: Any = None) -> Cluster:
     """The instances of `config` (a bench.RunConfig on the sim backend), each policy checked against the
     workload (bench.check_workload_fits: a request one instance could never hold is a user error)."""
-    from bsbench.backends.run import build_scheduler_options, check_workload_fits
+    from bsbench.backends.fit_checks import check_workload_fits
+    from bsbench.backends.policy_build import build_scheduler_options
     from bsbench.sim.backend import open_sim
 
     scheduler_cls = get_scheduler(config.scheduler)

@@ -24,12 +24,12 @@ class ClusterSetting:
         return f"{self.topology} (--instances)"
 
 
-def cluster_setting(scheduler: str, instances: str | None, link: str | None, backend: str,
+def cluster_setting(scheduler: str, instances: str | None, link: str | None, simulated: bool,
                     scheduler_options: dict[str, Any] | None = None,
                     decode_gpu: str | None = None) -> ClusterSetting | None:
     """The disaggregated setting of a run, or None for one instance; user errors (a bad topology, link or GPU
-    name, a scheduler without a disaggregated form, a backend other than sim, --link or --decode-gpu alone) are
-    BsbenchError."""
+    name, a scheduler without a disaggregated form, a backend that is not `simulated`, --link or --decode-gpu
+    alone) are BsbenchError."""
     from bsbench.schedulers.registry import get_scheduler
 
     cls = get_scheduler(scheduler)
@@ -40,7 +40,7 @@ def cluster_setting(scheduler: str, instances: str | None, link: str | None, bac
         return None
     topology = parse_instances(instances) if instances is not None else Topology()
     preset = link_preset(link if link is not None else DEFAULT_LINK)
-    if backend != "sim":
+    if not simulated:
         what = f"--instances {instances}" if instances is not None else f"scheduler {scheduler} (disaggregated)"
         raise BsbenchError(f"{what} runs on the simulated backend only: use --backend sim --gpu NAME")
     if cls.decode_options(cls.Options(**(scheduler_options or {}))) is None:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from bsbench.experiments.executors.base import RunTask
 
 if TYPE_CHECKING:
-    from bsbench.backends.run import RunConfig
+    from bsbench.backends.config import RunConfig
     from bsbench.record import RunRecord
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+from bsbench.backends.words import is_simulated
 from bsbench.experiments.reproduce.params import Param
 from bsbench.workloads.specs import packaged_spec_dir
 
@@ -13,7 +14,7 @@ REAL_NOTE = ("--backend real: the tiny model on this machine's device, at a smal
 
 def data_params(backend: str) -> list[Param]:
     """The offline stand-ins of Alpaca, LongBench and Mixed (see stand_ins.py); on the real runner, short answers."""
-    real = backend == "real"
+    real = not is_simulated(backend)
     return [
         Param("alpaca_min_prompt", 28, "Alpaca is not available offline: ShareGPT first turns (packaged file) with a "
                                        "prompt of 28..256 tokens stand in; this band gives a mean of about 84 prompt "

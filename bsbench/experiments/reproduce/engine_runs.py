@@ -16,7 +16,7 @@ from bsbench.experiments.capacity import capacity_search, find_capacities
 from bsbench.experiments.capacity_repeats import CapacityOverRepeats, slo_text
 
 if TYPE_CHECKING:
-    from bsbench.backends.run import RunConfig
+    from bsbench.backends.config import RunConfig
     from bsbench.experiments.executors import Executor
     from bsbench.experiments.executors.engine_task import EngineTask
     from bsbench.experiments.sweep import SweepResult
@@ -57,7 +57,8 @@ class Bench:
         return EngineTask(self.config, self.options, self.seeds[0], self.instances)
 
     def config_of(self, scheduler: str, workload: Any, seed: int) -> RecordConfig:
-        from bsbench.backends.run import planned_record_config, session_for
+        from bsbench.backends.record_build import planned_record_config
+        from bsbench.backends.run import session_for
 
         return planned_record_config(workload, self.task().config_for(scheduler, seed), session_for(self.config))
 

@@ -17,6 +17,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
+from bsbench.backends.words import is_simulated
 from bsbench.experiments.reproduce.claims import BUCKETSERVE, BUCKETSERVE_CLAIMS
 from bsbench.experiments.reproduce.common_params import REAL_NOTE, data_params
 from bsbench.experiments.reproduce.engine_runs import Bench, CapacitySetting, sweep_records
@@ -45,7 +46,7 @@ def registered(name: str) -> bool:
 
 def disaggregated_group(backend: str) -> str:
     """Why the two-GPU group cannot run here ('' when it can)."""
-    if backend != "sim":
+    if not is_simulated(backend):
         return "disaggregated runs are simulated only (--backend sim)"
     if not registered(DISTSERVE):
         return "needs distserve: no scheduler of that name is registered"
@@ -53,11 +54,11 @@ def disaggregated_group(backend: str) -> str:
 
 
 def params(quick: bool, backend: str) -> Params:
-    size = "real" if backend == "real" else "quick" if quick else "full"
+    size = "real" if not is_simulated(backend) else "quick" if quick else "full"
     model = [
         Param("model", "llama2-13b", "the paper's LLaMA-2-13B (preset shape, no weights: simulated)"),
         Param("gpu", "a100-40gb", "the paper's A100-40GB (roofline cost model unless --calibration)"),
-    ] if backend == "sim" else [Param("model", "tiny", REAL_NOTE)]
+    ] if is_simulated(backend) else [Param("model", "tiny", REAL_NOTE)]
     why_not = disaggregated_group(backend)
     return Params([
         *model,

@@ -15,6 +15,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from bsbench.backends.words import is_simulated
 from bsbench.experiments.reproduce.claims import UELLM, UELLM_CLAIMS
 from bsbench.experiments.reproduce.common_params import REAL_NOTE, data_params
 from bsbench.experiments.reproduce.engine_runs import Bench, sweep_records
@@ -35,7 +36,7 @@ def params(quick: bool, backend: str) -> Params:
         Param("model", "llama2-7b", "the paper's ChatGLM2-6B is no preset here; LLaMA-2-7B is the closest in size"),
         Param("gpu", "a100-40gb", "papers.md names no GPU model for UELLM; one A100-40GB (HELR, its multi-GPU "
                                   "deployer, does not apply to one device)"),
-    ] if backend == "sim" else [Param("model", "tiny", REAL_NOTE)]
+    ] if is_simulated(backend) else [Param("model", "tiny", REAL_NOTE)]
     return Params([
         *model,
         Param("schedulers", ["uellm", "static", "continuous"],
@@ -46,8 +47,8 @@ def params(quick: bool, backend: str) -> Params:
         Param("uellm_max_batch", 10, "UELLM's public code: batches of at most 10"),
         Param("static_max_batch", 10, "the same batch size as UELLM, so only the batching order differs"),
         *(q for q in data_params(backend) if q.name.startswith("alpaca")),
-        Param("num_requests", 12 if backend == "real" else 100,
-              "the paper's 100 requests" + (" (12 at the real runner's small scale)" if backend == "real" else "")),
+        Param("num_requests", 100 if is_simulated(backend) else 12,
+              "the paper's 100 requests" + ("" if is_simulated(backend) else " (12 at the real runner's small scale)")),
         Param("arrivals", "all at t = 0", "the paper and its code: every request present at the start"),
         Param("slo_blocks_s", [f"{lo:g}..{hi:g}" for lo, hi in SLO_BLOCKS_S],
               "E2E SLOs in seconds, drawn uniformly per request in blocks of 20 requests, as UELLM's public code "
