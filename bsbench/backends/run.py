@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bsbench.backends.host_timing import HOST_TIMED
 from bsbench.engine.block_manager import BlockManager
 from bsbench.engine.events import EventLog
 from bsbench.engine.kv_budget import (
@@ -389,12 +390,6 @@ def run_benchmark(
     if not result.complete:
         raise InterruptedRun(record)
     return record
-
-
-# Scheduler-summary keys measured in host wall time (base.Scheduler's decision timer, bucket's controller timer).
-# On a virtual clock they move to environment["host_timing"], so that the record proper is bit-identical run to run.
-HOST_TIMED = ("decision_s", "decision_share", "decision_mean_us", "controller_s", "controller_mean_us",
-              "controller_share")
 
 
 def record_config(workload: Workload, config: RunConfig, session: ModelSession, options: Any) -> RecordConfig:
