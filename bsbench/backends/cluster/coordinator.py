@@ -79,13 +79,19 @@ class TransferCoordinator:
         self.kv_bytes_per_token = kv_bytes_per_token
         self.queue: deque[tuple[RequestState, Instance]] = deque()  # handed off, transfer not started
         self.in_flight: list[Transfer] = []  # in start order
+        self.cancels: list[tuple[RequestState, EndReason]] = []  # of requests in a step under way
         self.transfers = 0
 
     # --- the Coordinator protocol ----------------------------------------------------------------
     def advance(self, now: float) -> None:
-        """Queue what the steps booked at this instant handed off (instance order), then end due transfers."""
+        """Queue what the steps booked at this instant handed off (instance order), carry out the cancels that
+        waited for those steps, then end due transfers."""
         for instance in self.prefill:
             self.queue.extend((state, instance) for state in instance.policy.take_handoffs())
+        cancels, self.cancels = self.cancels, []
+        for state, reason in cancels:
+            if not state.status.is_final:
+                self.cancel(state, now, reason)
         done = [t for t in self.in_flight if t.end_s <= now]
         if not done:
             return
@@ -102,10 +108,15 @@ class TransferCoordinator:
         target.policy.add_request(state, now)
 
     def cancel(self, state: RequestState, now: float, reason: EndReason) -> None:
-        """End `state` failed with `reason` wherever it is: in a policy, queued for a transfer or in flight."""
+        """End `state` failed with `reason` wherever it is: in a policy (once the step it is in, if any, is
+        booked), queued for a transfer or in flight."""
         for instance in self.instances:
             if state in instance.policy.unfinished():
-                instance.policy.cancel(state, now, reason)
+                pending = instance.unit.pending
+                if pending is not None and any(c.req_id == state.id for c in pending.plan.chunks):
+                    self.cancels.append((state, reason))  # its step is under way: cancelled once it is booked
+                else:
+                    instance.policy.cancel(state, now, reason)
                 return
         for queued, source in list(self.queue):
             if queued is state:
@@ -153,6 +164,7 @@ class TransferCoordinator:
             state.finish(Status.FAILED, now, reason)
         self.queue.clear()
         self.in_flight.clear()
+        self.cancels.clear()
 
     def _decode_target(self) -> Instance | None:
         """The decode instance with a free seat and the most free KV blocks (ties: the lower index)."""
