@@ -8,7 +8,8 @@ import os
 import time
 from typing import Any
 
-from bsbench.backends.run import RunConfig, open_session
+from bsbench.backends.config import RunConfig
+from bsbench.backends.run import open_session
 from bsbench.progress import Progress
 
 

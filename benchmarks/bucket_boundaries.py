@@ -31,7 +31,9 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from bsbench.backends.run import RunConfig, open_session, request_row, run_benchmark
+from bsbench.backends.config import RunConfig
+from bsbench.backends.record_build import request_row
+from bsbench.backends.run import open_session, run_benchmark
 from bsbench.engine.block_manager import BlockManager
 from bsbench.engine.events import EventLog
 from bsbench.engine.loop import Engine

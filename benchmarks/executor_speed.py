@@ -22,7 +22,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from bsbench.backends.run import RunConfig, planned_record_config, session_for
+from bsbench.backends.config import RunConfig
+from bsbench.backends.record_build import planned_record_config
+from bsbench.backends.run import session_for
 from bsbench.experiments.executors import make_executor
 from bsbench.experiments.executors.engine_task import EngineTask
 from bsbench.experiments.sweep import SweepPlan, run_sweep

@@ -43,7 +43,8 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
-from bsbench.backends.run import RunConfig, open_session, run_benchmark
+from bsbench.backends.config import RunConfig
+from bsbench.backends.run import open_session, run_benchmark
 from bsbench.model.loader import load_model
 from bsbench.schedulers.continuous import ContinuousOptions
 from bsbench.workloads.build import load_workload

@@ -26,9 +26,10 @@ from typing import Any
 import pytest
 
 from bsbench.engine.block_manager import BlockManager
+from bsbench.engine.decode_runs import DecodeRunOutput
 from bsbench.engine.events import EventLog
 from bsbench.engine.loop import Engine
-from bsbench.engine.plan import DecodeRunOutput, SeqChunk, StepOutput, StepPlan
+from bsbench.engine.plan import SeqChunk, StepOutput, StepPlan
 from bsbench.schedulers.base import SchedulerContext
 from bsbench.schedulers.registry import get_scheduler
 from bsbench.sim.backend import open_sim

@@ -11,6 +11,7 @@ from bsbench import metrics
 from bsbench.backends.cluster.backend import cluster_part
 from bsbench.backends.config import RunConfig
 from bsbench.backends.factory import cluster_setting_of
+from bsbench.backends.host_timing import HOST_TIMED
 from bsbench.backends.policy_build import build_scheduler_options
 from bsbench.backends.session import ModelSession
 from bsbench.engine.loop import EngineResult
@@ -20,11 +21,6 @@ from bsbench.record import Outcome, RecordConfig, RequestRow, RunRecord, Workloa
 from bsbench.record.backend_part import BackendPart
 from bsbench.schedulers.registry import get_scheduler
 from bsbench.workloads.workload import Workload
-
-# Scheduler-summary keys measured in host wall time (base.Scheduler's decision timer, bucket's controller timer).
-# On a virtual clock they move to environment["host_timing"], so that the record proper is bit-identical run to run.
-HOST_TIMED = ("decision_s", "decision_share", "decision_mean_us", "controller_s", "controller_mean_us",
-              "controller_share")
 
 
 def request_row(state: RequestState, record_tokens: bool) -> RequestRow:

@@ -1,7 +1,8 @@
 """Where the engine loop's requests come from: a replayed workload, or requests submitted while it runs.
 
-The loop (engine/loop.py) calls, each iteration, `admit(policy, now)`, which hands
-the policy every request that has arrived by `now`; when no plan can run it asks
+The loop (engine/loop.py) calls, each iteration, `admit(sink, now)`, which hands
+the sink (a policy, or the coordinator of several instances) every request that
+has arrived by `now`; when no plan can run it asks
 `more()` (may requests still arrive?) and `next_arrival_s()` (the scheduled time of
 the next known one), and idles in `wait(clock, until)`. On an interrupt it ends the
 requests not yet admitted with `fail_pending`. `ReplayArrivals` is a workload's
@@ -13,7 +14,6 @@ from __future__ import annotations
 from typing import Protocol
 
 from bsbench.engine.clock import Clock
-from bsbench.engine.policy import Policy
 from bsbench.engine.request_state import RequestState, Status
 from bsbench.record.reasons import EndReason
 from bsbench.workloads.request import RequestSpec
@@ -29,9 +29,12 @@ def request_states(requests: list[RequestSpec]) -> tuple[list[RequestState], dic
 
 
 class RequestSink(Protocol):
-    """What a replay hands its arrivals to: a policy, or the multi-instance engine that routes them."""
+    """What arrivals are handed to: the policy of a single instance, or the loop's `Coordinator`
+    (engine/coordinator.py) that routes them to one of several."""
 
     def add_request(self, state: RequestState, now: float) -> None: ...
+
+    def cancel(self, state: RequestState, now: float, reason: EndReason) -> None: ...
 
 
 class Arrivals(Protocol):
@@ -40,11 +43,11 @@ class Arrivals(Protocol):
 
     by_id: dict[str, RequestState]
 
-    def admit(self, policy: Policy, now: float) -> None:
-        """Hand `policy` every request that has arrived by `now`, in arrival order."""
+    def admit(self, sink: RequestSink, now: float) -> None:
+        """Hand `sink` every request that has arrived by `now`, in arrival order."""
 
     def more(self) -> bool:
-        """Whether requests may still arrive (the loop ends when none may and the policy holds none)."""
+        """Whether requests may still arrive (the loop ends when none may and no instance holds one)."""
 
     def next_arrival_s(self) -> float | None:
         """The arrival time of the next request not yet admitted; None when none is known now."""
@@ -69,10 +72,10 @@ class ReplayArrivals:
         self.states, self.by_id = request_states(requests)
         self.next = 0  # index of the next request to arrive
 
-    def admit(self, policy: RequestSink, now: float) -> None:
+    def admit(self, sink: RequestSink, now: float) -> None:
         states, index = self.states, self.next
         while index < len(states) and states[index].spec.arrival_s <= now:
-            policy.add_request(states[index], now)
+            sink.add_request(states[index], now)
             index += 1
         self.next = index
 

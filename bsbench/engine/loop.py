@@ -1,46 +1,50 @@
-"""The engine loop: admit arrivals, ask the policy for a plan, run it, book tokens, repeat.
+"""The engine loop: admit arrivals, ask each instance's policy for a plan, run it, book tokens, repeat.
 
-Requests come from an `Arrivals` (engine/arrivals.py): a replayed workload (`run`), or
-requests submitted while the loop runs on the wall clock (`drive` with engine/online.py).
+One loop drives 1..N instances (engine/instance.py) on one timeline, the loop's clock. `Engine` is the
+single-instance case (one policy and one runner on the loop's clock); `Loop` takes several instances, each on
+a clock of its own, and a `Coordinator` (engine/coordinator.py) for what lies between them (the KV transfers of
+a disaggregated run, bsbench/backends/cluster). Requests come from an `Arrivals` (engine/arrivals.py): a
+replayed workload (`run`), or requests submitted while the loop runs on the wall clock (`drive` with
+engine/online.py).
 
-Invariant on return: every submitted request has a final status (completed,
-failed or rejected, the latter two with a reason).
+At each instant `now` (a reading of the loop's clock), in this order: steps that ended by `now` are booked
+(instance order), the coordinator advances, arrivals are admitted, every idle instance plans and starts its next
+step (instance order), then the coordinator dispatches. A step on the loop's own clock runs synchronously: it is
+booked as it returns, and the loop goes on to the next instant at once. A step on an instance's own clock is
+priced from `now` and booked when the clock reaches its end. With nothing to run, the loop idles until the
+earliest pending event: a step's end, the coordinator's next event, the next arrival, or an idle policy's
+wake-up.
 
-Decode runs: when the policy promises that the next steps repeat its plan one
-position further on (`decode_run_length`, on the terms of `decode_run_terms`) and
-the runner can execute such a run at once (`execute_decode_run`, the simulated
-runner), the engine runs them in one call, ended early by the step in which the
-next request arrives when the policy says arrivals matter, and books them as
-those single steps would have been booked, arrivals and KV blocks in use
-included, so the record is the same to the bit; only the loop's overhead goes. An interrupt (Ctrl-C) ends
-the unfinished ones as failed with an `interrupted` end reason and marks the
-run incomplete; nothing is lost.
+Decode runs (engine/decode_runs.py) are taken in one place, `_start_step`, for a single instance on the loop's
+clock whose policy and runner both offer them.
+
+Invariant on return: every submitted request has a final status (completed, failed or rejected, the latter two
+with a reason). A stall (work is held but nothing can run and nothing is pending: a policy bug, not a hang) ends
+the unfinished as failed with reason `stalled`; an interrupt (Ctrl-C, or `StopRun` raised by the arrivals) ends
+them and the requests not yet admitted as failed with `interrupted` (or the StopRun's reason) and marks the run
+incomplete; nothing is lost.
 """
 
 from __future__ import annotations
 
-from bisect import bisect_left
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
-from bsbench.engine.arrivals import Arrivals, ReplayArrivals
+from bsbench.engine.arrivals import Arrivals, ReplayArrivals, RequestSink
 from bsbench.engine.block_manager import BlockManager
 from bsbench.engine.clock import Clock, WallClock
-from bsbench.engine.events import OOM, EventLog
-from bsbench.engine.phases import Phase
-from bsbench.engine.plan import ActivationOOM, DecodeRunOutput, DecodeRunTerms, StepOutput, StepPlan
+from bsbench.engine.coordinator import Coordinator
+from bsbench.engine.decode_runs import DecodeRunSeam, decode_runs_for
+from bsbench.engine.events import EventLog
+from bsbench.engine.instance import Instance, PendingStep, Runner
 from bsbench.engine.policy import Policy
 from bsbench.engine.request_state import RequestState
 from bsbench.record.reasons import EndKind, EndReason
 from bsbench.record.rows import StepRow
 from bsbench.workloads.request import RequestSpec
 
-PREEMPTED_PHASE = Phase.PREEMPTED
-
-
-class Runner(Protocol):
-    def execute(self, plan: StepPlan) -> StepOutput: ...
+__all__ = ["Engine", "EngineResult", "Loop", "ProgressFn", "Runner", "StopRun"]
 
 
 @dataclass(slots=True)
@@ -64,11 +68,187 @@ class StopRun(KeyboardInterrupt):
 
 ProgressFn = Callable[[int, int, int], None]  # (ended, submitted, tokens generated so far)
 
+STALLED = "no instance can run and nothing is pending"
 
-class Engine:
-    """Drives one policy and one runner over a request list; `events` and `blocks` are the
-    event log and block manager the policy was built with (the engine reads KV usage from
-    `blocks` and records activation OOMs in `events`)."""
+
+class Loop:
+    """Drives `instances` on the timeline of `clock`; `coordinator` joins them (required for more than one).
+    An instance whose clock is `clock` runs its steps synchronously; any other has a clock of its own."""
+
+    def __init__(self, instances: Sequence[Instance], clock: Clock, *, coordinator: Coordinator | None = None,
+                 on_progress: ProgressFn | None = None) -> None:
+        if not instances:
+            raise ValueError("the loop needs at least one instance")
+        if coordinator is None and len(instances) > 1:
+            raise ValueError("several instances need a coordinator to route their arrivals")
+        self.instances = list(instances)
+        self.clock = clock
+        self.coordinator = coordinator
+        self.on_progress = on_progress
+
+    def run(self, requests: list[RequestSpec]) -> EngineResult:
+        """Replay `requests` (each admitted when the clock passes its arrival time) until all have ended."""
+        return self.drive(ReplayArrivals(requests))
+
+    def drive(self, arrivals: Arrivals, *, start_clock: bool = True) -> EngineResult:
+        """The loop: runs until no request may arrive and none is unfinished, or until interrupted (Ctrl-C, or
+        `StopRun` raised by `arrivals`: the unfinished and the not yet admitted then end failed with its reason).
+        `start_clock=False`: the caller started the clock (arrivals were stamped on it already)."""
+        steps: list[StepRow] = []
+        ended = tokens = 0
+        complete = True
+        by_id = arrivals.by_id
+        instances, clock, coordinator = self.instances, self.clock, self.coordinator
+        sink: RequestSink = coordinator if coordinator is not None else instances[0].policy
+        runs = self._decode_runs()
+        if start_clock:
+            clock.start()
+        now = 0.0
+        try:
+            while True:
+                now = clock.now()
+                for instance in instances:  # steps on their own clocks that ended by now
+                    if instance.pending is not None and instance.pending.end_s <= now:
+                        tokens += self._book_pending(instance, by_id, steps)
+                if coordinator is not None:
+                    coordinator.advance(now)
+                arrivals.admit(sink, now)
+                moved = False  # a step ran on the loop's clock: the next instant is now, nothing to wait for
+                for instance in instances:
+                    if instance.pending is None:
+                        ran, produced = self._start_step(instance, now, by_id, arrivals, sink, runs, steps)
+                        moved |= ran
+                        tokens += produced
+                if coordinator is not None:
+                    coordinator.dispatch(now)
+                ended += self._take_ended()
+                if self.on_progress is not None:
+                    self.on_progress(ended, arrivals.submitted(), tokens)
+                if moved:
+                    continue
+                busy = self._busy()
+                if not busy and not arrivals.more():
+                    break
+                wake = self._next_event(now, arrivals)
+                if wake is None and busy:
+                    self._drain(now, EndReason(EndKind.STALLED, STALLED))
+                    ended += self._take_ended()
+                    continue
+                arrivals.wait(clock, wake)
+        except KeyboardInterrupt as stop:
+            complete = False
+            now = clock.now()
+            stopped = stop.reason if isinstance(stop, StopRun) else EndReason(EndKind.INTERRUPTED,
+                                                                              "the run was stopped")
+            self._drain(now, stopped)
+            arrivals.fail_pending(now, stopped)
+            self._take_ended()
+        states = arrivals.tracked()
+        duration = max([now] + [s.finish_s for s in states if s.finish_s is not None])
+        lost = [s.id for s in states if not s.status.is_final]
+        if lost:
+            raise AssertionError(f"engine invariant broken: requests without a final status: {lost[:5]}")
+        if len(instances) > 1:
+            order = {instance.name: k for k, instance in enumerate(instances)}
+            steps.sort(key=lambda row: (row.start_s, order[row.instance]))
+        return EngineResult(states, steps, self._events(), duration, complete,
+                            sum(instance.policy.decision_s for instance in instances))
+
+    # --- one instance's step ---------------------------------------------------------------------
+    def _decode_runs(self) -> DecodeRunSeam | None:
+        """The decode-run seam of a single instance on the loop's clock (engine/decode_runs.py), else None."""
+        if len(self.instances) != 1 or self.instances[0].clock is not self.clock:
+            return None
+        instance = self.instances[0]
+        return decode_runs_for(instance.policy, instance.runner, instance.blocks)
+
+    def _start_step(self, instance: Instance, now: float, by_id: dict[str, RequestState], arrivals: Arrivals,
+                    sink: RequestSink, runs: DecodeRunSeam | None, steps: list[StepRow]) -> tuple[bool, int]:
+        """Plan and start `instance`'s next step at `now`. On the loop's clock it runs and is booked at once:
+        (True, tokens produced); True also when it failed (activation OOM: the next instant plans again). On its
+        own clock it becomes `pending` (a failed one is planned again at once): (False, 0)."""
+        synchronous = instance.clock is self.clock
+        while True:
+            plan = instance.policy.schedule(now)
+            if plan is None:
+                return False, 0
+            if runs is not None:
+                started = runs.start(plan, by_id, arrivals)
+                if started is not None:
+                    return True, runs.book(plan, started, by_id, arrivals, sink, steps)
+            clock = instance.clock
+            if not synchronous:
+                clock.sleep_until(now)  # its own clock joins the timeline (it ended its last step by now)
+            start = clock.now()
+            used = instance.blocks.num_used
+            output = instance.run_plan(plan)
+            if output is None:
+                if synchronous:
+                    return True, 0
+                continue
+            end = clock.now()
+            instance.steps += 1
+            instance.busy_s += end - start
+            if not synchronous:
+                instance.pending = PendingStep(plan, output, start, end, used)
+                return False, 0
+            row, produced = instance.book_step(plan, output, start, end, used, by_id)
+            steps.append(row)
+            return True, produced
+
+    def _book_pending(self, instance: Instance, by_id: dict[str, RequestState], steps: list[StepRow]) -> int:
+        step = instance.pending
+        assert step is not None
+        instance.pending = None
+        row, produced = instance.book_step(step.plan, step.output, step.start_s, step.end_s, step.used, by_id)
+        steps.append(row)
+        return produced
+
+    # --- time and ends ---------------------------------------------------------------------------
+    def _next_event(self, now: float, arrivals: Arrivals) -> float | None:
+        times = [i.pending.end_s for i in self.instances if i.pending is not None]
+        for t in (self.coordinator.next_event_s() if self.coordinator is not None else None,
+                  arrivals.next_arrival_s()):
+            if t is not None:
+                times.append(t)
+        for instance in self.instances:
+            if instance.pending is None:
+                wake = instance.policy.next_wakeup(now)
+                if wake is not None:
+                    times.append(wake)
+        return min(times) if times else None
+
+    def _busy(self) -> bool:
+        """Whether any request is held: by a policy, in a pending step, or by the coordinator."""
+        return any(i.pending is not None or i.policy.has_unfinished() for i in self.instances) or (
+            self.coordinator is not None and self.coordinator.busy())
+
+    def _drain(self, now: float, reason: EndReason) -> None:
+        """End everything unfinished as failed with `reason`: in the policies (pending steps included), then
+        what the coordinator holds."""
+        for instance in self.instances:
+            instance.policy.drain(now, reason)
+            instance.pending = None
+        if self.coordinator is not None:
+            self.coordinator.drain(now, reason)
+
+    def _take_ended(self) -> int:
+        return sum(len(instance.policy.take_ended()) for instance in self.instances)
+
+    def _events(self) -> EventLog:
+        """The one instance's event log, or every instance's merged by time, each event naming its instance."""
+        if len(self.instances) == 1:
+            return self.instances[0].events
+        merged = EventLog()
+        rows = [(event, instance.name) for instance in self.instances for event in instance.events.events]
+        for event, name in sorted(rows, key=lambda item: item[0].t_s):  # stable: instance order at equal times
+            merged.emit(event.kind, event.t_s, event.request_ids, **event.detail, instance=name)
+        return merged
+
+
+class Engine(Loop):
+    """The loop over one instance: `scheduler` and `runner` on `clock` (a fresh wall clock by default); `events`
+    and `blocks` are the event log and block manager the policy was built with."""
 
     def __init__(
         self,
@@ -80,173 +260,29 @@ class Engine:
         clock: Clock | None = None,
         on_progress: ProgressFn | None = None,
     ) -> None:
-        self.scheduler = scheduler
-        self.runner = runner
-        self.clock = clock or WallClock()
-        self.on_progress = on_progress
-        self.events = events
-        self.blocks = blocks
-        # a runner that can execute several decode steps at once (the simulated one) has this method
-        self._execute_decode_run: Callable[[StepPlan, int, float | None], DecodeRunOutput | None] | None = getattr(
-            runner, "execute_decode_run", None)
+        clock = clock or WallClock()
+        super().__init__([Instance(scheduler, runner, blocks, events, clock)], clock, on_progress=on_progress)
 
-    def run(self, requests: list[RequestSpec]) -> EngineResult:
-        """Replay `requests` (each admitted when the clock passes its arrival time) until all have ended."""
-        return self.drive(ReplayArrivals(requests))
+    @property
+    def instance(self) -> Instance:
+        return self.instances[0]
 
-    def drive(self, arrivals: Arrivals, *, start_clock: bool = True) -> EngineResult:
-        """The loop: runs until no request may arrive and none is unfinished, or until interrupted (Ctrl-C, or
-        `StopRun` raised by `arrivals`: the unfinished and the not yet admitted then end failed with its reason).
-        `start_clock=False`: the caller started the clock (arrivals were stamped on it already)."""
-        steps: list[StepRow] = []
-        ended = 0
-        tokens = 0
-        complete = True
-        by_id = arrivals.by_id
-        if start_clock:
-            self.clock.start()
-        now = 0.0
-        try:
-            while True:
-                now = self.clock.now()
-                arrivals.admit(self.scheduler, now)
-                plan = self.scheduler.schedule(now)
-                ended += len(self.scheduler.take_ended())
-                if plan is None:
-                    unfinished = self.scheduler.has_unfinished()
-                    if not unfinished and not arrivals.more():
-                        break
-                    wake = [t for t in (self.scheduler.next_wakeup(now), arrivals.next_arrival_s()) if t is not None]
-                    if not wake and unfinished:
-                        # The policy holds requests it will never schedule: a policy bug, not a hang.
-                        stalled = "the policy returned no plan with nothing left to wait for"
-                        self.scheduler.drain(now, EndReason(EndKind.STALLED, stalled))
-                        ended += len(self.scheduler.take_ended())
-                        continue
-                    arrivals.wait(self.clock, min(wake) if wake else None)
-                    continue
-                run = self._decode_run(plan, by_id, arrivals)
-                if run is not None:
-                    produced = self._book_decode_run(plan, run, by_id, arrivals, steps)
-                else:
-                    step, produced = self._execute(plan, by_id)
-                    if step is not None:
-                        steps.append(step)
-                tokens += produced
-                ended += len(self.scheduler.take_ended())
-                if self.on_progress is not None:
-                    self.on_progress(ended, arrivals.submitted(), tokens)
-        except KeyboardInterrupt as stop:
-            complete = False
-            now = self.clock.now()
-            stopped = EndReason(EndKind.INTERRUPTED, "the run was stopped")
-            if isinstance(stop, StopRun):
-                stopped = stop.reason
-            self.scheduler.drain(now, stopped)
-            arrivals.fail_pending(now, stopped)
-            self.scheduler.take_ended()
-        states = arrivals.tracked()
-        duration = max([now] + [s.finish_s for s in states if s.finish_s is not None])
-        lost = [s.id for s in states if not s.status.is_final]
-        if lost:
-            raise AssertionError(f"engine invariant broken: requests without a final status: {lost[:5]}")
-        return EngineResult(states, steps, self.events, duration, complete, self.scheduler.decision_s)
+    @property
+    def scheduler(self) -> Policy:
+        return self.instance.policy
 
-    def _execute(self, plan: StepPlan, by_id: dict[str, RequestState]) -> tuple[StepRow | None, int]:
-        start = self.clock.now()
-        used = self.blocks.num_used
-        output = self.run_plan(plan)
-        if output is None:
-            return None, 0
-        return self.book_step(plan, output, start, self.clock.now(), used, by_id)
+    @property
+    def runner(self) -> Runner:
+        return self.instance.runner
 
-    def run_plan(self, plan: StepPlan) -> StepOutput | None:
-        """Execute `plan` on the runner; None when it failed for activation memory (its requests then failed and
-        the OOM is logged). The multi-instance engine (bsbench/backends/cluster) calls it at a step's start."""
-        try:
-            return self.runner.execute(plan)
-        except ActivationOOM as exc:
-            now = self.clock.now()
-            failed = self.scheduler.fail_plan(plan, now,
-                                              EndReason(EndKind.OOM, "device out of memory running the step"))
-            self.events.emit(OOM, now, failed, cause="activations", error=str(exc).splitlines()[0][:200])
-            return None
+    @runner.setter
+    def runner(self, runner: Runner) -> None:
+        self.instance.runner = runner
 
-    def book_step(self, plan: StepPlan, output: StepOutput, start: float, end: float, used: int,
-                  by_id: dict[str, RequestState]) -> tuple[StepRow, int]:
-        """Book an executed step that ran from `start` to `end` with `used` KV blocks in use before it: tokens,
-        the policy's update, recompute catch-up; returns its step row and the tokens produced. The multi-instance
-        engine calls it at the step's end."""
-        produced = 0
-        for chunk in plan.chunks:
-            if chunk.sample:
-                by_id[chunk.req_id].append_token(output.next_tokens[chunk.req_id], end)
-                produced += 1
-        self.scheduler.update(plan, end)
-        for chunk in plan.chunks:  # a recompute that caught up ends its preempted time (engine/phases.py)
-            state = by_id[chunk.req_id]
-            if state.phases.phase is PREEMPTED_PHASE:  # checked here: this runs once per request per step
-                state.note_computed(end)
-        record = StepRow(
-            start_s=start,
-            duration_s=end - start,
-            forward_s=output.forward_s,
-            layout=plan.layout,
-            num_seqs=len(plan.chunks),
-            num_tokens=plan.num_tokens,
-            pad_tokens=plan.pad_tokens,
-            kv_blocks_used=used,
-            kv_usage=used / self.blocks.num_blocks,
-            measured_forward_s=output.measured_forward_s,
-            measured_step_s=output.measured_step_s,
-        )
-        return record, produced
+    @property
+    def events(self) -> EventLog:
+        return self.instance.events
 
-    def _decode_run(self, plan: StepPlan, by_id: dict[str, RequestState], arrivals: Arrivals
-                    ) -> tuple[DecodeRunTerms, DecodeRunOutput] | None:
-        """Several decode steps of `plan` at once, when the policy promises them and the runner can run
-        them: (the policy's terms, the run); None: execute one step."""
-        if self._execute_decode_run is None:
-            return None
-        length = self.scheduler.decode_run_length(plan)
-        if length < 2:
-            return None
-        if any(by_id[c.req_id].phases.phase is PREEMPTED_PHASE for c in plan.chunks):
-            return None  # a recompute may catch up inside the run: single steps end its preempted time exactly
-        terms = self.scheduler.decode_run_terms(plan, length)
-        until = terms.until
-        arrival = arrivals.next_arrival_s() if terms.arrivals_matter else None
-        if arrival is not None:  # the step it arrives in ends the run
-            until = arrival if until is None else min(until, arrival)
-        run = self._execute_decode_run(terms.plan, length, until)
-        return None if run is None else (terms, run)
-
-    def _book_decode_run(self, plan: StepPlan, started: tuple[DecodeRunTerms, DecodeRunOutput],
-                         by_id: dict[str, RequestState], arrivals: Arrivals, steps: list[StepRow]) -> int:
-        """Book a decode run as its single steps would have been: tokens, one step row per step, and the
-        arrivals those steps would have admitted between them, each at the end of the step before it.
-        Returns the tokens produced."""
-        terms, run = started
-        start, ends = run.start_s, run.end_s
-        produced = 0
-        for req_id, tokens in run.next_tokens.items():
-            by_id[req_id].append_tokens(tokens, ends)
-            produced += len(tokens)
-        self.scheduler.update_decode_run(plan, ends)
-        total = self.blocks.num_blocks
-        layout, num_seqs, num_tokens, pad_tokens = plan.layout, len(plan.chunks), plan.num_tokens, plan.pad_tokens
-        append = steps.append
-        for end, forward, used in zip(ends, run.forward_s, terms.blocks_used):  # once per step: positional
-            # start_s, duration_s, forward_s, layout, num_seqs, num_tokens, pad_tokens, kv_blocks_used, kv_usage
-            append(StepRow(start, end - start, forward, layout, num_seqs, num_tokens, pad_tokens, used, used / total))
-            start = end
-        # each arrival is admitted at the first step end at or after it, as single steps would (the loop admits
-        # what arrived by the last step's end): jump to that end instead of trying every end
-        last = len(ends) - 1
-        at = 0
-        while (arrival := arrivals.next_arrival_s()) is not None:
-            at = bisect_left(ends, arrival, at, last)
-            if at == last:
-                break
-            arrivals.admit(self.scheduler, ends[at])
-        return produced
+    @property
+    def blocks(self) -> BlockManager:
+        return self.instance.blocks

@@ -21,11 +21,11 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from bsbench.engine.arrivals import RequestSink
 from bsbench.engine.block_manager import BlockManager
 from bsbench.engine.clock import Clock, WallClock
 from bsbench.engine.events import OOM, PREEMPTION, EventLog
 from bsbench.engine.loop import Engine, EngineResult, StopRun
-from bsbench.engine.policy import Policy
 from bsbench.engine.request_state import RequestState, Status
 from bsbench.record.reasons import EndKind, EndReason
 from bsbench.workloads.request import RequestSpec
@@ -146,7 +146,7 @@ class OnlineArrivals:
                                Counter(s.ended))
 
     # --- the engine's thread (the Arrivals protocol) -------------------------------
-    def admit(self, policy: Policy, now: float) -> None:
+    def admit(self, sink: RequestSink, now: float) -> None:
         self.publish()
         with self._lock:
             if self._closing is not None:
@@ -156,11 +156,11 @@ class OnlineArrivals:
         for live in incoming:
             self._live[live.state.id] = live
             self.by_id[live.state.id] = live.state
-            policy.add_request(live.state, now)
+            sink.add_request(live.state, now)
         for req_id in cancels:
             state = self.by_id.get(req_id)
             if state is not None and not state.status.is_final:
-                policy.cancel(state, now, EndReason(EndKind.CANCELLED, "the client cancelled it or went away"))
+                sink.cancel(state, now, EndReason(EndKind.CANCELLED, "the client cancelled it or went away"))
 
     def more(self) -> bool:
         return True  # until closed (admit then raises StopRun)

@@ -81,38 +81,3 @@ class StepOutput:
     forward_s: float = 0.0
     measured_forward_s: float | None = None
     measured_step_s: float | None = None
-
-
-@dataclass(slots=True)
-class DecodeRunOutput:
-    """A runner's answer to `steps` consecutive decode steps of one plan (`execute_decode_run`).
-
-    Step j computes every chunk one position further than step j - 1. The run starts at
-    clock time `start_s`; per step: the forward seconds charged (`forward_s[j]`) and the
-    clock time it ended (`end_s[j]`); per sampled chunk, its `steps` next tokens in order
-    (`next_tokens[req_id]`).
-    """
-
-    start_s: float
-    forward_s: list[float]
-    end_s: list[float]
-    next_tokens: dict[str, list[int]]
-
-
-@dataclass(slots=True)
-class DecodeRunTerms:
-    """What a policy's promised decode run holds to besides its length (`decode_run_terms`).
-
-    - `plan`: the plan the runner gets; each chunk's block table as it will be at the run's last step
-      (a policy that grows tables during the run names the ids single steps would get, in their order);
-    - `blocks_used`: the KV blocks in use during each promised step, as single steps would read them;
-    - `until`: the run ends with the first step that ends at or after this clock time (a policy deadline,
-      e.g. a timed re-evaluation); None: no deadline;
-    - `arrivals_matter`: an arrival could change the next plan, so the run also ends with the step during
-      which the next request arrives.
-    """
-
-    plan: StepPlan
-    blocks_used: list[int]
-    until: float | None = None
-    arrivals_matter: bool = False

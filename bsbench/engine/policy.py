@@ -2,15 +2,15 @@
 
 The engine depends on this Protocol only, never on `bsbench.schedulers`; the
 full contract (call order, invariants) is in `bsbench/schedulers/base.py`,
-whose `Scheduler` base class satisfies it.
+whose `Scheduler` base class satisfies it. Decode runs, a simulation speed-up
+a policy may offer besides, are no part of it (engine/decode_runs.py).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Protocol
 
-from bsbench.engine.plan import DecodeRunTerms, StepPlan
+from bsbench.engine.plan import StepPlan
 from bsbench.engine.request_state import RequestState
 from bsbench.record.reasons import EndReason
 
@@ -25,12 +25,6 @@ class Policy(Protocol):
     def schedule(self, now: float) -> StepPlan | None: ...
 
     def update(self, plan: StepPlan, now: float) -> None: ...
-
-    def decode_run_length(self, plan: StepPlan) -> int: ...
-
-    def decode_run_terms(self, plan: StepPlan, steps: int) -> DecodeRunTerms: ...
-
-    def update_decode_run(self, plan: StepPlan, ends: Sequence[float]) -> None: ...
 
     def next_wakeup(self, now: float) -> float | None: ...
 

@@ -46,7 +46,7 @@ class RequestState:
     preemptions: int = 0
     pad_tokens: int = 0
     truncated: bool = False
-    transfer_start_s: float | None = None  # disaggregated runs: when its prompt KV began to move (cluster/engine.py)
+    transfer_start_s: float | None = None  # disaggregated: when its prompt KV began to move (cluster/coordinator.py)
     transfer_end_s: float | None = None
     # free-form per-policy annotations that end up in the run record (e.g. predicted length)
     notes: dict[str, object] = field(default_factory=dict)

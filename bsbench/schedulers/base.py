@@ -10,19 +10,14 @@ Contract (the engine calls, in this order, each step):
 4. `update(plan, now)` advances the policy's bookkeeping: `num_computed`,
    finished requests (completed when `done_generating`), freed blocks.
 
-Decode runs (an optimisation; decisions unchanged): a policy whose next steps are
-`plan` again with every chunk one position further on says how many from
-`decode_run_length(plan)` (1 by default: no promise), and on which terms from
-`decode_run_terms(plan, steps)`: the block tables as they will be at the last step
-(a policy that allocates a block as a sequence reaches it names the ids the block
-manager will hand out, in single-step order, without allocating them), the blocks
-in use per step, a deadline, and whether an arrival could change the next plan
-(then the run ends with the step the next request arrives in; by default arrivals
-change nothing). A runner that can execute several such steps at once (the
-simulated one) then runs them, perhaps fewer than promised (a deadline, an
-arrival), and the engine books them with `update_decode_run(plan, ends)`: the same
-state len(ends) calls of `schedule` and `update` would leave, `ends` being the
-steps' end times, the blocks allocated as those steps would have.
+Between steps the engine may call `cancel(state, now, reason)` (a client went away),
+and at the end of a stopped or stalled run `drain(now, reason)`; `next_wakeup(now)`,
+`has_unfinished()` and `take_ended()` tell it when to come back, whether the policy
+holds work, and what ended.
+
+Decode runs are no part of this contract: a policy may additionally implement the
+`DecodeRuns` extension (bsbench/engine/decode_runs.py, which states it), a speed-up
+of simulated runs that changes no decision; static, continuous, uellm and bucket do.
 
 A policy never touches tensors. It owns its queues, asks the block manager for
 memory before putting a sequence in a plan (a plan's block tables always cover
@@ -50,14 +45,13 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from bsbench.engine.block_manager import BlockManager
 from bsbench.engine.events import EventLog
 from bsbench.engine.model_info import ModelInfo
-from bsbench.engine.plan import DecodeRunTerms, StepPlan
+from bsbench.engine.plan import StepPlan
 from bsbench.engine.request_state import RequestState, Status
 from bsbench.record.reasons import EndReason
 from bsbench.schedulers.chunks import row_slots
@@ -116,22 +110,6 @@ class Scheduler(ABC):
     @abstractmethod
     def unfinished(self) -> list[RequestState]:
         """Every request admitted and not yet ended (waiting or running)."""
-
-    def decode_run_length(self, plan: StepPlan) -> int:
-        """Steps, `plan` first, that would each be `plan` one position further on, whatever arrives
-        meanwhile (see "Decode runs" above); 1 promises nothing."""
-        return 1
-
-    def decode_run_terms(self, plan: StepPlan, steps: int) -> DecodeRunTerms:
-        """The terms of a promised run of `steps` (see "Decode runs" above); changes nothing. By default
-        the plan's tables already cover the run (nothing is allocated), with no deadline."""
-        return DecodeRunTerms(plan, [self.blocks.num_used] * steps)
-
-    def update_decode_run(self, plan: StepPlan, ends: Sequence[float]) -> None:
-        """Book the first len(ends) steps of a promised decode run, which ended at `ends`."""
-        if len(ends) != 1:
-            raise NotImplementedError(f"{self.name} promises no decode runs")
-        self.update(plan, ends[0])
 
     def next_wakeup(self, now: float) -> float | None:
         """A time at which `schedule` may return a plan without new arrivals (e.g. a batch timeout)."""

@@ -68,8 +68,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from bsbench.engine.decode_runs import DecodeRunTerms
 from bsbench.engine.events import REJECTION
-from bsbench.engine.plan import DecodeRunTerms, StepPlan
+from bsbench.engine.plan import StepPlan
 from bsbench.engine.request_state import RequestState, Status
 from bsbench.record.reasons import EndKind, EndReason
 from bsbench.schedulers._buckets import (

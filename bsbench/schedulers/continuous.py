@@ -34,8 +34,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from itertools import repeat
 
+from bsbench.engine.decode_runs import DecodeRunTerms
 from bsbench.engine.events import PREEMPTION
-from bsbench.engine.plan import DecodeRunTerms, SeqChunk, StepPlan
+from bsbench.engine.plan import SeqChunk, StepPlan
 from bsbench.engine.request_state import RequestState, Status
 from bsbench.schedulers.base import Scheduler, SchedulerContext
 from bsbench.schedulers.chunks import advance, advance_decoding, kv_slots_needed, next_chunk, uncomputed_tokens

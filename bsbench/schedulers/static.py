@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
+from bsbench.engine.decode_runs import DecodeRunTerms
 from bsbench.engine.events import OOM
 from bsbench.engine.plan import StepPlan
 from bsbench.engine.request_state import RequestState, Status
@@ -121,6 +122,9 @@ class StaticScheduler(Scheduler):
 
     def decode_run_length(self, plan: StepPlan) -> int:
         return self.batch.decode_run_length() if self.batch is not None else 1
+
+    def decode_run_terms(self, plan: StepPlan, steps: int) -> DecodeRunTerms:
+        return DecodeRunTerms(plan, [self.blocks.num_used] * steps)  # the batch's reservation covers the run
 
     def update_decode_run(self, plan: StepPlan, ends: Sequence[float]) -> None:
         steps, now = len(ends), ends[-1]

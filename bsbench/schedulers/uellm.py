@@ -57,6 +57,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
+from bsbench.engine.decode_runs import DecodeRunTerms
 from bsbench.engine.events import OOM, PREEMPTION, REJECTION, TRUNCATION
 from bsbench.engine.plan import StepPlan
 from bsbench.engine.request_state import RequestState, Status
@@ -275,6 +276,9 @@ class UellmScheduler(Scheduler):
             if run.cap is not None and not row.status.is_final and not row.done_generating:
                 steps = min(steps, run.cap - (row.num_output - run.start_output[row.id]))
         return max(1, steps)
+
+    def decode_run_terms(self, plan: StepPlan, steps: int) -> DecodeRunTerms:
+        return DecodeRunTerms(plan, [self.blocks.num_used] * steps)  # the run's KV reservation covers it
 
     def update_decode_run(self, plan: StepPlan, ends: Sequence[float]) -> None:
         steps, now = len(ends), ends[-1]

@@ -28,8 +28,9 @@ from collections.abc import Sequence
 from itertools import repeat
 
 from bsbench.engine.clock import VirtualClock
+from bsbench.engine.decode_runs import DecodeRunOutput
 from bsbench.engine.kv_budget import kv_cache_too_large
-from bsbench.engine.plan import ActivationOOM, DecodeRunOutput, StepOutput, StepPlan
+from bsbench.engine.plan import ActivationOOM, StepOutput, StepPlan
 from bsbench.engine.plan_check import validate_plan
 from bsbench.engine.step_layout import next_decode_change, whole_blocks
 from bsbench.model.shape import ModelShape

@@ -9,19 +9,18 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from bsbench.backends.cluster.engine import ClusterEngine, Instance
+from bsbench.backends.cluster.coordinator import Instance, TransferCoordinator
 from bsbench.backends.cluster.setting import ClusterSetting
+from bsbench.backends.host_timing import without_host_timed
 from bsbench.engine.block_manager import BlockManager
+from bsbench.engine.clock import VirtualClock
 from bsbench.engine.events import EventLog
-from bsbench.engine.loop import Engine, ProgressFn
+from bsbench.engine.instance import Instance as LoopInstance
+from bsbench.engine.loop import Loop, ProgressFn
 from bsbench.schedulers.base import Scheduler, SchedulerContext
 from bsbench.schedulers.continuous import ContinuousScheduler
 from bsbench.schedulers.registry import get_scheduler
 from bsbench.workloads.workload import Workload
-
-# Summary keys measured in host wall time (bench.HOST_TIMED): left out of the per-instance summaries so that the
-# record of a virtual-clock run stays bit-identical run to run.
-_HOST_TIMED_PREFIXES = ("decision_", "controller_s", "controller_mean_us", "controller_share")
 
 
 @dataclass(slots=True)
@@ -30,11 +29,13 @@ class Cluster:
     instances: list[Instance]
     kv_bytes_per_token: int
     options: Any  # the scheduler's options (effective), for the record
-    engine: ClusterEngine | None = None
+    coordinator: TransferCoordinator | None = None
 
-    def make_engine(self, on_progress: ProgressFn | None) -> ClusterEngine:
-        self.engine = ClusterEngine(self.instances, self.setting.link, self.kv_bytes_per_token, on_progress)
-        return self.engine
+    def make_engine(self, on_progress: ProgressFn | None) -> Loop:
+        """The engine loop over every instance on one virtual timeline, joined by a fresh transfer coordinator."""
+        self.coordinator = TransferCoordinator(self.instances, self.setting.link, self.kv_bytes_per_token)
+        return Loop([instance.unit for instance in self.instances], VirtualClock(), coordinator=self.coordinator,
+                    on_progress=on_progress)
 
     def summary(self) -> dict[str, Any]:
         """The record's scheduler summary: the first prefill policy's own figures, then the topology, the link,
@@ -42,12 +43,12 @@ class Cluster:
         first = self.instances[0].policy.summary()
         per_instance = {}
         for instance in self.instances:
-            figures = {k: v for k, v in instance.policy.summary().items() if not k.startswith(_HOST_TIMED_PREFIXES)}
+            figures = without_host_timed(instance.policy.summary())
             per_instance[instance.name] = {"role": instance.role, "gpu": instance.gpu, "policy": instance.policy.name,
                                            "num_kv_blocks": instance.policy.blocks.num_blocks,
-                                           "steps": instance.steps, "busy_s": instance.busy_s, **figures}
+                                           "steps": instance.unit.steps, "busy_s": instance.unit.busy_s, **figures}
         return {**first, "topology": self.setting.note(), "link": self.setting.link.describe(),
-                "transfers": self.engine.transfers if self.engine else 0, "instances": per_instance}
+                "transfers": self.coordinator.transfers if self.coordinator else 0, "instances": per_instance}
 
 
 def build_cluster(config: Any, setting: ClusterSetting, workload: Workload, progress: Any = None) -> Cluster:
@@ -72,6 +73,6 @@ def build_cluster(config: Any, setting: ClusterSetting, workload: Workload, prog
         policy: Scheduler = scheduler_cls(options, ctx) if role == "prefill" else \
             ContinuousScheduler(dataclasses.replace(decode_options), ctx)
         check_workload_fits(workload, sim.shape.info, policy)
-        engine = Engine(policy, sim.runner, events=ctx.events, blocks=ctx.block_manager, clock=sim.clock)
-        instances.append(Instance(name, role, policy, engine, sim.clock, sim.device.name))
+        unit = LoopInstance(policy, sim.runner, ctx.block_manager, ctx.events, sim.clock, name)
+        instances.append(Instance(role, policy, unit, sim.device.name))
     return Cluster(setting, instances, kv_bytes, options)
