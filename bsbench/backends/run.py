@@ -61,7 +61,7 @@ class RunConfig:
     dtype: str = "auto"
     kv_memory: int | None = None  # bytes; None = the device's default budget
     block_size: int = DEFAULT_BLOCK_SIZE
-    threads: int | None = None  # torch intra-op threads; None = torch's default
+    threads: int | None = None  # torch intra-op threads; None = model.threads.cpu_threads' default (CPU: cores // 2)
     seed: int = 0
     out_dir: Path = Path("results")
     record_tokens: bool = False
@@ -194,12 +194,14 @@ def _on_virtual_clock(session: ModelSession, config: RunConfig) -> ModelSession:
 def _open_session(config: RunConfig) -> ModelSession:
     from bsbench.model.loader import load_model, resolve_device, resolve_dtype
     from bsbench.model.runner import ModelRunner
+    from bsbench.model.threads import cpu_threads
 
-    if config.threads is not None:
+    device = resolve_device(config.device)
+    threads = cpu_threads(config.threads, device.type)  # on CPU without --threads: half the cores (model/threads.py)
+    if threads is not None:
         import torch
 
-        torch.set_num_threads(config.threads)
-    device = resolve_device(config.device)
+        torch.set_num_threads(threads)
     dtype = resolve_dtype(config.dtype, device)
     model, info = load_model(config.model, weights=config.weights, device=device, dtype=dtype,
                              seed=config.weights_seed, kv_bytes=config.kv_memory)

@@ -163,7 +163,9 @@ def _flag_decorators(backends: tuple[str, ...]) -> dict[str, Callable]:
         click.option("--block-size", type=param_type(Integer(1, 4096)), default=16, show_default=True,
                      help="Tokens per KV block."),
         click.option("--threads", type=param_type(Integer(1, 4096)), default=None,
-                     help="torch intra-op threads on CPU [default: torch's choice]; 1 is fastest on a busy machine."),
+                     help="torch intra-op threads on CPU [default: half the usable cores, at least 1: 1 on a "
+                          "2-core machine; torch's own default on a GPU]. Fewer threads than cores keep a busy "
+                          "machine from collapsing; the count is recorded in the run's config."),
         click.option("--repeats", type=param_type(Integer(1, 1000)), default=1, show_default=True,
                      help="Runs of each configuration, repeat i with workload seed SEED + i (arrivals and "
                           "sampling); every scheduler replays the same requests within a repeat. Records carry "
