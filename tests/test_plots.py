@@ -195,3 +195,26 @@ def test_rate_axis_labels_are_short_and_do_not_run_together(rates):
         assert not _tick_labels_overlap(fig, ax)
     finally:
         plt.close(fig)
+
+
+def test_comparison_plot_titles_fit_inside_the_figure(tmp_path, monkeypatch):
+    figures = []
+    monkeypatch.setattr(plots, "save", lambda fig, path, note="": figures.append(fig) or path)
+    long_device = "Intel(R) Xeon(R) Platinum 8480C CPU @ 2.00GHz with a rather long marketing name"
+    runs = [(f"{name} s{seed}", make_record(name, workload_name="sharegpt-vllm-with-a-long-spec-name",
+                                            device_name=long_device, seed=seed, model="llama2-13b"))
+            for name in ("static", "continuous", "uellm", "bucket") for seed in (0, 1)]
+    plots.comparison_plots(runs, tmp_path)
+    assert len(figures) == 4
+    try:
+        for fig in figures:
+            fig.canvas.draw()
+            inside = fig.bbox
+            titles = [fig._suptitle] + [ax.title for ax in fig.axes]
+            for title in (t for t in titles if t is not None and t.get_text()):
+                box = title.get_window_extent()
+                assert box.x0 >= inside.x0 - 1 and box.x1 <= inside.x1 + 1, title.get_text()
+            assert long_device in fig._suptitle.get_text().replace("\n", " ")  # wrapped, not cut
+    finally:
+        for fig in figures:
+            plt.close(fig)
