@@ -124,9 +124,9 @@ def _flag_decorators(backends: tuple[str, ...]) -> dict[str, Callable]:
     decorators = [
         click.option("--backend", type=click.Choice(list(backends)), default="real", show_default=True,
                      help="real: the model runner computes every step; sim: the same engine, schedulers and KV "
-                          "manager with step times from a cost model on a virtual clock (no torch, no weights)."
+                          "manager with step times from a cost model on a virtual clock (no torch, no weights)"
                           + ("; openai: replay against an OpenAI-compatible server (--base-url)."
-                             if "openai" in backends else "")),
+                             if "openai" in backends else ".")),
         click.option("--clock", type=click.Choice(["wall", "virtual"]), default=None,
                      help="Real runner only: wall (measured time) or virtual (real tokens, time from the cost "
                           "model: deterministic scheduling). [default: wall; sim is always virtual]"),
