@@ -108,10 +108,11 @@ def serve_process(*args: str) -> Iterator[tuple[subprocess.Popen, str]]:
                                 *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
         line = process.stdout.readline()
-        found = re.search(r"http://127\.0\.0\.1:(\d+)", line)
+        found = re.search(r"ready at http://127\.0\.0\.1:(\d+)", line)
         assert found, f"no address in {line!r}; stderr: {process.stderr.read() if process.poll() is not None else ''}"
         url = f"http://127.0.0.1:{found.group(1)}"
-        wait_healthy(url)
+        # the address is printed once the server answers: the first request succeeds, no waiting loop
+        assert httpx.get(f"{url}/health", timeout=TIMEOUT_S).status_code == 200
         yield process, url
     finally:
         if process.poll() is None:

@@ -89,3 +89,18 @@ def test_real_capacity_run(tmp_path):
     page = (tmp_path / "report.html").read_text()
     assert "<h2 id='capacity'>Capacity</h2>" in page and "E2E &lt;= 600,000 ms (3 of 3 requests)" in page
     assert page.count("<img ") == 1 + 4 and "report: " in result.output  # attainment at probes + one group
+
+
+def test_capacity_without_an_slo_is_refused_before_any_run(bsbench, tmp_path, monkeypatch):
+    import bsbench.backends.run as bench
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("the model was opened before the SLO check")
+
+    monkeypatch.setattr(bench, "open_session", no_model)
+    out = tmp_path / "cap"
+    result = bsbench("capacity", "--schedulers", "continuous,bucket", "-w", "synthetic", "-n", "4", "--device", "cpu",
+                     "--out", out, "--quiet")
+    assert result.code == 2 and len(result.err.strip().splitlines()) == 1 and "Traceback" not in result.err
+    assert "needs an SLO" in result.err and "--e2e-slo" in result.err
+    assert not out.exists() or not any(out.rglob("*"))

@@ -92,3 +92,11 @@ def test_workload_show_groups_its_flags(bsbench):
     sections = _sections(_help(bsbench, "workload", "show"))
     assert "--rate" in _flags(sections["Arrivals and SLOs"]) and "--filter" in _flags(sections["Workload"])
     assert "--save" in _flags(sections["Options"])
+
+
+@pytest.mark.parametrize("command", ["run", "sweep", "capacity", "serve", "demo", "compare", "reproduce", "calibrate",
+                                     "validate-sim", "gate", "export", "profile-predictor"])
+def test_help_text_has_no_doubled_punctuation(bsbench, command):
+    text = " ".join(_help(bsbench, command).split())
+    found = re.search(r".{0,30}[.;:,] ?[;,].{0,10}", text)  # a sentence's end run into the next one: ".;"
+    assert found is None, found.group(0)

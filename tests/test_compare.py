@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import json
+import re
 
 from click.testing import CliRunner
 
@@ -44,16 +46,34 @@ def test_formats(tmp_path):
     assert len(data["groups"]) == 2 and len(data["not_comparable"]) == 1
 
 
-def test_plots_and_html(tmp_path):
+def test_html_is_one_self_contained_file_with_plots_embedded(tmp_path):
     runs = _folder(tmp_path)
     html = tmp_path / "out" / "report.html"
     result = CliRunner().invoke(command, [str(runs), "--html", str(html), "--format", "json"])
     assert result.exit_code == 0, result.output
-    pngs = sorted((tmp_path / "out" / "report_plots").glob("*.png"))
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["report.html"]  # no plots folder beside it
+    text = html.read_text()
+    sources = re.findall(r"<img [^>]*src='([^']*)'", text)
+    assert len(sources) == 8  # two groups, four plots each
+    for src in sources:
+        assert src.startswith("data:image/png;base64,")
+        assert base64.b64decode(src.split(",", 1)[1])[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "http://" not in text and "https://" not in text and "<script" not in text.lower()
+
+
+def test_html_can_link_the_plots_of_plots_dir(tmp_path):
+    runs = _folder(tmp_path)
+    html = tmp_path / "out" / "report.html"
+    result = CliRunner().invoke(command, [str(runs), "--html", str(html), "--plots", str(tmp_path / "out" / "plots"),
+                                          "--link-plots", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    pngs = sorted((tmp_path / "out" / "plots").glob("*.png"))
     assert len(pngs) == 8 and all(p.stat().st_size > 0 for p in pngs)
     text = html.read_text()
     for png in pngs:
-        assert f"src='report_plots/{png.name}'" in text
+        assert f"src='plots/{png.name}'" in text
+    refused = CliRunner().invoke(command, [str(runs), "--html", str(html), "--link-plots"])
+    assert refused.exit_code != 0 and "--plots" in str(refused.exception)
 
 
 def test_unknown_reference_is_a_user_error(tmp_path):

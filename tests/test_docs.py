@@ -153,3 +153,12 @@ def test_slug_rule():
         "disaggregated-prefill-and-decode---instances---link-distserve"
     )
     assert github_slug("run_benchmark and repeats") == "run_benchmark-and-repeats"
+
+
+def test_no_machine_path_in_the_package_or_the_docs():
+    """A path of the machine bsbench was written on (/work/..., /home/NAME, /Users/NAME) means nothing to a reader."""
+    machine = re.compile(r"(?<![\w.~])/(?:work|home|Users)/\w")
+    files = doc_files() + sorted((ROOT / "bsbench").rglob("*.py"))
+    found = [f"{path.relative_to(ROOT)}:{n}" for path in files
+             for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1) if machine.search(line)]
+    assert found == []

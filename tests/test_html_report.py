@@ -7,7 +7,7 @@ import re
 import pytest
 
 from bsbench.report.html_page import anchor_for
-from bsbench.report.html_report import NO_SLOS, describe_slos
+from bsbench.report.html_report import NO_SLOS, describe_slos, workload_text
 from tests.record_factory import make_record, simple_requests
 from tests.report_pages import HOSTILE
 
@@ -58,3 +58,20 @@ def test_anchors_are_unique_and_plain():
     taken: set[str] = set()
     assert [anchor_for(t, taken) for t in ("Group 1: <x>", "Group 1: <x>", "!!!")] == \
         ["group-1-x", "group-1-x-2", "section"]
+
+
+def test_workload_named_with_its_key_parameters_not_none():
+    record = make_record()
+    record.workload.spec.update({"name": "sharegpt-vllm", "source": "sharegpt", "filter": "vllm",
+                                 "arrival": "poisson", "input_len": 512, "rate": 4.0, "e2e_slo": 20000.0})
+    summary = {"workload": None, "workload_overrides": {"num_requests": 4, "e2e_slo": 20000.0}}
+    text = workload_text(summary, [record])
+    assert text == "test-workload · 4 requests · source sharegpt · filter vllm · arrival poisson"
+    # before any run finished: the default spec's name and the options set, never 'None with {...}'
+    assert workload_text(summary, []) == "sharegpt-vllm · num requests 4"
+    assert workload_text({"workload": "mixed-longtail"}, []) == "mixed-longtail"
+
+
+def test_sweep_page_names_the_workload(page):
+    assert "None with" not in page and " with {" not in page
+    assert "<td>workload</td><td>test-workload · 4 requests</td>" in page.replace(" class='key'", "")

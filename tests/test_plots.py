@@ -169,3 +169,52 @@ def test_series_averages_repeats_and_keeps_rates_sorted():
     points = [{"scheduler": "a", "rate": r, "m": v} for r, v in ((2.0, 4.0), (1.0, 1.0), (2.0, 6.0), (1.0, None))]
     (s,) = plots_sweep.series(points, "m")
     assert s.rates == [1.0, 2.0] and s.mean == [1.0, 5.0] and all(np.isnan(s.low))
+
+
+def _tick_labels_overlap(fig, ax) -> bool:
+    fig.canvas.draw()
+    boxes = [t.get_window_extent() for t in ax.get_xticklabels() if t.get_text()]
+    return any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
+
+
+@pytest.mark.parametrize("rates", [
+    # a capacity search: a doubling phase, then bisection probes crowding near the capacity
+    [0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 12.0, 10.0, 11.0, 10.5, 10.75, 10.625, 10.6875, math.inf],
+    [3.0, 3.5, 3.25, 3.375, 3.4375, 3.40625, 3.421875, 3.4140625, 4.0, 6.0, 5.0, 4.5],
+])
+def test_rate_axis_labels_are_short_and_do_not_run_together(rates):
+    fig, ax = plt.subplots(figsize=(8, 4.6))  # versus_rate's size
+    try:
+        points = [{"scheduler": "bucket", "rate": r, "slo_attainment": 0.5} for r in rates]
+        axis = plots_sweep.RateAxis(rates)
+        plots_sweep.draw_versus_rate(ax, points, "slo_attainment", axis)
+        axis.apply(ax, rates)
+        labels = [t.get_text() for t in ax.get_xticklabels()]
+        assert 2 <= len(labels) <= plots_sweep.MAX_TICKS and all(len(t) <= 5 for t in labels)
+        assert labels[-1] == ("inf" if math.inf in rates else f"{max(rates):.3g}")
+        assert not _tick_labels_overlap(fig, ax)
+    finally:
+        plt.close(fig)
+
+
+def test_comparison_plot_titles_fit_inside_the_figure(tmp_path, monkeypatch):
+    figures = []
+    monkeypatch.setattr(plots, "save", lambda fig, path, note="": figures.append(fig) or path)
+    long_device = "Intel(R) Xeon(R) Platinum 8480C CPU @ 2.00GHz with a rather long marketing name"
+    runs = [(f"{name} s{seed}", make_record(name, workload_name="sharegpt-vllm-with-a-long-spec-name",
+                                            device_name=long_device, seed=seed, model="llama2-13b"))
+            for name in ("static", "continuous", "uellm", "bucket") for seed in (0, 1)]
+    plots.comparison_plots(runs, tmp_path)
+    assert len(figures) == 4
+    try:
+        for fig in figures:
+            fig.canvas.draw()
+            inside = fig.bbox
+            titles = [fig._suptitle] + [ax.title for ax in fig.axes]
+            for title in (t for t in titles if t is not None and t.get_text()):
+                box = title.get_window_extent()
+                assert box.x0 >= inside.x0 - 1 and box.x1 <= inside.x1 + 1, title.get_text()
+            assert long_device in fig._suptitle.get_text().replace("\n", " ")  # wrapped, not cut
+    finally:
+        for fig in figures:
+            plt.close(fig)

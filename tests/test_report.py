@@ -101,12 +101,12 @@ def test_plots_and_html_written(tmp_path):
     assert len(pngs) == 8
     for png in pngs:
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 1000
-    page = report.write_html(tmp_path / "report.html", groups, frames, notes, sets)
+    page = report.write_html(tmp_path / "report.html", groups, frames, notes, sets, embed=False)
     text = page.read_text()
     assert "src='plots/g0_latency_cdf.png'" in text and "src='plots/g1_batch_size.png'" in text
     assert "not comparable" in text and "<table>" in text
-    embedded = report.write_html(tmp_path / "one.html", groups, frames, notes, sets, embed=True).read_text()
-    assert "data:image/png;base64," in embedded
+    embedded = report.write_html(tmp_path / "one.html", groups, frames, notes, sets).read_text()  # the default
+    assert embedded.count("src='data:image/png;base64,") == 8 and "src='plots/" not in embedded
 
 
 def test_versus_rate_plot(tmp_path):

@@ -23,6 +23,7 @@ def reproduce(paper: str, out: Path) -> dict:
     with contextlib.redirect_stdout(buffer), pytest.raises(SystemExit) as ended:
         main(["reproduce", paper, "--quick", "--out", str(out)])
     assert ended.value.code == 0, buffer.getvalue()[-2000:]
+    (out / "console.txt").write_text(buffer.getvalue())  # what the user saw, for the tests below
     return json.loads((out / "reproduce_summary.json").read_text())
 
 
@@ -44,6 +45,11 @@ def claim(summary: dict, key: str) -> dict:
 
 def check_structure(summary: dict, claims: tuple, out: Path) -> None:
     assert summary["kind"] == "bsbench-reproduce-summary" and summary["repeats"] == 2
+    # --quick says plainly, in the console, the summary and the page, that its verdicts are a smoke test
+    assert summary["smoke_test"] is True and "not the papers' verdict" in summary["smoke_test_note"]
+    console = " ".join((out / "console.txt").read_text().split())
+    assert console.count("SMOKE TEST") >= 2 and "not the papers' verdict" in console
+    assert "SMOKE TEST" in (out / "report.html").read_text()
     assert [c["claim"]["key"] for c in summary["claims"]] == [c.key for c in claims]
     for entry in summary["claims"]:
         kind = verdict_kind(entry["verdict"])
@@ -157,7 +163,7 @@ def test_uellm_on_the_real_runner_small_scale(tmp_path: Path) -> None:
         main(["reproduce", "uellm", "--backend", "real", "--repeats", "1", "--out", str(tmp_path)])
     assert ended.value.code == 0, buffer.getvalue()[-2000:]
     summary = json.loads((tmp_path / "reproduce_summary.json").read_text())
-    assert summary["backend"] == "real" and summary["timing"] == "measured"
+    assert summary["backend"] == "real" and summary["timing"] == "measured" and summary["smoke_test"] is False
     records = read_records([str(tmp_path / "alpaca-t0" / "runs")])
     assert {r.config.backend for r in records} == {"real"} and all(len(r.requests) == 12 for r in records)
     assert [c["claim"]["key"] for c in summary["claims"]] == [c.key for c in UELLM_CLAIMS]

@@ -79,3 +79,37 @@ def test_a_missing_server_library_is_one_line_naming_the_install(bsbench, monkey
 def test_bad_flags_are_one_line_errors(bsbench, args, words):
     result = bsbench("serve", *args)
     assert result.code == 2 and words in result.err and len(result.err.strip().splitlines()) == 1
+
+
+def test_the_address_is_told_only_once_the_server_answers():
+    """serve(on_ready=...) is where the command prints its URL: it is called after the model is loaded and
+    uvicorn has started, so a request made at that moment is answered."""
+    from bsbench.backends.config import RunConfig
+    from bsbench.backends.policy_build import build_policy
+    from bsbench.backends.run import open_session
+    from bsbench.progress import Progress
+    from bsbench.serve.server import bind, serve, serve_state
+    from bsbench.workloads.tokenizer import load_tokenizer
+    from tests.serve_helpers import KV_MEMORY
+
+    config = RunConfig(model="tiny", threads=1, kv_memory=KV_MEMORY)
+    session = open_session(config)
+    state = serve_state(session, build_policy(config, session, Progress(enabled=False)), load_tokenizer(None))
+    sock = bind("127.0.0.1", 0)
+    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    answers: list[int] = []
+    calls: list[bool] = []
+
+    def ready() -> None:  # runs on the server's event loop: ask from another thread, with a short timeout
+        calls.append(state.engine.alive)
+        threading.Thread(target=lambda: answers.append(httpx.get(f"{url}/health", timeout=5).status_code)).start()
+
+    thread = threading.Thread(target=serve, args=(state, sock), kwargs={"on_ready": ready}, daemon=True)
+    thread.start()
+    try:
+        wait_for(lambda: answers, "the health answer")
+        assert answers == [200] and calls == [True]  # once, with the engine running
+    finally:
+        state.request_exit()
+        thread.join(TIMEOUT_S)
+    assert not thread.is_alive()

@@ -23,7 +23,7 @@ class RunConfig:
     dtype: str = "auto"
     kv_memory: int | None = None  # bytes; None = the device's default budget
     block_size: int = DEFAULT_BLOCK_SIZE
-    threads: int | None = None  # torch intra-op threads; None = torch's default
+    threads: int | None = None  # torch intra-op threads; None = model.threads.cpu_threads' default (CPU: cores // 2)
     seed: int = 0
     out_dir: Path = Path("results")
     record_tokens: bool = False

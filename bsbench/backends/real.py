@@ -35,11 +35,13 @@ class RealBackend:
 
         from bsbench.model.loader import load_model, resolve_device, resolve_dtype
         from bsbench.model.runner import ModelRunner
+        from bsbench.model.threads import cpu_threads
 
         config = self.config
-        if config.threads is not None:
-            torch.set_num_threads(config.threads)
         device = resolve_device(config.device)
+        threads = cpu_threads(config.threads, device.type)  # on CPU without --threads: half the cores
+        if threads is not None:
+            torch.set_num_threads(threads)
         dtype = resolve_dtype(config.dtype, device)
         model, info = load_model(config.model, weights=config.weights, device=device, dtype=dtype,
                                  seed=config.weights_seed, kv_bytes=config.kv_memory)

@@ -125,9 +125,9 @@ def _flag_decorators(backends: tuple[str, ...]) -> dict[str, Callable]:
     decorators = [
         click.option("--backend", type=click.Choice(list(backends)), default="real", show_default=True,
                      help="real: the model runner computes every step; sim: the same engine, schedulers and KV "
-                          "manager with step times from a cost model on a virtual clock (no torch, no weights)."
+                          "manager with step times from a cost model on a virtual clock (no torch, no weights)"
                           + ("; openai: replay against an OpenAI-compatible server (--base-url)."
-                             if any(is_remote(b) for b in backends) else "")),
+                             if any(is_remote(b) for b in backends) else ".")),
         click.option("--clock", type=click.Choice(["wall", "virtual"]), default=None,
                      help="Real runner only: wall (measured time) or virtual (real tokens, time from the cost "
                           "model: deterministic scheduling). [default: wall; sim is always virtual]"),
@@ -164,7 +164,9 @@ def _flag_decorators(backends: tuple[str, ...]) -> dict[str, Callable]:
         click.option("--block-size", type=param_type(Integer(1, 4096)), default=16, show_default=True,
                      help="Tokens per KV block."),
         click.option("--threads", type=param_type(Integer(1, 4096)), default=None,
-                     help="torch intra-op threads on CPU [default: torch's choice]; 1 is fastest on a busy machine."),
+                     help="torch intra-op threads on CPU [default: half the usable cores, at least 1: 1 on a "
+                          "2-core machine; torch's own default on a GPU]. Fewer threads than cores keep a busy "
+                          "machine from collapsing; the count is recorded in the run's config."),
         click.option("--repeats", type=param_type(Integer(1, 1000)), default=1, show_default=True,
                      help="Runs of each configuration, repeat i with workload seed SEED + i (arrivals and "
                           "sampling); every scheduler replays the same requests within a repeat. Records carry "

@@ -29,7 +29,8 @@ def real_model_options(func: Callable) -> Callable:
         click.option("--kv-memory", type=param_type(ByteSize()), default=None, help="KV cache budget, e.g. 512MiB."),
         click.option("--block-size", type=param_type(Integer(1, 4096)), default=16, show_default=True),
         click.option("--threads", type=param_type(Integer(1, 4096)), default=None,
-                     help="torch intra-op threads on CPU; 1 is steadiest on a busy machine."),
+                     help="torch intra-op threads on CPU; 1 is steadiest on a busy machine. "
+                          "[default: half the usable cores, at least 1]"),
     ]
     for decorator in reversed(decorators):
         func = decorator(func)

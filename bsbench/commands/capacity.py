@@ -81,8 +81,13 @@ def command(ctx: click.Context, schedulers: str, target: float, start_rate: floa
     if reference is not None and reference not in names:
         raise BsbenchError(f"--reference {reference!r} is not one of --schedulers {','.join(names)}")
     reference = reference or names[0]
-    runner = engine.executor(executor, workers, ray_address)
+    runner = engine.executor(executor, workers, ray_address)  # its flags are checked first
     seed = engine.base_seed()
+    first = engine.workload(start_rate, seed)
+    if all(r.slo.is_empty() for r in first.requests):  # before the model loads and anything runs
+        runner.close()
+        raise BsbenchError("capacity needs an SLO to attain: set --ttft-slo, --tpot-slo or --e2e-slo (or "
+                           "--goodput), or use a workload whose requests carry SLOs")
     seeds = [seed + i for i in range(repeats)]
     note = engine.timing_note()
     console = make_console()
@@ -91,10 +96,6 @@ def command(ctx: click.Context, schedulers: str, target: float, start_rate: floa
                   f"one run per probed rate{plural}, "
                   f"doubling from {start_rate:g} req/s (up to {max_rate:g}), then bisection to {tolerance} "
                   f"-> {engine.out_dir}", highlight=False)
-    first = engine.workload(start_rate, seed)
-    if all(r.slo.is_empty() for r in first.requests):
-        console.print("[yellow]note[/]: the workload has no SLOs, so attainment is the share of completed "
-                      "requests; set --ttft-slo / --tpot-slo / --e2e-slo", highlight=False)
     slo = slo_text(first.spec.get("slo") or {}, target)
 
     task_runner = engine.task_runner(seed)

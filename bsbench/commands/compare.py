@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import tempfile
 from pathlib import Path
-from typing import cast
 
 import click
 
+from bsbench.errors import BsbenchError
 from bsbench.paths import check_output_dir, check_output_file
 from bsbench.safe_text import markup, plain
 
@@ -21,13 +22,14 @@ from bsbench.safe_text import markup, plain
 @click.option("--plots", "plots_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Write PNG plots (latency CDFs, throughput, KV usage and batch size over time) here.")
 @click.option("--html", "html_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Write a report page (tables + plots) that opens in a browser with no server.")
+              help="Write one self-contained report page (tables + plots embedded) that opens in a browser with "
+                   "no server, like the sweep's report.html.")
 @click.option("--latency-over", type=click.Choice(["completed", "submitted"]), default="completed",
               show_default=True,
               help="Latency percentiles over completed requests (as vLLM), or over every submitted request with "
                    "failed and rejected ones counted as +inf ('inf' when the percentile falls among them).")
-@click.option("--embed-plots", is_flag=True,
-              help="Embed the plots in the HTML page (one file) instead of referencing PNGs next to it.")
+@click.option("--embed-plots/--link-plots", default=True, show_default=True,
+              help="Embed the plots in the HTML page (one file), or link the PNGs of --plots DIR from it.")
 def command(paths: tuple[Path, ...], reference: str | None, fmt: str, plots_dir: Path | None,
             html_file: Path | None, latency_over: str, embed_plots: bool) -> None:
     """Compare run records (files or folders of them) side by side.
@@ -46,8 +48,8 @@ def command(paths: tuple[Path, ...], reference: str | None, fmt: str, plots_dir:
         check_output_dir(plots_dir, "--plots")  # before reading anything
     if html_file is not None:
         check_output_file(html_file, "--html")
-        if plots_dir is None:
-            check_output_dir(html_file.with_name(html_file.stem + "_plots"), "--html")
+        if not embed_plots and plots_dir is None:
+            raise BsbenchError("--link-plots links the PNGs of --plots DIR: give --plots, or embed them (the default)")
     from bsbench.record import read_records
     from bsbench.report import breakdown  # pandas and numpy: imported only when records are compared
     from bsbench.report import comparison as report
@@ -119,19 +121,22 @@ def command(paths: tuple[Path, ...], reference: str | None, fmt: str, plots_dir:
             entry["breakdown"] = split.to_json()
         click.echo(json.dumps(data, indent=2))
 
-    plot_sets: list[list[Path]] = []
-    if plots_dir is not None or html_file is not None:
-        from bsbench.report import plots
+    if plots_dir is None and html_file is None:
+        return
+    from bsbench.report import plots
 
-        target = plots_dir if plots_dir is not None else cast(Path, html_file).with_name(
-            cast(Path, html_file).stem + "_plots")
+    # without --plots the page's plots are drawn in a temporary folder: embedded, they need no file beside it
+    with tempfile.TemporaryDirectory(prefix="bsbench-compare-") as scratch:
+        target = plots_dir if plots_dir is not None else Path(scratch)
+        plot_sets: list[list[Path]] = []
         for i, group in enumerate(groups, start=1):
             prefix = f"group{i}_" if len(groups) > 1 else ""
             runs = [(r.label, r.record) for r in group.runs]
             plot_sets.append(plots.comparison_plots(runs, target, prefix=prefix))
-        err.print(f"plots: {markup(target)}/ ({sum(len(s) for s in plot_sets)} PNG files)", highlight=False)
-    if html_file is not None:
-        path = report.write_html(html_file, groups, frames, notes, plot_sets, embed=embed_plots, stats=stats)
-        err.print(f"report: {markup(path)}", highlight=False)
+        if plots_dir is not None:
+            err.print(f"plots: {markup(target)}/ ({sum(len(s) for s in plot_sets)} PNG files)", highlight=False)
+        if html_file is not None:
+            path = report.write_html(html_file, groups, frames, notes, plot_sets, embed=embed_plots, stats=stats)
+            err.print(f"report: {markup(path)}" + (" (plots embedded)" if embed_plots else ""), highlight=False)
 
 

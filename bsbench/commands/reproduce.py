@@ -17,7 +17,8 @@ PAPERS = ("bucketserve", "uellm")
 @click.command("reproduce")
 @click.argument("paper", type=click.Choice(PAPERS))
 @click.option("--quick", is_flag=True, help="A small version of every experiment (fewer requests, rates and "
-                                            "probes): a check that runs in about a minute, not a verdict.")
+                                            "probes): a smoke test that runs in about a minute; its verdicts are "
+                                            "not the papers' verdict.")
 @click.option("--repeats", type=param_type(Integer(1, 100)), default=None,
               help="Seeds per experiment; the intervals are over them [default: 3; --quick 2].")
 @click.option("--seed", type=param_type(Integer(0, 2**31 - 1)), default=0, show_default=True,
@@ -46,7 +47,7 @@ def command(paper: str, quick: bool, repeats: int | None, seed: int, backend: st
     from bsbench.experiments.reproduce import experiments_bucketserve, experiments_uellm
     from bsbench.experiments.reproduce.engine_runs import Bench
     from bsbench.experiments.reproduce.outcome import CLAIM_HEADER
-    from bsbench.experiments.reproduce.report import PARAM_HEADER, write_outputs
+    from bsbench.experiments.reproduce.report import PARAM_HEADER, SMOKE_TEST_NOTE, write_outputs
     from bsbench.paths import check_output_dir
     from bsbench.report.comparison import console as make_console
     from bsbench.safe_text import markup
@@ -67,6 +68,8 @@ def command(paper: str, quick: bool, repeats: int | None, seed: int, backend: st
     timing = bench.timing_label()
     console.print(f"reproduce {paper}{' --quick' if quick else ''}: {timing or 'measured on the real runner'}; "
                   f"{repeats} seeds -> {markup(out)}", highlight=False)
+    if quick:
+        console.print(f"[bold yellow]{markup(SMOKE_TEST_NOTE)}[/]", highlight=False)
     try:
         result = experiments.run(bench, params, out)
     except KeyboardInterrupt:
@@ -76,12 +79,16 @@ def command(paper: str, quick: bool, repeats: int | None, seed: int, backend: st
         runner.close()
     for title, header, rows in (("parameters of the paper setup (value and reason)", PARAM_HEADER,
                                  result.params.rows()),
-                                (f"{paper}: claims and verdicts", CLAIM_HEADER, [r.row() for r in result.results])):
+                                (f"{paper}: claims and verdicts" + (" (--quick: SMOKE TEST, not the papers' "
+                                                                     "verdict)" if quick else ""),
+                                 CLAIM_HEADER, [r.row() for r in result.results])):
         table = Table(title=markup(title), title_justify="left", header_style="bold", show_lines=True)
         for column in header:
             table.add_column(markup(column))
         for row in rows:
             table.add_row(*(markup(cell) for cell in row))
         console.print(table)
-    json_path, page = write_outputs(result, out, backend, timing, repeats)
+    json_path, page = write_outputs(result, out, backend, timing, repeats, quick)
+    if quick:
+        console.print(f"[bold yellow]{markup(SMOKE_TEST_NOTE)}[/]", highlight=False)
     console.print(f"summary {markup(json_path)}; report {markup(page)}", highlight=False)

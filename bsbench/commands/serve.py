@@ -81,10 +81,14 @@ def command(scheduler: str, host: str, port: int, served_model_name: str | None,
                         idle_exit_s=idle_exit)
     thread, name = state.engine, state.model.name
     address = sock.getsockname()
-    click.echo(f"bsbench serve: {scheduler} on {name} ({config.weights} weights, {session.dtype}, {session.device}; "
-               f"KV {session.num_blocks * session.block_size:,} tokens) at http://{host}:{address[1]}/v1", err=False)
+
+    def ready() -> None:  # the model is loaded and the server answers: only now is the URL worth printing
+        click.echo(f"bsbench serve: {scheduler} on {name} ({config.weights} weights, {session.dtype}, "
+                   f"{session.device}; KV {session.num_blocks * session.block_size:,} tokens) ready at "
+                   f"http://{host}:{address[1]}/v1")
+
     try:
-        serve(state, sock)
+        serve(state, sock, on_ready=ready)
     finally:  # after a signal too (uvicorn raises it again once shut down: exit 130 / 143)
         stats = thread.arrivals.stats()
         ended = {status: sum(n for (s, _), n in stats.ended.items() if s == status)

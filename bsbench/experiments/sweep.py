@@ -37,7 +37,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from bsbench.errors import BsbenchError
+from bsbench.errors import BsbenchError, did_you_mean
 from bsbench.experiments.executors.base import Executor, RunOne, RunTask, Watch
 from bsbench.jsonio import to_jsonable, write_json_atomic
 from bsbench.metrics import NO_SLOS, SLO_KEYS, has_slos
@@ -99,7 +99,9 @@ def parse_names(text: str, known: Sequence[str] | None = None) -> list[str]:
     if known is not None:
         unknown = [n for n in names if n not in known]
         if unknown:
-            raise BsbenchError(f"unknown scheduler {unknown[0]!r} (choose from {', '.join(sorted(known))})")
+            hint = did_you_mean(unknown[0], known)
+            raise BsbenchError(f"unknown scheduler {unknown[0]!r}{f' ({hint})' if hint else ''} (choose from "
+                               f"{', '.join(sorted(known))})")
     return names
 
 

@@ -50,7 +50,7 @@ from bsbench.model.shape import (
     model_display_name,
     model_shape_from_config,
 )
-from bsbench.model.source import check_model_source
+from bsbench.model.source import check_model_source, preset_hint
 from bsbench.paths import looks_local
 from bsbench.safe_json import load_file
 
@@ -107,16 +107,16 @@ def _raw_config(model: str, offline: str | None) -> dict[str, Any]:
     if looks_local(model):
         folder = Path(model).expanduser()
         if not folder.is_dir():
-            raise BsbenchError(f"no such model folder: {model} (presets: {', '.join(PRESETS)})")
+            raise BsbenchError(f"no such model folder: {model} (presets: {', '.join(PRESETS)}){preset_hint(model)}")
         raw = load_file(folder / "config.json", "model config")
     else:
         try:
             raw, _ = PretrainedConfig.get_config_dict(model, local_files_only=offline is not None)
         except Exception as exc:  # any hub failure is a user error about this name
             if offline is not None:
-                raise BsbenchError(offline_error("model", model, offline)) from None
+                raise BsbenchError(offline_error("model", model, offline) + preset_hint(model)) from None
             raise BsbenchError(f"cannot load the config of {model!r} (presets: {', '.join(PRESETS)}): "
-                               f"{first_line(exc)}") from None
+                               f"{first_line(exc)}{preset_hint(model)}") from None
     if not isinstance(raw, dict):
         raise BsbenchError(f"the config of {model!r} is not a JSON object")
     return raw

@@ -658,13 +658,14 @@ def frame_to_html(runs: Sequence[Run], frame: pd.DataFrame, stats: GroupStats | 
 
 
 def write_html(path: str | Path, groups: Sequence[Group], frames: Sequence[pd.DataFrame], notes: Sequence[str],
-               plots: Sequence[Sequence[Path]] | None = None, embed: bool = False,
+               plots: Sequence[Sequence[Path]] | None = None, embed: bool = True,
                title: str = "bsbench comparison", stats: Sequence[GroupStats] | None = None) -> Path:
     """One report page: a table of contents, per group its table and its plots; the not-comparable notes first.
 
-    Plots are referenced by paths relative to the page (they must sit next to
-    it, as `compare --html` arranges), or embedded as data URIs with `embed`;
-    either way the page opens from disk with no server.
+    Plots are embedded as data URIs (one self-contained file, as the sweep's
+    page), or without `embed` referenced by paths relative to the page (they
+    must then stay where they are); either way the page opens from disk with
+    no server.
     """
     from bsbench.report.html_page import Section, img_tag, paragraph, write_page
 

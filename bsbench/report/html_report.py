@@ -23,6 +23,7 @@ from bsbench.report.comparison import Group, comparison_frame, frame_to_html, gr
 from bsbench.report.html_page import Section, img_tag, key_value_table, paragraph, swatch, table, write_page
 from bsbench.safe_text import html_text
 from bsbench.units import format_bytes, format_rate
+from bsbench.workloads.specs import DEFAULT_WORKLOAD
 
 REPORT_FILE = "report.html"
 NO_SLOS = f"{metrics.NO_SLOS}: SLO attainment and goodput are not shown (set --ttft-slo / --tpot-slo / --e2e-slo)"
@@ -126,9 +127,27 @@ def _write(path: Path, title: str, head: list[Section], records: Sequence[RunRec
         return write_page(path, title, sections, intro=_banner(records) + intro)
 
 
-def _workload_text(summary: dict[str, Any]) -> str:
-    overrides = json.dumps(summary.get("workload_overrides") or {}, sort_keys=True, default=str)
-    return f"{summary.get('workload', '?')} with {overrides}"
+# The spec keys that say what a workload is (its rate, seeds and SLOs have rows of their own); the synthetic
+# lengths only for the synthetic source, where they mean something.
+_WORKLOAD_KEYS = ("source", "filter", "arrival", "burstiness", "max_prompt_len", "max_output_len", "tokenizer")
+_SYNTHETIC_KEYS = ("input_len", "output_len", "length_dist")
+_OWN_ROWS = ("rate", "seed", "ttft_slo", "tpot_slo", "e2e_slo")
+
+
+def workload_text(summary: dict[str, Any], records: Sequence[RunRecord]) -> str:
+    """The workload's name and key parameters, e.g. 'sharegpt-vllm · 100 requests · source sharegpt · filter
+    vllm · arrival poisson · tokenizer bsbench-bpe-32k', from the first record's spec; before any run finished,
+    the summary's target (the default spec when none was given) and the options set on the command line."""
+    if records:
+        spec = records[0].workload.spec
+        keys = _WORKLOAD_KEYS + (_SYNTHETIC_KEYS if spec.get("source") == "synthetic" else ())
+        parts = [records[0].workload.name, f"{records[0].workload.num_requests} requests"]
+        parts += [f"{key.replace('_', ' ')} {spec[key]}" for key in keys if spec.get(key) not in (None, "")]
+        return " · ".join(parts)
+    overrides = summary.get("workload_overrides") or {}
+    parts = [str(summary.get("workload") or DEFAULT_WORKLOAD)]
+    parts += [f"{key.replace('_', ' ')} {value}" for key, value in sorted(overrides.items()) if key not in _OWN_ROWS]
+    return " · ".join(parts)
 
 
 def write_sweep_report(out_dir: Path, summary: dict[str, Any], records: Sequence[RunRecord],
@@ -142,7 +161,7 @@ def write_sweep_report(out_dir: Path, summary: dict[str, Any], records: Sequence
         ("workload seeds", _seeds_text(summary.get("seeds", []))),
         ("runs", f"{summary.get('finished_runs')} finished of {summary.get('planned_runs')} planned"
                  + (" (interrupted)" if summary.get("interrupted") else "")),
-        ("workload", _workload_text(summary)),
+        ("workload", workload_text(summary, records)),
         ("model", str(summary.get("model", "?"))),
         ("backend", backend_text(records[0]) if records else str(summary.get("timing", "?"))),
         ("SLOs", describe_slos(records)),
@@ -166,7 +185,7 @@ def write_capacity_report(out_dir: Path, summary: dict[str, Any], records: Seque
         ("target", f"SLO attainment >= {100 * float(summary['target']):g}%"),
         ("schedulers", ", ".join(summary.get("schedulers", {}))),
         ("reference", str(summary.get("reference"))),
-        ("workload", _workload_text(summary)),
+        ("workload", workload_text(summary, records)),
         ("seed", str(summary.get("seed"))),
         ("backend", backend_text(records[0]) if records else str(summary.get("timing", "?"))),
         ("SLOs", describe_slos(records)),

@@ -6,6 +6,7 @@ that the Agg backend (no display) and the plain-text labels are set first.
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -20,16 +21,33 @@ from matplotlib import ticker  # noqa: E402
 
 from bsbench.report.style import line_style, scheduler_color  # noqa: E402
 
-__all__ = ["plt", "save", "label_axes", "run_styles", "log_scale"]
+__all__ = ["plt", "save", "label_axes", "run_styles", "log_scale", "fit_width", "headline"]
 
 SIMULATED_COLOR = "darkmagenta"
+
+
+# Average glyph width of matplotlib's default sans-serif font, in font sizes: wrapping at this many points
+# per character keeps a line inside the figure (DejaVu Sans averages about 0.55 em for this kind of text).
+_CHAR_WIDTH_EM = 0.6
+
+
+def fit_width(text: str, width_in: float, fontsize: float) -> str:
+    """`text` wrapped into lines that fit `width_in` inches at `fontsize` points (titles are otherwise cut off at
+    the figure's edge); words are kept whole, so a run label or a device name never splits."""
+    chars = max(20, int(width_in * 72 / (fontsize * _CHAR_WIDTH_EM)))
+    return "\n".join(textwrap.wrap(text, chars, break_long_words=False, break_on_hyphens=False)) or text
+
+
+def headline(fig: Any, text: str, color: str = "black", fontsize: float = 10) -> None:
+    """The figure's title over all its panels, wrapped to the figure's width."""
+    fig.suptitle(fit_width(text, fig.get_figwidth() * 0.96, fontsize), color=color, fontsize=fontsize)
 
 
 def save(fig: Any, path: Path, note: str = "") -> Path:
     """Write the figure as PNG; a `note` (e.g. 'simulated (sim, a100-40gb, ...)') becomes its headline."""
     path.parent.mkdir(parents=True, exist_ok=True)
     if note:
-        fig.suptitle(note, color=SIMULATED_COLOR, fontsize=10)
+        headline(fig, note, color=SIMULATED_COLOR)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -23,7 +23,16 @@ import numpy as np
 
 from bsbench import metrics
 from bsbench.record import EventKind, Outcome, RunRecord
-from bsbench.report.plot_base import SIMULATED_COLOR, label_axes, log_scale, plt, run_styles, save
+from bsbench.report.plot_base import (
+    SIMULATED_COLOR,
+    fit_width,
+    headline,
+    label_axes,
+    log_scale,
+    plt,
+    run_styles,
+    save,
+)
 from bsbench.units import format_rate
 
 WIDE_SPREAD = 20.0  # p99 / p1 above this: the latency axis is logarithmic
@@ -42,7 +51,7 @@ def figure_title(record: RunRecord) -> str:
 
 
 def _headline(fig: Any, record: RunRecord) -> None:
-    fig.suptitle(figure_title(record), fontsize=10, color=SIMULATED_COLOR if record.config.simulated else "black")
+    headline(fig, figure_title(record), color=SIMULATED_COLOR if record.config.simulated else "black")
 
 
 # ----------------------------------------------------------------------------- latency CDFs
@@ -221,7 +230,7 @@ def _timeline(runs: Runs, path: Path, key: str, ylabel: str, scale: float = 1.0)
     draw_timeline(ax, runs, key, scale)
     counts = [f"{label}: OOM events {len(event_times(rec, 'oom'))}, preemptions {len(event_times(rec, 'preemption'))}"
               for label, rec in runs]
-    ax.set_title("; ".join(counts), fontsize=8)
+    ax.set_title(fit_width("; ".join(counts), ax.get_position().width * fig.get_figwidth(), 8), fontsize=8)
     label_axes(ax, "time since run start (s)", ylabel)
     if runs:
         _headline(fig, runs[0][1])

@@ -82,11 +82,43 @@ class RateAxis:
         return [self.x(r) for r in rates]
 
     def apply(self, ax: Any, rates: Sequence[float]) -> None:
-        if len(self.finite) > 1 and self.finite[0] > 0 and self.max_finite / self.finite[0] >= 8:
+        """Log scale over a wide range; a labelled tick per rate, thinned so that no two labels touch (a
+        capacity search probes rates close together), short labels, slanted when there are many."""
+        log = len(self.finite) > 1 and self.finite[0] > 0 and self.max_finite / self.finite[0] >= 8
+        if log:
             ax.set_xscale("log", base=2)
-        ticks = sorted({self.x(r) for r in rates})
-        ax.set_xticks(ticks, [("inf" if t > self.max_finite else f"{t:g}") for t in ticks])
+        ticks = thin_ticks(sorted({self.x(r) for r in rates}), log)
+        ax.set_xticks(ticks, [self.label(t) for t in ticks])
+        if len(ticks) > MAX_LEVEL_TICKS:
+            ax.tick_params(axis="x", labelrotation=45)
+            for label in ax.get_xticklabels():
+                label.set_horizontalalignment("right")
         ax.minorticks_off()
+
+    def label(self, x: float) -> str:
+        """'inf' for the infinite rate's place, else the rate in at most 3 significant digits."""
+        return "inf" if x > self.max_finite else f"{x:.3g}"
+
+
+MAX_TICKS = 12  # labelled rates on one axis at most
+MAX_LEVEL_TICKS = 8  # more than this are slanted
+MIN_TICK_GAP = 1 / 16  # of the axis span: rates closer than this to the last kept tick go unlabelled
+
+
+def thin_ticks(ticks: Sequence[float], log: bool) -> list[float]:
+    """Of sorted tick positions, those at least MIN_TICK_GAP of the span apart (the first and last always kept)
+    and at most MAX_TICKS of them: a capacity search's probes crowd near the capacity."""
+    if len(ticks) <= 2:
+        return list(ticks)
+    place = [math.log2(t) if log else t for t in ticks]
+    span = place[-1] - place[0] or 1.0
+    gap = max(MIN_TICK_GAP, 1 / (MAX_TICKS - 1)) * span if len(ticks) > MAX_TICKS else MIN_TICK_GAP * span
+    kept = [0]
+    for i in range(1, len(ticks) - 1):
+        if place[i] - place[kept[-1]] >= gap and place[-1] - place[i] >= gap:
+            kept.append(i)
+    kept.append(len(ticks) - 1)
+    return [ticks[i] for i in kept]
 
 
 def _rates(points: Sequence[Point]) -> list[float]:

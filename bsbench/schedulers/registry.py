@@ -12,7 +12,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 
-from bsbench.errors import BsbenchError
+from bsbench.errors import BsbenchError, did_you_mean
 from bsbench.schedulers.base import Scheduler
 
 _REGISTRY: dict[str, type[Scheduler]] = {}
@@ -42,5 +42,7 @@ def all_schedulers() -> dict[str, type[Scheduler]]:
 def get_scheduler(name: str) -> type[Scheduler]:
     schedulers = all_schedulers()
     if name not in schedulers:
-        raise BsbenchError(f"unknown scheduler {name!r}; choose one of: {', '.join(schedulers)}")
+        hint = did_you_mean(name, schedulers)
+        raise BsbenchError(f"unknown scheduler {name!r}{f' ({hint})' if hint else ''}; choose one of: "
+                           f"{', '.join(schedulers)}")
     return schedulers[name]

@@ -32,11 +32,19 @@ JOIN_TIMEOUT_S = 30
 
 
 class _Server(uvicorn.Server):
-    """uvicorn's server, closing the engine as soon as it is told to exit (before it waits for connections)."""
+    """uvicorn's server, closing the engine as soon as it is told to exit (before it waits for connections), and
+    calling `on_ready` once it has started (the app's startup done, the socket served)."""
 
-    def __init__(self, config: uvicorn.Config, on_exit: Callable[[], None]) -> None:
+    def __init__(self, config: uvicorn.Config, on_exit: Callable[[], None],
+                 on_ready: Callable[[], None] | None = None) -> None:
         super().__init__(config)
         self.on_exit = on_exit
+        self.on_ready = on_ready
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started and self.on_ready is not None:
+            self.on_ready()
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         self.on_exit()
@@ -66,12 +74,14 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def serve(state: ServeState, sock: socket.socket, log_level: str = "warning") -> None:
-    """Serve until told to stop; the engine is started here and stopped (joined) on the way out."""
+def serve(state: ServeState, sock: socket.socket, log_level: str = "warning",
+          on_ready: Callable[[], None] | None = None) -> None:
+    """Serve until told to stop; the engine is started here and stopped (joined) on the way out. `on_ready` is
+    called once the server answers requests (where the command prints its URL)."""
     config = uvicorn.Config(build_app(state), log_level=log_level, timeout_graceful_shutdown=JOIN_TIMEOUT_S,
                             lifespan="on")
     stop_engine = lambda: state.engine.arrivals.close(SHUTDOWN)  # noqa: E731
-    server = _Server(config, stop_engine)
+    server = _Server(config, stop_engine, on_ready)
 
     def request_exit() -> None:
         stop_engine()

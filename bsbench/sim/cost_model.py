@@ -17,9 +17,8 @@ Roofline of a Llama-family step (L layers, H heads of head_dim d, hidden h, voca
     time  = max(FLOPs / (peak * FLOP_EFFICIENCY), bytes / (bandwidth * BANDWIDTH_EFFICIENCY))
             + STEP_OVERHEAD_S
 
-At efficiency 1 and no overhead this gives the figures of /work/shared/papers.md
-("Simulators and cost models"): LLaMA-2-13B fp16 on an A100-40GB, decode at batch 16
-and context 1024 about 25 ms, a 1024-token prefill about 85 ms.
+At efficiency 1 and no overhead this gives the roofline figures of LLaMA-2-13B fp16 on an
+A100-40GB: decode at batch 16 and context 1024 about 25 ms, a 1024-token prefill about 85 ms.
 """
 
 from __future__ import annotations

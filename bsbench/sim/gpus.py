@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from bsbench.errors import BsbenchError
+from bsbench.errors import BsbenchError, did_you_mean
 
 GIB = 2**30
 
@@ -65,5 +65,7 @@ def gpu_preset(name: str) -> DevicePreset:
     """The preset called `name` (case-insensitive); BsbenchError listing the choices otherwise."""
     preset = PRESETS.get(str(name).strip().lower())
     if preset is None:
-        raise BsbenchError(f"unknown GPU preset {name!r}; choose one of: {', '.join(PRESETS)}")
+        hint = did_you_mean(str(name).strip().lower(), PRESETS)
+        raise BsbenchError(f"unknown GPU preset {name!r}{f' ({hint})' if hint else ''}; choose one of: "
+                           f"{', '.join(PRESETS)}")
     return preset

@@ -3,7 +3,8 @@ OUT/report.html (the verdicts, what "holds" means, the parameters, and the figur
 paper's: throughput and SLO attainment against the rate with the 80% line, capacity bars, or bars of the
 t = 0 experiment).
 
-reproduce_summary.json: kind "bsbench-reproduce-summary", version 1, paper, backend, timing (the cost model's
+reproduce_summary.json: kind "bsbench-reproduce-summary", version 1, paper, backend, smoke_test (true for
+--quick: its verdicts are a smoke test, not the papers' verdict) and smoke_test_note, timing (the cost model's
 label, or "measured"), repeats, hold_rule, params [{name, value, reason}], claims [{claim, measured: {point,
 interval, source, missing}, verdict}], capacities {workload: {scheduler: capacity_repeats.to_dict}}, folders.
 """
@@ -70,22 +71,32 @@ def figures(result: Reproduction, out: Path, note: str) -> list[Path]:
     return pngs
 
 
-def summary(result: Reproduction, backend: str, timing: str, repeats: int) -> dict[str, Any]:
+SMOKE_TEST_NOTE = ("--quick: a SMOKE TEST at a reduced scale (fewer requests, rates and probes). Its verdicts only "
+                   "show that the experiments run end to end; they are not the papers' verdict: run without --quick "
+                   "for that.")
+
+
+def summary(result: Reproduction, backend: str, timing: str, repeats: int, quick: bool) -> dict[str, Any]:
+    """The summary file's content; `smoke_test` is true for a --quick run, whose verdicts are no verdict."""
     return {"kind": "bsbench-reproduce-summary", "version": 1, "paper": result.paper, "backend": backend,
+            "smoke_test": quick, "smoke_test_note": SMOKE_TEST_NOTE if quick else None,
             "timing": timing or "measured", "repeats": repeats, "hold_rule": HOLD_RULE,
             "params": result.params.to_list(), "claims": [r.to_dict() for r in result.results],
             "capacities": {w: {n: res.to_dict() for n, res in by.items()} for w, by in result.capacities.items()},
             "folders": result.folders}
 
 
-def write_outputs(result: Reproduction, out: Path, backend: str, timing: str, repeats: int) -> tuple[Path, Path]:
-    """OUT/reproduce_summary.json and OUT/report.html; returns their paths."""
-    data = summary(result, backend, timing, repeats)
+def write_outputs(result: Reproduction, out: Path, backend: str, timing: str, repeats: int, quick: bool
+                  ) -> tuple[Path, Path]:
+    """OUT/reproduce_summary.json and OUT/report.html (a --quick run's page says it is a smoke test); their paths."""
+    data = summary(result, backend, timing, repeats, quick)
     json_path = write_json_atomic(data, out / SUMMARY_FILE)
     pngs = figures(result, out, timing)
     page = out / REPORT_FILE
     intro = [paragraph(f"SIMULATED: {timing}: times come from a cost model, not a measurement", "note simulated")
              ] if timing else []
+    if quick:
+        intro.append(paragraph(SMOKE_TEST_NOTE, "note"))
     sections = [
         Section("Verdicts", [table(CLAIM_HEADER, [r.row() for r in result.results]), paragraph(HOLD_RULE, "runs")]),
         Section("Parameters of the paper setup", [paragraph("Every value the paper does not give, chosen here, "
