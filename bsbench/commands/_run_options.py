@@ -199,20 +199,6 @@ def scheduler_values(kwargs: dict[str, Any]) -> dict[str, Any]:
     return values
 
 
-def options_for(scheduler: str, values: dict[str, Any]) -> dict[str, Any]:
-    """The subset of `values` that `scheduler` has as options."""
-    fields = {f.name for f in dataclasses.fields(all_schedulers()[scheduler].Options)}
-    return {k: v for k, v in values.items() if k in fields}
-
-
-def check_flags_apply(schedulers: list[str], values: dict[str, Any]) -> None:
-    """A scheduler flag none of `schedulers` has would be silently ignored: make it a user error."""
-    for name in sorted(values):
-        if not any(options_for(s, {name: values[name]}) for s in schedulers):
-            raise BsbenchError(f"--{name.replace('_', '-')} does not apply to any of the schedulers "
-                               f"{', '.join(schedulers)}")
-
-
 def run_config_from_cli(kwargs: dict[str, Any], scheduler: str, scheduler_options: dict[str, Any]) -> RunConfig:
     """Pop the engine flags from click's kwargs and build a RunConfig: its scheduler options are validated
     and --out is checked writable here, before any model is loaded (paths.check_output_dir). A command

@@ -7,12 +7,12 @@ from typing import Any
 
 import click
 
+from bsbench.commands._engine_runner import engine_runner_from_cli
 from bsbench.commands._executor_options import executor_options
 from bsbench.commands._help import GroupedCommand
 from bsbench.commands._run_options import run_options
 from bsbench.commands._types import param_type
 from bsbench.commands._workload_options import workload_options
-from bsbench.commands.sweep import EngineRunner
 from bsbench.errors import BsbenchError
 from bsbench.safe_text import markup
 from bsbench.units import format_percent, format_rate
@@ -76,7 +76,7 @@ def command(ctx: click.Context, schedulers: str, target: float, start_rate: floa
     tol, relative = parse_search_tolerance(tolerance)
     if max_rate < start_rate:
         raise BsbenchError(f"--max-rate {max_rate:g} is below --start-rate {start_rate:g}")
-    engine = EngineRunner(ctx, kwargs, "capacity", quiet)
+    engine = engine_runner_from_cli(ctx, kwargs, "capacity", quiet)
     names = engine.check_schedulers(parse_names(schedulers, engine.known_schedulers))
     if reference is not None and reference not in names:
         raise BsbenchError(f"--reference {reference!r} is not one of --schedulers {','.join(names)}")

@@ -2,130 +2,25 @@
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
+from bsbench.commands._engine_runner import engine_runner_from_cli
 from bsbench.commands._executor_options import executor_options
 from bsbench.commands._help import GroupedCommand
-from bsbench.commands._run_options import (
-    check_flags_apply,
-    options_for,
-    run_config_from_cli,
-    run_options,
-    scheduler_values,
-)
+from bsbench.commands._run_options import run_options
 from bsbench.commands._types import param_type
-from bsbench.commands._workload_options import workload_options, workload_overrides
-from bsbench.errors import BsbenchError
+from bsbench.commands._workload_options import workload_options
 from bsbench.experiments.sweep_progress import SweepWatch
-from bsbench.model.source import check_model_source
 from bsbench.paths import check_output_dir
-from bsbench.progress import Progress
 from bsbench.safe_text import markup
 from bsbench.units import format_rate
 from bsbench.values import SHARE
 
 if TYPE_CHECKING:
-    from bsbench.backends.session import ModelSession
-    from bsbench.experiments.executors import Executor
-    from bsbench.experiments.executors.engine_task import EngineTask
-    from bsbench.record import RecordConfig
-
-
-class EngineRunner:
-    """What sweep and capacity share: the workload target and overrides, the base run config,
-    one model session reused across runs, one progress display, and `task_runner(base_seed)` (an executor's RunOne)."""
-
-    def __init__(self, ctx: click.Context, kwargs: dict[str, Any], default_out: str, quiet: bool) -> None:
-        from bsbench.schedulers.registry import all_schedulers
-
-        if kwargs.get("rate") is not None:
-            raise BsbenchError(f"bsbench {ctx.info_name} chooses the rates itself; drop --rate"
-                               + (" and use --rates" if ctx.info_name == "sweep" else ""))
-        self.known_schedulers = sorted(all_schedulers())
-        self.scheduler_flags = scheduler_values(kwargs)
-        self.target, self.overrides = workload_overrides(kwargs)
-        self.overrides.pop("rate", None)
-        out_given = ctx.get_parameter_source("out_dir") is not click.core.ParameterSource.DEFAULT
-        self.config = run_config_from_cli(kwargs, "continuous", {})
-        if not out_given:
-            self.config = dataclasses.replace(self.config, out_dir=Path(self.config.out_dir) / default_out)
-        check_output_dir(self.out_dir, "--out")
-        self.progress = Progress(enabled=not quiet)
-        self.session: ModelSession | None = None
-
-    @property
-    def out_dir(self) -> Path:
-        return Path(self.config.out_dir)
-
-    def workload(self, rate: float | None = None, seed: int | None = None):
-        from bsbench.workloads.build import load_workload
-
-        overrides = dict(self.overrides)
-        if rate is not None:
-            overrides["rate"] = rate
-        if seed is not None:
-            overrides["seed"] = seed
-        with self.progress.task("loading the workload"):
-            return load_workload(self.target, overrides)
-
-    def base_seed(self) -> int:
-        if "seed" in self.overrides:
-            return int(self.overrides["seed"])
-        return int(self.workload().spec.get("seed") or 0)
-
-    def check_schedulers(self, names: list[str]) -> list[str]:
-        """The chosen schedulers, once every scheduler flag given applies to one of them and is valid for it,
-        and the model can be had (a hub id while offline and not cached: exit 2 in a moment)."""
-        from bsbench.backends.factory import cluster_setting_of
-        from bsbench.backends.policy_build import build_scheduler_options
-        from bsbench.schedulers.registry import get_scheduler
-
-        check_flags_apply(names, self.scheduler_flags)
-        for name in names:
-            options = options_for(name, self.scheduler_flags)
-            build_scheduler_options(get_scheduler(name), options)
-            cluster_setting_of(dataclasses.replace(self.config, scheduler=name, scheduler_options=options))  # exit 2
-        check_model_source(self.config.model)
-        return names
-
-    def open(self) -> Any:
-        """The model session (loaded once per process, shared by every run here: bench.session_for): its
-        backend id keys the runs, its timing label heads simulated output."""
-        from bsbench.backends.run import session_for
-
-        if self.session is None:
-            self.session = session_for(self.config, self.progress)
-        return self.session
-
-    def executor(self, name: str, workers: int | None, ray_address: str | None) -> Executor:
-        """The executor of --executor/--workers/--ray-address; Ray tasks ask for a GPU when runs use CUDA."""
-        from bsbench.experiments.executors import make_executor
-
-        gpu_tasks = name == "ray" and not self.open().part.simulated and self.open().device.startswith("cuda")
-        return make_executor(name, workers, ray_address, gpu_tasks)
-
-    def task_runner(self, base_seed: int) -> EngineTask:
-        """What runs one task (here or in a worker): the base config, each scheduler's flags, the base seed."""
-        from bsbench.experiments.executors.engine_task import EngineTask
-
-        options = {name: options_for(name, self.scheduler_flags) for name in self.known_schedulers}
-        return EngineTask(self.config, options, base_seed)
-
-    def timing_note(self) -> str:
-        """'simulated (...): ' before tables and lines of simulated figures; '' for measured ones."""
-        label = self.open().timing_label()
-        return f"{label}: " if label else ""
-
-    def planned_config(self, scheduler: str, workload: Any, seed: int, base_seed: int) -> RecordConfig:
-        """The RecordConfig the run of `scheduler` on `workload` (of `seed`) will carry (sweep.run_key keys it):
-        made from the same run config as the run itself (EngineTask.config_for), so they cannot drift."""
-        from bsbench.backends.record_build import planned_record_config
-
-        return planned_record_config(workload, self.task_runner(base_seed).config_for(scheduler, seed), self.open())
+    pass
 
 
 def sweep_table(result: Any, note: str = ""):
@@ -189,7 +84,7 @@ def command(ctx: click.Context, schedulers: str, rates: str, repeats: int, targe
     from bsbench.metrics import has_slos
     from bsbench.report.comparison import console as make_console
 
-    engine = EngineRunner(ctx, kwargs, "sweep", quiet)
+    engine = engine_runner_from_cli(ctx, kwargs, "sweep", quiet)
     check_output_dir(engine.out_dir / RUNS_DIR, "--out")
     plan = SweepPlan(engine.check_schedulers(parse_names(schedulers, engine.known_schedulers)), parse_rates(rates), [])
     base = engine.base_seed()
