@@ -10,6 +10,19 @@ from bsbench.record import read_record
 from bsbench.sim.calibration import load_calibration
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _a_third_of_the_grid():
+    """Every calibration here times a third of the default grid (every kind of step, 41 plans): these tests check
+    the commands' plumbing, not the fit (tests/test_sim_calibration.py), and a full pass is most of their time."""
+    import bsbench.sim.calibrate as calibrate_module
+    from bsbench.sim.calib_grid import default_grid
+
+    grid = default_grid()[::3]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(calibrate_module, "default_grid", lambda: list(grid))
+        yield
+
+
 @pytest.fixture(scope="module")
 def calibration_file(tmp_path_factory):
     from bsbench.cli import main

@@ -75,20 +75,28 @@ def test_capacity_ratio_is_paired_by_seed():
 
 
 def test_capacity_cli_with_repeats_on_the_simulated_backend(tmp_path):
+    """Two seeds per scheduler on the simulated 13B: static's searches both end between probes (an interval over
+    them), continuous still meets the SLO at the ceiling in both (SLO too loose, no interval). No report page
+    (tests/test_capacity.py checks the page; its plots were most of this test's time)."""
     from bsbench.commands.capacity import command
 
     result = CliRunner().invoke(command, [
-        "--backend", "sim", "--gpu", "a100-40gb", "--schedulers", "continuous,static", "-w", "smoke", "-n", "16",
-        "--e2e-slo", "200", "--repeats", "2", "--tolerance", "25%", "--out", str(tmp_path), "--quiet"])
+        "--backend", "sim", "--model", "llama2-13b", "--gpu", "a100-40gb", "--schedulers", "continuous,static",
+        "-w", "smoke", "-n", "16", "--e2e-slo", "1500", "--repeats", "2", "--tolerance", "25%", "--start-rate", "2",
+        "--max-rate", "32", "--no-html", "--out", str(tmp_path), "--quiet"])
     assert result.exit_code == 0, result.output
     summary = json.loads((tmp_path / "capacity_summary.json").read_text())
     assert summary["seeds"] == [0, 1]
     for name in ("continuous", "static"):
-        found = summary["schedulers"][name]
-        assert [r["seed"] for r in found["repeats"]] == [0, 1]
-        if found["found"]:
-            rates = [r["rate"] for r in found["repeats"]]
-            assert found["low"] <= sum(rates) / 2 <= found["high"]
+        assert [r["seed"] for r in summary["schedulers"][name]["repeats"]] == [0, 1]
+    static = summary["schedulers"]["static"]
+    rates = [r["rate"] for r in static["repeats"]]
+    assert static["found"] and all(2 <= rate < 32 for rate in rates)
+    assert static["low"] <= sum(rates) / 2 <= static["high"]
+    continuous = summary["schedulers"]["continuous"]
+    assert not continuous["found"] and continuous["problem"].startswith("SLO too loose")
+    assert all(r["rate"] == 32 and r["capped"] for r in continuous["repeats"])
     records = [json.loads(p.read_text())["config"] for p in tmp_path.glob("*.json")
                if p.name != "capacity_summary.json"]
     assert {(c["repeat"], c["base_seed"], c["seed"]) for c in records} == {(0, 0, 0), (1, 0, 1)}
+    assert not (tmp_path / "report.html").exists()

@@ -171,8 +171,12 @@ def test_closed_loop_bounds_concurrency_and_waits_show_as_lateness(tmp_path):
 
 def test_a_blocked_client_flags_late_requests():
     """The dispatcher measures when a request really left: a send that blocks the event loop for 50 ms makes
-    the requests due meanwhile late, and says by how much."""
-    load = workload(5, 100)  # one due every ~10 ms
+    the requests due meanwhile late, and says by how much.
+
+    The first request is not held to the 1 ms late threshold (it once was: on a busy machine the loop's own
+    wake-up can take longer, a flaky failure). What is deterministic is bounded: each later request left after
+    every blocked send before it."""
+    load = workload(5, 100)  # one due every ~10 ms, all within the first 50 ms
 
     async def send(spec, exchange):
         exchange.sent_at = time.perf_counter()
@@ -182,8 +186,10 @@ def test_a_blocked_client_flags_late_requests():
     state = Dispatch()
     asyncio.run(dispatch(load.requests, send, state))
     rows = [request_row(spec, ex, state.start) for spec, ex in zip(load.requests, state.exchanges)]
-    assert not rows[0].late and all(r.late for r in rows[1:])
-    assert rows[-1].sent_s - rows[-1].arrival_s >= 0.1
+    assert all(r.arrival_s < 0.05 for r in rows)
+    # request k left after the k blocked sends before it (the first's lateness is the loop's own: not asserted)
+    assert all(r.late and r.sent_s - rows[0].sent_s >= 0.049 * k for k, r in enumerate(rows) if k)
+    assert rows[-1].sent_s - rows[-1].arrival_s >= 0.15
 
 
 def test_duration_stops_submitting_and_warmup_is_not_recorded(tmp_path):

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import io
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -124,15 +121,16 @@ def test_predictor_data_tokenising_reports_records(sharegpt_json):
     assert counts["kept"] == len(examples) > 0
 
 
-def test_run_prints_progress_lines_when_stderr_is_not_a_terminal(tmp_path: Path):
-    cmd = [sys.executable, "-m", "bsbench", "run", "-w", "smoke", "-n", "4", "--max-output-len", "4",
-           "--threads", "1", "--out", str(tmp_path)]
-    env = {**os.environ, INTERVAL_ENV: "0", "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-    shown = subprocess.run(cmd, capture_output=True, text=True, check=False, env=env, timeout=300)
-    assert shown.returncode == 0, shown.stderr
-    err = shown.stderr.splitlines()
+def test_run_prints_progress_lines_when_stderr_is_not_a_terminal(bsbench, tmp_path: Path, monkeypatch):
+    """In process (the bsbench fixture captures stderr: not a terminal), which sees what a subprocess's pipe
+    would without paying a second interpreter's torch import."""
+    monkeypatch.setenv(INTERVAL_ENV, "0")
+    args = ["run", "-w", "smoke", "-n", "4", "--max-output-len", "4", "--threads", "1", "--out", tmp_path]
+    shown = bsbench(*args)
+    assert shown.code == 0, shown.err
+    err = shown.err.splitlines()
     assert any(line.startswith("loading the workload: done in ") for line in err), err
     assert any(line.startswith("loading model tiny: done in ") for line in err), err
     assert any(line.startswith("continuous @ inf req/s: 4/4 requests") and "done in" in line for line in err), err
-    quiet = subprocess.run(cmd + ["--quiet"], capture_output=True, text=True, check=False, env=env, timeout=300)
-    assert quiet.returncode == 0 and quiet.stderr == ""
+    quiet = bsbench(*args, "--quiet")
+    assert quiet.code == 0 and quiet.err == ""

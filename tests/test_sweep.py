@@ -223,7 +223,7 @@ def test_cli_resweep_with_repeats_resumes_every_run(tmp_path, bsbench):
     within one sweep, so it is not part of the folder's shared setting (it once refused: 'repeat: 0 there,
     1 now')."""
     args = ["sweep", "--schedulers", "static,continuous", "--rates", "4", "-w", "smoke", "-n", "3", "--repeats",
-            "2", "--backend", "sim", "--gpu", "a100-40gb", "--out", str(tmp_path), "--quiet"]
+            "2", "--backend", "sim", "--gpu", "a100-40gb", "--no-html", "--out", str(tmp_path), "--quiet"]
     first = bsbench(*args)
     assert first.code == 0, first.err
     again = bsbench(*args)
@@ -235,7 +235,7 @@ def test_cli_resweep_with_another_config_never_resumes(tmp_path, bsbench):
     """`bsbench sweep` again into the same folder with --max-num-seqs 2 or --kv-memory 4MiB: exit 2 naming
     the difference, no run resumed or added; the same command again resumes every run."""
     args = ["sweep", "--schedulers", "static,continuous", "--rates", "4,inf", "-w", "smoke", "-n", "3",
-            "--backend", "sim", "--gpu", "a100-40gb", "--out", str(tmp_path), "--quiet"]
+            "--backend", "sim", "--gpu", "a100-40gb", "--no-html", "--out", str(tmp_path), "--quiet"]
     first = bsbench(*args)
     assert first.code == 0, first.err
     for extra, why in ((["--max-num-seqs", "2"], "continuous option max num seqs: 64 there, 2 now"),
@@ -253,7 +253,7 @@ def test_cli_resweep_with_distserve_beside_one_instance_schedulers_resumes(tmp_p
     """distserve always runs disaggregated; uellm on one instance: their topologies differ run to run within one
     sweep, so a second run of the same sweep resumes both (it once refused: 'instances: None there, ...')."""
     args = ["sweep", "--schedulers", "distserve,uellm", "--rates", "4", "-w", "smoke", "-n", "3", "--backend",
-            "sim", "--gpu", "a100-40gb", "--model", "llama2-13b", "--out", str(tmp_path), "--quiet"]
+            "sim", "--gpu", "a100-40gb", "--model", "llama2-13b", "--no-html", "--out", str(tmp_path), "--quiet"]
     assert bsbench(*args).code == 0
     again = bsbench(*args)
     assert again.code == 0, again.err
@@ -264,7 +264,7 @@ def test_cli_resweep_with_another_topology_never_resumes(tmp_path, bsbench):
     """The topology of a scheduler is part of its setting in the folder: bucket disaggregated, then on one
     instance, is refused naming it."""
     args = ["sweep", "--schedulers", "bucket", "--rates", "4", "-w", "smoke", "-n", "3", "--backend", "sim",
-            "--gpu", "a100-40gb", "--model", "llama2-13b", "--out", str(tmp_path), "--quiet"]
+            "--gpu", "a100-40gb", "--model", "llama2-13b", "--no-html", "--out", str(tmp_path), "--quiet"]
     assert bsbench(*args, "--instances", "prefill=1,decode=1").code == 0
     again = bsbench(*args)
     assert again.code == 2 and "bucket option instances: 'prefill=1,decode=1' there, None now" in again.err, again.err
