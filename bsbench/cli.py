@@ -15,6 +15,7 @@ from typing import NoReturn
 
 import click
 
+import bsbench.commands as package
 from bsbench import __version__
 from bsbench.errors import BsbenchError
 from bsbench.interrupts import EXIT_INTERRUPTED, SignalsSeen, sigterm_as_interrupt
@@ -28,7 +29,6 @@ def cli() -> None:
 
 
 def _add_commands() -> None:
-    import bsbench.commands as package
 
     for module in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
         if module.name.startswith("_"):

@@ -73,6 +73,7 @@ def _to_str(value: Any) -> str:
 
 def _torch_gpu(cuda_index: int) -> dict[str, Any]:
     try:
+        # lazy: torch is heavy
         import torch
 
         if not torch.cuda.is_available():

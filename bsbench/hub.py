@@ -87,6 +87,7 @@ def offline_error(what: str, name: str, reason: str) -> str:
 
 def cached(repo_id: str, files: Sequence[str]) -> bool:
     """Whether any of `files` of hub repo `repo_id` is in the local Hugging Face cache."""
+    # lazy: huggingface_hub is heavy
     from huggingface_hub import try_to_load_from_cache
 
     for filename in files:

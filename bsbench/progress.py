@@ -27,6 +27,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Self, TextIO
 
+from rich.console import Console
+from rich.progress import BarColumn, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import Progress as RichProgress
+
 DEFAULT_INTERVAL_S = 5.0
 INTERVAL_ENV = "BSBENCH_PROGRESS_INTERVAL"
 MIN_REPORT_S = 2.0  # a task shorter than this is not worth a line of its own
@@ -75,9 +79,6 @@ class Progress:
 
     def _acquire_live(self) -> Any:
         if self._live is None:
-            from rich.console import Console
-            from rich.progress import BarColumn, SpinnerColumn, TextColumn, TimeElapsedColumn
-            from rich.progress import Progress as RichProgress
 
             self._live = RichProgress(
                 SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(),

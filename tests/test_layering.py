@@ -88,3 +88,31 @@ def test_the_check_sees_imports_inside_functions_too():
     assert {"commands", "experiments", "backends", "engine", "report"} <= sources
     # commands/run.py imports the backends inside its command function (torch stays out of start-up)
     assert any(w.startswith("commands/run.py -> bsbench.backends") for _, _, w in _arrows())
+
+
+def _imports_inside_functions(path: Path) -> list[tuple[int, bool]]:
+    """(line, has a comment) of every import statement inside a function of `path`."""
+    lines = path.read_text(encoding="utf-8").split("\n")
+    found: list[tuple[int, bool]] = []
+
+    def visit(node: ast.AST, in_function: bool) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                visit(child, True)
+            elif isinstance(child, (ast.Import, ast.ImportFrom)) and in_function:
+                above = lines[child.lineno - 2].strip() if child.lineno >= 2 else ""
+                found.append((child.lineno, "#" in lines[child.lineno - 1] or above.startswith("#")))
+            else:
+                visit(child, in_function)
+
+    visit(ast.parse("\n".join(lines)), False)
+    return found
+
+
+def test_imports_inside_functions_are_lazy_heavy_ones_and_say_so():
+    # an import inside a function hides an arrow from the module's header; it is there only to keep a heavy
+    # dependency (torch, transformers, pandas, an optional extra, ...) out of start-up, and a comment says which
+    uncommented = [f"{path.relative_to(PACKAGE)}:{line}" for path in sorted(PACKAGE.rglob("*.py"))
+                   for line, commented in _imports_inside_functions(path) if not commented]
+    assert uncommented == []
+    assert len(_imports_inside_functions(PACKAGE / "predictor" / "learned.py")) > 0  # the scan sees them

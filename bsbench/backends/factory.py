@@ -20,6 +20,8 @@ from bsbench.backends.sim import SimulatedBackend
 from bsbench.backends.virtual import VirtualTimeBackend
 from bsbench.backends.words import IN_PROCESS, is_simulated
 from bsbench.errors import BsbenchError
+from bsbench.sim.calibration import load_calibration
+from bsbench.sim.gpus import gpu_preset
 
 
 def backend_for(config: RunConfig) -> Backend:
@@ -60,11 +62,9 @@ def check_backend_words(backend: str, clock: str | None, gpu: str | None, calibr
         what = "--backend sim" if backend == "sim" else "--clock virtual"
         raise BsbenchError(f"{what} needs a cost model: --gpu NAME (a device preset) or --calibration FILE")
     if gpu is not None:
-        from bsbench.sim.gpus import gpu_preset
 
         gpu = gpu_preset(gpu).name
     if calibration is not None:
-        from bsbench.sim.calibration import load_calibration
 
         load_calibration(calibration)  # a missing, damaged or foreign file: exit 2 before anything loads
     return backend, clock, gpu

@@ -9,6 +9,7 @@ from bsbench.backends.config import RunConfig
 from bsbench.backends.session import ModelSession
 from bsbench.engine.kv_budget import default_kv_budget_for_model, num_blocks_for_budget
 from bsbench.engine.plan import SeqChunk, StepPlan
+from bsbench.model.threads import cpu_threads
 from bsbench.progress import Progress
 from bsbench.record.backend_part import RealPart
 
@@ -33,9 +34,10 @@ class RealBackend:
     def _open(self) -> ModelSession:
         import torch  # heavy (torch, transformers): imported only when a model is loaded
 
+        # lazy: loads huggingface_hub, numpy, torch, transformers
         from bsbench.model.loader import load_model, resolve_device, resolve_dtype
+        # lazy: loads numpy, torch
         from bsbench.model.runner import ModelRunner
-        from bsbench.model.threads import cpu_threads
 
         config = self.config
         device = resolve_device(config.device)

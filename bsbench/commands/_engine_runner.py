@@ -11,6 +11,7 @@ import click
 from bsbench.commands._run_options import run_config_from_cli, scheduler_values
 from bsbench.commands._workload_options import workload_overrides
 from bsbench.errors import BsbenchError
+from bsbench.experiments.engine_runner import EngineRunner
 from bsbench.paths import check_output_dir
 from bsbench.progress import Progress
 
@@ -21,7 +22,6 @@ if TYPE_CHECKING:
 def engine_runner_from_cli(ctx: click.Context, kwargs: dict[str, Any], default_out: str, quiet: bool) -> EngineRunner:
     """Pop the workload, engine and scheduler flags from click's kwargs; --out defaults to results/`default_out`
     and is checked writable now. --rate is refused: these commands choose the rates."""
-    from bsbench.experiments.engine_runner import EngineRunner  # heavy (numpy, the engine): only when one runs
 
     if kwargs.get("rate") is not None:
         raise BsbenchError(f"bsbench {ctx.info_name} chooses the rates itself; drop --rate"

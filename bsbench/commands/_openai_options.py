@@ -85,7 +85,9 @@ def refuse_engine_flags(ctx: click.Context, scheduler_values: dict[str, Any]) ->
 
 def client_options(values: dict[str, Any]) -> ClientOptions:
     """ClientOptions from the given openai flags; a missing --base-url or API key variable is a user error."""
+    # lazy: loads numpy
     from bsbench.openai_client import ClientOptions
+    # lazy: loads numpy
     from bsbench.openai_client.options import check_options
 
     if "base_url" not in values:

@@ -18,10 +18,13 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from bsbench.backends.config import RunConfig
+from bsbench.backends.policy_build import build_scheduler_options
 from bsbench.backends.words import is_remote
 from bsbench.commands._help import group_options, set_help_groups
 from bsbench.commands._types import GENERIC_FLOAT, GENERIC_INT, param_type
 from bsbench.errors import BsbenchError
+from bsbench.model.presets import PRESETS
 from bsbench.paths import check_output_dir
 from bsbench.schedulers.registry import all_schedulers, get_scheduler
 from bsbench.values import SEED, ByteSize, Integer
@@ -203,8 +206,6 @@ def run_config_from_cli(kwargs: dict[str, Any], scheduler: str, scheduler_option
     """Pop the engine flags from click's kwargs and build a RunConfig: its scheduler options are validated
     and --out is checked writable here, before any model is loaded (paths.check_output_dir). A command
     without the backend or record flags (serve_options) gets their defaults."""
-    from bsbench.backends.config import RunConfig  # the engine's world: imported only when a run is built
-    from bsbench.backends.policy_build import build_scheduler_options
 
     build_scheduler_options(get_scheduler(scheduler), scheduler_options)
     backend, clock, gpu, calibration = _backend_flags(kwargs)
@@ -212,7 +213,6 @@ def run_config_from_cli(kwargs: dict[str, Any], scheduler: str, scheduler_option
     model = kwargs.pop("model")
     weights = kwargs.pop("weights")
     if weights is None:
-        from bsbench.model.presets import PRESETS
 
         weights = "dummy" if model in PRESETS else "checkpoint"
     return RunConfig(

@@ -23,6 +23,7 @@ from bsbench.commands._help import group_options
 from bsbench.commands._types import PairsOption, param_type
 from bsbench.errors import BsbenchError
 from bsbench.values import Invalid
+from bsbench.workloads.build import load_workload
 from bsbench.workloads.specs import OPTION_RULES
 
 if TYPE_CHECKING:
@@ -136,7 +137,6 @@ def goodput_slos(words: Sequence[str], given: dict[str, Any]) -> dict[str, Any]:
 
 def workload_from_cli(kwargs: dict[str, Any]) -> Workload:
     """Pop the workload flags from a command's kwargs and load the workload they describe."""
-    from bsbench.workloads.build import load_workload  # numpy and the readers: only when a workload is built
 
     target, overrides = workload_overrides(kwargs)
     return load_workload(target, overrides)

@@ -9,10 +9,16 @@ from pathlib import Path
 from typing import Any
 
 import click
+from rich.table import Table
 
+from bsbench.backends.config import RunConfig
 from bsbench.commands._types import param_type
+from bsbench.model.presets import PRESETS
+from bsbench.model.source import check_model_source
 from bsbench.paths import check_output_file
+from bsbench.progress import Progress
 from bsbench.safe_text import markup
+from bsbench.units import format_percent
 from bsbench.values import SEED, ByteSize, Integer
 
 
@@ -39,8 +45,6 @@ def real_model_options(func: Callable) -> Callable:
 
 def real_config(kwargs: dict[str, Any]) -> Any:
     """A real, wall-clock RunConfig from `real_model_options` (popped from kwargs)."""
-    from bsbench.backends.config import RunConfig
-    from bsbench.model.presets import PRESETS
 
     model = kwargs.pop("model")
     weights = kwargs.pop("weights") or ("dummy" if model in PRESETS else "checkpoint")
@@ -58,9 +62,13 @@ def run_calibration(config: Any, session: Any, out: Path | None, warmups: int, r
                     progress: Any, with_runs: bool = False) -> tuple[Any, Path, str]:
     """Calibrate `session`'s runner (with the steps of synthetic engine runs too when `with_runs`), save the file
     (to `out` or the default path); (calibration, path, hash)."""
+    # lazy: loads numpy
     from bsbench.experiments.calib_runs import run_steps
+    # lazy: loads huggingface_hub, numpy, torch, transformers
     from bsbench.model.loader import loaded_model_shape
+    # lazy: loads numpy
     from bsbench.sim.calibrate import calibrate
+    # lazy: loads numpy
     from bsbench.sim.calibration import save_calibration
 
     shape = loaded_model_shape(session.runner.model, session.info)
@@ -76,10 +84,9 @@ def run_calibration(config: Any, session: Any, out: Path | None, warmups: int, r
 def residuals_table(points: list[dict[str, Any]], title: str):
     """Fit residuals by layout (and over all points, and by source when runs were fitted too): n, MAPE, P90 and
     max APE, bias."""
-    from rich.table import Table
 
+    # lazy: loads numpy
     from bsbench.sim.accuracy import errors_by_layout
-    from bsbench.units import format_percent
 
     stats = errors_by_layout((p["layout"], p["measured_s"], p["predicted_s"]) for p in points)
     sources = {p.get("source", "grid") for p in points}
@@ -116,9 +123,9 @@ def command(warmups: int, repeats: int, out_file: Path | None, with_runs: bool, 
     Use the file with `--backend sim --calibration FILE` (the simulated device is then this one) or
     `--clock virtual --calibration FILE`. It holds for this model, dtype and block size only.
     """
+    # lazy: loads numpy
     from bsbench.backends.run import open_session
-    from bsbench.model.source import check_model_source
-    from bsbench.progress import Progress
+    # lazy: loads numpy, pandas, pyarrow
     from bsbench.report.comparison import console as make_console
 
     if out_file is not None:

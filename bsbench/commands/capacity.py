@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+from rich.table import Table
 
 from bsbench.commands._engine_runner import engine_runner_from_cli
 from bsbench.commands._executor_options import executor_options
@@ -14,6 +15,12 @@ from bsbench.commands._run_options import run_options
 from bsbench.commands._types import param_type
 from bsbench.commands._workload_options import workload_options
 from bsbench.errors import BsbenchError
+from bsbench.experiments.capacity import capacity_search, find_capacities
+from bsbench.experiments.capacity_probes import probe_round
+from bsbench.experiments.capacity_repeats import CapacityOverRepeats, capacity_ratio, capacity_table, slo_text
+from bsbench.experiments.sweep import parse_names
+from bsbench.jsonio import write_json_atomic
+from bsbench.record import read_records
 from bsbench.safe_text import markup
 from bsbench.units import format_percent, format_rate
 from bsbench.values import POSITIVE, Invalid, Real
@@ -64,13 +71,8 @@ def command(ctx: click.Context, schedulers: str, target: float, start_rate: floa
     too loose (too tight) and names it. Records go to OUT (--out, default
     results/capacity), with capacity_summary.json.
     """
-    from rich.table import Table
 
-    from bsbench.experiments.capacity import capacity_search, find_capacities
-    from bsbench.experiments.capacity_probes import probe_round
-    from bsbench.experiments.capacity_repeats import CapacityOverRepeats, capacity_ratio, capacity_table, slo_text
-    from bsbench.experiments.sweep import parse_names
-    from bsbench.jsonio import write_json_atomic
+    # lazy: loads pandas, pyarrow
     from bsbench.report.comparison import console as make_console
 
     tol, relative = parse_search_tolerance(tolerance)
@@ -165,8 +167,9 @@ def write_capacity_page(out_dir: Path, summary: dict[str, Any], results: dict[st
                         rows: list[list[str]], target: float, note: str) -> Path:
     """OUT/report.html: the capacity table, attainment at every probed rate (OUT/attainment_at_probes.png) and
     the probes' records grouped."""
-    from bsbench.record import read_records
+    # lazy: loads pandas, pyarrow
     from bsbench.report.html_report import write_capacity_report
+    # lazy: loads matplotlib
     from bsbench.report.plots_sweep import versus_rate
 
     points = [{"scheduler": name, "rate": p.rate, "slo_attainment": p.attainment}

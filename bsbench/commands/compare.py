@@ -10,6 +10,7 @@ import click
 
 from bsbench.errors import BsbenchError
 from bsbench.paths import check_output_dir, check_output_file
+from bsbench.record import read_records
 from bsbench.safe_text import markup, plain
 
 
@@ -50,10 +51,12 @@ def command(paths: tuple[Path, ...], reference: str | None, fmt: str, plots_dir:
         check_output_file(html_file, "--html")
         if not embed_plots and plots_dir is None:
             raise BsbenchError("--link-plots links the PNGs of --plots DIR: give --plots, or embed them (the default)")
-    from bsbench.record import read_records
     from bsbench.report import breakdown  # pandas and numpy: imported only when records are compared
+    # lazy: loads numpy, pandas, pyarrow
     from bsbench.report import comparison as report
+    # lazy: loads numpy
     from bsbench.report.cell_stats import group_stats
+    # lazy: loads numpy
     from bsbench.report.vllm_result import place_beside, split_inputs
 
     skipped: list[str] = []
@@ -123,6 +126,7 @@ def command(paths: tuple[Path, ...], reference: str | None, fmt: str, plots_dir:
 
     if plots_dir is None and html_file is None:
         return
+    # lazy: loads matplotlib, numpy
     from bsbench.report import plots
 
     # without --plots the page's plots are drawn in a temporary folder: embedded, they need no file beside it

@@ -8,7 +8,11 @@ from typing import TYPE_CHECKING
 import click
 
 from bsbench.commands._types import param_type
+from bsbench.errors import BsbenchError
+from bsbench.experiments.demo import DemoSetting, run_demo
 from bsbench.paths import check_output_dir
+from bsbench.progress import Progress
+from bsbench.record import read_records
 from bsbench.safe_text import markup
 from bsbench.units import format_rate
 from bsbench.values import SEED
@@ -50,8 +54,7 @@ def command(rate: float | None, num_requests: int | None, seed: int | None, out_
     measured: `bsbench run` measures a policy on the real model runner.
     Running the same demo again reuses its records (OUT/runs).
     """
-    from bsbench.experiments.demo import DemoSetting, run_demo  # the engine's world: only when the demo runs
-    from bsbench.progress import Progress
+    # lazy: loads pandas, pyarrow
     from bsbench.report.comparison import console as make_console
 
     check_output_dir(out_dir, "--out")
@@ -75,8 +78,7 @@ def command(rate: float | None, num_requests: int | None, seed: int | None, out_
 
 def demo_table(result: SweepResult, setting: DemoSetting) -> Table:
     """The comparison table (report.comparison.rich_table) of the demo's runs, its title saying SIMULATED."""
-    from bsbench.errors import BsbenchError
-    from bsbench.record import read_records
+    # lazy: loads pandas, pyarrow
     from bsbench.report.comparison import comparison_frame, group_records, rich_table
 
     records = read_records([r.path for r in result.runs if r.complete and r.path])

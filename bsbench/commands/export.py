@@ -7,7 +7,9 @@ from pathlib import Path
 
 import click
 
+from bsbench.jsonio import write_json_atomic
 from bsbench.paths import check_output_file
+from bsbench.record import read_record
 
 
 @click.command("export")
@@ -20,8 +22,7 @@ def command(record_path: Path, fmt: str, out: Path | None) -> None:
     """Write a run record in vLLM's result layout; `bsbench compare` reads it back beside bsbench records."""
     if out is not None:
         check_output_file(out, "--out")
-    from bsbench.jsonio import write_json_atomic
-    from bsbench.record import read_record
+    # lazy: loads numpy
     from bsbench.report.vllm_result import vllm_layout
 
     layout = vllm_layout(read_record(record_path))

@@ -6,8 +6,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
 import click
+from rich.table import Table
 
 from bsbench.paths import check_output_file
+from bsbench.record import read_records
 from bsbench.safe_text import markup
 from bsbench.units import format_percent
 
@@ -67,10 +69,9 @@ def command(records: tuple[Path, ...], baseline_path: Path, tolerance: str, rati
     taken on the same device. Measured ratios and times are judged two-sample
     (the current 95% interval against the baseline's) and only over repeats.
     """
-    from rich.table import Table
 
     from bsbench.experiments import gate as gating  # numpy and the record reader: imported only when records are gated
-    from bsbench.record import read_records
+    # lazy: loads numpy, pandas, pyarrow
     from bsbench.report.comparison import console as make_console
 
     if update:

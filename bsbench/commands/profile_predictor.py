@@ -6,12 +6,15 @@ import json
 from typing import TYPE_CHECKING, Any
 
 import click
+from rich.console import Console
+from rich.table import Table
 
 from bsbench.commands._help import GroupedCommand, group_options
 from bsbench.commands._types import param_type
 from bsbench.commands._workload_options import workload_from_cli, workload_request_options
 from bsbench.predictor import PREDICTOR_MODES, LengthClasses, make_predictor
 from bsbench.predictor.learned import AccuracyReport, accuracy_report
+from bsbench.progress import Progress
 from bsbench.safe_text import markup
 from bsbench.units import format_percent
 from bsbench.values import Real
@@ -21,7 +24,6 @@ if TYPE_CHECKING:
 
 
 def accuracy_table(report: AccuracyReport | dict[str, Any], title: str) -> Table:
-    from rich.table import Table
 
     r = report.to_dict() if isinstance(report, AccuracyReport) else report
     table = Table(title=title)
@@ -35,8 +37,8 @@ def accuracy_table(report: AccuracyReport | dict[str, Any], title: str) -> Table
 
 
 def error_table(report: AccuracyReport) -> Table:
+    # lazy: numpy is heavy
     import numpy as np
-    from rich.table import Table
 
     table = Table(title="error distribution (predicted - true)")
     table.add_column("statistic")
@@ -78,9 +80,7 @@ def command(predictor: str, predictor_sigma: float, predictor_data: str | None, 
     (out-of-fold) is printed too. Arrivals and SLOs do not matter here, so
     their flags are not offered.
     """
-    from rich.console import Console
 
-    from bsbench.progress import Progress
 
     progress = Progress(enabled=not quiet)
     with progress.task("loading the workload"):

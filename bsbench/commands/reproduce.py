@@ -6,9 +6,15 @@ from pathlib import Path
 from typing import Any
 
 import click
+from rich.table import Table
 
+from bsbench.backends.config import RunConfig
+from bsbench.backends.words import is_simulated
 from bsbench.commands._executor_options import executor_options
 from bsbench.commands._types import param_type
+from bsbench.experiments.executors import make_executor
+from bsbench.paths import check_output_dir
+from bsbench.safe_text import markup
 from bsbench.values import Integer
 
 PAPERS = ("bucketserve", "uellm")
@@ -39,18 +45,17 @@ def command(paper: str, quick: bool, repeats: int | None, seed: int, backend: st
     Every unknown of the setup is a named parameter, printed with its value and reason. Writes
     OUT/reproduce_summary.json and OUT/report.html.
     """
-    from rich.table import Table
 
-    from bsbench.backends.config import RunConfig
-    from bsbench.backends.words import is_simulated
-    from bsbench.experiments.executors import make_executor
+    # lazy: loads numpy
     from bsbench.experiments.reproduce import experiments_bucketserve, experiments_uellm
+    # lazy: loads numpy
     from bsbench.experiments.reproduce.engine_runs import Bench
+    # lazy: loads numpy
     from bsbench.experiments.reproduce.outcome import CLAIM_HEADER
+    # lazy: loads matplotlib, numpy
     from bsbench.experiments.reproduce.report import PARAM_HEADER, SMOKE_TEST_NOTE, write_outputs
-    from bsbench.paths import check_output_dir
+    # lazy: loads numpy, pandas, pyarrow
     from bsbench.report.comparison import console as make_console
-    from bsbench.safe_text import markup
 
     experiments: Any = experiments_bucketserve if paper == "bucketserve" else experiments_uellm
     out = check_output_dir(out_dir or Path("results") / f"reproduce-{paper}", "--out")

@@ -8,7 +8,14 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 import click
+from rich.console import Console
+from rich.table import Table
 
+from bsbench.backends.factory import cluster_setting_of
+from bsbench.backends.fit_checks import check_workload_fits
+from bsbench.backends.openai import OpenAIBackend
+from bsbench.backends.policy_build import build_policy
+from bsbench.backends.run import open_session, run_benchmark
 from bsbench.backends.words import is_remote
 from bsbench.commands._help import GroupedCommand
 from bsbench.commands._openai_options import (
@@ -18,13 +25,20 @@ from bsbench.commands._openai_options import (
     refuse_engine_flags,
     refuse_openai_values,
 )
-from bsbench.commands._run_options import run_config_from_cli, run_options, scheduler_values
+from bsbench.commands._run_options import parse_percentiles, run_config_from_cli, run_options, scheduler_values
 from bsbench.commands._workload_options import workload_options, workload_overrides
+from bsbench.interrupts import InterruptedRun
 from bsbench.metrics import NO_SLOS, has_slos
+from bsbench.model.source import check_model_source
+from bsbench.openai_client.run import require_httpx
+from bsbench.paths import check_output_dir
+from bsbench.progress import Progress
 from bsbench.record import RunRecord
 from bsbench.record.backend_part import OpenAIPart
+from bsbench.report.breakdown import run_breakdown, table_rows
 from bsbench.safe_text import markup
 from bsbench.units import format_percent, format_rate
+from bsbench.workloads.build import load_workload
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -66,7 +80,6 @@ def _num(value: float | None) -> str:
 
 def run_summary_table(record: RunRecord) -> Table:
     """The end-of-run table: the headline figures of one record, then where its time went (bsbench.report.breakdown)."""
-    from rich.table import Table
 
     summary = record.summary
     title = f"{markup(record.config.scheduler)} - {summary['duration_s']:.2f} s"
@@ -82,7 +95,6 @@ def run_summary_table(record: RunRecord) -> Table:
         table.add_row(label, NO_STEPS if remote and label in _STEP_LABELS else cell(summary))
     for label, cell in _CLIENT_ROWS if remote else []:
         table.add_row(label, cell(summary))
-    from bsbench.report.breakdown import run_breakdown, table_rows
 
     for label, cells in [] if remote else table_rows([run_breakdown(record.config.scheduler, record)]):
         table.add_row(label, *cells)  # a remote server's queueing and prefill are not visible to the client
@@ -113,16 +125,7 @@ def command(ctx: click.Context, scheduler: str, quiet: bool, repeats: int, **kwa
         _run_openai(client_options(openai_values), kwargs, repeats, quiet)
         return
     refuse_openai_values(openai_values, kwargs["backend"])
-    from rich.console import Console
 
-    from bsbench.backends.factory import cluster_setting_of
-    from bsbench.backends.fit_checks import check_workload_fits
-    from bsbench.backends.policy_build import build_policy
-    from bsbench.backends.run import open_session, run_benchmark
-    from bsbench.interrupts import InterruptedRun
-    from bsbench.model.source import check_model_source
-    from bsbench.progress import Progress
-    from bsbench.workloads.build import load_workload
 
     # an unknown scheduler, a flag it lacks, a bad value or an unwritable --out: exit 2 now
     config = run_config_from_cli(kwargs, scheduler, scheduler_values(kwargs))
@@ -170,15 +173,7 @@ def command(ctx: click.Context, scheduler: str, quiet: bool, repeats: int, **kwa
 
 def _run_openai(options: ClientOptions, kwargs: dict[str, Any], repeats: int, quiet: bool) -> None:
     """`run --backend openai`: the workload (and its repeats) replayed against the server, one record each."""
-    from rich.console import Console
 
-    from bsbench.backends.openai import OpenAIBackend
-    from bsbench.commands._run_options import parse_percentiles
-    from bsbench.interrupts import InterruptedRun
-    from bsbench.openai_client.run import require_httpx
-    from bsbench.paths import check_output_dir
-    from bsbench.progress import Progress
-    from bsbench.workloads.build import load_workload
 
     require_httpx()  # before the workload loads
     out_dir = check_output_dir(kwargs.pop("out_dir"), "--out")

@@ -6,11 +6,16 @@ import sys
 
 import click
 
+from bsbench.backends.policy_build import build_policy
 from bsbench.commands._help import GroupedCommand
 from bsbench.commands._run_options import run_config_from_cli, scheduler_values, serve_options
 from bsbench.commands._types import param_type
 from bsbench.errors import BsbenchError, first_line
+from bsbench.model.presets import PRESETS
+from bsbench.model.source import check_model_source
+from bsbench.progress import Progress
 from bsbench.values import REQUEST_COUNT, SECONDS, Integer
+from bsbench.workloads.tokenizer import load_tokenizer
 
 INSTALL = "pip install 'bsbench[serve]'"
 
@@ -53,14 +58,12 @@ def command(scheduler: str, host: str, port: int, served_model_name: str | None,
     with the reason "the server shut down".
     """
     _check_installed()
+    # lazy: loads numpy
     from bsbench.backends.factory import cluster_setting_of
-    from bsbench.backends.policy_build import build_policy
+    # lazy: loads numpy
     from bsbench.backends.run import open_session
-    from bsbench.model.presets import PRESETS
-    from bsbench.model.source import check_model_source
-    from bsbench.progress import Progress
+    # lazy: loads prometheus_client, starlette, uvicorn
     from bsbench.serve.server import bind, serve, serve_state
-    from bsbench.workloads.tokenizer import load_tokenizer
 
     config = run_config_from_cli(kwargs, scheduler, scheduler_values(kwargs))
     try:

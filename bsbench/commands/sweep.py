@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
+from rich.table import Table
 
 from bsbench.commands._engine_runner import engine_runner_from_cli
 from bsbench.commands._executor_options import executor_options
@@ -13,8 +14,20 @@ from bsbench.commands._help import GroupedCommand
 from bsbench.commands._run_options import run_options
 from bsbench.commands._types import param_type
 from bsbench.commands._workload_options import workload_options
+from bsbench.experiments.sweep import (
+    RUNS_DIR,
+    SweepPlan,
+    grid,
+    load_summary,
+    parse_names,
+    parse_rates,
+    run_sweep,
+    sweep_plots,
+)
 from bsbench.experiments.sweep_progress import SweepWatch
+from bsbench.metrics import has_slos
 from bsbench.paths import check_output_dir
+from bsbench.record import read_records
 from bsbench.safe_text import markup
 from bsbench.units import format_rate
 from bsbench.values import SHARE
@@ -25,9 +38,7 @@ if TYPE_CHECKING:
 
 def sweep_table(result: Any, note: str = ""):
     """Rates as rows, schedulers as columns (sweep.grid); `note` heads the title ('simulated (...): ')."""
-    from rich.table import Table
 
-    from bsbench.experiments.sweep import grid
 
     what, header, rows = grid(result)
     table = Table(title=f"{markup(note)}{markup(what)}", title_justify="left", header_style="bold")
@@ -40,8 +51,7 @@ def sweep_table(result: Any, note: str = ""):
 
 def write_sweep_page(result: Any, pngs: list[Path]) -> Path:
     """OUT/report.html from the sweep's summary file, its finished records and its plots."""
-    from bsbench.experiments.sweep import grid, load_summary
-    from bsbench.record import read_records
+    # lazy: loads pandas, pyarrow
     from bsbench.report.html_report import write_sweep_report
 
     records = read_records([r.path for r in result.runs if r.complete and r.path]) if result.runs else []
@@ -72,16 +82,7 @@ def command(ctx: click.Context, schedulers: str, rates: str, repeats: int, targe
     plots to OUT/*.png (OUT: --out, default results/sweep). Run the same
     command again to resume an interrupted sweep: finished runs are skipped.
     """
-    from bsbench.experiments.sweep import (
-        RUNS_DIR,
-        SweepPlan,
-        load_summary,
-        parse_names,
-        parse_rates,
-        run_sweep,
-        sweep_plots,
-    )
-    from bsbench.metrics import has_slos
+    # lazy: loads pandas, pyarrow
     from bsbench.report.comparison import console as make_console
 
     engine = engine_runner_from_cli(ctx, kwargs, "sweep", quiet)

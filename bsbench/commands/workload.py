@@ -6,6 +6,8 @@ import math
 from typing import TYPE_CHECKING, Any
 
 import click
+from rich.console import Console
+from rich.table import Table
 
 from bsbench.commands._help import GroupedCommand
 from bsbench.commands._workload_options import workload_options, workload_overrides
@@ -13,6 +15,9 @@ from bsbench.errors import BsbenchError
 from bsbench.paths import check_output_file
 from bsbench.safe_text import markup
 from bsbench.units import format_rate
+from bsbench.workloads.build import load_workload
+from bsbench.workloads.replay import meta_path, save_workload
+from bsbench.workloads.summary import PERCENTILES, histogram, summarize
 
 if TYPE_CHECKING:  # rich tables and the workload builders are imported when the command runs, not for --help
     from rich.console import Console
@@ -37,7 +42,6 @@ def data_lines(workload: Workload) -> list[str]:
 
 
 def _counts_table(report: dict[str, Any], title: str) -> Table:
-    from rich.table import Table
 
     table = Table(title=title, show_header=False)
     table.add_column("count")
@@ -61,9 +65,7 @@ def _counts_table(report: dict[str, Any], title: str) -> Table:
 
 
 def _lengths_table(summary: dict[str, Any]) -> Table:
-    from rich.table import Table
 
-    from bsbench.workloads.summary import PERCENTILES
 
     table = Table(title="token lengths")
     table.add_column("")
@@ -77,9 +79,7 @@ def _lengths_table(summary: dict[str, Any]) -> Table:
 
 
 def _histogram_table(workload: Workload, key: str) -> Table:
-    from rich.table import Table
 
-    from bsbench.workloads.summary import histogram
 
     values = [r.prompt_len if key == "prompt" else r.output_len for r in workload.requests]
     bins = histogram(values)
@@ -94,7 +94,6 @@ def _histogram_table(workload: Workload, key: str) -> Table:
 
 
 def show_workload(workload: Workload, console: Console) -> None:
-    from bsbench.workloads.summary import summarize
 
     summary = summarize(workload)
     arrivals = summary["arrivals"]
@@ -132,16 +131,13 @@ def show(spec_or_name: str | None, save_path: str | None, **kwargs: Any) -> None
     target, overrides = workload_overrides(kwargs)
     if spec_or_name and target and spec_or_name != target:
         raise BsbenchError("give the workload once: as SPEC_OR_NAME or as --workload, not both")
-    from bsbench.workloads.replay import meta_path, save_workload
 
     if save_path:  # checked before the workload is built
         if not save_path.endswith(".jsonl"):
             raise BsbenchError(f"--save needs a .jsonl file name, got {save_path}")
         check_output_file(save_path, "--save")
         check_output_file(meta_path(save_path), "--save")
-    from rich.console import Console
 
-    from bsbench.workloads.build import load_workload
 
     workload = load_workload(spec_or_name or target, overrides)
     console = Console()

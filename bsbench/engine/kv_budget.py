@@ -141,6 +141,7 @@ def cuda_default_budget(
     fraction: float = GPU_SAFETY_FRACTION,
 ) -> int:
     """`gpu_kv_budget` with the free memory CUDA reports now (call after the weights are loaded)."""
+    # lazy: torch is heavy
     import torch
 
     free, _total = torch.cuda.mem_get_info(torch.device(device))

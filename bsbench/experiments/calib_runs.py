@@ -19,9 +19,11 @@ import math
 from collections.abc import Iterable
 from typing import Any
 
+from bsbench.backends.run import run_benchmark
 from bsbench.errors import BsbenchError
 from bsbench.sim.calibrate import RunStep
 from bsbench.sim.shadow import TimedRunner
+from bsbench.workloads.build import load_workload
 
 SEED_BASE = 1000
 SCHEDULERS = ("static", "continuous", "uellm", "bucket")
@@ -39,7 +41,6 @@ NUM_REQUESTS = 24
 
 def calibration_workloads() -> list[Any]:
     """The synthetic workloads of `WORKLOADS`, built (deterministic: fixed seeds)."""
-    from bsbench.workloads.build import load_workload
 
     out = []
     for name, overrides in WORKLOADS:
@@ -64,7 +65,6 @@ class CalibrationRuns:
 
     def run(self, index: int, progress: Any) -> None:
         """Run job `index` (records are not saved) and keep its steps."""
-        from bsbench.backends.run import run_benchmark
 
         workload, scheduler = self.jobs[index]
         first = len(self.timed.steps)

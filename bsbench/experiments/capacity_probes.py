@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from bsbench.experiments.executors.base import Executor, RunOne, RunTask, TaskOutcome
+from bsbench.record import save_record
 
 K = TypeVar("K", bound=Hashable)
 # what a probe got: (attainment or None, info such as the record path); capacity.Got
@@ -26,8 +27,8 @@ def probe_round(rates: dict[K, float], who: Callable[[K], tuple[str, int]],
     """Run every probe of one round at once. `who(key)` -> (scheduler, seed); `make_workload(rate, seed)`;
     `config_of(scheduler, workload, seed)` -> the RecordConfig the run will carry (keys the run). Each record is
     saved into `out_dir`; `on_outcome(key, outcome, path)` is told of each (path None: the run failed)."""
+    # lazy: loads numpy
     from bsbench.experiments.sweep import run_key
-    from bsbench.record import save_record
 
     workloads: dict[tuple[float, int], Any] = {}
     tasks: dict[K, RunTask] = {}

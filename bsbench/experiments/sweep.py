@@ -39,9 +39,11 @@ from typing import Any, Protocol
 
 from bsbench.errors import BsbenchError, did_you_mean
 from bsbench.experiments.executors.base import Executor, RunOne, RunTask, Watch
+from bsbench.experiments.executors.serial import SerialExecutor
 from bsbench.jsonio import to_jsonable, write_json_atomic
 from bsbench.metrics import NO_SLOS, SLO_KEYS, has_slos
 from bsbench.record import RecordConfig, RunRecord, read_records, save_record
+from bsbench.report.cell_stats import across_seeds
 from bsbench.safe_json import load_file
 from bsbench.units import format_percent, format_rate
 from bsbench.values import parse_rate
@@ -321,7 +323,6 @@ def write_summary(result: SweepResult, extra: dict[str, Any] | None = None) -> P
 def summary_points(runs: Sequence[SweepRun]) -> list[dict[str, Any]]:
     """One point per (scheduler, rate) over its complete runs: mean of each HEADLINE metric over the repeats and,
     with two or more, its 95% interval across seeds as M_low / M_high (see the module docstring)."""
-    from bsbench.report.cell_stats import across_seeds
 
     cells: dict[tuple[str, float], list[SweepRun]] = {}
     for run in runs:
@@ -373,7 +374,6 @@ def run_sweep(
     tries. The summary file is rewritten after every run, so an interrupted sweep (KeyboardInterrupt) leaves
     a valid summary, keeps every finished record, and is resumed by running the same sweep again.
     """
-    from bsbench.experiments.executors.serial import SerialExecutor
 
     out = Path(out_dir)
     runs_dir = out / RUNS_DIR
@@ -481,6 +481,7 @@ def sweep_plots(result: SweepResult, target: float | None = None, note: str = ""
     attainment is vacuous), throughput vs rate, p50/p99 latency vs load, the throughput-latency Pareto view.
     `points` default to one per finished run (sweep_points); points carrying `<key>_low/_high` get bands.
     `note` headlines them (RecordConfig.timing_label of simulated runs)."""
+    # lazy: loads matplotlib
     from bsbench.report import plots_sweep
 
     complete = [r for r in result.runs + result.others() if r.complete]

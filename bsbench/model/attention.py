@@ -211,6 +211,7 @@ def paged_attention(
 
 def register() -> str:
     """Register the attention function with transformers (idempotent); returns its name."""
+    # lazy: transformers is heavy
     from transformers import AttentionInterface
 
     AttentionInterface.register(ATTN_NAME, paged_attention)

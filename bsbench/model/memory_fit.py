@@ -53,6 +53,7 @@ def _host_available() -> int | None:
 def available_memory(device: Any) -> tuple[int | None, str]:
     """(bytes available, what they are) for `device`; None when it cannot be known (the check is skipped)."""
     if str(device).startswith("cuda"):
+        # lazy: torch is heavy
         import torch
 
         free, _total = torch.cuda.mem_get_info(torch.device(device))

@@ -90,6 +90,7 @@ def preset_dict(name: str) -> dict[str, Any]:
 
 def preset_config(name: str, **overrides: Any) -> PretrainedConfig:
     """A fresh transformers config object for preset `name` (KeyError if unknown)."""
+    # lazy: transformers is heavy
     from transformers import AutoConfig
 
     values = preset_dict(name)

@@ -71,6 +71,7 @@ INTERRUPTED = EndReason(EndKind.INTERRUPTED, "the run was stopped while the requ
 
 def _failure(exc: Exception, timeout_s: float, exchange: Exchange, responded: bool) -> EndReason:
     """The typed reason of an exception that ended a request. Unknown exceptions are bugs: re-raised."""
+    # lazy: httpx is heavy
     import httpx
 
     task = asyncio.current_task()

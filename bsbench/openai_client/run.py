@@ -9,7 +9,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bsbench.errors import BsbenchError
+from bsbench.errors import BsbenchError, first_line
+from bsbench.interrupts import InterruptedRun
 from bsbench.openai_client.assemble import build_record
 from bsbench.openai_client.body import request_body
 from bsbench.openai_client.dispatch import Dispatch, dispatch
@@ -18,6 +19,7 @@ from bsbench.openai_client.options import ENDPOINT_PATHS, ClientOptions, check_o
 from bsbench.progress import Progress, rate_text
 from bsbench.record import RunRecord, save_record
 from bsbench.workloads.request import RequestSpec
+from bsbench.workloads.tokenizer import load_tokenizer
 from bsbench.workloads.workload import Workload
 
 INSTALL_HINT = "pip install 'bsbench[http]'"
@@ -30,6 +32,7 @@ _MODELS_TIMEOUT_S = 10.0
 def require_httpx() -> Any:
     """The httpx module; without it a one-line user error naming the install command."""
     try:
+        # lazy: httpx is heavy
         import httpx
     except ImportError:
         raise BsbenchError(f"--backend openai needs httpx: {INSTALL_HINT}") from None
@@ -44,7 +47,6 @@ def run_openai(workload: Workload, options: ClientOptions, *, out_dir: Path, rec
     is a user error before the run; once the run has begun every failure is a request's typed reason.
     Ctrl-C ends the run early: in-flight requests fail as interrupted, the record is written marked incomplete,
     and bench.InterruptedRun is raised after."""
-    from bsbench.interrupts import InterruptedRun
 
     httpx = require_httpx()
     check_options(options)
@@ -118,6 +120,7 @@ async def _prepare(httpx: Any, options: ClientOptions, headers: dict[str, str], 
 
 async def _first_model(client: Any, options: ClientOptions, headers: dict[str, str]) -> str:
     """The first model id the server lists; unreachable or empty is a user error naming --served-model."""
+    # lazy: httpx is heavy
     import httpx
 
     url = options.url("/models")
@@ -127,7 +130,6 @@ async def _first_model(client: Any, options: ClientOptions, headers: dict[str, s
         models = response.json().get("data") or []
         return str(models[0]["id"])
     except (httpx.HTTPError, ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
-        from bsbench.errors import first_line
 
         raise BsbenchError(f"cannot list the served models at {url} ({first_line(exc)}); is the server up? "
                            "(or name the model with --served-model)") from None
@@ -138,7 +140,6 @@ def _prompt_texts(workload: Workload, options: ClientOptions) -> dict[str, str]:
     prompts go as token ids. The server re-tokenizes text: its prompt length is in each row's notes."""
     if options.prompt_as == "token-ids":
         return {}
-    from bsbench.workloads.tokenizer import load_tokenizer
 
     tokenizer = load_tokenizer(workload.tokenizer)
     return {spec.id: tokenizer.decode(spec.prompt_ids) for spec in workload.requests}

@@ -6,6 +6,7 @@ from typing import Any
 
 from bsbench.errors import BsbenchError
 from bsbench.predictor.base import LengthPredictor
+from bsbench.predictor.learned import load_or_train
 from bsbench.predictor.simple import NoisyPredictor, OraclePredictor
 
 PREDICTOR_MODES: tuple[str, ...] = ("oracle", "noisy", "learned")
@@ -21,7 +22,6 @@ def make_predictor(mode: str, *, sigma: float = 0.5, seed: int = 0, **learned: A
         except ValueError as exc:
             raise BsbenchError(str(exc)) from None
     if mode == "learned":
-        from bsbench.predictor.learned import load_or_train
 
         return load_or_train(seed=seed, **learned)
     raise BsbenchError(f"unknown predictor {mode!r}; choose one of: {', '.join(PREDICTOR_MODES)}")

@@ -36,7 +36,9 @@ from typing import Any
 from bsbench.errors import BsbenchError
 from bsbench.predictor.base import LengthClasses, Prediction
 from bsbench.progress import Progress
+from bsbench.workloads.records import packaged_sharegpt_path, read_records
 from bsbench.workloads.request import RequestSpec
+from bsbench.workloads.tokenizer import load_tokenizer
 
 VERSION = 1
 MAX_PROMPT_CHARS = 16384
@@ -79,7 +81,7 @@ def source_examples(path: str, tokenizer: Any, cfg: TrainConfig,
                     progress: Progress | None = None) -> tuple[list[Example], dict[str, int]]:
     """(prompt ids, output length) pairs of a ShareGPT file, kept by the length filter; plus drop counts.
     Tokenising is the slow part (tens of seconds for the packaged file): shown as a progress task."""
-    from bsbench.workloads.records import read_records
+    # lazy: loads numpy
     from bsbench.workloads.sharegpt import first_turn_pair
 
     examples: list[Example] = []
@@ -120,6 +122,7 @@ class _Packed:
     """Every prompt's hashed ids in one flat tensor, so batches are gathered without Python loops."""
 
     def __init__(self, prompts: Sequence[Sequence[int]], cfg: TrainConfig) -> None:
+        # lazy: torch is heavy
         import torch
 
         lens = [len(p) for p in prompts]
@@ -132,6 +135,7 @@ class _Packed:
                                 torch.nn.functional.one_hot(bucket, 12).float()], dim=1)
 
     def batch(self, idx):
+        # lazy: torch is heavy
         import torch
 
         lens = self.lens[idx]
@@ -142,6 +146,7 @@ class _Packed:
 
 
 def _features(batch: Sequence[Sequence[int]], cfg: TrainConfig):
+    # lazy: torch is heavy
     import torch
 
     packed = _Packed(batch, cfg)
@@ -149,7 +154,9 @@ def _features(batch: Sequence[Sequence[int]], cfg: TrainConfig):
 
 
 def _make_model(cfg: TrainConfig, num_classes: int):
+    # lazy: torch is heavy
     import torch
+    # lazy: torch is heavy
     from torch import nn
 
     class Net(nn.Module):
@@ -166,6 +173,7 @@ def _make_model(cfg: TrainConfig, num_classes: int):
 
 def _train_one(examples: list[Example], classes: LengthClasses, cfg: TrainConfig, seed: int,
                on_epoch: Callable[[], None] = lambda: None):
+    # lazy: torch is heavy
     import torch
 
     threads = torch.get_num_threads()
@@ -178,6 +186,7 @@ def _train_one(examples: list[Example], classes: LengthClasses, cfg: TrainConfig
 
 def _train_loop(examples: list[Example], classes: LengthClasses, cfg: TrainConfig, seed: int,
                 on_epoch: Callable[[], None]):
+    # lazy: torch is heavy
     import torch
 
     generator = torch.Generator().manual_seed(seed)
@@ -299,6 +308,7 @@ class LearnedPredictor:
         return max(1, int(table[fold][cls]))
 
     def predict_classes(self, prompts: Sequence[Sequence[int]]) -> list[int]:
+        # lazy: torch is heavy
         import torch
 
         out = [0] * len(prompts)
@@ -380,10 +390,9 @@ def load_or_train(*, data_path: str | None = None, tokenizer: str | None = None,
                   progress: Progress | None = None, **_ignored: Any) -> LearnedPredictor:
     """The learned predictor for this data and tokenizer: from memory, from disk, or trained now (and saved;
     tokenising and training, about a minute on 2 CPU cores, are shown on `progress`)."""
+    # lazy: torch is heavy
     import torch
 
-    from bsbench.workloads.records import packaged_sharegpt_path
-    from bsbench.workloads.tokenizer import load_tokenizer
 
     path = os.path.abspath(os.path.expanduser(data_path or packaged_sharegpt_path()))
     if not os.path.isfile(path):

@@ -22,8 +22,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from rich.table import Table
+
 from bsbench.metrics import distribution, e2el_s, percentile_key, ttft_s
 from bsbench.record import LatencyBreakdown, Outcome, RequestRow, RunRecord
+from bsbench.safe_text import markup
 from bsbench.units import format_duration
 
 PARTS: tuple[str, ...] = ("queue", "prefill", "decode", "preempted")
@@ -246,9 +249,7 @@ def table_rows(items: Sequence[RunBreakdown]) -> list[tuple[str, list[str]]]:
 
 def rich_table(items: Sequence[RunBreakdown], title: str | None = None) -> Any:
     """The breakdown as a rich Table: parts as rows, runs as columns."""
-    from rich.table import Table
 
-    from bsbench.safe_text import markup
 
     table = Table(title=title, title_justify="left", header_style="bold")
     table.add_column("where the time went", style="cyan", no_wrap=True)

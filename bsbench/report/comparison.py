@@ -19,12 +19,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
+from rich.console import Console
+from rich.table import Table
 
 from bsbench.errors import BsbenchError
 from bsbench.jsonio import to_jsonable
 from bsbench.metrics import NO_SLOS, SLO_KEYS, direction, has_slos, submitted_latency_ms
 from bsbench.record import RunRecord
-from bsbench.report.html_page import swatch
+from bsbench.report.html_page import Section, img_tag, paragraph, swatch, write_page
 from bsbench.safe_text import csv_cell, html_text, markup
 from bsbench.stats.interval import NO_CLEAR_DIFFERENCE
 from bsbench.units import format_percent, format_rate
@@ -456,7 +458,6 @@ def format_value(value: float | None, kind: str) -> str:
 def console(stderr: bool = False, min_width: int = 140):
     """A rich Console; when output is not a terminal (CI logs, files) it is at least `min_width` wide,
     so tables are not squeezed into 80 columns and cut."""
-    from rich.console import Console
 
     out = Console(stderr=stderr)
     if not out.is_terminal:
@@ -472,7 +473,6 @@ def rich_table(runs: Sequence[Run], frame: pd.DataFrame, title: str | None = Non
     interval and each ratio its paired interval, on a second line ('no clear
     difference' when it contains 1), and a best value must differ clearly.
     """
-    from rich.table import Table
 
     labels = [r.label for r in runs]
     ratio_of = {c.split(" / ")[0]: c for c in frame.columns if c not in labels}
@@ -667,7 +667,6 @@ def write_html(path: str | Path, groups: Sequence[Group], frames: Sequence[pd.Da
     must then stay where they are); either way the page opens from disk with
     no server.
     """
-    from bsbench.report.html_page import Section, img_tag, paragraph, write_page
 
     path = Path(path)
     sections = []

@@ -103,6 +103,7 @@ def ordered_groups(records: Sequence[RunRecord]) -> list[Group]:
 
 def group_sections(groups: Sequence[Group], page: Path, plot_dir: Path) -> list[Section]:
     """A section per group: configuration, scheduler options, comparison table, embedded plots."""
+    # lazy: loads matplotlib
     from bsbench.report import plots
 
     sections = []

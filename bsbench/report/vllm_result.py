@@ -30,6 +30,7 @@ from bsbench.openai_client.assemble import REMOTE_DEVICE_NAME
 from bsbench.record import EndKind, EndReason, Outcome, RecordConfig, RequestRow, RunRecord, WorkloadInfo
 from bsbench.record.backend_part import BackendPart, OpenAIPart, part_from_flat, part_from_json
 from bsbench.record.io import is_record
+from bsbench.safe_json import load_file
 
 _RESULT_KEYS = ("completed", "total_input_tokens", "total_output_tokens", "request_throughput", "output_throughput",
                 "total_token_throughput", "duration")
@@ -128,7 +129,6 @@ def _rows(obj: dict[str, Any], path: Path) -> list[RequestRow]:
 def split_inputs(paths: list[Path]) -> tuple[list[Path], list[RunRecord]]:
     """Compare's inputs parted: (paths for bsbench's record reader, the vLLM results among them read as records).
     A folder is searched for vLLM results and kept for the reader when it holds anything else."""
-    from bsbench.safe_json import load_file
 
     keep: list[Path] = []
     imported: list[RunRecord] = []

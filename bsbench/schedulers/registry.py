@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 
+import bsbench.schedulers as package
 from bsbench.errors import BsbenchError, did_you_mean
 from bsbench.schedulers.base import Scheduler
 
@@ -27,7 +28,6 @@ def register(cls: type[Scheduler]) -> type[Scheduler]:
 
 
 def _discover() -> None:
-    import bsbench.schedulers as package
 
     for module in pkgutil.iter_modules(package.__path__):
         if not module.name.startswith("_"):

@@ -17,6 +17,7 @@ each). The fit and its residuals go into a `Calibration`; every point says its
 
 from __future__ import annotations
 
+import os
 import statistics
 import time
 from collections.abc import Callable, Sequence
@@ -38,6 +39,7 @@ ProgressFn = Callable[[int, int], None]  # (plans timed so far, total)
 
 def _synchroniser(device: Any) -> Callable[[], None]:
     if getattr(device, "type", str(device)).startswith("cuda"):
+        # lazy: torch is heavy
         import torch
 
         return lambda: torch.cuda.synchronize(device)
@@ -46,9 +48,9 @@ def _synchroniser(device: Any) -> Callable[[], None]:
 
 def _device_memory(device: Any) -> int | None:
     """Total memory of the calibrated device (GPU memory, or the host's RAM for a CPU), for simulating it."""
-    import os
 
     if getattr(device, "type", str(device)).startswith("cuda"):
+        # lazy: torch is heavy
         import torch
 
         return int(torch.cuda.get_device_properties(device).total_memory)
@@ -124,6 +126,7 @@ class CalibrationTimer:
     def fit(self, run_steps: Sequence[RunStep] = (), runs: Sequence[dict[str, Any]] = (),
             settings: dict[str, Any] | None = None) -> Calibration:
         """Fit the cost model to the kept grid timings (median per plan) and `run_steps` (one timing each)."""
+        # lazy: torch is heavy
         import torch
 
         runner, cache = self.runner, self.runner.cache

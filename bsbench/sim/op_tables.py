@@ -78,6 +78,7 @@ class TableTimer:
     the median of the others. A runner without a torch model (a test double) has no tables (`tables()` is {})."""
 
     def __init__(self, runner: Any, sync: Callable[[], None]) -> None:
+        # lazy: torch is heavy
         import torch
 
         self.sync = sync
@@ -107,6 +108,7 @@ class TableTimer:
         self.samples = {name: [[] for _ in knots] for name, (_, knots) in self.ops.items()}
 
     def run_pass(self) -> None:
+        # lazy: torch is heavy
         import torch
 
         with torch.inference_mode():

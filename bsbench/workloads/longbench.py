@@ -72,6 +72,7 @@ def _read_hub(name: str) -> tuple[list[Any], dict[str, Any]]:
         raise BsbenchError(f"cannot load LongBench {name!r}: the hub is off ({offline}); pass --dataset-path "
                            "FILE_OR_FOLDER, or set HF_HUB_OFFLINE=1 to read a cached copy")
     try:
+        # lazy: datasets is heavy
         import datasets
 
         table = datasets.load_dataset(repo, subset or "narrativeqa", split="test")

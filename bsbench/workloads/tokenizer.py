@@ -103,6 +103,7 @@ def _load_cached(key: str) -> TokenizerHandle:
 
 
 def _from_json_file(path: str, name: str) -> TokenizerHandle:
+    # lazy: tokenizers is heavy
     from tokenizers import Tokenizer
 
     try:
@@ -131,6 +132,7 @@ def _from_transformers(path_or_id: str, name: str) -> TokenizerHandle:
     try:
         for logger in quiet:  # hub retries log warnings; the user gets our one-line error instead
             logger.setLevel(logging.ERROR)
+        # lazy: transformers is heavy
         from transformers import AutoTokenizer
 
         # never run code shipped with a tokenizer (auto_map), and never ask on stdin whether to

@@ -42,6 +42,7 @@ def _column(frame: pd.DataFrame, role: str, path: str) -> pd.Series:
 
 
 def _seconds(values: pd.Series) -> pd.Series:
+    # lazy: pandas is heavy
     import pandas as pd
 
     numeric = pd.to_numeric(values, errors="coerce")
@@ -60,6 +61,7 @@ def load_trace(num: int, rng: np.random.Generator, tokenizer: TokenizerHandle, d
         raise BsbenchError(f"trace file not found: {dataset_path}")
     if not (math.isfinite(time_scale) and time_scale > 0):
         raise BsbenchError(f"time scale must be a finite number > 0, got {time_scale}")
+    # lazy: pandas is heavy
     import pandas as pd
 
     try:

@@ -11,7 +11,9 @@ from typing import Any
 
 from bsbench.backends.cluster.coordinator import Instance, TransferCoordinator
 from bsbench.backends.cluster.setting import ClusterSetting
+from bsbench.backends.fit_checks import check_workload_fits
 from bsbench.backends.host_timing import without_host_timed
+from bsbench.backends.policy_build import build_scheduler_options
 from bsbench.engine.block_manager import BlockManager
 from bsbench.engine.clock import VirtualClock
 from bsbench.engine.events import EventLog
@@ -54,8 +56,7 @@ class Cluster:
 def build_cluster(config: Any, setting: ClusterSetting, workload: Workload, progress: Any = None) -> Cluster:
     """The instances of `config` (a bench.RunConfig on the sim backend), each policy checked against the
     workload (bench.check_workload_fits: a request one instance could never hold is a user error)."""
-    from bsbench.backends.fit_checks import check_workload_fits
-    from bsbench.backends.policy_build import build_scheduler_options
+    # lazy: loads numpy
     from bsbench.sim.backend import open_sim
 
     scheduler_cls = get_scheduler(config.scheduler)

@@ -8,6 +8,8 @@ from typing import Any
 from bsbench.backends.cluster.links import DEFAULT_LINK, LinkPreset, link_preset
 from bsbench.backends.cluster.topology import Topology, parse_instances
 from bsbench.errors import BsbenchError
+from bsbench.schedulers.registry import get_scheduler
+from bsbench.sim.gpus import gpu_preset
 
 
 @dataclass(slots=True, frozen=True)
@@ -30,7 +32,6 @@ def cluster_setting(scheduler: str, instances: str | None, link: str | None, sim
     """The disaggregated setting of a run, or None for one instance; user errors (a bad topology, link or GPU
     name, a scheduler without a disaggregated form, a backend that is not `simulated`, --link or --decode-gpu
     alone) are BsbenchError."""
-    from bsbench.schedulers.registry import get_scheduler
 
     cls = get_scheduler(scheduler)
     if instances is None and not cls.disaggregated_only:
@@ -46,7 +47,6 @@ def cluster_setting(scheduler: str, instances: str | None, link: str | None, sim
     if cls.decode_options(cls.Options(**(scheduler_options or {}))) is None:
         raise BsbenchError(f"--instances: scheduler {scheduler!r} has no disaggregated form (distserve and bucket do)")
     if decode_gpu is not None:
-        from bsbench.sim.gpus import gpu_preset
 
         decode_gpu = gpu_preset(decode_gpu).name
     return ClusterSetting(topology, preset, instances is None, decode_gpu)

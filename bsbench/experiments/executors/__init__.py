@@ -6,6 +6,9 @@ import os
 
 from bsbench.errors import BsbenchError
 from bsbench.experiments.executors.base import MAX_ATTEMPTS, Executor, RunOne, RunTask, TaskOutcome, Watch, execute
+from bsbench.experiments.executors.process import ProcessExecutor
+from bsbench.experiments.executors.ray import RayExecutor
+from bsbench.experiments.executors.serial import SerialExecutor
 
 __all__ = ["EXECUTORS", "MAX_ATTEMPTS", "Executor", "RunOne", "RunTask", "TaskOutcome", "Watch", "default_workers",
            "execute", "make_executor"]
@@ -28,15 +31,12 @@ def make_executor(name: str, workers: int | None = None, ray_address: str | None
     if name == "serial":
         if workers not in (None, 1):
             raise BsbenchError(f"--workers {workers} needs --executor process or ray (serial runs one at a time)")
-        from bsbench.experiments.executors.serial import SerialExecutor
 
         return SerialExecutor()
     if name == "process":
-        from bsbench.experiments.executors.process import ProcessExecutor
 
         return ProcessExecutor(workers or default_workers())
     if name == "ray":
-        from bsbench.experiments.executors.ray import RayExecutor
 
         return RayExecutor.connect(ray_address, workers, gpu_tasks)
     raise BsbenchError(f"unknown executor {name!r} (choose from {', '.join(EXECUTORS)})")

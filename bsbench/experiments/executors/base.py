@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from bsbench.errors import BsbenchError
+from bsbench.record.io import record_text
 from bsbench.units import format_rate
 
 if TYPE_CHECKING:
@@ -103,7 +104,6 @@ class Executor(Protocol):
 
 def execute(run_one: RunOne, task: RunTask) -> Finished:
     """Run one task where it landed: check the shipped workload's fingerprint, run it, render its record."""
-    from bsbench.record.io import record_text
 
     got = task.workload.fingerprint()
     if got != task.fingerprint:

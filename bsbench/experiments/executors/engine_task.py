@@ -32,6 +32,7 @@ class EngineTask:
                                    instances=self.instances.get(scheduler, self.base.instances))
 
     def __call__(self, task: RunTask) -> RunRecord:
+        # lazy: loads numpy
         from bsbench.backends.run import run_benchmark, session_for
 
         config = self.config_for(task.scheduler, task.seed)

@@ -23,6 +23,7 @@ INSTALL = "pip install -e '.[ray]'"
 
 def _ray() -> Any:
     try:
+        # lazy: ray is heavy
         import ray
     except ImportError:
         raise BsbenchError(f"--executor ray needs Ray, which is not installed: {INSTALL}") from None

@@ -12,8 +12,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from bsbench.backends.record_build import planned_record_config
+from bsbench.backends.run import session_for
 from bsbench.experiments.capacity import capacity_search, find_capacities
+from bsbench.experiments.capacity_probes import probe_round
 from bsbench.experiments.capacity_repeats import CapacityOverRepeats, slo_text
+from bsbench.experiments.executors.engine_task import EngineTask
+from bsbench.experiments.sweep import SweepPlan, run_sweep
+from bsbench.record import read_records
 
 if TYPE_CHECKING:
     from bsbench.backends.config import RunConfig
@@ -52,26 +58,20 @@ class Bench:
     instances: dict[str, str] = field(default_factory=dict)  # scheduler -> its disaggregated topology
 
     def task(self) -> EngineTask:
-        from bsbench.experiments.executors.engine_task import EngineTask
 
         return EngineTask(self.config, self.options, self.seeds[0], self.instances)
 
     def config_of(self, scheduler: str, workload: Any, seed: int) -> RecordConfig:
-        from bsbench.backends.record_build import planned_record_config
-        from bsbench.backends.run import session_for
 
         return planned_record_config(workload, self.task().config_for(scheduler, seed), session_for(self.config))
 
     def timing_label(self) -> str:
-        from bsbench.backends.run import session_for
 
         return session_for(self.config).timing_label()
 
     def sweep(self, folder: Path, schedulers: Sequence[str], rates: Sequence[float],
               make_workload: MakeWorkload) -> SweepResult:
         """Every scheduler at every rate and seed on paired workloads (run_sweep), with its summary file."""
-        from bsbench.backends.run import session_for
-        from bsbench.experiments.sweep import SweepPlan, run_sweep
 
         plan = SweepPlan(list(schedulers), sorted(rates), list(self.seeds), session_for(self.config).backend_id())
         self.say(f"{folder.name}: {plan.size} runs ({', '.join(schedulers)} x {len(rates)} rates x "
@@ -85,7 +85,6 @@ class Bench:
     def capacities(self, folder: Path, schedulers: Sequence[str], make_workload: MakeWorkload,
                    setting: CapacitySetting) -> dict[str, CapacityOverRepeats]:
         """One capacity search per scheduler and seed, in lock step, probe records in `folder`."""
-        from bsbench.experiments.capacity_probes import probe_round
 
         folder.mkdir(parents=True, exist_ok=True)
         searches = {(name, seed): capacity_search(setting.target, setting.start_rate, setting.tolerance,
@@ -106,7 +105,6 @@ class Bench:
 
 def sweep_records(result: SweepResult) -> dict[tuple[str, float], list[RunRecord]]:
     """The complete records of a sweep by (scheduler, rate), one per seed, in seed order."""
-    from bsbench.record import read_records
 
     runs = [r for r in result.runs if r.complete and r.path]
     records = read_records([r.path for r in runs]) if runs else []

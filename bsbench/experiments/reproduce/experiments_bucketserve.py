@@ -27,6 +27,7 @@ from bsbench.experiments.reproduce.params import Param, Params
 from bsbench.experiments.reproduce.stand_ins import NAMES, maker
 from bsbench.experiments.reproduce.verdict import Measured
 from bsbench.experiments.sweep import load_summary
+from bsbench.schedulers.registry import all_schedulers
 
 DISTSERVE = "distserve"
 TWO_GPUS = "2gpu"  # suffix of the folders and figure groups of the disaggregated group
@@ -39,7 +40,6 @@ RATES = {  # req/s; around the capacities of the schedulers on the simulated A10
 
 
 def registered(name: str) -> bool:
-    from bsbench.schedulers.registry import all_schedulers
 
     return name in all_schedulers()
 

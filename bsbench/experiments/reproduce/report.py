@@ -20,6 +20,7 @@ from bsbench.experiments.reproduce.outcome import CLAIM_HEADER, Reproduction
 from bsbench.experiments.reproduce.verdict import HOLD_FRACTION
 from bsbench.jsonio import write_json_atomic
 from bsbench.report.html_page import Section, img_tag, paragraph, table, write_page
+from bsbench.report.plots_sweep import versus_rate
 
 SUMMARY_FILE = "reproduce_summary.json"
 REPORT_FILE = "report.html"
@@ -49,7 +50,6 @@ def capacity_bars(capacities: dict[str, dict[str, CapacityOverRepeats]]) -> dict
 
 def figures(result: Reproduction, out: Path, note: str) -> list[Path]:
     """The PNGs into OUT/figures."""
-    from bsbench.report.plots_sweep import versus_rate
 
     folder = out / "figures"
     target = float(result.params.get("target_attainment", 0.8))

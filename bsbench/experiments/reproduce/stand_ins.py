@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from bsbench.experiments.reproduce.params import Params
+from bsbench.workloads.build import load_workload
 from bsbench.workloads.request import SLO
 from bsbench.workloads.slo import Bound, draw_block_slos
 from bsbench.workloads.workload import Workload
@@ -56,7 +57,6 @@ def recipe(name: str, params: Params) -> tuple[str, dict[str, Any]]:
 
 def maker(name: str, params: Params, num_requests: int) -> Callable[[float, int], Workload]:
     """make_workload(rate, seed) of stand-in `name`: `num_requests` requests, Poisson arrivals at `rate`."""
-    from bsbench.workloads.build import load_workload
 
     target, options = recipe(name, params)
 
