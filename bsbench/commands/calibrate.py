@@ -73,27 +73,6 @@ def run_calibration(config: Any, session: Any, out: Path | None, warmups: int, r
     return calibration, path, save_calibration(calibration, path)
 
 
-def residuals_table(points: list[dict[str, Any]], title: str):
-    """Fit residuals by layout (and over all points, and by source when runs were fitted too): n, MAPE, P90 and
-    max APE, bias."""
-    from rich.table import Table
-
-    from bsbench.sim.accuracy import errors_by_layout
-    from bsbench.units import format_percent
-
-    stats = errors_by_layout((p["layout"], p["measured_s"], p["predicted_s"]) for p in points)
-    sources = {p.get("source", "grid") for p in points}
-    if len(sources) > 1:
-        by_source = errors_by_layout((p.get("source", "grid"), p["measured_s"], p["predicted_s"]) for p in points)
-        stats |= {f"{key} steps": value for key, value in by_source.items() if key != "all"}
-    table = Table(title=title, title_justify="left", header_style="bold")
-    for col in ("layout", "n", "MAPE", "P90 APE", "max APE", "bias"):
-        table.add_column(col, justify="left" if col == "layout" else "right")
-    for layout, s in stats.items():
-        table.add_row(layout, str(s["n"]), *(format_percent(s[k]) for k in ("mape", "p90_ape", "max_ape", "bias")))
-    return table
-
-
 @click.command("calibrate")
 @real_model_options
 @click.option("--warmups", type=param_type(Integer(0, 100)), default=1, show_default=True,
@@ -119,6 +98,7 @@ def command(warmups: int, repeats: int, out_file: Path | None, with_runs: bool, 
     from bsbench.backends.run import open_session
     from bsbench.model.source import check_model_source
     from bsbench.progress import Progress
+    from bsbench.report.calibration_tables import residuals_table
     from bsbench.report.comparison import console as make_console
 
     if out_file is not None:
