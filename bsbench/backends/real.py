@@ -36,6 +36,7 @@ class RealBackend:
 
         # lazy: loads huggingface_hub, numpy, torch, transformers
         from bsbench.model.loader import load_model, resolve_device, resolve_dtype
+
         # lazy: loads numpy, torch
         from bsbench.model.runner import ModelRunner
 

@@ -87,6 +87,7 @@ def client_options(values: dict[str, Any]) -> ClientOptions:
     """ClientOptions from the given openai flags; a missing --base-url or API key variable is a user error."""
     # lazy: loads numpy
     from bsbench.openai_client import ClientOptions
+
     # lazy: loads numpy
     from bsbench.openai_client.options import check_options
 

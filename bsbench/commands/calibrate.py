@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.table import Table
 
 from bsbench.backends.config import RunConfig
 from bsbench.commands._types import param_type
@@ -18,7 +17,6 @@ from bsbench.model.source import check_model_source
 from bsbench.paths import check_output_file
 from bsbench.progress import Progress
 from bsbench.safe_text import markup
-from bsbench.units import format_percent
 from bsbench.values import SEED, ByteSize, Integer
 
 
@@ -64,10 +62,13 @@ def run_calibration(config: Any, session: Any, out: Path | None, warmups: int, r
     (to `out` or the default path); (calibration, path, hash)."""
     # lazy: loads numpy
     from bsbench.experiments.calib_runs import run_steps
+
     # lazy: loads huggingface_hub, numpy, torch, transformers
     from bsbench.model.loader import loaded_model_shape
+
     # lazy: loads numpy
     from bsbench.sim.calibrate import calibrate
+
     # lazy: loads numpy
     from bsbench.sim.calibration import save_calibration
 
@@ -79,26 +80,6 @@ def run_calibration(config: Any, session: Any, out: Path | None, warmups: int, r
                                 run_steps=steps, runs=runs)
     path = out or default_calibration_path(config.model, session.device, session.dtype, session.block_size)
     return calibration, path, save_calibration(calibration, path)
-
-
-def residuals_table(points: list[dict[str, Any]], title: str):
-    """Fit residuals by layout (and over all points, and by source when runs were fitted too): n, MAPE, P90 and
-    max APE, bias."""
-
-    # lazy: loads numpy
-    from bsbench.sim.accuracy import errors_by_layout
-
-    stats = errors_by_layout((p["layout"], p["measured_s"], p["predicted_s"]) for p in points)
-    sources = {p.get("source", "grid") for p in points}
-    if len(sources) > 1:
-        by_source = errors_by_layout((p.get("source", "grid"), p["measured_s"], p["predicted_s"]) for p in points)
-        stats |= {f"{key} steps": value for key, value in by_source.items() if key != "all"}
-    table = Table(title=title, title_justify="left", header_style="bold")
-    for col in ("layout", "n", "MAPE", "P90 APE", "max APE", "bias"):
-        table.add_column(col, justify="left" if col == "layout" else "right")
-    for layout, s in stats.items():
-        table.add_row(layout, str(s["n"]), *(format_percent(s[k]) for k in ("mape", "p90_ape", "max_ape", "bias")))
-    return table
 
 
 @click.command("calibrate")
@@ -125,6 +106,10 @@ def command(warmups: int, repeats: int, out_file: Path | None, with_runs: bool, 
     """
     # lazy: loads numpy
     from bsbench.backends.run import open_session
+
+    # lazy: loads numpy
+    from bsbench.report.calibration_tables import residuals_table
+
     # lazy: loads numpy, pandas, pyarrow
     from bsbench.report.comparison import console as make_console
 

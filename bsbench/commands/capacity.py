@@ -169,6 +169,7 @@ def write_capacity_page(out_dir: Path, summary: dict[str, Any], results: dict[st
     the probes' records grouped."""
     # lazy: loads pandas, pyarrow
     from bsbench.report.html_report import write_capacity_report
+
     # lazy: loads matplotlib
     from bsbench.report.plots_sweep import versus_rate
 

@@ -52,10 +52,13 @@ def command(paths: tuple[Path, ...], reference: str | None, fmt: str, plots_dir:
         if not embed_plots and plots_dir is None:
             raise BsbenchError("--link-plots links the PNGs of --plots DIR: give --plots, or embed them (the default)")
     from bsbench.report import breakdown  # pandas and numpy: imported only when records are compared
+
     # lazy: loads numpy, pandas, pyarrow
     from bsbench.report import comparison as report
+
     # lazy: loads numpy
     from bsbench.report.cell_stats import group_stats
+
     # lazy: loads numpy
     from bsbench.report.vllm_result import place_beside, split_inputs
 

@@ -71,6 +71,7 @@ def command(records: tuple[Path, ...], baseline_path: Path, tolerance: str, rati
     """
 
     from bsbench.experiments import gate as gating  # numpy and the record reader: imported only when records are gated
+
     # lazy: loads numpy, pandas, pyarrow
     from bsbench.report.comparison import console as make_console
 

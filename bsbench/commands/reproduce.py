@@ -48,12 +48,16 @@ def command(paper: str, quick: bool, repeats: int | None, seed: int, backend: st
 
     # lazy: loads numpy
     from bsbench.experiments.reproduce import experiments_bucketserve, experiments_uellm
+
     # lazy: loads numpy
     from bsbench.experiments.reproduce.engine_runs import Bench
+
     # lazy: loads numpy
     from bsbench.experiments.reproduce.outcome import CLAIM_HEADER
+
     # lazy: loads matplotlib, numpy
     from bsbench.experiments.reproduce.report import PARAM_HEADER, SMOKE_TEST_NOTE, write_outputs
+
     # lazy: loads numpy, pandas, pyarrow
     from bsbench.report.comparison import console as make_console
 

@@ -60,8 +60,10 @@ def command(scheduler: str, host: str, port: int, served_model_name: str | None,
     _check_installed()
     # lazy: loads numpy
     from bsbench.backends.factory import cluster_setting_of
+
     # lazy: loads numpy
     from bsbench.backends.run import open_session
+
     # lazy: loads prometheus_client, starlette, uvicorn
     from bsbench.serve.server import bind, serve, serve_state
 

@@ -156,6 +156,7 @@ def _features(batch: Sequence[Sequence[int]], cfg: TrainConfig):
 def _make_model(cfg: TrainConfig, num_classes: int):
     # lazy: torch is heavy
     import torch
+
     # lazy: torch is heavy
     from torch import nn
 
