@@ -99,7 +99,7 @@ def run_bsbench(workload, config: RunConfig, session) -> dict[str, Any]:
     summary = record.summary
     steps = record.steps
     duration = float(summary["duration_s"])
-    forward = sum(float(s.get("forward_s") or 0.0) for s in steps)
+    forward = sum(float(s.forward_s or 0.0) for s in steps)
     share = summary.get("forward_share")
     if share is None:
         share = forward / duration if duration > 0 else float("nan")
@@ -112,12 +112,12 @@ def run_bsbench(workload, config: RunConfig, session) -> dict[str, Any]:
         "tps": out_tokens / duration,
         "overhead": 1.0 - share,
         "forward_s": forward,
-        "decision_share": (record.get("scheduler") or {}).get("decision_share"),
+        "decision_share": (record.scheduler or {}).get("decision_share"),
         "steps": len(steps),
         "preemptions": summary.get("preemptions"),
         "completed": summary.get("completed"),
         "mean_batch": summary.get("mean_batch_size"),
-        "path": record.get("path"),
+        "path": record.path,
         "outputs": outputs,
     }
 
