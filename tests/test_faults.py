@@ -77,7 +77,7 @@ def test_sigterm_before_the_run_exits_143_with_one_line(bsbench, tmp_path, monke
         os.kill(os.getpid(), signal.SIGTERM)
         time.sleep(5)
 
-    monkeypatch.setattr("bsbench.backends.run.open_session", terminated_while_loading)  # run imports it from there
+    monkeypatch.setattr("bsbench.commands.run.open_session", terminated_while_loading)  # the name run calls
     result = bsbench("run", *SYNTH, "--quiet", "--out", tmp_path)
     assert result.code == 143
     assert result.err.strip() == "bsbench: terminated"
