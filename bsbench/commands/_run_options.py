@@ -151,7 +151,7 @@ def _flag_decorators(backends: tuple[str, ...]) -> dict[str, Callable]:
                      help="Same as --cost-model FILE (a calibration file from bsbench calibrate)."),
         click.option("--engine-overhead", default=None, metavar="PRESET|SECONDS",
                      help="Per-step engine overhead of the cost model: eager (a Python engine launching every "
-                          "kernel, 5.9 ms), cuda-graphs (2.4 ms), none, or a duration such as 0.8ms; sources in "
+                          "kernel, 6.2 ms), cuda-graphs (2.6 ms), none, or a duration such as 0.8ms; sources in "
                           "bsbench/sim/engine_overhead.py. [default: eager]"),
         click.option("--tensor-parallel", type=param_type(Integer(1, 64)), default=None,
                      help="Sim only: GPUs of the preset per instance; weights, heads and KV split across them and "

@@ -52,7 +52,7 @@ _FIT = "fit half of benchmarks/sim_vs_published.py: "
 LINEAR_FLOP_EFFICIENCY = 0.71
 LINEAR_BANDWIDTH_EFFICIENCY = 0.76
 # Same table, the five elementwise ops (norms, rope, activation, add): bandwidth and a per-kernel floor.
-ELEMENTWISE_BANDWIDTH_EFFICIENCY = 0.60
+ELEMENTWISE_BANDWIDTH_EFFICIENCY = 0.65
 KERNEL_FLOOR_S = 3.2e-6
 ELEMENTWISE_KERNELS_PER_LAYER = 5
 # DistServe's own engine on the A100-80GB (OPT-13B): the quadratic prefill term at 2,048 tokens, and the
@@ -62,12 +62,13 @@ ATTENTION_DECODE_BANDWIDTH_EFFICIENCY = 0.64
 
 SOURCES = {
     "linear": _FIT + "Vidur Llama-2-7B A100-80GB TP1 linear layers (flop 0.71, bandwidth 0.76 of peak)",
-    "elementwise": _FIT + "Vidur Llama-2-7B A100-80GB TP1 norms/rope/act/add (bandwidth 0.60, 3.2 us per kernel)",
+    "elementwise": _FIT + "Vidur Llama-2-7B A100-80GB TP1 norms/rope/act/add (bandwidth 0.65, 3.2 us per kernel)",
     "attention_prefill": _FIT + "DistServe engine OPT-13B A100-80GB prefill quadratic term at 2,048 tokens (0.18)",
     "attention_decode": _FIT + "DistServe engine OPT-13B A100-80GB decode slope per context token (0.64)",
     "corner": "sqrt(c^2 + m^2) per operator group (module docstring of bsbench/sim/cost_model.py)",
 }
 GROUPS = ("linear", "attention", "lm_head", "elementwise", "all_reduce", "overhead")
+_FRESH = (FRESH_CAUSAL, FRESH_MASKED)
 
 
 class CostModel(Protocol):
@@ -83,8 +84,58 @@ class CostModel(Protocol):
 
 
 def corner(compute_s: float, memory_s: float) -> float:
-    """The smooth roofline corner (module docstring)."""
+    """The smooth roofline corner (module docstring); the groups below inline it as math.hypot."""
     return math.hypot(compute_s, memory_s)
+
+
+@dataclass(slots=True, frozen=True)
+class _Coefficients:
+    """Seconds per unit of work of each group on one GPU, computed once per model (step_time runs per step)."""
+
+    linear_flop: float  # per token
+    linear_weights: float  # the weight read
+    linear_rows: float  # per token
+    attention_flop: float  # per score pair
+    fresh_bytes: float  # per query row of a fresh call
+    kv_bytes: float  # per gathered KV slot
+    query_bytes: float  # per query row of a gathered call
+    call_floor: float  # per call
+    lm_flop: float  # per sampled row
+    lm_weights: float
+    lm_rows: float  # per sampled row
+    elementwise_floor: float
+    elementwise_bytes: float  # per token
+    all_reduce_bytes: float  # per token: message bytes
+
+
+def _coefficients(gpu: ModelShape, device: DevicePreset, tensor_parallel: int) -> _Coefficients:
+    d = gpu.info.head_dim
+    h, q, kv, inter, b = gpu.hidden_size, gpu.num_heads * d, gpu.info.num_kv_heads * d, gpu.intermediate_size, \
+        gpu.info.dtype_bytes
+    layers = gpu.info.num_layers
+    lin_peak = device.peak_flops * LINEAR_FLOP_EFFICIENCY
+    lin_bw = device.bandwidth * LINEAR_BANDWIDTH_EFFICIENCY
+    attn_peak = device.peak_flops * ATTENTION_PREFILL_FLOP_EFFICIENCY
+    attn_bw = device.bandwidth * ATTENTION_DECODE_BANDWIDTH_EFFICIENCY
+    elem_bw = device.bandwidth * ELEMENTWISE_BANDWIDTH_EFFICIENCY
+    lm_weights = gpu.lm_head_params / tensor_parallel
+    return _Coefficients(
+        linear_flop=2.0 * gpu.matmul_params / lin_peak,
+        linear_weights=gpu.matmul_params * b / lin_bw,
+        linear_rows=layers * b * (4 * h + 2 * q + 2 * kv + 3 * inter) / lin_bw,
+        attention_flop=4.0 * layers * q / attn_peak,
+        fresh_bytes=layers * (2 * q + 2 * kv) * b / attn_bw,
+        kv_bytes=layers * 2 * kv * b / attn_bw,
+        query_bytes=layers * 2 * q * b / attn_bw,
+        call_floor=layers * KERNEL_FLOOR_S,
+        lm_flop=2.0 * lm_weights / lin_peak,
+        lm_weights=lm_weights * b / lin_bw,
+        lm_rows=(h * b + gpu.vocab_size / tensor_parallel * 4) / lin_bw,
+        elementwise_floor=layers * ELEMENTWISE_KERNELS_PER_LAYER * KERNEL_FLOOR_S,
+        # two norms, rope, activation, two adds, the KV store per layer; the embedding rows once
+        elementwise_bytes=(layers * b * (10 * h + 2 * (q + kv) + 3 * inter + 2 * kv) + h * b) / elem_bw,
+        all_reduce_bytes=float(h * b),
+    )
 
 
 @dataclass(slots=True, frozen=True)
@@ -97,76 +148,57 @@ class RooflineCostModel:
     overhead: EngineOverhead = field(default_factory=lambda: engine_overhead(DEFAULT_ENGINE_OVERHEAD))
     tier: ClassVar[str] = "roofline"
     gpu: ModelShape = field(init=False, repr=False, compare=False)
+    k: _Coefficients = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "gpu", gpu_shape(self.shape, self.tensor_parallel))
+        gpu = gpu_shape(self.shape, self.tensor_parallel)
+        object.__setattr__(self, "gpu", gpu)
+        object.__setattr__(self, "k", _coefficients(gpu, self.device, self.tensor_parallel))
 
     def step_time(self, work: StepWork) -> float:
-        return sum(self.group_times(work).values())
+        t = work.tokens
+        return (self.linear_s(t) + self.attention_s(work.calls) + self.lm_head_s(work.sampled)
+                + self.elementwise_s(t) + self.all_reduce_s(t) + self.overhead.seconds)
 
     def group_times(self, work: StepWork) -> dict[str, float]:
-        """Seconds of each operator group of `GROUPS` for this step."""
+        """Seconds of each operator group of `GROUPS` for this step (they sum to `step_time`)."""
         return {"linear": self.linear_s(work.tokens), "attention": self.attention_s(work.calls),
                 "lm_head": self.lm_head_s(work.sampled), "elementwise": self.elementwise_s(work.tokens),
                 "all_reduce": self.all_reduce_s(work.tokens), "overhead": self.overhead.seconds}
 
-    # one GPU's share: widths of its q, kv and MLP
-    def _widths(self) -> tuple[int, int, int, int, int]:
-        g = self.gpu
-        d = g.info.head_dim
-        return g.hidden_size, g.num_heads * d, g.info.num_kv_heads * d, g.intermediate_size, g.info.dtype_bytes
-
     def linear_s(self, tokens: int) -> float:
         if tokens <= 0:
             return 0.0
-        h, q, kv, inter, b = self._widths()
-        params = self.gpu.matmul_params
-        flops = 2.0 * tokens * params
-        rows = tokens * self.gpu.info.num_layers * b * (4 * h + 2 * q + 2 * kv + 3 * inter)
-        return corner(flops / (self.device.peak_flops * LINEAR_FLOP_EFFICIENCY),
-                      (params * b + rows) / (self.device.bandwidth * LINEAR_BANDWIDTH_EFFICIENCY))
+        k = self.k
+        return math.hypot(tokens * k.linear_flop, k.linear_weights + tokens * k.linear_rows)
 
     def attention_s(self, calls: tuple[AttnCall, ...]) -> float:
-        _, q, kv, _, b = self._widths()
-        layers = self.gpu.info.num_layers
-        peak = self.device.peak_flops * ATTENTION_PREFILL_FLOP_EFFICIENCY
-        bandwidth = self.device.bandwidth * ATTENTION_DECODE_BANDWIDTH_EFFICIENCY
+        k = self.k
         total = 0.0
         for call in calls:
-            flops = 4.0 * layers * q * call.score_pairs
-            if call.kind in (FRESH_CAUSAL, FRESH_MASKED):
-                nbytes = layers * call.rows * call.q_len * (2 * q + 2 * kv) * b
+            if call.kind in _FRESH:
+                memory = call.rows * call.q_len * k.fresh_bytes
             else:
-                nbytes = layers * call.rows * (call.kv_len * 2 * kv + call.q_len * 2 * q) * b
-            total += corner(flops / peak, nbytes / bandwidth) + layers * KERNEL_FLOOR_S
+                memory = call.rows * (call.kv_len * k.kv_bytes + call.q_len * k.query_bytes)
+            total += math.hypot(call.score_pairs * k.attention_flop, memory) + k.call_floor
         return total
 
     def lm_head_s(self, sampled: int) -> float:
         if sampled <= 0:
             return 0.0
-        g = self.gpu
-        b = g.info.dtype_bytes
-        weights = g.lm_head_params / self.tensor_parallel
-        flops = 2.0 * sampled * weights
-        nbytes = weights * b + sampled * (g.hidden_size * b + g.vocab_size / self.tensor_parallel * 4)
-        return corner(flops / (self.device.peak_flops * LINEAR_FLOP_EFFICIENCY),
-                      nbytes / (self.device.bandwidth * LINEAR_BANDWIDTH_EFFICIENCY))
+        k = self.k
+        return math.hypot(sampled * k.lm_flop, k.lm_weights + sampled * k.lm_rows)
 
     def elementwise_s(self, tokens: int) -> float:
         if tokens <= 0:
             return 0.0
-        h, q, kv, inter, b = self._widths()
-        layers = self.gpu.info.num_layers
-        per_layer = tokens * b * (10 * h + 2 * (q + kv) + 3 * inter + 2 * kv)  # ... + the KV store
-        nbytes = layers * per_layer + tokens * h * b  # + the embedding rows
-        return layers * ELEMENTWISE_KERNELS_PER_LAYER * KERNEL_FLOOR_S \
-            + nbytes / (self.device.bandwidth * ELEMENTWISE_BANDWIDTH_EFFICIENCY)
+        return self.k.elementwise_floor + tokens * self.k.elementwise_bytes
 
     def all_reduce_s(self, tokens: int) -> float:
         if self.tensor_parallel <= 1 or tokens <= 0:
             return 0.0
-        nbytes = tokens * self.gpu.hidden_size * self.gpu.info.dtype_bytes
-        return ALL_REDUCES_PER_LAYER * self.gpu.info.num_layers * self.one_all_reduce_s(nbytes)
+        calls = ALL_REDUCES_PER_LAYER * self.gpu.info.num_layers
+        return calls * self.one_all_reduce_s(tokens * self.k.all_reduce_bytes)
 
     def one_all_reduce_s(self, nbytes: float) -> float:
         return ring_all_reduce_s(nbytes, self.tensor_parallel, self.device)
