@@ -76,7 +76,8 @@ def test_real_capacity_run(tmp_path):
 
     result = CliRunner().invoke(command, [
         "--schedulers", "continuous", "-w", "smoke", "-n", "3", "--max-output-len", "4", "--device", "cpu",
-        "--e2e-slo", "600000", "--start-rate", "8", "--max-rate", "8", "--out", str(tmp_path), "--quiet"])
+        "--e2e-slo", "600000", "--start-rate", "8", "--max-rate", "8", "--duration", "0.3s", "--out", str(tmp_path),
+        "--quiet"])
     assert result.exit_code == 0, result.output
     summary = json.loads((tmp_path / "capacity_summary.json").read_text())
     found = summary["schedulers"]["continuous"]

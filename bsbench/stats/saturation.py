@@ -8,9 +8,13 @@ one grows it at the rate lambda - mu, the excess of arrivals over what the syste
 1. growth: the least-squares slope of N(t) over the window is at least GROWTH_LIMIT (2%) of the offered rate
    (arrivals in the window / its length). A queue at utilisation rho grows at lambda (1 - 1/rho), so 2% flags
    rho >= 1.02 and no load below it;
-2. significance: the rise the slope predicts over the window is larger than SIGNIFICANCE (2) times the spread
-   of N(t) around the fitted line, and at least MIN_RISE requests: a stable queue's fluctuations (a batch
-   policy's saw-tooth, a burst of arrivals) do not read as growth.
+2. significance: the rise the slope predicts over the window is at least MIN_RISE requests, larger than
+   SIGNIFICANCE (2) times the spread of N(t) around the fitted line (a batch policy's saw-tooth does not read
+   as growth), and larger than the count noise of the arrivals and departures, sqrt(A cv_a^2 + D cv_d^2)
+   (A, D: arrivals and departures in the window; cv: the coefficient of variation of their gaps). Poisson
+   arrivals make a net count over a window wander by about sqrt(A) even at utilisation 1, so growth must
+   exceed that to count; evenly spaced arrivals and a deterministic server have no such noise, and a queue
+   growing at 3% of the offered rate is then caught within a minute.
 
 The evidence also carries the waiting times (queue wait of the window's requests, its slope against arrival
 time, the first and last quarter's means) and arrivals against completions in the window, so a report can
@@ -26,7 +30,7 @@ import numpy as np
 
 GROWTH_LIMIT = 0.02
 SIGNIFICANCE = 2.0
-MIN_RISE = 3.0
+MIN_RISE = 2.0
 GRID_POINTS = 400
 
 
@@ -37,6 +41,15 @@ def _slope(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     slope, intercept = np.polyfit(x, y, 1)
     residual = y - (slope * x + intercept)
     return float(slope), float(residual.std())
+
+
+def _count_noise(times: np.ndarray) -> float:
+    """sqrt(count x cv^2) of the events `times` (sorted): how much their count over the span wanders."""
+    if len(times) < 3:
+        return 0.0
+    gaps = np.diff(times)
+    mean = float(gaps.mean())
+    return float(np.sqrt(len(times) * (gaps.std() / mean) ** 2)) if mean > 0 else float(np.sqrt(len(times)))
 
 
 def backlog_evidence(arrivals: Sequence[float], departures: Sequence[float], waits: Sequence[tuple[float, float]],
@@ -55,6 +68,9 @@ def backlog_evidence(arrivals: Sequence[float], departures: Sequence[float], wai
     arrived = int(np.searchsorted(arr, end, side="right") - np.searchsorted(arr, start, side="left"))
     departed = int(np.searchsorted(dep, end, side="right") - np.searchsorted(dep, start, side="left"))
     offered = arrived / length
+    inside_arr = arr[(arr >= start) & (arr <= end)]
+    inside_dep = dep[(dep >= start) & (dep <= end)]
+    noise = float(np.hypot(_count_noise(inside_arr), _count_noise(inside_dep)))
     evidence: dict[str, Any] = {
         "offered_rate": offered,
         "completion_rate": departed / length,
@@ -67,6 +83,7 @@ def backlog_evidence(arrivals: Sequence[float], departures: Sequence[float], wai
         "growth_share": slope / offered if offered > 0 else 0.0,
         "rise": slope * length,
         "spread": spread,
+        "count_noise": noise,
     }
     if waits:
         at = np.asarray([a for a, _ in waits], dtype=float)
@@ -84,8 +101,8 @@ def is_overloaded(evidence: dict[str, Any] | None) -> bool:
     if not evidence:
         return False
     rise = float(evidence["rise"])
-    return (float(evidence["growth_share"]) >= GROWTH_LIMIT and rise > SIGNIFICANCE * float(evidence["spread"])
-            and rise >= MIN_RISE)
+    return (float(evidence["growth_share"]) >= GROWTH_LIMIT and rise >= MIN_RISE
+            and rise > SIGNIFICANCE * float(evidence["spread"]) and rise > float(evidence.get("count_noise", 0.0)))
 
 
 def overload_text(evidence: dict[str, Any] | None) -> str:
