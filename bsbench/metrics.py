@@ -177,8 +177,9 @@ def slo_checks(req: RequestRow) -> dict[str, bool]:
 
 
 NO_SLOS = "no SLOs set"  # what every report shows for attainment and goodput of a run whose requests carry no SLO
-SLO_KEYS = frozenset({"slo_attainment", "slo_attainment_ttft", "slo_attainment_tpot", "slo_attainment_e2e",
-                      "goodput"})
+SLO_KEYS = frozenset(prefix + key for prefix in ("", "steady_")
+                     for key in ("slo_attainment", "slo_attainment_ttft", "slo_attainment_tpot",
+                                 "slo_attainment_e2e", "goodput"))
 
 
 def has_slos(summary: dict[str, Any]) -> bool:
