@@ -44,12 +44,16 @@ def _slope(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
 
 
 def _count_noise(times: np.ndarray) -> float:
-    """sqrt(count x cv^2) of the events `times` (sorted): how much their count over the span wanders."""
-    if len(times) < 3:
+    """sqrt(events x cv^2) x batch of the events `times` (sorted): how much their count over the span wanders.
+    Simultaneous events (a static batch finishing together) are one event of a batch's weight, so a batch
+    policy that finishes 4 requests every S4 seconds is as regular as it really is."""
+    distinct = np.unique(np.round(times, 9))
+    if len(distinct) < 3:
         return 0.0
-    gaps = np.diff(times)
+    gaps = np.diff(distinct)
     mean = float(gaps.mean())
-    return float(np.sqrt(len(times) * (gaps.std() / mean) ** 2)) if mean > 0 else float(np.sqrt(len(times)))
+    batch = len(times) / len(distinct)
+    return batch * float(np.sqrt(len(distinct) * (gaps.std() / mean) ** 2)) if mean > 0 else float(len(times))
 
 
 def backlog_evidence(arrivals: Sequence[float], departures: Sequence[float], waits: Sequence[tuple[float, float]],
