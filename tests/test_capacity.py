@@ -88,7 +88,8 @@ def test_real_capacity_run(tmp_path):
     text = " ".join(result.output.split())
     assert "SLO too loose: E2E <= 600000" in text and not re.search(r">= 8(?![0-9])", text)
     page = (tmp_path / "report.html").read_text()
-    assert "<h2 id='capacity'>Capacity</h2>" in page and "E2E &lt;= 600,000 ms (3 of 3 requests)" in page
+    # a probe is sized by time: 8 req/s x 0.3 s / 0.8 + 1 = 4 requests
+    assert "<h2 id='capacity'>Capacity</h2>" in page and "E2E &lt;= 600,000 ms (4 of 4 requests)" in page
     assert page.count("<img ") == 1 + 4 and "report: " in result.output  # attainment at probes + one group
 
 
