@@ -24,10 +24,19 @@ request counts as met when it completed and met every SLO it has (a completed
 request without SLOs counts as met). Per-SLO attainment is over the requests
 that carry that SLO (failed/rejected ones are misses). `goodput` is completed
 requests meeting every SLO they have, per second of run duration.
+
+Sustained load (record/window.py): the keys `steady_<key>` are the same figures over the requests that ARRIVE
+inside the run's measurement window (warm-up and cool-down left out), and throughput over the window's time:
+`steady_request_throughput` counts the requests that ended completed inside the window, and
+`steady_output_throughput` the output tokens produced inside it, per second of the window; `steady_goodput`
+the window's requests that met their SLOs per second of the window. `window` says where the window lies and
+why; `overloaded` (and `overload`, its evidence: stats/saturation.py) whether the queue grew without bound.
+The keys without the prefix keep their meaning: every request of the run.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -39,6 +48,8 @@ import numpy as np
 from bsbench.record.reasons import EndKind
 from bsbench.record.rows import EventKind, EventRow, Outcome, RequestRow, StepRow
 from bsbench.record.schema import RecordConfig, RunRecord, WorkloadInfo
+from bsbench.record.window import Window, WindowSpec, resolve_window
+from bsbench.stats.saturation import backlog_evidence, is_overloaded
 from bsbench.workloads.arrivals import realised_rate
 
 DEFAULT_PERCENTILES: tuple[float, ...] = (50, 90, 99)
@@ -166,8 +177,9 @@ def slo_checks(req: RequestRow) -> dict[str, bool]:
 
 
 NO_SLOS = "no SLOs set"  # what every report shows for attainment and goodput of a run whose requests carry no SLO
-SLO_KEYS = frozenset({"slo_attainment", "slo_attainment_ttft", "slo_attainment_tpot", "slo_attainment_e2e",
-                      "goodput"})
+SLO_KEYS = frozenset(prefix + key for prefix in ("", "steady_")
+                     for key in ("slo_attainment", "slo_attainment_ttft", "slo_attainment_tpot",
+                                 "slo_attainment_e2e", "goodput"))
 
 
 def has_slos(summary: dict[str, Any]) -> bool:
@@ -299,6 +311,60 @@ def _event_metrics(requests: Sequence[RequestRow], events: Sequence[EventRow]) -
     }
 
 
+STEADY = "steady_"  # prefix of the figures over the measurement window
+
+
+def departure_s(req: RequestRow) -> float:
+    """When a request left the system, whatever its outcome: its finish, else its last known time."""
+    if req.finish_s is not None:
+        return req.finish_s
+    known = [t for t in (req.first_token_s, req.first_scheduled_s, *req.token_times[-1:]) if t is not None]
+    return max([req.arrival_s, *known])
+
+
+def _wait_s(req: RequestRow) -> float:
+    """How long a request waited to be scheduled; one never scheduled waited until it ended."""
+    wait = queue_s(req)
+    return wait if wait is not None else departure_s(req) - req.arrival_s
+
+
+def window_metrics(requests: Sequence[RequestRow], window: Window | None,
+                   percentiles: Sequence[float] = DEFAULT_PERCENTILES) -> dict[str, Any]:
+    """The `steady_*` figures, `window`, `overloaded` and `overload` of the module docstring."""
+    if window is None:
+        return {"window": None, "overloaded": False, "overload": None}
+    scored = [r for r in requests if window.contains(r.arrival_s)]
+    done = [r for r in scored if r.status is Outcome.COMPLETED]
+    length = window.length_s
+    out: dict[str, Any] = {"window": window.to_json()}
+    out[STEADY + "num_requests"] = len(scored)
+    out[STEADY + "completed"] = len(done)
+    ended = sum(1 for r in requests if r.status is Outcome.COMPLETED and r.finish_s is not None
+                and window.contains(r.finish_s))
+    tokens = sum(1 for r in requests for t in r.token_times if window.contains(t))
+    out[STEADY + "request_throughput"] = _per_second(ended, length)
+    out[STEADY + "output_throughput"] = _per_second(tokens, length)
+    blocks: dict[str, Any] = {}
+    blocks.update(_latency_block("ttft", [v for v in map(ttft_s, done) if v is not None], percentiles))
+    blocks.update(_latency_block("tpot", [v for v in map(tpot_s, done) if v is not None], percentiles))
+    blocks.update(_latency_block("e2el", [v for v in map(e2el_s, done) if v is not None], percentiles))
+    blocks.update(_latency_block("queue", [v for v in map(queue_s, scored) if v is not None], percentiles))
+    blocks.update(_slo_metrics(scored, length))
+    out.update({STEADY + k: v for k, v in blocks.items() if not k.startswith("std_")})
+    waits = [(r.arrival_s, _wait_s(r)) for r in scored]
+    evidence = backlog_evidence([r.arrival_s for r in requests], [departure_s(r) for r in requests], waits,
+                                window.start_s, window.end_s)
+    out["overloaded"] = is_overloaded(evidence)
+    out["overload"] = evidence
+    return out
+
+
+def steady(summary: dict[str, Any], key: str) -> Any:
+    """The sustained-load figure of `key` (its `steady_` key) when the summary has one (schema 6), else the
+    all-requests figure of older records."""
+    return summary[STEADY + key] if STEADY + key in summary else summary.get(key)
+
+
 def summarize(
     requests: Sequence[RequestRow],
     steps: Sequence[StepRow],
@@ -306,8 +372,10 @@ def summarize(
     duration_s: float,
     num_kv_blocks: int | None = None,
     percentiles: Sequence[float] = DEFAULT_PERCENTILES,
+    window: WindowSpec | None = None,
 ) -> dict[str, Any]:
-    """The summary of one run. Every value is JSON-safe: numbers, None, strings, small dicts."""
+    """The summary of one run. Every value is JSON-safe: numbers, None, strings, small dicts. `window`: how
+    the measurement window is chosen (record/window.py; None: the default)."""
     percentiles = tuple(float(p) for p in percentiles)
     statuses = Counter(r.status for r in requests)
     completed = [r for r in requests if r.status is Outcome.COMPLETED]
@@ -346,6 +414,7 @@ def summarize(
     s.update(_step_metrics(steps, duration_s, percentiles))
     s.update(_event_metrics(requests, events))
     s.update(_client_metrics(requests, percentiles))
+    s.update(window_metrics(requests, resolve_window([r.arrival_s for r in requests], window), percentiles))
     s["num_kv_blocks"] = num_kv_blocks
     s["percentiles"] = list(percentiles)
     return s
@@ -361,6 +430,7 @@ HIGHER_IS_BETTER = {
 
 def direction(key: str) -> int:
     """+1 if a higher value of summary key `key` is better, -1 if lower is better, 0 if neither."""
+    key = key.removeprefix(STEADY)
     if key in HIGHER_IS_BETTER:
         return 1
     if key.endswith("_ms") or key in {
@@ -374,9 +444,20 @@ def direction(key: str) -> int:
 def build_record(*, config: RecordConfig, environment: dict[str, Any], workload: WorkloadInfo,
                  requests: Sequence[RequestRow], steps: Sequence[StepRow], events: Sequence[EventRow],
                  scheduler: dict[str, Any], duration_s: float, complete: bool,
-                 percentiles: Sequence[float] | None = None) -> RunRecord:
+                 percentiles: Sequence[float] | None = None, window: WindowSpec | None = None) -> RunRecord:
     """A run record from its rows, with its summary computed by `summarize` (the record never computes its own)."""
     summary = summarize(requests, steps, events, duration_s, num_kv_blocks=config.num_kv_blocks,
-                        percentiles=DEFAULT_PERCENTILES if percentiles is None else percentiles)
+                        percentiles=DEFAULT_PERCENTILES if percentiles is None else percentiles, window=window)
     return RunRecord(config, dict(environment), workload, summary, dict(scheduler), list(requests), list(steps),
                      list(events), complete=bool(complete), created=datetime.now(UTC).isoformat(timespec="seconds"))
+
+
+def rescore(record: RunRecord, window: WindowSpec | None) -> RunRecord:
+    """The record with its summary computed again over `window` (a client that built it with the default window:
+    the openai backend). Everything but the summary and config.window is kept."""
+    config = dataclasses.replace(record.config, window=None if window is None else window.to_json())
+    summary = summarize(record.requests, record.steps, record.events, float(record.summary.get("duration_s") or 0.0),
+                        num_kv_blocks=config.num_kv_blocks, percentiles=record.summary.get("percentiles")
+                        or DEFAULT_PERCENTILES, window=window)
+    keep = {k: v for k, v in record.summary.items() if k not in summary}  # e.g. the client's unsent_requests
+    return dataclasses.replace(record, config=config, summary={**summary, **keep}, path=None)

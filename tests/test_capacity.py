@@ -76,7 +76,8 @@ def test_real_capacity_run(tmp_path):
 
     result = CliRunner().invoke(command, [
         "--schedulers", "continuous", "-w", "smoke", "-n", "3", "--max-output-len", "4", "--device", "cpu",
-        "--e2e-slo", "600000", "--start-rate", "8", "--max-rate", "8", "--out", str(tmp_path), "--quiet"])
+        "--e2e-slo", "600000", "--start-rate", "8", "--max-rate", "8", "--duration", "0.3s", "--out", str(tmp_path),
+        "--quiet"])
     assert result.exit_code == 0, result.output
     summary = json.loads((tmp_path / "capacity_summary.json").read_text())
     found = summary["schedulers"]["continuous"]
@@ -87,7 +88,8 @@ def test_real_capacity_run(tmp_path):
     text = " ".join(result.output.split())
     assert "SLO too loose: E2E <= 600000" in text and not re.search(r">= 8(?![0-9])", text)
     page = (tmp_path / "report.html").read_text()
-    assert "<h2 id='capacity'>Capacity</h2>" in page and "E2E &lt;= 600,000 ms (3 of 3 requests)" in page
+    # a probe is sized by time: 8 req/s x 0.3 s / 0.8 + 1 = 4 requests
+    assert "<h2 id='capacity'>Capacity</h2>" in page and "E2E &lt;= 600,000 ms (4 of 4 requests)" in page
     assert page.count("<img ") == 1 + 4 and "report: " in result.output  # attainment at probes + one group
 
 

@@ -83,7 +83,7 @@ def test_capacity_cli_with_repeats_on_the_simulated_backend(tmp_path):
     result = CliRunner().invoke(command, [
         "--backend", "sim", "--model", "llama2-13b", "--gpu", "a100-40gb", "--schedulers", "continuous,static",
         "-w", "smoke", "-n", "16", "--e2e-slo", "1500", "--repeats", "2", "--tolerance", "25%", "--start-rate", "2",
-        "--max-rate", "32", "--no-html", "--out", str(tmp_path), "--quiet"])
+        "--max-rate", "32", "--duration", "10s", "--no-html", "--out", str(tmp_path), "--quiet"])
     assert result.exit_code == 0, result.output
     summary = json.loads((tmp_path / "capacity_summary.json").read_text())
     assert summary["seeds"] == [0, 1]

@@ -32,12 +32,11 @@ def reproduce(paper: str, out: Path) -> dict:
 
 
 def smaller_quick_params(params: Callable[[bool, str], Params]) -> Callable[[bool, str], Params]:
-    """bucketserve's --quick setup with 60 requests a run (not 200) and capacity searches to 50% (not 25%): a
-    third of the time. The tests below check how the table is made from the runs, which needs no size; with
-    60 requests some searches reach the ceiling, so both kinds of capacity claim (measured, SLO too loose) show."""
+    """bucketserve's --quick setup with 10 s windows (not 100 s) and capacity searches to 50% (not 25%). The tests
+    below check how the table is made from the runs, which needs no size."""
 
     def smaller(quick: bool, backend: str) -> Params:
-        changes = {"num_requests": 60, "capacity_search": [1.0, 64.0, 0.5]}
+        changes = {"window_s": 10.0, "capacity_search": [1.0, 64.0, 0.5]}
         setup = params(quick, backend)
         assert set(changes) <= {p.name for p in setup}
         return Params([dataclasses.replace(p, value=changes.get(p.name, p.value)) for p in setup])
@@ -100,17 +99,19 @@ def test_bucketserve_quick_verdict_table(bucketserve: tuple[Path, dict]) -> None
         assert (out / "figures" / name).stat().st_size > 0
 
 
-def test_bucketserve_throughput_factor_is_the_best_rate_ratio_of_the_runs(bucketserve: tuple[Path, dict]) -> None:
+def test_bucketserve_throughput_factor_is_the_ratio_at_the_claims_rate(bucketserve: tuple[Path, dict]) -> None:
+    """The factor that decides is the window's output throughput at the claim's own rate (throughput_rate);
+    the best of the rates is shown beside it, labelled, and is not the point."""
     out, summary = bucketserve
     records = read_records([str(out / "mixed-sweep" / "runs")])
-    rates = sorted({float(r.config.rate) for r in records})
-    ratios = []
-    for rate in rates:
-        ours = by_seed([r for r in records if r.config.scheduler == "bucket" and float(r.config.rate) == rate])
-        base = by_seed([r for r in records if r.config.scheduler == "uellm" and float(r.config.rate) == rate])
-        assert ours.keys() == base.keys() and len(ours) == 2
-        ratios.append(sum(ours[s]["output_throughput"] / base[s]["output_throughput"] for s in ours) / len(ours))
-    assert claim(summary, "throughput_vs_uellm")["measured"]["point"] == pytest.approx(max(ratios), rel=1e-12)
+    rate = float(next(p["value"] for p in summary["params"] if p["name"] == "throughput_rate"))
+    ours = by_seed([r for r in records if r.config.scheduler == "bucket" and float(r.config.rate) == rate])
+    base = by_seed([r for r in records if r.config.scheduler == "uellm" and float(r.config.rate) == rate])
+    assert ours.keys() == base.keys() and len(ours) == 2
+    ratio = sum(ours[s]["steady_output_throughput"] / base[s]["steady_output_throughput"] for s in ours) / len(ours)
+    measured = claim(summary, "throughput_vs_uellm")["measured"]
+    assert measured["point"] == pytest.approx(ratio, rel=1e-12)
+    assert "claim's rate" in measured["source"] and "for information only" in measured["best_of_rates"]
 
 
 def test_bucketserve_capacity_factor_is_the_ratio_of_the_searches(bucketserve: tuple[Path, dict]) -> None:
@@ -128,7 +129,8 @@ def test_bucketserve_capacity_factor_is_the_ratio_of_the_searches(bucketserve: t
                 assert search["rate"] == (max(p["rate"] for p in passing) if passing else None)
                 for probe in search["probes"]:  # each probe's attainment is its record's
                     record = read_records([probe["path"]])[0]
-                    assert record.summary["slo_attainment"] == probe["attainment"]
+                    assert record.summary["steady_slo_attainment"] == probe["attainment"]
+                    assert probe["passed"] == (probe["attainment"] >= 0.8 and not record.summary["overloaded"])
                     assert (record.config.scheduler, record.config.seed) == (name, search["seed"])
                     # two GPUs: bucket disaggregated as distserve; one GPU: bucket on one instance as uellm
                     expected = "prefill=1,decode=1" if c.baseline == "distserve" else None

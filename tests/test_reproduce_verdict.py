@@ -28,15 +28,19 @@ def measured(low: float, high: float) -> Measured:
     return Measured((low + high) / 2, Interval((low + high) / 2, low, high, 0.95, "t", 3))
 
 
-def test_holds_when_the_lower_end_reaches_the_stated_fraction_of_the_claim() -> None:
-    edge = HOLD_FRACTION * CLAIM.factor
-    assert verdict_kind(judge(CLAIM, measured(edge, edge + 1))) == HOLDS
-    assert verdict_kind(judge(CLAIM, measured(edge - 0.01, edge + 1))) == DOES_NOT_HOLD
+def test_holds_when_the_whole_interval_lies_in_the_band_both_ways() -> None:
+    floor, ceiling = HOLD_FRACTION * CLAIM.factor, CLAIM.factor / HOLD_FRACTION
+    assert verdict_kind(judge(CLAIM, measured(floor, ceiling))) == HOLDS
+    below = judge(CLAIM, measured(floor - 0.01, ceiling))
+    above = judge(CLAIM, measured(floor, ceiling + 0.01))
+    assert verdict_kind(below) == DOES_NOT_HOLD and "below the claim" in below and "above" not in below
+    assert verdict_kind(above) == DOES_NOT_HOLD and "above the claim" in above and "below" not in above
 
 
 def test_does_not_hold_says_why() -> None:
-    assert "ours better" in judge(CLAIM, measured(1.1, 3.0))
-    assert "no clear difference" in judge(CLAIM, measured(0.9, 3.0))
+    assert "wider than the band" in judge(CLAIM, measured(1.1, 3.0))
+    assert "lower end 1.10x" in judge(CLAIM, measured(1.1, 2.0))
+    assert "no clear difference" in judge(CLAIM, measured(0.9, 2.0))
     assert "reverse: base better" in judge(CLAIM, measured(0.5, 0.9))
 
 

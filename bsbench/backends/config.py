@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from bsbench.engine.kv_budget import DEFAULT_BLOCK_SIZE
+from bsbench.record.window import WindowSpec
 from bsbench.sim.settings import SimSettings
 
 
@@ -42,6 +43,7 @@ class RunConfig:
     instances: str | None = None  # disaggregated topology "prefill=N,decode=M" (sim only); None: one instance
     link: str | None = None  # KV-transfer link preset of a disaggregated run; None: nvlink
     decode_gpu: str | None = None  # GPU preset of the decode instances of a disaggregated run; None: `gpu`
+    window: WindowSpec | None = None  # the measurement window (--warmup, --duration); None: the default
 
     def session_key(self) -> tuple[Any, ...]:
         return (self.model, self.weights, self.weights_seed, self.device, self.dtype, self.kv_memory, self.block_size,

@@ -79,6 +79,7 @@ def record_config(workload: Workload, config: RunConfig, session: ModelSession, 
         repeat=config.repeat,
         base_seed=config.base_seed if config.base_seed is not None else workload.spec.get("seed"),
         backend=_run_part(config, session),
+        window=None if config.window is None else config.window.to_json(),
     )
 
 
@@ -120,6 +121,7 @@ def make_record(workload: Workload, config: RunConfig, session: ModelSession, op
         duration_s=result.duration_s,
         complete=result.complete,
         percentiles=config.percentiles,
+        window=config.window,
     )
 
 

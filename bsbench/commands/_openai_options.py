@@ -12,7 +12,7 @@ import click
 from bsbench.commands._help import group_options
 from bsbench.commands._types import param_type
 from bsbench.errors import BsbenchError
-from bsbench.values import POSITIVE, Integer, Real
+from bsbench.values import Integer, Real
 
 if TYPE_CHECKING:
     from bsbench.openai_client import ClientOptions
@@ -21,7 +21,7 @@ OPENAI_GROUP = "OpenAI-compatible server (--backend openai)"
 _DEFAULTS: dict[str, Any] = {"endpoint": "completions", "prompt_as": "text", "strict_openai": False,
                              "request_timeout": 600.0, "warmup_requests": 0}
 OPENAI_KEYS = ("base_url", "api_key_env", "served_model", "endpoint", "prompt_as", "strict_openai",
-               "request_timeout", "max_concurrency", "warmup_requests", "duration")
+               "request_timeout", "max_concurrency", "warmup_requests")
 # engine flags that mean nothing when the server runs the model and the policy
 _ENGINE_ONLY = ("scheduler", "clock", "gpu", "calibration", "model", "weights", "weights_seed", "device", "dtype",
                 "kv_memory", "block_size", "threads")
@@ -51,9 +51,6 @@ def openai_options(func: Callable) -> Callable:
                           "[default: open loop]."),
         click.option("--warmup-requests", type=param_type(Integer(0, 1_000_000)), default=None, metavar="K",
                      help="Send K requests one at a time before the run (not recorded) [default: 0]."),
-        click.option("--duration", type=param_type(POSITIVE), default=None, metavar="S",
-                     help="Stop submitting S seconds after the start; requests not yet sent are not submitted "
-                          "(counted in the summary)."),
     ]
     for decorator in reversed(decorators):
         func = decorator(func)

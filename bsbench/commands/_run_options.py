@@ -26,6 +26,7 @@ from bsbench.commands._types import GENERIC_FLOAT, GENERIC_INT, param_type
 from bsbench.errors import BsbenchError
 from bsbench.model.presets import PRESETS
 from bsbench.paths import check_output_dir
+from bsbench.record.window import SHARE, Amount, WindowSpec
 from bsbench.schedulers.registry import all_schedulers, get_scheduler
 from bsbench.sim.engine_overhead import DEFAULT_ENGINE_OVERHEAD, engine_overhead
 from bsbench.sim.settings import TIERS, SimSettings
@@ -101,7 +102,7 @@ RECORD_GROUP = "Run record"
 _MODEL_FLAGS = ("backend", "clock", "gpu", "cost_model", "calibration", "engine_overhead", "tensor_parallel",
                 "gpu_memory_utilization", "instances", "link", "decode_gpu", "model", "weights",
                 "weights_seed", "device", "dtype", "kv_memory", "block_size", "threads")
-_RECORD_FLAGS = ("repeats", "out_dir", "record_tokens", "percentiles")
+_RECORD_FLAGS = ("repeats", "out_dir", "record_tokens", "percentiles", "warmup", "duration")
 _SERVE_FLAGS = ("model", "weights", "weights_seed", "device", "dtype", "kv_memory", "block_size", "threads")
 
 
@@ -196,8 +197,43 @@ def _flag_decorators(backends: tuple[str, ...]) -> dict[str, Callable]:
                      show_default=True, help="Folder for run records."),
         click.option("--record-tokens", is_flag=True, help="Store every request's generated token ids in the record."),
         click.option("--percentiles", default="50,90,99", show_default=True, help="Latency percentiles to report."),
+        click.option("--warmup", type=WINDOW_AMOUNT, default=None, metavar="30s|200|10%",
+                     help="Warm-up left out of the sustained-load figures (steady_*): seconds from the first "
+                          "arrival, a request count or a share of the arrivals [default: 10% of the arrivals]."),
+        click.option("--duration", type=WINDOW_AMOUNT, default=None, metavar="120s|1000",
+                     help="Length of the measurement window after the warm-up, in seconds or requests; later "
+                          "arrivals are cool-down. capacity and reproduce size their runs by it (seconds). "
+                          "--backend openai also stops submitting once the window (seconds) has passed "
+                          "[default: the window ends where the last 10% of arrivals begin]."),
     ]
     return dict(zip(_MODEL_FLAGS + _RECORD_FLAGS, decorators, strict=True))
+
+
+class _AmountType(click.ParamType):
+    """A window length: '30s', '200' (requests) or '10%' (record/window.py: Amount.parse)."""
+
+    name = "amount"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, Amount):
+            return value
+        try:
+            return Amount.parse(value)
+        except ValueError as exc:
+            name = param.opts[0] if param is not None and param.opts else "value"
+            raise click.UsageError(f"{name}: {exc}", ctx) from None
+
+
+WINDOW_AMOUNT = _AmountType()
+
+
+def window_spec(warmup: Amount | None, duration: Amount | None) -> WindowSpec | None:
+    """The run's WindowSpec of --warmup and --duration; None when neither was given (the default window)."""
+    if warmup is None and duration is None:
+        return None
+    if duration is not None and duration.unit == SHARE:
+        raise BsbenchError("--duration takes seconds (120s) or a request count (1000), not a share")
+    return WindowSpec(warmup or WindowSpec().warmup, duration)
 
 
 def parse_percentiles(text: str) -> tuple[float, ...]:
@@ -248,6 +284,7 @@ def run_config_from_cli(kwargs: dict[str, Any], scheduler: str, scheduler_option
         out_dir=check_output_dir(kwargs.pop("out_dir"), "--out") if "out_dir" in kwargs else Path("results"),
         record_tokens=kwargs.pop("record_tokens", False),
         percentiles=parse_percentiles(kwargs.pop("percentiles", "50,90,99")),
+        window=window_spec(kwargs.pop("warmup", None), kwargs.pop("duration", None)),
         backend=backend,
         clock=clock,
         gpu=gpu,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -15,15 +16,18 @@ from bsbench.commands._run_options import run_options
 from bsbench.commands._types import param_type
 from bsbench.commands._workload_options import workload_options
 from bsbench.errors import BsbenchError
-from bsbench.experiments.capacity import capacity_search, find_capacities
+from bsbench.experiments.capacity import capacity_search, search_and_confirm
 from bsbench.experiments.capacity_probes import probe_round
 from bsbench.experiments.capacity_repeats import CapacityOverRepeats, capacity_ratio, capacity_table, slo_text
+from bsbench.experiments.run_length import DEFAULT_MAX_REQUESTS, probe_length
 from bsbench.experiments.sweep import parse_names
 from bsbench.jsonio import write_json_atomic
+from bsbench.metrics import steady
 from bsbench.record import read_records
 from bsbench.safe_text import markup
 from bsbench.units import format_percent, format_rate
-from bsbench.values import POSITIVE, Invalid, Real
+from bsbench.values import POSITIVE, Integer, Invalid, Real
+from bsbench.workloads.build import load_workload
 
 
 def parse_search_tolerance(text: str) -> tuple[float, bool]:
@@ -50,6 +54,9 @@ def parse_search_tolerance(text: str) -> tuple[float, bool]:
 @click.option("--tolerance", default="5%", show_default=True,
               help="Bisection stops when the bracket is this narrow: 5% of the rate, or req/s (0.25).")
 @click.option("--reference", default=None, metavar="NAME", help="Scheduler the ratios divide by [default: first].")
+@click.option("--max-requests", type=param_type(Integer(2, 10_000_000)), default=DEFAULT_MAX_REQUESTS,
+              show_default=True, help="Budget of requests per probe: a probe whose window needs more is refused "
+                                      "in one line (runs are sized by time: rate x (warm-up + window + cool-down)).")
 @click.option("--html/--no-html", "write_html", default=True, show_default=True,
               help="Write OUT/report.html: one self-contained page (plots embedded) with the capacities, attainment "
                    "at every probe and every group's table and configuration.")
@@ -59,8 +66,8 @@ def parse_search_tolerance(text: str) -> tuple[float, bool]:
 @run_options
 @click.pass_context
 def command(ctx: click.Context, schedulers: str, target: float, start_rate: float, max_rate: float, tolerance: str,
-            reference: str | None, write_html: bool, quiet: bool, repeats: int, executor: str, workers: int | None,
-            ray_address: str | None, **kwargs: Any) -> None:
+            reference: str | None, max_requests: int, write_html: bool, quiet: bool, repeats: int, executor: str,
+            workers: int | None, ray_address: str | None, **kwargs: Any) -> None:
     """Find each scheduler's load capacity: the highest rate with SLO attainment >= --attainment.
 
     Doubling then bisection, one engine run per probed rate on the same
@@ -70,6 +77,13 @@ def command(ctx: click.Context, schedulers: str, target: float, start_rate: floa
     still passes at --max-rate (or misses at its lowest probe) says the SLO is
     too loose (too tight) and names it. Records go to OUT (--out, default
     results/capacity), with capacity_summary.json.
+
+    Each probe runs arrivals for a measurement window of --duration seconds
+    [default: max(60 s, 10 x the TTFT SLO)] after the warm-up, plus a
+    cool-down; the request count follows from the rate (--num-requests is
+    ignored). A probe passes when the attainment over its window reaches the
+    target and its queue did not grow without bound (overloaded). Each found
+    capacity is confirmed at twice the window; the table shows the change.
     """
 
     # lazy: loads pandas, pyarrow
@@ -90,17 +104,19 @@ def command(ctx: click.Context, schedulers: str, target: float, start_rate: floa
         runner.close()
         raise BsbenchError("capacity needs an SLO to attain: set --ttft-slo, --tpot-slo or --e2e-slo (or "
                            "--goodput), or use a workload whose requests carry SLOs")
+    length = probe_length(engine.config.window, first, max_requests)
+    length.requests_at(start_rate)  # a budget that cannot be met: one line, before anything runs (and at any probe)
     seeds = [seed + i for i in range(repeats)]
     note = engine.timing_note()
     console = make_console()
     plural = f", {repeats} searches (seeds {seeds[0]}..{seeds[-1]})" if repeats > 1 else ""
     console.print(f"{markup(note)}capacity of {', '.join(names)} at SLO attainment >= {100 * target:g}%: "
                   f"one run per probed rate{plural}, "
-                  f"doubling from {start_rate:g} req/s (up to {max_rate:g}), then bisection to {tolerance} "
-                  f"-> {engine.out_dir}", highlight=False)
+                  f"doubling from {start_rate:g} req/s (up to {max_rate:g}), then bisection to {tolerance}; "
+                  f"each probe a {length.window_s:g} s window after a {length.warmup.text()} warm-up, each "
+                  f"capacity confirmed at {2 * length.window_s:g} s -> {engine.out_dir}", highlight=False)
     slo = slo_text(first.spec.get("slo") or {}, target)
 
-    task_runner = engine.task_runner(seed)
     searches = {(name, repeat): capacity_search(target, start_rate, tol, max_rate, relative=relative)
                 for name in names for repeat in range(repeats)}
 
@@ -112,27 +128,45 @@ def command(ctx: click.Context, schedulers: str, target: float, start_rate: floa
             console.print(f"{label}: [red]failed[/] after {outcome.attempts} tries: {markup(outcome.error)}",
                           highlight=False)
             return
-        att = outcome.record.summary.get("slo_attainment")
+        summary = outcome.record.summary
+        att = steady(summary, "slo_attainment")
+        overloaded = bool(summary.get("overloaded"))
+        passed = att is not None and att >= target and not overloaded
         retried = f", after {outcome.attempts} tries" if outcome.attempts > 1 else ""
-        console.print(f"{label}: attainment {format_percent(att, '—')} "
-                      f"({'pass' if att is not None and att >= target else 'miss'}{retried})", highlight=False)
+        console.print(f"{label}: attainment in window {format_percent(att, '—')}"
+                      f"{' [red]overloaded[/]' if overloaded else ''} "
+                      f"({'pass' if passed else 'miss'}{retried})", highlight=False)
 
-    def probe_all(rates: dict[Any, float]) -> dict[Any, tuple[float | None, dict[str, Any]]]:
-        """One round: every search's next probe, run at once on the executor; the driver writes the records."""
-        return probe_round(rates, lambda key: (key[0], seeds[key[1]]), engine.workload,
-                           lambda name, workload, repeat_seed: engine.planned_config(name, workload, repeat_seed,
-                                                                                     seed),
-                           runner, task_runner, engine.out_dir, show)
+    def probe_all_at(doubled: bool) -> Any:
+        run = length.doubled() if doubled else length
+        engine.config = dataclasses.replace(engine.config, window=run.spec())
+        task_runner = engine.task_runner(seed)
+
+        def sized(rate: float, repeat_seed: int) -> Any:
+            return load_workload(engine.target, {**engine.overrides, "rate": rate, "seed": repeat_seed,
+                                                 "num_requests": run.requests_at(rate)})
+
+        def probe_all(rates: dict[Any, float]) -> dict[Any, tuple[float | None, dict[str, Any]]]:
+            """One round: every search's next probe, run at once on the executor; the driver writes the records."""
+            if doubled:
+                console.print(f"confirming at a {run.window_s:g} s window: "
+                              + ", ".join(f"{k[0]} @ {format_rate(r)}" for k, r in rates.items()), highlight=False)
+            return probe_round(rates, lambda key: (key[0], seeds[key[1]]), sized,
+                               lambda name, workload, repeat_seed: engine.planned_config(name, workload,
+                                                                                         repeat_seed, seed),
+                               runner, task_runner, engine.out_dir, show)
+        return probe_all
 
     try:
-        found = find_capacities(searches, probe_all)
+        found, confirmed = search_and_confirm(searches, probe_all_at, tol, max_rate, relative)
     except KeyboardInterrupt:
         console.print("[yellow]interrupted[/]", highlight=False)
         raise click.exceptions.Exit(130) from None
     finally:
         runner.close()
     results = {name: CapacityOverRepeats(name, seeds, [found[(name, repeat)] for repeat in range(repeats)], slo,
-                                         max_rate) for name in names}
+                                         max_rate, [confirmed[(name, repeat)] for repeat in range(repeats)],
+                                         length.window_s) for name in names}
 
     title = f"{markup(note)}load capacity at SLO attainment >= {100 * target:g}%"
     if repeats > 1:

@@ -25,17 +25,25 @@ from bsbench.commands._openai_options import (
     refuse_engine_flags,
     refuse_openai_values,
 )
-from bsbench.commands._run_options import parse_percentiles, run_config_from_cli, run_options, scheduler_values
+from bsbench.commands._run_options import (
+    parse_percentiles,
+    run_config_from_cli,
+    run_options,
+    scheduler_values,
+    window_spec,
+)
 from bsbench.commands._workload_options import workload_options, workload_overrides
 from bsbench.interrupts import InterruptedRun
-from bsbench.metrics import NO_SLOS, has_slos
+from bsbench.metrics import NO_SLOS, has_slos, rescore, steady
 from bsbench.model.source import check_model_source
 from bsbench.openai_client.run import require_httpx
 from bsbench.paths import check_output_dir
 from bsbench.progress import Progress
-from bsbench.record import RunRecord
+from bsbench.record import RunRecord, save_record
 from bsbench.record.backend_part import OpenAIPart
+from bsbench.record.window import SECONDS, WindowSpec
 from bsbench.report.breakdown import run_breakdown, table_rows
+from bsbench.report.steady import overload_cell, window_cell
 from bsbench.safe_text import markup
 from bsbench.units import format_percent, format_rate
 from bsbench.workloads.build import load_workload
@@ -58,6 +66,13 @@ _SUMMARY_ROWS = [
     ("E2E median / p99 (ms)", lambda s: f"{_num(s.get('median_e2el_ms'))} / {_num(s.get('p99_e2el_ms'))}"),
     ("SLO attainment", lambda s: format_percent(s.get("slo_attainment")) if has_slos(s) else NO_SLOS),
     ("goodput (req/s)", lambda s: _num(s.get("goodput")) if has_slos(s) else NO_SLOS),
+    ("measurement window", window_cell),
+    ("SLO attainment in window", lambda s: format_percent(steady(s, "slo_attainment")) if has_slos(s) else NO_SLOS),
+    ("goodput in window (req/s)", lambda s: _num(steady(s, "goodput")) if has_slos(s) else NO_SLOS),
+    ("TTFT median / p99 in window (ms)",
+     lambda s: f"{_num(steady(s, 'median_ttft_ms'))} / {_num(steady(s, 'p99_ttft_ms'))}"),
+    ("output throughput in window (tok/s)", lambda s: _num(steady(s, "output_throughput"))),
+    ("overloaded", overload_cell),
     ("padding ratio", lambda s: format_percent(s.get("padding_ratio"))),
     ("KV usage mean / peak",
      lambda s: f"{format_percent(s.get('mean_kv_usage'))} / {format_percent(s.get('peak_kv_usage'))}"),
@@ -122,7 +137,10 @@ def command(ctx: click.Context, scheduler: str, quiet: bool, repeats: int, **kwa
     openai_values = pop_openai_values(kwargs)
     if is_remote(kwargs["backend"]):
         refuse_engine_flags(ctx, scheduler_values(kwargs))
-        _run_openai(client_options(openai_values), kwargs, repeats, quiet)
+        window = window_spec(kwargs.pop("warmup"), kwargs.pop("duration"))
+        submit_for = submission_seconds(window)
+        _run_openai(client_options({**openai_values, **({"duration": submit_for} if submit_for else {})}), kwargs,
+                    repeats, quiet, window)
         return
     refuse_openai_values(openai_values, kwargs["backend"])
 
@@ -171,8 +189,18 @@ def command(ctx: click.Context, scheduler: str, quiet: bool, repeats: int, **kwa
                       f"bsbench compare {markup(config.out_dir)}", highlight=False)
 
 
-def _run_openai(options: ClientOptions, kwargs: dict[str, Any], repeats: int, quiet: bool) -> None:
-    """`run --backend openai`: the workload (and its repeats) replayed against the server, one record each."""
+def submission_seconds(window: WindowSpec | None) -> float | None:
+    """How long an openai run submits: to the end of a window given in seconds (warm-up + duration), else
+    the whole workload (None)."""
+    if window is None or window.duration is None or window.duration.unit != SECONDS:
+        return None
+    return window.duration.value + (window.warmup.value if window.warmup.unit == SECONDS else 0.0)
+
+
+def _run_openai(options: ClientOptions, kwargs: dict[str, Any], repeats: int, quiet: bool,
+                window: WindowSpec | None = None) -> None:
+    """`run --backend openai`: the workload (and its repeats) replayed against the server, one record each; a
+    window given by --warmup/--duration rescores each record (metrics.rescore) before it is shown."""
 
 
     require_httpx()  # before the workload loads
@@ -197,6 +225,10 @@ def _run_openai(options: ClientOptions, kwargs: dict[str, Any], repeats: int, qu
         try:
             record = backend.run(workload, out_dir=out_dir, record_tokens=record_tokens, percentiles=percentiles,
                                  repeat=repeat, base_seed=base_seed, progress=progress)
+            if window is not None:
+                path = record.path
+                record = rescore(record, window)
+                save_record(record, out_dir, path.name if path is not None else None)
         except InterruptedRun as stop:
             console.print(f"[yellow]interrupted[/]: incomplete record written to {markup(stop.record.path)}")
             sys.exit(130)

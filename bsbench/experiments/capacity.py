@@ -5,6 +5,10 @@ rate; double while the target is met (halve while it is not), which brackets
 the capacity between a passing rate `lo` and a failing rate `hi`; then bisect
 until hi - lo <= tolerance, or until the midpoint is a rate already probed
 (floats cannot split the bracket any finer: a tiny tolerance must end too).
+A probe passes when its attainment (over the measurement window) reaches the target AND its run was not
+overloaded (the probe's info says `overloaded`: a queue that grows without bound fails whatever its attainment).
+`confirm_search` checks a found capacity again (at twice the duration): it probes the capacity, then the
+failing end of its bracket, and searches on from there only when one of them changes its answer.
 The curve is assumed to fall with the rate; a noisy, non-monotone curve gives
 one passing rate of the bracket, not a proof that every lower rate passes.
 Several searches (schedulers, repeats) run in lock step with
@@ -24,7 +28,7 @@ class Probe:
     rate: float
     attainment: float | None
     passed: bool
-    info: dict[str, Any] = field(default_factory=dict)  # e.g. the record path
+    info: dict[str, Any] = field(default_factory=dict)  # e.g. the record path, overloaded
 
 
 @dataclass(slots=True)
@@ -98,9 +102,11 @@ def capacity_search(
     *,
     relative: bool = True,
     min_rate: float | None = None,
+    next_rate: float | None = None,
 ) -> Search:
     """The search of `find_capacity` as a generator: it yields each rate to probe, is sent what the probe got
-    (`Got`), and returns the CapacityResult."""
+    (`Got`), and returns the CapacityResult. `next_rate`: the rate probed after a passing start rate instead of
+    its double (confirm_search: the bracket's failing end)."""
     if not 0 < target <= 1:
         raise ValueError("target attainment must be in (0, 1]")
     if not (start_rate > 0 and math.isfinite(start_rate) and math.isfinite(max_rate)) or max_rate < start_rate:
@@ -116,7 +122,8 @@ def capacity_search(
             return seen[rate]
         got = yield rate
         attainment, info = got if isinstance(got, tuple) else (got, {})
-        passed = attainment is not None and not math.isnan(attainment) and attainment >= target
+        passed = (attainment is not None and not math.isnan(attainment) and attainment >= target
+                  and not info.get("overloaded"))
         probes.append(Probe(rate, attainment, passed, dict(info)))
         seen[rate] = passed
         return passed
@@ -129,7 +136,8 @@ def capacity_search(
         while hi is None:
             if lo >= max_rate:
                 return CapacityResult(lo, probes, target, capped=True, bracket=(lo, None))
-            rate = min(lo * 2, max_rate)
+            rate = min(next_rate if next_rate is not None and next_rate > lo else lo * 2, max_rate)
+            next_rate = None
             if (yield from probe(rate)):
                 lo = rate
             else:
@@ -157,3 +165,29 @@ def capacity_search(
         else:
             hi = mid
     return CapacityResult(lo, probes, target, bracket=(lo, hi))
+
+
+def confirm_search(found: CapacityResult, tol: float = 0.05, max_rate: float = 1024.0, *, relative: bool = True
+                   ) -> Search | None:
+    """The search that confirms `found` (run it on longer probes): from its capacity, next its bracket's failing
+    end; None when `found` has no capacity to confirm (none found, or the ceiling still passed)."""
+    if found.rate is None or found.capped:
+        return None
+    return capacity_search(found.target, found.rate, tol, max(max_rate, found.rate), relative=relative,
+                           next_rate=found.bracket[1])
+
+
+ProbeAll = Callable[[dict[K, float]], dict[K, Any]]
+
+
+def search_and_confirm(searches: dict[K, Search], probe_all_at: Callable[[bool], ProbeAll[K]], tol: float,
+                       max_rate: float, relative: bool = True
+                       ) -> tuple[dict[K, CapacityResult], dict[K, CapacityResult | None]]:
+    """`find_capacities`, then each found capacity confirmed by `confirm_search` on longer runs:
+    `probe_all_at(False)` probes at the run length of the search, `probe_all_at(True)` at twice it. Returns the
+    searches' results and each one's confirmation (None where there was nothing to confirm)."""
+    found = find_capacities(searches, probe_all_at(False))
+    confirms = {key: search for key in searches
+                if (search := confirm_search(found[key], tol, max_rate, relative=relative)) is not None}
+    again = find_capacities(confirms, probe_all_at(True)) if confirms else {}
+    return found, {key: again.get(key) for key in searches}

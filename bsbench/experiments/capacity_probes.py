@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from bsbench.experiments.executors.base import Executor, RunOne, RunTask, TaskOutcome
+from bsbench.metrics import steady
 from bsbench.record import save_record
 
 K = TypeVar("K", bound=Hashable)
@@ -50,7 +51,9 @@ def probe_round(rates: dict[K, float], who: Callable[[K], tuple[str, int]],
                 path = None
             else:
                 path = save_record(outcome.record, out_dir, text=outcome.text)
-                got[key] = outcome.record.summary.get("slo_attainment"), {"path": str(path)}
+                summary = outcome.record.summary
+                got[key] = steady(summary, "slo_attainment"), {"path": str(path),
+                                                               "overloaded": bool(summary.get("overloaded"))}
             if on_outcome is not None:
                 on_outcome(key, outcome, path)
     return got

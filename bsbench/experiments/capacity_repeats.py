@@ -7,7 +7,7 @@ too tight. Both are reported in words, naming the SLO, instead of a bound such a
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from bsbench.experiments.capacity import CapacityResult
@@ -33,10 +33,36 @@ class CapacityOverRepeats:
     results: list[CapacityResult]
     slo: str
     max_rate: float
+    confirmed: list[CapacityResult | None] = field(default_factory=list)  # per seed, at twice the window
+    window_s: float | None = None  # the measurement window of each probe (run_length.py)
 
     @property
     def rates(self) -> list[float | None]:
         return [r.rate for r in self.results]
+
+    def change(self) -> float | None:
+        """The largest relative change of a capacity confirmed at twice the window (0.04 = 4%); None when none
+        was confirmed."""
+        changes = [abs(c.rate - r.rate) / r.rate for r, c in zip(self.results, self.confirmed)
+                   if c is not None and c.rate is not None and r.rate]
+        lost = [c for c in self.confirmed if c is not None and c.rate is None]
+        if lost:
+            return 1.0
+        return max(changes) if changes else None
+
+    def confirmed_text(self) -> str:
+        """'0.87 (-2.1%)' per seed at twice the window, or '—' when no confirmation ran."""
+        texts = []
+        for r, c in zip(self.results, self.confirmed):
+            if c is None or r.rate is None:
+                texts.append("—")
+            elif c.rate is None:
+                texts.append("none (every probe failed)")
+            else:
+                texts.append(f"{c.rate:.3g} ({100 * (c.rate - r.rate) / r.rate:+.1f}%)")
+        if not texts:
+            return "—"
+        return texts[0] if len(texts) == 1 else "; ".join(f"s{seed}: {t}" for seed, t in zip(self.seeds, texts))
 
     @property
     def found(self) -> bool:
@@ -89,8 +115,14 @@ class CapacityOverRepeats:
         return {"capacity": interval.point if interval else (self.rates[0] if self.found else None),
                 "low": interval.low if interval else None, "high": interval.high if interval else None,
                 "interval_method": interval.method if interval else None,
-                "found": self.found, "problem": self.problem(), "slo": self.slo,
-                "repeats": [{"seed": seed, **r.to_dict()} for seed, r in zip(self.seeds, self.results)]}
+                "found": self.found, "problem": self.problem(), "slo": self.slo, "window_s": self.window_s,
+                "change_at_double_window": self.change(),
+                "repeats": [{"seed": seed, **r.to_dict(),
+                             "confirmed": c.to_dict() if (c := self._confirmed(i)) is not None else None}
+                            for i, (seed, r) in enumerate(zip(self.seeds, self.results))]}
+
+    def _confirmed(self, index: int) -> CapacityResult | None:
+        return self.confirmed[index] if index < len(self.confirmed) else None
 
 
 def capacity_ratio(runs: CapacityOverRepeats, reference: CapacityOverRepeats) -> tuple[str, Interval | None]:
@@ -117,8 +149,12 @@ def capacity_table(results: dict[str, CapacityOverRepeats], reference: str) -> t
     (paired by seed), the (pass, fail) bracket of each search and the number of runs. The CLI table and the
     HTML report both show these rows."""
     repeats = max((len(res.results) for res in results.values()), default=1)
+    window = next((res.window_s for res in results.values() if res.window_s), None)
     header = ["scheduler", "capacity (req/s)", f"vs {reference}",
-              "bracket (pass, fail)" + (" per seed" if repeats > 1 else ""), "runs"]
+              "bracket (pass, fail)" + (" per seed" if repeats > 1 else ""),
+              f"at {2 * window:g} s window (change)" if window else "at twice the window (change)", "runs"]
     rows = [[name, res.capacity_text(), capacity_ratio(res, results[reference])[0], res.brackets_text(),
-             str(sum(len(r.probes) for r in res.results))] for name, res in results.items()]
+             res.confirmed_text(),
+             str(sum(len(r.probes) for r in [*res.results, *(c for c in res.confirmed if c is not None)]))]
+            for name, res in results.items()]
     return header, rows

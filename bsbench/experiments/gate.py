@@ -14,6 +14,16 @@ and absolute times only on the same hardware:
    better), within the tolerance of the baseline's ratio;
 5. absolute throughput, latency and SLO attainment within the tolerance,
    ONLY when the baseline's device name equals the records' device name.
+   On a virtual clock (simulated runs) they are exact, so they are gated even
+   with --no-absolute: a ratio alone cannot see a regression of the
+   reference scheduler (making it worse makes every other scheduler look
+   better), an absolute figure can;
+6. on a wall clock without absolute times (--no-absolute, or another device):
+   each run's own work figures, which need no absolute time (WORK_METRICS:
+   the mean batch size, higher is better), within the ratio tolerance of the
+   baseline's, the reference scheduler's included: a reference that batches
+   less (--max-num-seqs 8, a higher watermark) fails here. Baselines written
+   before this rule lack the figure and are noted, not gated, on it.
 
 Repeats (several seeds at one scheduler @ rate) are averaged before checking.
 Measured (wall-clock) figures are noisy, so ratios and absolute figures are
@@ -57,8 +67,9 @@ ABSOLUTE_METRICS = {
     "request_throughput": 1, "output_throughput": 1, "slo_attainment": 1,
     "median_ttft_ms": -1, "p99_ttft_ms": -1, "median_tpot_ms": -1, "median_e2el_ms": -1,
 }
+WORK_METRICS = {"mean_batch_size": 1}  # time-free figures of each run's scheduling, gated without absolute times
 STORED_METRICS = sorted({"num_requests", "completed", "padding_ratio", "num_with_slo", *COUNT_METRICS,
-                         *RATIO_METRICS, *ABSOLUTE_METRICS})
+                         *RATIO_METRICS, *ABSOLUTE_METRICS, *WORK_METRICS})
 
 
 def parse_tolerance(text: str | float) -> float:
@@ -424,9 +435,16 @@ def check_records(records: Sequence[RunRecord], baseline: dict[str, Any], tolera
 
     base_device = baseline.get("device_name")
     cur_devices = sorted({d for r in current.values() for d in r["device_names"]})
+    same_device = bool(base_device) and cur_devices == [base_device]
+    gate_absolute = same_device and (absolute or not noisy)  # virtual-clock figures are exact: always gated
+    if not gate_absolute:
+        _check_work(result, comparable, base_runs, by_key, ratio_tol, noisy, repeated, one_run)
     if not absolute:
-        result.notes.append("absolute times not gated (--no-absolute)")
-    elif base_device and cur_devices == [base_device]:
+        result.notes.append("virtual clock: absolute figures are exact and gated despite --no-absolute"
+                            if gate_absolute else "absolute times not gated (--no-absolute)")
+    if not gate_absolute and not absolute:
+        pass
+    elif gate_absolute:
         no_slos = sorted(key for key, cur in comparable.items() if cur.get("slos") == NO_SLOS)
         if no_slos:
             result.notes.append(f"SLO attainment not gated for {', '.join(no_slos)}: {NO_SLOS}")
@@ -450,5 +468,27 @@ def check_records(records: Sequence[RunRecord], baseline: dict[str, Any], tolera
             f"records' device {', '.join(cur_devices) or 'unknown'}"
         )
     if one_run:
-        result.notes.append(_one_run_note(one_run))
+        result.notes.append(_one_run_note(sorted(set(one_run))))
     return result
+
+
+def _check_work(result: GateResult, comparable: dict[str, dict[str, Any]], base_runs: dict[str, dict[str, Any]],
+                by_key: dict[str, list[RunRecord]], tol: float, noisy: bool, repeated: Any, one_run: list[str]
+                ) -> None:
+    """Rule 6 of the module docstring: each run's WORK_METRICS against the baseline's, every scheduler's."""
+    missing = sorted(key for key in comparable
+                     if any(base_runs[key]["metrics"].get(m) is None for m in WORK_METRICS))
+    if missing:
+        result.notes.append(f"{', '.join(WORK_METRICS)} not in the baseline for {', '.join(missing)}: not gated "
+                            f"(regenerate the baseline with --update to gate it)")
+    for key, cur in comparable.items():
+        if noisy and not repeated(key):
+            one_run.append(key)
+            continue
+        for metric, sign in WORK_METRICS.items():
+            interval = figure_interval(by_key[key], metric) if noisy else None
+            base_interval = _stored_interval(base_runs[key].get("intervals"), metric) if noisy else None
+            check = _bounded("work", key, metric, base_runs[key]["metrics"].get(metric), cur["metrics"].get(metric),
+                             sign, tol, interval=interval, base_interval=base_interval)
+            if check:
+                result.checks.append(check)

@@ -10,6 +10,9 @@
                     Version 5 moved every backend-specific config field (backend, clock, gpu, cost model,
                     calibration, instances, link, decode_gpu, base_url, served_model, endpoint, weights) into
                     `config.backend`, one typed part per backend kind (backend_part.py).
+                    Version 6 added the measurement window (record/window.py) to the summary: `window`, the
+                    `steady_*` figures over it, `overloaded` and its evidence `overload`; and config.window, how
+                    the window was chosen. Rows are unchanged; older records read, without those keys.
     complete        False when the run was stopped early (Ctrl-C, SIGTERM)
     created         ISO-8601 UTC time the record was built
     config          RecordConfig: how the run was configured
@@ -35,8 +38,8 @@ from typing import Any
 from bsbench.record.backend_part import FLAT_KEYS, BackendPart, RealPart, part_from_flat, part_from_json
 from bsbench.record.rows import EventRow, RequestRow, StepRow
 
-SCHEMA_VERSION = 5
-READABLE_VERSIONS = (2, 3, 4, 5)  # what 3 and 4 added is optional; 5 moved the backend's fields into its part
+SCHEMA_VERSION = 6
+READABLE_VERSIONS = (2, 3, 4, 5, 6)  # 3, 4 and 6 added optional parts; 5 moved the backend's fields into its part
 
 
 @dataclass(slots=True)
@@ -64,6 +67,7 @@ class RecordConfig:
     percentiles: list[float] = field(default_factory=list)
     repeat: int | None = None  # repeat index i of a --repeats run: its workload seed is base_seed + i
     base_seed: int | None = None  # the seed of repeat 0; runs differing only by repeat share it (one compare cell)
+    window: dict[str, Any] | None = None  # WindowSpec.to_json of the run (schema 6); None: the default window
     backend: BackendPart = field(default_factory=RealPart)
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -86,6 +90,8 @@ class RecordConfig:
 
     def to_json(self) -> dict[str, Any]:
         out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in ("extra", "backend")}
+        if self.window is None:  # the default window: the config reads as before schema 6
+            del out["window"]
         out["backend"] = self.backend.to_json()
         out.update(self.extra)
         return out
@@ -109,6 +115,8 @@ class RecordConfig:
         for key in ("repeat", "base_seed"):
             if known.get(key) is not None and (isinstance(known[key], bool) or not isinstance(known[key], int)):
                 raise ValueError(f"config.{key} must be an integer or null")
+        if known.get("window") is not None and not isinstance(known["window"], dict):
+            raise ValueError("config.window must be an object or null")
         if not isinstance(known.get("scheduler_options", {}), dict):
             raise ValueError("config.scheduler_options must be an object")
         known["rate"] = float(known["rate"])

@@ -9,10 +9,13 @@ Every figure of a cell gets its mean and a 95% interval:
 
 Every ratio cell / reference gets a paired interval. Runs are paired by seed (the same seed replays the same
 request list: equal workload fingerprints), requests by id within a seed:
-- latency and attainment: a paired bootstrap over the requests both runs completed (attainment: submitted),
-  resampled within each repeat and averaged over repeats;
-- throughput, goodput and the run-level figures: one ratio per repeat and a t-interval over them (K >= 2); with
-  one repeat, throughputs and goodput fall back to the paired bootstrap over requests, run-level figures get none.
+- K >= 2 repeats, every figure (latency and attainment included): one ratio per repeat and a paired t-interval
+  over them (PAIRED_OVER_SEEDS). A bootstrap over requests within each repeat would see only the request-to-
+  request noise of those seeds and miss how the ratio moves from seed to seed (the seed decides the arrivals,
+  the lengths, so the queue): its interval can exclude every per-seed ratio;
+- one repeat: latency, attainment, throughputs and goodput get a paired bootstrap over requests (within that
+  run: it cannot see seed-to-seed variation, and its method says so); run-level figures get none.
+Each interval carries its method; the tables footnote it per row.
 """
 
 from __future__ import annotations
@@ -137,7 +140,7 @@ def ratio_interval(runs: Sequence[RunRecord], refs: Sequence[RunRecord], metric:
     pairs = _pairs(runs, refs)
     if not pairs:
         return None
-    if len(pairs) >= 2 and (metric in _RATES or request_samples(pairs[0][0], metric) is None):
+    if len(pairs) >= 2:  # seed-to-seed variation is only seen across seeds
         return _ratio_per_repeat(pairs, metric)
     strata_a, strata_b = [], []
     statistic: Statistic | None = None

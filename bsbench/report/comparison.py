@@ -27,6 +27,7 @@ from bsbench.jsonio import to_jsonable
 from bsbench.metrics import NO_SLOS, SLO_KEYS, direction, has_slos, submitted_latency_ms
 from bsbench.record import RunRecord
 from bsbench.report.html_page import Section, img_tag, paragraph, swatch, write_page
+from bsbench.report.steady import overload_cell
 from bsbench.safe_text import csv_cell, html_text, markup
 from bsbench.stats.interval import NO_CLEAR_DIFFERENCE
 from bsbench.units import format_percent, format_rate
@@ -51,6 +52,10 @@ METRIC_ROWS: tuple[tuple[str, str, str], ...] = (
     ("median_queue_ms", "Queueing median (ms)", "ms"),
     ("slo_attainment", "SLO attainment", "pct"),
     ("goodput", "Goodput (req/s)", "float"),
+    ("steady_slo_attainment", "SLO attainment in window", "pct"),
+    ("steady_goodput", "Goodput in window (req/s)", "float"),
+    ("steady_output_throughput", "Output tokens/s in window", "float"),
+    ("steady_p99_ttft_ms", "TTFT p99 in window (ms)", "ms"),
     ("padding_ratio", "Padding ratio", "pct"),
     ("peak_kv_usage", "Peak KV usage", "pct"),
     ("mean_batch_size", "Mean batch size", "float"),
@@ -521,6 +526,9 @@ def row_label(frame: pd.DataFrame, key: str) -> str:
 def table_notes(runs: Sequence[Run], frame: pd.DataFrame) -> list[str]:
     """The footnotes a group's table needs: best* and the censoring of the submitted view."""
     notes = [completion_note(runs)]
+    notes += [f"{run.label}: {overload_cell(rec.summary)}" + (f" (seed {rec.config.seed})" if len(run.repeats) > 1
+                                                               else "")
+              for run in runs for rec in (run.repeats or [run.record]) if rec.summary.get("overloaded")]
     if frame.attrs.get("latency_over") == "submitted":
         notes.append(SUBMITTED_NOTE)
     return [n for n in notes if n]

@@ -7,6 +7,7 @@ setting), so a reproduction run again into the same OUT resumes its sweeps.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,10 +15,11 @@ from typing import TYPE_CHECKING, Any
 
 from bsbench.backends.record_build import planned_record_config
 from bsbench.backends.run import session_for
-from bsbench.experiments.capacity import capacity_search, find_capacities
+from bsbench.experiments.capacity import capacity_search, search_and_confirm
 from bsbench.experiments.capacity_probes import probe_round
 from bsbench.experiments.capacity_repeats import CapacityOverRepeats, slo_text
 from bsbench.experiments.executors.engine_task import EngineTask
+from bsbench.experiments.run_length import RunLength
 from bsbench.experiments.sweep import SweepPlan, run_sweep
 from bsbench.record import read_records
 
@@ -82,25 +84,37 @@ class Bench:
         self.done.append(str(folder))
         return result
 
-    def capacities(self, folder: Path, schedulers: Sequence[str], make_workload: MakeWorkload,
-                   setting: CapacitySetting) -> dict[str, CapacityOverRepeats]:
-        """One capacity search per scheduler and seed, in lock step, probe records in `folder`."""
+    def timed(self, length: RunLength) -> Bench:
+        """This bench with runs scored over `length`'s window."""
+        return dataclasses.replace(self, config=dataclasses.replace(self.config, window=length.spec()))
+
+    def capacities(self, folder: Path, schedulers: Sequence[str], make_workload: Callable[[RunLength], MakeWorkload],
+                   setting: CapacitySetting, length: RunLength) -> dict[str, CapacityOverRepeats]:
+        """One capacity search per scheduler and seed, in lock step, probe records in `folder`; each probe runs
+        `length` (make_workload(length) builds its workloads), each found capacity confirmed at twice it."""
 
         folder.mkdir(parents=True, exist_ok=True)
         searches = {(name, seed): capacity_search(setting.target, setting.start_rate, setting.tolerance,
                                                   setting.max_rate, relative=True)
                     for name in schedulers for seed in self.seeds}
 
-        def probe_all(rates: dict[Any, float]) -> dict[Any, Any]:
-            return probe_round(rates, lambda key: key, make_workload, self.config_of, self.executor, self.task(),
-                               folder)
+        def probe_all_at(doubled: bool) -> Callable[[dict[Any, float]], dict[Any, Any]]:
+            run = length.doubled() if doubled else length
+            bench = self.timed(run)
+            if doubled:
+                self.say(f"{folder.name}: confirming the capacities at a {run.window_s:g} s window")
+            return lambda rates: probe_round(rates, lambda key: key, make_workload(run), bench.config_of,
+                                             bench.executor, bench.task(), folder)
 
-        self.say(f"{folder.name}: capacity searches of {', '.join(schedulers)} x {len(self.seeds)} seeds")
-        found = find_capacities(searches, probe_all)
-        slo = slo_text(make_workload(setting.start_rate, self.seeds[0]).spec.get("slo") or {}, setting.target)
+        self.say(f"{folder.name}: capacity searches of {', '.join(schedulers)} x {len(self.seeds)} seeds, "
+                 f"{length.window_s:g} s windows")
+        found, confirmed = search_and_confirm(searches, probe_all_at, setting.tolerance, setting.max_rate)
+        slo = slo_text(make_workload(length)(setting.start_rate, self.seeds[0]).spec.get("slo") or {},
+                       setting.target)
         self.done.append(str(folder))
         return {name: CapacityOverRepeats(name, list(self.seeds), [found[(name, seed)] for seed in self.seeds],
-                                          slo, setting.max_rate) for name in schedulers}
+                                          slo, setting.max_rate, [confirmed[(name, seed)] for seed in self.seeds],
+                                          length.window_s) for name in schedulers}
 
 
 def sweep_records(result: SweepResult) -> dict[tuple[str, float], list[RunRecord]]:

@@ -33,6 +33,19 @@ def factor_from_runs(ours: Sequence[RunRecord], baseline: Sequence[RunRecord], m
     return Measured(ratio.point, ratio, f"{where}, {seeds_text(len(ours))}")
 
 
+def rate_factor(cells: dict[tuple[str, float], list[RunRecord]], ours: str, baseline: str, metric: str,
+                rate: float) -> Measured:
+    """The factor at the claim's own `rate` (the one that decides the verdict); the source names the rate."""
+    if (ours, rate) not in cells or (baseline, rate) not in cells:
+        return Measured(None, missing=f"no runs of both {ours} and {baseline} at {format_rate(rate)} req/s")
+    runs, refs = cells[(ours, rate)], cells[(baseline, rate)]
+    measured = factor_from_runs(runs, refs, metric, f"the claim's rate {format_rate(rate)} req/s")
+    overloaded = [r.config.scheduler for r in (runs[0], refs[0]) if r.summary.get("overloaded")]
+    if overloaded and measured.point is not None:
+        measured.source += f" ({', '.join(overloaded)} overloaded there: throughput is its service rate)"
+    return measured
+
+
 def best_rate_factor(cells: dict[tuple[str, float], list[RunRecord]], ours: str, baseline: str, metric: str
                      ) -> Measured:
     """'Up to' claims: the factor at the rate where it is highest (its interval at that rate); the source says
@@ -44,7 +57,7 @@ def best_rate_factor(cells: dict[tuple[str, float], list[RunRecord]], ours: str,
     if not found:
         return Measured(None, missing=f"no rate where both {ours} and {baseline} ran")
     best = max(found, key=lambda m: m.point or 0.0)
-    best.source = f"best of {len(rates)} rates: {best.source}"
+    best.source = f"best of {len(rates)} rates, for information only: {best.source}"
     return best
 
 

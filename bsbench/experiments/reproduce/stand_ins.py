@@ -55,13 +55,15 @@ def recipe(name: str, params: Params) -> tuple[str, dict[str, Any]]:
     raise ValueError(f"unknown stand-in {name!r}")
 
 
-def maker(name: str, params: Params, num_requests: int) -> Callable[[float, int], Workload]:
-    """make_workload(rate, seed) of stand-in `name`: `num_requests` requests, Poisson arrivals at `rate`."""
+def maker(name: str, params: Params, num_requests: int | Callable[[float], int]) -> Callable[[float, int], Workload]:
+    """make_workload(rate, seed) of stand-in `name`: `num_requests` requests (or as many as `num_requests(rate)`
+    says: a run sized by time, experiments/run_length.py), Poisson arrivals at `rate`."""
 
     target, options = recipe(name, params)
 
     def make(rate: float, seed: int) -> Workload:
-        return load_workload(target, {**options, "rate": rate, "seed": seed, "num_requests": num_requests})
+        count = num_requests(rate) if callable(num_requests) else num_requests
+        return load_workload(target, {**options, "rate": rate, "seed": seed, "num_requests": count})
 
     return make
 
