@@ -322,6 +322,16 @@ def departure_s(req: RequestRow) -> float:
     return max([req.arrival_s, *known])
 
 
+def left_queue_s(req: RequestRow) -> float:
+    """When a request left the waiting queue: its first scheduling (a remote server's first token when no
+    scheduling is recorded), else when it ended (never scheduled). Preemptions back into the queue are not
+    counted."""
+    for moment in (req.first_scheduled_s, req.first_token_s):
+        if moment is not None:
+            return moment
+    return departure_s(req)
+
+
 def _wait_s(req: RequestRow) -> float:
     """How long a request waited to be scheduled; one never scheduled waited until it ended."""
     wait = queue_s(req)
@@ -352,7 +362,7 @@ def window_metrics(requests: Sequence[RequestRow], window: Window | None,
     blocks.update(_slo_metrics(scored, length))
     out.update({STEADY + k: v for k, v in blocks.items() if not k.startswith("std_")})
     waits = [(r.arrival_s, _wait_s(r)) for r in scored]
-    evidence = backlog_evidence([r.arrival_s for r in requests], [departure_s(r) for r in requests], waits,
+    evidence = backlog_evidence([r.arrival_s for r in requests], [left_queue_s(r) for r in requests], waits,
                                 window.start_s, window.end_s)
     out["overloaded"] = is_overloaded(evidence)
     out["overload"] = evidence

@@ -11,7 +11,7 @@ SCHEDULERS = ("static", "continuous", "uellm", "bucket")
 
 def test_demo_prints_four_simulated_policies_and_writes_records_that_add_up(bsbench, tmp_path: Path) -> None:
     out = tmp_path / "demo"
-    result = bsbench("demo", "-n", "40", "--rate", "4", "--out", out, "--quiet")
+    result = bsbench("demo", "-n", "40", "--rate", "2", "--out", out, "--quiet")
     assert result.code == 0, result.err
     header = next(line for line in result.out.splitlines() if "metric" in line)
     assert [name for name in SCHEDULERS if name in header] == list(SCHEDULERS)
@@ -25,10 +25,15 @@ def test_demo_prints_four_simulated_policies_and_writes_records_that_add_up(bsbe
     assert (out / "sweep_summary.json").is_file()
     for record in records:
         assert record.config.backend.kind == "sim" and record.config.backend.gpu == "a100-40gb"
-        assert record.config.model == "llama2-13b" and record.config.rate == 4.0
+        assert record.config.model == "llama2-13b" and record.config.rate == 2.0
         assert record.workload.num_requests == 40
         summary = record.summary
         assert summary["completed"] + summary["failed"] + summary["rejected"] == 40
+        # a policy whose queue grew without bound is named under the table with its evidence; the others are not
+        named = any(line.startswith(f"{record.config.scheduler}: overloaded: backlog") for line in lines)
+        assert named == bool(summary["overloaded"]), (record.config.scheduler, summary["overload"])
+    assert any(r.summary["overloaded"] for r in records) and not all(r.summary["overloaded"] for r in records)
+    assert "SLO attainment in window" in result.out
     assert len({r.workload.fingerprint for r in records}) == 1  # paired: one request list for all four
 
 

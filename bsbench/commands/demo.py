@@ -12,7 +12,8 @@ from bsbench.errors import BsbenchError
 from bsbench.experiments.demo import DemoSetting, run_demo
 from bsbench.paths import check_output_dir
 from bsbench.progress import Progress
-from bsbench.record import read_records
+from bsbench.record import RunRecord, read_records
+from bsbench.report.steady import overload_cell
 from bsbench.safe_text import markup
 from bsbench.units import format_rate
 from bsbench.values import SEED
@@ -26,8 +27,8 @@ if TYPE_CHECKING:
 
 # The comparison table's rows the demo shows (report.comparison.METRIC_ROWS keys), in that table's order.
 DEMO_ROWS = ("request_throughput", "output_throughput", "median_ttft_ms", "p99_ttft_ms", "median_tpot_ms",
-             "p99_tpot_ms", "median_e2el_ms", "p99_e2el_ms", "slo_attainment", "goodput", "padding_ratio",
-             "oom_events", "preemptions", "failed", "rejected")
+             "p99_tpot_ms", "median_e2el_ms", "p99_e2el_ms", "slo_attainment", "goodput", "steady_slo_attainment",
+             "steady_goodput", "padding_ratio", "oom_events", "preemptions", "failed", "rejected")
 NEXT_STEPS = (
     "next: bsbench run            the same metrics, measured on the real runner, one policy at a time "
     "(--scheduler): a tiny model on this CPU",
@@ -67,8 +68,13 @@ def command(rate: float | None, num_requests: int | None, seed: int | None, out_
                   f"{format_rate(setting.rate)} req/s, [bold magenta]simulated[/] {setting.gpu} serving "
                   f"{setting.model} -> {markup(out_dir)}", highlight=False)
     result = run_demo(setting, out_dir, Progress(enabled=not quiet))
-    console.print(demo_table(result, setting))
+    table, records = demo_table(result, setting)
+    console.print(table)
     console.print(markup(paired_note(setting)), highlight=False)
+    for record in records:  # a policy whose queue grew without bound: its figures describe a draining queue
+        if record.summary.get("overloaded"):
+            console.print(f"[bold red]{markup(record.config.scheduler)}[/]: "
+                          f"{markup(overload_cell(record.summary))}", highlight=False)
     console.print(f"[dim]records: {markup(out_dir / 'runs')} (bsbench compare {markup(out_dir / 'runs')} adds "
                   f"intervals, ratios and plots); summary {markup(out_dir / 'sweep_summary.json')}[/]",
                   highlight=False)
@@ -76,8 +82,9 @@ def command(rate: float | None, num_requests: int | None, seed: int | None, out_
         console.print(markup(line), highlight=False)
 
 
-def demo_table(result: SweepResult, setting: DemoSetting) -> Table:
-    """The comparison table (report.comparison.rich_table) of the demo's runs, its title saying SIMULATED."""
+def demo_table(result: SweepResult, setting: DemoSetting) -> tuple[Table, list[RunRecord]]:
+    """The comparison table (report.comparison.rich_table) of the demo's runs, its title saying SIMULATED, and
+    the runs' records in the table's order."""
     # lazy: loads pandas, pyarrow
     from bsbench.report.comparison import comparison_frame, group_records, rich_table
 
@@ -88,7 +95,8 @@ def demo_table(result: SweepResult, setting: DemoSetting) -> Table:
     group = groups[0]
     first = group.runs[0].record
     title = f"[bold magenta]SIMULATED[/]: {markup(first.config.model)}, {markup(first.config.timing_label())}"
-    return rich_table(group.runs, comparison_frame(group.runs, metrics=DEMO_ROWS), title=title)
+    table = rich_table(group.runs, comparison_frame(group.runs, metrics=DEMO_ROWS), title=title)
+    return table, [run.record for run in group.runs]
 
 
 def paired_note(setting: DemoSetting) -> str:

@@ -1,9 +1,12 @@
 """Did the system keep up with the offered load? A test on arrival and departure times (pure numpy).
 
-The number of requests in the system, N(t) = arrivals by t - departures by t, is sampled on an even grid over
-the measurement window [start, end]. A stable queue (utilisation < 1) keeps N(t) around a mean; an overloaded
-one grows it at the rate lambda - mu, the excess of arrivals over what the system serves. The run is
-`overloaded` when both hold:
+The number of requests waiting to be scheduled, N(t) = arrivals by t - requests that left the queue by t (their
+first scheduling; metrics.left_queue_s), is sampled on an even grid over the measurement window [start, end].
+A stable queue (utilisation < 1) keeps N(t) around a mean; an overloaded one grows it at the rate lambda - mu,
+the excess of arrivals over what the system serves. The queue, not the number in the system, is what is
+tested: requests in service fill a system up to lambda x (time in service) at the start of a run, and with
+long outputs that fill-up lasts longer than a short window; a queue does not fill up when the system keeps up.
+The run is `overloaded` when both hold:
 
 1. growth: the least-squares slope of N(t) over the window is at least GROWTH_LIMIT (2%) of the offered rate
    (arrivals in the window / its length). A queue at utilisation rho grows at lambda (1 - 1/rho), so 2% flags
@@ -58,8 +61,8 @@ def _count_noise(times: np.ndarray) -> float:
 
 def backlog_evidence(arrivals: Sequence[float], departures: Sequence[float], waits: Sequence[tuple[float, float]],
                      start: float, end: float) -> dict[str, Any] | None:
-    """The evidence of `is_overloaded`: `arrivals` and `departures` of every request (a request's departure is
-    when it ended, whatever its outcome), `waits` as (arrival, wait) of the window's requests, the window
+    """The evidence of `is_overloaded`: `arrivals` and `departures` from the queue of every request (when it was
+    first scheduled, or ended if it never was), `waits` as (arrival, wait) of the window's requests, the window
     [start, end]. None when the window has no length (nothing to test)."""
     length = end - start
     if length <= 0:
