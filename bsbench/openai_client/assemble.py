@@ -71,7 +71,7 @@ def build_record(workload: Workload, state: Dispatch, options: ClientOptions, se
         arrival=workload.spec.get("arrival"), seed=workload.spec.get("seed"), num_requests=len(rows),
         workload=workload.name, model=served_model, device=REMOTE_DEVICE, tokenizer=workload.tokenizer,
         record_tokens=record_tokens, percentiles=list(percentiles), repeat=repeat, base_seed=base_seed,
-        backend=OpenAIPart(options.base_url, served_model, options.endpoint))
+        backend=OpenAIPart(options.shown_url, served_model, options.endpoint))
     environment = capture_environment("cpu")
     environment.update(device=REMOTE_DEVICE, device_name=REMOTE_DEVICE_NAME, client_host=environment.get("hostname"))
     record = metrics.build_record(

@@ -11,6 +11,7 @@ from typing import Any
 from bsbench.errors import first_line
 from bsbench.openai_client.sse import StreamFormatError, data_payload, parse_event
 from bsbench.record.reasons import EndKind, EndReason
+from bsbench.redaction import redact
 
 _DETAIL_CHARS = 200  # of a server's error body kept in a reason
 
@@ -42,7 +43,9 @@ class Exchange:
 async def run_exchange(client: Any, url: str, body: dict[str, Any], headers: dict[str, str], endpoint: str,
                        timeout_s: float, exchange: Exchange) -> None:
     """Send `body` to `url` and fill `exchange` as the stream arrives (`client` is an httpx.AsyncClient).
-    Never raises but CancelledError (then the request is marked interrupted)."""
+    Never raises but CancelledError (then the request is marked interrupted). The failure's detail is redacted
+    here, the one place a request's failure is settled: no header value (the API key) or URL credential in an
+    exception's or a server's text reaches a record."""
     exchange.sent_at = time.perf_counter()
     responded = False
     try:
@@ -61,6 +64,8 @@ async def run_exchange(client: Any, url: str, body: dict[str, Any], headers: dic
         exchange.failure = INTERRUPTED
         raise
     finally:
+        if exchange.failure is not None:
+            exchange.failure = EndReason(exchange.failure.kind, redact(exchange.failure.detail, headers.values()))
         if exchange.finished_at is None:
             exchange.finished_at = time.perf_counter()
         exchange.ended = True

@@ -18,6 +18,7 @@ from bsbench.openai_client.exchange import Exchange, run_exchange
 from bsbench.openai_client.options import ENDPOINT_PATHS, ClientOptions, check_options
 from bsbench.progress import Progress, rate_text
 from bsbench.record import RunRecord, save_record
+from bsbench.redaction import redact, url_without_credentials
 from bsbench.workloads.request import RequestSpec
 from bsbench.workloads.tokenizer import load_tokenizer
 from bsbench.workloads.workload import Workload
@@ -64,7 +65,7 @@ def run_openai(workload: Workload, options: ClientOptions, *, out_dir: Path, rec
 
     state = Dispatch()
     complete = True
-    with shown.task(f"openai {served_model} @ {options.base_url}", total=len(workload.requests),
+    with shown.task(f"openai {served_model} @ {options.shown_url}", total=len(workload.requests),
                     unit="requests") as task:
         ended = [0, 0]  # requests, tokens
 
@@ -114,7 +115,8 @@ async def _prepare(httpx: Any, options: ClientOptions, headers: dict[str, str], 
             await run_exchange(client, url, request_body(spec, prompts.get(spec.id), model, options), headers,
                                options.endpoint, options.request_timeout_s, exchange)
             if exchange.failure is not None:
-                raise BsbenchError(f"warm-up request {i + 1} to {url} failed ({exchange.failure}); is the server up?")
+                raise BsbenchError(f"warm-up request {i + 1} to {url_without_credentials(url)} failed "
+                                   f"({exchange.failure}); is the server up?")
     return model
 
 
@@ -130,9 +132,9 @@ async def _first_model(client: Any, options: ClientOptions, headers: dict[str, s
         models = response.json().get("data") or []
         return str(models[0]["id"])
     except (httpx.HTTPError, ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
-
-        raise BsbenchError(f"cannot list the served models at {url} ({first_line(exc)}); is the server up? "
-                           "(or name the model with --served-model)") from None
+        why = redact(first_line(exc), headers.values())
+        raise BsbenchError(f"cannot list the served models at {url_without_credentials(url)} ({why}); is the "
+                           "server up? (or name the model with --served-model)") from None
 
 
 def _prompt_texts(workload: Workload, options: ClientOptions) -> dict[str, str]:
