@@ -12,6 +12,11 @@ LATE_THRESHOLD_S = 0.001  # a request that left more than this after its schedul
 ENDPOINTS = ("completions", "chat")
 PROMPT_FORMS = ("text", "token-ids")
 ENDPOINT_PATHS = {"completions": "/completions", "chat": "/chat/completions"}
+# bounds on what a server may send (decompressed bytes): a longer SSE line ends the request as bad-response; an
+# error body or a /v1/models answer is read no further (the reason keeps 200 characters of it anyway)
+MAX_SSE_LINE_BYTES = 1 << 20
+MAX_ERROR_BODY_BYTES = 64 << 10
+MAX_MODELS_BODY_BYTES = 1 << 20
 
 
 @dataclass(slots=True, frozen=True)
