@@ -5,8 +5,14 @@ request has a short timeout. The fault suite that CI runs (benchmarks/fault_suit
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gzip
 import json
+import logging
+import socket
+import statistics
+import threading
+import time
 import tracemalloc
 from pathlib import Path
 
@@ -18,9 +24,12 @@ from bsbench.openai_client.exchange import Exchange, run_exchange
 from bsbench.openai_client.options import MAX_SSE_LINE_BYTES
 from bsbench.record import EndKind, read_record
 from bsbench.redaction import check_api_key, redact, url_without_credentials
+from bsbench.serve.limits import ServeLimits
+from bsbench.serve.quiet_logs import quiet_repeats
 from bsbench.workloads.build import load_workload
 from tests.hostile_peer import CannedPeer, gzip_bomb, response, sse_answer, text_chunk
 from tests.openai_fake import FakeServer
+from tests.serve_helpers import running_server
 
 KEY_CANARY = "sk-CANARY7f3a9"
 PASSWORD_CANARY = "PwCANARY51c2"
@@ -183,3 +192,135 @@ def test_a_redirect_is_an_http_error_and_not_followed(tmp_path):
     kind, detail = only_reason(record)
     assert kind == "http-error" and "HTTP 307" in detail and "not followed" in detail
     assert peer.requests == 1
+
+
+# --- 2. serve limits ----------------------------------------------------------------------------------------
+
+SMALL_LIMITS = ServeLimits(max_body_bytes=1 << 20, max_prompt_chars=200_000, body_timeout_s=2.0,
+                           header_timeout_s=0.5, max_connections=12)
+
+
+@pytest.fixture(scope="module")
+def limited():
+    with running_server(limits=SMALL_LIMITS) as served:
+        yield served
+
+
+def raw_exchange(url: str, request: bytes, timeout_s: float = 5.0) -> bytes:
+    """Send `request` on a fresh connection and read until the server closes it or `timeout_s` passes."""
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=timeout_s) as sock:
+        with contextlib.suppress(OSError):
+            sock.sendall(request)
+        got = b""
+        with contextlib.suppress(OSError):
+            while chunk := sock.recv(65536):
+                got += chunk
+                if b"\r\n\r\n" in got and b"413" in got.split(b"\r\n", 1)[0]:
+                    break
+        return got
+
+
+def health_ms(url: str) -> float:
+    start = time.perf_counter()
+    assert httpx.get(f"{url}/health", timeout=2).status_code == 200
+    return (time.perf_counter() - start) * 1000
+
+
+def test_a_body_over_the_limit_gets_413_before_it_is_sent(limited):
+    head = (b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 2097152\r\n\r\n")  # 2 MiB announced against 1 MiB, not a byte of it sent
+    answer = raw_exchange(limited.url, head)
+    assert answer.startswith(b"HTTP/1.1 413")
+
+
+def test_a_chunked_body_over_the_limit_gets_413_once_it_passes(limited):
+    piece = b"x" * 65536
+    chunks = b"".join(b"%x\r\n%s\r\n" % (len(piece), piece) for _ in range(32))  # 2 MiB, no Content-Length
+    head = b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+    assert raw_exchange(limited.url, head + chunks).startswith(b"HTTP/1.1 413")
+
+
+def test_a_long_text_prompt_is_refused_before_tokenising(limited):
+    reply = httpx.post(f"{limited.url}/v1/completions", json={"prompt": "a" * 300_000, "max_tokens": 2}, timeout=10)
+    assert reply.status_code == 400 and reply.json()["error"]["code"] == "prompt_too_long"
+
+
+def test_a_lone_surrogate_is_a_400_not_a_500(limited):
+    body = b'{"prompt": "hi \\ud800", "max_tokens": 2}'
+    reply = httpx.post(f"{limited.url}/v1/completions", content=body, timeout=10,
+                       headers={"Content-Type": "application/json"})
+    assert reply.status_code == 400 and "lone surrogate" in reply.json()["error"]["message"]
+    chat = b'{"messages": [{"role": "user", "content": "\\udfff x"}], "max_tokens": 2}'
+    assert httpx.post(f"{limited.url}/v1/chat/completions", content=chat, timeout=10).status_code == 400
+
+
+def test_a_half_sent_header_is_closed_after_the_header_timeout(limited):
+    start = time.perf_counter()
+    answer = raw_exchange(limited.url, b"POST /v1/completions HTTP/1.1\r\nHost: x\r\n", timeout_s=5)
+    assert answer == b"" and time.perf_counter() - start < SMALL_LIMITS.header_timeout_s + 1.5
+
+
+def test_health_answers_within_100_ms_under_slow_clients_a_big_prompt_and_a_slow_body(limited):
+    host, port = limited.url.removeprefix("http://").split(":")
+    slow = [socket.create_connection((host, int(port)), timeout=5) for _ in range(2 * SMALL_LIMITS.max_connections)]
+    for sock in slow:  # more half-sent headers than the cap: the oldest are closed to let newcomers in
+        sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n")
+    evicted = 0
+    for sock in slow[:SMALL_LIMITS.max_connections]:  # well before the header timeout closes the rest
+        sock.settimeout(0.2)
+        try:
+            evicted += sock.recv(1) == b""
+        except ConnectionResetError:
+            evicted += 1
+        except TimeoutError:
+            pass
+    assert evicted >= SMALL_LIMITS.max_connections - 2
+    trickle = socket.create_connection((host, int(port)), timeout=5)
+    trickle.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{\"pro")
+    big = threading.Thread(target=lambda: httpx.post(f"{limited.url}/v1/completions", timeout=30,
+                                                     json={"prompt": "hello world " * 16_000, "max_tokens": 1}))
+    big.start()  # 192,000 characters to tokenise: on the parser thread, not the event loop
+    try:
+        times = [health_ms(limited.url) for _ in range(7)]
+    finally:
+        big.join(30)
+        for sock in [*slow, trickle]:
+            sock.close()
+    assert statistics.median(times) < 100, times
+    assert max(times) < 1000, times
+
+
+def test_repeated_log_lines_are_held_back():
+    seen: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: seen.append(record.getMessage())  # type: ignore[method-assign]
+    logger = logging.getLogger("asyncio")
+    logger.addHandler(handler)
+    try:
+        with quiet_repeats(window_s=60):
+            for _ in range(10_000):
+                logger.error("socket.accept() out of system resource")
+            logger.error("something else")
+    finally:
+        logger.removeHandler(handler)
+    assert seen == ["socket.accept() out of system resource", "something else"]
+
+
+def test_the_api_key_guards_v1_and_leaves_health_open():
+    with running_server(api_key=KEY_CANARY) as served:
+        missing = httpx.get(f"{served.url}/v1/models", timeout=10)
+        wrong = httpx.post(f"{served.url}/v1/completions", json={"prompt": [1, 2], "max_tokens": 1}, timeout=10,
+                           headers={"Authorization": "Bearer sk-wrong"})
+        right = httpx.get(f"{served.url}/v1/models", headers={"Authorization": f"Bearer {KEY_CANARY}"}, timeout=10)
+        health = httpx.get(f"{served.url}/health", timeout=10)
+    assert missing.status_code == wrong.status_code == 401
+    assert wrong.json()["error"]["code"] == "invalid_api_key" and wrong.json()["error"]["type"]
+    assert KEY_CANARY not in missing.text + wrong.text
+    assert right.status_code == 200 and health.status_code == 200
+
+
+def test_serve_refuses_a_bad_key_in_one_line(bsbench, monkeypatch):
+    monkeypatch.setenv("BSBENCH_HOSTILE_KEY", KEY_CANARY + "\n")
+    result = bsbench("serve", "--api-key-env", "BSBENCH_HOSTILE_KEY", "--port", 0)
+    assert result.code == 2 and "a newline" in result.err and "CANARY" not in result.err + result.out
