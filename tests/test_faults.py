@@ -1,5 +1,6 @@
 """Faults beyond a bad flag: SIGTERM mid-run, a capacity search with a tiny tolerance, code shipped in a
-checkpoint or tokenizer folder, a model too big for memory, an --out path full of markup."""
+checkpoint or tokenizer folder, a model too big for memory, an --out path full of markup. (An unwritable
+predictor cache is refused: tests/test_predictor.py.)"""
 
 from __future__ import annotations
 
@@ -244,22 +245,3 @@ def test_out_path_with_markup_runs_and_prints_it_as_written(bsbench, tmp_path):
     files = list(out.glob("*.json"))
     assert len(files) == 1
     assert f"record: {files[0]}" in result.out.replace("\n", "")
-
-
-# ----------------------------------------------------------------------------- an unwritable predictor cache
-
-
-def test_unwritable_predictor_cache_costs_a_retrain_not_the_run(tmp_path):
-    """The learned predictor's cache is optional output: a cache path under a file is noted, not fatal."""
-    import random
-
-    from bsbench.predictor import learned
-    from tests.test_predictor import CFG, _record
-
-    rng = random.Random(0)
-    data = tmp_path / "mini.json"
-    data.write_text(json.dumps([_record(i, rng) for i in range(120)]))
-    blocker = tmp_path / "afile"
-    blocker.write_text("x")
-    predictor = learned.load_or_train(data_path=str(data), cache_dir=str(blocker / "cache"), cfg=CFG, seed=0)
-    assert predictor.meta["cache_file"] is None and "cache" in predictor.meta["cache_error"]
