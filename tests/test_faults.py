@@ -78,7 +78,12 @@ def test_sigterm_before_the_run_exits_143_with_one_line(bsbench, tmp_path, monke
         os.kill(os.getpid(), signal.SIGTERM)
         time.sleep(5)
 
-    monkeypatch.setattr("bsbench.backends.run.open_session", terminated_while_loading)  # run imports it from there
+    # Patched on the backend class, not a module's `open_session` name: `commands/run.py` binds that name at
+    # import, so patching `bsbench.backends.run.open_session` missed the call once the command opened the
+    # session itself (the run then finished: exit 0). Every path to the model load goes through this method.
+    from bsbench.backends.real import RealBackend
+
+    monkeypatch.setattr(RealBackend, "open_session", terminated_while_loading)
     result = bsbench("run", *SYNTH, "--quiet", "--out", tmp_path)
     assert result.code == 143
     assert result.err.strip() == "bsbench: terminated"
