@@ -51,7 +51,7 @@ def fail(message: str) -> NoReturn:
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI, turning user errors into one line and exit code 2, Ctrl-C into 130 and
     SIGTERM into 143 (both after the interrupted run's record is written; see interrupts.py)."""
-    with sigterm_as_interrupt() as signals:
+    with sigterm_as_interrupt(exiting=True) as signals:
         code = _run(argv, signals)
     sys.exit(signals.exit_code(code))
 

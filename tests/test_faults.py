@@ -73,6 +73,48 @@ def test_sigterm_is_an_interrupt_once_and_the_handler_is_restored():
     assert signal.getsignal(signal.SIGTERM) is before
 
 
+def test_a_second_sigint_is_ignored_and_an_exiting_entry_keeps_ignoring():
+    before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    with sigterm_as_interrupt() as seen:
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(5)
+        os.kill(os.getpid(), signal.SIGINT)  # while the record is written: ignored
+        os.kill(os.getpid(), signal.SIGTERM)  # so is a SIGTERM after it; the exit code stays Ctrl-C's
+        time.sleep(0.05)
+    assert seen.interrupted and not seen.terminated and seen.exit_code(130) == 130
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
+    try:
+        with sigterm_as_interrupt(exiting=True):
+            with pytest.raises(KeyboardInterrupt):
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(5)
+        assert signal.getsignal(signal.SIGINT) == signal.getsignal(signal.SIGTERM) == signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, before[0])
+        signal.signal(signal.SIGTERM, before[1])
+
+
+def test_sigint_twice_mid_run_writes_the_record_and_exits_130_without_a_traceback(tmp_path):
+    """Issue 28: a second Ctrl-C once gave a traceback (rc -2) or lost the record. Here it lands while the
+    record is written (+50 ms) and a third while the process shuts down (+0.5 s, when Python's finalisation
+    once reset the handler to a kill); both are ignored."""
+    proc = start_run("-w", "synthetic", "--input-len", "16", "--output-len", "4", "-n", "12",
+                     "--rate", "1", "--arrival", "constant", "--out", tmp_path)
+    wait_until_a_request_ends(proc, 12)
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.45)
+    proc.send_signal(signal.SIGINT)  # a no-op if it has exited already
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err[-3000:]
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err[-3000:]
+    files = sorted(tmp_path.glob("*.json"))
+    assert len(files) == 1, (out, err)
+    assert read_record(files[0]).complete is False
+
+
 def test_sigterm_before_the_run_exits_143_with_one_line(bsbench, tmp_path, monkeypatch):
     def terminated_while_loading(*_args, **_kwargs):
         os.kill(os.getpid(), signal.SIGTERM)
