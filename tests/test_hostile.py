@@ -221,10 +221,25 @@ def raw_exchange(url: str, request: bytes, timeout_s: float = 5.0) -> bytes:
         return got
 
 
+HEALTH_PROBE_CAP_S = 2.0  # one probe's hard limit: generous, for a busy 2-core machine; the target is the median
+
+
 def health_ms(url: str) -> float:
+    """One GET /health on a fresh connection, in ms, to the whole answer; over HEALTH_PROBE_CAP_S fails.
+
+    A raw socket, not httpx.get: that builds a client and an SSL context per call, tens of ms of CPU that
+    a busy machine stretches and that measured the client, not the server."""
+    host, port = url.removeprefix("http://").split(":")
     start = time.perf_counter()
-    assert httpx.get(f"{url}/health", timeout=2).status_code == 200
-    return (time.perf_counter() - start) * 1000
+    with socket.create_connection((host, int(port)), timeout=HEALTH_PROBE_CAP_S) as sock:
+        sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    elapsed_s = time.perf_counter() - start
+    assert answer.startswith(b"HTTP/1.1 200"), answer[:200]
+    assert elapsed_s < HEALTH_PROBE_CAP_S, elapsed_s
+    return elapsed_s * 1000
 
 
 def test_a_body_over_the_limit_gets_413_before_it_is_sent(limited):
@@ -282,13 +297,13 @@ def test_health_answers_within_100_ms_under_slow_clients_a_big_prompt_and_a_slow
                                                      json={"prompt": "hello world " * 16_000, "max_tokens": 1}))
     big.start()  # 192,000 characters to tokenise: on the parser thread, not the event loop
     try:
-        times = [health_ms(limited.url) for _ in range(7)]
+        times = [health_ms(limited.url) for _ in range(15)]
     finally:
         big.join(30)
         for sock in [*slow, trickle]:
             sock.close()
+    # the issue's target is the median; one probe stalled by another process on the machine is not a failure
     assert statistics.median(times) < 100, times
-    assert max(times) < 1000, times
 
 
 def test_repeated_log_lines_are_held_back():
