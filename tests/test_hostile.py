@@ -11,6 +11,7 @@ import json
 import logging
 import socket
 import statistics
+import sys
 import threading
 import time
 import tracemalloc
@@ -339,3 +340,22 @@ def test_serve_refuses_a_bad_key_in_one_line(bsbench, monkeypatch):
     monkeypatch.setenv("BSBENCH_HOSTILE_KEY", KEY_CANARY + "\n")
     result = bsbench("serve", "--api-key-env", "BSBENCH_HOSTILE_KEY", "--port", 0)
     assert result.code == 2 and "a newline" in result.err and "CANARY" not in result.err + result.out
+
+
+def test_the_fault_suite_passes_and_prints_its_totals(capsys, monkeypatch):
+    """benchmarks/fault_suite.py, without its own-process case (test_faults.py runs that one): every case
+    handled, every due record written, no canary, the servers still serving."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "fault_suite.py"
+    spec = importlib.util.spec_from_file_location("fault_suite", path)
+    assert spec is not None and spec.loader is not None
+    suite = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "fault_suite", suite)  # its dataclasses look their module up there
+    spec.loader.exec_module(suite)
+    code = suite.main(["--quick"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    totals = out.strip().splitlines()[-1]
+    assert "fault suite: 23 cases, 23 ended" in totals and "0 canary secrets" in totals, totals
+    assert "still serving: yes" in totals, totals
