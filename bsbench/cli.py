@@ -19,6 +19,7 @@ import bsbench.commands as package
 from bsbench import __version__
 from bsbench.errors import BsbenchError
 from bsbench.interrupts import EXIT_INTERRUPTED, SignalsSeen, sigterm_as_interrupt
+from bsbench.redaction import redact
 from bsbench.safe_text import plain
 
 
@@ -43,14 +44,14 @@ _add_commands()
 
 def fail(message: str) -> NoReturn:
     """Print a one-line user error and exit 2."""
-    click.echo(f"bsbench: error: {plain(message.splitlines()[0]) if message else 'unknown error'}", err=True)
+    click.echo(f"bsbench: error: {plain(redact(message.splitlines()[0])) if message else 'unknown error'}", err=True)
     sys.exit(2)
 
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI, turning user errors into one line and exit code 2, Ctrl-C into 130 and
     SIGTERM into 143 (both after the interrupted run's record is written; see interrupts.py)."""
-    with sigterm_as_interrupt() as signals:
+    with sigterm_as_interrupt(exiting=True) as signals:
         code = _run(argv, signals)
     sys.exit(signals.exit_code(code))
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 from pathlib import Path
 
 import pytest
@@ -63,11 +64,15 @@ def bsbench(capsys: pytest.CaptureFixture) -> callable:
 
     def invoke(*args: str) -> CliResult:
         capsys.readouterr()
+        handlers = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
         try:
             main([str(a) for a in args])
             code = 0
         except SystemExit as exc:
             code = int(exc.code or 0)
+        finally:  # main is a process's entry: after a real signal it leaves both ignored until the exit
+            signal.signal(signal.SIGINT, handlers[0])
+            signal.signal(signal.SIGTERM, handlers[1])
         captured = capsys.readouterr()
         return CliResult(code, captured.out, captured.err)
 
