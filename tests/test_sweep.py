@@ -303,3 +303,20 @@ def test_cli_sweep_reports_a_damaged_run_file_on_stderr(tmp_path, bsbench):
     assert len(warnings) == 1 and f"{record.name}.damaged" in warnings[0], again.err
     assert (tmp_path / "runs" / f"{record.name}.damaged").exists()
     assert "1 runs done, 0 resumed" in " ".join(again.out.split()), again.out
+
+
+def test_the_sweep_table_scores_the_window_and_names_overloaded_runs(bsbench, tmp_path):
+    """Issue 33: every report labels a run whose queue grew without bound, the sweep's own table included."""
+    from bsbench.record import read_records
+
+    result = bsbench("sweep", "--backend", "sim", "--gpu", "a100-40gb", "--model", "llama2-13b", "--schedulers",
+                     "static,continuous", "--rates", "4", "-n", "60", "--e2e-slo", "30000", "--no-html",
+                     "--out", tmp_path, "--quiet")
+    assert result.code == 0, result.err
+    text = " ".join(result.out.split())
+    assert "requests arriving in the measurement window" in text
+    row = next(line for line in result.out.splitlines() if line.strip().startswith("│") and " 4 " in line)
+    cells = [c.strip() for c in row.strip("│ ").split("│")]
+    overloaded = {r.config.scheduler: r.summary["overloaded"] for r in read_records([str(tmp_path / "runs")])}
+    assert overloaded["static"] and not overloaded["continuous"]
+    assert cells[1].endswith("overloaded") and "overloaded" not in cells[2]

@@ -41,9 +41,10 @@ from bsbench.errors import BsbenchError, did_you_mean
 from bsbench.experiments.executors.base import Executor, RunOne, RunTask, Watch
 from bsbench.experiments.executors.serial import SerialExecutor
 from bsbench.jsonio import to_jsonable, write_json_atomic
-from bsbench.metrics import NO_SLOS, SLO_KEYS, has_slos
+from bsbench.metrics import NO_SLOS, SLO_KEYS, STEADY, has_slos
 from bsbench.record import RecordConfig, RunRecord, read_records, save_record
 from bsbench.report.cell_stats import across_seeds
+from bsbench.report.steady import OVERLOADED
 from bsbench.safe_json import load_file
 from bsbench.units import format_percent, format_rate
 from bsbench.values import parse_rate
@@ -473,21 +474,33 @@ def mean_over_repeats(runs: Sequence[SweepRun], scheduler: str, rate: float, key
     return sum(values) / len(values) if values else None
 
 
+GRID_KEYS = ("slo_attainment", "output_throughput", "p99_ttft_ms")
+
+
 def grid(result: SweepResult) -> tuple[str, list[str], list[list[str]]]:
     """The sweep as text: what a cell shows, a header (rate, then the schedulers) and a row per rate whose
-    cells read 'attainment · output tok/s · p99 TTFT' (mean over repeats); without SLOs, no attainment."""
-    with_slos = any(has_slos(r.summary) for r in result.runs if r.complete)
+    cells read 'attainment · output tok/s · p99 TTFT' over the measurement window (mean over repeats; records
+    without a window: over every request), then '· overloaded' (or 'overloaded k/n' of n repeats) when the
+    queue grew without bound; without SLOs, no attainment."""
+    finished = [r for r in result.runs if r.complete]
+    with_slos = any(has_slos(r.summary) for r in finished)
+    windowed = bool(finished) and all(r.summary.get(STEADY + "output_throughput") is not None for r in finished)
+    prefix = STEADY if windowed else ""
     rows = []
     for rate in result.plan.rates:
         cells = [format_rate(rate)]
         for scheduler in result.plan.schedulers:
-            att, tput, ttft = (mean_over_repeats(result.runs, scheduler, rate, key)
-                               for key in ("slo_attainment", "output_throughput", "p99_ttft_ms"))
+            att, tput, ttft = (mean_over_repeats(result.runs, scheduler, rate, prefix + key) for key in GRID_KEYS)
             parts = [format_percent(att, "—")] if with_slos else []
             parts += ["—" if tput is None else f"{tput:,.1f} tok/s", "—" if ttft is None else f"{ttft:,.0f} ms"]
+            repeats = [r for r in finished if r.scheduler == scheduler and r.rate == rate]
+            overloaded = sum(bool(r.summary.get("overloaded")) for r in repeats)
+            if overloaded:
+                parts.append(OVERLOADED if overloaded == len(repeats) else f"{OVERLOADED} {overloaded}/{len(repeats)}")
             cells.append(" · ".join(parts))
         rows.append(cells)
-    what = ("SLO attainment · " if with_slos else "") + "output tokens/s · p99 TTFT (mean over repeats)"
+    what = ("SLO attainment · " if with_slos else "") + "output tokens/s · p99 TTFT (mean over repeats"
+    what += ", requests arriving in the measurement window)" if windowed else ", every request)"
     if not with_slos:
         what += "; no SLOs set"
     return what, ["rate (req/s)", *result.plan.schedulers], rows
