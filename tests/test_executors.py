@@ -192,7 +192,8 @@ def _searches(folder: Path) -> dict:
     schedulers = json.loads((folder / "capacity_summary.json").read_text())["schedulers"]
     for entry in schedulers.values():
         for search in entry["repeats"]:
-            for probe in search["probes"]:
+            confirmed = search.get("confirmed") or {}  # the confirmation at twice the window, when it ran
+            for probe in [*search["probes"], *confirmed.get("probes", [])]:
                 assert Path(probe.pop("path")).parent == folder  # written by the driver, into OUT
     return schedulers
 
