@@ -156,8 +156,6 @@ def compare_part(runs: Path, count: int, out: Path) -> bool:
     print(f"compare over a folder of {count} records ({mb(size)} on disk): {child.wall_s:.1f} s, "
           f"peak RSS {mb(child.peak_rss)}")
     print(f"  {verdict(child.peak_rss <= 500e6)} compare peak RSS = {mb(child.peak_rss)} (target <= 500 MB)")
-    html = run_child(["-m", "bsbench", "compare", str(folder), "--format", "csv", "--html", str(out / "cmp.html")])
-    print(f"  compare --html over the same folder: {html.wall_s:.1f} s, peak RSS {mb(html.peak_rss)}")
     return child.peak_rss <= 500e6
 
 
