@@ -75,3 +75,15 @@ def test_workload_named_with_its_key_parameters_not_none():
 def test_sweep_page_names_the_workload(page):
     assert "None with" not in page and " with {" not in page
     assert "<td>workload</td><td>test-workload · 4 requests</td>" in page.replace(" class='key'", "")
+
+
+def test_capacity_page_plots_only_its_largest_groups(tmp_path):
+    from bsbench.report.html_report import CAPACITY_PLOTTED_GROUPS, write_capacity_report
+    from tests.report_pages import records
+
+    recs = records()  # three groups: 3 runs, 1 run, 1 run
+    page = write_capacity_report(tmp_path, {"target": 0.9, "schedulers": {}}, recs, [["x"]], ["h"], None).read_text()
+    sections = page.split("<h2 id='group-")[1:]
+    plotted = [s.count("<img ") for s in sections]
+    assert CAPACITY_PLOTTED_GROUPS == 2 and plotted == [4, 4, 0]
+    assert "plots of this group: bsbench compare" in sections[2]

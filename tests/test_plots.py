@@ -218,3 +218,16 @@ def test_comparison_plot_titles_fit_inside_the_figure(tmp_path, monkeypatch):
     finally:
         for fig in figures:
             plt.close(fig)
+
+
+def test_long_cdfs_and_timelines_are_thinned_keeping_ends_and_peaks():
+    xs, ys = np.arange(10_000, dtype=float), np.linspace(0.0, 0.9, 10_000)
+    tx, ty = plots.thin_cdf(xs, ys)
+    assert len(tx) <= plots.CDF_POINTS and (tx[0], tx[-1], ty[-1]) == (0.0, 9999.0, 0.9)
+    assert np.all(np.diff(tx) > 0)
+    values = np.zeros(10_000)
+    values[5_003] = 7.0  # one step with a full cache among idle ones
+    tx, ty = plots.thin_timeline(xs, values)
+    assert len(tx) <= plots.TIMELINE_POINTS and tx[0] == 0.0 and ty.max() == 7.0
+    short = (np.arange(5.0), np.arange(5.0))
+    assert plots.thin_timeline(*short)[0] is short[0] and plots.thin_cdf(*short)[0] is short[0]

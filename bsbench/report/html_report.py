@@ -101,8 +101,14 @@ def ordered_groups(records: Sequence[RunRecord]) -> list[Group]:
     return sorted(groups, key=lambda g: -len(g.runs))
 
 
-def group_sections(groups: Sequence[Group], page: Path, plot_dir: Path) -> list[Section]:
-    """A section per group: configuration, scheduler options, comparison table, embedded plots."""
+# A capacity search probes many rates, each a group of its own: plots for every probe group (4 figures each, 19
+# groups in one search) made the page take longer than the search. Its page plots the largest groups only.
+CAPACITY_PLOTTED_GROUPS = 2
+
+
+def group_sections(groups: Sequence[Group], page: Path, plot_dir: Path, plotted: int | None = None) -> list[Section]:
+    """A section per group: configuration, scheduler options, comparison table, embedded plots; with `plotted`,
+    only the first `plotted` groups get plots and the others a line naming the command that draws them."""
     # lazy: loads matplotlib
     from bsbench.report import plots
 
@@ -110,8 +116,12 @@ def group_sections(groups: Sequence[Group], page: Path, plot_dir: Path) -> list[
     for i, group in enumerate(groups, start=1):
         body = [key_value_table(group_configuration(group)), scheduler_options_html(group),
                 frame_to_html(group.runs, comparison_frame(group.runs))]
-        pngs = plots.comparison_plots([(r.label, r.record) for r in group.runs], plot_dir, prefix=f"group{i}_")
-        body += [img_tag(png, page) for png in pngs]
+        if plotted is not None and i > plotted:
+            paths = " ".join(str(r.path) for r in group.runs)
+            body.append(paragraph(f"plots of this group: bsbench compare {paths} --html PAGE", "runs"))
+        else:
+            pngs = plots.comparison_plots([(r.label, r.record) for r in group.runs], plot_dir, prefix=f"group{i}_")
+            body += [img_tag(png, page) for png in pngs]
         sections.append(Section(f"Group {i} ({len(group.runs)} runs): {group.title()}", body, anchor=f"group-{i}"))
     return sections
 
@@ -122,9 +132,10 @@ def _banner(records: Sequence[RunRecord]) -> list[str]:
             f"measurement</p>" for label in simulated]
 
 
-def _write(path: Path, title: str, head: list[Section], records: Sequence[RunRecord], intro: list[str]) -> Path:
+def _write(path: Path, title: str, head: list[Section], records: Sequence[RunRecord], intro: list[str],
+           plotted: int | None = None) -> Path:
     with tempfile.TemporaryDirectory(prefix="bsbench-report-") as tmp:
-        sections = head + (group_sections(ordered_groups(records), path, Path(tmp)) if records else [])
+        sections = head + (group_sections(ordered_groups(records), path, Path(tmp), plotted) if records else [])
         return write_page(path, title, sections, intro=_banner(records) + intro)
 
 
@@ -196,7 +207,7 @@ def write_capacity_report(out_dir: Path, summary: dict[str, Any], records: Seque
     plots = [img_tag(probe_png, path)] if probe_png is not None else []
     head = [Section("Capacity", [key_value_table(overview), *slo_note, table(header, rows)]),
             Section("Attainment at each probed rate", plots)]
-    return _write(path, "bsbench capacity report", head, records, [])
+    return _write(path, "bsbench capacity report", head, records, [], plotted=CAPACITY_PLOTTED_GROUPS)
 
 
 def _seeds_text(seeds: list[int]) -> str:

@@ -36,6 +36,10 @@ from bsbench.report.plot_base import (
 from bsbench.units import format_rate
 
 WIDE_SPREAD = 20.0  # p99 / p1 above this: the latency axis is logarithmic
+# A line never needs more points than a 1,650-pixel-wide PNG has columns: CDFs and timelines are thinned to these
+# (drawing 10,000-request runs point by point made a sweep's report take as long as its runs).
+CDF_POINTS = 400
+TIMELINE_POINTS = 1200
 Runs = Sequence[tuple[str, RunRecord]]
 
 
@@ -79,6 +83,24 @@ def censored_cdf(sample: CensoredSample) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate([[xs[0]], xs]), np.concatenate([[0.0], ys])
 
 
+def thin_cdf(xs: np.ndarray, ys: np.ndarray, limit: int = CDF_POINTS) -> tuple[np.ndarray, np.ndarray]:
+    """At most `limit` (x, y) points of a step CDF, evenly spaced in y (every n-th point), first and last kept."""
+    if len(xs) <= limit:
+        return xs, ys
+    keep = np.unique(np.linspace(0, len(xs) - 1, limit).round().astype(int))
+    return xs[keep], ys[keep]
+
+
+def thin_timeline(xs: np.ndarray, ys: np.ndarray, limit: int = TIMELINE_POINTS) -> tuple[np.ndarray, np.ndarray]:
+    """At most `limit` points of a step line over time (xs sorted): the run is cut into `limit` equal spans and
+    each span drawn as its largest value from its first step's start, so a peak (a full KV cache) stays visible."""
+    if len(xs) <= limit:
+        return xs, ys
+    span = np.minimum(((xs - xs[0]) / max(float(xs[-1] - xs[0]), 1e-12) * limit).astype(int), limit - 1)
+    starts = np.flatnonzero(np.r_[True, np.diff(span) != 0])
+    return xs[starts], np.maximum.reduceat(ys, starts)
+
+
 def wide_spread(values: Sequence[float], ratio: float = WIDE_SPREAD) -> bool:
     """True when p99 / p1 of the positive values exceeds `ratio` (then a log axis reads better)."""
     positive = [v for v in values if 0 < v < float("inf")]
@@ -111,7 +133,7 @@ def draw_latency_cdf(ax: Any, name: str, samples: Sequence[tuple[str, str, Censo
         log_scale(ax, "x")
     styles = run_styles([sched for _, sched, _ in samples])
     for (label, _, sample), (color, dash) in zip(samples, styles):
-        xs, ys = censored_cdf(sample)
+        xs, ys = thin_cdf(*censored_cdf(sample))
         if len(xs):
             ax.step(xs, ys, where="post", label=label, color=color, linestyle=dash)
     for value in slos[:4]:
@@ -207,8 +229,8 @@ def draw_timeline(ax: Any, runs: Runs, key: str, scale: float = 1.0) -> None:
             xs = np.array([s.start_s for s in steps], dtype=float)
             ys = np.array([scale * getattr(s, key) for s in steps], dtype=float)
             if len(xs):
-                ax.step(xs, ys, where="post", label=label if instance is None else f"{label} {instance}",
-                        linewidth=1, color=color, linestyle=dash)
+                name = label if instance is None else f"{label} {instance}"
+                ax.step(*thin_timeline(xs, ys), where="post", label=name, linewidth=1, color=color, linestyle=dash)
             for kind, (marker, size, _) in EVENT_MARKERS.items():
                 times = sorted(e.t_s for e in record.events if e.kind == kind and e.detail.get("instance") == instance)
                 if not times:
