@@ -26,8 +26,17 @@ from bsbench.commands._openai_options import (
     refuse_openai_values,
 )
 from bsbench.commands._run_options import parse_percentiles, run_config_from_cli, run_options, scheduler_values
+from bsbench.commands._vllm_options import (
+    VllmSave,
+    VllmWorkload,
+    take_vllm_run,
+    take_vllm_workload,
+    vllm_run_options,
+    vllm_workload_options,
+)
 from bsbench.commands._workload_options import workload_options, workload_overrides
 from bsbench.interrupts import InterruptedRun
+from bsbench.jsonio import write_json_atomic
 from bsbench.metrics import NO_SLOS, has_slos
 from bsbench.model.source import check_model_source
 from bsbench.openai_client.run import require_httpx
@@ -36,14 +45,16 @@ from bsbench.progress import Progress
 from bsbench.record import RunRecord
 from bsbench.record.backend_part import OpenAIPart
 from bsbench.report.breakdown import run_breakdown, table_rows
+from bsbench.report.vllm_result import vllm_result_file, vllm_result_name
 from bsbench.safe_text import markup
 from bsbench.units import format_percent, format_rate
-from bsbench.workloads.build import load_workload
+from bsbench.workloads.build import load_workload, with_ramp
 
 if TYPE_CHECKING:
     from rich.table import Table
 
     from bsbench.openai_client import ClientOptions
+    from bsbench.workloads.workload import Workload
 
 
 _SUMMARY_ROWS = [
@@ -107,6 +118,8 @@ def run_summary_table(record: RunRecord) -> Table:
 @workload_options
 @functools.partial(run_options, backends=("real", "sim", "openai"))
 @openai_options
+@vllm_workload_options
+@vllm_run_options
 @click.option("--quiet", is_flag=True, help="No progress display.")
 @click.pass_context
 def command(ctx: click.Context, scheduler: str, quiet: bool, repeats: int, **kwargs) -> None:
@@ -118,11 +131,15 @@ def command(ctx: click.Context, scheduler: str, quiet: bool, repeats: int, **kwa
     terminal, one line every few seconds elsewhere (BSBENCH_PROGRESS_INTERVAL).
     With --repeats K it runs K times, repeat i on the workload with seed SEED + i, one record each.
     With --backend openai the same workload is replayed against an OpenAI-compatible server (--base-url).
+    vLLM's `bench serve` flags are accepted in vLLM's spelling (docs/http.md, "Coming from vLLM").
     """
+    vllm = take_vllm_workload(ctx, kwargs)
     openai_values = pop_openai_values(kwargs)
-    if is_remote(kwargs["backend"]):
+    remote = is_remote(kwargs["backend"])
+    save = take_vllm_run(ctx, kwargs, openai_values, remote, vllm)
+    if remote:
         refuse_engine_flags(ctx, scheduler_values(kwargs))
-        _run_openai(client_options(openai_values), kwargs, repeats, quiet)
+        _run_openai(client_options(openai_values), kwargs, repeats, quiet, vllm, save)
         return
     refuse_openai_values(openai_values, kwargs["backend"])
 
@@ -134,7 +151,7 @@ def command(ctx: click.Context, scheduler: str, quiet: bool, repeats: int, **kwa
     progress = Progress(enabled=not quiet)
     target, overrides = workload_overrides(kwargs)
     with progress.task("loading the workload"):
-        workload = load_workload(target, overrides)
+        workload = _load(target, overrides, vllm)
     base_seed = int(workload.spec.get("seed") or 0)
     session = open_session(config, progress)
     policy = None if cluster else build_policy(config, session, progress)  # a cluster builds its own per instance
@@ -152,7 +169,7 @@ def command(ctx: click.Context, scheduler: str, quiet: bool, repeats: int, **kwa
     for repeat in range(repeats):
         if repeat:
             with progress.task("loading the workload"):
-                workload = load_workload(target, {**overrides, "seed": base_seed + repeat})
+                workload = _load(target, {**overrides, "seed": base_seed + repeat}, vllm)
             config = dataclasses.replace(config, seed=config.seed + 1)
             if policy is not None:
                 policy = build_policy(config, session, progress)
@@ -164,14 +181,36 @@ def command(ctx: click.Context, scheduler: str, quiet: bool, repeats: int, **kwa
         except InterruptedRun as stop:
             console.print(f"[yellow]interrupted[/]: incomplete record written to {markup(stop.record.path)}")
             sys.exit(130)
-        console.print(run_summary_table(record))
-        console.print(f"record: {markup(record.path)}")
+        _report(console, record, save, config.out_dir, repeat)
     if repeats > 1:
         console.print(f"{repeats} repeats: compare them (mean and 95% interval over seeds) with "
                       f"bsbench compare {markup(config.out_dir)}", highlight=False)
 
 
-def _run_openai(options: ClientOptions, kwargs: dict[str, Any], repeats: int, quiet: bool) -> None:
+def _load(target: str | None, overrides: dict[str, Any], vllm: VllmWorkload) -> Workload:
+    """The workload of the flags, with vLLM's ramp-up arrivals when asked for."""
+    workload = load_workload(target, overrides)
+    return with_ramp(workload, *vllm.ramp) if vllm.ramp else workload
+
+
+def _report(console: Console, record: RunRecord, save: VllmSave, out_dir: Any, repeat: int) -> None:
+    """The summary table, the record's path and, with --save-result, vLLM's result file."""
+    console.print(run_summary_table(record))
+    console.print(f"record: {markup(record.path)}")
+    if save.save:
+        result = vllm_result_file(record, label=save.label, metadata=save.metadata, detailed=save.detailed,
+                                  percentile_metrics=save.percentile_metrics)
+        name = save.filename or vllm_result_name(result)
+        if repeat and save.filename:
+            name = name.removesuffix(".json") + f"-repeat{repeat}.json"
+        elif repeat:
+            name = vllm_result_name(result, repeat)
+        path = write_json_atomic(result, (save.result_dir or out_dir) / name)
+        console.print(f"vLLM result: {markup(path)}")
+
+
+def _run_openai(options: ClientOptions, kwargs: dict[str, Any], repeats: int, quiet: bool, vllm: VllmWorkload,
+                save: VllmSave) -> None:
     """`run --backend openai`: the workload (and its repeats) replayed against the server, one record each."""
 
 
@@ -182,7 +221,7 @@ def _run_openai(options: ClientOptions, kwargs: dict[str, Any], repeats: int, qu
     progress = Progress(enabled=not quiet)
     target, overrides = workload_overrides(kwargs)
     with progress.task("loading the workload"):
-        workload = load_workload(target, overrides)
+        workload = _load(target, overrides, vllm)
     base_seed = int(workload.spec.get("seed") or 0)
     console = Console(stderr=False)
     backend = OpenAIBackend(options)
@@ -192,7 +231,7 @@ def _run_openai(options: ClientOptions, kwargs: dict[str, Any], repeats: int, qu
     for repeat in range(repeats):
         if repeat:
             with progress.task("loading the workload"):
-                workload = load_workload(target, {**overrides, "seed": base_seed + repeat})
+                workload = _load(target, {**overrides, "seed": base_seed + repeat}, vllm)
             console.print(f"repeat {repeat + 1}/{repeats}: workload seed {base_seed + repeat}")
         try:
             record = backend.run(workload, out_dir=out_dir, record_tokens=record_tokens, percentiles=percentiles,
@@ -200,5 +239,4 @@ def _run_openai(options: ClientOptions, kwargs: dict[str, Any], repeats: int, qu
         except InterruptedRun as stop:
             console.print(f"[yellow]interrupted[/]: incomplete record written to {markup(stop.record.path)}")
             sys.exit(130)
-        console.print(run_summary_table(record))
-        console.print(f"record: {markup(record.path)}")
+        _report(console, record, save, out_dir, repeat)
