@@ -124,8 +124,9 @@ def test_a_server_that_dies_mid_run_ends_the_run_with_every_request_accounted(tm
         result = bsbench("run", "--backend", "openai", "--base-url", server.base_url, "-w", "synthetic", "-n", 30,
                          "--rate", 60, "--input-len", 16, "--output-len", 6, "--seed", 3, "--out", tmp_path,
                          "--quiet", "--request-timeout", 10)
-    assert result.code == 0, result.err
     record = read_record(next(tmp_path.glob("*.json")))
+    # nothing may complete (the server dies while the first requests stream): then the run exits 1, saying why
+    assert result.code == (1 if record.summary["completed"] == 0 else 0), result.err
     assert len(record.requests) == 30 and record.summary["completed"] + record.summary["failed"] == 30
     assert record.summary["failed"] >= 20
     assert set(kinds(record)) <= {"stream-cut", "connection-error", "http-error"}

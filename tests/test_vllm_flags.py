@@ -67,6 +67,7 @@ def _parse(bsbench, monkeypatch, line: str, sharegpt: Path, out: Path) -> dict:
     def capture(options, kwargs, repeats, quiet, vllm, save):
         seen.update(options=options, vllm=vllm, save=save, percentiles=kwargs["percentiles"])
         seen["target"], seen["overrides"] = workload_overrides(kwargs)
+        return []
 
     monkeypatch.setattr(run, "_run_openai", capture)
     words = shlex.split(line.replace("{sharegpt}", str(sharegpt)).replace("{out}", str(out)))[2:]
@@ -183,3 +184,30 @@ def test_an_example_runs_end_to_end_against_the_fake_server(bsbench, tmp_path):
     assert layout["max_output_tokens_per_s"] >= 1 and layout["max_concurrent_requests"] >= 1
     record = read_record(next(p for p in tmp_path.glob("*.json") if p != saved))
     assert record.config.model == "fake-model" and record.summary["completed"] == 5
+
+
+# --- failures are loud --------------------------------------------------------------------------------------
+
+def test_a_run_where_every_request_fails_exits_1_with_the_reason(bsbench, tmp_path):
+    from tests.openai_fake import Behaviour, FakeServer
+
+    with FakeServer(Behaviour(status=422)) as server:
+        result = bsbench("run", "--backend", "openai", "--base-url", server.base_url, "-w", "synthetic", "-n", 4,
+                         "--input-len", 8, "--output-len", 2, "--out", tmp_path, "--quiet")
+    assert result.code == 1, result.err
+    assert "4 of 4 requests did not complete (none completed); most common:" in result.err and "422" in result.err
+    assert "failures by kind" in result.out and "(4x)" in result.out
+    assert next(tmp_path.glob("*.json"))  # the record is written all the same
+
+
+def test_max_failure_ratio_sets_the_bar(bsbench, tmp_path):
+    from tests.openai_fake import Behaviour, FakeServer
+
+    args = ("-w", "synthetic", "-n", 4, "--input-len", 8, "--output-len", 2, "--quiet")
+    with FakeServer(Behaviour(error_every=2)) as server:  # half of the requests fail
+        lenient = bsbench("run", "--backend", "openai", "--base-url", server.base_url, *args, "--out", tmp_path / "a")
+        strict = bsbench("run", "--backend", "openai", "--base-url", server.base_url, *args, "--out", tmp_path / "b",
+                         "--max-failure-ratio", 0.25)
+    assert lenient.code == 0 and "most common:" in lenient.out
+    assert strict.code == 1 and "over --max-failure-ratio 0.25" in strict.err
+    assert len(strict.err.strip().splitlines()) == 1

@@ -26,6 +26,7 @@ from bsbench.commands._openai_options import (
     refuse_openai_values,
 )
 from bsbench.commands._run_options import parse_percentiles, run_config_from_cli, run_options, scheduler_values
+from bsbench.commands._types import param_type
 from bsbench.commands._vllm_options import (
     VllmSave,
     VllmWorkload,
@@ -45,9 +46,11 @@ from bsbench.progress import Progress
 from bsbench.record import RunRecord
 from bsbench.record.backend_part import OpenAIPart
 from bsbench.report.breakdown import run_breakdown, table_rows
+from bsbench.report.failures import failure_text, failure_verdict
 from bsbench.report.vllm_result import vllm_result_file, vllm_result_name
 from bsbench.safe_text import markup
 from bsbench.units import format_percent, format_rate
+from bsbench.values import Real
 from bsbench.workloads.build import load_workload, with_ramp
 
 if TYPE_CHECKING:
@@ -59,6 +62,7 @@ if TYPE_CHECKING:
 
 _SUMMARY_ROWS = [
     ("requests completed / failed / rejected", lambda s: f"{s['completed']} / {s['failed']} / {s['rejected']}"),
+    ("failures by kind", None),  # from the request rows (report.failures), on every backend
     ("offered rate (req/s)", lambda s: _num(s.get("offered_rate")) if s.get("offered_rate") else "all at once"),
     ("request throughput (req/s)", lambda s: _num(s.get("request_throughput"))),
     ("output throughput (tok/s)", lambda s: _num(s.get("output_throughput"))),
@@ -103,6 +107,9 @@ def run_summary_table(record: RunRecord) -> Table:
     table.add_column("value", justify="right")
     remote = isinstance(record.config.backend, OpenAIPart)
     for label, cell in _SUMMARY_ROWS:
+        if cell is None:
+            table.add_row(label, markup(failure_text(record)))
+            continue
         table.add_row(label, NO_STEPS if remote and label in _STEP_LABELS else cell(summary))
     for label, cell in _CLIENT_ROWS if remote else []:
         table.add_row(label, cell(summary))
@@ -120,9 +127,13 @@ def run_summary_table(record: RunRecord) -> Table:
 @openai_options
 @vllm_workload_options
 @vllm_run_options
+@click.option("--max-failure-ratio", type=param_type(Real(low=0, high=1)), default=None, metavar="R",
+              help="Exit 1 when more than this share of requests did not complete [default: exit 1 only when "
+                   "none completed].")
 @click.option("--quiet", is_flag=True, help="No progress display.")
 @click.pass_context
-def command(ctx: click.Context, scheduler: str, quiet: bool, repeats: int, **kwargs) -> None:
+def command(ctx: click.Context, scheduler: str, quiet: bool, repeats: int, max_failure_ratio: float | None,
+            **kwargs) -> None:
     """Replay a workload through one scheduler on the shared model runner and write a run record.
 
     What can be checked is checked before the model loads (the scheduler, its
@@ -139,7 +150,8 @@ def command(ctx: click.Context, scheduler: str, quiet: bool, repeats: int, **kwa
     save = take_vllm_run(ctx, kwargs, openai_values, remote, vllm)
     if remote:
         refuse_engine_flags(ctx, scheduler_values(kwargs))
-        _run_openai(client_options(openai_values), kwargs, repeats, quiet, vllm, save)
+        records = _run_openai(client_options(openai_values), kwargs, repeats, quiet, vllm, save)
+        _exit_on_failures(records, max_failure_ratio)
         return
     refuse_openai_values(openai_values, kwargs["backend"])
 
@@ -166,6 +178,7 @@ def command(ctx: click.Context, scheduler: str, quiet: bool, repeats: int, **kwa
         f"{markup(session.describe())}; KV {session.num_blocks * session.block_size:,} tokens"
         + (f" per instance; instances {cluster.topology}, KV over {cluster.link.name}" if cluster else "")
     )
+    records = []
     for repeat in range(repeats):
         if repeat:
             with progress.task("loading the workload"):
@@ -182,9 +195,20 @@ def command(ctx: click.Context, scheduler: str, quiet: bool, repeats: int, **kwa
             console.print(f"[yellow]interrupted[/]: incomplete record written to {markup(stop.record.path)}")
             sys.exit(130)
         _report(console, record, save, config.out_dir, repeat)
+        records.append(record)
     if repeats > 1:
         console.print(f"{repeats} repeats: compare them (mean and 95% interval over seeds) with "
                       f"bsbench compare {markup(config.out_dir)}", highlight=False)
+    _exit_on_failures(records, max_failure_ratio)
+
+
+def _exit_on_failures(records: list[RunRecord], max_ratio: float | None) -> None:
+    """A run whose failures pass --max-failure-ratio ends with exit 1 and one line on stderr saying why."""
+    for record in records:
+        verdict = failure_verdict(record, max_ratio)
+        if verdict is not None:
+            click.echo(f"bsbench: run failed: {verdict}", err=True)
+            sys.exit(1)
 
 
 def _load(target: str | None, overrides: dict[str, Any], vllm: VllmWorkload) -> Workload:
@@ -210,7 +234,7 @@ def _report(console: Console, record: RunRecord, save: VllmSave, out_dir: Any, r
 
 
 def _run_openai(options: ClientOptions, kwargs: dict[str, Any], repeats: int, quiet: bool, vllm: VllmWorkload,
-                save: VllmSave) -> None:
+                save: VllmSave) -> list[RunRecord]:
     """`run --backend openai`: the workload (and its repeats) replayed against the server, one record each."""
 
 
@@ -228,6 +252,7 @@ def _run_openai(options: ClientOptions, kwargs: dict[str, Any], repeats: int, qu
     console.print(f"[bold]{markup(workload.name)}[/]: {len(workload.requests)} requests at "
                   f"{format_rate(workload.spec.get('rate', float('inf')))} req/s against "
                   f"[bold]{markup(backend.describe())}[/]", highlight=False)
+    records = []
     for repeat in range(repeats):
         if repeat:
             with progress.task("loading the workload"):
@@ -240,3 +265,5 @@ def _run_openai(options: ClientOptions, kwargs: dict[str, Any], repeats: int, qu
             console.print(f"[yellow]interrupted[/]: incomplete record written to {markup(stop.record.path)}")
             sys.exit(130)
         _report(console, record, save, out_dir, repeat)
+        records.append(record)
+    return records
