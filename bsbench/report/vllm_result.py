@@ -230,11 +230,12 @@ def max_output_tokens_per_s(rows: list[RequestRow]) -> float:
 
 
 def max_concurrent_requests(rows: list[RequestRow]) -> int:
-    """vLLM's peak concurrency: for each whole second of the run, the requests in flight during it (from arrival
-    to their last token), the largest count (0 without finished requests)."""
+    """vLLM's peak concurrency, over the successful requests as vLLM's: for each whole second of the run, the
+    completed requests in flight during it (from arrival to their last token), the largest count (0 when none
+    completed)."""
     counts: dict[int, int] = {}
     for row in rows:
-        if row.finish_s is None:
+        if row.status is not Outcome.COMPLETED or row.finish_s is None:
             continue
         for second in range(int(row.arrival_s), int(row.finish_s) + 1):
             counts[second] = counts.get(second, 0) + 1
