@@ -19,6 +19,7 @@ import bsbench.commands as package
 from bsbench import __version__
 from bsbench.errors import BsbenchError
 from bsbench.interrupts import EXIT_INTERRUPTED, SignalsSeen, sigterm_as_interrupt
+from bsbench.redaction import redact
 from bsbench.safe_text import plain
 
 
@@ -43,7 +44,7 @@ _add_commands()
 
 def fail(message: str) -> NoReturn:
     """Print a one-line user error and exit 2."""
-    click.echo(f"bsbench: error: {plain(message.splitlines()[0]) if message else 'unknown error'}", err=True)
+    click.echo(f"bsbench: error: {plain(redact(message.splitlines()[0])) if message else 'unknown error'}", err=True)
     sys.exit(2)
 
 

@@ -22,6 +22,7 @@ from bsbench.backends.run import open_session
 from bsbench.progress import Progress
 from bsbench.schedulers.base import Scheduler
 from bsbench.serve.app import ServeState
+from bsbench.serve.limits import ServeLimits
 from bsbench.serve.server import bind, serve, serve_state
 from bsbench.workloads.tokenizer import load_tokenizer
 
@@ -40,12 +41,14 @@ class Served:
 
 
 @contextmanager
-def running_server(scheduler: str = "continuous", idle_exit_s: float | None = None, **options) -> Iterator[Served]:
+def running_server(scheduler: str = "continuous", idle_exit_s: float | None = None, *,
+                   limits: ServeLimits | None = None, api_key: str | None = None, **options) -> Iterator[Served]:
     """`bsbench serve` in this process (uvicorn on a thread, its engine on another), stopped on exit."""
     config = RunConfig(scheduler=scheduler, scheduler_options=options, model="tiny", threads=1, kv_memory=KV_MEMORY)
     session = open_session(config)
     policy = build_policy(config, session, Progress(enabled=False))
-    state = serve_state(session, policy, load_tokenizer(None), idle_exit_s=idle_exit_s)
+    state = serve_state(session, policy, load_tokenizer(None), idle_exit_s=idle_exit_s, limits=limits,
+                        api_key=api_key)
     sock = bind("127.0.0.1", 0)
     url = f"http://127.0.0.1:{sock.getsockname()[1]}"
     thread = threading.Thread(target=serve, args=(state, sock), daemon=True)

@@ -296,7 +296,8 @@ def test_spec_zero_is_not_replaced_by_a_default(bsbench, tmp_path):
 # ----------------------------------------------------------------------------- replay lines
 
 GOOD_LINE = {"id": "r0", "prompt_ids": [5, 6, 7], "output_len": 3, "arrival_s": 0.0}
-BAD_LINES: list[tuple[str, str]] = [
+# JSON lines holding a wrong value: the whole file is refused (workloads/replay.py's rule)
+BAD_VALUE_LINES: list[tuple[str, str]] = [
     (json.dumps({**GOOD_LINE, "slo": 5}), "slo"),
     (json.dumps({**GOOD_LINE, "slo": "fast"}), "slo"),
     (json.dumps({**GOOD_LINE, "slo": {"e2e_ms": "fast"}}), "slo.e2e_ms"),
@@ -329,10 +330,16 @@ BAD_LINES: list[tuple[str, str]] = [
     (json.dumps({**GOOD_LINE, "priority": "urgent"}), "priority"),
     (json.dumps({**GOOD_LINE, "source": 5}), "source"),
     (json.dumps([GOOD_LINE]), "JSON object"),
+    (json.dumps({**GOOD_LINE, "output_len": 1e9}), "output_len"),
+]
+# lines that are not JSON (damage): counted and skipped, fatal with --strict
+UNPARSABLE_LINES: list[tuple[str, str]] = [
     ('{"id": "r0", "prompt_ids": [' + GIANT_INT + "]}", "digits"),
     ('{"a": ' * 50_000 + "1" + "}" * 50_000, "nested"),
     ("{not json", "property name"),
+    (json.dumps(GOOD_LINE)[:-9], "line 2"),  # cut off mid-write
 ]
+BAD_LINES = BAD_VALUE_LINES + UNPARSABLE_LINES
 
 
 @pytest.mark.parametrize("line, needle", BAD_LINES)
@@ -342,25 +349,35 @@ def test_replay_line_refused_with_strict(bsbench, tmp_path, line, needle):
     _refused(bsbench("workload", "show", path, "--strict"), "line 2", needle)
 
 
-@pytest.mark.parametrize("line, needle", BAD_LINES[:6])
+@pytest.mark.parametrize("line, needle", BAD_VALUE_LINES[:6])
 def test_replay_with_only_bad_lines_is_refused_before_any_run(bsbench, tmp_path, line, needle):
     # the string SLO once ran to the end and then lost the record: now it never reaches the engine
     path = tmp_path / "w.jsonl"
     path.write_text(line + "\n")
-    _refused(bsbench("run", "-w", path, "--quiet", "--out", tmp_path / "out"), "no valid requests", needle)
+    _refused(bsbench("run", "-w", path, "--quiet", "--out", tmp_path / "out"), "line 1", needle)
 
 
-def test_replay_bad_lines_are_counted_and_skipped(bsbench, tmp_path):
+@pytest.mark.parametrize("line, needle", BAD_VALUE_LINES)
+def test_replay_line_with_a_wrong_value_refuses_the_file(bsbench, tmp_path, line, needle):
+    """Issue 28: `slo` as a bare number, `e2e_ms` as a string, `output_len` 1e9 among good lines once
+    exited 0 (the line skipped and counted); a wrong value is a user error for the whole file."""
+    path = tmp_path / "w.jsonl"
+    good = [json.dumps({**GOOD_LINE, "id": f"r{i}", "arrival_s": 0.1 * i}) for i in range(3)]
+    path.write_text("\n".join(good + [line]) + "\n")
+    _refused(bsbench("workload", "show", path), f"{path} line 4", needle)
+
+
+def test_replay_unparsable_lines_are_counted_and_skipped(bsbench, tmp_path):
     from bsbench.workloads.build import load_workload
 
     path = tmp_path / "w.jsonl"
     lines = [json.dumps({**GOOD_LINE, "id": f"r{i}", "arrival_s": 0.1 * i}) for i in range(3)]
-    path.write_text("\n".join(lines + [line for line, _ in BAD_LINES]) + "\n")
+    path.write_text("\n".join(lines + [line for line, _ in UNPARSABLE_LINES]) + "\n")
     result = bsbench("workload", "show", path)
     assert result.code == 0, result.err
     assert "3 requests" in result.out
     report = load_workload(str(path)).load_report
-    assert report["kept"] == 3 and report["malformed"] == len(BAD_LINES)
+    assert report["kept"] == 3 and report["malformed"] == len(UNPARSABLE_LINES)
 
 
 def test_replay_with_a_hostile_sidecar_still_loads(bsbench, tmp_path):

@@ -15,7 +15,7 @@ PACKAGE = Path(bsbench.__file__).parent
 # lowest first: a part may import only parts at or below its own rank
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("errors", "units", "values", "paths", "safe_json", "safe_text", "jsonio", "progress", "interrupts",
-     "environment", "hub", "stats"),
+     "environment", "hub", "stats", "redaction"),
     ("workloads",),
     ("record",),
     ("metrics",),

@@ -4,6 +4,7 @@ prompt with a model that trained on it, and reports held-out accuracy by class."
 from __future__ import annotations
 
 import json
+import os
 import random
 
 import pytest
@@ -94,3 +95,45 @@ def test_learned_through_the_factory_and_bad_data(data_file, tmp_path):
         make_predictor("psychic")
     with pytest.raises(Exception, match="sigma"):
         make_predictor("noisy", sigma=-1)
+
+
+def _not_trained(*args, **kwargs):
+    pytest.fail("tokenised or trained before the cache folder was checked")
+
+
+def test_an_unwritable_cache_folder_is_refused_before_training(data_file, tmp_path, monkeypatch):
+    """Issue 28: a cache folder that cannot take the trained predictor once trained for a minute and said
+    nothing; now it is one BsbenchError line, before any tokenising."""
+    from bsbench.errors import BsbenchError
+
+    monkeypatch.setattr(L, "source_examples", _not_trained)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    with pytest.raises(BsbenchError, match=r"predictor cache folder .*a-file/cache is not writable \(.+\)"):
+        L.load_or_train(data_path=data_file, cache_dir=str(blocker / "cache"), cfg=CFG, seed=7)  # not in memory
+
+
+@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root writes into a 0o555 folder")
+def test_a_read_only_cache_folder_is_refused(data_file, tmp_path, monkeypatch):
+    from bsbench.errors import BsbenchError
+
+    monkeypatch.setattr(L, "source_examples", _not_trained)
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    folder.chmod(0o555)
+    try:
+        with pytest.raises(BsbenchError, match="not writable"):
+            L.load_or_train(data_path=data_file, cache_dir=str(folder), cfg=CFG, seed=7)
+    finally:
+        folder.chmod(0o755)
+
+
+def test_profile_predictor_with_an_unwritable_cache_exits_2_with_one_line(bsbench, data_file, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    result = bsbench("profile-predictor", "--predictor", "learned", "--predictor-data", data_file,
+                     "--predictor-cache", blocker / "cache", "-w", "smoke", "--quiet")
+    assert result.code == 2, (result.out, result.err)
+    lines = result.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("bsbench: error: predictor cache folder"), result.err
+    assert "not writable" in lines[0] and "--predictor-cache" in lines[0]

@@ -268,3 +268,38 @@ def test_cli_resweep_with_another_topology_never_resumes(tmp_path, bsbench):
     assert bsbench(*args, "--instances", "prefill=1,decode=1").code == 0
     again = bsbench(*args)
     assert again.code == 2 and "bucket option instances: 'prefill=1,decode=1' there, None now" in again.err, again.err
+
+
+def test_a_truncated_run_file_is_set_aside_reported_and_its_run_redone(tmp_path):
+    """A record cut short (a crash mid-write by another tool, a full disk) is renamed *.json.damaged with one
+    reported line, and only its run is done again; the next sweep finds nothing to redo or report."""
+    plan = SweepPlan(["static", "continuous"], [1.0], [0])
+    run_sweep(plan, make_workload, FakeEngine(tmp_path), tmp_path, config_of=config_of)
+    victim = sorted((tmp_path / "runs").glob("*continuous*.json"))[0]
+    victim.write_bytes(victim.read_bytes()[:200])
+    lines: list[str] = []
+    again = FakeEngine(tmp_path)
+    result = run_sweep(plan, make_workload, again, tmp_path, config_of=config_of, report=lines.append)
+    assert again.calls == [("continuous", 1.0, 0)] and (result.resumed, result.executed) == (1, 1)
+    assert len(lines) == 1 and victim.name in lines[0] and "not valid JSON" in lines[0] and "\n" not in lines[0]
+    aside = victim.with_name(victim.name + ".damaged")
+    assert aside.stat().st_size == 200
+    assert len(list((tmp_path / "runs").glob("*.json"))) == 2
+    lines.clear()
+    third = FakeEngine(tmp_path)
+    run_sweep(plan, make_workload, third, tmp_path, config_of=config_of, report=lines.append)
+    assert third.calls == [] and lines == []
+
+
+def test_cli_sweep_reports_a_damaged_run_file_on_stderr(tmp_path, bsbench):
+    args = ["sweep", "--schedulers", "static", "--rates", "4", "-w", "smoke", "-n", "3", "--backend", "sim",
+            "--gpu", "a100-40gb", "--no-html", "--out", str(tmp_path), "--quiet"]
+    assert bsbench(*args).code == 0
+    (record,) = (tmp_path / "runs").glob("*.json")
+    record.write_text(record.read_text()[:-40])
+    again = bsbench(*args)
+    assert again.code == 0, again.err
+    warnings = [line for line in again.err.splitlines() if "damaged" in line]
+    assert len(warnings) == 1 and f"{record.name}.damaged" in warnings[0], again.err
+    assert (tmp_path / "runs" / f"{record.name}.damaged").exists()
+    assert "1 runs done, 0 resumed" in " ".join(again.out.split()), again.out

@@ -25,7 +25,7 @@ class OpenAIBackend:
 
     def describe(self) -> str:
         how = f"at most {self.options.max_concurrency} in flight" if self.options.max_concurrency else "open loop"
-        return f"{self.options.base_url}, {how}, /v1/{self.options.endpoint}"
+        return f"{self.options.shown_url}, {how}, /v1/{self.options.endpoint}"
 
     def run(self, workload: Workload, *, out_dir: Path, record_tokens: bool, percentiles: tuple[float, ...],
             repeat: int, base_seed: int | None, progress: Progress) -> RunRecord:

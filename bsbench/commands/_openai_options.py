@@ -12,6 +12,7 @@ import click
 from bsbench.commands._help import group_options
 from bsbench.commands._types import param_type
 from bsbench.errors import BsbenchError
+from bsbench.redaction import check_api_key
 from bsbench.values import POSITIVE, Integer, Real
 
 if TYPE_CHECKING:
@@ -116,6 +117,7 @@ def client_options(values: dict[str, Any]) -> ClientOptions:
         api_key = os.environ.get(merged["api_key_env"])
         if not api_key:
             raise BsbenchError(f"--api-key-env {merged['api_key_env']}: that environment variable is not set")
+        check_api_key(api_key, f"--api-key-env {merged['api_key_env']}")
     options = ClientOptions(
         base_url=merged["base_url"], served_model=merged.get("served_model"),
         endpoint=merged["endpoint"], api_key=api_key, prompt_as=merged["prompt_as"],

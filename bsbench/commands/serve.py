@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 import click
@@ -14,6 +15,7 @@ from bsbench.errors import BsbenchError, first_line
 from bsbench.model.presets import PRESETS
 from bsbench.model.source import check_model_source
 from bsbench.progress import Progress
+from bsbench.redaction import check_api_key
 from bsbench.values import REQUEST_COUNT, SECONDS, Integer
 from bsbench.workloads.tokenizer import load_tokenizer
 
@@ -29,6 +31,18 @@ def _check_installed() -> None:
     except ImportError as exc:
         raise BsbenchError(f"bsbench serve needs starlette, uvicorn and prometheus-client ({exc.name} is missing): "
                            f"{INSTALL}") from None
+
+
+def _api_key(value: str | None, variable: str | None) -> str | None:
+    """The key /v1/* asks for, checked as it is read (a bad one is one line naming its source, never the key)."""
+    if value is not None and variable is not None:
+        raise BsbenchError("give --api-key or --api-key-env, not both")
+    if variable is not None:
+        value = os.environ.get(variable)
+        if not value:
+            raise BsbenchError(f"--api-key-env {variable}: that environment variable is not set")
+        return check_api_key(value, f"--api-key-env {variable}")
+    return None if value is None else check_api_key(value, "--api-key")
 
 
 @click.command("serve", cls=GroupedCommand)
@@ -47,9 +61,15 @@ def _check_installed() -> None:
               help="Stop by itself once this many requests have ended (tests, scripted runs).")
 @click.option("--idle-exit", type=param_type(SECONDS), default=None, metavar="SECONDS",
               help="Stop by itself after this long with no request in flight.")
+@click.option("--api-key-env", default=None, metavar="VAR",
+              help="Environment variable holding an API key that /v1/* requests must send as a bearer token "
+                   "(others get 401); /health and /metrics stay open.")
+@click.option("--api-key", default=None, metavar="KEY",
+              help="The API key itself (visible to other users in the process list: prefer --api-key-env).")
 @click.option("--quiet", is_flag=True, help="No progress display while the model loads.")
 def command(scheduler: str, host: str, port: int, served_model_name: str | None, tokenizer: str | None,
-            max_requests: int | None, idle_exit: float | None, quiet: bool, **kwargs) -> None:
+            max_requests: int | None, idle_exit: float | None, api_key_env: str | None, api_key: str | None,
+            quiet: bool, **kwargs) -> None:
     """Serve one scheduler over the in-process engine on the wall clock, behind an OpenAI-compatible API.
 
     Endpoints: POST /v1/completions and /v1/chat/completions (streaming or not), GET /v1/models,
@@ -58,6 +78,7 @@ def command(scheduler: str, host: str, port: int, served_model_name: str | None,
     with the reason "the server shut down".
     """
     _check_installed()
+    key = _api_key(api_key, api_key_env)
     # lazy: loads numpy
     from bsbench.backends.factory import cluster_setting_of
 
@@ -83,14 +104,14 @@ def command(scheduler: str, host: str, port: int, served_model_name: str | None,
     except OSError as exc:
         raise BsbenchError(f"cannot listen on {host}:{port}: {first_line(exc)}") from None
     state = serve_state(session, policy, handle, name=served_model_name, max_requests=max_requests,
-                        idle_exit_s=idle_exit)
+                        idle_exit_s=idle_exit, api_key=key)
     thread, name = state.engine, state.model.name
     address = sock.getsockname()
 
     def ready() -> None:  # the model is loaded and the server answers: only now is the URL worth printing
         click.echo(f"bsbench serve: {scheduler} on {name} ({config.weights} weights, {session.dtype}, "
                    f"{session.device}; KV {session.num_blocks * session.block_size:,} tokens) ready at "
-                   f"http://{host}:{address[1]}/v1")
+                   f"http://{host}:{address[1]}/v1" + (" (API key required)" if key else ""))
 
     try:
         serve(state, sock, on_ready=ready)

@@ -119,6 +119,7 @@ def command(ctx: click.Context, schedulers: str, rates: str, repeats: int, targe
                 config_of=lambda sched, wl, rate, seed: engine.planned_config(sched, wl, seed, base),
                 executor=runner,
                 watch=watch,
+                report=lambda line: click.echo(f"warning: {line}", err=True),
                 extra_summary={"workload": engine.target, "workload_overrides": engine.overrides,
                                "model": engine.config.model, "timing": note.rstrip(": ") or "measured",
                                "executor": runner.name, "workers": runner.workers},

@@ -7,7 +7,7 @@ a deterministic key (scheduler, rate, seed, workload fingerprint); a sweep run
 again into the same folder skips the runs whose complete record is already
 there. Layout of the output folder:
 
-    OUT/runs/*.json          one run record per run
+    OUT/runs/*.json          one run record per run (a damaged one is renamed *.json.damaged and its run redone)
     OUT/sweep_summary.json   the grid, each run's key, record path and headline metrics
     OUT/*.png                plots against the rate (bsbench.report.plots_sweep)
     OUT/report.html          the self-contained report page (bsbench.report.html_report)
@@ -278,12 +278,33 @@ class SweepResult:
                 for key, rec in self.earlier.items() if key not in planned]
 
 
-def folder_records(out_dir: Path) -> list[RunRecord]:
-    """Every run record in OUT/runs, complete or not."""
+def folder_records(out_dir: Path, report: Callable[[str], None] | None = None) -> list[RunRecord]:
+    """Every run record in OUT/runs, complete or not. A damaged one (a truncated write: not valid JSON, or a
+    malformed record) is renamed to '<name>.json.damaged', so that its run is done again and the bad file is
+    neither read again nor lost; `report` gets one line for each."""
     runs = Path(out_dir) / RUNS_DIR
     if not runs.is_dir() or not any(runs.rglob("*.json")):
         return []
-    return read_records([str(runs)], skipped=[])
+    damaged: list[tuple[Path, str]] = []
+    records = read_records([str(runs)], skipped=[], damaged=damaged)
+    for path, reason in damaged:
+        aside = set_aside(path)
+        if report is not None:
+            report(f"damaged run file set aside as {aside.name} (its run is done again): {reason}")
+    return records
+
+
+def set_aside(path: Path) -> Path:
+    """Rename `path` to '<name>.damaged' (or '<name>.damaged-N' when taken) and return the new path."""
+    for n in range(10_000):
+        target = path.with_name(f"{path.name}.damaged" + (f"-{n}" if n else ""))
+        if not target.exists():
+            try:
+                path.rename(target)
+            except OSError as exc:
+                raise BsbenchError(f"cannot set damaged run file {path} aside: {exc.strerror or exc}") from None
+            return target
+    raise BsbenchError(f"too many damaged copies of {path}")
 
 
 def finished_runs(records: Sequence[RunRecord]) -> dict[str, RunRecord]:
@@ -361,6 +382,7 @@ def run_sweep(
     executor: Executor | None = None,
     watch: Watch | None = None,
     extra_summary: dict[str, Any] | None = None,
+    report: Callable[[str], None] | None = None,
 ) -> SweepResult:
     """Run the grid (seed, then rate, then scheduler), skipping runs whose complete record exists.
 
@@ -372,13 +394,14 @@ def run_sweep(
     anything runs, a folder holding runs of another setting is refused (check_same_setting). A run that failed
     twice is in `result.failures` with its reason, and the sweep goes on; `result.retries` counts the second
     tries. The summary file is rewritten after every run, so an interrupted sweep (KeyboardInterrupt) leaves
-    a valid summary, keeps every finished record, and is resumed by running the same sweep again.
+    a valid summary, keeps every finished record, and is resumed by running the same sweep again. A damaged
+    run file in OUT/runs is set aside (folder_records) and `report`ed in one line before anything runs.
     """
 
     out = Path(out_dir)
     runs_dir = out / RUNS_DIR
     runs_dir.mkdir(parents=True, exist_ok=True)
-    existing = folder_records(out)
+    existing = folder_records(out, report)
     result = SweepResult(plan, out, earlier=finished_runs(existing))
     tasks: list[RunTask] = []
     for seed in plan.seeds:

@@ -26,7 +26,7 @@ REMOTE_DEVICE_NAME = "remote server (device not known to the client)"
 def request_row(spec: RequestSpec, exchange: Exchange, start: float) -> RequestRow:
     """The row of one submitted request; times are seconds from `start` (the run's t = 0, perf_counter)."""
     sent_s = exchange.sent_at - start if exchange.sent_at else None
-    num_output = exchange.usage_tokens if exchange.usage_tokens is not None else exchange.counted_tokens
+    num_output = exchange.output_tokens
     reason = exchange.failure
     if reason is None and not exchange.ended:
         reason = EndReason(EndKind.INTERRUPTED, "the run was stopped before the request ended")
@@ -38,6 +38,8 @@ def request_row(spec: RequestSpec, exchange: Exchange, start: float) -> RequestR
     notes: dict[str, Any] = {"counted_tokens": exchange.counted_tokens, "counted_by": exchange.counted_by}
     if exchange.usage_tokens is not None:
         notes["usage_tokens"] = exchange.usage_tokens
+    if exchange.usage_rejected is not None:
+        notes["usage_rejected"] = exchange.usage_rejected
     if exchange.server_prompt_tokens is not None:
         notes["server_prompt_tokens"] = exchange.server_prompt_tokens
     if exchange.finish_reason is not None:
@@ -51,7 +53,8 @@ def request_row(spec: RequestSpec, exchange: Exchange, start: float) -> RequestR
         truncated=short, slo_ttft_ms=spec.slo.ttft_ms, slo_tpot_ms=spec.slo.tpot_ms, slo_e2e_ms=spec.slo.e2e_ms,
         notes=notes, output_ids=list(exchange.token_ids) if exchange.token_ids else None,
         sent_s=sent_s, late=sent_s is not None and sent_s - spec.arrival_s > LATE_THRESHOLD_S,
-        token_count_source="usage" if exchange.usage_tokens is not None else exchange.counted_by,
+        token_count_source="usage" if exchange.usage_tokens is not None and exchange.usage_rejected is None
+        else exchange.counted_by,
     )
 
 
@@ -71,7 +74,7 @@ def build_record(workload: Workload, state: Dispatch, options: ClientOptions, se
         arrival=workload.spec.get("arrival"), seed=workload.spec.get("seed"), num_requests=len(rows),
         workload=workload.name, model=served_model, device=REMOTE_DEVICE, tokenizer=workload.tokenizer,
         record_tokens=record_tokens, percentiles=list(percentiles), repeat=repeat, base_seed=base_seed,
-        backend=OpenAIPart(options.base_url, served_model, options.endpoint))
+        backend=OpenAIPart(options.shown_url, served_model, options.endpoint))
     environment = capture_environment("cpu")
     environment.update(device=REMOTE_DEVICE, device_name=REMOTE_DEVICE_NAME, client_host=environment.get("hostname"))
     record = metrics.build_record(

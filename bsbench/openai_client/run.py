@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -13,11 +14,13 @@ from bsbench.errors import BsbenchError, first_line
 from bsbench.interrupts import InterruptedRun
 from bsbench.openai_client.assemble import build_record
 from bsbench.openai_client.body import request_body
+from bsbench.openai_client.bounded import read_capped
 from bsbench.openai_client.dispatch import Dispatch, dispatch
 from bsbench.openai_client.exchange import Exchange, run_exchange
-from bsbench.openai_client.options import ENDPOINT_PATHS, ClientOptions, check_options
+from bsbench.openai_client.options import ENDPOINT_PATHS, MAX_MODELS_BODY_BYTES, ClientOptions, check_options
 from bsbench.progress import Progress, rate_text
 from bsbench.record import RunRecord, save_record
+from bsbench.redaction import redact, url_without_credentials
 from bsbench.workloads.request import RequestSpec
 from bsbench.workloads.tokenizer import load_tokenizer
 from bsbench.workloads.workload import Workload
@@ -64,13 +67,13 @@ def run_openai(workload: Workload, options: ClientOptions, *, out_dir: Path, rec
 
     state = Dispatch()
     complete = True
-    with shown.task(f"openai {served_model} @ {options.base_url}", total=len(workload.requests),
+    with shown.task(f"openai {served_model} @ {options.shown_url}", total=len(workload.requests),
                     unit="requests") as task:
         ended = [0, 0]  # requests, tokens
 
         def on_end(exchange: Exchange) -> None:
             ended[0] += 1
-            ended[1] += exchange.usage_tokens if exchange.usage_tokens is not None else exchange.counted_tokens
+            ended[1] += exchange.output_tokens
             task.update(ended[0], detail=rate_text(ended[1], task.elapsed_s, "tok/s"))
 
         async def main() -> None:
@@ -99,7 +102,7 @@ def run_openai(workload: Workload, options: ClientOptions, *, out_dir: Path, rec
 
 def _client(httpx: Any, options: ClientOptions) -> Any:
     """One connection per in-flight request (no pool limit: a pool wait would be coordinated omission)."""
-    return httpx.AsyncClient(timeout=httpx.Timeout(options.request_timeout_s),
+    return httpx.AsyncClient(timeout=httpx.Timeout(options.request_timeout_s), follow_redirects=False,
                              limits=httpx.Limits(max_connections=None, max_keepalive_connections=None))
 
 
@@ -114,7 +117,8 @@ async def _prepare(httpx: Any, options: ClientOptions, headers: dict[str, str], 
             await run_exchange(client, url, request_body(spec, prompts.get(spec.id), model, options), headers,
                                options.endpoint, options.request_timeout_s, exchange)
             if exchange.failure is not None:
-                raise BsbenchError(f"warm-up request {i + 1} to {url} failed ({exchange.failure}); is the server up?")
+                raise BsbenchError(f"warm-up request {i + 1} to {url_without_credentials(url)} failed "
+                                   f"({exchange.failure}); is the server up?")
     return model
 
 
@@ -125,14 +129,18 @@ async def _first_model(client: Any, options: ClientOptions, headers: dict[str, s
 
     url = options.url("/models")
     try:
-        response = await client.get(url, headers=headers, timeout=_MODELS_TIMEOUT_S)
-        response.raise_for_status()
-        models = response.json().get("data") or []
+        async with client.stream("GET", url, headers=headers, timeout=_MODELS_TIMEOUT_S) as response:
+            if response.status_code != 200:
+                raise ValueError(f"HTTP {response.status_code}")
+            body, more = await read_capped(response, MAX_MODELS_BODY_BYTES)
+        if more:
+            raise ValueError(f"the answer passes {MAX_MODELS_BODY_BYTES:,} bytes")
+        models = json.loads(body).get("data") or []
         return str(models[0]["id"])
     except (httpx.HTTPError, ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
-
-        raise BsbenchError(f"cannot list the served models at {url} ({first_line(exc)}); is the server up? "
-                           "(or name the model with --served-model)") from None
+        why = redact(first_line(exc), headers.values())
+        raise BsbenchError(f"cannot list the served models at {url_without_credentials(url)} ({why}); is the "
+                           "server up? (or name the model with --served-model)") from None
 
 
 def _prompt_texts(workload: Workload, options: ClientOptions) -> dict[str, str]:

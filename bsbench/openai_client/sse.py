@@ -68,7 +68,10 @@ def parse_event(payload: str, endpoint: str) -> StreamEvent:
 
 
 def _text(choice: dict[str, Any], endpoint: str) -> str:
-    value = (choice.get("delta") or {}).get("content") if endpoint == "chat" else choice.get("text")
+    delta = choice.get("delta")
+    if endpoint == "chat" and delta is not None and not isinstance(delta, dict):
+        raise StreamFormatError("a chat choice's 'delta' must be an object")
+    value = (delta or {}).get("content") if endpoint == "chat" else choice.get("text")
     if value is not None and not isinstance(value, str):
         raise StreamFormatError("a choice's text must be a string")
     return value or ""

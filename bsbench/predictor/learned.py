@@ -21,7 +21,10 @@ bound (`upper`; the longest training output for the last class).
 
 Cached in-process and on disk (`~/.cache/bsbench/predictor`, or `cache_dir`)
 under a key over the data file's sha256, the tokenizer, the hyperparameters
-and the seed.
+and the seed. A cache folder that cannot take a newly trained predictor
+(read-only, a file in the way) is a user error (BsbenchError, exit 2) raised
+before any training; a folder that only holds the predictor asked for may be
+read-only.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -415,6 +419,7 @@ def load_or_train(*, data_path: str | None = None, tokenizer: str | None = None,
         except Exception:  # a corrupt or foreign cache file: retrain and overwrite
             predictor = None
     if predictor is None:
+        check_writable(folder)
         examples, counts = source_examples(path, handle, cfg, progress)
         if len(examples) < 10 * cfg.folds:
             raise BsbenchError(f"only {len(examples)} usable records in {path} to train the learned predictor")
@@ -423,12 +428,25 @@ def load_or_train(*, data_path: str | None = None, tokenizer: str | None = None,
         predictor = train(examples, cfg, seed, "median", meta, progress)
         try:
             _save(predictor, file, torch)
-        except OSError as exc:  # a read-only or full cache folder costs a retrain next time, not this run
+        except OSError as exc:  # a cache folder filled up meanwhile costs a retrain next time, not this run
             predictor.meta["cache_error"] = f"{folder}: {exc.strerror or exc}"
             file = None
     predictor.meta["cache_file"] = file
     _MEMORY[mem_key] = predictor
     return predictor.with_class_length(class_length)
+
+
+def check_writable(folder: str) -> None:
+    """Refuse a cache folder that cannot take a file (one BsbenchError line), so that a minute of training is
+    not spent on a predictor that cannot be kept. Probed by writing a file: permission bits lie to root."""
+    try:
+        os.makedirs(folder, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".write-probe-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise BsbenchError(f"predictor cache folder {folder} is not writable ({exc.strerror or exc}); "
+                           "give a writable folder with --predictor-cache") from None
 
 
 def _save(predictor: LearnedPredictor, file: str, torch: Any) -> None:

@@ -21,6 +21,8 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from bsbench.redaction import url_without_credentials
+
 
 @dataclass(slots=True, frozen=True)
 class BackendPart:
@@ -157,6 +159,10 @@ class OpenAIPart(BackendPart):
     base_url: str | None = None  # the server's base URL, credentials removed (never the API key)
     served_model: str | None = None  # the model name sent in each request
     endpoint: str | None = None  # completions | chat
+
+    def __post_init__(self) -> None:
+        if self.base_url is not None:  # whoever built it, a record never holds a URL's credentials
+            object.__setattr__(self, "base_url", url_without_credentials(self.base_url))
 
     def times_text(self) -> str:
         return "measured (remote server over HTTP, client clock)"

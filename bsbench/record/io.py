@@ -102,13 +102,17 @@ def read_record(path: str | Path) -> RunRecord:
     return record
 
 
-def read_records(paths: Sequence[str | Path], skipped: list[str] | None = None) -> list[RunRecord]:
+def read_records(paths: Sequence[str | Path], skipped: list[str] | None = None,
+                 damaged: list[tuple[Path, str]] | None = None) -> list[RunRecord]:
     """Records from files and folders (folders searched recursively for *.json), in path order.
 
     A file named explicitly must be a valid record. Inside folders, JSON files
     that are not run records (sweep summaries, gate baselines, other tools'
     files) are skipped, with a note for each appended to `skipped`. A file that
-    claims to be a run record but is malformed raises BsbenchError.
+    claims to be a run record but is malformed raises BsbenchError. With
+    `damaged` (a sweep's own folder, where every *.json is one of its records),
+    a folder file that is not valid JSON (a truncated write) or is a malformed
+    record is appended there as (path, reason) instead of skipped or raised.
     """
     if not paths:
         raise BsbenchError("no run records given")
@@ -121,7 +125,9 @@ def read_records(paths: Sequence[str | Path], skipped: list[str] | None = None) 
                 try:
                     obj = load_file(file, "run record")
                 except BsbenchError as exc:
-                    if skipped is not None:
+                    if damaged is not None:
+                        damaged.append((file, str(exc)))
+                    elif skipped is not None:
                         skipped.append(f"skipped {file}: {exc}")
                     continue
                 if not is_record(obj):
@@ -129,11 +135,17 @@ def read_records(paths: Sequence[str | Path], skipped: list[str] | None = None) 
                         kind = obj.get("kind") if isinstance(obj, dict) else None
                         skipped.append(f"skipped {file}: not a run record" + (f" ({kind})" if kind else ""))
                     continue
-                record = parse_record(obj, str(file))
+                try:
+                    record = parse_record(obj, str(file))
+                except BsbenchError as exc:
+                    if damaged is None:
+                        raise
+                    damaged.append((file, str(exc)))
+                    continue
                 record.path = file
                 out.append(record)
                 found += 1
-            if not found:
+            if not found and damaged is None:
                 raise BsbenchError(f"no run records found in folder {path}")
         elif path.exists():
             out.append(read_record(path))

@@ -5,6 +5,9 @@
     GET  /health                                 200 while the engine runs, 503 after it stopped
     GET  /metrics                                Prometheus text (serve/metrics.py)
 
+With an API key, every /v1/* request needs `Authorization: Bearer KEY` (else 401, OpenAI's
+invalid_api_key); /health and /metrics stay open. Bodies are bounded (413), read within a time
+(408), and decoded and tokenised on a worker thread (serve/limits.py): the event loop stays free.
 A request the engine could never serve (longer than the context, more KV than the policy
 lets one request hold) gets 400 with the reason. A client that disconnects cancels its
 request: the engine ends it failed (cancelled) and frees its KV. A request that fails in
@@ -16,8 +19,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import json
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +37,7 @@ from bsbench import safe_json
 from bsbench.engine.online import Ended, EngineClosed, EngineThread, Event, Submitted, Tokens
 from bsbench.engine.request_state import Status
 from bsbench.serve.errors import ApiError
+from bsbench.serve.limits import ServeLimits
 from bsbench.serve.requests import GenerationRequest, ServedModel, parse_chat, parse_completion
 from bsbench.serve.responses import Detokenizer, Shape, sse, usage
 
@@ -49,6 +55,10 @@ class ServeState:
     max_requests: int | None = None  # stop once this many requests have ended
     idle_exit_s: float | None = None  # stop after this long with no request in flight
     request_exit: Callable[[], None] = field(default=lambda: None)  # set by the server (uvicorn's should_exit)
+    limits: ServeLimits = field(default_factory=ServeLimits)
+    api_key: str | None = None  # required as a bearer token on /v1/* when set
+    # decoding and tokenising, off the event loop; one thread, as tokenizers are not all safe to share
+    parser: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(1, "bsbench-parse"))
 
 
 def build_app(state: ServeState) -> Starlette:
@@ -59,6 +69,7 @@ def build_app(state: ServeState) -> Starlette:
         return await _generate(request, state, chat=True)
 
     async def models(request: Request) -> Response:
+        _authorize(request, state)
         return JSONResponse({"object": "list", "data": [
             {"id": state.model.name, "object": "model", "created": 0, "owned_by": "bsbench",
              "root": state.model.name, "scheduler": state.scheduler}]})
@@ -77,6 +88,7 @@ def build_app(state: ServeState) -> Starlette:
             yield
         finally:
             watcher.cancel()
+            state.parser.shutdown(wait=False, cancel_futures=True)
 
     routes = [Route("/v1/completions", completions, methods=["POST"]),
               Route("/v1/chat/completions", chat, methods=["POST"]),
@@ -103,12 +115,55 @@ async def _server_error(request: Request, exc: Exception) -> Response:
     return await _api_error(request, ApiError(500, f"internal error: {type(exc).__name__}: {exc}"))
 
 
-async def _generate(request: Request, state: ServeState, *, chat: bool) -> Response:
+def _authorize(request: Request, state: ServeState) -> None:
+    if state.api_key is None:
+        return
+    given = request.headers.get("authorization", "")
+    scheme, _, token = given.partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), state.api_key.encode()):
+        raise ApiError(401, "Incorrect API key provided: send it as 'Authorization: Bearer KEY'" if given else
+                       "You didn't provide an API key: send it as 'Authorization: Bearer KEY'",
+                       code="invalid_api_key")
+
+
+async def _read_body(request: Request, limits: ServeLimits) -> bytes:
+    """The body, refused (413) once it passes `max_body_bytes`, before reading it when Content-Length says so."""
+    limit = limits.max_body_bytes
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise ApiError(413, f"the request body ({int(declared):,} bytes) passes the limit of {limit:,} bytes")
+    chunks, size = [], 0
     try:
-        body = safe_json.loads((await request.body()).decode("utf-8"))  # a nesting bomb is malformed JSON too
+        async with asyncio.timeout(limits.body_timeout_s):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise ApiError(413, f"the request body passes the limit of {limit:,} bytes")
+                chunks.append(chunk)
+    except TimeoutError:
+        raise ApiError(408, f"the request body did not arrive within {limits.body_timeout_s:g} s") from None
+    return b"".join(chunks)
+
+
+def _parse(raw: bytes, model: ServedModel, chat: bool) -> GenerationRequest:
+    """JSON decoding and tokenising (on the parser thread)."""
+    try:
+        body = safe_json.loads(raw.decode("utf-8"))  # a nesting bomb is malformed JSON too
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ApiError(400, f"the request body is not valid JSON: {exc}") from None
-    gen = (parse_chat if chat else parse_completion)(body, state.model)
+    try:  # a lone surrogate (\ud800) parses, but is no Unicode text: the tokenizer would fail on it
+        json.dumps(body, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        bad = exc.object[exc.start:exc.end] if isinstance(exc.object, str) else ""
+        raise ApiError(400, f"the request body holds a lone surrogate ({bad.encode('unicode_escape').decode()}) "
+                            "in a string: that is not valid Unicode text") from None
+    return (parse_chat if chat else parse_completion)(body, model)
+
+
+async def _generate(request: Request, state: ServeState, *, chat: bool) -> Response:
+    _authorize(request, state)
+    raw = await _read_body(request, state.limits)
+    gen = await asyncio.get_running_loop().run_in_executor(state.parser, _parse, raw, state.model, chat)
     queue: asyncio.Queue[Event] = asyncio.Queue()
     submitted = _submit(state, gen, _deliverer(queue))
     shape = Shape.of(chat, state.model.name, submitted.id)

@@ -33,6 +33,7 @@ class ServedModel:
     name: str
     tokenizer: TokenizerHandle
     vocab_size: int
+    max_prompt_chars: int = 1 << 20  # a longer text prompt is refused before tokenising (serve/limits.py)
 
 
 @dataclass(slots=True, frozen=True)
@@ -61,6 +62,7 @@ def parse_chat(body: Any, model: ServedModel) -> GenerationRequest:
     if not isinstance(messages, list) or not messages:
         raise ApiError(400, "'messages' must be a non-empty list of {role, content} objects", "messages")
     rendered = [_message(m, i) for i, m in enumerate(messages)]
+    _check_chars(sum(len(m["content"]) + len(m["role"]) for m in rendered), model, "messages")
     if "max_completion_tokens" in body and body["max_completion_tokens"] is not None:
         fields["max_tokens"] = _check(body, "max_completion_tokens", _COUNT)
     return _request(body, _checked_ids(model.tokenizer.chat_prompt_ids(rendered), model, "messages"), fields)
@@ -120,12 +122,19 @@ def _prompt_ids(prompt: Any, model: ServedModel) -> list[int]:
     if isinstance(prompt, list) and len(prompt) == 1 and isinstance(prompt[0], str):
         prompt = prompt[0]
     if isinstance(prompt, str):
+        _check_chars(len(prompt), model, "prompt")
         return _checked_ids(model.tokenizer.encode(prompt), model, "prompt")
     if isinstance(prompt, list) and all(isinstance(t, int) and not isinstance(t, bool) for t in prompt):
         return _checked_ids(list(prompt), model, "prompt")
     if isinstance(prompt, list) and prompt and all(isinstance(p, (list, str)) for p in prompt):
         raise ApiError(400, "'prompt' must be one prompt: batched prompts are not supported", "prompt")
     raise ApiError(400, "'prompt' must be a string or a list of token ids", "prompt")
+
+
+def _check_chars(chars: int, model: ServedModel, param: str) -> None:
+    if chars > model.max_prompt_chars:
+        raise ApiError(400, f"'{param}' has {chars:,} characters, more than this server tokenises "
+                            f"({model.max_prompt_chars:,})", param, "prompt_too_long")
 
 
 def _checked_ids(ids: list[int], model: ServedModel, param: str) -> list[int]:

@@ -23,7 +23,10 @@ from bsbench.engine.online import EngineThread
 from bsbench.record.reasons import EndKind, EndReason
 from bsbench.schedulers.base import Scheduler
 from bsbench.serve.app import ServeState, build_app
+from bsbench.serve.guarded_protocol import GuardedH11Protocol
+from bsbench.serve.limits import ServeLimits
 from bsbench.serve.metrics import metrics_registry
+from bsbench.serve.quiet_logs import quiet_repeats
 from bsbench.serve.requests import ServedModel
 from bsbench.workloads.tokenizer import TokenizerHandle
 
@@ -52,15 +55,18 @@ class _Server(uvicorn.Server):
 
 
 def serve_state(session: Any, policy: Scheduler, tokenizer: TokenizerHandle, *, name: str | None = None,
-                max_requests: int | None = None, idle_exit_s: float | None = None) -> ServeState:
+                max_requests: int | None = None, idle_exit_s: float | None = None,
+                limits: ServeLimits | None = None, api_key: str | None = None) -> ServeState:
     """The server's state for `policy` over `session` (a bench.ModelSession on the wall clock): an online engine
-    that rejects what `bench.request_misfit` refuses, its metrics, the served name (default: the model's)."""
+    that rejects what `bench.request_misfit` refuses, its metrics, the served name (default: the model's), the
+    limits a client meets (default: ServeLimits()) and the API key /v1/* asks for (None: open)."""
+    limits = limits or ServeLimits()
     engine = Engine(policy, session.runner, events=policy.ctx.events, blocks=policy.ctx.block_manager,
                     clock=WallClock())
     thread = EngineThread(engine, lambda spec: request_misfit(spec, session.info, policy))
-    model = ServedModel(name or session.info.name, tokenizer, session.info.vocab_size)
+    model = ServedModel(name or session.info.name, tokenizer, session.info.vocab_size, limits.max_prompt_chars)
     return ServeState(thread, model, policy.name, metrics_registry(thread.arrivals, policy.ctx.block_manager),
-                      max_requests, idle_exit_s)
+                      max_requests, idle_exit_s, limits=limits, api_key=api_key)
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -78,8 +84,11 @@ def serve(state: ServeState, sock: socket.socket, log_level: str = "warning",
           on_ready: Callable[[], None] | None = None) -> None:
     """Serve until told to stop; the engine is started here and stopped (joined) on the way out. `on_ready` is
     called once the server answers requests (where the command prints its URL)."""
+    limits = state.limits
+    protocol = GuardedH11Protocol.configured(limits.header_timeout_s, limits.connection_cap())
     config = uvicorn.Config(build_app(state), log_level=log_level, timeout_graceful_shutdown=JOIN_TIMEOUT_S,
-                            lifespan="on")
+                            lifespan="on", http=protocol, timeout_keep_alive=max(1, round(limits.keep_alive_s)),
+                            h11_max_incomplete_event_size=limits.max_header_bytes)
     stop_engine = lambda: state.engine.arrivals.close(SHUTDOWN)  # noqa: E731
     server = _Server(config, stop_engine, on_ready)
 
@@ -90,7 +99,8 @@ def serve(state: ServeState, sock: socket.socket, log_level: str = "warning",
     state.request_exit = request_exit
     state.engine.start()
     try:
-        server.run(sockets=[sock])
+        with quiet_repeats():
+            server.run(sockets=[sock])
     finally:
         state.engine.stop(SHUTDOWN, timeout=JOIN_TIMEOUT_S)
         sock.close()

@@ -3,6 +3,15 @@
 `save_workload` / `load_jsonl` round-trip a request list exactly (same
 fingerprint). The sidecar keeps the tokenizer name, the spec and the load
 report, so a replayed run still says which tokenizer made its token counts.
+
+The rule for a bad line: a line that is not JSON (cut off by a crash, a nesting
+bomb, garbage) is counted in the load report and skipped, as a dataset's
+malformed records are (`--strict` makes it fatal). A line that is JSON but
+holds a wrong value (a wrong type, an out-of-range number such as an
+`output_len` of 1e9, a missing or unknown field) is the file's author's
+mistake, not damage: the whole file is refused, exit 2, one line naming the
+line number and the field. Skipping it would replay a different workload than
+the one written.
 """
 
 from __future__ import annotations
@@ -47,7 +56,7 @@ _REQUIRED = ("id", "prompt_ids", "output_len", "arrival_s")
 def _request_from_dict(obj: Any) -> RequestSpec:
     """One replay line, every field checked by the same value rules as flags and specs (values.py).
 
-    Raises ValueError (values.Invalid) naming the field; the caller counts the line as malformed."""
+    Raises values.Invalid naming the field; the caller refuses the file (see the module docstring)."""
     if not isinstance(obj, dict):
         raise Invalid(f"a request must be a JSON object, got {type(obj).__name__}")
     missing = [key for key in _REQUIRED if key not in obj]
@@ -97,7 +106,8 @@ def _read_meta(path: str) -> dict[str, Any]:
 
 
 def load_jsonl(path: str, strict: bool = False, num_requests: int | None = None) -> Workload:
-    """A saved request list, exactly. Malformed lines are counted and skipped (fatal with strict)."""
+    """A saved request list, exactly. Lines that are not JSON are counted and skipped (fatal with strict); a
+    line with a wrong value is a BsbenchError naming the line (see the module docstring)."""
     if not os.path.isfile(path):
         raise BsbenchError(f"workload file not found: {path}")
     requests: list[RequestSpec] = []
@@ -106,12 +116,17 @@ def load_jsonl(path: str, strict: bool = False, num_requests: int | None = None)
         if not line.strip():
             continue
         try:
-            requests.append(_request_from_dict(loads(line)))
-        except ValueError as exc:  # json.JSONDecodeError and values.Invalid alike
+            obj = loads(line)
+        except json.JSONDecodeError as exc:
             malformed += 1
             first_error = first_error or f"line {number}: {str(exc).splitlines()[0] if str(exc) else exc!r}"
             if strict:
                 raise BsbenchError(f"malformed request in {path} {first_error}") from None
+            continue
+        try:
+            requests.append(_request_from_dict(obj))
+        except Invalid as exc:
+            raise BsbenchError(f"bad request in {path} line {number}: {exc}") from None
     if not requests:
         raise BsbenchError(
             f"no valid requests in {path}" + (f" ({malformed} malformed; {first_error})" if malformed else ""))
