@@ -50,7 +50,7 @@ def test_sim_record_says_what_produced_its_times(bsbench, tmp_path):
     assert result.code == 0 and "simulated a100-40gb" in result.out and "simulated (sim, a100-40gb" in result.out
     record = _only(tmp_path)
     config = record.config
-    assert config.backend == SimPart("a100-40gb", "uncalibrated", None)
+    assert config.backend == SimPart("a100-40gb", "roofline", None)
     assert config.backend.model_weights() is None and config.threads is None
     assert record.environment["device_name"] == "simulated a100-40gb"
     assert record.environment["cost_model"]["kind"] == "roofline"

@@ -123,13 +123,13 @@ def test_the_factory_refuses_what_no_backend_runs():
 
 def test_each_simulated_kind_opens_a_session_that_carries_its_part():
     sim = open_session(RunConfig(backend="sim", clock="virtual", gpu="a100-40gb", model="llama2-13b"))
-    assert sim.part == SimPart("a100-40gb", "uncalibrated") and sim.describe().startswith("simulated a100-40gb")
+    assert sim.part == SimPart("a100-40gb", "roofline") and sim.describe().startswith("simulated a100-40gb")
     config = RunConfig(backend="sim", clock="virtual", gpu="a100-40gb", model="llama2-13b", scheduler="distserve",
                        link="pcie4-x16")
     cluster = open_session(config)
     assert cluster.part == sim.part and "KV over pcie4-x16" in cluster.describe()  # a session serves any scheduler
     record = run_benchmark(_workload(), config, progress=False, session=cluster, save=False)
-    assert record.config.backend == ClusterPart("a100-40gb", "uncalibrated", instances="prefill=1,decode=1",
+    assert record.config.backend == ClusterPart("a100-40gb", "roofline", instances="prefill=1,decode=1",
                                                 link="pcie4-x16")
     single = run_benchmark(_workload(), dataclasses.replace(config, scheduler="continuous", link=None),
                            progress=False, session=cluster, save=False)
@@ -140,7 +140,7 @@ def test_the_real_kinds_open_a_session_that_carries_their_part():
     real = open_session(RunConfig(model="tiny", device="cpu", weights_seed=2))
     assert real.part == RealPart("dummy", 2) and real.describe() == "cpu" and not real.part.simulated
     virtual = open_session(RunConfig(model="tiny", device="cpu", clock="virtual", gpu="a100-40gb"))
-    assert virtual.part == VirtualTimePart("a100-40gb", "uncalibrated", None, "dummy", 0)
+    assert virtual.part == VirtualTimePart("a100-40gb", "roofline", None, "dummy", 0)
     assert "virtual clock" in virtual.describe() and virtual.clock is not None
 
 

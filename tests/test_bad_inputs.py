@@ -458,9 +458,13 @@ def forbid_work(monkeypatch):
     def started(*_args, **_kwargs):
         raise AssertionError("work started before the output path was checked")
 
-    # the commands import these lazily, from their home modules: patching there reaches every caller
+    # their home modules (for lazy imports) and every command module that binds the name at import
     for target in ("bsbench.workloads.build.load_workload", "bsbench.backends.run.open_session",
-                   "bsbench.record.read_records", "bsbench.record.io.read_records"):
+                   "bsbench.record.read_records", "bsbench.record.io.read_records",
+                   "bsbench.commands.run.open_session", "bsbench.commands.run.load_workload",
+                   "bsbench.commands._workload_options.load_workload", "bsbench.commands.workload.load_workload",
+                   *(f"bsbench.commands.{name}.read_records" for name in ("capacity", "compare", "demo", "gate",
+                                                                          "sweep"))):
         monkeypatch.setattr(target, started)
 
 

@@ -50,11 +50,11 @@ def test_calibrate_writes_a_file_the_sim_backend_takes(bsbench, calibration_file
 def test_validate_sim_reports_step_end_to_end_and_ranking_errors(bsbench, calibration_file, tmp_path):
     result = bsbench("validate-sim", "--device", "cpu", "--threads", "1", "--calibration", calibration_file,
                      "--workloads", "smoke", "--rates", "inf", "--schedulers", "static,continuous", "-n", "4",
-                     "--max-output-len", "4", "--real-repeats", "2", "--targets", "--quiet", "--out", tmp_path)
+                     "--max-output-len", "4", "--real-repeats", "2", "--quiet", "--out", tmp_path)
     assert result.code == 0, result.err
     assert "per-step error" in result.out and "ranking of the schedulers" in result.out
     assert "median of 2 real run(s)" in " ".join(result.out.split())
-    assert result.out.count("PASS") + result.out.count("MISS") == 4
+    assert "PASS" not in result.out and "MISS" not in result.out  # no CPU accuracy targets (issue 29)
     report = json.loads((tmp_path / "validation.json").read_text())
     assert report["per_step"]["all"]["n"] > 0 and report["per_step"]["all"]["mape"] is not None
     assert report["real_repeats"] == 2

@@ -91,7 +91,7 @@ def test_capacity_cli_with_repeats_on_the_simulated_backend(tmp_path):
         assert [r["seed"] for r in summary["schedulers"][name]["repeats"]] == [0, 1]
     static = summary["schedulers"]["static"]
     rates = [r["rate"] for r in static["repeats"]]
-    assert static["found"] and all(2 <= rate < 32 for rate in rates)
+    assert static["found"] and all(0 < rate < 32 for rate in rates)  # below the start rate since issue 29
     assert static["low"] <= sum(rates) / 2 <= static["high"]
     continuous = summary["schedulers"]["continuous"]
     assert not continuous["found"] and continuous["problem"].startswith("SLO too loose")

@@ -31,6 +31,7 @@ from bsbench.sim.calibration import (
 )
 from bsbench.sim.linear_fit import FEATURES, fit_nonnegative
 from bsbench.sim.op_tables import LM_HEAD_MAX_ROWS, ROW_KNOTS, TABLES, tables_from_dict
+from bsbench.sim.settings import SimSettings
 from bsbench.sim.virtual_time import VirtualTimeRunner
 from bsbench.sim.work import step_work
 from bsbench.workloads.request import RequestSpec
@@ -116,13 +117,15 @@ def test_open_sim_with_a_calibration_on_the_measured_device(calibration, tmp_pat
     path = tmp_path / "cal.json"
     save_calibration(calibration, path)
     device = measured_device(calibration, 8 * 2**30)
-    sim = open_sim("tiny", device, dtype="float32", kv_memory=64 * 2**20, calibration=path)
+    sim = open_sim("tiny", device, dtype="float32", kv_memory=64 * 2**20, settings=SimSettings(calibration=path))
     assert sim.describe()["cost_model"]["tier"] == "calibrated" and sim.num_blocks == 1024
-    with pytest.raises(BsbenchError, match="needs --calibration"):
+    with pytest.raises(BsbenchError, match="needs a calibration"):
         open_sim("tiny", device, dtype="float32", kv_memory=64 * 2**20)
     with pytest.raises(BsbenchError, match="calibrate for it first"):
-        open_sim("tiny", "a100-40gb", dtype="bfloat16", calibration=path)  # not the dtype that was measured
-    assert open_sim("tiny", "a100-40gb", calibration=path).dtype == "float32"  # `auto`: the calibrated dtype
+        # not the dtype that was measured
+        open_sim("tiny", "a100-40gb", dtype="bfloat16", settings=SimSettings(calibration=path))
+    # `auto`: the calibrated dtype (a --cost-model word that is no tier names a calibration file)
+    assert open_sim("tiny", "a100-40gb", settings=SimSettings(path.as_posix())).dtype == "float32"
 
 
 def test_nonnegative_fit_recovers_coefficients_and_never_goes_negative():

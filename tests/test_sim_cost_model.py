@@ -1,23 +1,28 @@
-"""The roofline cost model against hand computations (papers.md figures) and its documented constants."""
+"""The roofline cost model: operator groups against hand computations, the smooth corner, the engine overhead."""
 
 from __future__ import annotations
+
+import math
 
 import pytest
 
 from bsbench.engine.plan import SeqChunk, StepPlan
+from bsbench.errors import BsbenchError
 from bsbench.model.shape import model_shape
 from bsbench.sim.cost_model import (
-    BANDWIDTH_EFFICIENCY,
-    FLOP_EFFICIENCY,
-    STEP_OVERHEAD_S,
+    ATTENTION_DECODE_BANDWIDTH_EFFICIENCY,
+    LINEAR_BANDWIDTH_EFFICIENCY,
+    LINEAR_FLOP_EFFICIENCY,
     RooflineCostModel,
+    corner,
 )
+from bsbench.sim.engine_overhead import PRESETS, engine_overhead
 from bsbench.sim.gpus import gpu_preset
 from bsbench.sim.work import step_work
 
 L13B = model_shape("llama2-13b", "float16")
 A100 = gpu_preset("a100-40gb")
-IDEAL = RooflineCostModel(L13B, A100, flop_efficiency=1.0, bandwidth_efficiency=1.0, step_overhead_s=0.0)
+NONE = engine_overhead("none")
 DEFAULT = RooflineCostModel(L13B, A100)
 
 
@@ -29,41 +34,70 @@ def prefill(n: int) -> StepPlan:
     return StepPlan("packed", [SeqChunk("p", [5] * n, 0, list(range(-(-n // 16))))])
 
 
-def test_decode_16x1024_is_about_25_ms_at_roofline():
-    # hand computation: 26.0 GB weights + 16 x 1024 tokens x 819,200 B of KV, read once at 1,555 GB/s
-    hand = (26.0e9 + 16 * 1024 * 819_200) / 1555e9
-    got = IDEAL.step_time(step_work(decode(16, 1024), 16))
-    assert hand == pytest.approx(0.0255, abs=0.0005)
-    assert got == pytest.approx(hand, rel=0.03)  # ours reads only what the step touches, in whole blocks
+def test_smooth_corner_is_root_two_at_the_crossover_and_the_max_far_from_it():
+    assert corner(1.0, 1.0) == pytest.approx(math.sqrt(2))
+    assert corner(1.0, 0.01) == pytest.approx(1.0, rel=1e-4)
+    assert corner(0.0, 3.0) == 3.0
 
 
-def test_prefill_1024_is_about_85_ms_ideal_and_130_measured_class():
-    # hand computation: 2 x 1024 tokens x 13.0 B parameters at 312 TFLOP/s (attention adds ~2%)
-    hand = 2 * 1024 * 13.0e9 / 312e12
-    work = step_work(prefill(1024), 16)
-    assert hand == pytest.approx(0.0853, abs=0.0005)
-    assert IDEAL.step_time(work) == pytest.approx(hand, rel=0.03)
-    assert DEFAULT.step_time(work) == pytest.approx(0.130, rel=0.05)  # papers.md: about 130 ms measured-class
-    assert IDEAL.flops(work) / (A100.peak_flops) > IDEAL.bytes_moved(work) / A100.bandwidth  # compute-bound
+def test_linear_group_against_a_hand_computation():
+    model = RooflineCostModel(L13B, A100, overhead=NONE)
+    # one decode row: bandwidth-bound, the 12.7 B matmul weights (26 GB less embedding and LM head) read once
+    weights = L13B.matmul_params * 2
+    hand_memory = weights / (A100.bandwidth * LINEAR_BANDWIDTH_EFFICIENCY)
+    assert model.linear_s(1) == pytest.approx(hand_memory, rel=0.01)
+    # 4,096 rows: compute-bound, 2 x rows x weights at the linear efficiency
+    hand_compute = 2 * 4096 * L13B.matmul_params / (A100.peak_flops * LINEAR_FLOP_EFFICIENCY)
+    assert model.linear_s(4096) == pytest.approx(hand_compute, rel=0.03)
+    assert model.linear_s(4096) > hand_compute  # the smooth corner never undercuts the max
 
 
-def test_default_efficiencies_are_the_published_ranges():
-    assert 0.5 <= FLOP_EFFICIENCY <= 0.75 and 0.6 <= BANDWIDTH_EFFICIENCY <= 0.75 and 0 < STEP_OVERHEAD_S < 0.005
+def test_decode_attention_reads_the_gathered_kv_at_its_bandwidth():
+    model = RooflineCostModel(L13B, A100, overhead=NONE)
     work = step_work(decode(16, 1024), 16)
-    assert DEFAULT.step_time(work) == pytest.approx(IDEAL.step_time(work) / BANDWIDTH_EFFICIENCY + STEP_OVERHEAD_S)
-    described = DEFAULT.describe()
-    assert described["tier"] == "uncalibrated" and described["device"]["name"] == "a100-40gb"
-    assert set(described["sources"]) == {"flop_efficiency", "bandwidth_efficiency", "step_overhead_s"}
+    kv_read = sum(c.rows * c.kv_len for c in work.calls) * L13B.info.kv_bytes_per_token
+    hand = kv_read / (A100.bandwidth * ATTENTION_DECODE_BANDWIDTH_EFFICIENCY)
+    assert model.attention_s(work.calls) == pytest.approx(hand, rel=0.05)
 
 
-def test_padding_and_attention_cost_time():
-    # a padded rectangle of 8 rows x 512 costs more than the same 8 prompts of 64..512 packed
+def test_groups_sum_to_the_step_and_the_lm_head_prices_sampled_rows_only():
+    work = step_work(prefill(512), 16)
+    groups = DEFAULT.group_times(work)
+    assert sum(groups.values()) == DEFAULT.step_time(work)
+    assert groups["overhead"] == PRESETS["eager"].seconds and groups["all_reduce"] == 0.0
+    unsampled = StepPlan("packed", [SeqChunk("p", [5] * 512, 0, list(range(32)), sample=False)])
+    assert DEFAULT.group_times(step_work(unsampled, 16))["lm_head"] == 0.0 < groups["lm_head"]
+
+
+def test_prefill_attention_grows_quadratically():
+    a1 = DEFAULT.attention_s(step_work(prefill(1024), 16).calls)
+    a2 = DEFAULT.attention_s(step_work(prefill(2048), 16).calls)
+    assert 3.5 < a2 / a1 < 4.1
+
+
+def test_padding_context_and_device_cost_time():
     lengths = [64 * (i + 1) for i in range(8)]
     packed = StepPlan("packed", [SeqChunk(f"r{i}", [5] * n, 0, list(range(n // 16))) for i, n in enumerate(lengths)])
     padded = StepPlan("padded", [SeqChunk(f"r{i}", [5] * 512, 0, list(range(32)), True, 512 - n)
                                  for i, n in enumerate(lengths)])
     assert DEFAULT.step_time(step_work(padded, 16)) > 1.5 * DEFAULT.step_time(step_work(packed, 16))
-    # a longer context makes a decode step slower; a faster device makes it faster
     assert DEFAULT.step_time(step_work(decode(16, 2048), 16)) > DEFAULT.step_time(step_work(decode(16, 1024), 16))
     h100 = RooflineCostModel(L13B, gpu_preset("h100-sxm"))
     assert h100.step_time(step_work(decode(16, 1024), 16)) < DEFAULT.step_time(step_work(decode(16, 1024), 16))
+
+
+def test_engine_overhead_presets_and_durations():
+    work = step_work(decode(1, 128), 16)
+    eager = RooflineCostModel(L13B, A100, overhead=engine_overhead("eager"))
+    graphs = RooflineCostModel(L13B, A100, overhead=engine_overhead("cuda-graphs"))
+    assert eager.step_time(work) - graphs.step_time(work) == pytest.approx(
+        PRESETS["eager"].seconds - PRESETS["cuda-graphs"].seconds)
+    assert engine_overhead("800us").seconds == pytest.approx(0.0008) == engine_overhead("0.8ms").seconds
+    assert engine_overhead("0.0008").seconds == pytest.approx(0.0008)
+    assert all(p.source for p in PRESETS.values())
+    for bad in ("fast", "-1ms", "nan"):
+        with pytest.raises(BsbenchError, match="engine-overhead"):
+            engine_overhead(bad)
+    described = eager.describe()
+    assert described["tier"] == "roofline" and described["engine_overhead"]["name"] == "eager"
+    assert described["device"]["name"] == "a100-40gb" and "linear" in described["sources"]

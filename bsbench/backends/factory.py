@@ -68,3 +68,15 @@ def check_backend_words(backend: str, clock: str | None, gpu: str | None, calibr
 
         load_calibration(calibration)  # a missing, damaged or foreign file: exit 2 before anything loads
     return backend, clock, gpu
+
+
+def check_cost_model_flags(backend: str, clock: str, given: dict[str, Any]) -> None:
+    """The cost-model flags (`given`: flag name with underscores -> value) apply to a virtual clock; tensor
+    parallelism and vLLM's memory rule to --backend sim only."""
+    for name in given:
+        flag = "--" + name.replace("_", "-")
+        if clock != "virtual":
+            raise BsbenchError(f"{flag} applies to --backend sim or --clock virtual (a wall clock measures time)")
+        if name in ("tensor_parallel", "gpu_memory_utilization") and backend != "sim":
+            raise BsbenchError(f"{flag} applies to --backend sim (the real runner uses one device and its own "
+                               "memory rule)")

@@ -24,8 +24,9 @@ class SimulatedBackend:
         config = self.config
         with progress.task(f"loading model {config.model}"):
             sim = open_sim(config.model, config.gpu, dtype=config.dtype, kv_memory=config.kv_memory,
-                           block_size=config.block_size, calibration=config.calibration)
-        part = SimPart(sim.device.name, sim.cost_model.tier, sim.cost_model.describe().get("content_hash"))
+                           block_size=config.block_size, settings=config.sim_settings())
+        part = SimPart(sim.device.name, sim.cost_model.tier, sim.cost_model.describe().get("content_hash"),
+                       tensor_parallel=sim.tensor_parallel if sim.tensor_parallel > 1 else None)
         session = ModelSession(config.session_key(), sim.runner, sim.shape.info, "sim", sim.dtype, sim.num_blocks,
                                sim.block_size, sim.kv_budget_bytes, part, banner="", clock=sim.clock,
                                cost_model=sim.cost_model)

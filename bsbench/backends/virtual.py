@@ -34,7 +34,7 @@ class VirtualTimeBackend:
         runner = session.runner
         shape = loaded_model_shape(runner.model, session.info)
         preset = gpu_preset(config.gpu) if config.gpu else None
-        cost, device = load_cost_model(shape, preset, session.dtype, session.block_size, config.calibration)
+        cost, device = load_cost_model(shape, preset, session.dtype, session.block_size, config.sim_settings())
         room = None
         if preset is not None:
             kv_bytes = session.num_blocks * session.block_size * session.info.kv_bytes_per_token

@@ -27,6 +27,9 @@ from bsbench.errors import BsbenchError
 from bsbench.model.presets import PRESETS
 from bsbench.paths import check_output_dir
 from bsbench.schedulers.registry import all_schedulers, get_scheduler
+from bsbench.sim.engine_overhead import DEFAULT_ENGINE_OVERHEAD, engine_overhead
+from bsbench.sim.settings import TIERS, SimSettings
+from bsbench.sim.vllm_memory import DEFAULT_GPU_MEMORY_UTILIZATION
 from bsbench.values import SEED, ByteSize, Integer
 
 if TYPE_CHECKING:
@@ -95,7 +98,8 @@ def scheduler_group(scheduler: str) -> str:
 
 MODEL_GROUP = "Model and memory"
 RECORD_GROUP = "Run record"
-_MODEL_FLAGS = ("backend", "clock", "gpu", "calibration", "instances", "link", "decode_gpu", "model", "weights",
+_MODEL_FLAGS = ("backend", "clock", "gpu", "cost_model", "calibration", "engine_overhead", "tensor_parallel",
+                "gpu_memory_utilization", "instances", "link", "decode_gpu", "model", "weights",
                 "weights_seed", "device", "dtype", "kv_memory", "block_size", "threads")
 _RECORD_FLAGS = ("repeats", "out_dir", "record_tokens", "percentiles")
 _SERVE_FLAGS = ("model", "weights", "weights_seed", "device", "dtype", "kv_memory", "block_size", "threads")
@@ -135,12 +139,26 @@ def _flag_decorators(backends: tuple[str, ...]) -> dict[str, Callable]:
                      help="Real runner only: wall (measured time) or virtual (real tokens, time from the cost "
                           "model: deterministic scheduling). [default: wall; sim is always virtual]"),
         click.option("--gpu", default=None, metavar="NAME",
-                     help="Device preset of the cost model (a100-40gb, a100-80gb, h100-sxm, h200, l4, rtx4090): "
-                          "the uncalibrated roofline. Needed by --backend sim and --clock virtual unless "
-                          "--calibration is given."),
+                     help="Device preset of the cost model (a100-40gb, a100-80gb, h100-sxm, h200, l4, rtx4090). "
+                          "Needed by --backend sim and --clock virtual unless --cost-model FILE is given."),
+        click.option("--cost-model", default=None, metavar="roofline|profiled|FILE",
+                     help="roofline: the preset's peaks with efficiency factors fitted to published GPU "
+                          "measurements; profiled: Vidur's published CUDA operator timings where they cover the "
+                          "model, GPU and tensor-parallel degree (A100-80GB, H100; Llama-2-7B/70B, Llama-3-8B/70B), "
+                          "the roofline elsewhere; FILE: a calibration (bsbench calibrate) of the device it was "
+                          "measured on. docs/simulation.md says which to trust where. [default: roofline]"),
         click.option("--calibration", type=click.Path(dir_okay=False, path_type=Path), default=None,
-                     help="Calibration file (bsbench calibrate): the calibrated cost model of the device it was "
-                          "measured on, for this model, dtype and block size."),
+                     help="Same as --cost-model FILE (a calibration file from bsbench calibrate)."),
+        click.option("--engine-overhead", default=None, metavar="PRESET|SECONDS",
+                     help="Per-step engine overhead of the cost model: eager (a Python engine launching every "
+                          "kernel, 6.2 ms), cuda-graphs (2.6 ms), none, or a duration such as 0.8ms; sources in "
+                          "bsbench/sim/engine_overhead.py. [default: eager]"),
+        click.option("--tensor-parallel", type=param_type(Integer(1, 64)), default=None,
+                     help="Sim only: GPUs of the preset per instance; weights, heads and KV split across them and "
+                          "each layer adds two all-reduces. [default: 1]"),
+        click.option("--gpu-memory-utilization", type=GENERIC_FLOAT, default=None,
+                     help="Sim only: vLLM's share of each GPU's memory; the KV cache gets it minus the weights, "
+                          "peak activations and non-torch memory (vLLM's rule). [default: 0.9]"),
         click.option("--instances", default=None, metavar="prefill=N,decode=M",
                      help="Sim only: disaggregate prefill and decode onto N + M instances of the simulated GPU on "
                           "one virtual clock, KV moved over --link (schedulers distserve and bucket; distserve "
@@ -151,8 +169,8 @@ def _flag_decorators(backends: tuple[str, ...]) -> dict[str, Callable]:
         click.option("--decode-gpu", default=None, metavar="NAME",
                      help="Device preset of the decode instances of --instances. [default: --gpu]"),
         click.option("--model", default="tiny", show_default=True,
-                     help="Preset (tiny, llama2-7b, llama2-13b, llama3-8b, qwen2.5-7b), a local checkpoint folder, "
-                          "or a hub id when online."),
+                     help="Preset (tiny, llama2-7b, llama2-13b, llama2-70b, llama3-8b, llama3-70b, qwen2.5-7b), "
+                          "a local checkpoint folder, or a hub id when online."),
         click.option("--weights", type=click.Choice(["dummy", "checkpoint"]), default=None,
                      help="dummy: seeded random weights (default for presets); checkpoint: load real weights "
                           "(default for folders and hub ids)."),
@@ -209,6 +227,7 @@ def run_config_from_cli(kwargs: dict[str, Any], scheduler: str, scheduler_option
 
     build_scheduler_options(get_scheduler(scheduler), scheduler_options)
     backend, clock, gpu, calibration = _backend_flags(kwargs)
+    sim = _sim_flags(kwargs, backend, clock, calibration)
     instances, link, decode_gpu = _cluster_flags(kwargs)
     model = kwargs.pop("model")
     weights = kwargs.pop("weights")
@@ -233,6 +252,10 @@ def run_config_from_cli(kwargs: dict[str, Any], scheduler: str, scheduler_option
         clock=clock,
         gpu=gpu,
         calibration=calibration,
+        cost_model=sim.cost_model if calibration is None else "calibrated",
+        engine_overhead=sim.engine_overhead,
+        tensor_parallel=sim.tensor_parallel,
+        gpu_memory_utilization=sim.gpu_memory_utilization,
         instances=instances,
         link=link,
         decode_gpu=decode_gpu,
@@ -246,11 +269,44 @@ def _cluster_flags(kwargs: dict[str, Any]) -> tuple[str | None, str | None, str 
 
 
 def _backend_flags(kwargs: dict[str, Any]) -> tuple[str, str, str | None, Path | None]:
-    """Pop and check --backend, --clock, --gpu, --calibration: (backend, clock, GPU preset name, calibration file);
-    the checks are the backend factory's (backends/factory.py: check_backend_words)."""
+    """Pop and check --backend, --clock, --gpu, --cost-model / --calibration: (backend, clock, GPU preset name,
+    calibration file); the checks are the backend factory's (backends/factory.py: check_backend_words)."""
     from bsbench.backends.factory import check_backend_words  # the engine's world: imported when a run is built
 
+    calibration = cost_model_file(kwargs.get("cost_model"), kwargs.pop("calibration", None))
     backend, clock, gpu = check_backend_words(kwargs.pop("backend", "real"), kwargs.pop("clock", None),
-                                              kwargs.pop("gpu", None), calibration := kwargs.pop("calibration", None),
-                                              kwargs.get("device"))
+                                              kwargs.pop("gpu", None), calibration, kwargs.get("device"))
     return backend, clock, gpu, calibration
+
+
+def cost_model_file(cost_model: str | None, calibration: Path | None) -> Path | None:
+    """The calibration file of --cost-model FILE or its alias --calibration FILE; BsbenchError when both name
+    different things."""
+    named = Path(cost_model) if cost_model is not None and cost_model not in TIERS else None
+    if named is not None and calibration is not None and named != calibration:
+        raise BsbenchError("--calibration FILE is --cost-model FILE: give one of them")
+    if cost_model in TIERS and calibration is not None:
+        raise BsbenchError(f"--cost-model {cost_model} and --calibration name two cost models: give one")
+    return named or calibration
+
+
+def _sim_flags(kwargs: dict[str, Any], backend: str, clock: str, calibration: Path | None) -> SimSettings:
+    """Pop --cost-model, --engine-overhead, --tensor-parallel, --gpu-memory-utilization and check that they apply:
+    the cost-model flags to a virtual clock, the last two to --backend sim."""
+    given = {name: kwargs.pop(name, None) for name in ("cost_model", "engine_overhead", "tensor_parallel",
+                                                         "gpu_memory_utilization")}
+    from bsbench.backends.factory import check_cost_model_flags  # the engine's world: imported when a run is built
+
+    check_cost_model_flags(backend, clock, {name: v for name, v in given.items() if v is not None})
+    settings = SimSettings(cost_model=given["cost_model"] if given["cost_model"] in TIERS else "roofline",
+                           calibration=calibration,
+                           engine_overhead=given["engine_overhead"] or DEFAULT_ENGINE_OVERHEAD,
+                           tensor_parallel=given["tensor_parallel"] or 1,
+                           gpu_memory_utilization=given["gpu_memory_utilization"] or DEFAULT_GPU_MEMORY_UTILIZATION)
+    engine_overhead(settings.engine_overhead)  # a bad word: exit 2 before anything loads
+    if not 0 < settings.gpu_memory_utilization <= 1:
+        raise BsbenchError(f"--gpu-memory-utilization must lie in (0, 1], got {settings.gpu_memory_utilization}")
+    if settings.tensor_parallel > 1 and calibration is not None:
+        raise BsbenchError("a calibration file describes one device: --tensor-parallel needs --cost-model roofline "
+                           "or profiled")
+    return settings

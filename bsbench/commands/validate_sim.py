@@ -44,14 +44,13 @@ from bsbench.values import Integer
 @click.option("--max-prompt-len", type=param_type(Integer(1, 100000)), default=256, show_default=True)
 @click.option("--e2e-slo", default=None, help="End-to-end SLO in ms for every request (attainment then varies).")
 @click.option("--seed", type=param_type(Integer(0, 2**31 - 1)), default=0, show_default=True)
-@click.option("--targets", is_flag=True, help="Also print PASS/MISS against the accuracy targets of issue 10.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
               default=Path("results") / "validate-sim", show_default=True,
               help="Records (real/ and sim/), the calibration and validation.json.")
 @click.option("--quiet", is_flag=True, help="No progress display.")
 def command(calibration: Path | None, calibration_repeats: int, calibrate_with_runs: bool, workloads: str,
             schedulers: str, rates: str, real_repeats: int, num_requests: int, max_output_len: int, max_prompt_len: int,
-            e2e_slo: str | None, seed: int, targets: bool, out_dir: Path, quiet: bool, **kwargs: Any) -> None:
+            e2e_slo: str | None, seed: int, out_dir: Path, quiet: bool, **kwargs: Any) -> None:
     """How close is the simulator to this device? Every (workload, rate, scheduler) runs on the same request
     list on the real runner (wall clock; --real-repeats rounds, each of every workload, rate and scheduler, so that
     a drift of the machine over minutes weighs on every cell alike), whose every step is
@@ -85,7 +84,7 @@ def command(calibration: Path | None, calibration_repeats: int, calibrate_with_r
         real_config(kwargs), tuple(workload_names), tuple(rate_list), tuple(names), out,
         real_repeats=real_repeats, num_requests=num_requests, max_output_len=max_output_len,
         max_prompt_len=max_prompt_len, e2e_slo=e2e_slo, seed=seed, calibration=calibration,
-        calibration_repeats=calibration_repeats, calibrate_with_runs=calibrate_with_runs, targets=targets)
+        calibration_repeats=calibration_repeats, calibrate_with_runs=calibrate_with_runs)
     console = make_console()
 
     def started(real: str, calibrating: bool) -> None:
@@ -98,9 +97,6 @@ def command(calibration: Path | None, calibration_repeats: int, calibrate_with_r
     print_validation_report(console, result.cells, result.step_stats, result.simulated, result.noise, real_repeats)
     if result.grid_only_stats is not None:
         console.print(grid_only_line(result.grid_only_stats, result.step_stats), highlight=False)
-    for verdict in result.targets:
-        console.print(f"{'[bold green]PASS[/]' if verdict.passed else '[bold red]MISS[/]'} {verdict.target}: "
-                      f"{verdict.measured}", highlight=False)
     kept, decided = result.decisive_pairs()
     console.print(f"pairs of schedulers every real run orders alike (the rest are ties within this machine's noise): "
                   f"the simulator orders {kept} of {decided} the same way", highlight=False)

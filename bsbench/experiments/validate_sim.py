@@ -23,7 +23,6 @@ from bsbench.experiments.calib_between_runs import CalibrationBetweenRuns
 from bsbench.experiments.calib_runs import calibration_workloads, check_held_out
 from bsbench.experiments.real_run_order import real_run_order
 from bsbench.experiments.validation_cells import check_distinct, compare_cell, compare_runs
-from bsbench.experiments.validation_targets import TargetVerdict, accuracy_targets
 from bsbench.jsonio import write_json_atomic
 from bsbench.model.shape import model_shape
 from bsbench.model.source import check_model_source
@@ -42,7 +41,7 @@ class ValidationSetting:
     """What validate-sim runs. `config`: the real, wall-clock RunConfig (model, device, dtype, KV, block size,
     threads); `calibration`: a calibration file, or None to calibrate between the real runs
     (`calibration_repeats` grid passes, with the synthetic calibration runs too when `calibrate_with_runs`);
-    `targets`: also judge issue 10's accuracy targets. Records go to OUT/real and OUT/sim."""
+    Records go to OUT/real and OUT/sim."""
 
     config: RunConfig
     workloads: tuple[str, ...]
@@ -58,7 +57,6 @@ class ValidationSetting:
     calibration: Path | None = None
     calibration_repeats: int = 12
     calibrate_with_runs: bool = False
-    targets: bool = False
 
     def workload_overrides(self, rate: float) -> dict[str, Any]:
         return {"num_requests": self.num_requests, "max_output_len": self.max_output_len, "seed": self.seed,
@@ -76,7 +74,6 @@ class ValidationResult:
     step_stats: dict[str, Any]
     noise: dict[str, Any]
     grid_only_stats: dict[str, Any] | None
-    targets: list[TargetVerdict]
     simulated: str
     report: dict[str, Any]
     path: Path
@@ -139,16 +136,14 @@ def run_validation(setting: ValidationSetting, progress: Progress,
     if grid_only is not None:  # the same real steps priced without the calibration runs: which fit generalises?
         grid_only_stats = errors_by_layout((work.layout, measured, grid_only.step_time(work)) for by_name in steps
                                            for rows in by_name.values() for work, measured in rows)
-    verdicts = accuracy_targets(cells, step_stats) if setting.targets else []
-    report = {"kind": "bsbench-sim-validation", "version": 4, "calibration": str(calibration_file),
+    report = {"kind": "bsbench-sim-validation", "version": 5, "calibration": str(calibration_file),
               "calibration_between_real_runs": interleaved is not None,
               "simulated": sim.describe(), "real": real.describe(), "real_repeats": setting.real_repeats,
               "per_step": step_stats, "per_step_grid_only": grid_only_stats, "step_repeat_noise": noise,
               "cells": [{**c, "runs": {n: {k: v for k, v in r.items() if k != "steps"} for n, r in c["runs"].items()}}
-                        for c in cells],
-              "targets": [dataclasses.asdict(v) for v in verdicts]}
+                        for c in cells]}
     path = write_json_atomic(report, out / "validation.json")
-    return ValidationResult(cells, step_stats, noise, grid_only_stats, verdicts, sim.describe(), report, path)
+    return ValidationResult(cells, step_stats, noise, grid_only_stats, sim.describe(), report, path)
 
 
 def _run_real(setting: ValidationSetting, cells_in: list[tuple[str, float, Any]], real: Any,

@@ -69,10 +69,12 @@ def _qwen25_7b() -> dict[str, Any]:
 
 PRESETS: dict[str, dict[str, Any]] = {
     "tiny": _tiny(),
-    # meta-llama/Llama-2-7b-hf, Llama-2-13b-hf, Meta-Llama-3-8B config.json values
+    # meta-llama/Llama-2-7b-hf, Llama-2-13b-hf, Llama-2-70b-hf, Meta-Llama-3-8B, Meta-Llama-3-70B config.json values
     "llama2-7b": _llama(32000, 4096, 11008, 32, 32, 32, 4096, 10000.0, 1, 2),
     "llama2-13b": _llama(32000, 5120, 13824, 40, 40, 40, 4096, 10000.0, 1, 2),
+    "llama2-70b": _llama(32000, 8192, 28672, 80, 64, 8, 4096, 10000.0, 1, 2),
     "llama3-8b": _llama(128256, 4096, 14336, 32, 32, 8, 8192, 500000.0, 128000, 128001),
+    "llama3-70b": _llama(128256, 8192, 28672, 80, 64, 8, 8192, 500000.0, 128000, 128001),
     "qwen2.5-7b": _qwen25_7b(),
 }
 

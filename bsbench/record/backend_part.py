@@ -81,7 +81,7 @@ class CostModelPart(BackendPart):
 
     clock: ClassVar[str] = "virtual"
     device_preset: str | None = None  # the GPU preset (or the calibration's measured device) the cost model describes
-    cost_model: str | None = None  # its tier: uncalibrated | calibrated
+    cost_model: str | None = None  # its tier: roofline | profiled | calibrated (uncalibrated: records before 2026-12)
     calibration_hash: str | None = None  # content hash of the calibration file of a calibrated cost model
 
     @property
@@ -89,8 +89,11 @@ class CostModelPart(BackendPart):
         return self.device_preset
 
     def backend_id(self) -> str:
-        tier = f"calibrated:{self.calibration_hash[:16]}" if self.calibration_hash else "roofline"
-        return f"{self._id_kind}/virtual/{self.device_preset}/{tier}"
+        tier = f"calibrated:{self.calibration_hash[:16]}" if self.calibration_hash else \
+            "profiled" if self.cost_model == "profiled" else "roofline"
+        tp = getattr(self, "tensor_parallel", None)
+        device = f"{self.device_preset}x{tp}" if tp else self.device_preset
+        return f"{self._id_kind}/virtual/{device}/{tier}"
 
     @property
     def _id_kind(self) -> str:
@@ -135,6 +138,7 @@ class SimPart(CostModelPart):
     """The simulated runner: no torch, no weights; times and memory from the cost model."""
 
     kind: ClassVar[str] = "sim"
+    tensor_parallel: int | None = None  # GPUs of the preset per instance (--tensor-parallel); None: one
 
 
 @dataclass(slots=True, frozen=True)
@@ -145,6 +149,7 @@ class ClusterPart(CostModelPart):
     instances: str = "prefill=1,decode=1"  # the topology
     link: str = "nvlink"  # the KV-transfer link preset (backends/cluster/links.py)
     decode_gpu: str | None = None  # the decode instances' GPU preset when it differs from `device_preset`
+    tensor_parallel: int | None = None  # GPUs of the preset per instance (--tensor-parallel); None: one
 
     @property
     def _id_kind(self) -> str:
@@ -191,6 +196,9 @@ def part_from_json(obj: Any) -> BackendPart:
     for key in names & set(_STRINGS):
         if obj.get(key) is not None and not isinstance(obj[key], str):
             raise ValueError(f"config.backend.{_JSON_NAMES.get(key, key)} must be a string or null")
+    if obj.get("tensor_parallel") is not None and (isinstance(obj["tensor_parallel"], bool)
+                                                    or not isinstance(obj["tensor_parallel"], int)):
+        raise ValueError("config.backend.tensor_parallel must be an integer or null")
     if obj.get("weights_seed") is not None and (isinstance(obj["weights_seed"], bool)
                                                  or not isinstance(obj["weights_seed"], int)):
         raise ValueError("config.backend.weights_seed must be an integer or null")

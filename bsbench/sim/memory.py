@@ -1,8 +1,8 @@
 """Device memory in the simulated backend: the same rules as on a real GPU.
 
-- Weights must fit the device (else a user error, as loading them would fail).
-- The default KV budget is `kv_budget.gpu_kv_budget`, the function the real runner
-  uses on CUDA, with the preset's memory minus the weight bytes as the free memory.
+- Weights must fit the device (else a user error, as loading them would fail); under tensor
+  parallelism the shape is one GPU's share (`parallel.gpu_shape`) and so is every figure here.
+- The default KV budget is vLLM's rule (`vllm_memory.py`).
 - What is left after weights and KV is the room for one step's activations. A step
   whose estimated activations do not fit raises `ActivationOOM`, as a CUDA
   out-of-memory error inside the real runner's forward does.
@@ -16,13 +16,7 @@ boolean mask, and the K/V heads a fresh causal call repeats for grouped-query at
 
 from __future__ import annotations
 
-from bsbench.engine.kv_budget import (
-    DEFAULT_MAX_BATCHED_TOKENS,
-    LOGIT_BYTES,
-    activation_bytes_per_token,
-    activation_reserve_bytes,
-    gpu_kv_budget,
-)
+from bsbench.engine.kv_budget import LOGIT_BYTES, activation_bytes_per_token
 from bsbench.engine.step_layout import FRESH_CAUSAL
 from bsbench.errors import BsbenchError
 from bsbench.model.shape import ModelShape
@@ -37,17 +31,10 @@ def free_after_weights(shape: ModelShape, device: DevicePreset) -> int:
     if free <= 0:
         raise BsbenchError(
             f"the weights of {shape.info.name} ({format_bytes(shape.weight_bytes)} at {shape.info.dtype_bytes} bytes "
-            f"per parameter) do not fit the {device.name} ({format_bytes(device.memory_bytes)})"
+            f"per parameter on each GPU) do not fit the {device.name} ({format_bytes(device.memory_bytes)}); "
+            "raise --tensor-parallel"
         )
     return free
-
-
-def default_sim_kv_budget(shape: ModelShape, device: DevicePreset,
-                          max_batched_tokens: int = DEFAULT_MAX_BATCHED_TOKENS) -> int:
-    """The KV budget the real runner would choose on this device by default (`gpu_kv_budget`)."""
-    reserve = activation_reserve_bytes(shape.info, shape.hidden_size, shape.intermediate_size, shape.vocab_size,
-                                       max_batched_tokens)
-    return gpu_kv_budget(free_after_weights(shape, device), reserve, shape.info)
 
 
 def step_activation_bytes(work: StepWork, shape: ModelShape) -> int:

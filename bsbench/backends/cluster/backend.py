@@ -39,4 +39,5 @@ def cluster_part(one: BackendPart, setting: ClusterSetting) -> ClusterPart:
     if not isinstance(one, SimPart):
         raise TypeError(f"a cluster's instances are simulated; got a {one.kind} session")
     return ClusterPart(one.device_preset, one.cost_model, one.calibration_hash, instances=str(setting.topology),
+                       tensor_parallel=one.tensor_parallel,
                        link=setting.link.name, decode_gpu=setting.decode_gpu)

@@ -67,7 +67,7 @@ def build_cluster(config: Any, setting: ClusterSetting, workload: Workload, prog
     for name, role in setting.topology.names():
         gpu = setting.decode_gpu if role == "decode" and setting.decode_gpu is not None else config.gpu
         sim = open_sim(config.model, gpu, dtype=config.dtype, kv_memory=config.kv_memory,
-                       block_size=config.block_size, calibration=config.calibration)
+                       block_size=config.block_size, settings=config.sim_settings())
         kv_bytes = sim.shape.info.kv_bytes_per_token
         ctx = SchedulerContext(BlockManager(sim.num_blocks, sim.block_size), sim.shape.info, EventLog(),
                                seed=config.seed, progress=progress, role=role)
