@@ -176,7 +176,7 @@ def test_an_example_runs_end_to_end_against_the_fake_server(bsbench, tmp_path):
                          "--out", tmp_path, "--quiet")
     assert result.code == 0, result.err
     bodies = server.seen.bodies
-    assert len(bodies) == 6 and {b["temperature"] for b in bodies} == {0.25} and {b["top_p"] for b in bodies} == {0.5}
+    assert len(bodies) == 7 and {b["temperature"] for b in bodies} == {0.25} and {b["top_p"] for b in bodies} == {0.5}
     saved = next(tmp_path.glob("fake-200.0qps-fake-model-*.json"))
     layout = json.loads(saved.read_text())
     assert layout["completed"] == 5 and layout["label"] == "fake" and layout["tp"] == "1"
@@ -191,9 +191,9 @@ def test_an_example_runs_end_to_end_against_the_fake_server(bsbench, tmp_path):
 def test_a_run_where_every_request_fails_exits_1_with_the_reason(bsbench, tmp_path):
     from tests.openai_fake import Behaviour, FakeServer
 
-    with FakeServer(Behaviour(status=422)) as server:
+    with FakeServer(Behaviour(status=422)) as server:  # (the test request would stop it before the run)
         result = bsbench("run", "--backend", "openai", "--base-url", server.base_url, "-w", "synthetic", "-n", 4,
-                         "--input-len", 8, "--output-len", 2, "--out", tmp_path, "--quiet")
+                         "--input-len", 8, "--output-len", 2, "--out", tmp_path, "--quiet", "--no-test-request")
     assert result.code == 1, result.err
     assert "4 of 4 requests did not complete (none completed); most common:" in result.err and "422" in result.err
     assert "failures by kind" in result.out and "(4x)" in result.out
@@ -203,7 +203,7 @@ def test_a_run_where_every_request_fails_exits_1_with_the_reason(bsbench, tmp_pa
 def test_max_failure_ratio_sets_the_bar(bsbench, tmp_path):
     from tests.openai_fake import Behaviour, FakeServer
 
-    args = ("-w", "synthetic", "-n", 4, "--input-len", 8, "--output-len", 2, "--quiet")
+    args = ("-w", "synthetic", "-n", 4, "--input-len", 8, "--output-len", 2, "--quiet", "--no-test-request")
     with FakeServer(Behaviour(error_every=2)) as server:  # half of the requests fail
         lenient = bsbench("run", "--backend", "openai", "--base-url", server.base_url, *args, "--out", tmp_path / "a")
         strict = bsbench("run", "--backend", "openai", "--base-url", server.base_url, *args, "--out", tmp_path / "b",

@@ -20,9 +20,9 @@ if TYPE_CHECKING:
 
 OPENAI_GROUP = "OpenAI-compatible server (--backend openai)"
 _DEFAULTS: dict[str, Any] = {"endpoint": "completions", "prompt_as": "text", "strict_openai": False,
-                             "request_timeout": 600.0, "warmup_requests": 0}
+                             "request_timeout": 600.0, "warmup_requests": 0, "test_request": True}
 OPENAI_KEYS = ("base_url", "api_key_env", "served_model", "endpoint", "prompt_as", "strict_openai",
-               "request_timeout", "max_concurrency", "warmup_requests", "duration")
+               "request_timeout", "max_concurrency", "warmup_requests", "test_request", "duration")
 # engine flags that mean nothing when the server runs the model and the policy
 # (--model is vLLM's spelling of --served-model there: commands/_vllm_options.py)
 _ENGINE_ONLY = ("scheduler", "clock", "gpu", "calibration", "weights", "weights_seed", "device", "dtype",
@@ -54,6 +54,10 @@ def openai_options(func: Callable) -> Callable:
                           "[default: open loop]."),
         click.option("--warmup-requests", type=param_type(Integer(0, 1_000_000)), default=None, metavar="K",
                      help="Send K requests one at a time before the run (not recorded) [default: 0]."),
+        click.option("--test-request/--no-test-request", default=None,
+                     help="Send the first request once before the run, as vLLM does: if it fails, stop with the "
+                          "server's error (exit 2, nothing timed); if the server refuses the vLLM-only fields, "
+                          "go strict (not recorded) [default: --test-request]."),
         click.option("--duration", type=param_type(POSITIVE), default=None, metavar="S",
                      help="Stop submitting S seconds after the start; requests not yet sent are not submitted "
                           "(counted in the summary)."),
@@ -123,6 +127,7 @@ def client_options(values: dict[str, Any]) -> ClientOptions:
         endpoint=merged["endpoint"], api_key=api_key, prompt_as=merged["prompt_as"],
         strict_openai=bool(merged["strict_openai"]), request_timeout_s=float(merged["request_timeout"]),
         max_concurrency=merged.get("max_concurrency"), warmup_requests=int(merged["warmup_requests"]),
+        test_request=bool(merged["test_request"]),
         duration_s=merged.get("duration"), temperature=float(merged.get("temperature", 0.0)),
         extra_body=merged.get("extra_body", ()))
     check_options(options)

@@ -260,7 +260,8 @@ def _run_openai(options: ClientOptions, kwargs: dict[str, Any], repeats: int, qu
             console.print(f"repeat {repeat + 1}/{repeats}: workload seed {base_seed + repeat}")
         try:
             record = backend.run(workload, out_dir=out_dir, record_tokens=record_tokens, percentiles=percentiles,
-                                 repeat=repeat, base_seed=base_seed, progress=progress)
+                                 repeat=repeat, base_seed=base_seed, progress=progress,
+                                 notify=lambda text: console.print(f"[yellow]{markup(text)}[/]", highlight=False))
         except InterruptedRun as stop:
             console.print(f"[yellow]interrupted[/]: incomplete record written to {markup(stop.record.path)}")
             sys.exit(130)

@@ -60,8 +60,9 @@ def request_row(spec: RequestSpec, exchange: Exchange, start: float) -> RequestR
 
 def build_record(workload: Workload, state: Dispatch, options: ClientOptions, served_model: str, *,
                  record_tokens: bool, percentiles: tuple[float, ...], repeat: int, base_seed: int | None,
-                 complete: bool, warmed_up: int) -> RunRecord:
-    """The record of the requests `state` submitted (the first len(state.exchanges) of the workload)."""
+                 complete: bool, warmed_up: int, strict_fallback: str | None = None) -> RunRecord:
+    """The record of the requests `state` submitted (the first len(state.exchanges) of the workload).
+    `strict_fallback`: the server's refusal of the vLLM-only fields, when the run went strict for it."""
     specs = workload.requests[: len(state.exchanges)]
     rows = [request_row(spec, ex, state.start) for spec, ex in zip(specs, state.exchanges, strict=True)]
     if not record_tokens:
@@ -83,7 +84,9 @@ def build_record(workload: Workload, state: Dispatch, options: ClientOptions, se
                               dict(workload.spec), dict(workload.load_report)),
         requests=rows, steps=[], events=[],
         scheduler={"name": "openai", **described, "warmup_requests": warmed_up, "unsent_requests": state.unsent,
-                   "peak_in_flight": state.peak_in_flight, "late_threshold_ms": LATE_THRESHOLD_S * 1000},
+                   "peak_in_flight": state.peak_in_flight, "late_threshold_ms": LATE_THRESHOLD_S * 1000,
+                   "test_request": options.test_request,
+                   **({"strict_fallback": strict_fallback} if strict_fallback is not None else {})},
         duration_s=max(0.0, end - state.start), complete=complete, percentiles=percentiles)
     record.summary["unsent_requests"] = state.unsent
     return record

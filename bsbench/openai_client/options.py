@@ -34,6 +34,7 @@ class ClientOptions:
     request_timeout_s: float = 600.0
     max_concurrency: int | None = None  # None: open loop
     warmup_requests: int = 0
+    test_request: bool = True  # send the first request once before the timed run (as vLLM); never recorded
     duration_s: float | None = None  # stop submitting after this many seconds from the start
     temperature: float = 0.0  # 0: greedy (vLLM's --temperature)
     extra_body: tuple[tuple[str, Any], ...] = ()  # fields merged into every body last (vLLM's --extra-body)
