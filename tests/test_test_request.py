@@ -69,3 +69,27 @@ def test_the_cli_says_it_runs_strict(bsbench, tmp_path):
     assert result.code == 0, result.err
     assert "server refused the vLLM-only fields" in result.out and "running strict" in result.out
     assert read_record(next(tmp_path.glob("*.json"))).scheduler["strict_fallback"].startswith("HTTP 422")
+
+
+def test_rows_keep_the_servers_counts_and_the_table_names_its_ttft_origin(bsbench, tmp_path):
+    # the fake counts a text prompt's words as its prompt tokens: not the workload's 8 token ids
+    with FakeServer() as server:
+        sent = bsbench("run", "--backend", "openai", "--base-url", server.base_url, *ARGS, "--out", tmp_path / "a",
+                       "--ttft-origin", "sent")
+        scheduled = bsbench("run", "--backend", "openai", "--base-url", server.base_url, *ARGS,
+                            "--out", tmp_path / "b")
+    assert sent.code == scheduled.code == 0, sent.err + scheduled.err
+    assert "from when the client sent each request" in sent.out and "scheduled arrival" in scheduled.out
+    assert "server usage / server usage" in sent.out
+    record = read_record(next((tmp_path / "a").glob("*.json")))
+    rows = record.requests
+    assert all(r.server_prompt_tokens is not None and r.server_output_tokens == r.output_len for r in rows)
+    assert record.summary["total_input_tokens"] == sum(r.server_prompt_tokens for r in rows)
+    assert record.summary["total_input_tokens"] != sum(r.prompt_len for r in rows)
+    assert record.summary["token_counts"] == {"input": "server", "output": "server"}
+    assert record.summary["median_ttft_sent_ms"] <= record.summary["median_ttft_ms"]
+
+
+def test_ttft_origin_sent_is_refused_in_process(bsbench, tmp_path):
+    result = bsbench("run", "--backend", "sim", "--gpu", "a100-40gb", *ARGS, "--out", tmp_path, "--ttft-origin", "sent")
+    assert result.code == 2 and "--ttft-origin sent applies to --backend openai" in result.err

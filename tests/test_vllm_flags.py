@@ -64,7 +64,7 @@ def _parse(bsbench, monkeypatch, line: str, sharegpt: Path, out: Path) -> dict:
 
     seen: dict = {}
 
-    def capture(options, kwargs, repeats, quiet, vllm, save):
+    def capture(options, kwargs, repeats, quiet, vllm, save, ttft_origin):
         seen.update(options=options, vllm=vllm, save=save, percentiles=kwargs["percentiles"])
         seen["target"], seen["overrides"] = workload_overrides(kwargs)
         return []

@@ -36,6 +36,7 @@ from bsbench.commands._vllm_options import (
     vllm_workload_options,
 )
 from bsbench.commands._workload_options import workload_options, workload_overrides
+from bsbench.errors import BsbenchError
 from bsbench.interrupts import InterruptedRun
 from bsbench.jsonio import write_json_atomic
 from bsbench.metrics import NO_SLOS, has_slos
@@ -67,7 +68,7 @@ _SUMMARY_ROWS = [
     ("request throughput (req/s)", lambda s: _num(s.get("request_throughput"))),
     ("output throughput (tok/s)", lambda s: _num(s.get("output_throughput"))),
     ("total token throughput (tok/s)", lambda s: _num(s.get("total_token_throughput"))),
-    ("TTFT median / p99 (ms)", lambda s: f"{_num(s.get('median_ttft_ms'))} / {_num(s.get('p99_ttft_ms'))}"),
+    ("TTFT median / p99 (ms)", None),  # from the origin --ttft-origin names (TTFT_ORIGINS)
     ("TPOT median / p99 (ms)", lambda s: f"{_num(s.get('median_tpot_ms'))} / {_num(s.get('p99_tpot_ms'))}"),
     ("ITL median / p99 (ms)", lambda s: f"{_num(s.get('median_itl_ms'))} / {_num(s.get('p99_itl_ms'))}"),
     ("E2E median / p99 (ms)", lambda s: f"{_num(s.get('median_e2el_ms'))} / {_num(s.get('p99_e2el_ms'))}"),
@@ -78,6 +79,8 @@ _SUMMARY_ROWS = [
      lambda s: f"{format_percent(s.get('mean_kv_usage'))} / {format_percent(s.get('peak_kv_usage'))}"),
     ("OOM events / preemptions", lambda s: f"{s.get('oom_events', 0)} / {s.get('preemptions', 0)}"),
 ]
+_COUNTED_BY: dict[str, str] = {"server": "server usage", "workload": "workload", "client": "counted by the client",
+                               "mixed": "mixed"}
 _STEP_LABELS = ("padding ratio", "KV usage mean / peak", "OOM events / preemptions")
 NO_STEPS = "n/a (remote server: no step rows)"
 # the client's own figures of an openai-backend run (metrics._client_metrics)
@@ -86,15 +89,21 @@ _CLIENT_ROWS = [
     ("client lateness p99 / max (ms)",
      lambda s: f"{_num(s.get('p99_lateness_ms'))} / {_num(s.get('max_lateness_ms'))}"),
     ("not submitted (--duration)", lambda s: f"{s.get('unsent_requests', 0)}"),
+    ("token counts: input / output", lambda s: " / ".join(_COUNTED_BY.get(v, v) for v in
+                                                         (s.get("token_counts") or {}).values()) or "-"),
 ]
+# --ttft-origin: the summary key of the TTFT shown, and the table's caption saying where it counts from
+TTFT_ORIGINS = {"scheduled": ("ttft", "TTFT counts from each request's scheduled arrival (--ttft-origin scheduled)"),
+                "sent": ("ttft_sent", "TTFT counts from when the client sent each request (--ttft-origin sent)")}
 
 
 def _num(value: float | None) -> str:
     return "-" if value is None else f"{value:,.2f}"
 
 
-def run_summary_table(record: RunRecord) -> Table:
-    """The end-of-run table: the headline figures of one record, then where its time went (bsbench.report.breakdown)."""
+def run_summary_table(record: RunRecord, ttft_origin: str = "scheduled") -> Table:
+    """The end-of-run table: the headline figures of one record, then where its time went (bsbench.report.breakdown).
+    TTFT counts from `ttft_origin` (TTFT_ORIGINS; 'sent' needs a client run's record), named in the caption."""
 
     summary = record.summary
     title = f"{markup(record.config.scheduler)} - {summary['duration_s']:.2f} s"
@@ -102,11 +111,16 @@ def run_summary_table(record: RunRecord) -> Table:
         title = f"[bold magenta]{markup(record.config.timing_label())}[/]: {title}"
     if not summary.get("counts_add_up", True):
         title += " [red](counts do not add up!)[/]"
-    table = Table(title=title, show_header=False)
+    ttft_key, caption = TTFT_ORIGINS[ttft_origin]
+    table = Table(title=title, show_header=False, caption=caption)
     table.add_column("metric")
     table.add_column("value", justify="right")
     remote = isinstance(record.config.backend, OpenAIPart)
     for label, cell in _SUMMARY_ROWS:
+        if cell is None and label.startswith("TTFT"):
+            table.add_row(label, f"{_num(summary.get(f'median_{ttft_key}_ms'))} / "
+                                 f"{_num(summary.get(f'p99_{ttft_key}_ms'))}")
+            continue
         if cell is None:
             table.add_row(label, markup(failure_text(record)))
             continue
@@ -130,10 +144,13 @@ def run_summary_table(record: RunRecord) -> Table:
 @click.option("--max-failure-ratio", type=param_type(Real(low=0, high=1)), default=None, metavar="R",
               help="Exit 1 when more than this share of requests did not complete [default: exit 1 only when "
                    "none completed].")
+@click.option("--ttft-origin", type=click.Choice(list(TTFT_ORIGINS)), default="scheduled", show_default=True,
+              help="Where the table's TTFT counts from: each request's scheduled arrival, or when the client "
+                   "sent it (--backend openai; GuideLLM's origin). The record keeps both.")
 @click.option("--quiet", is_flag=True, help="No progress display.")
 @click.pass_context
 def command(ctx: click.Context, scheduler: str, quiet: bool, repeats: int, max_failure_ratio: float | None,
-            **kwargs) -> None:
+            ttft_origin: str, **kwargs) -> None:
     """Replay a workload through one scheduler on the shared model runner and write a run record.
 
     What can be checked is checked before the model loads (the scheduler, its
@@ -150,10 +167,13 @@ def command(ctx: click.Context, scheduler: str, quiet: bool, repeats: int, max_f
     save = take_vllm_run(ctx, kwargs, openai_values, remote, vllm)
     if remote:
         refuse_engine_flags(ctx, scheduler_values(kwargs))
-        records = _run_openai(client_options(openai_values), kwargs, repeats, quiet, vllm, save)
+        records = _run_openai(client_options(openai_values), kwargs, repeats, quiet, vllm, save, ttft_origin)
         _exit_on_failures(records, max_failure_ratio)
         return
     refuse_openai_values(openai_values, kwargs["backend"])
+    if ttft_origin == "sent":
+        raise BsbenchError("--ttft-origin sent applies to --backend openai (in process a request is admitted at "
+                           "its arrival: both origins are the same)")
 
 
     # an unknown scheduler, a flag it lacks, a bad value or an unwritable --out: exit 2 now
@@ -194,7 +214,7 @@ def command(ctx: click.Context, scheduler: str, quiet: bool, repeats: int, max_f
         except InterruptedRun as stop:
             console.print(f"[yellow]interrupted[/]: incomplete record written to {markup(stop.record.path)}")
             sys.exit(130)
-        _report(console, record, save, config.out_dir, repeat)
+        _report(console, record, save, config.out_dir, repeat, ttft_origin)
         records.append(record)
     if repeats > 1:
         console.print(f"{repeats} repeats: compare them (mean and 95% interval over seeds) with "
@@ -217,9 +237,10 @@ def _load(target: str | None, overrides: dict[str, Any], vllm: VllmWorkload) -> 
     return with_ramp(workload, *vllm.ramp) if vllm.ramp else workload
 
 
-def _report(console: Console, record: RunRecord, save: VllmSave, out_dir: Any, repeat: int) -> None:
+def _report(console: Console, record: RunRecord, save: VllmSave, out_dir: Any, repeat: int,
+            ttft_origin: str) -> None:
     """The summary table, the record's path and, with --save-result, vLLM's result file."""
-    console.print(run_summary_table(record))
+    console.print(run_summary_table(record, ttft_origin))
     console.print(f"record: {markup(record.path)}")
     if save.save:
         result = vllm_result_file(record, label=save.label, metadata=save.metadata, detailed=save.detailed,
@@ -234,7 +255,7 @@ def _report(console: Console, record: RunRecord, save: VllmSave, out_dir: Any, r
 
 
 def _run_openai(options: ClientOptions, kwargs: dict[str, Any], repeats: int, quiet: bool, vllm: VllmWorkload,
-                save: VllmSave) -> list[RunRecord]:
+                save: VllmSave, ttft_origin: str) -> list[RunRecord]:
     """`run --backend openai`: the workload (and its repeats) replayed against the server, one record each."""
 
 
@@ -265,6 +286,6 @@ def _run_openai(options: ClientOptions, kwargs: dict[str, Any], repeats: int, qu
         except InterruptedRun as stop:
             console.print(f"[yellow]interrupted[/]: incomplete record written to {markup(stop.record.path)}")
             sys.exit(130)
-        _report(console, record, save, out_dir, repeat)
+        _report(console, record, save, out_dir, repeat, ttft_origin)
         records.append(record)
     return records

@@ -36,12 +36,8 @@ def request_row(spec: RequestSpec, exchange: Exchange, start: float) -> RequestR
                                                  f"(finish_reason {exchange.finish_reason})")
     token_times = [t - start for t in exchange.token_times]
     notes: dict[str, Any] = {"counted_tokens": exchange.counted_tokens, "counted_by": exchange.counted_by}
-    if exchange.usage_tokens is not None:
-        notes["usage_tokens"] = exchange.usage_tokens
     if exchange.usage_rejected is not None:
         notes["usage_rejected"] = exchange.usage_rejected
-    if exchange.server_prompt_tokens is not None:
-        notes["server_prompt_tokens"] = exchange.server_prompt_tokens
     if exchange.finish_reason is not None:
         notes["finish_reason"] = exchange.finish_reason
     return RequestRow(
@@ -55,6 +51,7 @@ def request_row(spec: RequestSpec, exchange: Exchange, start: float) -> RequestR
         sent_s=sent_s, late=sent_s is not None and sent_s - spec.arrival_s > LATE_THRESHOLD_S,
         token_count_source="usage" if exchange.usage_tokens is not None and exchange.usage_rejected is None
         else exchange.counted_by,
+        server_prompt_tokens=exchange.server_prompt_tokens, server_output_tokens=exchange.usage_tokens,
     )
 
 
