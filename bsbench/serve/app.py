@@ -245,7 +245,8 @@ async def _stream(state: ServeState, gen: GenerationRequest, submitted: Submitte
                 continue
             ended = True
             if event.status is Status.COMPLETED:
-                yield sse(shape.chunk(text.flush(), [] if gen.return_token_ids else None, first=first, last=True))
+                for chunk in shape.last_chunks(text.flush(), [] if gen.return_token_ids else None, first=first):
+                    yield sse(chunk)
                 if gen.include_usage:
                     yield sse(shape.usage_chunk(usage(len(gen.prompt_ids), produced)))
             else:
