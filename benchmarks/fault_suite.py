@@ -152,8 +152,10 @@ def against(answer: bytes, expected: str, endpoint: str = "completions") -> Call
         workload = load_workload("synthetic", {"input_len": 8, "output_len": 8, "seed": 1, "num_requests": 1,
                                                "rate": "inf"})
         with CannedPeer(answer) as peer:
-            record = run_openai(workload, ClientOptions(base_url=peer.url, served_model="m", endpoint=endpoint,
-                                                        api_key=KEY_CANARY, request_timeout_s=10), out_dir=tmp)
+            # no test request: the hostile answer is the run's (a failing test request stops before any record)
+            options = ClientOptions(base_url=peer.url, served_model="m", endpoint=endpoint, api_key=KEY_CANARY,
+                                    request_timeout_s=10, test_request=False)
+            record = run_openai(workload, options, out_dir=tmp)
         (row,) = read_record(record.path).requests
         kind = row.reason.kind.value if row.reason is not None else None
         if expected == "usage-flagged":

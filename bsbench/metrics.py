@@ -3,7 +3,12 @@
 Definitions (key names and conventions follow vLLM's benchmarks/benchmark_serving.py; TPOT as vLLM and
 SGLang compute it; goodput as DistServe and vLLM's --goodput define it):
 
-- TTFT   = first_token_s - arrival_s, from the SCHEDULED arrival (queueing included).
+- TTFT   = first_token_s - arrival_s, from the SCHEDULED arrival (queueing included). A client run (openai
+           backend) also has `ttft_sent` = first_token_s - sent_s, from when the client sent the request
+           (GuideLLM's origin): `*_ttft_sent_ms`, and `ttft_origins` names both.
+- Tokens = `input_tokens`: the server's usage.prompt_tokens when the row has it, else the workload's prompt_len;
+           output: `num_output` (the server's usage when believed, see openai_client). Throughputs use these;
+           a client run's summary says which it used (`token_counts`).
 - E2EL   = finish_s - arrival_s.
 - TPOT   = (E2EL - TTFT) / (num_output - 1), vLLM/SGLang convention, only num_output > 1.
 - tpot_incl_first = E2EL / num_output, GuideLLM's "TPOT" (named distinctly here).
@@ -127,6 +132,16 @@ def ttft_s(req: RequestRow) -> float | None:
     return None if req.first_token_s is None else req.first_token_s - req.arrival_s
 
 
+def ttft_sent_s(req: RequestRow) -> float | None:
+    """TTFT from when the client sent the request (client runs only; None without `sent_s`)."""
+    return None if req.first_token_s is None or req.sent_s is None else req.first_token_s - req.sent_s
+
+
+def input_tokens(req: RequestRow) -> int:
+    """The prompt length to account: the server's count when it reported one, else the workload's."""
+    return req.prompt_len if req.server_prompt_tokens is None else req.server_prompt_tokens
+
+
 def e2el_s(req: RequestRow) -> float | None:
     return None if req.finish_s is None else req.finish_s - req.arrival_s
 
@@ -239,8 +254,23 @@ def _client_metrics(requests: Sequence[RequestRow], percentiles: Sequence[float]
     late = [v for v in map(lateness_s, requests) if v is not None]
     if not late:
         return {}
+    completed = [r for r in requests if r.status is Outcome.COMPLETED]
     return {"late_requests": sum(1 for r in requests if r.late), "max_lateness_ms": _ms(max(late)),
-            **_latency_block("lateness", late, percentiles)}
+            **_latency_block("lateness", late, percentiles),
+            **_latency_block("ttft_sent", [v for v in map(ttft_sent_s, completed) if v is not None], percentiles),
+            "ttft_origins": {"ttft": "scheduled arrival", "ttft_sent": "sent"},
+            "token_counts": token_counts(completed)}
+
+
+def token_counts(requests: Sequence[RequestRow]) -> dict[str, str]:
+    """Whose token counts the throughputs of these (completed) requests used: 'server' (its usage) for all of
+    them, 'workload' (input) / 'client' (output, counted from the stream) for none, else 'mixed'."""
+
+    def who(flags: list[bool], otherwise: str) -> str:
+        return "server" if flags and all(flags) else "mixed" if any(flags) else otherwise
+
+    return {"input": who([r.server_prompt_tokens is not None for r in requests], "workload"),
+            "output": who([r.token_count_source == "usage" for r in requests], "client")}
 
 
 def _step_metrics(steps: Sequence[StepRow], duration_s: float, percentiles: Sequence[float]) -> dict[str, Any]:
@@ -391,7 +421,7 @@ def summarize(
     completed = [r for r in requests if r.status is Outcome.COMPLETED]
     n_completed = statuses.get(Outcome.COMPLETED, 0)
     n_failed, n_rejected = statuses.get(Outcome.FAILED, 0), statuses.get(Outcome.REJECTED, 0)
-    input_tokens = sum(r.prompt_len for r in completed)
+    prompt_tokens = sum(input_tokens(r) for r in completed)
     output_tokens = sum(num_output(r) for r in completed)
     generated = sum(num_output(r) for r in requests)
 
@@ -403,13 +433,13 @@ def summarize(
         "counts_add_up": n_completed + n_failed + n_rejected == len(requests),
         "truncated": sum(1 for r in requests if r.truncated),
         "duration_s": duration_s,
-        "total_input_tokens": input_tokens,
+        "total_input_tokens": prompt_tokens,
         "total_output_tokens": output_tokens,
         "generated_tokens": generated,
         "offered_rate": offered_rate(requests),
         "request_throughput": _per_second(n_completed, duration_s),
         "output_throughput": _per_second(output_tokens, duration_s),
-        "total_token_throughput": _per_second(input_tokens + output_tokens, duration_s),
+        "total_token_throughput": _per_second(prompt_tokens + output_tokens, duration_s),
         "generated_token_throughput": _per_second(generated, duration_s),
     }
     s.update(_latency_block("ttft", [v for v in map(ttft_s, completed) if v is not None], percentiles))

@@ -40,6 +40,8 @@ class Behaviour:
     usage: bool = True  # send the usage chunk when asked for
     token_ids: bool = True  # return token_ids when asked for
     die_after: int | None = None  # after this many requests arrived, the server stops (streams cut, port closed)
+    refuse_vllm_fields: bool = False  # answer 422 to a body with ignore_eos/min_tokens/return_token_ids (as
+    #                                   transformers serve does)
 
 
 @dataclass
@@ -118,6 +120,9 @@ class FakeServer:
             if request.client is not None:
                 self.seen.client_ports.add(request.client.port)
             self.seen.authorization.add(request.headers.get("authorization", ""))
+        if b.refuse_vllm_fields and {"ignore_eos", "min_tokens", "return_token_ids"} & set(body):
+            return JSONResponse({"detail": [{"type": "extra_forbidden", "loc": ["body", "ignore_eos"],
+                                             "msg": "Extra inputs are not permitted"}]}, status_code=422)
         if b.die_after is not None and index >= b.die_after:
             self.stop()
         if b.status is not None or (b.error_every and index % b.error_every == 0):

@@ -76,7 +76,7 @@ def test_a_run_with_url_credentials_and_a_key_writes_and_prints_neither(bsbench,
         result = bsbench("run", "--backend", "openai", "--base-url", url, "--api-key-env", "BSBENCH_HOSTILE_KEY",
                          "-w", "synthetic", "-n", 3, "--input-len", 8, "--output-len", 2, "--out", tmp_path)
     assert result.code == 0, result.err
-    assert server.seen.requests == 3
+    assert server.seen.requests == 3 + 1  # and the test request
     record = read_record(next(tmp_path.glob("*.json")))
     assert record.config.backend.base_url.startswith("http://***@127.0.0.1:")
     assert canaries_in(result.out, result.err, folder=tmp_path) == []
@@ -118,7 +118,7 @@ def replay_against(answer: bytes, tmp_path: Path, n: int = 1, output_len: int = 
                                        "rate": "inf"})
     with CannedPeer(answer) as peer:
         record = run_openai(load, ClientOptions(base_url=peer.url, served_model="m", endpoint=endpoint,
-                                                request_timeout_s=10), out_dir=tmp_path)
+                                                request_timeout_s=10, test_request=False), out_dir=tmp_path)
     return read_record(record.path), peer
 
 

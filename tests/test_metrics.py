@@ -181,3 +181,31 @@ def test_direction():
     assert metrics.direction("p99_ttft_ms") == -1
     assert metrics.direction("padding_ratio") == -1
     assert metrics.direction("num_steps") == 0
+
+
+def _client_row(name: str, sent: float, prompt_len: int, server_prompt: int | None, source: str = "usage"):
+    """A client-run row: arrives at 1.0, sent at `sent`, tokens at 2.0 and 3.0."""
+    r = req(name, 1.0, [2.0, 3.0], prompt_len=prompt_len)
+    r.sent_s, r.server_prompt_tokens, r.token_count_source = sent, server_prompt, source
+    r.server_output_tokens = 2 if source == "usage" else None
+    return r
+
+
+def test_a_client_run_has_both_ttft_origins_and_says_whose_token_counts_it_used():
+    # TTFT from arrival: 1000 ms each; from the send: 2.0 - 1.5 = 500 ms, 2.0 - 1.0 = 1000 ms
+    rows = [_client_row("a", 1.5, 32, 40), _client_row("b", 1.0, 32, 36)]
+    s = summarize(rows, [], [], duration_s=4.0)
+    assert s["median_ttft_ms"] == pytest.approx(1000) and s["median_ttft_sent_ms"] == pytest.approx(750)
+    assert metrics.ttft_sent_s(rows[0]) == pytest.approx(0.5)
+    # the server's prompt counts (40 + 36), not the workload's (32 + 32), and its output counts (2 + 2)
+    assert s["total_input_tokens"] == 76 and s["total_token_throughput"] == pytest.approx((76 + 4) / 4.0)
+    assert s["token_counts"] == {"input": "server", "output": "server"}
+    assert s["ttft_origins"] == {"ttft": "scheduled arrival", "ttft_sent": "sent"}
+    partial = summarize([_client_row("a", 1.5, 32, 40), _client_row("b", 1.0, 32, None, "chunks")], [], [], 4.0)
+    assert partial["total_input_tokens"] == 40 + 32
+    assert partial["token_counts"] == {"input": "mixed", "output": "mixed"}
+
+
+def test_an_engine_run_counts_the_workloads_tokens_and_has_no_client_keys(s):
+    assert s["total_input_tokens"] == 30  # A 10 + B 20, completed
+    assert not {"token_counts", "ttft_origins", "median_ttft_sent_ms"} & set(s)

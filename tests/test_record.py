@@ -218,3 +218,17 @@ def test_version_3_records_still_read_and_openai_fields_round_trip(tmp_path):
     assert (first.sent_s, first.late, first.token_count_source) == (0.25, True, "usage")
     assert again.config.backend == OpenAIPart("http://h:1/v1", "m", "chat")
     assert "sent_s" not in _json(make_record())["requests"][0]  # engine rows are written as before
+
+
+def test_the_servers_token_counts_round_trip_and_are_absent_when_unknown(tmp_path):
+    rec = make_record()
+    rec.requests[0].server_prompt_tokens, rec.requests[0].server_output_tokens = 40, 3
+    back = read_record(_write(tmp_path / "counts.json", _json(rec)))
+    assert (back.requests[0].server_prompt_tokens, back.requests[0].server_output_tokens) == (40, 3)
+    assert back.requests[1].server_prompt_tokens is None and back.requests[1].server_output_tokens is None
+    row = _json(make_record())["requests"][0]
+    assert "server_prompt_tokens" not in row and "server_output_tokens" not in row  # older layout unchanged
+    bad = _json(rec)
+    bad["requests"][0]["server_prompt_tokens"] = "forty"
+    with pytest.raises(ValueError, match="server_prompt_tokens"):
+        RequestRow.from_json(bad["requests"][0])

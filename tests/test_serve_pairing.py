@@ -25,7 +25,8 @@ def _only_record(folder: Path):
 def test_openai_replay_against_bsbench_serve_gives_the_in_process_tokens(bsbench, tmp_path):
     local = bsbench("run", "--scheduler", "continuous", "--threads", "1", *WORKLOAD, "--out", tmp_path / "local")
     assert local.code == 0, local.err
-    with serve_process("--scheduler", "continuous", "--max-requests", str(NUM_REQUESTS)) as (process, url):
+    served_requests = NUM_REQUESTS + 1  # the client's test request before the run, then the workload
+    with serve_process("--scheduler", "continuous", "--max-requests", str(served_requests)) as (process, url):
         remote = bsbench("run", "--backend", "openai", "--base-url", url, "--prompt-as", "token-ids", *WORKLOAD,
                          "--out", tmp_path / "remote")
         assert remote.code == 0, remote.err
@@ -43,7 +44,7 @@ def test_openai_replay_against_bsbench_serve_gives_the_in_process_tokens(bsbench
     assert all(r.num_output == len(r.output_ids) for r in over_http.requests)
     summary = over_http.summary
     assert (summary["completed"], summary["failed"], summary["rejected"]) == (NUM_REQUESTS, 0, 0)
-    assert f"{NUM_REQUESTS} requests: {NUM_REQUESTS} completed, 0 failed, 0 rejected" in server_out
+    assert f"{served_requests} requests: {served_requests} completed, 0 failed, 0 rejected" in server_out
     for row in over_http.requests:  # client timestamps: sent, first token, every token, in order
         assert row.arrival_s <= row.sent_s <= row.token_times[0]
         assert row.token_times == sorted(row.token_times)

@@ -72,3 +72,22 @@ def test_a_malformed_vllm_result_is_one_line(bsbench, tmp_path):
     result = bsbench("compare", path)
     assert result.code == 2 and "a vLLM result needs numbers for" in result.err
     assert len(result.err.strip().splitlines()) == 1
+
+
+def test_export_has_every_vllm_key_with_vllms_zeros_when_nothing_completed(bsbench, tmp_path):
+    from tests.openai_fake import Behaviour
+
+    with FakeServer(Behaviour(status=422)) as server:
+        run = bsbench("run", "--backend", "openai", "--base-url", server.base_url, "-w", "synthetic", "-n", 3,
+                      "--input-len", 8, "--output-len", 2, "--out", tmp_path / "runs", "--quiet",
+                      "--no-test-request")  # (else the failing test request stops it before the run)
+    assert run.code == 1  # nothing completed: the run says so
+    exported = tmp_path / "result.json"
+    assert bsbench("export", "--format", "vllm", next((tmp_path / "runs").glob("*.json")), "-o", exported).code == 0
+    layout = json.loads(exported.read_text())
+    assert layout["completed"] == 0 and layout["failed"] == 3
+    for key in ("request_throughput", "output_throughput", "total_token_throughput", "max_output_tokens_per_s",
+                "mean_ttft_ms", "median_tpot_ms", "std_itl_ms", "p99_e2el_ms"):
+        assert layout[key] == 0.0, key
+    assert layout["max_concurrent_requests"] == 0 and layout["request_goodput"] is None
+    assert all("422" in error for error in layout["errors"])

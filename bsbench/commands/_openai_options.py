@@ -20,11 +20,12 @@ if TYPE_CHECKING:
 
 OPENAI_GROUP = "OpenAI-compatible server (--backend openai)"
 _DEFAULTS: dict[str, Any] = {"endpoint": "completions", "prompt_as": "text", "strict_openai": False,
-                             "request_timeout": 600.0, "warmup_requests": 0}
+                             "request_timeout": 600.0, "warmup_requests": 0, "test_request": True}
 OPENAI_KEYS = ("base_url", "api_key_env", "served_model", "endpoint", "prompt_as", "strict_openai",
-               "request_timeout", "max_concurrency", "warmup_requests")
+               "request_timeout", "max_concurrency", "warmup_requests", "test_request")
 # engine flags that mean nothing when the server runs the model and the policy
-_ENGINE_ONLY = ("scheduler", "clock", "gpu", "calibration", "model", "weights", "weights_seed", "device", "dtype",
+# (--model is vLLM's spelling of --served-model there: commands/_vllm_options.py)
+_ENGINE_ONLY = ("scheduler", "clock", "gpu", "calibration", "weights", "weights_seed", "device", "dtype",
                 "kv_memory", "block_size", "threads")
 
 
@@ -37,8 +38,9 @@ def openai_options(func: Callable) -> Callable:
                      help="Environment variable holding the API key (sent as a bearer token, never recorded)."),
         click.option("--served-model", default=None, metavar="NAME",
                      help="Model name sent in each request [default: the first model of /v1/models]."),
-        click.option("--endpoint", type=click.Choice(["completions", "chat"]), default=None,
-                     help="/v1/completions or /v1/chat/completions [default: completions]."),
+        click.option("--endpoint", default=None, callback=_endpoint, metavar="completions|chat|PATH",
+                     help="completions or chat, or vLLM's path form /v1/completions, /v1/chat/completions "
+                          "[default: completions]."),
         click.option("--prompt-as", type=click.Choice(["text", "token-ids"]), default=None,
                      help="Send each prompt as text (decoded with the workload's tokenizer) or as its token id "
                           "list (completions only; vLLM and bsbench serve accept it) [default: text]."),
@@ -52,10 +54,29 @@ def openai_options(func: Callable) -> Callable:
                           "[default: open loop]."),
         click.option("--warmup-requests", type=param_type(Integer(0, 1_000_000)), default=None, metavar="K",
                      help="Send K requests one at a time before the run (not recorded) [default: 0]."),
+        click.option("--test-request/--no-test-request", default=None,
+                     help="Send the first request once before the run, as vLLM does: if it fails, stop with the "
+                          "server's error (exit 2, nothing timed); if the server refuses the vLLM-only fields, "
+                          "go strict (not recorded) [default: --test-request]."),
     ]
     for decorator in reversed(decorators):
         func = decorator(func)
     return group_options(OPENAI_GROUP, OPENAI_KEYS)(func)
+
+
+# vLLM's --endpoint paths (its default base is the server root; bsbench's --base-url ends in /v1)
+_ENDPOINT_PATHS = {"/v1/completions": "completions", "/v1/chat/completions": "chat"}
+
+
+def _endpoint(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    """completions | chat, or vLLM's path form of them; anything else is a one-line error."""
+    if value is None or value in ("completions", "chat"):
+        return value
+    path = "/" + value.strip().strip("/")
+    if path in _ENDPOINT_PATHS:
+        return _ENDPOINT_PATHS[path]
+    raise BsbenchError(f"--endpoint {value!r:.60}: bsbench sends completions or chat "
+                       "(/v1/completions, /v1/chat/completions)")
 
 
 def pop_openai_values(kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -103,6 +124,8 @@ def client_options(values: dict[str, Any]) -> ClientOptions:
         endpoint=merged["endpoint"], api_key=api_key, prompt_as=merged["prompt_as"],
         strict_openai=bool(merged["strict_openai"]), request_timeout_s=float(merged["request_timeout"]),
         max_concurrency=merged.get("max_concurrency"), warmup_requests=int(merged["warmup_requests"]),
-        duration_s=merged.get("duration"))
+        test_request=bool(merged["test_request"]),
+        duration_s=merged.get("duration"), temperature=float(merged.get("temperature", 0.0)),
+        extra_body=merged.get("extra_body", ()))
     check_options(options)
     return options

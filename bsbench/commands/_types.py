@@ -65,6 +65,8 @@ class PairsOption(click.Option):
     `--goodput ttft:500 tpot:50` works: the words after the option that look like KEY:VALUE join its value
     (space-separated). `--goodput "ttft:500 tpot:50"` and repeating the option work too (multiple=True)."""
 
+    pattern: re.Pattern[str] = _PAIR  # what a following word must look like to join the value
+
     def add_to_parser(self, parser: Any, ctx: click.Context) -> None:
         super().add_to_parser(parser, ctx)
         for opt in self.opts:
@@ -73,8 +75,14 @@ class PairsOption(click.Option):
 
             def process(value: Any, state: Any, original: Any = original) -> None:
                 words = [value]
-                while state.rargs and _PAIR.match(state.rargs[0]):
+                while state.rargs and self.pattern.match(state.rargs[0]):
                     words.append(state.rargs.pop(0))
                 original(" ".join(words), state)
 
             target.process = process
+
+
+class KeyValuesOption(PairsOption):
+    """PairsOption for KEY=VALUE words (vLLM's `--metadata tp=4 engine=x`)."""
+
+    pattern = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*=\S*$")

@@ -13,7 +13,9 @@ from bsbench.commands._executor_options import executor_options
 from bsbench.commands._help import GroupedCommand
 from bsbench.commands._run_options import run_options
 from bsbench.commands._types import param_type
+from bsbench.commands._vllm_options import PERCENTILE_METRICS, take_vllm_workload, vllm_workload_options
 from bsbench.commands._workload_options import workload_options
+from bsbench.errors import BsbenchError
 from bsbench.experiments.sweep import (
     RUNS_DIR,
     SweepPlan,
@@ -72,6 +74,7 @@ def write_sweep_page(result: Any, pngs: list[Path]) -> Path:
 @executor_options
 @workload_options
 @run_options
+@vllm_workload_options
 @click.pass_context
 def command(ctx: click.Context, schedulers: str, rates: str, repeats: int, target: float, write_html: bool,
             quiet: bool, executor: str, workers: int | None, ray_address: str | None, **kwargs: Any) -> None:
@@ -85,6 +88,11 @@ def command(ctx: click.Context, schedulers: str, rates: str, repeats: int, targe
     # lazy: loads pandas, pyarrow
     from bsbench.report.comparison import console as make_console
 
+    vllm = take_vllm_workload(ctx, kwargs)  # vLLM's dataset and percentile spellings
+    if vllm.ramp:
+        raise BsbenchError("--ramp-up-strategy does not apply to sweep: --rates sets the rates")
+    if vllm.percentile_metrics != PERCENTILE_METRICS:
+        raise BsbenchError("--percentile-metrics chooses what run --save-result writes; sweep writes no vLLM file")
     engine = engine_runner_from_cli(ctx, kwargs, "sweep", quiet)
     check_output_dir(engine.out_dir / RUNS_DIR, "--out")
     plan = SweepPlan(engine.check_schedulers(parse_names(schedulers, engine.known_schedulers)), parse_rates(rates), [])

@@ -11,7 +11,9 @@ the unfinished end failed with that reason. `EngineThread` runs the loop on a th
 
 Counts add up: submitted == completed + failed + rejected + in flight (`stats()`).
 Ended requests are dropped once delivered, and the policy's event log is counted and
-emptied as it goes, so a long-lived server's memory stays bounded.
+emptied as it goes, so a long-lived server's memory stays bounded. `on_end`, when given,
+sees every request's final state once, on the engine's thread (a server's latency
+histograms), whether or not its client still listens.
 """
 
 from __future__ import annotations
@@ -89,8 +91,9 @@ class OnlineArrivals:
     """Requests submitted from any thread while the engine runs; see the module docstring."""
 
     def __init__(self, clock: Clock, events: EventLog, blocks: BlockManager, vet: Vet,
-                 id_prefix: str = "req-") -> None:
+                 id_prefix: str = "req-", on_end: Callable[[RequestState], None] | None = None) -> None:
         self.clock = clock
+        self.on_end = on_end
         self.events = events
         self.blocks = blocks
         self.vet = vet
@@ -209,6 +212,8 @@ class OnlineArrivals:
                 produced += len(state.output_ids) - live.sent
                 live.sent = len(state.output_ids)
             if state.status.is_final:
+                if self.on_end is not None:  # first: a client that hears of the end finds it counted
+                    self.on_end(state)
                 live.deliver(Ended(state.status, state.reason, len(state.output_ids)))
                 ended.append(req_id)
             elif state.status is Status.RUNNING:
@@ -245,11 +250,11 @@ class OnlineArrivals:
 class EngineThread:
     """The engine loop over `OnlineArrivals` on a daemon thread: `start`, then `stop(reason)` and `join`."""
 
-    def __init__(self, engine: Engine, vet: Vet) -> None:
+    def __init__(self, engine: Engine, vet: Vet, on_end: Callable[[RequestState], None] | None = None) -> None:
         if not isinstance(engine.clock, WallClock):
             raise ValueError("an online engine runs on the wall clock")
         self.engine = engine
-        self.arrivals = OnlineArrivals(engine.clock, engine.events, engine.blocks, vet)
+        self.arrivals = OnlineArrivals(engine.clock, engine.events, engine.blocks, vet, on_end=on_end)
         self.result: EngineResult | None = None
         self.error: BaseException | None = None
         self._thread = threading.Thread(target=self._main, name="bsbench-engine", daemon=True)

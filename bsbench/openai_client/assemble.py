@@ -36,12 +36,8 @@ def request_row(spec: RequestSpec, exchange: Exchange, start: float) -> RequestR
                                                  f"(finish_reason {exchange.finish_reason})")
     token_times = [t - start for t in exchange.token_times]
     notes: dict[str, Any] = {"counted_tokens": exchange.counted_tokens, "counted_by": exchange.counted_by}
-    if exchange.usage_tokens is not None:
-        notes["usage_tokens"] = exchange.usage_tokens
     if exchange.usage_rejected is not None:
         notes["usage_rejected"] = exchange.usage_rejected
-    if exchange.server_prompt_tokens is not None:
-        notes["server_prompt_tokens"] = exchange.server_prompt_tokens
     if exchange.finish_reason is not None:
         notes["finish_reason"] = exchange.finish_reason
     return RequestRow(
@@ -55,13 +51,15 @@ def request_row(spec: RequestSpec, exchange: Exchange, start: float) -> RequestR
         sent_s=sent_s, late=sent_s is not None and sent_s - spec.arrival_s > LATE_THRESHOLD_S,
         token_count_source="usage" if exchange.usage_tokens is not None and exchange.usage_rejected is None
         else exchange.counted_by,
+        server_prompt_tokens=exchange.server_prompt_tokens, server_output_tokens=exchange.usage_tokens,
     )
 
 
 def build_record(workload: Workload, state: Dispatch, options: ClientOptions, served_model: str, *,
                  record_tokens: bool, percentiles: tuple[float, ...], repeat: int, base_seed: int | None,
-                 complete: bool, warmed_up: int) -> RunRecord:
-    """The record of the requests `state` submitted (the first len(state.exchanges) of the workload)."""
+                 complete: bool, warmed_up: int, strict_fallback: str | None = None) -> RunRecord:
+    """The record of the requests `state` submitted (the first len(state.exchanges) of the workload).
+    `strict_fallback`: the server's refusal of the vLLM-only fields, when the run went strict for it."""
     specs = workload.requests[: len(state.exchanges)]
     rows = [request_row(spec, ex, state.start) for spec, ex in zip(specs, state.exchanges, strict=True)]
     if not record_tokens:
@@ -83,7 +81,9 @@ def build_record(workload: Workload, state: Dispatch, options: ClientOptions, se
                               dict(workload.spec), dict(workload.load_report)),
         requests=rows, steps=[], events=[],
         scheduler={"name": "openai", **described, "warmup_requests": warmed_up, "unsent_requests": state.unsent,
-                   "peak_in_flight": state.peak_in_flight, "late_threshold_ms": LATE_THRESHOLD_S * 1000},
+                   "peak_in_flight": state.peak_in_flight, "late_threshold_ms": LATE_THRESHOLD_S * 1000,
+                   "test_request": options.test_request,
+                   **({"strict_fallback": strict_fallback} if strict_fallback is not None else {})},
         duration_s=max(0.0, end - state.start), complete=complete, percentiles=percentiles)
     record.summary["unsent_requests"] = state.unsent
     return record

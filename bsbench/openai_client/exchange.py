@@ -26,6 +26,7 @@ class Exchange:
 
     request_id: str
     sent_at: float = 0.0
+    http_status: int | None = None  # the response's status code, once it came
     token_times: list[float] = field(default_factory=list)
     token_ids: list[int] = field(default_factory=list)
     counted_tokens: int = 0
@@ -74,6 +75,7 @@ async def run_exchange(client: Any, url: str, body: dict[str, Any], headers: dic
         async with asyncio.timeout(timeout_s):
             async with client.stream("POST", url, json=body, headers=headers) as response:
                 responded = True
+                exchange.http_status = response.status_code
                 if response.status_code >= 300:  # redirects are not followed: a benchmark names its server
                     exchange.failure = await _http_error(response)
                 else:

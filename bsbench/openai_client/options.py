@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 from bsbench.errors import BsbenchError
@@ -33,7 +34,10 @@ class ClientOptions:
     request_timeout_s: float = 600.0
     max_concurrency: int | None = None  # None: open loop
     warmup_requests: int = 0
+    test_request: bool = True  # send the first request once before the timed run (as vLLM); never recorded
     duration_s: float | None = None  # stop submitting after this many seconds from the start
+    temperature: float = 0.0  # 0: greedy (vLLM's --temperature)
+    extra_body: tuple[tuple[str, Any], ...] = ()  # fields merged into every body last (vLLM's --extra-body)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "base_url", normalise_base_url(self.base_url))
@@ -51,7 +55,9 @@ class ClientOptions:
         """What the record keeps of these options (everything but the key and the URL's credentials)."""
         return {"base_url": self.shown_url, "served_model": self.served_model, "endpoint": self.endpoint,
                 "prompt_as": self.prompt_as, "strict_openai": self.strict_openai,
-                "max_concurrency": self.max_concurrency, "request_timeout_s": self.request_timeout_s}
+                "max_concurrency": self.max_concurrency, "request_timeout_s": self.request_timeout_s,
+                **({"temperature": self.temperature} if self.temperature else {}),
+                **({"extra_body": dict(self.extra_body)} if self.extra_body else {})}
 
 
 def normalise_base_url(url: str) -> str:

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import itertools
 import json
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +33,18 @@ INSTALL_HINT = "pip install 'bsbench[http]'"
 # are spread over this many clients, so that a backlog of thousands in flight does not make the client itself slow
 CLIENT_SHARDS = 16
 _MODELS_TIMEOUT_S = 10.0
+VLLM_ONLY_FIELDS = ("min_tokens", "return_token_ids", "ignore_eos")  # what strict_openai leaves out
+_REFUSAL_STATUSES = (400, 422)  # a server that validates its bodies refuses unknown fields with these
+
+
+@dataclass(slots=True, frozen=True)
+class Prepared:
+    """What the steps before the timed run settled: the served model, the options the run goes with (strict
+    when the server refused the vLLM-only fields) and, then, the server's refusal."""
+
+    model: str
+    options: ClientOptions
+    strict_fallback: str | None = None
 
 
 def require_httpx() -> Any:
@@ -44,10 +59,15 @@ def require_httpx() -> Any:
 
 def run_openai(workload: Workload, options: ClientOptions, *, out_dir: Path, record_tokens: bool = False,
                percentiles: tuple[float, ...] = (50, 90, 99), repeat: int = 0, base_seed: int | None = None,
-               progress: Progress | None = None, save: bool = True) -> RunRecord:
+               progress: Progress | None = None, save: bool = True,
+               notify: Callable[[str], None] | None = None) -> RunRecord:
     """Replay `workload` against the server of `options` (open loop, see the package docstring), save the record
-    in `out_dir` (unless not `save`) and return it. An unreachable server (model discovery or warm-up failing)
-    is a user error before the run; once the run has begun every failure is a request's typed reason.
+    in `out_dir` (unless not `save`) and return it. Before the run, as vLLM: model discovery, one test request
+    (the first request, unless not `options.test_request`) and the warm-ups; any of them failing is a user error
+    (exit 2) with the server's reason, and nothing is timed. A test request refused (HTTP 400/422) for the
+    vLLM-only fields is sent again strict: if that works the whole run goes strict, `notify` is told and the
+    record's scheduler section keeps the refusal (`strict_fallback`). Once the run has begun every failure is a
+    request's typed reason.
     Ctrl-C ends the run early: in-flight requests fail as interrupted, the record is written marked incomplete,
     and bench.InterruptedRun is raised after."""
 
@@ -59,7 +79,11 @@ def run_openai(workload: Workload, options: ClientOptions, *, out_dir: Path, rec
     prompts = _prompt_texts(workload, options)
     headers = {"Authorization": f"Bearer {options.api_key}"} if options.api_key else {}
     url = options.url(ENDPOINT_PATHS[options.endpoint])
-    served_model = asyncio.run(_prepare(httpx, options, headers, workload.requests, prompts, url))
+    prepared = asyncio.run(_prepare(httpx, options, headers, workload.requests, prompts, url))
+    options, served_model = prepared.options, prepared.model
+    if prepared.strict_fallback is not None and notify is not None:
+        notify(f"server refused the vLLM-only fields ({', '.join(VLLM_ONLY_FIELDS)}): {prepared.strict_fallback}: "
+               "running strict (as --strict-openai)")
 
     async def send(client: Any, spec: RequestSpec, exchange: Exchange) -> None:
         body = request_body(spec, prompts.get(spec.id), served_model, options)
@@ -92,7 +116,7 @@ def run_openai(workload: Workload, options: ClientOptions, *, out_dir: Path, rec
                 state.end = time.perf_counter()
     record = build_record(workload, state, options, served_model, record_tokens=record_tokens,
                           percentiles=percentiles, repeat=repeat, base_seed=base_seed, complete=complete,
-                          warmed_up=options.warmup_requests)
+                          warmed_up=options.warmup_requests, strict_fallback=prepared.strict_fallback)
     if save:
         save_record(record, out_dir)
     if not complete:
@@ -107,19 +131,47 @@ def _client(httpx: Any, options: ClientOptions) -> Any:
 
 
 async def _prepare(httpx: Any, options: ClientOptions, headers: dict[str, str], specs: list[RequestSpec],
-                   prompts: dict[str, str], url: str) -> str:
-    """The served model (asked of /v1/models when not given), then the warm-up requests, one at a time."""
+                   prompts: dict[str, str], url: str) -> Prepared:
+    """The served model (asked of /v1/models when not given), the test request (strict again when refused for
+    the vLLM-only fields), then the warm-up requests, one at a time."""
+    shown = url_without_credentials(url)
     async with _client(httpx, options) as client:
         model = options.served_model or await _first_model(client, options, headers)
+
+        async def send_one(spec: RequestSpec, sent: ClientOptions, name: str) -> Exchange:
+            exchange = Exchange(name)
+            await run_exchange(client, url, request_body(spec, prompts.get(spec.id), model, sent), headers,
+                               sent.endpoint, sent.request_timeout_s, exchange)
+            return exchange
+
+        fallback = None
+        if options.test_request:
+            test = await send_one(specs[0], options, "test")
+            if _refused_vllm_fields(test, options):
+                fallback = _one_line(test.failure.detail if test.failure else "")
+                options = dataclasses.replace(options, strict_openai=True)
+                test = await send_one(specs[0], options, "test-strict")
+            if test.failure is not None:
+                strict = f" (strict too, after: {fallback})" if fallback else ""
+                raise BsbenchError(f"the test request to {shown} failed{strict}: {_one_line(test.failure.detail)}; "
+                                   "nothing was timed")
         for i in range(options.warmup_requests):
-            spec = specs[i % len(specs)]
-            exchange = Exchange(f"warmup-{i}")
-            await run_exchange(client, url, request_body(spec, prompts.get(spec.id), model, options), headers,
-                               options.endpoint, options.request_timeout_s, exchange)
+            exchange = await send_one(specs[i % len(specs)], options, f"warmup-{i}")
             if exchange.failure is not None:
-                raise BsbenchError(f"warm-up request {i + 1} to {url_without_credentials(url)} failed "
+                raise BsbenchError(f"warm-up request {i + 1} to {shown} failed "
                                    f"({exchange.failure}); is the server up?")
-    return model
+    return Prepared(model, options, fallback)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _refused_vllm_fields(exchange: Exchange, options: ClientOptions) -> bool:
+    """Whether a failed request may have been refused for the vLLM-only fields: it sent them and got 400/422."""
+    return (not options.strict_openai and exchange.failure is not None
+            and exchange.http_status in _REFUSAL_STATUSES
+            and not any(key in dict(options.extra_body) for key in VLLM_ONLY_FIELDS))
 
 
 async def _first_model(client: Any, options: ClientOptions, headers: dict[str, str]) -> str:

@@ -118,6 +118,9 @@ class RequestRow:
     Rows of the openai backend (schema version 4) also say when the client really sent the request (`sent_s`),
     whether that was late against `arrival_s` (`late`, openai_client.LATE_THRESHOLD_S) and where `num_output`
     came from (`token_count_source`: "usage" as the server reported it, "counted" by the client); None elsewhere.
+    They also keep the server's own counts from its `usage` (`server_prompt_tokens`, `server_output_tokens`)
+    beside the workload's (`prompt_len`, `output_len`): None when it sent none, and absent from the JSON then,
+    so that older records read as before.
     """
 
     id: str
@@ -147,6 +150,8 @@ class RequestRow:
     sent_s: float | None = None
     late: bool = False
     token_count_source: str | None = None
+    server_prompt_tokens: int | None = None
+    server_output_tokens: int | None = None
 
     def __post_init__(self) -> None:
         if (self.status is Outcome.COMPLETED) != (self.reason is None):
@@ -170,6 +175,10 @@ class RequestRow:
             row["transfer_end_s"] = self.transfer_end_s
         if self.sent_s is not None:  # the openai backend's fields; absent from engine rows (their files unchanged)
             row.update(sent_s=self.sent_s, late=self.late, token_count_source=self.token_count_source)
+        if self.server_prompt_tokens is not None:
+            row["server_prompt_tokens"] = self.server_prompt_tokens
+        if self.server_output_tokens is not None:
+            row["server_output_tokens"] = self.server_output_tokens
         return row
 
     @classmethod
@@ -213,6 +222,8 @@ class RequestRow:
             sent_s=_optional_float(obj, "sent_s"),
             late=_get(obj, "late", (bool,), optional=True, default=False),
             token_count_source=_get(obj, "token_count_source", (str,), optional=True),
+            server_prompt_tokens=_get(obj, "server_prompt_tokens", (int,), optional=True),
+            server_output_tokens=_get(obj, "server_output_tokens", (int,), optional=True),
         )
 
 

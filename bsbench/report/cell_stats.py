@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from bsbench.metrics import direction, e2el_s, meets_slos, num_output, queue_s, tpot_s, ttft_s
+from bsbench.metrics import direction, e2el_s, input_tokens, meets_slos, num_output, queue_s, tpot_s, ttft_s
 from bsbench.record import Outcome, RequestRow, RunRecord
 from bsbench.stats import Interval, bootstrap, paired_bootstrap, paired_t_interval, statistic_for, t_interval, verdict
 from bsbench.stats.statistics import Statistic, mean
@@ -40,7 +40,8 @@ _PER_REQUEST: dict[str, Callable[[RequestRow], float | None]] = {"ttft": ttft_s,
 _RATES: dict[str, Callable[[RequestRow], float]] = {
     "request_throughput": lambda r: 1.0 if r.status is Outcome.COMPLETED else 0.0,
     "output_throughput": lambda r: float(num_output(r)) if r.status is Outcome.COMPLETED else 0.0,
-    "total_token_throughput": lambda r: float(r.prompt_len + num_output(r)) if r.status is Outcome.COMPLETED else 0.0,
+    "total_token_throughput": lambda r: float(input_tokens(r) + num_output(r)) if r.status is Outcome.COMPLETED
+    else 0.0,
     "goodput": lambda r: 1.0 if meets_slos(r) else 0.0,
 }
 

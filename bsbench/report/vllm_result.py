@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from bsbench.errors import BsbenchError
-from bsbench.metrics import has_slos, itls_s, num_output, ttft_s
+from bsbench.metrics import has_slos, itls_s, num_output, percentile_key, ttft_s
 from bsbench.openai_client.assemble import REMOTE_DEVICE_NAME
 from bsbench.record import EndKind, EndReason, Outcome, RecordConfig, RequestRow, RunRecord, WorkloadInfo
 from bsbench.record.backend_part import BackendPart, OpenAIPart, part_from_flat, part_from_json
@@ -168,8 +168,14 @@ def place_beside(imported: RunRecord, records: list[RunRecord]) -> None:
             return
 
 
+_METRICS = ("ttft", "tpot", "itl", "e2el")
+_ZERO_WHEN_NONE = ("request_throughput", "output_throughput", "total_token_throughput")
+
+
 def vllm_layout(record: RunRecord) -> dict[str, Any]:
-    """`record` in vLLM's result layout (detailed), with a `bsbench` object so that it can be placed again."""
+    """`record` in vLLM's result layout (detailed), with a `bsbench` object so that it can be placed again.
+    Every key vLLM writes is there; where vLLM writes 0.0 for a figure of no requests (its `np.mean(x or 0)`),
+    so does this, and `request_goodput` is null without SLOs, as vLLM's without --goodput."""
     s, config = record.summary, record.config
     try:
         date = datetime.fromisoformat(record.created).strftime("%Y%m%d-%H%M%S")
@@ -178,6 +184,7 @@ def vllm_layout(record: RunRecord) -> dict[str, Any]:
     part = config.backend
     remote = isinstance(part, OpenAIPart)
     backend = ("openai-chat" if part.endpoint == "chat" else "openai") if isinstance(part, OpenAIPart) else part.kind
+    ramp = record.workload.spec.get("ramp_up") if isinstance(record.workload.spec.get("ramp_up"), dict) else None
     out: dict[str, Any] = {
         "date": date, "endpoint_type": backend, "backend": backend, "label": config.scheduler,
         "model_id": _model_id(config), "tokenizer_id": config.tokenizer,
@@ -186,8 +193,10 @@ def vllm_layout(record: RunRecord) -> dict[str, Any]:
         "max_concurrency": config.scheduler_options.get("max_concurrency") if remote else None,
         "duration": s["duration_s"], "completed": s["completed"], "failed": s["failed"] + s["rejected"],
         "total_input_tokens": s["total_input_tokens"], "total_output_tokens": s["total_output_tokens"],
-        "request_throughput": s["request_throughput"], "request_goodput": s.get("goodput") if has_slos(s) else None,
-        "output_throughput": s["output_throughput"], "total_token_throughput": s["total_token_throughput"],
+        "request_goodput": s.get("goodput") if has_slos(s) else None,
+        **{key: s.get(key) or 0.0 for key in _ZERO_WHEN_NONE},
+        "max_output_tokens_per_s": max_output_tokens_per_s(record.requests),
+        "max_concurrent_requests": max_concurrent_requests(record.requests),
         "input_lens": [r.prompt_len for r in record.requests],
         "output_lens": [num_output(r) for r in record.requests],
         "ttfts": [ttft_s(r) or 0.0 for r in record.requests],
@@ -195,7 +204,13 @@ def vllm_layout(record: RunRecord) -> dict[str, Any]:
         "generated_texts": [""] * len(record.requests),  # bsbench records keep token ids, not texts
         "errors": ["" if r.reason is None else str(r.reason) for r in record.requests],
     }
-    out.update({key: value for key, value in s.items() if _FIGURE.match(key)})
+    if ramp is not None:  # vLLM's ramp runs at --request-rate inf
+        out.update(request_rate="inf", ramp_up_strategy=ramp.get("strategy"), ramp_up_start_rps=ramp.get("start_rps"),
+                   ramp_up_end_rps=ramp.get("end_rps"))
+    figures = [f"{stat}_{metric}_ms" for metric in _METRICS for stat in ("mean", "median", "std")]
+    figures += [f"{percentile_key(p)}_{metric}_ms" for metric in _METRICS for p in s.get("percentiles") or []]
+    out.update({key: s.get(key) or 0.0 for key in figures})
+    out.update({key: value if value is not None else 0.0 for key, value in s.items() if _FIGURE.match(key)})
     out["bsbench"] = {"workload_fingerprint": record.workload.fingerprint, "workload_name": record.workload.name,
                       "scheduler": config.scheduler, "backend": part.to_json(),
                       "device_name": record.environment.get("device_name"), "arrival": config.arrival,
@@ -203,3 +218,54 @@ def vllm_layout(record: RunRecord) -> dict[str, Any]:
                       "offered_rate": s.get("offered_rate")}
     return out
 
+
+def max_output_tokens_per_s(rows: list[RequestRow]) -> float:
+    """vLLM's peak output rate: output tokens counted per whole second of the run, the largest count (0.0 when
+    no token came)."""
+    counts: dict[int, int] = {}
+    for row in rows:
+        for t in row.token_times:
+            counts[int(t)] = counts.get(int(t), 0) + 1
+    return float(max(counts.values(), default=0))
+
+
+def max_concurrent_requests(rows: list[RequestRow]) -> int:
+    """vLLM's peak concurrency, over the successful requests as vLLM's: for each whole second of the run, the
+    completed requests in flight during it (from arrival to their last token), the largest count (0 when none
+    completed)."""
+    counts: dict[int, int] = {}
+    for row in rows:
+        if row.status is not Outcome.COMPLETED or row.finish_s is None:
+            continue
+        for second in range(int(row.arrival_s), int(row.finish_s) + 1):
+            counts[second] = counts.get(second, 0) + 1
+    return max(counts.values(), default=0)
+
+
+def vllm_result_file(record: RunRecord, *, label: str | None = None, metadata: dict[str, str] | None = None,
+                     detailed: bool = False, percentile_metrics: tuple[str, ...] = _METRICS) -> dict[str, Any]:
+    """What `vllm bench serve --save-result` writes for this run: vllm_layout, its per-request lists only when
+    `detailed`, the latency figures of `percentile_metrics` only, `label` (vLLM's default: the backend) and
+    each metadata KEY=VALUE as a top-level key (as vLLM)."""
+    out = vllm_layout(record)
+    out["label"] = label or out["backend"]
+    if not detailed:
+        for key in _DETAILED:
+            out.pop(key, None)
+    for key in [k for k in out if (m := _FIGURE.match(k)) and m.group(2) not in percentile_metrics]:
+        del out[key]
+    out.update(metadata or {})
+    return out
+
+
+def vllm_result_name(result: dict[str, Any], repeat: int = 0) -> str:
+    """vLLM's file name: LABEL-RATEqps[-concurrencyN]-MODEL-DATE.json (a ramp: LABEL-ramp-up-S-Aqps-Bqps...;
+    MODEL: the last part of the model id);
+    repeat i > 0 of a run adds -repeatI so that repeats do not overwrite each other."""
+    model = str(result.get("model_id") or "model").rstrip("/").split("/")[-1]
+    concurrency = f"-concurrency{result['max_concurrency']}" if result.get("max_concurrency") else ""
+    suffix = f"-repeat{repeat}" if repeat else ""
+    rate = f"{result['request_rate']}qps"
+    if result.get("ramp_up_strategy"):
+        rate = f"ramp-up-{result['ramp_up_strategy']}-{result['ramp_up_start_rps']}qps-{result['ramp_up_end_rps']}qps"
+    return f"{result['label']}-{rate}{concurrency}-{model}-{result['date']}{suffix}.json"

@@ -26,7 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -38,6 +38,7 @@ from bsbench.engine.online import Ended, EngineClosed, EngineThread, Event, Subm
 from bsbench.engine.request_state import Status
 from bsbench.serve.errors import ApiError
 from bsbench.serve.limits import ServeLimits
+from bsbench.serve.metrics import ServeMetrics
 from bsbench.serve.requests import GenerationRequest, ServedModel, parse_chat, parse_completion
 from bsbench.serve.responses import Detokenizer, Shape, sse, usage
 
@@ -51,7 +52,7 @@ class ServeState:
     engine: EngineThread
     model: ServedModel
     scheduler: str
-    registry: CollectorRegistry
+    metrics: ServeMetrics
     max_requests: int | None = None  # stop once this many requests have ended
     idle_exit_s: float | None = None  # stop after this long with no request in flight
     request_exit: Callable[[], None] = field(default=lambda: None)  # set by the server (uvicorn's should_exit)
@@ -79,7 +80,7 @@ def build_app(state: ServeState) -> Starlette:
         return JSONResponse({"status": "ok" if alive else "stopped"}, status_code=200 if alive else 503)
 
     async def metrics(request: Request) -> Response:
-        return Response(generate_latest(state.registry), media_type=CONTENT_TYPE_LATEST)
+        return Response(generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -244,7 +245,8 @@ async def _stream(state: ServeState, gen: GenerationRequest, submitted: Submitte
                 continue
             ended = True
             if event.status is Status.COMPLETED:
-                yield sse(shape.chunk(text.flush(), [] if gen.return_token_ids else None, first=first, last=True))
+                for chunk in shape.last_chunks(text.flush(), [] if gen.return_token_ids else None, first=first):
+                    yield sse(chunk)
                 if gen.include_usage:
                     yield sse(shape.usage_chunk(usage(len(gen.prompt_ids), produced)))
             else:
@@ -263,6 +265,7 @@ async def _watch(state: ServeState) -> None:
     idle_since = loop.time()
     while True:
         await asyncio.sleep(WATCH_INTERVAL_S)
+        state.metrics.sample(state.engine.arrivals)  # the token rate, on this clock rather than the scrapers'
         if state.engine.error is not None:
             state.request_exit()
             return

@@ -3,7 +3,9 @@
 `finish_reason` is always "length": the engine generates exactly max_tokens tokens, EOS
 included if the model picks it (the text then holds the EOS token's text). With
 `return_token_ids` each choice carries `token_ids` (vLLM's spelling): all generated ids
-in a full response, the chunk's new ids in a stream chunk.
+in a full response, the chunk's new ids in a stream chunk. Every body carries a
+`system_fingerprint` (SYSTEM_FINGERPRINT), and a chat stream's last chunk has the empty delta `{}` with the
+finish reason, as OpenAI sends it.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any
 from bsbench.workloads.tokenizer import TokenizerHandle
 
 FINISH_REASON = "length"
+SYSTEM_FINGERPRINT = "bsbench-serve"  # one engine, one build: what OpenAI clients expect to find
 
 
 @dataclass(slots=True)
@@ -61,7 +64,8 @@ class Shape:
 
     def _envelope(self, chunk: bool) -> dict[str, Any]:
         kind = ("chat.completion.chunk" if chunk else "chat.completion") if self.chat else "text_completion"
-        return {"id": self.id, "object": kind, "created": self.created, "model": self.model}
+        return {"id": self.id, "object": kind, "created": self.created, "model": self.model,
+                "system_fingerprint": SYSTEM_FINGERPRINT}
 
     def full(self, text: str, ids: list[int] | None, usage: dict[str, int]) -> dict[str, Any]:
         """The whole response of a non-streaming request."""
@@ -84,6 +88,16 @@ class Shape:
         if ids is not None:
             choice["token_ids"] = ids
         return {**self._envelope(True), "choices": [choice]}
+
+    def last_chunks(self, text: str, ids: list[int] | None, *, first: bool) -> list[dict[str, Any]]:
+        """The chunks that end a stream: a chat's remaining text (if any) then `delta: {}` with the finish
+        reason; a completion's remaining text with the finish reason."""
+        if not self.chat:
+            return [self.chunk(text, ids, first=first, last=True)]
+        out = [self.chunk(text, ids, first=first)] if text or first or ids else []
+        end = self.chunk("", [] if ids is not None else None, last=True)
+        end["choices"][0]["delta"] = {}
+        return [*out, end]
 
     def usage_chunk(self, usage: dict[str, int]) -> dict[str, Any]:
         """The final chunk of `stream_options.include_usage`: no choices, the usage."""

@@ -25,7 +25,7 @@ from bsbench.schedulers.base import Scheduler
 from bsbench.serve.app import ServeState, build_app
 from bsbench.serve.guarded_protocol import GuardedH11Protocol
 from bsbench.serve.limits import ServeLimits
-from bsbench.serve.metrics import metrics_registry
+from bsbench.serve.metrics import ServeMetrics
 from bsbench.serve.quiet_logs import quiet_repeats
 from bsbench.serve.requests import ServedModel
 from bsbench.workloads.tokenizer import TokenizerHandle
@@ -63,10 +63,13 @@ def serve_state(session: Any, policy: Scheduler, tokenizer: TokenizerHandle, *, 
     limits = limits or ServeLimits()
     engine = Engine(policy, session.runner, events=policy.ctx.events, blocks=policy.ctx.block_manager,
                     clock=WallClock())
-    thread = EngineThread(engine, lambda spec: request_misfit(spec, session.info, policy))
-    model = ServedModel(name or session.info.name, tokenizer, session.info.vocab_size, limits.max_prompt_chars)
-    return ServeState(thread, model, policy.name, metrics_registry(thread.arrivals, policy.ctx.block_manager),
-                      max_requests, idle_exit_s, limits=limits, api_key=api_key)
+    served_name = name or session.info.name
+    metrics = ServeMetrics(served_name)
+    thread = EngineThread(engine, lambda spec: request_misfit(spec, session.info, policy), on_end=metrics.observe_end)
+    metrics.attach(thread.arrivals, policy.ctx.block_manager)
+    model = ServedModel(served_name, tokenizer, session.info.vocab_size, limits.max_prompt_chars)
+    return ServeState(thread, model, policy.name, metrics, max_requests, idle_exit_s, limits=limits,
+                      api_key=api_key)
 
 
 def bind(host: str, port: int) -> socket.socket:

@@ -28,6 +28,7 @@ from bsbench.errors import BsbenchError
 from bsbench.values import parse_rate
 
 PROCESSES = ("poisson", "gamma", "constant")
+RAMP_STRATEGIES = ("linear", "exponential")
 
 
 @dataclass(slots=True, frozen=True)
@@ -87,3 +88,27 @@ def realised_rate(times: Sequence[float]) -> float | None:
         return None
     span = max(times) - min(times)
     return (len(times) - 1) / span if span > 0 else math.inf
+
+
+def ramp_rates(strategy: str, start: float, end: float, n: int) -> np.ndarray:
+    """vLLM's ramp-up (`--ramp-up-strategy`): the rate request i is sent at, progress p = i / (n - 1) from start
+    to end: linear start + (end - start) p, exponential start (end / start)^p. Bad bounds are user errors."""
+    if strategy not in RAMP_STRATEGIES:
+        raise BsbenchError(f"--ramp-up-strategy must be one of {', '.join(RAMP_STRATEGIES)}, got {strategy!r}")
+    if not (math.isfinite(start) and math.isfinite(end)) or start < 0 or end <= 0:
+        raise BsbenchError(f"--ramp-up-start-rps must be >= 0 and --ramp-up-end-rps > 0, got {start} and {end}")
+    if strategy == "exponential" and start <= 0:
+        raise BsbenchError("--ramp-up-strategy exponential needs --ramp-up-start-rps > 0")
+    progress = np.arange(n) / max(n - 1, 1)
+    if strategy == "linear":
+        return start + (end - start) * progress
+    return start * (end / start) ** progress
+
+
+def ramped_arrival_times(unit: np.ndarray, rates: np.ndarray) -> list[float]:
+    """Arrival times whose gap before request i is its unit-rate gap divided by request i's rate (the first at 0):
+    the burstiness of the unit draws is kept while the rate ramps."""
+    if len(unit) == 0:
+        return []
+    gaps = np.diff(unit) / rates[1:]
+    return [float(t) for t in np.concatenate([[0.0], np.cumsum(gaps)])]

@@ -35,7 +35,14 @@ import numpy as np
 from bsbench.errors import BsbenchError
 from bsbench.values import MAX_SECONDS, Real, validate
 from bsbench.workloads import specs
-from bsbench.workloads.arrivals import arrival_times, make_arrival_spec
+from bsbench.workloads.arrivals import (
+    arrival_times,
+    make_arrival_spec,
+    ramp_rates,
+    ramped_arrival_times,
+    realised_rate,
+    unit_arrivals,
+)
 from bsbench.workloads.filters import make_filter
 from bsbench.workloads.longbench import load_longbench
 from bsbench.workloads.replay import load_jsonl
@@ -232,6 +239,28 @@ def load_workload(spec_or_name_or_jsonl: str | None = None, overrides: dict[str,
     if "burstiness" in overrides and "cv" not in overrides:
         options.pop("cv", None)
     return build_workload(**{**options, **overrides})
+
+
+def with_ramp(workload: Workload, strategy: str, start_rps: float, end_rps: float) -> Workload:
+    """The same requests with vLLM's ramp-up arrivals: the rate goes from start_rps to end_rps over the requests
+    (arrivals.ramp_rates), gaps from the workload's seeded unit-rate stream (so a seed gives the same ramp).
+    The spec keeps the ramp and the rate it realises."""
+    process = workload.spec.get("arrival")
+    if process not in ("poisson", "gamma", "constant") or "seed" not in workload.spec:
+        raise BsbenchError(f"workload {workload.name!r} has fixed arrival times (trace or saved file); "
+                           "--ramp-up-strategy cannot change them")
+    if not math.isinf(float(workload.spec.get("rate", math.inf))):
+        raise BsbenchError("--ramp-up-strategy sets the rate; give no --request-rate with it (as vLLM)")
+    spec = make_arrival_spec(process, 1.0, workload.spec.get("burstiness"))
+    n = len(workload.requests)
+    unit = unit_arrivals(spec, n, _rng(int(workload.spec["seed"]), _ARRIVALS))
+    times = ramped_arrival_times(unit, ramp_rates(strategy, start_rps, end_rps, n))
+    check_arrivals(times)
+    requests = [dataclasses.replace(r, arrival_s=t) for r, t in zip(workload.requests, times)]
+    ramp = {"strategy": strategy, "start_rps": start_rps, "end_rps": end_rps}
+    return Workload(name=workload.name, requests=requests, tokenizer=workload.tokenizer,
+                    spec={**workload.spec, "rate": realised_rate(times) or math.inf, "ramp_up": ramp},
+                    load_report=workload.load_report)
 
 
 def with_rate(workload: Workload, rate: str | float) -> Workload:
