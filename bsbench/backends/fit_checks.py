@@ -59,6 +59,19 @@ def request_misfit(spec: RequestSpec, info: ModelInfo, scheduler: Scheduler) -> 
     return None if over is None else EndReason(EndKind.KV_REJECTED, f"the request {over}")
 
 
+def longest_output(prompt_len: int, info: ModelInfo, scheduler: Scheduler) -> int:
+    """The most tokens a request with a prompt of `prompt_len` may ask for and still be served: the model's
+    context less the prompt, bounded by what `scheduler` lets one request hold (0: the prompt alone is too much)."""
+    low, high = 0, info.max_model_len - prompt_len
+    while low < high:  # the largest output length that fits, by bisection (a policy's need only grows with it)
+        mid = (low + high + 1) // 2
+        if kv_excess(RequestSpec("longest", (0,) * prompt_len, mid, 0.0), scheduler) is None:
+            low = mid
+        else:
+            high = mid - 1
+    return max(0, low)
+
+
 def check_token_ids(workload: Workload, info: ModelInfo) -> None:
     """Every prompt token id must index the model's embedding (a replay or a tokenizer made for another model)."""
     for spec in workload.requests:

@@ -5,8 +5,11 @@ other threads `submit` (a server's event loop). Each request gets a `deliver`
 callback, called on the engine's thread: `Tokens` as they are generated (once per
 step, at the start of the next loop iteration), then one `Ended` with its final
 status and reason. `cancel(id)` ends a request between steps (failed, `cancelled`)
-and frees its KV; a request that could never be served (`vet` says why) is rejected
-at `submit`, before it enters. `close(reason)` stops the loop as an interrupt does:
+and frees its KV; `finish(id)` ends it the same way but completed (a server found a stop
+string in its text). A request submitted with `stop_ids` completes at the first of them it
+generates once it has `min_tokens` tokens (EOS, stop token ids): that token is its last
+delivered (`Tokens.stop`), and it ends before the next step. A request that could never be
+served (`vet` says why) is rejected at `submit`, before it enters. `close(reason)` stops the loop as an interrupt does:
 the unfinished end failed with that reason. `EngineThread` runs the loop on a thread.
 
 Counts add up: submitted == completed + failed + rejected + in flight (`stats()`).
@@ -39,11 +42,12 @@ class Tokens:
 
     ids: list[int]
     times: list[float]
+    stop: bool = False  # the last id is one of the request's stop ids: it ends there, nothing follows
 
 
 @dataclass(slots=True, frozen=True)
 class Ended:
-    """The request's end: its final status, the reason unless completed, and the tokens it produced in all."""
+    """The request's end: its final status, the reason unless completed, and the tokens delivered in all."""
 
     status: Status
     reason: EndReason | None
@@ -84,7 +88,11 @@ class OnlineStats:
 class _Live:
     state: RequestState
     deliver: Deliver
+    stop_ids: frozenset[int] = frozenset()
+    min_tokens: int = 0  # no stop id counts before this many tokens
     sent: int = 0  # tokens delivered
+    seen: int = 0  # tokens generated
+    stopped: bool = False  # it delivered a stop id (tokens the step after it made are not delivered)
 
 
 class OnlineArrivals:
@@ -105,16 +113,19 @@ class OnlineArrivals:
         # reentrant: a signal handler (the server's shutdown) may close() on a thread inside submit() or stats()
         self._lock = threading.Condition(threading.RLock())
         self._incoming: list[_Live] = []
-        self._cancels: list[str] = []
+        self._ends: list[tuple[str, EndReason | None]] = []  # cancel (a reason) or finish (None)
         self._closing: EndReason | None = None
         self._closed = False
         self._count = 0
         self._stats = OnlineStats()
 
     # --- any thread ---------------------------------------------------------------
-    def submit(self, prompt_ids: Sequence[int], output_len: int, deliver: Deliver) -> Submitted:
-        """Queue a request arriving now; `deliver` gets its events on the engine's thread. A request `vet`
-        refuses ends rejected at once (no event is delivered). Raises EngineClosed once the engine stops."""
+    def submit(self, prompt_ids: Sequence[int], output_len: int, deliver: Deliver, *,
+               stop_ids: frozenset[int] = frozenset(), min_tokens: int = 0) -> Submitted:
+        """Queue a request arriving now; `deliver` gets its events on the engine's thread. It generates
+        `output_len` tokens, or fewer when it meets one of `stop_ids` after `min_tokens` (module docstring). A
+        request `vet` refuses ends rejected at once (no event is delivered). Raises EngineClosed once the engine
+        stops."""
         with self._lock:
             if self._closing is not None or self._closed:
                 raise EngineClosed("the engine has stopped")
@@ -125,14 +136,21 @@ class OnlineArrivals:
             if why is not None:
                 self._stats.ended[(Status.REJECTED.value, why.kind.value)] += 1
                 return Submitted(spec.id, why)
-            self._incoming.append(_Live(RequestState(spec), deliver))
+            self._incoming.append(_Live(RequestState(spec), deliver, stop_ids, min_tokens))
             self._lock.notify_all()
         return Submitted(spec.id)
 
     def cancel(self, req_id: str) -> None:
         """Ask the engine to end `req_id` (failed, cancelled) and free its KV; a no-op once it has ended."""
+        self._end_early(req_id, EndReason(EndKind.CANCELLED, "the client cancelled it or went away"))
+
+    def finish(self, req_id: str) -> None:
+        """Ask the engine to end `req_id` completed (stopped early) and free its KV; a no-op once it has ended."""
+        self._end_early(req_id, None)
+
+    def _end_early(self, req_id: str, reason: EndReason | None) -> None:
         with self._lock:
-            self._cancels.append(req_id)
+            self._ends.append((req_id, reason))
             self._lock.notify_all()
 
     def close(self, reason: EndReason) -> None:
@@ -155,15 +173,15 @@ class OnlineArrivals:
             if self._closing is not None:
                 raise StopRun(self._closing)
             incoming, self._incoming = self._incoming, []
-            cancels, self._cancels = self._cancels, []
+            ends, self._ends = self._ends, []
         for live in incoming:
             self._live[live.state.id] = live
             self.by_id[live.state.id] = live.state
             sink.add_request(live.state, now)
-        for req_id in cancels:
+        for req_id, reason in ends:
             state = self.by_id.get(req_id)
             if state is not None and not state.status.is_final:
-                sink.cancel(state, now, EndReason(EndKind.CANCELLED, "the client cancelled it or went away"))
+                sink.cancel(state, now, reason)
 
     def more(self) -> bool:
         return True  # until closed (admit then raises StopRun)
@@ -174,7 +192,7 @@ class OnlineArrivals:
     def wait(self, clock: Clock, until: float | None) -> None:
         self.publish()  # the last step's tokens and ends, before idling
         with self._lock:
-            if self._incoming or self._cancels or self._closing is not None:
+            if self._incoming or self._ends or self._closing is not None:
                 return
             timeout = None if until is None else max(0.0, until - clock.now())
             self._lock.wait(timeout)
@@ -203,18 +221,15 @@ class OnlineArrivals:
     def publish(self) -> None:
         """Deliver new tokens and ends, drop ended requests, and refresh the stats (the engine's thread)."""
         ended: list[str] = []
+        stopped: list[str] = []
         waiting = running = produced = 0
         for req_id, live in self._live.items():
             state = live.state
-            if len(state.output_ids) > live.sent:
-                new = slice(live.sent, len(state.output_ids))
-                live.deliver(Tokens(state.output_ids[new], state.token_times[new]))
-                produced += len(state.output_ids) - live.sent
-                live.sent = len(state.output_ids)
+            produced += self._deliver_tokens(live, stopped)
             if state.status.is_final:
                 if self.on_end is not None:  # first: a client that hears of the end finds it counted
                     self.on_end(state)
-                live.deliver(Ended(state.status, state.reason, len(state.output_ids)))
+                live.deliver(Ended(state.status, state.reason, live.sent))
                 ended.append(req_id)
             elif state.status is Status.RUNNING:
                 running += 1
@@ -226,6 +241,7 @@ class OnlineArrivals:
         preemptions = sum(1 for e in events if e.kind == PREEMPTION)
         events.clear()
         with self._lock:
+            self._ends.extend((req_id, None) for req_id in stopped)
             stats = self._stats
             for req_id in ended:
                 state = self._live.pop(req_id).state
@@ -236,6 +252,25 @@ class OnlineArrivals:
             stats.oom_events += ooms
             stats.preemptions += preemptions
 
+    @staticmethod
+    def _deliver_tokens(live: _Live, stopped: list[str]) -> int:
+        """Deliver `live`'s new tokens, through its first stop id (then add it to `stopped`); the tokens made."""
+        output = live.state.output_ids
+        made, live.seen = len(output) - live.seen, len(output)
+        if made == 0 or live.stopped:  # after its stop: generated (a step already under way), not delivered
+            return made
+        end, stop = len(output), False
+        if live.stop_ids:
+            first = max(live.sent, live.min_tokens - 1)
+            hit = next((i for i in range(first, end) if output[i] in live.stop_ids), None)
+            if hit is not None:
+                end, stop = hit + 1, True
+        live.deliver(Tokens(output[live.sent:end], live.state.token_times[live.sent:end], stop))
+        live.sent = end
+        if stop:
+            live.stopped = True
+            stopped.append(live.state.id)
+        return made
 
     def _retire(self, ended: list[str]) -> None:
         """Drop ended requests from `by_id` once they hold no KV (a padded batch's rows stay until it ends)."""

@@ -22,6 +22,12 @@ class Status(str, enum.Enum):
         return self in (Status.COMPLETED, Status.FAILED, Status.REJECTED)
 
 
+def early_end_status(reason: EndReason | None) -> Status:
+    """The final status of a request ended between steps (`Policy.cancel`): failed with `reason`, or completed
+    when there is none (a server stopped it at a stop string or token)."""
+    return Status.COMPLETED if reason is None else Status.FAILED
+
+
 @dataclass(slots=True, eq=False)
 class RequestState:
     """Mutable state of a request from admission to its end.

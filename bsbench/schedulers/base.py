@@ -10,7 +10,8 @@ Contract (the engine calls, in this order, each step):
 4. `update(plan, now)` advances the policy's bookkeeping: `num_computed`,
    finished requests (completed when `done_generating`), freed blocks.
 
-Between steps the engine may call `cancel(state, now, reason)` (a client went away),
+Between steps the engine may call `cancel(state, now, reason)`: failed with `reason` (a client went away), or
+completed with `reason` None (a server found a stop string or token before its output length),
 and at the end of a stopped or stalled run `drain(now, reason)`; `next_wakeup(now)`,
 `has_unfinished()` and `take_ended()` tell it when to come back, whether the policy
 holds work, and what ended.
@@ -52,7 +53,7 @@ from bsbench.engine.block_manager import BlockManager
 from bsbench.engine.events import EventLog
 from bsbench.engine.model_info import ModelInfo
 from bsbench.engine.plan import StepPlan
-from bsbench.engine.request_state import RequestState, Status
+from bsbench.engine.request_state import RequestState, Status, early_end_status
 from bsbench.record.reasons import EndReason
 from bsbench.schedulers.chunks import row_slots
 from bsbench.schedulers.option_rules import PolicyOptions
@@ -182,10 +183,11 @@ class Scheduler(ABC):
         for state in list(self.unfinished()):
             self.end(state, Status.FAILED, now, reason)
 
-    def cancel(self, state: RequestState, now: float, reason: EndReason) -> None:
-        """End an admitted, unfinished request between steps (its client went away): failed with `reason`, its
-        KV freed. A policy whose padded batch keeps a row's KV until the batch ends overrides this."""
-        self.end(state, Status.FAILED, now, reason)
+    def cancel(self, state: RequestState, now: float, reason: EndReason | None) -> None:
+        """End an admitted, unfinished request between steps, its KV freed: failed with `reason` (its client went
+        away), or completed when `reason` is None (stopped early: a stop string or token). A policy whose padded
+        batch keeps a row's KV until the batch ends overrides this."""
+        self.end(state, early_end_status(reason), now, reason)
 
     def fail_plan(self, plan: StepPlan, now: float, reason: EndReason) -> list[str]:
         """End the unfinished requests of a plan that could not execute (e.g. activation OOM)."""

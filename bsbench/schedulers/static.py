@@ -21,7 +21,7 @@ from typing import Any, cast
 from bsbench.engine.decode_runs import DecodeRunTerms
 from bsbench.engine.events import OOM
 from bsbench.engine.plan import StepPlan
-from bsbench.engine.request_state import RequestState, Status
+from bsbench.engine.request_state import RequestState, Status, early_end_status
 from bsbench.record.reasons import EndKind, EndReason
 from bsbench.schedulers.base import Scheduler, SchedulerContext
 from bsbench.schedulers.chunks import PaddedBatch, row_slots
@@ -136,13 +136,13 @@ class StaticScheduler(Scheduler):
             batch.free(self.blocks)
             self.batch = None
 
-    def cancel(self, state: RequestState, now: float, reason: EndReason) -> None:
+    def cancel(self, state: RequestState, now: float, reason: EndReason | None) -> None:
         """A row of the running batch keeps its KV until the batch ends (its later steps compute it as padding)."""
         batch = self.batch
         if batch is None or state not in batch.rows:
             super().cancel(state, now, reason)
             return
-        self.end(state, Status.FAILED, now, reason, free=False)
+        self.end(state, early_end_status(reason), now, reason, free=False)
         if batch.all_done():
             batch.free(self.blocks)
             self.batch = None

@@ -60,7 +60,7 @@ from typing import Any, cast
 from bsbench.engine.decode_runs import DecodeRunTerms
 from bsbench.engine.events import OOM, PREEMPTION, REJECTION, TRUNCATION
 from bsbench.engine.plan import StepPlan
-from bsbench.engine.request_state import RequestState, Status
+from bsbench.engine.request_state import RequestState, Status, early_end_status
 from bsbench.predictor import PREDICTOR_MODES, LengthClasses, make_predictor, memory_estimate_bytes
 from bsbench.record.reasons import EndKind, EndReason
 from bsbench.schedulers.base import Scheduler, SchedulerContext
@@ -293,13 +293,13 @@ class UellmScheduler(Scheduler):
                 self._truncate(cut, run.cap, now)
         self._maybe_close()
 
-    def cancel(self, state: RequestState, now: float, reason: EndReason) -> None:
+    def cancel(self, state: RequestState, now: float, reason: EndReason | None) -> None:
         """A row of the running batch keeps its KV until the batch ends (its later steps compute it as padding)."""
         run = self.running
         if run is None or state not in run.batch.rows:
             super().cancel(state, now, reason)
             return
-        self.end(state, Status.FAILED, now, reason, free=False)
+        self.end(state, early_end_status(reason), now, reason, free=False)
         self._maybe_close()
 
     def fail_plan(self, plan: StepPlan, now: float, reason: EndReason) -> list[str]:

@@ -9,7 +9,9 @@ With an API key, every /v1/* request needs `Authorization: Bearer KEY` (else 401
 invalid_api_key); /health and /metrics stay open. Bodies are bounded (413), read within a time
 (408), and decoded and tokenised on a worker thread (serve/limits.py): the event loop stays free.
 A request the engine could never serve (longer than the context, more KV than the policy
-lets one request hold) gets 400 with the reason. A client that disconnects cancels its
+lets one request hold) gets 400 with the reason. A request without max_tokens may generate
+up to the context limit (`longest_output`). Generation stops at EOS, a stop token or a stop string
+(serve/output.py): the engine ends the request completed and frees its KV. A client that disconnects cancels its
 request: the engine ends it failed (cancelled) and frees its KV. A request that fails in
 the engine (shutdown, OOM, ...) gets 500, or an error event in its stream, with the reason.
 Every error is OpenAI-style JSON (serve/errors.py).
@@ -39,6 +41,7 @@ from bsbench.engine.request_state import Status
 from bsbench.serve.errors import ApiError
 from bsbench.serve.limits import ServeLimits
 from bsbench.serve.metrics import ServeMetrics
+from bsbench.serve.output import Output
 from bsbench.serve.requests import GenerationRequest, ServedModel, parse_chat, parse_completion
 from bsbench.serve.responses import Detokenizer, Shape, sse, usage
 
@@ -58,6 +61,8 @@ class ServeState:
     request_exit: Callable[[], None] = field(default=lambda: None)  # set by the server (uvicorn's should_exit)
     limits: ServeLimits = field(default_factory=ServeLimits)
     api_key: str | None = None  # required as a bearer token on /v1/* when set
+    # the most tokens a request without max_tokens may generate, given its prompt's length (0: none fit)
+    longest_output: Callable[[int], int] = field(default=lambda prompt_len: 1)
     # decoding and tokenising, off the event loop; one thread, as tokenizers are not all safe to share
     parser: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(1, "bsbench-parse"))
 
@@ -185,8 +190,12 @@ def _deliverer(queue: asyncio.Queue[Event]) -> Callable[[Event], None]:
 
 
 def _submit(state: ServeState, gen: GenerationRequest, deliver: Callable[[Event], None]) -> Submitted:
+    max_tokens = gen.max_tokens or max(1, state.longest_output(len(gen.prompt_ids)))  # 0: the vet says why
+    eos = state.model.eos_token_id
+    stop_ids = gen.stop_token_ids | ({eos} if eos is not None and not gen.ignore_eos else set())
     try:
-        submitted = state.engine.arrivals.submit(gen.prompt_ids, gen.max_tokens, deliver)
+        submitted = state.engine.arrivals.submit(gen.prompt_ids, max_tokens, deliver, stop_ids=frozenset(stop_ids),
+                                                 min_tokens=gen.min_tokens)
     except EngineClosed:
         raise ApiError(503, "the server is shutting down") from None
     if submitted.rejected is not None:
@@ -203,14 +212,18 @@ async def _whole(request: Request, state: ServeState, gen: GenerationRequest, su
                  queue: asyncio.Queue[Event]) -> Response:
     """A non-streaming answer; a client that leaves first cancels the request."""
 
-    async def collect() -> tuple[list[int], Ended]:
-        ids: list[int] = []
+    out = _output(state, gen)
+    pieces: list[str] = []
+
+    async def collect() -> Ended:
         while True:
             event = await queue.get()
-            if isinstance(event, Tokens):
-                ids.extend(event.ids)
-            else:
-                return ids, event
+            if not isinstance(event, Tokens):
+                return event
+            if not out.stopped:
+                pieces.append(out.add(event.ids, event.stop)[0])
+                if out.stopped:
+                    state.engine.arrivals.finish(submitted.id)
 
     async def disconnected() -> None:
         while (await request.receive())["type"] != "http.disconnect":
@@ -223,32 +236,43 @@ async def _whole(request: Request, state: ServeState, gen: GenerationRequest, su
         collecting.cancel()
         state.engine.arrivals.cancel(submitted.id)
         return Response(status_code=499)  # nobody reads it: the client has gone
-    ids, end = collecting.result()
-    if end.status is not Status.COMPLETED:
+    end = collecting.result()
+    if end.status is not Status.COMPLETED and not out.stopped:
         raise _failure(end)
-    text = state.model.tokenizer.decode(ids)
-    return JSONResponse(shape.full(text, ids if gen.return_token_ids else None, usage(len(gen.prompt_ids), len(ids))))
+    text = "".join(pieces) + out.flush()
+    ids = out.ids
+    return JSONResponse(shape.full(text, ids if gen.return_token_ids else None, usage(len(gen.prompt_ids), len(ids)),
+                                   out.finish_reason))
+
+
+def _output(state: ServeState, gen: GenerationRequest) -> Output:
+    return Output(Detokenizer(state.model.tokenizer), gen.stop, gen.min_tokens)
 
 
 async def _stream(state: ServeState, gen: GenerationRequest, submitted: Submitted, shape: Shape,
                   queue: asyncio.Queue[Event]) -> AsyncIterator[bytes]:
     """SSE chunks as tokens arrive; a client that disconnects (the generator is cancelled) cancels the request."""
-    text = Detokenizer(state.model.tokenizer)
-    first, produced, ended = True, 0, False
+    out = _output(state, gen)
+    first, ended = True, False
     try:
         while True:
             event = await queue.get()
             if isinstance(event, Tokens):
-                produced += len(event.ids)
-                yield sse(shape.chunk(text.add(event.ids), event.ids if gen.return_token_ids else None, first=first))
+                if out.stopped:
+                    continue
+                text, ids = out.add(event.ids, event.stop)
+                if out.stopped:
+                    state.engine.arrivals.finish(submitted.id)  # a no-op when the engine stopped it
+                yield sse(shape.chunk(text, ids if gen.return_token_ids else None, first=first))
                 first = False
                 continue
             ended = True
-            if event.status is Status.COMPLETED:
-                for chunk in shape.last_chunks(text.flush(), [] if gen.return_token_ids else None, first=first):
+            if event.status is Status.COMPLETED or out.stopped:
+                for chunk in shape.last_chunks(out.flush(), [] if gen.return_token_ids else None, first=first,
+                                               finish=out.finish_reason):
                     yield sse(chunk)
                 if gen.include_usage:
-                    yield sse(shape.usage_chunk(usage(len(gen.prompt_ids), produced)))
+                    yield sse(shape.usage_chunk(usage(len(gen.prompt_ids), len(out.ids))))
             else:
                 yield sse(_failure(event).body())
             yield sse("[DONE]")

@@ -1,11 +1,13 @@
 """Request bodies of /v1/completions and /v1/chat/completions, checked and turned into a `GenerationRequest`.
 
-What the engine does decides what is accepted: it generates exactly `max_tokens` tokens greedily
-(EOS ignored), one sequence per request. So `n` and `best_of` must be 1, `logprobs`, `echo`
-and `stop` are refused, `temperature` / `top_p` / `seed` are accepted and have no effect
-(greedy only), `min_tokens` and `ignore_eos` are accepted (the output length is max_tokens
-anyway). Unknown fields are ignored, as OpenAI clients send many. Every refusal is an
-`ApiError` naming the field (400; 404 for a model the server does not serve).
+What the engine does decides what is accepted: it generates greedily, one sequence per request,
+until `max_tokens`, the tokenizer's EOS (unless `ignore_eos`), one of `stop_token_ids`, or a `stop`
+string (a string or a list of strings); none of these ends it before `min_tokens`. Without
+`max_tokens` (`max_completion_tokens` in chat) it may run to the context limit (None here: the app
+sets it). `n` and `best_of` must be 1, `logprobs` and `echo` are refused, `temperature` / `top_p` /
+`seed` are accepted and have no effect (greedy only). Unknown fields are ignored, as OpenAI
+clients send many. Every refusal is an `ApiError` naming the field (400; 404 for a model the
+server does not serve).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from bsbench.serve.errors import ApiError
 from bsbench.values import Flag, Integer, Invalid, Real, Rule, Text
 from bsbench.workloads.tokenizer import TokenizerHandle
 
-DEFAULT_MAX_TOKENS = 16  # OpenAI's completions default; the engine needs a length, so chat uses it too
+MAX_STOPS = 16  # stop strings per request (OpenAI allows 4)
 _COUNT = Integer(1, 1 << 20, numbers_only=True)
 _MIN_TOKENS = Integer(0, 1 << 20, numbers_only=True)
 _TEMPERATURE = Real(0, 2, numbers_only=True)
@@ -34,6 +36,7 @@ class ServedModel:
     tokenizer: TokenizerHandle
     vocab_size: int
     max_prompt_chars: int = 1 << 20  # a longer text prompt is refused before tokenising (serve/limits.py)
+    eos_token_id: int | None = None  # generation stops there unless a request says ignore_eos
 
 
 @dataclass(slots=True, frozen=True)
@@ -41,10 +44,14 @@ class GenerationRequest:
     """One checked request: the prompt's token ids and how to answer."""
 
     prompt_ids: list[int]
-    max_tokens: int
+    max_tokens: int | None  # None: up to the context limit
     stream: bool
     include_usage: bool
     return_token_ids: bool
+    stop: tuple[str, ...] = ()
+    stop_token_ids: frozenset[int] = frozenset()
+    ignore_eos: bool = False
+    min_tokens: int = 0
 
 
 def parse_completion(body: Any, model: ServedModel) -> GenerationRequest:
@@ -81,22 +88,41 @@ def _common(body: Any, model: ServedModel) -> dict[str, Any]:
     for field in ("logprobs", "top_logprobs", "echo"):
         if body.get(field) not in (None, False, 0):
             raise ApiError(400, f"'{field}' is not supported by bsbench serve", field)
-    if body.get("stop") not in (None, [], ""):
-        raise ApiError(400, "'stop' is not supported: the engine generates exactly max_tokens tokens", "stop")
     for field, rule in (("temperature", _TEMPERATURE), ("top_p", _SHARE)):
         if body.get(field) is not None:
             _check(body, field, rule)  # accepted and checked; decoding is greedy whatever the value
-    max_tokens = DEFAULT_MAX_TOKENS if body.get("max_tokens") is None else _check(body, "max_tokens", _COUNT)
-    return {"max_tokens": max_tokens}
+    max_tokens = None if body.get("max_tokens") is None else _check(body, "max_tokens", _COUNT)
+    return {"max_tokens": max_tokens, "stop": _stops(body.get("stop")),
+            "stop_token_ids": _stop_token_ids(body.get("stop_token_ids"))}
+
+
+def _stops(value: Any) -> tuple[str, ...]:
+    """`stop`: None, a string, or a list of strings; empty strings are dropped (they would stop at once)."""
+    if value is None:
+        return ()
+    stops = [value] if isinstance(value, str) else value
+    if not isinstance(stops, list) or not all(isinstance(s, str) for s in stops):
+        raise ApiError(400, "'stop' must be a string or a list of strings", "stop")
+    if len(stops) > MAX_STOPS:
+        raise ApiError(400, f"'stop' has {len(stops)} strings, more than {MAX_STOPS}", "stop")
+    return tuple(s for s in stops if s)
+
+
+def _stop_token_ids(value: Any) -> frozenset[int]:
+    if value is None:
+        return frozenset()
+    if not isinstance(value, list) or not all(isinstance(t, int) and not isinstance(t, bool) for t in value):
+        raise ApiError(400, "'stop_token_ids' must be a list of token ids", "stop_token_ids")
+    return frozenset(value)
 
 
 def _request(body: dict[str, Any], prompt_ids: list[int], fields: dict[str, Any]) -> GenerationRequest:
     max_tokens = fields["max_tokens"]
-    if body.get("min_tokens") is not None and _check(body, "min_tokens", _MIN_TOKENS) > max_tokens:
+    min_tokens = 0 if body.get("min_tokens") is None else _check(body, "min_tokens", _MIN_TOKENS)
+    if max_tokens is not None and min_tokens > max_tokens:
         raise ApiError(400, f"'min_tokens' ({body['min_tokens']}) must not pass max_tokens ({max_tokens})",
                        "min_tokens")
-    if body.get("ignore_eos") is not None:
-        _check(body, "ignore_eos", _FLAG)  # EOS is always ignored: the output length is max_tokens
+    ignore_eos = body.get("ignore_eos") is not None and _check(body, "ignore_eos", _FLAG)
     stream = bool(body.get("stream") is not None and _check(body, "stream", _FLAG))
     options = body.get("stream_options")
     include_usage = False
@@ -108,7 +134,8 @@ def _request(body: dict[str, Any], prompt_ids: list[int], fields: dict[str, Any]
         include_usage = options.get("include_usage") is not None and _check(options, "include_usage", _FLAG,
                                                                             param="stream_options.include_usage")
     return_ids = body.get("return_token_ids") is not None and _check(body, "return_token_ids", _FLAG)
-    return GenerationRequest(prompt_ids, max_tokens, stream, bool(include_usage), bool(return_ids))
+    return GenerationRequest(prompt_ids, max_tokens, stream, bool(include_usage), bool(return_ids), fields["stop"],
+                             fields["stop_token_ids"], bool(ignore_eos), min_tokens)
 
 
 def _check(body: dict[str, Any], field: str, rule: Rule, why: str = "", *, param: str | None = None) -> Any:

@@ -1,7 +1,6 @@
 """Response bodies and stream chunks in OpenAI's layout (completions and chat), and incremental detokenizing.
 
-`finish_reason` is always "length": the engine generates exactly max_tokens tokens, EOS
-included if the model picks it (the text then holds the EOS token's text). With
+`finish_reason` is "stop" (EOS, a stop token or string: serve/output.py) or "length". With
 `return_token_ids` each choice carries `token_ids` (vLLM's spelling): all generated ids
 in a full response, the chunk's new ids in a stream chunk. Every body carries a
 `system_fingerprint` (SYSTEM_FINGERPRINT), and a chat stream's last chunk has the empty delta `{}` with the
@@ -17,7 +16,6 @@ from typing import Any
 
 from bsbench.workloads.tokenizer import TokenizerHandle
 
-FINISH_REASON = "length"
 SYSTEM_FINGERPRINT = "bsbench-serve"  # one engine, one build: what OpenAI clients expect to find
 
 
@@ -67,9 +65,9 @@ class Shape:
         return {"id": self.id, "object": kind, "created": self.created, "model": self.model,
                 "system_fingerprint": SYSTEM_FINGERPRINT}
 
-    def full(self, text: str, ids: list[int] | None, usage: dict[str, int]) -> dict[str, Any]:
-        """The whole response of a non-streaming request."""
-        choice: dict[str, Any] = {"index": 0, "finish_reason": FINISH_REASON, "logprobs": None}
+    def full(self, text: str, ids: list[int] | None, usage: dict[str, int], finish: str) -> dict[str, Any]:
+        """The whole response of a non-streaming request that ended for reason `finish`."""
+        choice: dict[str, Any] = {"index": 0, "finish_reason": finish, "logprobs": None}
         if self.chat:
             choice["message"] = {"role": "assistant", "content": text}
         else:
@@ -78,9 +76,10 @@ class Shape:
             choice["token_ids"] = ids
         return {**self._envelope(False), "choices": [choice], "usage": usage}
 
-    def chunk(self, text: str, ids: list[int] | None, *, first: bool = False, last: bool = False) -> dict[str, Any]:
+    def chunk(self, text: str, ids: list[int] | None, *, first: bool = False,
+              finish: str | None = None) -> dict[str, Any]:
         """One stream chunk: new text (and ids), the role on a chat's first chunk, the finish reason on the last."""
-        choice: dict[str, Any] = {"index": 0, "finish_reason": FINISH_REASON if last else None, "logprobs": None}
+        choice: dict[str, Any] = {"index": 0, "finish_reason": finish, "logprobs": None}
         if self.chat:
             choice["delta"] = {"role": "assistant", "content": text} if first else {"content": text}
         else:
@@ -89,13 +88,13 @@ class Shape:
             choice["token_ids"] = ids
         return {**self._envelope(True), "choices": [choice]}
 
-    def last_chunks(self, text: str, ids: list[int] | None, *, first: bool) -> list[dict[str, Any]]:
+    def last_chunks(self, text: str, ids: list[int] | None, *, first: bool, finish: str) -> list[dict[str, Any]]:
         """The chunks that end a stream: a chat's remaining text (if any) then `delta: {}` with the finish
         reason; a completion's remaining text with the finish reason."""
         if not self.chat:
-            return [self.chunk(text, ids, first=first, last=True)]
+            return [self.chunk(text, ids, first=first, finish=finish)]
         out = [self.chunk(text, ids, first=first)] if text or first or ids else []
-        end = self.chunk("", [] if ids is not None else None, last=True)
+        end = self.chunk("", [] if ids is not None else None, finish=finish)
         end["choices"][0]["delta"] = {}
         return [*out, end]
 

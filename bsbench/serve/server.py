@@ -16,7 +16,7 @@ from typing import Any
 
 import uvicorn
 
-from bsbench.backends.fit_checks import request_misfit
+from bsbench.backends.fit_checks import longest_output, request_misfit
 from bsbench.engine.clock import WallClock
 from bsbench.engine.loop import Engine
 from bsbench.engine.online import EngineThread
@@ -67,9 +67,11 @@ def serve_state(session: Any, policy: Scheduler, tokenizer: TokenizerHandle, *, 
     metrics = ServeMetrics(served_name)
     thread = EngineThread(engine, lambda spec: request_misfit(spec, session.info, policy), on_end=metrics.observe_end)
     metrics.attach(thread.arrivals, policy.ctx.block_manager)
-    model = ServedModel(served_name, tokenizer, session.info.vocab_size, limits.max_prompt_chars)
+    model = ServedModel(served_name, tokenizer, session.info.vocab_size, limits.max_prompt_chars,
+                        tokenizer.eos_token_id)
     return ServeState(thread, model, policy.name, metrics, max_requests, idle_exit_s, limits=limits,
-                      api_key=api_key)
+                      api_key=api_key, longest_output=lambda prompt_len: longest_output(prompt_len, session.info,
+                                                                                        policy))
 
 
 def bind(host: str, port: int) -> socket.socket:

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 from bsbench.backends.cluster.links import LinkPreset
 from bsbench.engine.instance import Instance as LoopInstance
-from bsbench.engine.request_state import RequestState, Status
+from bsbench.engine.request_state import RequestState, Status, early_end_status
 from bsbench.record.reasons import EndReason
 from bsbench.schedulers.base import Scheduler
 from bsbench.schedulers.continuous import ContinuousScheduler
@@ -79,7 +79,7 @@ class TransferCoordinator:
         self.kv_bytes_per_token = kv_bytes_per_token
         self.queue: deque[tuple[RequestState, Instance]] = deque()  # handed off, transfer not started
         self.in_flight: list[Transfer] = []  # in start order
-        self.cancels: list[tuple[RequestState, EndReason]] = []  # of requests in a step under way
+        self.cancels: list[tuple[RequestState, EndReason | None]] = []  # of requests in a step under way
         self.transfers = 0
 
     # --- the Coordinator protocol ----------------------------------------------------------------
@@ -107,9 +107,9 @@ class TransferCoordinator:
         target = min(self.prefill, key=lambda i: len(i.policy.unfinished()))  # min keeps the first on ties
         target.policy.add_request(state, now)
 
-    def cancel(self, state: RequestState, now: float, reason: EndReason) -> None:
-        """End `state` failed with `reason` wherever it is: in a policy (once the step it is in, if any, is
-        booked), queued for a transfer or in flight."""
+    def cancel(self, state: RequestState, now: float, reason: EndReason | None) -> None:
+        """End `state` failed with `reason` (completed when None) wherever it is: in a policy (once the step it is
+        in, if any, is booked), queued for a transfer or in flight."""
         for instance in self.instances:
             if state in instance.policy.unfinished():
                 pending = instance.unit.pending
@@ -122,14 +122,14 @@ class TransferCoordinator:
             if queued is state:
                 self.queue.remove((queued, source))
                 source.policy.blocks.free(state.id)
-                state.finish(Status.FAILED, now, reason)
+                state.finish(early_end_status(reason), now, reason)
                 return
         for transfer in list(self.in_flight):
             if transfer.state is state:
                 self.in_flight.remove(transfer)
                 transfer.source.policy.blocks.free(state.id)
                 transfer.target.policy.blocks.free(state.id)
-                state.finish(Status.FAILED, now, reason)
+                state.finish(early_end_status(reason), now, reason)
                 return
 
     def dispatch(self, now: float) -> None:
