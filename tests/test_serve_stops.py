@@ -15,7 +15,7 @@ from bsbench.serve.output import Output
 from bsbench.serve.responses import Detokenizer
 from bsbench.workloads.request import RequestSpec
 from bsbench.workloads.tokenizer import load_tokenizer
-from tests.serve_helpers import TIMEOUT_S, running_server, sse_events, wait_for
+from tests.serve_helpers import TIMEOUT_S, metric, running_server, sse_events, wait_for
 
 PROMPT = [100, 2000, 31, 7, 900]  # the tiny model answers it with tokens that vary
 LENGTH = 12
@@ -80,6 +80,7 @@ def test_a_stop_string_cuts_the_text_before_it_and_ends_the_request(served, stre
     cut = whole["text"].find(stop)
     assert 0 <= cut <= len(head) + 1
     made = _generated(served)
+    stops = metric(served.url, "vllm:request_success_total", model_name="tiny", finished_reason="stop")
     got = _post(served, {"max_tokens": LENGTH, "ignore_eos": True, "stop": ["never there", stop], "stream": stream})
     assert got["finish"] == "stop"
     assert got["text"] == whole["text"][:cut]
@@ -87,6 +88,7 @@ def test_a_stop_string_cuts_the_text_before_it_and_ends_the_request(served, stre
     assert got["usage"] == len(got["ids"])
     _settled(served)
     assert _generated(served) - made < LENGTH  # the engine ended it early (a step or two after the stop at most)
+    assert metric(served.url, "vllm:request_success_total", model_name="tiny", finished_reason="stop") == stops + 1
 
 
 @pytest.mark.parametrize("stream", [False, True])
@@ -152,3 +154,12 @@ def test_stop_strings_split_over_tokens_are_found_and_held_back():
     free = Output(Detokenizer(tokenizer), ("STOP",))
     text = "".join(free.add([i])[0] for i in tokenizer.encode("alpha ST beta S")) + free.flush()
     assert text == "alpha ST beta S" and free.finish_reason == "length"
+
+
+def test_a_padded_batch_row_stopped_early_ends_completed_and_the_batch_frees_its_kv():
+    with running_server("static") as server:
+        whole = _greedy(server)
+        at = next(k for k in range(3, LENGTH) if whole["ids"][k] not in whole["ids"][:k])
+        got = _post(server, {"max_tokens": LENGTH, "ignore_eos": True, "stop_token_ids": [whole["ids"][at]]})
+        assert (got["ids"], got["finish"]) == (whole["ids"][:at + 1], "stop")
+        _settled(server)

@@ -55,6 +55,7 @@ class Ended:
 
 
 Event = Tokens | Ended
+FINISHED_REASON = "finished_reason"  # the note a request stopped early carries ("stop"; absent: it ran its length)
 Deliver = Callable[[Event], None]
 Vet = Callable[[RequestSpec], EndReason | None]  # why a request can never be served; None: it can
 
@@ -181,6 +182,8 @@ class OnlineArrivals:
         for req_id, reason in ends:
             state = self.by_id.get(req_id)
             if state is not None and not state.status.is_final:
+                if reason is None:
+                    state.notes[FINISHED_REASON] = "stop"  # ended completed before its length (vLLM's name)
                 sink.cancel(state, now, reason)
 
     def more(self) -> bool:
@@ -269,6 +272,7 @@ class OnlineArrivals:
         live.sent = end
         if stop:
             live.stopped = True
+            live.state.notes[FINISHED_REASON] = "stop"  # also when that token was its last anyway
             stopped.append(live.state.id)
         return made
 

@@ -45,7 +45,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from bsbench.engine.block_manager import BlockManager
-from bsbench.engine.online import OnlineArrivals
+from bsbench.engine.online import FINISHED_REASON, OnlineArrivals
 from bsbench.engine.request_state import RequestState, Status
 
 RATE_WINDOW_S = 10.0
@@ -56,7 +56,7 @@ ITL_BUCKETS = (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.
                80.0)
 REQUEST_LATENCY_BUCKETS = (0.3, 0.5, 0.8, 1.0, 1.5, 2.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0, 40.0, 50.0, 60.0, 120.0,
                            240.0, 480.0, 960.0, 1920.0, 7680.0)
-FINISHED_LENGTH = "length"  # bsbench serve generates exactly max_tokens unless a stop ends it first
+FINISHED_LENGTH = "length"  # bsbench serve generates max_tokens unless a stop ends it first (FINISHED_REASON)
 
 
 class TokenRate:
@@ -180,7 +180,7 @@ class ServeMetrics:
             for a, b in zip(times, times[1:]):
                 self.itl.observe(max(0.0, b - a))
         if state.status is Status.COMPLETED:
-            self.success.labels(self.model_name, str(state.notes.get("finished_reason", FINISHED_LENGTH))).inc()
+            self.success.labels(self.model_name, str(state.notes.get(FINISHED_REASON, FINISHED_LENGTH))).inc()
 
 
 def _gauge(name: str, text: str, value: float) -> Any:
