@@ -211,3 +211,19 @@ def test_max_failure_ratio_sets_the_bar(bsbench, tmp_path):
     assert lenient.code == 0 and "most common:" in lenient.out
     assert strict.code == 1 and "over --max-failure-ratio 0.25" in strict.err
     assert len(strict.err.strip().splitlines()) == 1
+
+
+def test_vllms_own_backend_words_mean_the_openai_backend(bsbench, monkeypatch, sharegpt_json, tmp_path):
+    """`--backend vllm` and `--backend openai-chat`, as vLLM's command lines write them, run against the server;
+    openai-chat implies the chat endpoint and refuses another."""
+    base = "bsbench run --model m --dataset-name random --num-prompts 3 --port 9001"
+    vllm_word = _parse(bsbench, monkeypatch, f"{base} --backend vllm --endpoint /v1/completions", sharegpt_json,
+                       tmp_path)
+    assert vllm_word["options"].endpoint == "completions" and vllm_word["options"].served_model == "m"
+    chat = _parse(bsbench, monkeypatch, f"{base} --backend openai-chat", sharegpt_json, tmp_path)
+    assert chat["options"].endpoint == "chat"
+    chat = _parse(bsbench, monkeypatch, f"{base} --backend openai-chat --endpoint /v1/chat/completions",
+                  sharegpt_json, tmp_path)
+    assert chat["options"].endpoint == "chat"
+    refused = bsbench("run", *shlex.split(f"{base} --backend openai-chat --endpoint /v1/completions")[2:])
+    assert refused.code == 2 and "--backend openai-chat sends to the chat endpoint" in refused.err

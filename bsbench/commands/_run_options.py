@@ -134,7 +134,8 @@ def _flag_decorators(backends: tuple[str, ...]) -> dict[str, Callable]:
         click.option("--backend", type=click.Choice(list(backends)), default="real", show_default=True,
                      help="real: the model runner computes every step; sim: the same engine, schedulers and KV "
                           "manager with step times from a cost model on a virtual clock (no torch, no weights)"
-                          + ("; openai: replay against an OpenAI-compatible server (--base-url)."
+                          + ("; openai: replay against an OpenAI-compatible server (--base-url); vllm and "
+                             "openai-chat: vLLM's words for it (openai-chat: --endpoint chat)."
                              if any(is_remote(b) for b in backends) else ".")),
         click.option("--clock", type=click.Choice(["wall", "virtual"]), default=None,
                      help="Real runner only: wall (measured time) or virtual (real tokens, time from the cost "

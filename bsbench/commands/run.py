@@ -16,7 +16,7 @@ from bsbench.backends.fit_checks import check_workload_fits
 from bsbench.backends.openai import OpenAIBackend
 from bsbench.backends.policy_build import build_policy
 from bsbench.backends.run import open_session, run_benchmark
-from bsbench.backends.words import is_remote
+from bsbench.backends.words import VLLM_CLIENT_WORDS, is_remote, remote_endpoint
 from bsbench.commands._help import GroupedCommand
 from bsbench.commands._openai_options import (
     client_options,
@@ -152,7 +152,7 @@ def run_summary_table(record: RunRecord, ttft_origin: str = "scheduled") -> Tabl
 @click.option("--scheduler", default="continuous", show_default=True,
               help="Batching policy: static, continuous, uellm, bucket, distserve (or any registered one).")
 @workload_options
-@functools.partial(run_options, backends=("real", "sim", "openai"))
+@functools.partial(run_options, backends=("real", "sim", "openai", *VLLM_CLIENT_WORDS))
 @openai_options
 @vllm_workload_options
 @vllm_run_options
@@ -179,6 +179,11 @@ def command(ctx: click.Context, scheduler: str, quiet: bool, repeats: int, max_f
     vllm = take_vllm_workload(ctx, kwargs)
     openai_values = pop_openai_values(kwargs)
     remote = is_remote(kwargs["backend"])
+    implied = remote_endpoint(kwargs["backend"])
+    if implied is not None:  # vLLM's --backend openai-chat
+        if openai_values.setdefault("endpoint", implied) != implied:
+            raise BsbenchError(f"--backend {kwargs['backend']} sends to the {implied} endpoint; drop --endpoint "
+                               f"{openai_values['endpoint']}")
     save = take_vllm_run(ctx, kwargs, openai_values, remote, vllm)
     if remote:
         refuse_engine_flags(ctx, scheduler_values(kwargs))
