@@ -68,9 +68,13 @@ def dumps(obj: Any, indent: int | None = 1) -> str:
 
 def write_json_atomic(obj: Any, path: Path, indent: int | None = 1) -> Path:
     """Write strict JSON to `path` atomically: a temp file in the same folder, then os.replace."""
+    return write_text_atomic(dumps(obj, indent=indent), path)
+
+
+def write_text_atomic(text: str, path: Path) -> Path:
+    """Write `text` to `path` atomically (a temp file in the same folder, fsync, then os.replace); the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    text = dumps(obj, indent=indent)
     fd, tmp = open_temp_beside(path.parent, path.name)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:

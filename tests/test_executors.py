@@ -201,7 +201,7 @@ def _searches(folder: Path) -> dict:
 def test_capacity_in_parallel_keeps_each_search_and_its_result(bsbench, tmp_path):
     args = ("capacity", "--backend", "sim", "--model", "llama2-13b", "--gpu", "a100-40gb", "-w", "synthetic",
             "-n", "24", "--schedulers", "static,continuous", "--repeats", "2", "--ttft-slo", "2000",
-            "--start-rate", "2", "--max-rate", "16", "--no-html", "--quiet")
+            "--start-rate", "2", "--max-rate", "16", "--duration", "10s", "--no-html", "--quiet")
     serial = bsbench(*args, "--out", tmp_path / "serial")
     pooled = bsbench(*args, "--out", tmp_path / "process", "--executor", "process", "--workers", "2")
     assert serial.code == 0 and pooled.code == 0, pooled.err[-2000:]
