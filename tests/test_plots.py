@@ -231,3 +231,18 @@ def test_long_cdfs_and_timelines_are_thinned_keeping_ends_and_peaks():
     assert len(tx) <= plots.TIMELINE_POINTS and tx[0] == 0.0 and ty.max() == 7.0
     short = (np.arange(5.0), np.arange(5.0))
     assert plots.thin_timeline(*short)[0] is short[0] and plots.thin_cdf(*short)[0] is short[0]
+
+
+def test_versus_rate_crosses_out_overloaded_probes(tmp_path, monkeypatch):
+    """Issue 33: a capacity probe whose queue grew without bound is marked on the probe plot, at its point."""
+    figures = []
+    monkeypatch.setattr(plots_sweep, "save", lambda fig, path, note="": figures.append(fig) or path)
+    points = [{"scheduler": "static", "rate": r, "slo_attainment": a, "overloaded": o}
+              for r, a, o in ((1.0, 1.0, False), (2.0, 0.9, True), (4.0, 0.2, True))]
+    plots_sweep.versus_rate(points, "slo_attainment", "SLO attainment", tmp_path / "p.png", target=0.8)
+    (ax,) = figures[0].axes
+    marks = [c for c in ax.collections if c.get_label().startswith("overloaded")]
+    assert len(marks) == 1 and sorted(marks[0].get_offsets()[:, 1].tolist()) == [0.2, 0.9]
+    points = [dict(p, overloaded=False) for p in points]
+    plots_sweep.versus_rate(points, "slo_attainment", "SLO attainment", tmp_path / "q.png")
+    assert not [c for c in figures[1].axes[0].collections if c.get_label().startswith("overloaded")]

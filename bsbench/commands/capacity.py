@@ -207,7 +207,8 @@ def write_capacity_page(out_dir: Path, summary: dict[str, Any], results: dict[st
     # lazy: loads matplotlib
     from bsbench.report.plots_sweep import versus_rate
 
-    points = [{"scheduler": name, "rate": p.rate, "slo_attainment": p.attainment}
+    points = [{"scheduler": name, "rate": p.rate, "slo_attainment": p.attainment,
+               "overloaded": bool(p.info.get("overloaded"))}
               for name, res in results.items() for search in res.results for p in search.probes]
     png = versus_rate(points, "slo_attainment", "SLO attainment", out_dir / "attainment_at_probes.png",
                       target=target, note=note)

@@ -121,6 +121,9 @@ def thin_ticks(ticks: Sequence[float], log: bool) -> list[float]:
     return [ticks[i] for i in kept]
 
 
+OVERLOADED_COLOR = "#c0392b"
+
+
 def _rates(points: Sequence[Point]) -> list[float]:
     return [float(p["rate"]) for p in points]
 
@@ -143,12 +146,17 @@ def _interval_note(drawn: Sequence[Series]) -> str:
 
 def versus_rate(points: Sequence[Point], key: str, ylabel: str, path: Path, target: float | None = None,
                 note: str = "") -> Path:
-    """`key` against the rate, one line per scheduler (mean over repeats, band = interval when given)."""
+    """`key` against the rate, one line per scheduler (mean over repeats, band = interval when given); points
+    carrying `overloaded: True` are crossed out in red."""
     fig, ax = plt.subplots(figsize=(8, 4.6))
     axis = RateAxis(_rates(points))
     drawn = draw_versus_rate(ax, points, key, axis)
     if target is not None:
         ax.axhline(target, color="grey", linestyle="--", linewidth=1, label=f"target {target:g}")
+    overloaded = [p for p in points if p.get("overloaded") and _number(p.get(key)) is not None]
+    if overloaded:  # a run whose queue grew without bound: its figure describes a draining queue
+        ax.scatter(axis.xs(_rates(overloaded)), [float(p[key]) for p in overloaded], marker="x", s=60,
+                   color=OVERLOADED_COLOR, zorder=5, label="overloaded (queue grew without bound)")
     axis.apply(ax, _rates(points))
     if key.startswith("slo_attainment"):
         ax.set_ylim(-0.02, 1.05)  # a share: the whole 0..1 range, so a dip reads at its true size
