@@ -43,6 +43,7 @@ from bsbench.record import read_record, save_record  # noqa: E402
 from bsbench.serve.limits import ServeLimits  # noqa: E402
 from bsbench.workloads.build import load_workload  # noqa: E402
 from tests.hostile_peer import CannedPeer, gzip_bomb, response, sse_answer, text_chunk  # noqa: E402
+from tests.hostile_peer import raw_exchange as raw  # noqa: E402
 from tests.openai_fake import FakeServer  # noqa: E402
 from tests.record_factory import make_record  # noqa: E402
 from tests.run_process import start_run, wait_until_a_request_ends  # noqa: E402
@@ -184,18 +185,6 @@ CLIENT_CASES: dict[str, Callable[[Path], Outcome]] = {
 
 # --- 2. a hostile client against serve ----------------------------------------------------------------------
 
-def raw(url: str, request: bytes, timeout_s: float = 5.0) -> bytes:
-    host, port = url.removeprefix("http://").split(":")
-    with socket.create_connection((host, int(port)), timeout=timeout_s) as sock:
-        with contextlib.suppress(OSError):
-            sock.sendall(request)
-        got = b""
-        with contextlib.suppress(OSError):
-            while chunk := sock.recv(65536):
-                got += chunk
-                if b"\r\n\r\n" in got and b" 413 " in got.split(b"\r\n", 1)[0]:
-                    break
-        return got
 
 
 def status_of(answer: bytes) -> int:

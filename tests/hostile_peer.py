@@ -5,6 +5,7 @@ itself after `lifetime_s`."""
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
 import socket
@@ -91,3 +92,19 @@ def gzip_bomb(status: str, expanded_bytes: int) -> bytes:
     body = gzip.compress(b"\0" * expanded_bytes, compresslevel=9)
     return response(status, body, {"Content-Encoding": "gzip", "Content-Length": str(len(body)),
                                    "Content-Type": "application/json"})
+
+
+def raw_exchange(url: str, request: bytes, timeout_s: float = 5.0) -> bytes:
+    """Send `request` on a fresh connection to `url` (http://HOST:PORT) and read until the server closes it,
+    answers 413 (it may not read the rest) or `timeout_s` passes."""
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=timeout_s) as sock:
+        with contextlib.suppress(OSError):
+            sock.sendall(request)
+        got = b""
+        with contextlib.suppress(OSError):
+            while chunk := sock.recv(65536):
+                got += chunk
+                if b"\r\n\r\n" in got and b" 413 " in got.split(b"\r\n", 1)[0]:
+                    break
+        return got

@@ -5,7 +5,6 @@ request has a short timeout. The fault suite that CI runs (benchmarks/fault_suit
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gzip
 import json
 import logging
@@ -28,7 +27,7 @@ from bsbench.redaction import check_api_key, redact, url_without_credentials
 from bsbench.serve.limits import ServeLimits
 from bsbench.serve.quiet_logs import quiet_repeats
 from bsbench.workloads.build import load_workload
-from tests.hostile_peer import CannedPeer, gzip_bomb, response, sse_answer, text_chunk
+from tests.hostile_peer import CannedPeer, gzip_bomb, raw_exchange, response, sse_answer, text_chunk
 from tests.openai_fake import FakeServer
 from tests.serve_helpers import running_server
 
@@ -207,19 +206,6 @@ def limited():
         yield served
 
 
-def raw_exchange(url: str, request: bytes, timeout_s: float = 5.0) -> bytes:
-    """Send `request` on a fresh connection and read until the server closes it or `timeout_s` passes."""
-    host, port = url.removeprefix("http://").split(":")
-    with socket.create_connection((host, int(port)), timeout=timeout_s) as sock:
-        with contextlib.suppress(OSError):
-            sock.sendall(request)
-        got = b""
-        with contextlib.suppress(OSError):
-            while chunk := sock.recv(65536):
-                got += chunk
-                if b"\r\n\r\n" in got and b"413" in got.split(b"\r\n", 1)[0]:
-                    break
-        return got
 
 
 HEALTH_PROBE_CAP_S = 2.0  # one probe's hard limit: generous, for a busy 2-core machine; the target is the median
