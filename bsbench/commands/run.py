@@ -217,7 +217,7 @@ def command(ctx: click.Context, scheduler: str, quiet: bool, repeats: int, max_f
     console.print(
         f"[bold]{markup(scheduler)}[/] on [bold]{markup(workload.name)}[/]: {len(workload.requests)} requests at "
         f"{format_rate(rate)} req/s; model {markup(session.info.name)} "
-        f"({getattr(session.part, 'weights', None) or 'no'} weights, {session.dtype}) on "
+        f"({session.part.model_weights() or 'no'} weights, {session.dtype}) on "
         f"{markup(session.describe())}; KV {session.num_blocks * session.block_size:,} tokens"
         + (f" per instance; instances {cluster.topology}, KV over {cluster.link.name}" if cluster else "")
     )
