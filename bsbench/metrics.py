@@ -45,11 +45,13 @@ import dataclasses
 import math
 from collections import Counter
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 
+from bsbench.record.columns import COMPLETED, FAILED, REJECTED, RequestColumns, StepColumns
 from bsbench.record.reasons import EndKind
 from bsbench.record.rows import EventKind, EventRow, Outcome, RequestRow, StepRow
 from bsbench.record.schema import RecordConfig, RunRecord, WorkloadInfo
@@ -76,20 +78,18 @@ def _clean(value: float | None) -> float | None:
 
 
 def distribution(
-    values: Sequence[float], percentiles: Iterable[float] = DEFAULT_PERCENTILES
+    values: Sequence[float] | np.ndarray, percentiles: Iterable[float] = DEFAULT_PERCENTILES
 ) -> dict[str, float | None]:
     """mean, median, std and pXX of `values` (linear interpolation, as numpy/vLLM); all None if empty."""
+    percentiles = [float(p) for p in percentiles]
     keys = ["mean", "median", "std"] + [percentile_key(p) for p in percentiles]
     if len(values) == 0:
         return dict.fromkeys(keys)
     arr = np.asarray(values, dtype=float)
-    out: dict[str, float | None] = {
-        "mean": _clean(arr.mean()),
-        "median": _clean(np.percentile(arr, 50)),
-        "std": _clean(arr.std()),
-    }
-    for p in percentiles:
-        out[percentile_key(p)] = _clean(np.percentile(arr, float(p)))
+    median, *points = np.percentile(arr, [50.0, *percentiles]).tolist()  # one partial sort for all of them
+    out: dict[str, float | None] = {"mean": _clean(arr.mean()), "median": _clean(median), "std": _clean(arr.std())}
+    for p, value in zip(percentiles, points):
+        out[percentile_key(p)] = _clean(value)
     return out
 
 
@@ -109,12 +109,21 @@ def censored_percentile(values: Sequence[float], n_censored: int, p: float) -> f
     return float(ordered[low] + (ordered[high] - ordered[low]) * (position - low))
 
 
-def time_weighted_mean(values: Sequence[float], durations: Sequence[float]) -> float | None:
+def _sum_in_order(values: np.ndarray) -> float:
+    """Python's sum of `values`, in their order: the float sums of a summary (forward_s, busy time) keep the
+    result they had when computed over rows; numpy's pairwise sum may differ in the last bit."""
+    return float(sum(values.tolist()))
+
+
+def time_weighted_mean(values: Sequence[float] | np.ndarray, durations: Sequence[float] | np.ndarray) -> float | None:
     """The mean of a quantity that holds `values[i]` for `durations[i]` seconds; None when no time passed."""
-    total = sum(durations)
+    value, duration = np.asarray(values, dtype=float), np.asarray(durations, dtype=float)
+    if value.shape != duration.shape:
+        raise ValueError(f"{len(value)} values for {len(duration)} durations")
+    total = _sum_in_order(duration)
     if total <= 0:
         return None
-    return _clean(sum(v * d for v, d in zip(values, durations, strict=True)) / total)
+    return _clean(_sum_in_order(value * duration) / total)
 
 
 def _ms(seconds: float) -> float:
@@ -217,131 +226,9 @@ def meets_slos(req: RequestRow) -> bool:
     return req.status is Outcome.COMPLETED and all(slo_checks(req).values())
 
 
-# ----------------------------------------------------------------------------- aggregate
-
-
-def offered_rate(requests: Sequence[RequestRow]) -> float | None:
-    """The load the run was offered: (n - 1) / (last arrival - first arrival) in req/s (arrivals.realised_rate);
-    None for fewer than two requests and when they all arrived at once (rate inf)."""
-    return _clean(realised_rate([r.arrival_s for r in requests]))
-
-
-def _latency_block(name: str, values_s: Sequence[float], percentiles: Sequence[float]) -> dict[str, float | None]:
-    dist = distribution([_ms(v) for v in values_s], percentiles)
-    return {f"{stat}_{name}_ms": value for stat, value in dist.items()}
-
-
-def _slo_metrics(requests: Sequence[RequestRow], duration_s: float) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    met = [meets_slos(r) for r in requests]
-    out["slo_attainment"] = sum(met) / len(requests) if requests else None
-    for slo in ("ttft", "tpot", "e2e"):
-        checks = [c[slo] for c in map(slo_checks, requests) if slo in c]
-        out[f"slo_attainment_{slo}"] = sum(checks) / len(checks) if checks else None
-    out["num_with_slo"] = sum(1 for r in requests if slo_checks(r))
-    out["goodput"] = _per_second(sum(met), duration_s)
-    return out
-
-
 def lateness_s(req: RequestRow) -> float | None:
     """How long after its scheduled arrival the client really sent the request (openai backend; None elsewhere)."""
     return None if req.sent_s is None else max(0.0, req.sent_s - req.arrival_s)
-
-
-def _client_metrics(requests: Sequence[RequestRow], percentiles: Sequence[float]) -> dict[str, Any]:
-    """The client's own punctuality (openai backend): requests flagged late, and the lateness distribution.
-    Empty for engine runs, whose requests are admitted at their arrival by construction."""
-    late = [v for v in map(lateness_s, requests) if v is not None]
-    if not late:
-        return {}
-    completed = [r for r in requests if r.status is Outcome.COMPLETED]
-    return {"late_requests": sum(1 for r in requests if r.late), "max_lateness_ms": _ms(max(late)),
-            **_latency_block("lateness", late, percentiles),
-            **_latency_block("ttft_sent", [v for v in map(ttft_sent_s, completed) if v is not None], percentiles),
-            "ttft_origins": {"ttft": "scheduled arrival", "ttft_sent": "sent"},
-            "token_counts": token_counts(completed)}
-
-
-def token_counts(requests: Sequence[RequestRow]) -> dict[str, str]:
-    """Whose token counts the throughputs of these (completed) requests used: 'server' (its usage) for all of
-    them, 'workload' (input) / 'client' (output, counted from the stream) for none, else 'mixed'."""
-
-    def who(flags: list[bool], otherwise: str) -> str:
-        return "server" if flags and all(flags) else "mixed" if any(flags) else otherwise
-
-    return {"input": who([r.server_prompt_tokens is not None for r in requests], "workload"),
-            "output": who([r.token_count_source == "usage" for r in requests], "client")}
-
-
-def _step_metrics(steps: Sequence[StepRow], duration_s: float, percentiles: Sequence[float]) -> dict[str, Any]:
-    out: dict[str, Any] = {"num_steps": len(steps)}
-    total_tokens = sum(s.num_tokens for s in steps)
-    pad_tokens = sum(s.pad_tokens for s in steps)
-    out["computed_tokens"] = total_tokens
-    out["pad_tokens"] = pad_tokens
-    out["padding_ratio"] = pad_tokens / total_tokens if total_tokens else None
-    usage = [s.kv_usage for s in steps]
-    out["mean_kv_usage"] = _mean_kv_usage(steps, duration_s)
-    out["peak_kv_usage"] = max(usage) if usage else None
-    blocks = [s.kv_blocks_used for s in steps]
-    out["peak_kv_blocks"] = max(blocks) if blocks else None
-    sizes = [s.num_seqs for s in steps]
-    dist = distribution(sizes, percentiles)
-    out["mean_batch_size"] = dist["mean"]
-    out["median_batch_size"] = dist["median"]
-    for p in percentiles:
-        out[f"{percentile_key(p)}_batch_size"] = dist[percentile_key(p)]
-    out["max_batch_size"] = max(sizes) if sizes else None
-    out["batch_size_histogram"] = {str(k): v for k, v in sorted(Counter(sizes).items())}
-    step_durations = [s.duration_s for s in steps]
-    out["mean_step_ms"] = _clean(_ms(cast(float, np.mean(step_durations)))) if step_durations else None
-    forward = sum(s.forward_s for s in steps)
-    out["forward_s"] = forward
-    instances = len({s.instance for s in steps}) or 1  # a disaggregated run: its instances' mean busy share
-    out["forward_share"] = forward / (duration_s * instances) if steps and duration_s and duration_s > 0 else None
-    layouts = Counter(s.layout for s in steps)
-    out["steps_by_layout"] = dict(sorted(layouts.items()))
-    return out
-
-
-def _mean_kv_usage(steps: Sequence[StepRow], duration_s: float) -> float | None:
-    """KV usage averaged over the run's time. Blocks change only between steps, so a step's usage holds for its
-    whole duration; the time outside steps counts as empty, since the engine is then either choosing the next
-    plan (microseconds) or idle with nothing to run, and a policy with nothing to run holds no KV. A disaggregated
-    run (steps of several instances): the mean over its instances of each one's own figure."""
-    if not steps:
-        return None
-    by_instance: dict[str | None, list[StepRow]] = {}
-    for step in steps:
-        by_instance.setdefault(step.instance, []).append(step)
-    means = []
-    for own in by_instance.values():
-        busy = sum(s.duration_s for s in own)
-        idle = max(0.0, (duration_s or 0.0) - busy)
-        means.append(time_weighted_mean([s.kv_usage for s in own] + [0.0], [s.duration_s for s in own] + [idle]))
-    if len(means) == 1:
-        return means[0]
-    known = [m for m in means if m is not None]
-    return sum(known) / len(known) if known else None
-
-
-def _event_metrics(requests: Sequence[RequestRow], events: Sequence[EventRow]) -> dict[str, Any]:
-    kinds = Counter(e.kind for e in events)
-    ended = Counter(r.reason.kind for r in requests if r.reason is not None)
-    return {
-        "oom_events": kinds.get(EventKind.OOM.value, 0),
-        "oom_failed": sum(1 for r in requests if r.status is Outcome.FAILED and r.reason is not None
-                          and r.reason.kind is EndKind.OOM),
-        "ended_by_reason": {kind.value: ended.get(kind, 0) for kind in EndKind},
-        "preemptions": sum(r.preemptions for r in requests),
-        "preemption_events": kinds.get(EventKind.PREEMPTION.value, 0),
-        "rejection_events": kinds.get(EventKind.REJECTION.value, 0),
-        "truncation_events": kinds.get(EventKind.TRUNCATION.value, 0),
-        "events_by_kind": dict(sorted((str(k), v) for k, v in kinds.items())),
-    }
-
-
-STEADY = "steady_"  # prefix of the figures over the measurement window
 
 
 def departure_s(req: RequestRow) -> float:
@@ -362,37 +249,294 @@ def left_queue_s(req: RequestRow) -> float:
     return departure_s(req)
 
 
-def _wait_s(req: RequestRow) -> float:
+def wait_s(req: RequestRow) -> float:
     """How long a request waited to be scheduled; one never scheduled waited until it ended."""
     wait = queue_s(req)
     return wait if wait is not None else departure_s(req) - req.arrival_s
 
 
+# ----------------------------------------------------------------------------- per-request, by column
+# The same definitions as the per-request functions above (their docstrings are the contract), over every request
+# of a RequestColumns at once: one float64 value per request, NaN where the row function gives None.
+# tests/test_metrics_columns.py checks that both agree on random rows.
+
+
+def ttft_s_column(requests: RequestColumns) -> np.ndarray:
+    """ttft_s of every request."""
+    return requests.first_token_s - requests.arrival_s
+
+
+def ttft_sent_s_column(requests: RequestColumns) -> np.ndarray:
+    """ttft_sent_s of every request."""
+    return requests.first_token_s - requests.sent_s
+
+
+def e2el_s_column(requests: RequestColumns) -> np.ndarray:
+    """e2el_s of every request."""
+    return requests.finish_s - requests.arrival_s
+
+
+def tpot_s_column(requests: RequestColumns) -> np.ndarray:
+    """tpot_s of every request."""
+    n = requests.num_output
+    spread = e2el_s_column(requests) - ttft_s_column(requests)
+    return np.divide(spread, n - 1, out=np.full(len(n), np.nan), where=n > 1)
+
+
+def tpot_incl_first_s_column(requests: RequestColumns) -> np.ndarray:
+    """tpot_incl_first_s of every request."""
+    n = requests.num_output
+    return np.divide(e2el_s_column(requests), n, out=np.full(len(n), np.nan), where=n >= 1)
+
+
+def queue_s_column(requests: RequestColumns) -> np.ndarray:
+    """queue_s of every request."""
+    return requests.first_scheduled_s - requests.arrival_s
+
+
+def lateness_s_column(requests: RequestColumns) -> np.ndarray:
+    """lateness_s of every request."""
+    late = requests.sent_s - requests.arrival_s
+    return np.where(np.isnan(late), np.nan, np.maximum(0.0, late))
+
+
+def itls_s_pooled(requests: RequestColumns, which: np.ndarray) -> np.ndarray:
+    """itls_s of the requests selected by the boolean mask `which`, pooled in request order."""
+    times, offsets = requests.token_times, requests.token_offsets
+    if len(times) < 2:
+        return np.empty(0)
+    owner = np.repeat(np.arange(len(requests)), np.diff(offsets))  # the request of each token
+    same_request = owner[1:] == owner[:-1]
+    return np.diff(times)[same_request & which[owner[1:]]]
+
+
+def _last_token_s(requests: RequestColumns) -> np.ndarray:
+    """Each request's last token time; NaN for one without tokens."""
+    offsets = requests.token_offsets
+    has = offsets[1:] > offsets[:-1]
+    last = np.full(len(requests), np.nan)
+    last[has] = requests.token_times[offsets[1:][has] - 1]
+    return last
+
+
+def departure_s_column(requests: RequestColumns) -> np.ndarray:
+    """departure_s of every request."""
+    known = np.fmax(np.fmax(requests.arrival_s, requests.first_token_s),
+                    np.fmax(requests.first_scheduled_s, _last_token_s(requests)))
+    return np.where(np.isnan(requests.finish_s), known, requests.finish_s)
+
+
+def left_queue_s_column(requests: RequestColumns) -> np.ndarray:
+    """left_queue_s of every request."""
+    left = np.where(np.isnan(requests.first_token_s), departure_s_column(requests), requests.first_token_s)
+    return np.where(np.isnan(requests.first_scheduled_s), left, requests.first_scheduled_s)
+
+
+def wait_s_column(requests: RequestColumns) -> np.ndarray:
+    """wait_s of every request."""
+    queue = queue_s_column(requests)
+    return np.where(np.isnan(queue), departure_s_column(requests) - requests.arrival_s, queue)
+
+
+@dataclass(slots=True)
+class SloColumns:
+    """slo_checks and meets_slos of every request: `has[slo]` whether it carries that SLO ('ttft', 'tpot',
+    'e2e'), `met[slo]` whether it met it (meaningful where `has`), `meets` meets_slos."""
+
+    has: dict[str, np.ndarray]
+    met: dict[str, np.ndarray]
+    meets: np.ndarray
+
+    @property
+    def with_slo(self) -> np.ndarray:
+        """The requests with at least one SLO (slo_checks not empty)."""
+        return self.has["ttft"] | self.has["tpot"] | self.has["e2e"]
+
+
+def slo_columns(requests: RequestColumns) -> SloColumns:
+    """slo_checks and meets_slos of every request (SloColumns)."""
+    done = requests.status == COMPLETED
+    tpot = tpot_s_column(requests)
+    # NaN compares False: an undefined TTFT or E2E misses its SLO, an undefined TPOT meets it vacuously
+    met = {"ttft": done & (_ms_column(ttft_s_column(requests)) <= requests.slo_ttft_ms),
+           "tpot": done & (np.isnan(tpot) | (_ms_column(tpot) <= requests.slo_tpot_ms)),
+           "e2e": done & (_ms_column(e2el_s_column(requests)) <= requests.slo_e2e_ms)}
+    has = {"ttft": ~np.isnan(requests.slo_ttft_ms), "tpot": ~np.isnan(requests.slo_tpot_ms),
+           "e2e": ~np.isnan(requests.slo_e2e_ms)}
+    meets = done & (~has["ttft"] | met["ttft"]) & (~has["tpot"] | met["tpot"]) & (~has["e2e"] | met["e2e"])
+    return SloColumns(has, met, meets)
+
+
+def _ms_column(seconds: np.ndarray) -> np.ndarray:
+    return seconds * 1000.0
+
+
+def _defined(values: np.ndarray, which: np.ndarray) -> np.ndarray:
+    """values[which], NaN (undefined) left out, in request order."""
+    return values[which & ~np.isnan(values)]
+
+
+# ----------------------------------------------------------------------------- aggregate
+
+
+def offered_rate(arrivals_s: Sequence[float]) -> float | None:
+    """The load a run whose requests arrived at `arrivals_s` was offered: (n - 1) / (last arrival - first arrival)
+    in req/s (arrivals.realised_rate); None for fewer than two requests and when they all arrived at once (rate
+    inf)."""
+    return _clean(realised_rate(arrivals_s))
+
+
+def _latency_block(name: str, values_s: np.ndarray, percentiles: Sequence[float]) -> dict[str, float | None]:
+    dist = distribution(_ms_column(values_s), percentiles)
+    return {f"{stat}_{name}_ms": value for stat, value in dist.items()}
+
+
+def _slo_metrics(slos: SloColumns, which: np.ndarray, duration_s: float) -> dict[str, Any]:
+    """Attainment and goodput of the requests selected by `which` (module docstring)."""
+    out: dict[str, Any] = {}
+    submitted = int(np.count_nonzero(which))
+    met = int(np.count_nonzero(slos.meets & which))
+    out["slo_attainment"] = met / submitted if submitted else None
+    for slo in ("ttft", "tpot", "e2e"):
+        carried = slos.has[slo] & which
+        checked = int(np.count_nonzero(carried))
+        out[f"slo_attainment_{slo}"] = int(np.count_nonzero(slos.met[slo] & carried)) / checked if checked else None
+    out["num_with_slo"] = int(np.count_nonzero(slos.with_slo & which))
+    out["goodput"] = _per_second(met, duration_s)
+    return out
+
+
+def _client_metrics(requests: RequestColumns, percentiles: Sequence[float]) -> dict[str, Any]:
+    """The client's own punctuality (openai backend): requests flagged late, and the lateness distribution.
+    Empty for engine runs, whose requests are admitted at their arrival by construction."""
+    everyone = np.ones(len(requests), dtype=bool)
+    late = _defined(lateness_s_column(requests), everyone)
+    if not len(late):
+        return {}
+    completed = requests.status == COMPLETED
+    return {"late_requests": int(np.count_nonzero(requests.late)), "max_lateness_ms": _ms(float(late.max())),
+            **_latency_block("lateness", late, percentiles),
+            **_latency_block("ttft_sent", _defined(ttft_sent_s_column(requests), completed), percentiles),
+            "ttft_origins": {"ttft": "scheduled arrival", "ttft_sent": "sent"},
+            "token_counts": token_counts(requests.has_server_prompt[completed], requests.usage_counted[completed])}
+
+
+def token_counts(server_input: np.ndarray, server_output: np.ndarray) -> dict[str, str]:
+    """Whose token counts the throughputs of some (completed) requests used, from one flag per request each:
+    whether its input count is the server's (`server_input`) and its output count the server's usage
+    (`server_output`). 'server' for all of them, 'workload' (input) / 'client' (output, counted from the stream)
+    for none, else 'mixed'."""
+
+    def who(flags: np.ndarray, otherwise: str) -> str:
+        return "server" if len(flags) and bool(flags.all()) else "mixed" if bool(flags.any()) else otherwise
+
+    return {"input": who(server_input, "workload"), "output": who(server_output, "client")}
+
+
+def _step_metrics(steps: StepColumns, duration_s: float, percentiles: Sequence[float]) -> dict[str, Any]:
+    n = len(steps)
+    out: dict[str, Any] = {"num_steps": n}
+    total_tokens = int(steps.num_tokens.sum())
+    pad_tokens = int(steps.pad_tokens.sum())
+    out["computed_tokens"] = total_tokens
+    out["pad_tokens"] = pad_tokens
+    out["padding_ratio"] = pad_tokens / total_tokens if total_tokens else None
+    out["mean_kv_usage"] = _mean_kv_usage(steps, duration_s)
+    out["peak_kv_usage"] = float(steps.kv_usage.max()) if n else None
+    out["peak_kv_blocks"] = int(steps.kv_blocks_used.max()) if n else None
+    dist = distribution(steps.num_seqs, percentiles)
+    out["mean_batch_size"] = dist["mean"]
+    out["median_batch_size"] = dist["median"]
+    for p in percentiles:
+        out[f"{percentile_key(p)}_batch_size"] = dist[percentile_key(p)]
+    out["max_batch_size"] = int(steps.num_seqs.max()) if n else None
+    sizes, counts = np.unique(steps.num_seqs, return_counts=True)
+    out["batch_size_histogram"] = {str(int(k)): int(v) for k, v in zip(sizes, counts)}
+    out["mean_step_ms"] = _clean(_ms(float(np.mean(steps.duration_s)))) if n else None
+    forward = _sum_in_order(steps.forward_s)
+    out["forward_s"] = forward
+    instances = len(steps.instance_groups()) or 1  # a disaggregated run: its instances' mean busy share
+    out["forward_share"] = forward / (duration_s * instances) if n and duration_s and duration_s > 0 else None
+    layouts, counts = np.unique(steps.layout, return_counts=True)
+    out["steps_by_layout"] = {str(k): int(v) for k, v in zip(layouts, counts)}
+    return out
+
+
+def _mean_kv_usage(steps: StepColumns, duration_s: float) -> float | None:
+    """KV usage averaged over the run's time. Blocks change only between steps, so a step's usage holds for its
+    whole duration; the time outside steps counts as empty, since the engine is then either choosing the next
+    plan (microseconds) or idle with nothing to run, and a policy with nothing to run holds no KV. A disaggregated
+    run (steps of several instances): the mean over its instances of each one's own figure."""
+    if not len(steps):
+        return None
+    means = []
+    for own in steps.instance_groups():
+        durations = steps.duration_s[own]
+        idle = max(0.0, (duration_s or 0.0) - _sum_in_order(durations))
+        means.append(time_weighted_mean(np.append(steps.kv_usage[own], 0.0), np.append(durations, idle)))
+    if len(means) == 1:
+        return means[0]
+    known = [m for m in means if m is not None]
+    return sum(known) / len(known) if known else None
+
+
+def _event_metrics(requests: RequestColumns, events: Sequence[EventRow]) -> dict[str, Any]:
+    kinds = Counter(e.kind for e in events)
+    reasons, counts = np.unique(requests.reason_kind, return_counts=True)
+    ended = {str(kind): int(count) for kind, count in zip(reasons, counts)}
+    failed = requests.status == FAILED
+    return {
+        "oom_events": kinds.get(EventKind.OOM.value, 0),
+        "oom_failed": int(np.count_nonzero(failed & (requests.reason_kind == EndKind.OOM.value))),
+        "ended_by_reason": {kind.value: ended.get(kind.value, 0) for kind in EndKind},
+        "preemptions": int(requests.preemptions.sum()),
+        "preemption_events": kinds.get(EventKind.PREEMPTION.value, 0),
+        "rejection_events": kinds.get(EventKind.REJECTION.value, 0),
+        "truncation_events": kinds.get(EventKind.TRUNCATION.value, 0),
+        "events_by_kind": dict(sorted((str(k), v) for k, v in kinds.items())),
+    }
+
+
+STEADY = "steady_"  # prefix of the figures over the measurement window
+
+
 def window_metrics(requests: Sequence[RequestRow], window: Window | None,
                    percentiles: Sequence[float] = DEFAULT_PERCENTILES) -> dict[str, Any]:
     """The `steady_*` figures, `window`, `overloaded` and `overload` of the module docstring."""
+    return window_metrics_columns(RequestColumns.from_rows(requests), window, percentiles)
+
+
+def _inside(values: np.ndarray, window: Window) -> np.ndarray:
+    """Window.contains of every value (NaN: outside)."""
+    return (values >= window.start_s) & (values <= window.end_s)
+
+
+def window_metrics_columns(requests: RequestColumns, window: Window | None,
+                           percentiles: Sequence[float] = DEFAULT_PERCENTILES,
+                           slos: SloColumns | None = None) -> dict[str, Any]:
+    """window_metrics over columns; `slos`: slo_columns(requests) when the caller has it already."""
     if window is None:
         return {"window": None, "overloaded": False, "overload": None}
-    scored = [r for r in requests if window.contains(r.arrival_s)]
-    done = [r for r in scored if r.status is Outcome.COMPLETED]
+    scored = _inside(requests.arrival_s, window)
+    completed = requests.status == COMPLETED
+    done = scored & completed
     length = window.length_s
     out: dict[str, Any] = {"window": window.to_json()}
-    out[STEADY + "num_requests"] = len(scored)
-    out[STEADY + "completed"] = len(done)
-    ended = sum(1 for r in requests if r.status is Outcome.COMPLETED and r.finish_s is not None
-                and window.contains(r.finish_s))
-    tokens = sum(1 for r in requests for t in r.token_times if window.contains(t))
+    out[STEADY + "num_requests"] = int(np.count_nonzero(scored))
+    out[STEADY + "completed"] = int(np.count_nonzero(done))
+    ended = int(np.count_nonzero(completed & _inside(requests.finish_s, window)))
+    tokens = int(np.count_nonzero(_inside(requests.token_times, window)))
     out[STEADY + "request_throughput"] = _per_second(ended, length)
     out[STEADY + "output_throughput"] = _per_second(tokens, length)
     blocks: dict[str, Any] = {}
-    blocks.update(_latency_block("ttft", [v for v in map(ttft_s, done) if v is not None], percentiles))
-    blocks.update(_latency_block("tpot", [v for v in map(tpot_s, done) if v is not None], percentiles))
-    blocks.update(_latency_block("e2el", [v for v in map(e2el_s, done) if v is not None], percentiles))
-    blocks.update(_latency_block("queue", [v for v in map(queue_s, scored) if v is not None], percentiles))
-    blocks.update(_slo_metrics(scored, length))
+    blocks.update(_latency_block("ttft", _defined(ttft_s_column(requests), done), percentiles))
+    blocks.update(_latency_block("tpot", _defined(tpot_s_column(requests), done), percentiles))
+    blocks.update(_latency_block("e2el", _defined(e2el_s_column(requests), done), percentiles))
+    blocks.update(_latency_block("queue", _defined(queue_s_column(requests), scored), percentiles))
+    blocks.update(_slo_metrics(slo_columns(requests) if slos is None else slos, scored, length))
     out.update({STEADY + k: v for k, v in blocks.items() if not k.startswith("std_")})
-    waits = [(r.arrival_s, _wait_s(r)) for r in scored]
-    evidence = backlog_evidence([r.arrival_s for r in requests], [left_queue_s(r) for r in requests], waits,
+    waits = np.column_stack((requests.arrival_s[scored], wait_s_column(requests)[scored]))
+    evidence = backlog_evidence(requests.arrival_s, left_queue_s_column(requests), waits,
                                 window.start_s, window.end_s)
     out["overloaded"] = is_overloaded(evidence)
     out["overload"] = evidence
@@ -416,45 +560,63 @@ def summarize(
 ) -> dict[str, Any]:
     """The summary of one run. Every value is JSON-safe: numbers, None, strings, small dicts. `window`: how
     the measurement window is chosen (record/window.py; None: the default)."""
+    return summarize_columns(RequestColumns.from_rows(requests), StepColumns.from_rows(steps), events, duration_s,
+                             num_kv_blocks=num_kv_blocks, percentiles=percentiles, window=window)
+
+
+def summarize_columns(
+    requests: RequestColumns,
+    steps: StepColumns,
+    events: Sequence[EventRow],
+    duration_s: float,
+    num_kv_blocks: int | None = None,
+    percentiles: Sequence[float] = DEFAULT_PERCENTILES,
+    window: WindowSpec | None = None,
+) -> dict[str, Any]:
+    """summarize over the rows by column."""
     percentiles = tuple(float(p) for p in percentiles)
-    statuses = Counter(r.status for r in requests)
-    completed = [r for r in requests if r.status is Outcome.COMPLETED]
-    n_completed = statuses.get(Outcome.COMPLETED, 0)
-    n_failed, n_rejected = statuses.get(Outcome.FAILED, 0), statuses.get(Outcome.REJECTED, 0)
-    prompt_tokens = sum(input_tokens(r) for r in completed)
-    output_tokens = sum(num_output(r) for r in completed)
-    generated = sum(num_output(r) for r in requests)
+    n = len(requests)
+    completed = requests.status == COMPLETED
+    everyone = np.ones(n, dtype=bool)
+    n_completed = int(np.count_nonzero(completed))
+    n_failed = int(np.count_nonzero(requests.status == FAILED))
+    n_rejected = int(np.count_nonzero(requests.status == REJECTED))
+    prompt_tokens = int(requests.input_tokens[completed].sum())
+    output_tokens = int(requests.num_output[completed].sum())
+    generated = int(requests.num_output.sum())
+    arrivals = requests.arrival_s.tolist()
 
     s: dict[str, Any] = {
-        "num_requests": len(requests),
+        "num_requests": n,
         "completed": n_completed,
         "failed": n_failed,
         "rejected": n_rejected,
-        "counts_add_up": n_completed + n_failed + n_rejected == len(requests),
-        "truncated": sum(1 for r in requests if r.truncated),
+        "counts_add_up": n_completed + n_failed + n_rejected == n,
+        "truncated": int(np.count_nonzero(requests.truncated)),
         "duration_s": duration_s,
         "total_input_tokens": prompt_tokens,
         "total_output_tokens": output_tokens,
         "generated_tokens": generated,
-        "offered_rate": offered_rate(requests),
+        "offered_rate": offered_rate(arrivals),
         "request_throughput": _per_second(n_completed, duration_s),
         "output_throughput": _per_second(output_tokens, duration_s),
         "total_token_throughput": _per_second(prompt_tokens + output_tokens, duration_s),
         "generated_token_throughput": _per_second(generated, duration_s),
     }
-    s.update(_latency_block("ttft", [v for v in map(ttft_s, completed) if v is not None], percentiles))
-    s.update(_latency_block("tpot", [v for v in map(tpot_s, completed) if v is not None], percentiles))
-    s.update(_latency_block("itl", [g for r in completed for g in itls_s(r)], percentiles))
-    s.update(_latency_block("e2el", [v for v in map(e2el_s, completed) if v is not None], percentiles))
-    incl = [_ms(v) for v in map(tpot_incl_first_s, completed) if v is not None]
-    s["mean_tpot_incl_first_ms"] = _clean(cast(float, np.mean(incl))) if incl else None
-    s["median_tpot_incl_first_ms"] = _clean(np.median(incl)) if incl else None
-    s.update(_latency_block("queue", [v for v in map(queue_s, requests) if v is not None], percentiles))
-    s.update(_slo_metrics(requests, duration_s))
+    s.update(_latency_block("ttft", _defined(ttft_s_column(requests), completed), percentiles))
+    s.update(_latency_block("tpot", _defined(tpot_s_column(requests), completed), percentiles))
+    s.update(_latency_block("itl", itls_s_pooled(requests, completed), percentiles))
+    s.update(_latency_block("e2el", _defined(e2el_s_column(requests), completed), percentiles))
+    incl = _ms_column(_defined(tpot_incl_first_s_column(requests), completed))
+    s["mean_tpot_incl_first_ms"] = _clean(float(np.mean(incl))) if len(incl) else None
+    s["median_tpot_incl_first_ms"] = _clean(float(np.median(incl))) if len(incl) else None
+    s.update(_latency_block("queue", _defined(queue_s_column(requests), everyone), percentiles))
+    slos = slo_columns(requests)
+    s.update(_slo_metrics(slos, everyone, duration_s))
     s.update(_step_metrics(steps, duration_s, percentiles))
     s.update(_event_metrics(requests, events))
     s.update(_client_metrics(requests, percentiles))
-    s.update(window_metrics(requests, resolve_window([r.arrival_s for r in requests], window), percentiles))
+    s.update(window_metrics_columns(requests, resolve_window(arrivals, window), percentiles, slos))
     s["num_kv_blocks"] = num_kv_blocks
     s["percentiles"] = list(percentiles)
     return s

@@ -59,11 +59,12 @@ def _count_noise(times: np.ndarray) -> float:
     return batch * float(np.sqrt(len(distinct) * (gaps.std() / mean) ** 2)) if mean > 0 else float(len(times))
 
 
-def backlog_evidence(arrivals: Sequence[float], departures: Sequence[float], waits: Sequence[tuple[float, float]],
+def backlog_evidence(arrivals: Sequence[float] | np.ndarray, departures: Sequence[float] | np.ndarray,
+                     waits: Sequence[tuple[float, float]] | np.ndarray,
                      start: float, end: float) -> dict[str, Any] | None:
     """The evidence of `is_overloaded`: `arrivals` and `departures` from the queue of every request (when it was
     first scheduled, or ended if it never was), `waits` as (arrival, wait) of the window's requests, the window
-    [start, end]. None when the window has no length (nothing to test)."""
+    [start, end]. `waits` may be a (k, 2) array. None when the window has no length (nothing to test)."""
     length = end - start
     if length <= 0:
         return None
@@ -92,9 +93,9 @@ def backlog_evidence(arrivals: Sequence[float], departures: Sequence[float], wai
         "spread": spread,
         "count_noise": noise,
     }
-    if waits:
-        at = np.asarray([a for a, _ in waits], dtype=float)
-        wait = np.asarray([w for _, w in waits], dtype=float)
+    if len(waits):
+        pairs = np.asarray(waits, dtype=float).reshape(-1, 2)
+        at, wait = pairs[:, 0], pairs[:, 1]
         order = np.argsort(at)
         quarter = max(1, len(wait) // 4)
         evidence["wait_growth_per_s"] = _slope(at, wait)[0]
