@@ -112,7 +112,7 @@ def censored_percentile(values: Sequence[float], n_censored: int, p: float) -> f
 def _sum_in_order(values: np.ndarray) -> float:
     """Python's sum of `values`, in their order: the float sums of a summary (forward_s, busy time) keep the
     result they had when computed over rows; numpy's pairwise sum may differ in the last bit."""
-    return float(sum(values.tolist()))
+    return sum(values.tolist())  # 0 (an int) when empty, as before
 
 
 def time_weighted_mean(values: Sequence[float] | np.ndarray, durations: Sequence[float] | np.ndarray) -> float | None:
