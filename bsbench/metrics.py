@@ -1,5 +1,9 @@
 """Per-request and aggregate metrics: pure functions over the typed rows of a run record.
 
+The per-request functions take one RequestRow (reports use them); the summary computes from the rows by column
+(record/columns.py: `summarize` converts once, `summarize_columns` does the work with numpy), through a column
+twin of each per-request formula (`*_column`) that tests/test_metrics_columns.py holds to the same result.
+
 Definitions (key names and conventions follow vLLM's benchmarks/benchmark_serving.py; TPOT as vLLM and
 SGLang compute it; goodput as DistServe and vLLM's --goodput define it):
 

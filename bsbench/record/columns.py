@@ -64,7 +64,8 @@ class RequestColumns:
         counts = np.fromiter((len(r.token_times) for r in rows), dtype=np.int64, count=len(rows))
         offsets = np.zeros(len(rows) + 1, dtype=np.int64)
         np.cumsum(counts, out=offsets[1:])
-        times = np.array(list(chain.from_iterable(r.token_times for r in rows)), dtype=np.float64)
+        times = np.fromiter(chain.from_iterable(r.token_times for r in rows), dtype=np.float64,
+                            count=int(offsets[-1]))
 
         def ints(values: list[int]) -> np.ndarray:
             return np.array(values, dtype=np.int64)
