@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
+import io
 import json
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 
 from bsbench.errors import BsbenchError
@@ -15,7 +17,8 @@ from bsbench.experiments.executors import RunTask, execute, make_executor
 from bsbench.experiments.executors.process import ProcessExecutor
 from bsbench.experiments.executors.serial import SerialExecutor
 from bsbench.experiments.sweep import SweepPlan, load_summary, run_sweep
-from bsbench.record.io import record_text
+from bsbench.record.arrow_rows import request_rows
+from bsbench.record.io import encode_record
 
 try:
     from executor_fakes import FakeRun, config_of, make_workload
@@ -94,10 +97,11 @@ def test_a_workload_altered_on_the_way_is_refused_where_it_lands(tmp_path):
         execute(FakeRun(str(_tries(tmp_path))), changed)
     finished = execute(FakeRun(str(_tries(tmp_path))), task)
     assert finished.record.workload.fingerprint == task.fingerprint
-    full = json.loads(finished.text)  # the whole record; the record object comes back without its rows
-    assert full["requests"] and not finished.record.requests
-    assert {k: v for k, v in full.items() if k not in ("requests", "steps", "events")} == {
-        k: v for k, v in json.loads(record_text(finished.record)).items() if k not in ("requests", "steps", "events")}
+    encoded = finished.encoded  # the whole record; the record object comes back without its rows
+    rows = request_rows(pq.read_table(io.BytesIO(encoded.files["requests"])))
+    assert len(rows) == encoded.counts["requests"] > 0 and not finished.record.requests
+    assert len(rows) == len(task.workload.requests)
+    assert encoded.header == encode_record(finished.record).header
 
 
 class InterruptAtThird:
@@ -151,8 +155,10 @@ def _records(folder: Path) -> dict[tuple, dict]:
     out = {}
     for path in (folder / "runs").glob("*.json"):
         record = json.loads(path.read_text())
-        for volatile in ("created", "environment"):
+        for volatile in ("created", "environment", "rows"):  # the rows folder's name holds the creation time
             record.pop(volatile)
+        rows = path.with_suffix(".rows")
+        record["files"] = {p.name: p.read_bytes() for p in sorted(rows.iterdir())}  # the rows, bit for bit
         config = record["config"]
         out[(config["scheduler"], config["rate"], config["seed"])] = record
     return out

@@ -230,7 +230,7 @@ def test_breakdown_round_trips_and_is_checked(tmp_path):
         events=result.events.events, scheduler={}, duration_s=result.duration_s, complete=True)
     path = save_record(record, tmp_path)
     again = read_record(path)
-    assert again.schema_version == SCHEMA_VERSION == 6
+    assert again.schema_version == SCHEMA_VERSION == 7
     assert [r.breakdown for r in again.requests] == [r.breakdown for r in record.requests]
     assert all(r.breakdown is not None for r in again.requests)
     row = record.requests[0].to_json()

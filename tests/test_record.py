@@ -85,14 +85,19 @@ def test_save_is_atomic_and_avoids_collisions(tmp_path):
     assert len({p.name for p in paths}) == 3
     assert paths[0].name == record_filename(rec)
     assert paths[1].name.endswith("-bucket-2.5-1.json")
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in paths)  # no temp files left
+    rows = [p.with_suffix(".rows").name for p in paths]  # each header's rows folder beside it
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([p.name for p in paths] + rows)  # no temp files
+    for folder in rows:
+        assert sorted(p.name for p in (tmp_path / folder).iterdir()) == [
+            "events.parquet", "requests.parquet", "steps.parquet"]
 
 
 def test_save_with_fixed_filename_overwrites(tmp_path):
     rec = make_record()
     save_record(rec, tmp_path, filename="run.json")
     save_record(rec, tmp_path, filename="run.json")
-    assert [p.name for p in tmp_path.iterdir()] == ["run.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run.json", "run.rows"]
+    assert len(list((tmp_path / "run.rows").iterdir())) == 3 and read_record(tmp_path / "run.json") == rec
 
 
 def test_nan_becomes_null(tmp_path):

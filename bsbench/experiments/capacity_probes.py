@@ -50,7 +50,7 @@ def probe_round(rates: dict[K, float], who: Callable[[K], tuple[str, int]],
                 got[key] = None, {"failed": outcome.error}
                 path = None
             else:
-                path = save_record(outcome.record, out_dir, text=outcome.text)
+                path = save_record(outcome.record, out_dir, encoded=outcome.encoded)
                 summary = outcome.record.summary
                 got[key] = steady(summary, "slo_attainment"), {"path": str(path),
                                                                "overloaded": bool(summary.get("overloaded"))}

@@ -439,7 +439,7 @@ def run_sweep(
             if got != outcome.task.key:
                 raise BsbenchError(f"run {outcome.task.key} produced a record with key {got}: the engine did not "
                                    f"run the sweep's workload and configuration")
-            save_record(record, runs_dir, text=outcome.text)
+            save_record(record, runs_dir, encoded=outcome.encoded)
             run = SweepRun.of_record(record, resumed=False)
             result.add(run)
             write_summary(result, extra_summary)

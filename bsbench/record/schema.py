@@ -13,6 +13,9 @@
                     Version 6 added the measurement window (record/window.py) to the summary: `window`, the
                     `steady_*` figures over it, `overloaded` and its evidence `overload`; and config.window, how
                     the window was chosen. Rows are unchanged; older records read, without those keys.
+                    Version 7 keeps the rows column by column in a Parquet folder beside the header (store.py):
+                    the header's `rows` names it, instead of the inline `requests`/`steps`/`events` lists.
+                    The inline form (`bsbench export --format json`) is still read, at every version.
     complete        False when the run was stopped early (Ctrl-C, SIGTERM)
     created         ISO-8601 UTC time the record was built
     config          RecordConfig: how the run was configured
@@ -23,6 +26,7 @@
     requests        RequestRow per submitted request
     steps           StepRow per forward pass
     events          EventRow per OOM / preemption / rejection / truncation / policy event
+                    (a record read from a version-7 header holds these as LazyRows: read on first use)
 
 Invariant of a complete record: every request row has a final status and
 completed + failed + rejected == num_requests == len(requests).
@@ -31,15 +35,18 @@ completed + failed + rejected == num_requests == len(requests).
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from bsbench.record.backend_part import FLAT_KEYS, BackendPart, RealPart, part_from_flat, part_from_json
 from bsbench.record.rows import EventRow, RequestRow, StepRow
+from bsbench.record.store import RowStore
 
-SCHEMA_VERSION = 6
-READABLE_VERSIONS = (2, 3, 4, 5, 6)  # 3, 4 and 6 added optional parts; 5 moved the backend's fields into its part
+SCHEMA_VERSION = 7
+READABLE_VERSIONS = (2, 3, 4, 5, 6, 7)  # 3, 4, 6 added optional parts; 5 moved the backend's fields; 7 the rows
+ROW_LISTS = ("requests", "steps", "events")
 
 
 @dataclass(slots=True)
@@ -167,43 +174,41 @@ class RunRecord:
     workload: WorkloadInfo
     summary: dict[str, Any]
     scheduler: dict[str, Any]
-    requests: list[RequestRow]
-    steps: list[StepRow]
-    events: list[EventRow]
+    requests: Sequence[RequestRow]
+    steps: Sequence[StepRow]
+    events: Sequence[EventRow]
     complete: bool = True
     created: str = ""
     schema_version: int = SCHEMA_VERSION
     path: Path | None = None  # where it was saved or read from; not part of the JSON
+    store: RowStore | None = field(default=None, compare=False, repr=False)  # its rows on disk (version 7, read)
 
     @property
     def label(self) -> str:
         """'<scheduler> @ <rate>' for messages."""
         return f"{self.config.scheduler} @ {self.config.rate:g}"
 
-    def to_json(self) -> dict[str, Any]:
+    def header_json(self) -> dict[str, Any]:
+        """Everything but the rows (a record read from an older file keeps its version: never relabelled)."""
         return {
             "schema_version": self.schema_version, "complete": self.complete, "created": self.created,
             "config": self.config.to_json(), "environment": self.environment, "workload": self.workload.to_json(),
             "summary": self.summary, "scheduler": self.scheduler,
-            "requests": [r.to_json() for r in self.requests],
-            "steps": [s.to_json() for s in self.steps],
-            "events": [e.to_json() for e in self.events],
         }
 
+    def to_json(self) -> dict[str, Any]:
+        """The whole record as one JSON object, rows inline (`bsbench export --format json`)."""
+        return {**self.header_json(), "requests": [r.to_json() for r in self.requests],
+                "steps": [s.to_json() for s in self.steps], "events": [e.to_json() for e in self.events]}
+
     @classmethod
-    def from_json(cls, obj: Any) -> RunRecord:
-        """Parse and check a record's JSON (with 'inf' strings already decoded); ValueError says what is wrong."""
-        if not isinstance(obj, dict) or "schema_version" not in obj:
-            raise ValueError("not a bsbench run record (no schema_version)")
-        version = obj["schema_version"]
-        if type(version) is not int or version not in READABLE_VERSIONS:
-            readable = " and ".join(str(v) for v in READABLE_VERSIONS)
-            raise ValueError(f"run-record schema version {version!r:.20}; this bsbench reads versions "
-                             f"{readable} (re-run to get a current record)")
-        for key, kind in (("environment", dict), ("summary", dict), ("scheduler", dict),
-                          ("requests", list), ("steps", list), ("events", list)):
-            if not isinstance(obj.get(key), kind):
-                raise ValueError(f"'{key}' is missing or not a{'n object' if kind is dict else ' list'}")
+    def from_header(cls, obj: Any, rows: Mapping[str, Sequence[Any]]) -> RunRecord:
+        """A record from its header JSON and its rows (lists, or LazyRows of a version-7 store); ValueError says
+        what is wrong."""
+        version = check_version(obj)
+        for key in ("environment", "summary", "scheduler"):
+            if not isinstance(obj.get(key), dict):
+                raise ValueError(f"'{key}' is missing or not an object")
         if not isinstance(obj.get("complete", True), bool):
             raise ValueError("'complete' must be true or false")
         record = cls(
@@ -212,15 +217,27 @@ class RunRecord:
             workload=WorkloadInfo.from_json(obj.get("workload")),
             summary=obj["summary"],
             scheduler=obj["scheduler"],
-            requests=[_row(RequestRow, r, "request", i) for i, r in enumerate(obj["requests"])],
-            steps=[_row(StepRow, s, "step", i) for i, s in enumerate(obj["steps"])],
-            events=[_row(EventRow, e, "event", i) for i, e in enumerate(obj["events"])],
+            requests=rows["requests"],
+            steps=rows["steps"],
+            events=rows["events"],
             complete=obj.get("complete", True),
             created=str(obj.get("created", "")),
             schema_version=version,
         )
         record.check()
         return record
+
+    @classmethod
+    def from_json(cls, obj: Any) -> RunRecord:
+        """Parse and check a record's JSON with its rows inline (any readable version; 'inf' strings already
+        decoded); ValueError says what is wrong."""
+        check_version(obj)
+        for key in ROW_LISTS:
+            if not isinstance(obj.get(key), list):
+                raise ValueError(f"'{key}' is missing or not a list")
+        rows = {key: [_row(kind, r, key[:-1], i) for i, r in enumerate(obj[key])]
+                for key, kind in zip(ROW_LISTS, (RequestRow, StepRow, EventRow), strict=True)}
+        return cls.from_header(obj, rows)
 
     def check(self) -> None:
         """The counts add up: every request row is final, and the summary's counts match the rows."""
@@ -234,6 +251,18 @@ class RunRecord:
                 f"counts do not add up: completed {summary['completed']} + failed {summary['failed']} + rejected "
                 f"{summary['rejected']} vs {summary['num_requests']} requests and {len(self.requests)} request rows"
             )
+
+
+def check_version(obj: Any) -> int:
+    """The schema version of a record's JSON object; ValueError when it has none or one this bsbench cannot read."""
+    if not isinstance(obj, dict) or "schema_version" not in obj:
+        raise ValueError("not a bsbench run record (no schema_version)")
+    version = obj["schema_version"]
+    if type(version) is not int or version not in READABLE_VERSIONS:
+        readable = " and ".join(str(v) for v in READABLE_VERSIONS)
+        raise ValueError(f"run-record schema version {version!r:.20}; this bsbench reads versions "
+                         f"{readable} (re-run to get a current record)")
+    return version
 
 
 def _row(kind: Any, obj: Any, what: str, index: int) -> Any:

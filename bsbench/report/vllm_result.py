@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -219,7 +220,7 @@ def vllm_layout(record: RunRecord) -> dict[str, Any]:
     return out
 
 
-def max_output_tokens_per_s(rows: list[RequestRow]) -> float:
+def max_output_tokens_per_s(rows: Sequence[RequestRow]) -> float:
     """vLLM's peak output rate: output tokens counted per whole second of the run, the largest count (0.0 when
     no token came)."""
     counts: dict[int, int] = {}
@@ -229,7 +230,7 @@ def max_output_tokens_per_s(rows: list[RequestRow]) -> float:
     return float(max(counts.values(), default=0))
 
 
-def max_concurrent_requests(rows: list[RequestRow]) -> int:
+def max_concurrent_requests(rows: Sequence[RequestRow]) -> int:
     """vLLM's peak concurrency, over the successful requests as vLLM's: for each whole second of the run, the
     completed requests in flight during it (from arrival to their last token), the largest count (0 when none
     completed)."""

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from bsbench.errors import BsbenchError
-from bsbench.record.io import record_text
+from bsbench.record.io import EncodedRecord, encode_record
 from bsbench.units import format_rate
 
 if TYPE_CHECKING:
@@ -50,22 +50,22 @@ class RunTask:
 
 @dataclass(slots=True)
 class Finished:
-    """What a task sends back: its record's file text (record.io.record_text), rendered where the task ran so
-    that the driver only writes it, and the record without its rows (requests, steps, events: in the text
-    only), which is all the driver reads (config, workload, summary); shipping the rows twice cost the driver
-    more than a fifth of a core at 2 workers."""
+    """What a task sends back: its record encoded (record.io.encode_record: the header and the rows' Parquet
+    bytes), made where the task ran so that the driver only writes it, and the record without its rows
+    (requests, steps, events: in the encoding only), which is all the driver reads (config, workload,
+    summary); shipping the rows twice cost the driver more than a fifth of a core at 2 workers."""
 
     record: RunRecord
-    text: str
+    encoded: EncodedRecord
 
 
 @dataclass(slots=True)
 class TaskOutcome:
     task: RunTask
-    record: RunRecord | None  # without its rows when `text` is set (Finished)
+    record: RunRecord | None  # without its rows when `encoded` is set (Finished)
     error: str | None  # why it failed, when record is None
     attempts: int
-    text: str | None = None  # the record's file text: save_record(record, folder, text=text)
+    encoded: EncodedRecord | None = None  # the record's files: save_record(record, folder, encoded=encoded)
 
 
 RunOne = Callable[[RunTask], "RunRecord"]
@@ -110,7 +110,7 @@ def execute(run_one: RunOne, task: RunTask) -> Finished:
         raise BsbenchError(f"run {task.key}: the workload arrived with fingerprint {got}, not the driver's "
                            f"{task.fingerprint}")
     record = run_one(task)
-    return Finished(dataclasses.replace(record, requests=[], steps=[], events=[]), record_text(record))
+    return Finished(dataclasses.replace(record, requests=[], steps=[], events=[]), encode_record(record))
 
 
 def failure_reason(exc: BaseException) -> str:

@@ -82,7 +82,7 @@ def run_on_slots(pool: Pool, workers: int, tasks: Sequence[RunTask], run_one: Ru
                     else:
                         yield TaskOutcome(task, None, reason, attempts[task.index])
                     continue
-                yield TaskOutcome(task, finished.record, None, attempts[task.index], finished.text)
+                yield TaskOutcome(task, finished.record, None, attempts[task.index], finished.encoded)
             if crashed:
                 pool.rebuild(list(in_flight))
     except BaseException:
