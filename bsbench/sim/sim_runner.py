@@ -39,6 +39,7 @@ from bsbench.sim.gpus import DevicePreset
 from bsbench.sim.memory import free_after_weights, step_activation_bytes
 from bsbench.sim.work import StepWork, decode_step_work, step_work
 from bsbench.units import format_bytes
+from bsbench.workloads.token_ids import TABLE_SIZE, shared_table
 
 
 def sim_token(req_id: str, position: int, vocab_size: int) -> int:
@@ -98,6 +99,7 @@ class SimRunner:
         id_crc = self._id_crc
         texts = self._position_texts
         vocab = self.shape.vocab_size
+        shared = shared_table() if vocab <= TABLE_SIZE else range(vocab)  # workloads/token_ids.py
         for c in chunks:  # sim_token, inlined: this runs once per sampled request per step
             if c.sample:
                 rid = c.req_id
@@ -107,7 +109,7 @@ class SimRunner:
                 position = c.start_pos - c.pad_len + len(c.token_ids)
                 if position >= len(texts):
                     texts = self._texts_through(position)
-                tokens[rid] = zlib.crc32(texts[position], prefix) % vocab
+                tokens[rid] = shared[zlib.crc32(texts[position], prefix) % vocab]
         return StepOutput(next_tokens=tokens, forward_s=seconds)
 
     def execute_decode_run(self, plan: StepPlan, steps: int, until: float | None = None) -> DecodeRunOutput | None:
@@ -147,6 +149,7 @@ class SimRunner:
         self.clock.t = t
         tokens = {}
         vocab = self.shape.vocab_size
+        shared = shared_table() if vocab <= TABLE_SIZE else range(vocab)  # range: ids made as they are read
         crc32 = zlib.crc32
         texts = self._position_texts
         done = len(ends)
@@ -156,7 +159,7 @@ class SimRunner:
                 if position + done > len(texts):
                     texts = self._texts_through(position + done)
                 crcs = map(crc32, texts[position:position + done], repeat(self._id_prefix(c.req_id)))
-                tokens[c.req_id] = [crc % vocab for crc in crcs]
+                tokens[c.req_id] = [shared[crc % vocab] for crc in crcs]
         return DecodeRunOutput(start_s=start, forward_s=forward, end_s=ends, next_tokens=tokens)
 
     def _check_activations(self, work: StepWork) -> None:

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from bsbench.workloads.sampling import Sample, SampleSet
+from bsbench.workloads.token_ids import shared_ids
 from bsbench.workloads.tokenizer import TokenizerHandle
 
 FORMAT = 1
@@ -77,7 +78,8 @@ def _read(path: str, key_text: str) -> tuple[list[Sample], dict[str, Any], dict[
             data = json.load(handle)
         if data["key"] != key_text:
             return None
-        samples = [Sample(tuple(ids), int(out), str(source), arrival) for ids, out, source, arrival in data["samples"]]
+        samples = [Sample(shared_ids(ids), int(out), str(source), arrival)
+                   for ids, out, source, arrival in data["samples"]]
         return samples, data["report"], data["rng"]
     except (OSError, ValueError, KeyError, TypeError):
         return None  # absent, foreign or corrupt: tokenise again (and overwrite)

@@ -18,6 +18,7 @@ import numpy as np
 
 from bsbench.errors import BsbenchError
 from bsbench.workloads.filters import LengthFilter, middle_truncate
+from bsbench.workloads.token_ids import shared_ids
 from bsbench.workloads.tokenizer import TokenizerHandle
 
 # A candidate is (prompt text, output text), or a string naming the rule that drops the record.
@@ -95,7 +96,7 @@ def sample_texts(
                 continue
             truncated += was_truncated  # counted over the kept requests
             capped += was_capped
-            kept.append(Sample(tuple(prompt_ids), output_len, source))
+            kept.append(Sample(shared_ids(prompt_ids), output_len, source))
     report.update({
         "source": source, "records": total, "examined": examined, "kept": len(kept),
         "dropped": dict(sorted(dropped.items())), "prompts_truncated": truncated, "outputs_capped": capped,
