@@ -309,9 +309,10 @@ def itls_s_pooled(requests: RequestColumns, which: np.ndarray) -> np.ndarray:
     times, offsets = requests.token_times, requests.token_offsets
     if len(times) < 2:
         return np.empty(0)
-    owner = np.repeat(np.arange(len(requests)), np.diff(offsets))  # the request of each token
-    same_request = owner[1:] == owner[:-1]
-    return np.diff(times)[same_request & which[owner[1:]]]
+    keep = np.repeat(which, np.diff(offsets))[1:]  # gap k ends at token k + 1: kept when its request is selected
+    starts = offsets[1:-1]
+    keep[starts[(starts > 0) & (starts < len(times))] - 1] = False  # a gap from one request's tokens to the next's
+    return np.diff(times)[keep]
 
 
 def _last_token_s(requests: RequestColumns) -> np.ndarray:
