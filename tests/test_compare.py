@@ -81,3 +81,20 @@ def test_unknown_reference_is_a_user_error(tmp_path):
 
     result = CliRunner().invoke(command, [str(_folder(tmp_path)), "--reference", "nope"])
     assert isinstance(result.exception, BsbenchError)
+
+
+def test_html_names_nothing_outside_itself(tmp_path):
+    """Every src and href of compare's page is a data URI or an anchor in the page: it opens offline, as one file
+    (also with --plots DIR: the page still embeds them)."""
+    runs = _folder(tmp_path)
+    html = tmp_path / "page.html"
+    result = CliRunner().invoke(command, [str(runs), "--html", str(html), "--plots", str(tmp_path / "plots"),
+                                          "--format", "json"])
+    assert result.exit_code == 0, result.output
+    text = html.read_text()
+    targets = re.findall(r"""(?:src|href)\s*=\s*['"]?([^'" >]*)""", text, flags=re.IGNORECASE)
+    anchors = set(re.findall(r"id='([^']*)'", text))
+    assert len([t for t in targets if t.startswith("data:")]) == 8
+    outside = [t for t in targets if not t.startswith("data:image/png;base64,") and t.lstrip("#") not in anchors]
+    assert outside == []
+    assert "url(" not in text and "<link" not in text.lower() and "<script" not in text.lower()

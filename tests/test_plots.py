@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from matplotlib.colors import to_hex
 
+from bsbench import metrics
 from bsbench.record import EventRow
 from bsbench.report import plots, plots_sweep
 from bsbench.report.plot_base import plt
@@ -47,7 +48,7 @@ def _pythonpath():
 
 def test_one_colour_per_scheduler_in_every_plot(ax):
     runs = [("bucket", make_record("bucket")), ("continuous", make_record("continuous", speed=2))]
-    samples = [(label, rec.config.scheduler, plots.latency_sample(rec, plots.metrics.ttft_s)) for label, rec in runs]
+    samples = [(label, rec.config.scheduler, plots.latency_sample(rec, metrics.ttft_s)) for label, rec in runs]
     plots.draw_latency_cdf(ax, "TTFT", samples)
     plots.draw_timeline(ax, runs, "kv_usage")
     points = [{"scheduler": s, "rate": r, "output_throughput": 10.0 * r, "p99_ttft_ms": 100.0 * r}
@@ -62,7 +63,7 @@ def test_one_colour_per_scheduler_in_every_plot(ax):
 
 def test_failed_and_rejected_requests_are_censored_past_the_axis_end(ax):
     rows = simple_requests(6) + [req("f", 0.1, status="failed"), req("x", 0.2, status="rejected")]
-    sample = plots.latency_sample(make_record("static", requests=rows), plots.metrics.e2el_s)
+    sample = plots.latency_sample(make_record("static", requests=rows), metrics.e2el_s)
     assert (len(sample.finite), sample.censored, sample.submitted) == (6, 2, 8)
     xs, ys = plots.censored_cdf(sample)
     assert ys[-1] == pytest.approx(6 / 8) and xs[-1] == max(sample.finite)  # the CDF does not reach 1
@@ -75,7 +76,7 @@ def test_failed_and_rejected_requests_are_censored_past_the_axis_end(ax):
 
 
 def test_all_completed_run_reaches_one_and_has_no_censored_marker(ax):
-    sample = plots.latency_sample(make_record("continuous"), plots.metrics.e2el_s)
+    sample = plots.latency_sample(make_record("continuous"), metrics.e2el_s)
     assert sample.censored == 0 and plots.censored_cdf(sample)[1][-1] == pytest.approx(1.0)
     plots.draw_latency_cdf(ax, "E2E", [("continuous", "continuous", sample)])
     assert len(ax.texts) == 0 and not [line for line in ax.get_lines() if line.get_marker() == ">"]

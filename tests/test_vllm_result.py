@@ -91,3 +91,24 @@ def test_export_has_every_vllm_key_with_vllms_zeros_when_nothing_completed(bsben
         assert layout[key] == 0.0, key
     assert layout["max_concurrent_requests"] == 0 and layout["request_goodput"] is None
     assert all("422" in error for error in layout["errors"])
+
+
+def test_records_in_a_folder_are_not_parsed_twice(tmp_path, monkeypatch):
+    """split_inputs looks for vLLM results among a folder's files; a bsbench record (its JSON opens with the
+    schema version) is left to the record reader unparsed."""
+    from bsbench.record import save_record
+    from bsbench.report import vllm_result
+    from tests.record_factory import make_record
+
+    runs = tmp_path / "runs"
+    save_record(make_record("continuous"), runs)
+    parsed = []
+    real = vllm_result.load_file
+    monkeypatch.setattr(vllm_result, "load_file", lambda path, what: parsed.append(path) or real(path, what))
+    assert vllm_result.split_inputs([runs]) == ([runs], [])
+    assert parsed == []
+    result = {"date": "20240101-000000", "completed": 1, "total_input_tokens": 10, "total_output_tokens": 5,
+              "request_throughput": 1.0, "output_throughput": 5.0, "total_token_throughput": 15.0, "duration": 1.0}
+    (runs / "vllm.json").write_text(json.dumps(result))
+    keep, imported = vllm_result.split_inputs([runs])
+    assert keep == [runs] and len(imported) == 1 and parsed == [runs / "vllm.json"]

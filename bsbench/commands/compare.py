@@ -129,17 +129,17 @@ def command(paths: tuple[Path, ...], reference: str | None, fmt: str, plots_dir:
 
     if plots_dir is None and html_file is None:
         return
-    # lazy: loads matplotlib, numpy
-    from bsbench.report import plots
+    # lazy: loads numpy
+    from bsbench.report.plot_data import group_plot
+
+    # lazy: loads matplotlib
+    from bsbench.report.plot_pool import render_groups
 
     # without --plots the page's plots are drawn in a temporary folder: embedded, they need no file beside it
     with tempfile.TemporaryDirectory(prefix="bsbench-compare-") as scratch:
         target = plots_dir if plots_dir is not None else Path(scratch)
-        plot_sets: list[list[Path]] = []
-        for i, group in enumerate(groups, start=1):
-            prefix = f"group{i}_" if len(groups) > 1 else ""
-            runs = [(r.label, r.record) for r in group.runs]
-            plot_sets.append(plots.comparison_plots(runs, target, prefix=prefix))
+        plot_sets = render_groups([(group_plot([(r.label, r.record) for r in group.runs]), target,
+                                    f"group{i}_" if len(groups) > 1 else "") for i, group in enumerate(groups, 1)])
         if plots_dir is not None:
             err.print(f"plots: {markup(target)}/ ({sum(len(s) for s in plot_sets)} PNG files)", highlight=False)
         if html_file is not None:

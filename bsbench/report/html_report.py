@@ -108,20 +108,26 @@ CAPACITY_PLOTTED_GROUPS = 2
 
 def group_sections(groups: Sequence[Group], page: Path, plot_dir: Path, plotted: int | None = None) -> list[Section]:
     """A section per group: configuration, scheduler options, comparison table, embedded plots; with `plotted`,
-    only the first `plotted` groups get plots and the others a line naming the command that draws them."""
-    # lazy: loads matplotlib
-    from bsbench.report import plots
+    only the first `plotted` groups get plots and the others a line naming the command that draws them. The
+    plots of all groups are drawn at once (plot_pool: in worker processes when there are enough)."""
+    # lazy: loads numpy
+    from bsbench.report.plot_data import group_plot
 
+    # lazy: loads matplotlib
+    from bsbench.report.plot_pool import render_groups
+
+    drawn = groups if plotted is None else groups[:plotted]
+    pngs = render_groups([(group_plot([(r.label, r.record) for r in group.runs]), plot_dir, f"group{i}_")
+                          for i, group in enumerate(drawn, start=1)])
     sections = []
     for i, group in enumerate(groups, start=1):
         body = [key_value_table(group_configuration(group)), scheduler_options_html(group),
                 frame_to_html(group.runs, comparison_frame(group.runs))]
-        if plotted is not None and i > plotted:
+        if i > len(drawn):
             paths = " ".join(str(r.path) for r in group.runs)
             body.append(paragraph(f"plots of this group: bsbench compare {paths} --html PAGE", "runs"))
         else:
-            pngs = plots.comparison_plots([(r.label, r.record) for r in group.runs], plot_dir, prefix=f"group{i}_")
-            body += [img_tag(png, page) for png in pngs]
+            body += [img_tag(png, page) for png in pngs[i - 1]]
         sections.append(Section(f"Group {i} ({len(group.runs)} runs): {group.title()}", body, anchor=f"group-{i}"))
     return sections
 

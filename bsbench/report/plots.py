@@ -5,24 +5,25 @@
   out at its completed share, and a marker past the axis end counts them. A log
   x axis when the spread is wide; SLO values as vertical lines.
 - Throughput bars (and goodput, only when some request carries an SLO).
-- KV usage and batch size over time, with OOM and preemption events marked.
+- KV usage and batch size over time, with OOM and preemption events marked;
+  not drawn when no run has step rows (a vLLM result has none).
 
 Every figure is headlined with the workload, rate, model and backend
 (`figure_title`), "SIMULATED" first when a cost model produced the times. Each
-scheduler has its one colour (bsbench.report.style).
+scheduler has its one colour (bsbench.report.style). The figures are drawn
+from a group's plot data (bsbench.report.plot_data), read from the records
+once; `render_group` needs nothing else, so it runs in worker processes too
+(bsbench.report.plot_pool).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from bsbench import metrics
-from bsbench.record import EventKind, Outcome, RunRecord
 from bsbench.report.plot_base import (
     SIMULATED_COLOR,
     fit_width,
@@ -33,50 +34,38 @@ from bsbench.report.plot_base import (
     run_styles,
     save,
 )
-from bsbench.units import format_rate
+from bsbench.report.plot_data import (
+    CDF_POINTS,
+    LATENCY_PANELS,
+    TIMELINE_POINTS,
+    CensoredSample,
+    GroupPlot,
+    RunPlot,
+    Runs,
+    figure_title,
+    group_plot,
+    latency_sample,
+    thin_timeline,
+)
+
+__all__ = ["CensoredSample", "figure_title", "latency_sample", "thin_timeline", "censored_cdf", "thin_cdf",
+           "wide_spread", "CDF_POINTS", "TIMELINE_POINTS", "draw_latency_cdf", "draw_throughput_bars",
+           "draw_timeline", "render_group", "comparison_plots", "PLOT_NAMES"]
 
 WIDE_SPREAD = 20.0  # p99 / p1 above this: the latency axis is logarithmic
-# A line never needs more points than a 1,650-pixel-wide PNG has columns: CDFs and timelines are thinned to these
-# (drawing 10,000-request runs point by point made a sweep's report take as long as its runs).
-CDF_POINTS = 400
-TIMELINE_POINTS = 1200
-Runs = Sequence[tuple[str, RunRecord]]
 
 
-def figure_title(record: RunRecord) -> str:
-    """'<workload> · N requests @ R req/s · model M · device D · backend B', 'SIMULATED · ' first for sim runs."""
-    config = record.config
-    model = " ".join(str(p) for p in (config.model, config.backend.model_weights(), config.dtype) if p)
-    device = record.environment.get("device_name") or config.device
-    backend = config.timing_label() or "real runner, measured wall clock"
-    title = (f"{record.workload.name} · {record.workload.num_requests} requests @ {format_rate(config.rate)} req/s"
-             f" · model {model} · device {device} · backend {backend}")
-    return f"SIMULATED · {title}" if config.simulated else title
-
-
-def _headline(fig: Any, record: RunRecord) -> None:
-    headline(fig, figure_title(record), color=SIMULATED_COLOR if record.config.simulated else "black")
+def _headline(fig: Any, group: GroupPlot) -> None:
+    if group.title:
+        headline(fig, group.title, color=SIMULATED_COLOR if group.simulated else "black")
 
 
 # ----------------------------------------------------------------------------- latency CDFs
 
 
-@dataclass(slots=True)
-class CensoredSample:
-    """The latencies (ms) of one run's completed requests, and how many submitted requests have none
-    (failed or rejected: +inf, censored)."""
-
-    finite: list[float]
-    censored: int
-
-    @property
-    def submitted(self) -> int:
-        return len(self.finite) + self.censored
-
-
 def censored_cdf(sample: CensoredSample) -> tuple[np.ndarray, np.ndarray]:
     """Step points (x, y) of the CDF over all submitted requests: y ends at completed / submitted, not 1."""
-    if not sample.finite:
+    if not len(sample.finite):
         return np.array([]), np.array([])
     xs = np.sort(np.asarray(sample.finite, dtype=float))
     ys = np.arange(1, len(xs) + 1) / sample.submitted
@@ -91,44 +80,20 @@ def thin_cdf(xs: np.ndarray, ys: np.ndarray, limit: int = CDF_POINTS) -> tuple[n
     return xs[keep], ys[keep]
 
 
-def thin_timeline(xs: np.ndarray, ys: np.ndarray, limit: int = TIMELINE_POINTS) -> tuple[np.ndarray, np.ndarray]:
-    """At most `limit` points of a step line over time (xs sorted): the run is cut into `limit` equal spans and
-    each span drawn as its largest value from its first step's start, so a peak (a full KV cache) stays visible."""
-    if len(xs) <= limit:
-        return xs, ys
-    span = np.minimum(((xs - xs[0]) / max(float(xs[-1] - xs[0]), 1e-12) * limit).astype(int), limit - 1)
-    starts = np.flatnonzero(np.r_[True, np.diff(span) != 0])
-    return xs[starts], np.maximum.reduceat(ys, starts)
-
-
-def wide_spread(values: Sequence[float], ratio: float = WIDE_SPREAD) -> bool:
+def wide_spread(values: Sequence[float] | np.ndarray, ratio: float = WIDE_SPREAD) -> bool:
     """True when p99 / p1 of the positive values exceeds `ratio` (then a log axis reads better)."""
-    positive = [v for v in values if 0 < v < float("inf")]
+    array = np.asarray(values, dtype=float)
+    positive = array[(array > 0) & (array < np.inf)]
     if len(positive) < 2:
         return False
     low, high = np.percentile(positive, [1, 99])
     return bool(high / low > ratio)
 
 
-_PANELS = (("TTFT", metrics.ttft_s, "slo_ttft_ms"), ("TPOT", metrics.tpot_s, "slo_tpot_ms"),
-           ("E2E latency", metrics.e2el_s, "slo_e2e_ms"))
-
-
-def latency_sample(record: RunRecord, fn: Any) -> CensoredSample:
-    """Completed requests' latencies by `fn` (ms; None values, e.g. TPOT of one token, left out) and the
-    failed + rejected count."""
-    finite = [1000 * v for r in record.requests if r.status is Outcome.COMPLETED and (v := fn(r)) is not None]
-    return CensoredSample(finite, sum(1 for r in record.requests if r.status is not Outcome.COMPLETED))
-
-
-def _slo_values(records: Sequence[RunRecord], field: str) -> list[float]:
-    return sorted({v for rec in records for r in rec.requests if (v := getattr(r, field)) is not None})
-
-
 def draw_latency_cdf(ax: Any, name: str, samples: Sequence[tuple[str, str, CensoredSample]],
                      slos: Sequence[float] = ()) -> None:
     """One panel: a CDF per (label, scheduler, sample), SLO lines, censored requests past the axis end."""
-    pooled = [v for _, _, s in samples for v in s.finite]
+    pooled = np.concatenate([np.asarray(s.finite, dtype=float) for _, _, s in samples] or [np.zeros(0)])
     if wide_spread(pooled):
         log_scale(ax, "x")
     styles = run_styles([sched for _, sched, _ in samples])
@@ -140,8 +105,8 @@ def draw_latency_cdf(ax: Any, name: str, samples: Sequence[tuple[str, str, Censo
         ax.axvline(value, color="black", linestyle="--", linewidth=1, alpha=0.7, label=f"{name} SLO {value:g} ms")
     if len(slos) > 4:
         ax.plot([], [], " ", label=f"(+{len(slos) - 4} more SLO values)")
-    if pooled or slos:
-        top = max([*pooled, *slos])
+    if len(pooled) or slos:
+        top = max([float(pooled.max(initial=0.0)), *slos])
         ax.set_xlim(right=top * (1.3 if ax.get_xscale() == "log" else 1.05))
     ax.set_ylim(0, 1.02)
     edge = ax.get_xlim()[1]
@@ -162,83 +127,66 @@ def draw_latency_cdf(ax: Any, name: str, samples: Sequence[tuple[str, str, Censo
                "fraction of submitted requests")
 
 
-def latency_cdfs(runs: Runs, path: Path) -> Path:
+def latency_cdfs(group: GroupPlot, path: Path) -> Path:
     """Three panels (TTFT, TPOT, E2E latency) with one censored CDF per run, milliseconds on the x axis."""
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.6))
-    records = [record for _, record in runs]
-    for ax, (name, fn, slo_field) in zip(axes, _PANELS):
-        samples = [(label, record.config.scheduler, latency_sample(record, fn)) for label, record in runs]
-        draw_latency_cdf(ax, name, samples, _slo_values(records, slo_field))
-    if records:
-        _headline(fig, records[0])
+    for i, (ax, (name, _, _)) in enumerate(zip(axes, LATENCY_PANELS)):
+        draw_latency_cdf(ax, name, [(run.label, run.scheduler, run.latency[i]) for run in group.runs], group.slos[i])
+    _headline(fig, group)
     return save(fig, path)
 
 
 # ----------------------------------------------------------------------------- throughput
 
 
-def draw_throughput_bars(axes: Sequence[Any], runs: Runs) -> None:
-    """Three panels: request throughput, output tokens/s, and goodput only when some request has an SLO
-    (otherwise the third panel says 'no SLOs set')."""
+def _draw_bars(axes: Sequence[Any], runs: Sequence[RunPlot]) -> None:
     panels = (("request_throughput", "requests/s"), ("output_throughput", "output tokens/s"),
               ("goodput", "goodput (req/s meeting SLOs)"))
-    labels = [label for label, _ in runs]
-    colors = [color for color, _ in run_styles([rec.config.scheduler for _, rec in runs])]
-    with_slos = any(metrics.has_slos(rec.summary) for _, rec in runs)
+    labels = [run.label for run in runs]
+    colors = [color for color, _ in run_styles([run.scheduler for run in runs])]
+    with_slos = any(run.has_slos for run in runs)
     for ax, (key, title) in zip(axes, panels):
         if key == "goodput" and not with_slos:
             ax.axis("off")
             ax.text(0.5, 0.5, "no SLOs set:\nno goodput", ha="center", va="center", fontsize=11, color="#555")
             continue
-        values = [rec.summary.get(key) or 0.0 for _, rec in runs]
-        bars = ax.bar(range(len(labels)), values, color=colors)
+        bars = ax.bar(range(len(labels)), [run.throughput[key] for run in runs], color=colors)
         ax.set_xticks(range(len(labels)), labels, rotation=20, ha="right", fontsize=8)
         ax.bar_label(bars, fmt="%.3g", fontsize=8)
         ax.set_title(title, fontsize=10)
         ax.grid(axis="y", alpha=0.3)
 
 
-def throughput_bars(runs: Runs, path: Path) -> Path:
+def draw_throughput_bars(axes: Sequence[Any], runs: Runs) -> None:
+    """Three panels: request throughput, output tokens/s, and goodput only when some request has an SLO
+    (otherwise the third panel says 'no SLOs set')."""
+    _draw_bars(axes, group_plot(runs).runs)
+
+
+def throughput_bars(group: GroupPlot, path: Path) -> Path:
     """Bars of request throughput, output tokens/s and (with SLOs) goodput per run."""
-    fig, axes = plt.subplots(1, 3, figsize=(max(12, 1.6 * len(runs) * 3), 4.4))
-    draw_throughput_bars(axes, runs)
-    if runs:
-        _headline(fig, runs[0][1])
+    fig, axes = plt.subplots(1, 3, figsize=(max(12, 1.6 * len(group.runs) * 3), 4.4))
+    _draw_bars(axes, group.runs)
+    _headline(fig, group)
     return save(fig, path)
 
 
 # ----------------------------------------------------------------------------- timelines with events
 
-EVENT_MARKERS = {EventKind.OOM.value: ("X", 10, "OOM event"), EventKind.PREEMPTION.value: ("v", 7, "preemption")}
+EVENT_MARKERS = {"oom": ("X", 10, "OOM event"), "preemption": ("v", 7, "preemption")}
 
 
-def event_times(record: RunRecord, kind: str) -> list[float]:
-    """Times (s from run start) of the record's events of `kind` (EventKind value)."""
-    return sorted(e.t_s for e in record.events if e.kind == kind)
-
-
-def draw_timeline(ax: Any, runs: Runs, key: str, scale: float = 1.0) -> None:
-    """StepRow.<key> over time per run (per instance of a disaggregated run, labelled with the instance), with its
-    OOM and preemption events marked on its line."""
+def _draw_timelines(ax: Any, runs: Sequence[RunPlot], key: str, scale: float) -> None:
     drawn: set[str] = set()
-    for (label, record), (color, dash) in zip(runs, run_styles([rec.config.scheduler for _, rec in runs])):
-        instances: dict[str | None, list[Any]] = {}
-        for step in record.steps:
-            instances.setdefault(step.instance, []).append(step)
-        for instance, steps in instances.items() or [(None, [])]:
-            xs = np.array([s.start_s for s in steps], dtype=float)
-            ys = np.array([scale * getattr(s, key) for s in steps], dtype=float)
-            if len(xs):
-                name = label if instance is None else f"{label} {instance}"
-                ax.step(*thin_timeline(xs, ys), where="post", label=name, linewidth=1, color=color, linestyle=dash)
-            for kind, (marker, size, _) in EVENT_MARKERS.items():
-                times = sorted(e.t_s for e in record.events if e.kind == kind and e.detail.get("instance") == instance)
-                if not times:
-                    continue
-                # each event sits on its run's line: the value of the step running at that time
-                heights = ys[np.clip(np.searchsorted(xs, times, side="right") - 1, 0, None)] if len(xs) else \
-                    np.zeros(len(times))
-                ax.plot(times, heights, linestyle="none", marker=marker, markersize=size, color=color,
+    for run, (color, dash) in zip(runs, run_styles([run.scheduler for run in runs])):
+        for line in run.timelines:
+            if len(line.xs):
+                name = run.label if line.instance is None else f"{run.label} {line.instance}"
+                ax.step(line.xs, scale * line.values[key], where="post", label=name, linewidth=1, color=color,
+                        linestyle=dash)
+            for kind, (times, heights) in line.events.items():
+                marker, size, _ = EVENT_MARKERS[kind]
+                ax.plot(times, scale * heights[key], linestyle="none", marker=marker, markersize=size, color=color,
                         markeredgecolor="black", markeredgewidth=0.6, zorder=4)
                 drawn.add(kind)
     for kind in sorted(drawn):  # legend entries for the event markers, in black
@@ -247,33 +195,54 @@ def draw_timeline(ax: Any, runs: Runs, key: str, scale: float = 1.0) -> None:
                 label=name)
 
 
-def _timeline(runs: Runs, path: Path, key: str, ylabel: str, scale: float = 1.0) -> Path:
+def draw_timeline(ax: Any, runs: Runs, key: str, scale: float = 1.0) -> None:
+    """StepRow.<key> (kv_usage or num_seqs) over time per run (per instance of a disaggregated run, labelled
+    with the instance), with its OOM and preemption events marked on its line."""
+    _draw_timelines(ax, group_plot(runs).runs, key, scale)
+
+
+def _timeline(group: GroupPlot, path: Path, key: str, ylabel: str, scale: float = 1.0) -> Path:
     fig, ax = plt.subplots(figsize=(11, 4.4))
-    draw_timeline(ax, runs, key, scale)
-    counts = [f"{label}: OOM events {len(event_times(rec, 'oom'))}, preemptions {len(event_times(rec, 'preemption'))}"
-              for label, rec in runs]
+    _draw_timelines(ax, group.runs, key, scale)
+    counts = [f"{run.label}: OOM events {run.event_counts['oom']}, preemptions {run.event_counts['preemption']}"
+              for run in group.runs]
     ax.set_title(fit_width("; ".join(counts), ax.get_position().width * fig.get_figwidth(), 8), fontsize=8)
     label_axes(ax, "time since run start (s)", ylabel)
-    if runs:
-        _headline(fig, runs[0][1])
+    _headline(fig, group)
     return save(fig, path)
 
 
-def kv_usage_timeline(runs: Runs, path: Path) -> Path:
-    return _timeline(runs, path, "kv_usage", "KV cache usage (%)", scale=100.0)
+# ----------------------------------------------------------------------------- one group's figures
+
+PLOT_NAMES = ("latency_cdf", "throughput", "kv_usage", "batch_size")  # file stems, in the page's order
+_DRAW = {
+    "latency_cdf": latency_cdfs,
+    "throughput": throughput_bars,
+    "kv_usage": lambda group, path: _timeline(group, path, "kv_usage", "KV cache usage (%)", scale=100.0),
+    "batch_size": lambda group, path: _timeline(group, path, "num_seqs", "requests in the step (batch size)"),
+}
 
 
-def batch_size_timeline(runs: Runs, path: Path) -> Path:
-    return _timeline(runs, path, "num_seqs", "requests in the step (batch size)")
+def figure_names(group: GroupPlot) -> list[str]:
+    """The figures a group gets, of PLOT_NAMES: the two timelines only when some run has step rows."""
+    return [name for name in PLOT_NAMES if group.has_steps or name not in ("kv_usage", "batch_size")]
+
+
+def figure_path(out_dir: str | Path, prefix: str, name: str) -> Path:
+    return Path(out_dir) / f"{prefix}{name}.png"
+
+
+def draw_figure(group: GroupPlot, name: str, path: Path) -> Path:
+    """Draw one of a group's figures (a PLOT_NAMES entry) into `path`; returns it."""
+    return _DRAW[name](group, path)
+
+
+def render_group(group: GroupPlot, out_dir: str | Path, prefix: str = "") -> list[Path]:
+    """A group's figures (figure_names) as PNG files `<prefix><name>.png` in `out_dir`; returns their paths."""
+    return [draw_figure(group, name, figure_path(out_dir, prefix, name)) for name in figure_names(group)]
 
 
 def comparison_plots(runs: Runs, out_dir: str | Path, prefix: str = "") -> list[Path]:
-    """All comparison plots of one group into `out_dir`; returns the PNG paths. A group never mixes simulated
-    and measured runs (report.comparability_key), so the first run's title heads every plot."""
-    out = Path(out_dir)
-    return [
-        latency_cdfs(runs, out / f"{prefix}latency_cdf.png"),
-        throughput_bars(runs, out / f"{prefix}throughput.png"),
-        kv_usage_timeline(runs, out / f"{prefix}kv_usage.png"),
-        batch_size_timeline(runs, out / f"{prefix}batch_size.png"),
-    ]
+    """All comparison plots of one group into `out_dir` (render_group of its plot data); returns the PNG
+    paths."""
+    return render_group(group_plot(runs), out_dir, prefix)

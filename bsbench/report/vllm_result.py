@@ -127,6 +127,20 @@ def _rows(obj: dict[str, Any], path: Path) -> list[RequestRow]:
     return rows
 
 
+# A bsbench record's JSON text opens with its schema version (record.io writes it first); a vLLM result has none.
+_RECORD_OPENING = re.compile(rb'\s*\{\s*"schema_version"\s*:')
+
+
+def _opens_as_record(file: Path) -> bool:
+    """Whether the file's first bytes are those of a bsbench record (then it is no vLLM result); unreadable
+    files are left to the parser's error."""
+    try:
+        with open(file, "rb") as handle:
+            return _RECORD_OPENING.match(handle.read(256)) is not None
+    except OSError:
+        return False
+
+
 def split_inputs(paths: list[Path]) -> tuple[list[Path], list[RunRecord]]:
     """Compare's inputs parted: (paths for bsbench's record reader, the vLLM results among them read as records).
     A folder is searched for vLLM results and kept for the reader when it holds anything else."""
@@ -138,6 +152,8 @@ def split_inputs(paths: list[Path]) -> tuple[list[Path], list[RunRecord]]:
             [path] if path.is_file() else []
         found = []
         for file in files:
+            if _opens_as_record(file):
+                continue  # the record reader parses it: parsing every record twice doubled compare's reading
             try:
                 obj = load_file(file, "result")
             except BsbenchError:
