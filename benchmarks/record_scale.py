@@ -144,14 +144,25 @@ def sweep_part(schedulers: int, rates: int, n: int, out: Path) -> tuple[bool, Pa
 
 
 def compare_part(runs: Path, count: int, out: Path) -> bool:
-    """`bsbench compare` over a folder of `count` records (the sweep's, copied round-robin)."""
-    records = sorted(p for p in runs.iterdir() if p.is_file() and not p.name.startswith("."))
+    """`bsbench compare` over a folder of `count` records (the sweep's, linked round-robin: each header and its
+    rows folder)."""
+    records = sorted(p for p in runs.glob("*.json") if not p.name.startswith("."))
     folder = out / "compare"
     folder.mkdir()
     for i in range(count):
         source = records[i % len(records)]
         os.link(source, folder / f"{i:04d}-{source.name}")
-    size = sum(p.stat().st_size for p in folder.iterdir())
+        rows = source.with_suffix(".rows")
+        if rows.is_dir():  # a schema-7 record: its header names the folder `<stem>.rows`
+            linked = folder / f"{i:04d}-{rows.name}"
+            linked.mkdir()
+            for part in rows.iterdir():
+                os.link(part, linked / part.name)
+            header = json.loads((folder / f"{i:04d}-{source.name}").read_text())
+            header["rows"]["folder"] = linked.name
+            (folder / f"{i:04d}-{source.name}").unlink()
+            (folder / f"{i:04d}-{source.name}").write_text(json.dumps(header))
+    size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
     child = run_child(["-m", "bsbench", "compare", str(folder), "--format", "csv"])
     print(f"compare over a folder of {count} records ({mb(size)} on disk): {child.wall_s:.1f} s, "
           f"peak RSS {mb(child.peak_rss)}")

@@ -160,3 +160,28 @@ def test_export_json_round_trips_and_old_records_still_read(tmp_path, bsbench):
     assert old.schema_version == 2 and json.loads(export_text(old))["schema_version"] == 2
     assert read_records([tmp_path], skipped=[])  # a folder of both forms: the header and the exported file
     assert len(read_records([tmp_path], skipped=[])) == 2
+
+
+def test_rows_of_many_records_are_not_all_held(tmp_path, monkeypatch):
+    import bsbench.record.lazy_rows as lazy_rows
+
+    monkeypatch.setattr(lazy_rows, "HELD_WEIGHT", 30)  # each record's 4 request rows weigh 4 + 16 token times
+    paths = [save_record(make_record(seed=i), tmp_path) for i in range(4)]
+    records = [read_record(p) for p in paths]
+    firsts = [r.requests[0].id for r in records]  # walk the folder one record at a time
+    assert firsts == ["r0"] * 4
+    assert [r.requests.loaded for r in records] == [False, False, False, True]  # only the latest is held
+    assert records[0].requests[3].token_times == make_record(seed=0).requests[3].token_times  # read again
+
+
+def test_request_samples_come_from_the_stored_columns_without_building_rows(tmp_path):
+    from bsbench.report.cell_stats import request_samples
+
+    record = make_record(requests=[random_request(random.Random(5), i) for i in range(60)])
+    stored = read_record(save_record(record, tmp_path))
+    metrics = ("p90_ttft_ms", "median_tpot_ms", "mean_e2el_ms", "p99_queue_ms", "slo_attainment",
+               "request_throughput", "output_throughput", "total_token_throughput", "goodput")
+    for metric in metrics:
+        got, want = request_samples(stored, metric), request_samples(record, metric)
+        assert got is not None and want is not None and got.values == want.values, metric
+    assert not stored.requests.loaded

@@ -126,6 +126,8 @@ def _lazy(store: RowStore, kind: str) -> LazyRows[Any]:
         except ValueError as exc:
             raise BsbenchError(f"{store.path(kind)}: {exc}") from None
 
+    if kind == "requests":
+        return LazyRows(store.counts[kind], load, weigh=lambda rows: sum(1 + len(r.token_times) for r in rows))
     return LazyRows(store.counts[kind], load)
 
 

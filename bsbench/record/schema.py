@@ -40,7 +40,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bsbench.errors import BsbenchError
 from bsbench.record.backend_part import FLAT_KEYS, BackendPart, RealPart, part_from_flat, part_from_json
+from bsbench.record.columns import TABLE_COLUMNS, RequestColumns
+from bsbench.record.lazy_rows import LazyRows
 from bsbench.record.rows import EventRow, RequestRow, StepRow
 from bsbench.record.store import RowStore
 
@@ -182,11 +185,41 @@ class RunRecord:
     schema_version: int = SCHEMA_VERSION
     path: Path | None = None  # where it was saved or read from; not part of the JSON
     store: RowStore | None = field(default=None, compare=False, repr=False)  # its rows on disk (version 7, read)
+    _columns: RequestColumns | None = field(default=None, init=False, compare=False, repr=False)
+    _ids: list[str] | None = field(default=None, init=False, compare=False, repr=False)
 
     @property
     def label(self) -> str:
         """'<scheduler> @ <rate>' for messages."""
         return f"{self.config.scheduler} @ {self.config.rate:g}"
+
+    def _rows_unread(self) -> bool:
+        return self.store is not None and isinstance(self.requests, LazyRows) and not self.requests.loaded
+
+    def request_columns(self) -> RequestColumns:
+        """The request rows as numpy columns (record/columns.py), made once: from the stored Parquet columns while
+        the rows are unread (no row object is built: a folder of records costs its columns, not its rows), else
+        from the rows."""
+        if self._columns is None:
+            if self._rows_unread():
+                assert self.store is not None
+                try:
+                    self._columns = RequestColumns.from_table(self.store.table("requests", list(TABLE_COLUMNS)))
+                except ValueError as exc:
+                    raise BsbenchError(f"{self.store.path('requests')}: {exc}") from None
+            else:
+                self._columns = RequestColumns.from_rows(self.requests)
+        return self._columns
+
+    def request_ids(self) -> list[str]:
+        """Every request's id, in row order (the stored column while the rows are unread)."""
+        if self._ids is None:
+            if self._rows_unread():
+                assert self.store is not None
+                self._ids = [str(i) for i in self.store.table("requests", ["id"]).column("id").to_pylist()]
+            else:
+                self._ids = [r.id for r in self.requests]
+        return self._ids
 
     def header_json(self) -> dict[str, Any]:
         """Everything but the rows (a record read from an older file keeps its version: never relabelled)."""

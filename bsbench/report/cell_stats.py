@@ -27,22 +27,28 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from bsbench.metrics import direction, e2el_s, input_tokens, meets_slos, num_output, queue_s, tpot_s, ttft_s
-from bsbench.record import Outcome, RequestRow, RunRecord
+from bsbench.metrics import direction, e2el_s_column, queue_s_column, slo_columns, tpot_s_column, ttft_s_column
+from bsbench.record import RunRecord
+from bsbench.record.columns import COMPLETED, RequestColumns
 from bsbench.stats import Interval, bootstrap, paired_bootstrap, paired_t_interval, statistic_for, t_interval, verdict
 from bsbench.stats.statistics import Statistic, mean
 
 LEVEL = 0.95
 _LATENCY = re.compile(r"(mean|median|std|p[0-9.]+)_(ttft|tpot|e2el|queue)_ms")
-_PER_REQUEST: dict[str, Callable[[RequestRow], float | None]] = {"ttft": ttft_s, "tpot": tpot_s, "e2el": e2el_s,
-                                                                  "queue": queue_s}
+_PER_REQUEST: dict[str, Callable[[RequestColumns], np.ndarray]] = {
+    "ttft": ttft_s_column, "tpot": tpot_s_column, "e2el": e2el_s_column, "queue": queue_s_column}
+
+
+def _completed_count(cols: RequestColumns, values: np.ndarray) -> np.ndarray:
+    return np.where(cols.status == COMPLETED, values, 0).astype(np.float64)
+
+
 # throughput-like figures: count or tokens per second of the run, paired per repeat when there are repeats
-_RATES: dict[str, Callable[[RequestRow], float]] = {
-    "request_throughput": lambda r: 1.0 if r.status is Outcome.COMPLETED else 0.0,
-    "output_throughput": lambda r: float(num_output(r)) if r.status is Outcome.COMPLETED else 0.0,
-    "total_token_throughput": lambda r: float(input_tokens(r) + num_output(r)) if r.status is Outcome.COMPLETED
-    else 0.0,
-    "goodput": lambda r: 1.0 if meets_slos(r) else 0.0,
+_RATES: dict[str, Callable[[RequestColumns], np.ndarray]] = {
+    "request_throughput": lambda c: _completed_count(c, np.ones(len(c))),
+    "output_throughput": lambda c: _completed_count(c, c.num_output),
+    "total_token_throughput": lambda c: _completed_count(c, c.input_tokens + c.num_output),
+    "goodput": lambda c: slo_columns(c).meets.astype(np.float64),
 }
 
 
@@ -54,28 +60,32 @@ class Sample:
     statistic: Statistic
 
 
+def _by_id(ids: Sequence[str], values: np.ndarray, keep: np.ndarray) -> dict[str, float]:
+    return {ids[int(i)]: float(values[i]) for i in np.flatnonzero(keep)}
+
+
 def request_samples(record: RunRecord, metric: str) -> Sample | None:
     """The request sample whose statistic is `record.summary[metric]`; None for a figure no request sample defines.
 
     Latencies: over completed requests (queueing: every scheduled one), in ms, as metrics.summarize. Attainment:
     1/0 per submitted request, its mean. Throughputs and goodput: per submitted request its count or tokens times
-    n / duration, so that their mean is the figure."""
+    n / duration, so that their mean is the figure. Computed from the record's columns (RunRecord.request_columns:
+    a stored record's rows are never built)."""
     match = _LATENCY.fullmatch(metric)
+    rate = metric in _RATES and float(record.summary.get("duration_s") or 0.0) > 0
+    if not match and metric != "slo_attainment" and not rate:
+        return None
+    cols, ids = record.request_columns(), record.request_ids()
     if match:
         stat, name = match.groups()
-        rows = record.requests if name == "queue" else [r for r in record.requests
-                                                         if r.status is Outcome.COMPLETED]
-        found = {r.id: _PER_REQUEST[name](r) for r in rows}
-        return Sample({i: 1000.0 * v for i, v in found.items() if v is not None}, statistic_for(stat))
+        values = _PER_REQUEST[name](cols) * 1000.0
+        which = np.ones(len(cols), dtype=np.bool_) if name == "queue" else cols.status == COMPLETED
+        return Sample(_by_id(ids, values, which & ~np.isnan(values)), statistic_for(stat))
+    everyone = np.ones(len(cols), dtype=np.bool_)
     if metric == "slo_attainment":
-        return Sample({r.id: 1.0 if meets_slos(r) else 0.0 for r in record.requests}, mean)
-    if metric in _RATES:
-        duration = float(record.summary.get("duration_s") or 0.0)
-        if duration <= 0:
-            return None
-        scale = len(record.requests) / duration
-        return Sample({r.id: _RATES[metric](r) * scale for r in record.requests}, mean)
-    return None
+        return Sample(_by_id(ids, slo_columns(cols).meets.astype(np.float64), everyone), mean)
+    scale = len(cols) / float(record.summary["duration_s"])
+    return Sample(_by_id(ids, _RATES[metric](cols) * scale, everyone), mean)
 
 
 def _figure(summary: dict, metric: str) -> float | None:
