@@ -82,16 +82,19 @@ def _clean(value: float | None) -> float | None:
 
 
 def distribution(
-    values: Sequence[float] | np.ndarray, percentiles: Iterable[float] = DEFAULT_PERCENTILES
+    values: Sequence[float] | np.ndarray, percentiles: Iterable[float] = DEFAULT_PERCENTILES, *, scratch: bool = False
 ) -> dict[str, float | None]:
-    """mean, median, std and pXX of `values` (linear interpolation, as numpy/vLLM); all None if empty."""
+    """mean, median, std and pXX of `values` (linear interpolation, as numpy/vLLM); all None if empty. `scratch`:
+    `values` is a float64 array its caller no longer needs, which may be reordered instead of copied (the
+    pooled ITLs of a big run: a copy of every token gap)."""
     percentiles = [float(p) for p in percentiles]
     keys = ["mean", "median", "std"] + [percentile_key(p) for p in percentiles]
     if len(values) == 0:
         return dict.fromkeys(keys)
     arr = np.asarray(values, dtype=float)
-    median, *points = np.percentile(arr, [50.0, *percentiles]).tolist()  # one partial sort for all of them
-    out: dict[str, float | None] = {"mean": _clean(arr.mean()), "median": _clean(median), "std": _clean(arr.std())}
+    mean, std = arr.mean(), arr.std()  # before the percentiles, which may reorder a scratch array
+    median, *points = np.percentile(arr, [50.0, *percentiles], overwrite_input=scratch).tolist()  # one partial sort
+    out: dict[str, float | None] = {"mean": _clean(mean), "median": _clean(median), "std": _clean(std)}
     for p, value in zip(percentiles, points):
         out[percentile_key(p)] = _clean(value)
     return out
@@ -610,7 +613,10 @@ def summarize_columns(
     }
     s.update(_latency_block("ttft", _defined(ttft_s_column(requests), completed), percentiles))
     s.update(_latency_block("tpot", _defined(tpot_s_column(requests), completed), percentiles))
-    s.update(_latency_block("itl", itls_s_pooled(requests, completed), percentiles))
+    itl_ms = itls_s_pooled(requests, completed)
+    itl_ms *= 1000.0  # in place, as _ms_column: the run's largest array is not copied
+    s.update({f"{stat}_itl_ms": value for stat, value in distribution(itl_ms, percentiles, scratch=True).items()})
+    del itl_ms
     s.update(_latency_block("e2el", _defined(e2el_s_column(requests), completed), percentiles))
     incl = _ms_column(_defined(tpot_incl_first_s_column(requests), completed))
     s["mean_tpot_incl_first_ms"] = _clean(float(np.mean(incl))) if len(incl) else None

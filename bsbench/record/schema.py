@@ -40,7 +40,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+
 from bsbench.errors import BsbenchError
+from bsbench.record.arrow_rows import TABLE_OF
 from bsbench.record.backend_part import FLAT_KEYS, BackendPart, RealPart, part_from_flat, part_from_json
 from bsbench.record.columns import TABLE_COLUMNS, RequestColumns
 from bsbench.record.lazy_rows import LazyRows
@@ -193,8 +196,17 @@ class RunRecord:
         """'<scheduler> @ <rate>' for messages."""
         return f"{self.config.scheduler} @ {self.config.rate:g}"
 
-    def _rows_unread(self) -> bool:
-        return self.store is not None and isinstance(self.requests, LazyRows) and not self.requests.loaded
+    def _rows_unread(self, kind: str = "requests") -> bool:
+        rows = getattr(self, kind)
+        return self.store is not None and isinstance(rows, LazyRows) and not rows.loaded
+
+    def rows_table(self, kind: str, columns: Sequence[str]) -> pa.Table:
+        """`columns` of the `kind` rows ('requests', 'steps', 'events'; record/arrow_rows.py names them) as an
+        Arrow table: read from the stored Parquet columns while those rows are unread, else made from the rows."""
+        if self._rows_unread(kind):
+            assert self.store is not None
+            return self.store.table(kind, list(columns))
+        return TABLE_OF[kind](getattr(self, kind)).select(list(columns))
 
     def request_columns(self) -> RequestColumns:
         """The request rows as numpy columns (record/columns.py), made once: from the stored Parquet columns while

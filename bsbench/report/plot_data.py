@@ -126,21 +126,24 @@ def _latencies(record: RunRecord) -> tuple[tuple[CensoredSample, ...], list[set[
 
 
 def _timelines(record: RunRecord) -> list[InstanceTimeline]:
-    """One InstanceTimeline per instance, in one pass over the step rows and one over the events."""
-    columns: dict[str | None, list[list[float]]] = {}
-    for step in record.steps:
-        cols: list[list[float]] | None = columns.get(step.instance)
-        if cols is None:
-            cols = columns[step.instance] = [[] for _ in range(1 + len(TIMELINE_KEYS))]  # start_s, then each key
-        cols[0].append(step.start_s)
-        for col, key in zip(cols[1:], TIMELINE_KEYS):
-            col.append(getattr(step, key))
+    """One InstanceTimeline per instance, from the steps' columns (read alone from a stored record) and one pass
+    over the events."""
+    table = record.rows_table("steps", ["start_s", "instance", *TIMELINE_KEYS])
+    starts_s = table.column("start_s").to_numpy()
+    values = {key: np.asarray(table.column(key).to_numpy(), dtype=float) for key in TIMELINE_KEYS}
+    instance_column = table.column("instance")
+    if instance_column.null_count == table.num_rows:  # one instance: every step
+        rows_of: dict[str | None, np.ndarray] = {None: np.arange(table.num_rows)}
+    else:
+        rows_of = {}
+        names = instance_column.to_pylist()
+        for name in dict.fromkeys(names):  # first-seen order
+            rows_of[name] = np.flatnonzero(np.array([n == name for n in names]))
+    columns = {name: [starts_s[at], *(values[key][at] for key in TIMELINE_KEYS)] for name, at in rows_of.items()}
     times: dict[tuple[str, str | None], list[float]] = {}
     for event in record.events:
         if event.kind in EVENT_KINDS:
             times.setdefault((event.kind, event.detail.get("instance")), []).append(event.t_s)
-    if not columns:
-        columns[None] = [[] for _ in range(1 + len(TIMELINE_KEYS))]
     out = []
     for instance, found in columns.items():
         xs = np.asarray(found[0], dtype=float)
