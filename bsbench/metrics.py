@@ -307,15 +307,21 @@ def lateness_s_column(requests: RequestColumns) -> np.ndarray:
     return np.where(np.isnan(late), np.nan, np.maximum(0.0, late))
 
 
-def itls_s_pooled(requests: RequestColumns, which: np.ndarray) -> np.ndarray:
-    """itls_s of the requests selected by the boolean mask `which`, pooled in request order."""
+def itls_s_pooled(requests: RequestColumns, which: np.ndarray, *, release_tokens: bool = False) -> np.ndarray:
+    """itls_s of the requests selected by the boolean mask `which`, pooled in request order. `release_tokens`:
+    the columns' token times are not read again, so they are let go once the gaps are taken (a run's largest
+    array: at 100k requests three copies of it were the run's peak memory)."""
     times, offsets = requests.token_times, requests.token_offsets
     if len(times) < 2:
         return np.empty(0)
     keep = np.repeat(which, np.diff(offsets))[1:]  # gap k ends at token k + 1: kept when its request is selected
     starts = offsets[1:-1]
     keep[starts[(starts > 0) & (starts < len(times))] - 1] = False  # a gap from one request's tokens to the next's
-    return np.diff(times)[keep]
+    gaps = np.diff(times)
+    if release_tokens:
+        del times
+        requests.token_times = np.empty(0)
+    return gaps[keep]
 
 
 def _last_token_s(requests: RequestColumns) -> np.ndarray:
@@ -569,7 +575,8 @@ def summarize(
     """The summary of one run. Every value is JSON-safe: numbers, None, strings, small dicts. `window`: how
     the measurement window is chosen (record/window.py; None: the default)."""
     return summarize_columns(RequestColumns.from_rows(requests), StepColumns.from_rows(steps), events, duration_s,
-                             num_kv_blocks=num_kv_blocks, percentiles=percentiles, window=window)
+                             num_kv_blocks=num_kv_blocks, percentiles=percentiles, window=window,
+                             release_tokens=True)
 
 
 def summarize_columns(
@@ -580,8 +587,10 @@ def summarize_columns(
     num_kv_blocks: int | None = None,
     percentiles: Sequence[float] = DEFAULT_PERCENTILES,
     window: WindowSpec | None = None,
+    release_tokens: bool = False,
 ) -> dict[str, Any]:
-    """summarize over the rows by column."""
+    """summarize over the rows by column. `release_tokens`: `requests` were made for this summary alone, and their
+    token times may be let go once read (itls_s_pooled)."""
     percentiles = tuple(float(p) for p in percentiles)
     n = len(requests)
     completed = requests.status == COMPLETED
@@ -611,9 +620,12 @@ def summarize_columns(
         "total_token_throughput": _per_second(prompt_tokens + output_tokens, duration_s),
         "generated_token_throughput": _per_second(generated, duration_s),
     }
+    slos = slo_columns(requests)
+    # before the ITLs, which may let the token times go
+    steady_block = window_metrics_columns(requests, resolve_window(arrivals, window), percentiles, slos)
     s.update(_latency_block("ttft", _defined(ttft_s_column(requests), completed), percentiles))
     s.update(_latency_block("tpot", _defined(tpot_s_column(requests), completed), percentiles))
-    itl_ms = itls_s_pooled(requests, completed)
+    itl_ms = itls_s_pooled(requests, completed, release_tokens=release_tokens)
     itl_ms *= 1000.0  # in place, as _ms_column: the run's largest array is not copied
     s.update({f"{stat}_itl_ms": value for stat, value in distribution(itl_ms, percentiles, scratch=True).items()})
     del itl_ms
@@ -622,12 +634,11 @@ def summarize_columns(
     s["mean_tpot_incl_first_ms"] = _clean(float(np.mean(incl))) if len(incl) else None
     s["median_tpot_incl_first_ms"] = _clean(float(np.median(incl))) if len(incl) else None
     s.update(_latency_block("queue", _defined(queue_s_column(requests), everyone), percentiles))
-    slos = slo_columns(requests)
     s.update(_slo_metrics(slos, everyone, duration_s))
     s.update(_step_metrics(steps, duration_s, percentiles))
     s.update(_event_metrics(requests, events))
     s.update(_client_metrics(requests, percentiles))
-    s.update(window_metrics_columns(requests, resolve_window(arrivals, window), percentiles, slos))
+    s.update(steady_block)
     s["num_kv_blocks"] = num_kv_blocks
     s["percentiles"] = list(percentiles)
     return s

@@ -28,7 +28,7 @@ from bsbench.record.arrow_rows import check_schema
 ROW_KINDS = ("requests", "steps", "events")
 ROWS_FORMAT = "parquet"
 ROWS_SUFFIX = ".rows"
-ROWS_PER_GROUP = 4096
+ROWS_PER_GROUP = 1024
 
 
 def encode_rows(rows: Sequence[Any], to_table: Callable[[Sequence[Any]], pa.Table], schema: pa.Schema,
