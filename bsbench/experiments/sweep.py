@@ -8,6 +8,7 @@ again into the same folder skips the runs whose complete record is already
 there. Layout of the output folder:
 
     OUT/runs/*.json          one run record per run (a damaged one is renamed *.json.damaged and its run redone)
+    OUT/runs/*.rows/         each record's rows (Parquet: record/store.py)
     OUT/sweep_summary.json   the grid, each run's key, record path and headline metrics
     OUT/*.png                plots against the rate (bsbench.report.plots_sweep)
     OUT/report.html          the self-contained report page (bsbench.report.html_report)
