@@ -240,3 +240,23 @@ def test_breakdown_round_trips_and_is_checked(tmp_path):
                          ({"queue_s": -1, "prefill_s": 0, "decode_s": 0, "preempted_s": 0}, "must not be negative")):
         with pytest.raises(ValueError, match=re.escape(message)):
             RequestRow.from_json({**row, "breakdown": bad})
+
+
+@pytest.mark.parametrize("record_tokens", [False, True])
+def test_rows_made_as_requests_end_equal_rows_made_after_the_run(record_tokens):
+    from bsbench.backends.record_build import EndedRows
+
+    def run(on_ended):
+        ctx = make_context(num_blocks=40, block_size=4)
+        clock = VirtualClock(tick_s=TICK)
+        policy = ContinuousScheduler(ContinuousOptions(max_num_seqs=16), ctx)
+        return Engine(policy, DyadicCostRunner(ctx, clock), events=ctx.events, blocks=ctx.block_manager,
+                      clock=clock, on_ended=on_ended).run(dyadic_requests(24, seed=5, max_prompt=30, max_out=30))
+
+    ended = EndedRows(record_tokens)
+    streamed = run(ended)
+    assert len(ended.rows) == 24  # every request's row was made as it ended
+    after = run(None)
+    assert ended.of(streamed.states) == [request_row(s, record_tokens) for s in after.states]
+    assert all(s.num_output > 0 for s in streamed.states)
+    assert all(bool(s.output_ids) == record_tokens for s in streamed.states)  # not recorded: let go as it ended

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from bsbench import metrics
@@ -54,6 +56,26 @@ def request_row(state: RequestState, record_tokens: bool) -> RequestRow:
     )
 
 
+@dataclass(slots=True)
+class EndedRows:
+    """The engine's `on_ended`: each request's record row, made as the request ends. Unless the run records
+    tokens, the ended request's output ids are let go then (RequestState.release_output_ids): the engine so holds
+    no id of a finished request (3.3M of them at the end of a 10k-request ShareGPT run)."""
+
+    record_tokens: bool
+    rows: dict[str, RequestRow] = field(default_factory=dict)
+
+    def __call__(self, ended: list[RequestState]) -> None:
+        for state in ended:
+            self.rows[state.id] = request_row(state, self.record_tokens)
+            if not self.record_tokens:
+                state.release_output_ids()
+
+    def of(self, states: Sequence[RequestState]) -> list[RequestRow]:
+        """The row of every state, in `states` order: the one made as it ended, else one made now."""
+        return [self.rows.get(s.id) or request_row(s, self.record_tokens) for s in states]
+
+
 def record_config(workload: Workload, config: RunConfig, session: ModelSession, options: Any) -> RecordConfig:
     """The RecordConfig a run of `config` on `workload` in `session` carries; `options` is the policy's options
     dataclass (effective, defaults filled in). The sweep keys runs on it before they run (sweep.run_key)."""
@@ -96,7 +118,9 @@ def planned_record_config(workload: Workload, config: RunConfig, session: ModelS
 
 
 def make_record(workload: Workload, config: RunConfig, session: ModelSession, options: Any,
-                 policy_summary: dict[str, Any], result: EngineResult, gpu: dict[str, Any]) -> RunRecord:
+                policy_summary: dict[str, Any], result: EngineResult, gpu: dict[str, Any],
+                ended: EndedRows | None = None) -> RunRecord:
+    """The run's record; `ended`: the rows made as requests ended (the others are made here)."""
     run_config = record_config(workload, config, session, options)
     environment = environment_of(session)
     if gpu:
@@ -114,7 +138,7 @@ def make_record(workload: Workload, config: RunConfig, session: ModelSession, op
         environment=environment,
         workload=WorkloadInfo(workload.name, workload.fingerprint(), len(workload.requests), workload.tokenizer,
                               dict(workload.spec), dict(workload.load_report)),
-        requests=[request_row(s, config.record_tokens) for s in result.states],
+        requests=(ended or EndedRows(config.record_tokens)).of(result.states),
         steps=result.steps,
         events=result.events.events,
         scheduler=scheduler_summary,

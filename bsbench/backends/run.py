@@ -22,7 +22,7 @@ from bsbench.backends.config import RunConfig
 from bsbench.backends.factory import backend_for, cluster_setting_of
 from bsbench.backends.fit_checks import check_workload_fits
 from bsbench.backends.policy_build import build_policy
-from bsbench.backends.record_build import make_record
+from bsbench.backends.record_build import EndedRows, make_record
 from bsbench.backends.session import ModelSession
 from bsbench.engine.loop import Engine, ProgressFn
 from bsbench.environment import GpuSampler
@@ -86,11 +86,13 @@ def run_benchmark(
         cluster = build_cluster(config, setting, workload, shown)
     sampler = GpuSampler(session.device)
     label = f"{config.scheduler} @ {format_rate(workload.spec.get('rate', math.inf))} req/s"
+    ended: EndedRows | None = None  # a cluster's requests move between instances: its rows are made at the end
     with shown.task(label, total=len(workload.requests), unit="requests") as task:
         if cluster is None:
+            ended = EndedRows(config.record_tokens)  # rows made as requests end (record_build.EndedRows)
             engine: Any = Engine(scheduler, session.runner, events=scheduler.ctx.events,
                                  blocks=scheduler.ctx.block_manager, clock=session.clock,
-                                 on_progress=_engine_progress(task))
+                                 on_progress=_engine_progress(task), on_ended=ended)
         else:
             engine = cluster.make_engine(_engine_progress(task))
         sampler.start()
@@ -100,7 +102,7 @@ def run_benchmark(
         options, summary = scheduler.options, scheduler.summary()
     else:
         options, summary = cluster.options, cluster.summary()
-    record = make_record(workload, config, session, options, summary, result, gpu)
+    record = make_record(workload, config, session, options, summary, result, gpu, ended)
     if save:
         save_record(record, config.out_dir)
     if not result.complete:

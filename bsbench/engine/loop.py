@@ -67,6 +67,7 @@ class StopRun(KeyboardInterrupt):
 
 
 ProgressFn = Callable[[int, int, int], None]  # (ended, submitted, tokens generated so far)
+EndedFn = Callable[[list[RequestState]], None]  # requests that reached a final status, as they end
 
 STALLED = "no instance can run and nothing is pending"
 
@@ -76,7 +77,7 @@ class Loop:
     An instance whose clock is `clock` runs its steps synchronously; any other has a clock of its own."""
 
     def __init__(self, instances: Sequence[Instance], clock: Clock, *, coordinator: Coordinator | None = None,
-                 on_progress: ProgressFn | None = None) -> None:
+                 on_progress: ProgressFn | None = None, on_ended: EndedFn | None = None) -> None:
         if not instances:
             raise ValueError("the loop needs at least one instance")
         if coordinator is None and len(instances) > 1:
@@ -85,6 +86,7 @@ class Loop:
         self.clock = clock
         self.coordinator = coordinator
         self.on_progress = on_progress
+        self.on_ended = on_ended
 
     def run(self, requests: list[RequestSpec]) -> EngineResult:
         """Replay `requests` (each admitted when the clock passes its arrival time) until all have ended."""
@@ -233,7 +235,14 @@ class Loop:
             self.coordinator.drain(now, reason)
 
     def _take_ended(self) -> int:
-        return sum(len(instance.policy.take_ended()) for instance in self.instances)
+        """How many requests ended since the last call; `on_ended` gets those whose status is final."""
+        count = 0
+        for instance in self.instances:
+            ended = instance.policy.take_ended()
+            count += len(ended)
+            if self.on_ended is not None and ended:
+                self.on_ended([state for state in ended if state.status.is_final])
+        return count
 
     def _events(self) -> EventLog:
         """The one instance's event log, or every instance's merged by time, each event naming its instance."""
@@ -259,9 +268,11 @@ class Engine(Loop):
         blocks: BlockManager,
         clock: Clock | None = None,
         on_progress: ProgressFn | None = None,
+        on_ended: EndedFn | None = None,
     ) -> None:
         clock = clock or WallClock()
-        super().__init__([Instance(scheduler, runner, blocks, events, clock)], clock, on_progress=on_progress)
+        super().__init__([Instance(scheduler, runner, blocks, events, clock)], clock, on_progress=on_progress,
+                         on_ended=on_ended)
 
     @property
     def instance(self) -> Instance:

@@ -56,6 +56,7 @@ class RequestState:
     transfer_end_s: float | None = None
     # free-form per-policy annotations that end up in the run record (e.g. predicted length)
     notes: dict[str, object] = field(default_factory=dict)
+    released_output: int = 0  # output ids let go after the request ended (release_output_ids), still counted
     phases: PhaseTimer = field(init=False)
 
     def __post_init__(self) -> None:
@@ -76,7 +77,15 @@ class RequestState:
 
     @property
     def num_output(self) -> int:
-        return len(self.output_ids)
+        return len(self.output_ids) + self.released_output
+
+    def release_output_ids(self) -> None:
+        """Let an ended request's output ids go (a run that does not record them held millions: one per token);
+        `num_output` still counts them."""
+        if not self.status.is_final:
+            raise ValueError(f"request {self.id} is still running: its output ids feed its next step")
+        self.released_output += len(self.output_ids)
+        self.output_ids = []
 
     @property
     def target_len(self) -> int:
