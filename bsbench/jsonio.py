@@ -73,12 +73,17 @@ def write_json_atomic(obj: Any, path: Path, indent: int | None = 1) -> Path:
 
 def write_text_atomic(text: str, path: Path) -> Path:
     """Write `text` to `path` atomically (a temp file in the same folder, fsync, then os.replace); the path."""
+    return write_bytes_atomic(text.encode("utf-8"), path)
+
+
+def write_bytes_atomic(data: bytes, path: Path) -> Path:
+    """Write `data` to `path` atomically (a temp file in the same folder, fsync, then os.replace); the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = open_temp_beside(path.parent, path.name)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)

@@ -107,7 +107,6 @@ class RequestColumns:
             token_offsets=offsets,
         )
 
-
     @classmethod
     def from_table(cls, table: pa.Table) -> RequestColumns:
         """The columns of request rows kept by column (an Arrow table with TABLE_COLUMNS of REQUEST_SCHEMA),

@@ -48,11 +48,10 @@ from bsbench.record.backend_part import FLAT_KEYS, BackendPart, RealPart, part_f
 from bsbench.record.columns import TABLE_COLUMNS, RequestColumns
 from bsbench.record.lazy_rows import LazyRows
 from bsbench.record.rows import EventRow, RequestRow, StepRow
-from bsbench.record.store import RowStore
+from bsbench.record.store import ROW_KINDS, RowStore
 
 SCHEMA_VERSION = 7
 READABLE_VERSIONS = (2, 3, 4, 5, 6, 7)  # 3, 4, 6 added optional parts; 5 moved the backend's fields; 7 the rows
-ROW_LISTS = ("requests", "steps", "events")
 
 
 @dataclass(slots=True)
@@ -277,11 +276,11 @@ class RunRecord:
         """Parse and check a record's JSON with its rows inline (any readable version; 'inf' strings already
         decoded); ValueError says what is wrong."""
         check_version(obj)
-        for key in ROW_LISTS:
+        for key in ROW_KINDS:
             if not isinstance(obj.get(key), list):
                 raise ValueError(f"'{key}' is missing or not a list")
         rows = {key: [_row(kind, r, key[:-1], i) for i, r in enumerate(obj[key])]
-                for key, kind in zip(ROW_LISTS, (RequestRow, StepRow, EventRow), strict=True)}
+                for key, kind in zip(ROW_KINDS, (RequestRow, StepRow, EventRow), strict=True)}
         return cls.from_header(obj, rows)
 
     def check(self) -> None:

@@ -12,7 +12,6 @@ Parquet footers until a report asks for rows, and then only the columns it asks 
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from bsbench.errors import BsbenchError
-from bsbench.jsonio import open_temp_beside
+from bsbench.jsonio import write_bytes_atomic
 from bsbench.record.arrow_rows import check_schema
 
 ROW_KINDS = ("requests", "steps", "events")
@@ -41,19 +40,6 @@ def encode_rows(rows: Sequence[Any], to_table: Callable[[Sequence[Any]], pa.Tabl
             writer.write_table(to_table(rows[start:start + chunk]))
     data: bytes = sink.getvalue().to_pybytes()
     return data
-
-
-def write_bytes_atomic(data: bytes, path: Path) -> None:
-    """`data` into `path`: a temp file beside it, fsync, then os.replace."""
-    fd, tmp = open_temp_beside(path.parent, path.name)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
 
 
 def write_rows_folder(folder: Path, files: dict[str, bytes]) -> None:
